@@ -1,0 +1,99 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+)
+
+// Delivery configures the deliver module (owned by modules/deliver).
+type Delivery struct {
+	// RetrySchedule is the delay before each attempt after the first failure
+	// (ETHHOOK_DELIVERY_RETRY_SCHEDULE=0s,5s,5m,30m,2h,5h,10h,10h).
+	RetrySchedule []string `mapstructure:"retry_schedule"`
+	// AllowCIDRs lets webhooks reach otherwise refused private ranges
+	// (ETHHOOK_DELIVERY_ALLOW_CIDRS=127.0.0.0/8,10.0.0.0/8).
+	AllowCIDRs     []string      `mapstructure:"allow_cidrs"`
+	ConnectTimeout time.Duration `mapstructure:"connect_timeout"`
+	Timeout        time.Duration `mapstructure:"timeout"`
+	// ConcurrencyPerEndpoint caps in-flight requests to one endpoint.
+	ConcurrencyPerEndpoint int `mapstructure:"concurrency_per_endpoint"`
+	// DisableAfter disables an endpoint that has failed without a success for this long.
+	DisableAfter time.Duration `mapstructure:"disable_after"`
+	// SecretOverlap is how long the old secret still signs after a rotation.
+	SecretOverlap time.Duration `mapstructure:"secret_overlap"`
+}
+
+// DefaultDelivery holds the delivery defaults.
+func DefaultDelivery() Delivery {
+	return Delivery{
+		RetrySchedule:          []string{"0s", "5s", "5m", "30m", "2h", "5h", "10h", "10h"},
+		ConnectTimeout:         5 * time.Second,
+		Timeout:                15 * time.Second,
+		ConcurrencyPerEndpoint: 10,
+		DisableAfter:           5 * 24 * time.Hour,
+		SecretOverlap:          24 * time.Hour,
+	}
+}
+
+// Schedule parses RetrySchedule.
+func (c Delivery) Schedule() ([]time.Duration, error) {
+	return ParseSchedule(c.RetrySchedule)
+}
+
+// ParseSchedule parses a list of retry delays ("0s", "5s", "5m", ...).
+func ParseSchedule(items []string) ([]time.Duration, error) {
+	if len(items) == 0 {
+		return nil, fmt.Errorf("needs at least one delay")
+	}
+	out := make([]time.Duration, 0, len(items))
+	for i, s := range items {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 {
+			return nil, fmt.Errorf("item %d %q is not a non-negative duration like 5s or 2h", i+1, s)
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// AllowedPrefixes parses AllowCIDRs.
+func (c Delivery) AllowedPrefixes() ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(c.AllowCIDRs))
+	for _, s := range c.AllowCIDRs {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a CIDR like 127.0.0.0/8", s)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+// Validate checks the delivery settings.
+func (c Delivery) Validate() error {
+	var errs []error
+	if _, err := c.Schedule(); err != nil {
+		errs = append(errs, fmt.Errorf("delivery.retry_schedule (ETHHOOK_DELIVERY_RETRY_SCHEDULE): %w", err))
+	}
+	if _, err := c.AllowedPrefixes(); err != nil {
+		errs = append(errs, fmt.Errorf("delivery.allow_cidrs (ETHHOOK_DELIVERY_ALLOW_CIDRS): %w", err))
+	}
+	if c.ConnectTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("delivery.connect_timeout: must be positive, got %s", c.ConnectTimeout))
+	}
+	if c.Timeout <= 0 {
+		errs = append(errs, fmt.Errorf("delivery.timeout: must be positive, got %s", c.Timeout))
+	}
+	if c.ConcurrencyPerEndpoint < 1 {
+		errs = append(errs, fmt.Errorf("delivery.concurrency_per_endpoint: must be at least 1, got %d", c.ConcurrencyPerEndpoint))
+	}
+	if c.DisableAfter <= 0 {
+		errs = append(errs, fmt.Errorf("delivery.disable_after: must be positive, got %s", c.DisableAfter))
+	}
+	if c.SecretOverlap < 0 {
+		errs = append(errs, fmt.Errorf("delivery.secret_overlap: must not be negative"))
+	}
+	return errors.Join(errs...)
+}

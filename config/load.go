@@ -1,0 +1,167 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+)
+
+// DefaultFile is read when --config is not given and it exists.
+const DefaultFile = "ethhook.yaml"
+
+// envAliases are the environment names of the original review that keep
+// working beside ETHHOOK_*; the ETHHOOK_ name wins when both are set.
+var envAliases = map[string][]string{
+	"metrics_port":      {"METRICS_PORT"},
+	"dedup_ttl_seconds": {"DEDUP_TTL_SECONDS"},
+	"admin.jwt_secret":  {"ETHHOOK_JWT_SECRET"},
+}
+
+// EnvNames lists the environment variables that set a key, preferred first.
+func EnvNames(key string) []string {
+	return append([]string{"ETHHOOK_" + strings.ToUpper(strings.NewReplacer(".", "_", "-", "_").Replace(key))}, envAliases[key]...)
+}
+
+// Options says where Load reads from besides the environment.
+type Options struct {
+	// File is --config; empty means ./ethhook.yaml when it exists.
+	File string
+	// Flags are bound to the keys in FlagKeys (flag name -> config key);
+	// a flag set on the command line wins over everything.
+	Flags    *pflag.FlagSet
+	FlagKeys map[string]string
+}
+
+// Load builds the effective configuration (flags > environment > file >
+// defaults) and validates it.
+func Load(opts Options) (Config, error) {
+	cfg, err := load(opts)
+	if err != nil {
+		return cfg, err
+	}
+	return cfg, cfg.Validate()
+}
+
+func load(opts Options) (Config, error) {
+	v := viper.New()
+	for key, val := range leaves(reflect.ValueOf(Defaults()), "") {
+		v.SetDefault(key, val)
+		if err := v.BindEnv(append([]string{key}, EnvNames(key)...)...); err != nil {
+			return Config{}, err
+		}
+	}
+	file := opts.File
+	if file == "" {
+		if _, err := os.Stat(DefaultFile); err == nil {
+			file = DefaultFile
+		}
+	}
+	if file != "" {
+		v.SetConfigFile(file)
+		v.SetConfigType("yaml")
+		if err := v.ReadInConfig(); err != nil {
+			return Config{}, fmt.Errorf("read config file %s: %w", file, err)
+		}
+	}
+	if opts.Flags != nil {
+		for name, key := range opts.FlagKeys {
+			if f := opts.Flags.Lookup(name); f != nil {
+				if err := v.BindPFlag(key, f); err != nil {
+					return Config{}, fmt.Errorf("bind flag --%s: %w", name, err)
+				}
+			}
+		}
+	}
+	var cfg Config
+	hook := viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
+		mapstructure.StringToTimeDurationHookFunc(),
+		mapstructure.StringToSliceHookFunc(","),
+	))
+	if err := v.UnmarshalExact(&cfg, hook); err != nil {
+		return Config{}, fmt.Errorf("invalid config: %w", unwrapDecodeError(err))
+	}
+	if !v.IsSet("redis.url") || v.Get("redis.url") == Defaults().Redis.URL {
+		if u := legacyRedisURL(cfg.Redis.URL); u != "" {
+			cfg.Redis.URL = u
+		}
+	}
+	cfg.Chains = resolveChains(cfg.Chains, os.Getenv)
+	return cfg, nil
+}
+
+// legacyRedisURL builds a URL from REDIS_HOST, REDIS_PORT and REDIS_PASSWORD
+// when any is set and ETHHOOK_REDIS_URL is not.
+func legacyRedisURL(current string) string {
+	if os.Getenv("ETHHOOK_REDIS_URL") != "" {
+		return ""
+	}
+	host, port, pass := os.Getenv("REDIS_HOST"), os.Getenv("REDIS_PORT"), os.Getenv("REDIS_PASSWORD")
+	if host == "" && port == "" && pass == "" {
+		return ""
+	}
+	u, err := url.Parse(current)
+	if err != nil {
+		return ""
+	}
+	h, p := u.Hostname(), u.Port()
+	if host != "" {
+		h = host
+	}
+	if port != "" {
+		p = port
+	}
+	if p == "" {
+		p = "6379"
+	}
+	u.Host = h + ":" + p
+	if pass != "" {
+		u.User = url.UserPassword("", pass)
+	}
+	return u.String()
+}
+
+func unwrapDecodeError(err error) error {
+	var de *mapstructure.DecodeError
+	if errors.As(err, &de) {
+		return err
+	}
+	return err
+}
+
+// leaves maps every scalar (and scalar-list) key of a config struct to its
+// value, using the mapstructure tags: "log.level" -> "info". Lists of
+// structs (chains) have no defaults and are left out.
+func leaves(v reflect.Value, prefix string) map[string]any {
+	out := map[string]any{}
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag := f.Tag.Get("mapstructure")
+		if tag == "" || !f.IsExported() {
+			continue
+		}
+		key := prefix + tag
+		fv := v.Field(i)
+		switch {
+		case fv.Kind() == reflect.Struct && fv.Type() != reflect.TypeOf(time.Duration(0)):
+			for k, val := range leaves(fv, key+".") {
+				out[k] = val
+			}
+		case fv.Kind() == reflect.Slice && fv.Type().Elem().Kind() == reflect.Struct:
+		default:
+			out[key] = fv.Interface()
+		}
+	}
+	return out
+}
+
+// Keys lists every configuration key with its default, for help texts.
+func Keys() map[string]any { return leaves(reflect.ValueOf(Defaults()), "") }

@@ -1,0 +1,75 @@
+package config
+
+import (
+	"reflect"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// MaskedYAML renders the effective configuration as YAML with secrets
+// masked: passwords and API-key paths in URLs, keys and JWT secrets.
+func (c Config) MaskedYAML() ([]byte, error) {
+	return yaml.Marshal(masked(reflect.ValueOf(c)))
+}
+
+func masked(v reflect.Value) any {
+	switch v.Kind() {
+	case reflect.Struct:
+		if d, ok := v.Interface().(time.Duration); ok {
+			return d.String()
+		}
+		m := map[string]any{}
+		t := v.Type()
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			tag := f.Tag.Get("mapstructure")
+			if tag == "" || !f.IsExported() {
+				continue
+			}
+			m[tag] = maskField(v.Field(i), f.Tag.Get("secret"))
+		}
+		return m
+	case reflect.Slice:
+		out := make([]any, v.Len())
+		for i := range out {
+			out[i] = masked(v.Index(i))
+		}
+		return out
+	case reflect.Pointer:
+		if v.IsNil() {
+			return nil
+		}
+		return masked(v.Elem())
+	case reflect.Int64:
+		if d, ok := v.Interface().(time.Duration); ok {
+			return d.String()
+		}
+	}
+	return v.Interface()
+}
+
+func maskField(v reflect.Value, how string) any {
+	switch how {
+	case "true":
+		if v.String() == "" {
+			return ""
+		}
+		return "********"
+	case "password":
+		return redactPassword(v.String())
+	case "url":
+		if v.Kind() == reflect.Slice {
+			out := make([]string, v.Len())
+			for i := range out {
+				out[i] = redactURL(v.Index(i).String())
+			}
+			return out
+		}
+		if v.String() == "" {
+			return ""
+		}
+		return redactURL(v.String())
+	}
+	return masked(v)
+}
