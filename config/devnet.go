@@ -9,34 +9,88 @@ import (
 
 // Devnet configures the built-in simulated chain (owned by modules/devnet).
 type Devnet struct {
-	Addr          string        `mapstructure:"addr"`
-	ChainID       uint64        `mapstructure:"chain_id"`
-	Seed          int64         `mapstructure:"seed"`
-	BlockTime     time.Duration `mapstructure:"block_time"`
-	LogsPerBlock  int           `mapstructure:"logs_per_block"`
-	MaxLogRange   uint64        `mapstructure:"max_log_range"`
-	MaxLogResults int           `mapstructure:"max_log_results"`
+	Addr    string `mapstructure:"addr"`
+	ChainID uint64 `mapstructure:"chain_id"`
+	// Seed makes the chain deterministic: the same seed and the same
+	// operations give the same blocks, hashes and logs.
+	Seed      int64         `mapstructure:"seed"`
+	BlockTime time.Duration `mapstructure:"block_time"`
+	// LogsPerBlock is the average number of logs per block (exact with
+	// FixedLogs).
+	LogsPerBlock int  `mapstructure:"logs_per_block"`
+	FixedLogs    bool `mapstructure:"fixed_logs"`
+	// MaxLogRange and MaxLogResults make eth_getLogs answer provider-like
+	// -32005 errors beyond that many blocks / results; 0 = unlimited.
+	MaxLogRange   uint64 `mapstructure:"max_log_range"`
+	MaxLogResults int    `mapstructure:"max_log_results"`
+	// FinalizedDepth is how many blocks the "finalized" tag lags the head.
+	FinalizedDepth uint64 `mapstructure:"finalized_depth"`
+
+	// Automatic faults, counted in mined blocks; 0 disables each.
+	ReorgEvery     int           `mapstructure:"reorg_every"`
+	ReorgDepth     int           `mapstructure:"reorg_depth"`
+	SkipEvery      int           `mapstructure:"skip_every"`
+	SkipCount      int           `mapstructure:"skip_count"`
+	DropEvery      int           `mapstructure:"drop_every"`
+	StallEvery     int           `mapstructure:"stall_every"`
+	StallFor       time.Duration `mapstructure:"stall_for"`
+	MalformedEvery int           `mapstructure:"malformed_every"`
+	RateLimitEvery int           `mapstructure:"rate_limit_every"`
+	EmptyLogsEvery int           `mapstructure:"empty_logs_every"`
 }
 
 // DefaultDevnet holds the devnet defaults.
 func DefaultDevnet() Devnet {
-	return Devnet{Addr: "127.0.0.1:8545", ChainID: DevnetChainID, Seed: 1, BlockTime: time.Second, LogsPerBlock: 20}
+	return Devnet{
+		Addr: "127.0.0.1:8545", ChainID: DevnetChainID, Seed: 1, BlockTime: time.Second, LogsPerBlock: 20,
+		FinalizedDepth: 64, ReorgDepth: 1, SkipCount: 3, StallFor: 2 * time.Second,
+	}
 }
 
 // Validate checks the devnet settings.
 func (d Devnet) Validate() error {
 	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("devnet.%s: %s", key, fmt.Sprintf(format, args...)))
+	}
 	if _, _, err := net.SplitHostPort(d.Addr); err != nil {
-		errs = append(errs, fmt.Errorf("devnet.addr: must be host:port, got %q", d.Addr))
+		bad("addr", "must be host:port, got %q", d.Addr)
 	}
 	if d.ChainID == 0 {
-		errs = append(errs, fmt.Errorf("devnet.chain_id: must not be 0"))
+		bad("chain_id", "must not be 0")
 	}
 	if d.BlockTime <= 0 {
-		errs = append(errs, fmt.Errorf("devnet.block_time: must be > 0, got %s", d.BlockTime))
+		bad("block_time", "must be > 0, got %s", d.BlockTime)
 	}
-	if d.LogsPerBlock < 0 {
-		errs = append(errs, fmt.Errorf("devnet.logs_per_block: must not be negative"))
+	if d.LogsPerBlock < 0 || d.LogsPerBlock > 100_000 {
+		bad("logs_per_block", "must be 0..100000, got %d", d.LogsPerBlock)
+	}
+	if d.MaxLogResults < 0 {
+		bad("max_log_results", "must not be negative, got %d", d.MaxLogResults)
+	}
+	for _, f := range []struct {
+		key string
+		v   int
+	}{
+		{"reorg_every", d.ReorgEvery}, {"skip_every", d.SkipEvery}, {"drop_every", d.DropEvery},
+		{"stall_every", d.StallEvery}, {"malformed_every", d.MalformedEvery},
+		{"rate_limit_every", d.RateLimitEvery}, {"empty_logs_every", d.EmptyLogsEvery},
+	} {
+		if f.v < 0 {
+			bad(f.key, "must not be negative (0 disables), got %d", f.v)
+		}
+	}
+	if d.ReorgEvery > 0 && d.ReorgDepth < 1 {
+		bad("reorg_depth", "must be >= 1 when reorg_every is set, got %d", d.ReorgDepth)
+	}
+	if d.ReorgEvery > 0 && d.FinalizedDepth > 0 && uint64(d.ReorgDepth) >= d.FinalizedDepth {
+		bad("reorg_depth", "must be below finalized_depth (%d), got %d", d.FinalizedDepth, d.ReorgDepth)
+	}
+	if d.SkipEvery > 0 && d.SkipCount < 1 {
+		bad("skip_count", "must be >= 1 when skip_every is set, got %d", d.SkipCount)
+	}
+	if d.StallEvery > 0 && d.StallFor <= 0 {
+		bad("stall_for", "must be > 0 when stall_every is set, got %s", d.StallFor)
 	}
 	return errors.Join(errs...)
 }

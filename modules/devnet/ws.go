@@ -317,3 +317,16 @@ func (n *Node) maybeMalform(f []byte) []byte {
 		return []byte(`{"jsonrpc":"2.0","id":987654321987,"result":"0x0"}`)
 	}
 }
+
+// closeAll closes every WebSocket connection with a close frame.
+func (n *Node) closeAll() {
+	n.connsMu.Lock()
+	conns := make([]*wsConn, 0, len(n.conns))
+	for c := range n.conns {
+		conns = append(conns, c)
+	}
+	n.connsMu.Unlock()
+	for _, c := range conns {
+		c.close(false)
+	}
+}
