@@ -83,6 +83,8 @@ type Node struct {
 	branch   uint64
 
 	stallUntil atomic.Int64 // unix nanos
+	stallMu    sync.Mutex
+	stallCh    chan struct{} // closed and replaced whenever Stall changes
 	malformed  atomic.Int64
 	malformSeq atomic.Uint64
 	ratelimit  atomic.Int64
@@ -124,6 +126,7 @@ func New(cfg Config) *Node {
 		emptyOnce:    make(map[common.Hash]bool),
 		conns:        make(map[*wsConn]struct{}),
 		requests:     make(map[string]uint64),
+		stallCh:      make(chan struct{}),
 	}
 	if s := uint64(cfg.BlockTime.Round(time.Second) / time.Second); s > 1 {
 		n.secsPerBlock = s
@@ -270,9 +273,14 @@ func (n *Node) Reorg(depth int) []Block {
 	return publicBlocks(bs)
 }
 
-// Stall stops answering requests and sending notifications for d.
+// Stall stops answering requests and sending notifications for d. A later
+// call replaces the deadline (Stall(0) ends a stall now).
 func (n *Node) Stall(d time.Duration) {
+	n.stallMu.Lock()
 	n.stallUntil.Store(time.Now().Add(d).UnixNano())
+	close(n.stallCh)
+	n.stallCh = make(chan struct{})
+	n.stallMu.Unlock()
 }
 
 // MalformedNext makes the next k outgoing WebSocket frames malformed, cycling
@@ -379,7 +387,13 @@ func publicBlocks(bs []*block) []Block {
 
 // waitStall blocks while the node is stalled, or until done closes.
 func (n *Node) waitStall(done <-chan struct{}) bool {
+	if time.Now().UnixNano() >= n.stallUntil.Load() {
+		return true
+	}
 	for {
+		n.stallMu.Lock()
+		changed := n.stallCh
+		n.stallMu.Unlock()
 		d := time.Until(time.Unix(0, n.stallUntil.Load()))
 		if d <= 0 {
 			return true
@@ -389,6 +403,8 @@ func (n *Node) waitStall(done <-chan struct{}) bool {
 		case <-done:
 			t.Stop()
 			return false
+		case <-changed:
+			t.Stop()
 		case <-t.C:
 		}
 	}
