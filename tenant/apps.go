@@ -1,0 +1,239 @@
+package tenant
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/ethhook/ethhook/hook"
+)
+
+// DefaultPlanID is the plan a new application gets when none is named.
+const DefaultPlanID = "free"
+
+// Application is a tenant: it owns endpoints, messages, API keys and usage.
+type Application struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	PlanID    string    `json:"plan_id"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// ApplicationFilter narrows ListApplications.
+type ApplicationFilter struct {
+	Name   string // case-insensitive substring of the name
+	PlanID string // exact plan id
+}
+
+// ApplicationUpdate holds the fields to change; nil leaves a field alone.
+type ApplicationUpdate struct {
+	Name   *string
+	PlanID *string
+}
+
+func validateAppName(name string) error {
+	name = strings.TrimSpace(name)
+	if name == "" {
+		return invalid("name", "is required")
+	}
+	if utf8.RuneCountInString(name) > 200 {
+		return invalid("name", "must be at most 200 characters")
+	}
+	return nil
+}
+
+const appCols = `a.id, a.name, a.plan_id, a.created_at, a.updated_at`
+
+func scanApp(row pgx.Row) (Application, error) {
+	var a Application
+	err := row.Scan(&a.ID, &a.Name, &a.PlanID, &a.CreatedAt, &a.UpdatedAt)
+	return a, err
+}
+
+// CreateApplication creates an application. Admins may name any plan
+// (empty = DefaultPlanID); members get the default plan and become members
+// of the new application; API keys cannot create applications.
+func (s *Store) CreateApplication(ctx context.Context, scope hook.Scope, name, planID string) (Application, error) {
+	if !scope.Admin && scope.UserID == "" {
+		return Application{}, fmt.Errorf("create application: %w", ErrForbidden)
+	}
+	if err := validateAppName(name); err != nil {
+		return Application{}, err
+	}
+	name = strings.TrimSpace(name)
+	if planID == "" {
+		planID = DefaultPlanID
+	}
+	if !scope.Admin && planID != DefaultPlanID {
+		return Application{}, &ValidationError{Fields: map[string]string{"plan_id": "only an admin can choose a plan"}}
+	}
+	var app Application
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		app, err = scanApp(tx.QueryRow(ctx,
+			`INSERT INTO applications AS a (id, name, plan_id) VALUES ($1, $2, $3) RETURNING `+appCols,
+			NewID("app"), name, planID))
+		if err != nil {
+			return err
+		}
+		if !scope.Admin {
+			_, err = tx.Exec(ctx, `INSERT INTO application_members (app_id, user_id) VALUES ($1, $2)`, app.ID, scope.UserID)
+		}
+		return err
+	})
+	if isFK(err) {
+		return Application{}, invalid("plan_id", fmt.Sprintf("plan %q does not exist", planID))
+	}
+	if err != nil {
+		return Application{}, fmt.Errorf("create application: %w", err)
+	}
+	return app, nil
+}
+
+// scopeWhere returns a condition on the applications alias `a` limiting rows
+// to scope, using placeholder $n, and its argument (nil when none).
+func scopeWhere(scope hook.Scope, n int) (string, any) {
+	switch {
+	case scope.Admin:
+		return "TRUE", nil
+	case scope.AppID != "":
+		return fmt.Sprintf("a.id = $%d", n), scope.AppID
+	case scope.UserID != "":
+		return fmt.Sprintf("EXISTS (SELECT 1 FROM application_members m WHERE m.app_id = a.id AND m.user_id = $%d)", n), scope.UserID
+	}
+	return "FALSE", nil
+}
+
+// ListApplications lists the applications visible to scope in creation
+// order, limit at a time (0 = DefaultLimit); the returned cursor fetches the
+// next page and is empty on the last.
+func (s *Store) ListApplications(ctx context.Context, scope hook.Scope, cursor string, limit int) ([]Application, string, error) {
+	return s.FindApplications(ctx, scope, ApplicationFilter{}, cursor, limit)
+}
+
+// FindApplications is ListApplications with filters.
+func (s *Store) FindApplications(ctx context.Context, scope hook.Scope, f ApplicationFilter, cursor string, limit int) ([]Application, string, error) {
+	limit, err := clampLimit(limit)
+	if err != nil {
+		return nil, "", err
+	}
+	after, err := decodeCursor(cursor)
+	if err != nil {
+		return nil, "", err
+	}
+	var conds []string
+	var args []any
+	arg := func(v any) string { args = append(args, v); return fmt.Sprintf("$%d", len(args)) }
+	if w, v := scopeWhere(scope, len(args)+1); v != nil {
+		args = append(args, v)
+		conds = append(conds, w)
+	} else {
+		conds = append(conds, w)
+	}
+	if after != "" {
+		conds = append(conds, "a.id > "+arg(after))
+	}
+	if f.Name != "" {
+		conds = append(conds, "strpos(lower(a.name), lower("+arg(f.Name)+")) > 0")
+	}
+	if f.PlanID != "" {
+		conds = append(conds, "a.plan_id = "+arg(f.PlanID))
+	}
+	q := `SELECT ` + appCols + ` FROM applications a WHERE ` + strings.Join(conds, " AND ") +
+		` ORDER BY a.id LIMIT ` + arg(limit+1)
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("list applications: %w", err)
+	}
+	apps, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Application, error) { return scanApp(r) })
+	if err != nil {
+		return nil, "", fmt.Errorf("list applications: %w", err)
+	}
+	next := ""
+	if len(apps) > limit {
+		apps = apps[:limit]
+		next = encodeCursor(apps[limit-1].ID)
+	}
+	return apps, next, nil
+}
+
+// GetApplication returns one application visible to scope.
+func (s *Store) GetApplication(ctx context.Context, scope hook.Scope, id string) (Application, error) {
+	if err := Visible(ctx, s.pool, scope, id); err != nil {
+		return Application{}, err
+	}
+	app, err := scanApp(s.pool.QueryRow(ctx, `SELECT `+appCols+` FROM applications a WHERE a.id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Application{}, hook.ErrNotFound
+	}
+	if err != nil {
+		return Application{}, fmt.Errorf("get application %s: %w", id, err)
+	}
+	return app, nil
+}
+
+// UpdateApplication renames an application or (admins only) changes its
+// plan. Raising the plan lifts the quota: call ReleaseHeld afterwards (the
+// admin module does) to send messages held as quota_exceeded.
+func (s *Store) UpdateApplication(ctx context.Context, scope hook.Scope, id string, u ApplicationUpdate) (Application, error) {
+	if err := Visible(ctx, s.pool, scope, id); err != nil {
+		return Application{}, err
+	}
+	if u.Name != nil {
+		if err := validateAppName(*u.Name); err != nil {
+			return Application{}, err
+		}
+		n := strings.TrimSpace(*u.Name)
+		u.Name = &n
+	}
+	if u.PlanID != nil {
+		if !scope.Admin {
+			return Application{}, fmt.Errorf("change plan of application %s: %w", id, ErrForbidden)
+		}
+		if *u.PlanID == "" {
+			return Application{}, invalid("plan_id", "must not be empty")
+		}
+	}
+	app, err := scanApp(s.pool.QueryRow(ctx, `UPDATE applications a SET
+			name = COALESCE($2, a.name), plan_id = COALESCE($3, a.plan_id), updated_at = now()
+		WHERE a.id = $1 RETURNING `+appCols, id, u.Name, u.PlanID))
+	if isFK(err) {
+		return Application{}, invalid("plan_id", fmt.Sprintf("plan %q does not exist", *u.PlanID))
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Application{}, hook.ErrNotFound
+	}
+	if err != nil {
+		return Application{}, fmt.Errorf("update application %s: %w", id, err)
+	}
+	if u.PlanID != nil {
+		s.quota.forget(id)
+	}
+	return app, nil
+}
+
+// DeleteApplication deletes an application and everything it owns.
+// API keys cannot delete their own application.
+func (s *Store) DeleteApplication(ctx context.Context, scope hook.Scope, id string) error {
+	if err := Visible(ctx, s.pool, scope, id); err != nil {
+		return err
+	}
+	if !scope.Admin && scope.UserID == "" {
+		return fmt.Errorf("delete application %s: %w", id, ErrForbidden)
+	}
+	tag, err := s.pool.Exec(ctx, `DELETE FROM applications WHERE id = $1`, id)
+	if err != nil {
+		return fmt.Errorf("delete application %s: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return hook.ErrNotFound
+	}
+	s.quota.forget(id)
+	return nil
+}

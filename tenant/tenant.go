@@ -1,0 +1,181 @@
+// Package tenant owns who may see what: applications, users and their
+// memberships, application API keys, plans, usage and quota status. Every
+// method takes the caller's hook.Scope and filters by it; anything outside
+// the scope is hook.ErrNotFound, indistinguishable from missing.
+package tenant
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/oklog/ulid/v2"
+
+	"github.com/ethhook/ethhook/hook"
+)
+
+// ErrForbidden is returned when the caller can see a resource but its role
+// does not allow the change (a member changing a plan, an API key creating
+// an application). It is only ever returned after visibility was checked,
+// so it never reveals another tenant's data.
+var ErrForbidden = errors.New("forbidden")
+
+// ErrConflict is returned when a change collides with existing data (a
+// duplicate email, a plan still in use).
+var ErrConflict = errors.New("conflict")
+
+// ValidationError names the fields of a request that are wrong.
+type ValidationError struct {
+	Fields map[string]string // field name -> what is wrong with it
+}
+
+func (e *ValidationError) Error() string {
+	keys := make([]string, 0, len(e.Fields))
+	for k := range e.Fields {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, k+": "+e.Fields[k])
+	}
+	return "invalid input: " + strings.Join(parts, "; ")
+}
+
+// invalid builds a ValidationError for one field.
+func invalid(field, msg string) error {
+	return &ValidationError{Fields: map[string]string{field: msg}}
+}
+
+// Querier is what Visible needs: a pool, a connection or a transaction.
+type Querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Store is the tenant service over Postgres.
+type Store struct {
+	pool  *pgxpool.Pool
+	quota *quotaCache
+}
+
+// New returns a Store on pool.
+func New(pool *pgxpool.Pool) *Store {
+	return &Store{pool: pool, quota: newQuotaCache()}
+}
+
+// Pool is the pool the store uses.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// Visible returns nil when scope may see application appID, and
+// hook.ErrNotFound when the application does not exist or is outside the
+// scope (the two are indistinguishable on purpose).
+func Visible(ctx context.Context, q Querier, scope hook.Scope, appID string) error {
+	if appID == "" {
+		return hook.ErrNotFound
+	}
+	var ok bool
+	var err error
+	switch {
+	case scope.Admin:
+		err = q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM applications WHERE id = $1)`, appID).Scan(&ok)
+	case scope.AppID != "":
+		if scope.AppID != appID {
+			return hook.ErrNotFound
+		}
+		err = q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM applications WHERE id = $1)`, appID).Scan(&ok)
+	case scope.UserID != "":
+		err = q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM application_members WHERE app_id = $1 AND user_id = $2)`,
+			appID, scope.UserID).Scan(&ok)
+	default:
+		return hook.ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("check visibility of application %s: %w", appID, err)
+	}
+	if !ok {
+		return hook.ErrNotFound
+	}
+	return nil
+}
+
+// Visible is the package function Visible on the store's pool.
+func (s *Store) Visible(ctx context.Context, scope hook.Scope, appID string) error {
+	return Visible(ctx, s.pool, scope, appID)
+}
+
+// NewID returns a fresh prefixed ULID such as "app_01J...": ids sort by
+// creation time and say what they name.
+func NewID(prefix string) string {
+	return prefix + "_" + ulid.Make().String()
+}
+
+// randomToken returns n random bytes, base64url without padding.
+func randomToken(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(fmt.Sprintf("crypto/rand: %v", err)) // never happens on supported platforms
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// Page bounds for every list.
+const (
+	DefaultLimit = 50
+	MaxLimit     = 200
+)
+
+// clampLimit validates a page size: 0 means DefaultLimit.
+func clampLimit(limit int) (int, error) {
+	switch {
+	case limit == 0:
+		return DefaultLimit, nil
+	case limit < 0 || limit > MaxLimit:
+		return 0, invalid("limit", fmt.Sprintf("must be between 1 and %d", MaxLimit))
+	}
+	return limit, nil
+}
+
+// Cursors are opaque to clients: base64url of the last id of the page.
+func encodeCursor(id string) string {
+	if id == "" {
+		return ""
+	}
+	return base64.RawURLEncoding.EncodeToString([]byte(id))
+}
+
+func decodeCursor(c string) (string, error) {
+	if c == "" {
+		return "", nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil || len(b) == 0 || len(b) > 100 {
+		return "", invalid("cursor", "is not a cursor returned by this API")
+	}
+	return string(b), nil
+}
+
+// isUnique reports a unique-constraint violation.
+func isUnique(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505"
+}
+
+// isFK reports a foreign-key violation.
+func isFK(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23503"
+}
+
+// monthStart is the first instant of t's calendar month in UTC.
+func monthStart(t time.Time) time.Time {
+	t = t.UTC()
+	return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
+}
