@@ -1,0 +1,271 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+// clearEnv isolates a test from the developer's environment.
+func clearEnv(t *testing.T) {
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "ETHHOOK_") || strings.HasSuffix(k, "_WS_URL") || strings.HasPrefix(k, "REDIS_") || k == "METRICS_PORT" || k == "DEDUP_TTL_SECONDS" {
+			t.Setenv(k, "")
+			os.Unsetenv(k)
+		}
+	}
+	t.Chdir(t.TempDir()) // no ./ethhook.yaml
+}
+
+func writeFile(t *testing.T, body string) string {
+	p := filepath.Join(t.TempDir(), "ethhook.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestDefaultsAreValid(t *testing.T) {
+	clearEnv(t)
+	cfg, err := Load(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Redis.Prefix != "ethhook:" || cfg.HTTPAddr != ":8080" || cfg.MetricsPort != 9090 || cfg.DedupTTLSeconds != 86400 || cfg.ShutdownGrace != 30*time.Second {
+		t.Fatalf("defaults: %+v", cfg)
+	}
+	if len(cfg.Chains) != 0 {
+		t.Fatalf("chains without any URL: %+v", cfg.Chains)
+	}
+}
+
+func TestPrecedenceFlagsOverEnvOverFileOverDefaults(t *testing.T) {
+	clearEnv(t)
+	file := writeFile(t, "log:\n  level: warn\n  format: console\nhttp_addr: \":7000\"\nmetrics_port: 7001\n")
+	flags := pflag.NewFlagSet("x", pflag.ContinueOnError)
+	flags.String("log-level", "info", "")
+	keys := map[string]string{"log-level": "log.level"}
+
+	cfg, err := Load(Options{File: file, Flags: flags, FlagKeys: keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Log.Level != "warn" || cfg.Log.Format != "console" || cfg.HTTPAddr != ":7000" {
+		t.Fatalf("file did not beat defaults: %+v", cfg)
+	}
+
+	t.Setenv("ETHHOOK_LOG_LEVEL", "error")
+	t.Setenv("METRICS_PORT", "7002")
+	cfg, err = Load(Options{File: file, Flags: flags, FlagKeys: keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Log.Level != "error" || cfg.MetricsPort != 7002 {
+		t.Fatalf("env did not beat file: level %s port %d", cfg.Log.Level, cfg.MetricsPort)
+	}
+
+	if err := flags.Set("log-level", "debug"); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err = Load(Options{File: file, Flags: flags, FlagKeys: keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Log.Level != "debug" {
+		t.Fatalf("flag did not beat env: %s", cfg.Log.Level)
+	}
+}
+
+func TestEthhookNameWinsOverLegacyAlias(t *testing.T) {
+	clearEnv(t)
+	t.Setenv("METRICS_PORT", "7002")
+	t.Setenv("ETHHOOK_METRICS_PORT", "7003")
+	t.Setenv("DEDUP_TTL_SECONDS", "120")
+	cfg, err := Load(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.MetricsPort != 7003 || cfg.DedupTTLSeconds != 120 {
+		t.Fatalf("port %d ttl %d", cfg.MetricsPort, cfg.DedupTTLSeconds)
+	}
+}
+
+func TestDefaultFileIsReadFromWorkingDirectory(t *testing.T) {
+	clearEnv(t)
+	if err := os.WriteFile(DefaultFile, []byte("redis:\n  prefix: \"custom:\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Redis.Prefix != "custom:" {
+		t.Fatalf("prefix %q", cfg.Redis.Prefix)
+	}
+}
+
+func TestLegacyRedisVariablesBuildTheURL(t *testing.T) {
+	clearEnv(t)
+	t.Setenv("REDIS_HOST", "redis.internal")
+	t.Setenv("REDIS_PORT", "6380")
+	t.Setenv("REDIS_PASSWORD", "s3cret")
+	cfg, err := Load(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Redis.URL != "redis://:s3cret@redis.internal:6380/0" {
+		t.Fatalf("url %q", cfg.Redis.URL)
+	}
+	t.Setenv("ETHHOOK_REDIS_URL", "redis://other:6379/1")
+	cfg, err = Load(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Redis.URL != "redis://other:6379/1" {
+		t.Fatalf("ETHHOOK_REDIS_URL did not win: %q", cfg.Redis.URL)
+	}
+}
+
+func TestChainsFromEnvironmentAndFile(t *testing.T) {
+	clearEnv(t)
+	t.Setenv("ETHEREUM_WS_URL", "wss://a.example/v2/key, wss://b.example/v2/key")
+	t.Setenv("BASE_WS_URL", "ws://127.0.0.1:8546")
+	file := writeFile(t, `
+chains:
+  - name: polygon
+    id: 137
+    ws_urls: ["wss://polygon.example"]
+    http_url: https://polygon.example
+    confirmations: 64
+    max_log_range: 2000
+    start_block: 123
+  - name: base
+    ws_urls: ["wss://from-file.example"]
+    confirmations: 3
+`)
+	cfg, err := Load(Options{File: file})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eth, ok := cfg.Chain("eth")
+	if !ok || eth.ID != 1 || len(eth.WSURLs) != 2 || eth.WSURLs[1] != "wss://b.example/v2/key" {
+		t.Fatalf("eth: %+v", eth)
+	}
+	poly, _ := cfg.Chain("polygon")
+	if poly.ID != 137 || poly.StartBlock == nil || *poly.StartBlock != 123 || poly.MaxLogRange != 2000 || poly.Confirmations != 64 || poly.ReorgDepth != 64 {
+		t.Fatalf("polygon: %+v", poly)
+	}
+	base, _ := cfg.Chain("base")
+	if base.ID != 8453 || base.WSURLs[0] != "ws://127.0.0.1:8546" || base.Confirmations != 3 {
+		t.Fatalf("base: env should win over file URLs and keep file settings: %+v", base)
+	}
+}
+
+func TestValidationNamesTheKey(t *testing.T) {
+	cases := []struct {
+		name string
+		env  map[string]string
+		file string
+		want string
+	}{
+		{"plain ws to remote host", map[string]string{"ETHEREUM_WS_URL": "ws://node.example:8546"}, "", "ETHEREUM_WS_URL: ws:// is only allowed to a loopback host"},
+		{"http scheme", map[string]string{"BASE_WS_URL": "https://node.example"}, "", "BASE_WS_URL: scheme must be wss://"},
+		{"not a url", map[string]string{"OPTIMISM_WS_URL": "::::"}, "", "OPTIMISM_WS_URL: not a URL"},
+		{"yaml chain ws", nil, "chains:\n  - {name: poly, id: 137, ws_urls: [\"ws://10.0.0.1\"]}\n", "chains[poly].ws_urls[0]: ws:// is only allowed"},
+		{"unknown chain without id", nil, "chains:\n  - {name: mystery, ws_urls: [\"wss://x.example\"]}\n", "chains[mystery].id: required"},
+		{"chain without urls", nil, "chains:\n  - {name: poly, id: 137}\n", "chains[poly].ws_urls: at least one"},
+		{"duplicate chain id", nil, "chains:\n  - {name: a, id: 5, ws_urls: [\"wss://a\"]}\n  - {name: b, id: 5, ws_urls: [\"wss://b\"]}\n", "chains[b].id: chain id 5 is configured twice"},
+		{"http url plain", nil, "chains:\n  - {name: a, id: 5, ws_urls: [\"wss://a\"], http_url: \"http://a.example\"}\n", "chains[a].http_url"},
+		{"log level", map[string]string{"ETHHOOK_LOG_LEVEL": "loud"}, "", "log.level (ETHHOOK_LOG_LEVEL): must be debug"},
+		{"log format", map[string]string{"ETHHOOK_LOG_FORMAT": "xml"}, "", "log.format (ETHHOOK_LOG_FORMAT)"},
+		{"metrics port", map[string]string{"METRICS_PORT": "70000"}, "", "metrics_port (METRICS_PORT)"},
+		{"metrics port not a number", map[string]string{"METRICS_PORT": "abc"}, "", "metrics_port"},
+		{"dedup ttl", map[string]string{"DEDUP_TTL_SECONDS": "5"}, "", "dedup_ttl_seconds (DEDUP_TTL_SECONDS)"},
+		{"database url", map[string]string{"ETHHOOK_DATABASE_URL": "mysql://x"}, "", "database_url (ETHHOOK_DATABASE_URL)"},
+		{"redis url", map[string]string{"ETHHOOK_REDIS_URL": "http://x"}, "", "redis.url (ETHHOOK_REDIS_URL)"},
+		{"redis prefix", map[string]string{"ETHHOOK_REDIS_PREFIX": "a{b}"}, "", "redis.prefix (ETHHOOK_REDIS_PREFIX)"},
+		{"http addr", map[string]string{"ETHHOOK_HTTP_ADDR": "8080"}, "", "http_addr (ETHHOOK_HTTP_ADDR)"},
+		{"grace", map[string]string{"ETHHOOK_SHUTDOWN_GRACE": "-1s"}, "", "shutdown_grace"},
+		{"grace not a duration", map[string]string{"ETHHOOK_SHUTDOWN_GRACE": "soon"}, "", "shutdown_grace"},
+		{"secret key", map[string]string{"ETHHOOK_SECRET_KEY": "short"}, "", "secret_key (ETHHOOK_SECRET_KEY): must be 32 bytes"},
+		{"retry schedule", map[string]string{"ETHHOOK_DELIVERY_RETRY_SCHEDULE": "0s,soon"}, "", "delivery.retry_schedule (ETHHOOK_DELIVERY_RETRY_SCHEDULE): item 2 \"soon\""},
+		{"allow cidrs", map[string]string{"ETHHOOK_DELIVERY_ALLOW_CIDRS": "127.0.0.0/33"}, "", "delivery.allow_cidrs (ETHHOOK_DELIVERY_ALLOW_CIDRS)"},
+		{"jwt secret", map[string]string{"ETHHOOK_JWT_SECRET": "short"}, "", "admin.jwt_secret (ETHHOOK_JWT_SECRET)"},
+		{"unknown yaml key", nil, "log:\n  levle: debug\n", "levle"},
+		{"bad yaml", nil, "log: [\n", "read config file"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			clearEnv(t)
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			opts := Options{}
+			if tc.file != "" {
+				opts.File = writeFile(t, tc.file)
+			}
+			_, err := Load(opts)
+			if err == nil {
+				t.Fatalf("no error, want one containing %q", tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %q does not contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestMissingConfigFileIsAnError(t *testing.T) {
+	clearEnv(t)
+	if _, err := Load(Options{File: "/nonexistent/ethhook.yaml"}); err == nil || !strings.Contains(err.Error(), "/nonexistent/ethhook.yaml") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestMaskedYAMLHidesSecrets(t *testing.T) {
+	clearEnv(t)
+	t.Setenv("ETHHOOK_DATABASE_URL", "postgres://app:dbpass@db:5432/ethhook")
+	t.Setenv("ETHHOOK_REDIS_URL", "redis://:redispass@redis:6379/0")
+	t.Setenv("ETHHOOK_SECRET_KEY", strings.Repeat("ab", 32))
+	t.Setenv("ETHHOOK_JWT_SECRET", strings.Repeat("j", 40))
+	t.Setenv("ETHEREUM_WS_URL", "wss://eth-mainnet.g.alchemy.com/v2/alchemykey123")
+	cfg, err := Load(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cfg.MaskedYAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(out)
+	for _, secret := range []string{"dbpass", "redispass", strings.Repeat("ab", 32), strings.Repeat("j", 40), "alchemykey123"} {
+		if strings.Contains(s, secret) {
+			t.Fatalf("config print shows %q:\n%s", secret, s)
+		}
+	}
+	for _, want := range []string{"db:5432/ethhook", "eth-mainnet.g.alchemy.com", "secret_key: '********'"} {
+		if !strings.Contains(s, want) {
+			t.Fatalf("config print lacks %q:\n%s", want, s)
+		}
+	}
+}
+
+func TestWithDevnetMakesDevnetTheOnlyChain(t *testing.T) {
+	clearEnv(t)
+	cfg, err := Load(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := cfg.WithDevnet()
+	if len(d.Chains) != 1 || d.Chains[0].ID != DevnetChainID || d.Chains[0].WSURLs[0] != "ws://127.0.0.1:8545/" {
+		t.Fatalf("%+v", d.Chains)
+	}
+	if err := d.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
