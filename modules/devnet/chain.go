@@ -205,12 +205,21 @@ func (n *Node) buildBlock(parent *block, number, branch uint64) *block {
 		txIndex++
 	}
 
-	// Bloom over every log address and topic.
+	// Bloom over every log address and topic. The values repeat a lot (a
+	// small cast of contracts and accounts), so each is hashed once per block.
 	var buf [6]byte
+	seenAddr := make(map[common.Address]struct{}, 8)
+	seenTopic := make(map[common.Hash]struct{}, 80)
 	for i := range logs {
-		b.Bloom.AddWithBuffer(logs[i].Address.Bytes(), &buf)
+		if _, ok := seenAddr[logs[i].Address]; !ok {
+			seenAddr[logs[i].Address] = struct{}{}
+			b.Bloom.AddWithBuffer(logs[i].Address.Bytes(), &buf)
+		}
 		for _, t := range logs[i].Topics {
-			b.Bloom.AddWithBuffer(t.Bytes(), &buf)
+			if _, ok := seenTopic[t]; !ok {
+				seenTopic[t] = struct{}{}
+				b.Bloom.AddWithBuffer(t.Bytes(), &buf)
+			}
 		}
 	}
 	b.mixHash = common.Hash(crypto.Keccak256Hash([]byte("mix"), seedBytes[:], numBytes[:]))

@@ -51,12 +51,13 @@ func ConfigFrom(c config.Devnet) Config {
 	}
 }
 
-// NewModule builds the devnet module; nothing listens until Run.
+// NewModule builds the devnet module; nothing listens until Run. log is
+// used as given (the app tags it with module=devnet).
 func NewModule(cfg config.Devnet, log *zap.Logger) *Module {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &Module{cfg: cfg, log: log.With(zap.String("module", "devnet")), node: New(ConfigFrom(cfg)), addr: cfg.Addr}
+	return &Module{cfg: cfg, log: log, node: New(ConfigFrom(cfg)), addr: cfg.Addr}
 }
 
 // Name is the module's name for the supervisor.

@@ -65,21 +65,14 @@ func (n *Node) serveWS(w http.ResponseWriter, r *http.Request) {
 		n.connsMu.Lock()
 		delete(n.conns, conn)
 		n.connsMu.Unlock()
-		conn.close(false)
+		conn.close(true) // the reader failed: the peer is gone or closed
 	}()
 	go conn.writeLoop()
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		select {
-		case <-conn.done:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+	// Read fails once the connection is closed by either side, abruptly or
+	// with a close handshake (which the library answers while reading).
 	for {
-		_, data, err := c.Read(ctx)
+		_, data, err := c.Read(context.Background())
 		if err != nil {
 			return
 		}
@@ -92,7 +85,7 @@ func (n *Node) serveWS(w http.ResponseWriter, r *http.Request) {
 }
 
 // close ends the connection. abrupt closes the TCP connection without a
-// close frame.
+// close frame; otherwise it sends one and waits (bounded) for the answer.
 func (c *wsConn) close(abrupt bool) {
 	c.once.Do(func() {
 		close(c.done)
@@ -100,7 +93,7 @@ func (c *wsConn) close(abrupt bool) {
 			_ = c.c.CloseNow()
 			return
 		}
-		go func() { _ = c.c.Close(websocket.StatusNormalClosure, "") }()
+		_ = c.c.Close(websocket.StatusNormalClosure, "devnet shutting down")
 	})
 }
 
@@ -326,7 +319,13 @@ func (n *Node) closeAll() {
 		conns = append(conns, c)
 	}
 	n.connsMu.Unlock()
+	var wg sync.WaitGroup
 	for _, c := range conns {
-		c.close(false)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.close(false)
+		}()
 	}
+	wg.Wait()
 }
