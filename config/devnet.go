@@ -25,6 +25,9 @@ type Devnet struct {
 	MaxLogResults int    `mapstructure:"max_log_results"`
 	// FinalizedDepth is how many blocks the "finalized" tag lags the head.
 	FinalizedDepth uint64 `mapstructure:"finalized_depth"`
+	// RetainBlocks keeps logs of only the newest N blocks in memory; older
+	// ones are rebuilt from the seed on demand. 0 keeps everything.
+	RetainBlocks uint64 `mapstructure:"retain_blocks"`
 
 	// Automatic faults, counted in mined blocks; 0 disables each.
 	ReorgEvery     int           `mapstructure:"reorg_every"`
@@ -43,7 +46,7 @@ type Devnet struct {
 func DefaultDevnet() Devnet {
 	return Devnet{
 		Addr: "127.0.0.1:8545", ChainID: DevnetChainID, Seed: 1, BlockTime: time.Second, LogsPerBlock: 20,
-		FinalizedDepth: 64, ReorgDepth: 1, SkipCount: 3, StallFor: 2 * time.Second,
+		FinalizedDepth: 64, RetainBlocks: 2048, ReorgDepth: 1, SkipCount: 3, StallFor: 2 * time.Second,
 	}
 }
 
@@ -79,6 +82,9 @@ func (d Devnet) Validate() error {
 		if f.v < 0 {
 			bad(f.key, "must not be negative (0 disables), got %d", f.v)
 		}
+	}
+	if d.RetainBlocks > 0 && d.ReorgEvery > 0 && uint64(d.ReorgDepth) >= d.RetainBlocks {
+		bad("retain_blocks", "must exceed reorg_depth (%d) or be 0, got %d", d.ReorgDepth, d.RetainBlocks)
 	}
 	if d.ReorgEvery > 0 && d.ReorgDepth < 1 {
 		bad("reorg_depth", "must be >= 1 when reorg_every is set, got %d", d.ReorgDepth)

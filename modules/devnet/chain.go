@@ -96,6 +96,7 @@ type block struct {
 	txFrom    []common.Address
 	txTo      []common.Address
 	sizeBytes uint64
+	compact   bool // logs and transactions dropped; rebuild with Node.full
 }
 
 // logJSON returns the JSON of log i (removed:false).

@@ -7,6 +7,7 @@ package devnet
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,6 +29,10 @@ type Config struct {
 	// FinalizedDepth is how far the "finalized" tag lags the head ("safe" lags
 	// half of it). 0 means 64.
 	FinalizedDepth uint64
+	// RetainBlocks keeps the logs and JSON of only the newest N canonical
+	// blocks in memory; older blocks keep their header and are rebuilt
+	// from the seed when asked for (same hashes, same logs). 0 keeps all.
+	RetainBlocks uint64
 
 	// Automatic faults, counted in blocks mined by Run. 0 disables each.
 	ReorgEvery     int           // every N blocks, a Reorg(ReorgDepth) instead of a plain block
@@ -67,6 +72,7 @@ type Stats struct {
 	EmptyLogsServed    uint64 // eth_getLogs by blockHash answered [] by EmptyLogsOnceNext
 	Reorgs             uint64
 	Blocks             uint64 // blocks mined (all branches, genesis excluded)
+	Rebuilt            uint64 // compacted blocks rebuilt from the seed (RetainBlocks)
 }
 
 // Node is one simulated chain with its RPC server state.
@@ -91,6 +97,10 @@ type Node struct {
 	emptyArmed atomic.Bool
 	emptyMu    sync.Mutex
 	emptyOnce  map[common.Hash]bool
+
+	cacheMu    sync.Mutex
+	cache      map[common.Hash]*block // rebuilt compacted blocks
+	cacheOrder []common.Hash
 
 	connsMu sync.Mutex
 	conns   map[*wsConn]struct{}
@@ -127,6 +137,7 @@ func New(cfg Config) *Node {
 		conns:        make(map[*wsConn]struct{}),
 		requests:     make(map[string]uint64),
 		stallCh:      make(chan struct{}),
+		cache:        make(map[common.Hash]*block),
 	}
 	if s := uint64(cfg.BlockTime.Round(time.Second) / time.Second); s > 1 {
 		n.secsPerBlock = s
@@ -199,6 +210,13 @@ func (n *Node) mineLocked(k int) []*block {
 		n.mu.Lock()
 		n.canon = append(n.canon, b)
 		n.byHash[b.Hash] = b
+		if r := n.cfg.RetainBlocks; r > 0 && b.Number > r {
+			if old := n.canon[b.Number-r]; !old.compact {
+				st := old.stub()
+				n.canon[b.Number-r] = st
+				n.byHash[st.Hash] = st
+			}
+		}
 		n.mu.Unlock()
 		if len(b.Logs) > 0 && n.emptyArmed.CompareAndSwap(true, false) {
 			n.emptyMu.Lock()
@@ -312,32 +330,40 @@ func (n *Node) headBlock() *block {
 // BlockByNumber returns the canonical block num.
 func (n *Node) BlockByNumber(num uint64) (Block, bool) {
 	n.mu.RLock()
-	defer n.mu.RUnlock()
-	if num >= uint64(len(n.canon)) {
+	var b *block
+	if num < uint64(len(n.canon)) {
+		b = n.canon[num]
+	}
+	n.mu.RUnlock()
+	if b == nil {
 		return Block{}, false
 	}
-	return n.canon[num].Block, true
+	return n.full(b).Block, true
 }
 
 // BlockByHash returns any block ever mined (canonical or orphaned).
 func (n *Node) BlockByHash(h common.Hash) (Block, bool) {
 	n.mu.RLock()
-	defer n.mu.RUnlock()
-	b, ok := n.byHash[h]
-	if !ok {
+	b := n.byHash[h]
+	n.mu.RUnlock()
+	if b == nil {
 		return Block{}, false
 	}
-	return b.Block, true
+	return n.full(b).Block, true
 }
 
 // CanonicalLogs returns the logs of canonical blocks from..to (inclusive,
 // clamped to the head).
 func (n *Node) CanonicalLogs(from, to uint64) []types.Log {
 	n.mu.RLock()
-	defer n.mu.RUnlock()
-	var out []types.Log
+	var blocks []*block
 	for i := from; i <= to && i < uint64(len(n.canon)); i++ {
-		out = append(out, n.canon[i].Logs...)
+		blocks = append(blocks, n.canon[i])
+	}
+	n.mu.RUnlock()
+	var out []types.Log
+	for _, b := range blocks {
+		out = append(out, n.full(b).Logs...)
 	}
 	return out
 }
@@ -345,8 +371,12 @@ func (n *Node) CanonicalLogs(from, to uint64) []types.Log {
 // Orphaned returns every block ever orphaned by Reorg, in orphaning order.
 func (n *Node) Orphaned() []Block {
 	n.mu.RLock()
-	defer n.mu.RUnlock()
-	return publicBlocks(n.orphaned)
+	bs := append([]*block(nil), n.orphaned...)
+	n.mu.RUnlock()
+	for i, b := range bs {
+		bs[i] = n.full(b)
+	}
+	return publicBlocks(bs)
 }
 
 // Stats returns a snapshot of the counters.
@@ -408,4 +438,51 @@ func (n *Node) waitStall(done <-chan struct{}) bool {
 		case <-t.C:
 		}
 	}
+}
+
+// stub is b without its logs and transactions (header data only).
+func (b *block) stub() *block {
+	return &block{
+		Block:     Block{Number: b.Number, Hash: b.Hash, ParentHash: b.ParentHash, Time: b.Time, Bloom: b.Bloom},
+		branch:    b.branch,
+		gasUsed:   b.gasUsed,
+		mixHash:   b.mixHash,
+		header:    b.header,
+		sizeBytes: b.sizeBytes,
+		compact:   true,
+	}
+}
+
+const cacheBlocks = 64
+
+// full returns b with its logs and transactions, rebuilding a compacted
+// block from the seed (cached for the next requests).
+func (n *Node) full(b *block) *block {
+	if !b.compact {
+		return b
+	}
+	n.cacheMu.Lock()
+	c, ok := n.cache[b.Hash]
+	n.cacheMu.Unlock()
+	if ok {
+		return c
+	}
+	parent := &block{}
+	parent.Hash = b.ParentHash
+	c = n.buildBlock(parent, b.Number, b.branch)
+	if c.Hash != b.Hash {
+		panic(fmt.Sprintf("devnet: rebuilt block %d has hash %s, want %s", b.Number, c.Hash, b.Hash))
+	}
+	n.cacheMu.Lock()
+	if _, ok := n.cache[b.Hash]; !ok {
+		n.cache[b.Hash] = c
+		n.cacheOrder = append(n.cacheOrder, b.Hash)
+		if len(n.cacheOrder) > cacheBlocks {
+			delete(n.cache, n.cacheOrder[0])
+			n.cacheOrder = n.cacheOrder[1:]
+		}
+	}
+	n.cacheMu.Unlock()
+	n.count(func(s *Stats) { s.Rebuilt++ })
+	return c
 }

@@ -38,6 +38,7 @@ func ConfigFrom(c config.Devnet) Config {
 		MaxLogRange:    c.MaxLogRange,
 		MaxLogResults:  c.MaxLogResults,
 		FinalizedDepth: c.FinalizedDepth,
+		RetainBlocks:   c.RetainBlocks,
 		ReorgEvery:     c.ReorgEvery,
 		ReorgDepth:     c.ReorgDepth,
 		SkipEvery:      c.SkipEvery,

@@ -384,6 +384,7 @@ func sub(a, b uint64) uint64 {
 }
 
 func (n *Node) renderBlock(b *block, full bool) []byte {
+	b = n.full(b)
 	out := make([]byte, 0, len(b.header)+200+len(b.TxHashes)*70)
 	out = append(out, b.header[:len(b.header)-1]...)
 	out = append(out, `,"size":"`...)
@@ -438,6 +439,9 @@ func (n *Node) receipt(h common.Hash) []byte {
 	defer n.mu.RUnlock()
 	for i := len(n.canon) - 1; i >= 0; i-- {
 		b := n.canon[i]
+		if b.compact {
+			break // older blocks are compacted too; receipts only for retained ones
+		}
 		for ti, th := range b.TxHashes {
 			if th != h {
 				continue
@@ -639,6 +643,7 @@ func (n *Node) getLogs(raw json.RawMessage) ([]byte, *rpcError) {
 		if b == nil {
 			return nil, &rpcError{Code: CodeServerError, Message: "unknown block"}
 		}
+		b = n.full(b)
 		if len(b.Logs) > 0 {
 			n.emptyMu.Lock()
 			lag := n.emptyOnce[b.Hash]
@@ -681,6 +686,9 @@ func (n *Node) getLogs(raw json.RawMessage) ([]byte, *rpcError) {
 	n.mu.RLock()
 	blocks := append([]*block(nil), n.canon[from:to+1]...)
 	n.mu.RUnlock()
+	for i, b := range blocks {
+		blocks[i] = n.full(b)
+	}
 	max := n.cfg.MaxLogResults
 	size := 2
 	if c.empty() {

@@ -243,7 +243,7 @@ func (n *Node) announceRemoved(old []*block) {
 			}
 		blocks:
 			for bi := len(old) - 1; bi >= 0; bi-- {
-				b := old[bi]
+				b := n.full(old[bi])
 				for i := len(b.Logs) - 1; i >= 0; i-- {
 					l := &b.Logs[i]
 					if !s.filter.match(l.Address, l.Topics) {
