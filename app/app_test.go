@@ -242,8 +242,8 @@ func TestSIGTERMDrainsAndExitsZero(t *testing.T) {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	httpPort := freePort(t)
-	cmd := exec.Command(bin, "serve", "--modules=", "--http-addr", fmt.Sprintf("127.0.0.1:%d", httpPort), "--metrics-port", "0")
-	cmd.Env = append(os.Environ(), "ETHHOOK_LOG_LEVEL=info")
+	cmd := exec.Command(bin, "serve", "--modules=devnet", "--http-addr", fmt.Sprintf("127.0.0.1:%d", httpPort), "--metrics-port", "0")
+	cmd.Env = append(os.Environ(), "ETHHOOK_LOG_LEVEL=info", fmt.Sprintf("ETHHOOK_DEVNET_ADDR=127.0.0.1:%d", freePort(t)))
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {

@@ -5,6 +5,8 @@ import (
 	"net/http"
 
 	"github.com/spf13/cobra"
+
+	"github.com/ethhook/ethhook/modules/devnet"
 )
 
 // moduleSpec is a module the binary can run; serve --all runs every one, in
@@ -21,7 +23,11 @@ type runOptions struct {
 }
 
 // moduleSpecs lists the modules compiled into this binary.
-var moduleSpecs = []moduleSpec{}
+var moduleSpecs = []moduleSpec{
+	{name: "devnet", build: func(ctx context.Context, rt *Runtime, o runOptions) (Module, error) {
+		return devnet.NewModule(rt.Cfg.Devnet, logFor(rt, "devnet")), nil
+	}},
+}
 
 // handlerModule is a module that serves HTTP routes on ETHHOOK_HTTP_ADDR
 // (the admin API and web UI) next to /healthz and /readyz.
@@ -31,5 +37,5 @@ type handlerModule interface {
 
 // extraCommands are the commands of the modules and tools.
 func extraCommands(rt *Runtime) []*cobra.Command {
-	return nil
+	return []*cobra.Command{newDevnetCmd(rt)}
 }
