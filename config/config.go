@@ -53,7 +53,7 @@ type Log struct {
 // Defaults is the configuration with nothing set.
 func Defaults() Config {
 	return Config{
-		DatabaseURL:     "postgres://postgres@127.0.0.1:5432/ethhook?sslmode=disable",
+		DatabaseURL:     "postgres://postgres:postgres@127.0.0.1:5432/ethhook?sslmode=disable",
 		Redis:           Redis{URL: "redis://127.0.0.1:6379/0", Prefix: "ethhook:"},
 		HTTPAddr:        ":8080",
 		MetricsPort:     9090,

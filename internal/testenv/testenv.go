@@ -30,7 +30,7 @@ import (
 )
 
 const (
-	defaultPG    = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+	defaultPG    = "postgres://postgres:postgres@127.0.0.1:5432/test?sslmode=disable"
 	defaultRedis = "redis://127.0.0.1:6379/0"
 	// TemplatePrefix starts the name of every template database testenv makes.
 	TemplatePrefix = "ethhook_tpl_"
@@ -274,4 +274,28 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return strings.ToLower(hex.EncodeToString(b))
+}
+
+// DropLeftovers drops every template and test database testenv made; call
+// it only when no test is running.
+func DropLeftovers(ctx context.Context) (int, error) {
+	admin, err := pgx.Connect(ctx, PGAdminURL())
+	if err != nil {
+		return 0, err
+	}
+	defer admin.Close(ctx)
+	rows, err := admin.Query(ctx, "SELECT datname FROM pg_database WHERE datname LIKE $1 OR datname LIKE $2", TemplatePrefix+"%", testDBPrefix+"%")
+	if err != nil {
+		return 0, err
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return 0, err
+	}
+	for _, n := range names {
+		if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{n}.Sanitize()+" WITH (FORCE)"); err != nil {
+			return 0, err
+		}
+	}
+	return len(names), nil
 }
