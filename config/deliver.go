@@ -23,6 +23,23 @@ type Delivery struct {
 	DisableAfter time.Duration `mapstructure:"disable_after"`
 	// SecretOverlap is how long the old secret still signs after a rotation.
 	SecretOverlap time.Duration `mapstructure:"secret_overlap"`
+	// MaxRetryAfter caps how long a receiver's Retry-After may postpone a retry.
+	MaxRetryAfter time.Duration `mapstructure:"max_retry_after"`
+	// MaxInFlight caps in-flight requests of one deliver process (all endpoints).
+	MaxInFlight int `mapstructure:"max_in_flight"`
+	// QueuePerEndpoint caps messages one process holds in memory per endpoint;
+	// the rest stay pending in Postgres until the sweeper offers them again.
+	QueuePerEndpoint int `mapstructure:"queue_per_endpoint"`
+	// LeaseTimeout is how long a claimed message belongs to the process that
+	// claimed it without a heartbeat; after that the sweeper re-offers it.
+	LeaseTimeout time.Duration `mapstructure:"lease_timeout"`
+	// SweepInterval is how often Postgres is swept for messages no live
+	// process holds (crash, lost job, parked overflow).
+	SweepInterval time.Duration `mapstructure:"sweep_interval"`
+	// BreakerThreshold consecutive failures open an endpoint's circuit breaker;
+	// BreakerCooldown is the first wait before a probe (doubling up to 5 min).
+	BreakerThreshold int           `mapstructure:"breaker_threshold"`
+	BreakerCooldown  time.Duration `mapstructure:"breaker_cooldown"`
 }
 
 // DefaultDelivery holds the delivery defaults.
@@ -34,6 +51,13 @@ func DefaultDelivery() Delivery {
 		ConcurrencyPerEndpoint: 10,
 		DisableAfter:           5 * 24 * time.Hour,
 		SecretOverlap:          24 * time.Hour,
+		MaxRetryAfter:          time.Hour,
+		MaxInFlight:            1000,
+		QueuePerEndpoint:       1000,
+		LeaseTimeout:           60 * time.Second,
+		SweepInterval:          10 * time.Second,
+		BreakerThreshold:       10,
+		BreakerCooldown:        10 * time.Second,
 	}
 }
 
@@ -94,6 +118,27 @@ func (c Delivery) Validate() error {
 	}
 	if c.SecretOverlap < 0 {
 		errs = append(errs, fmt.Errorf("delivery.secret_overlap: must not be negative"))
+	}
+	if c.MaxRetryAfter < time.Second {
+		errs = append(errs, fmt.Errorf("delivery.max_retry_after: must be at least 1s, got %s", c.MaxRetryAfter))
+	}
+	if c.MaxInFlight < 1 {
+		errs = append(errs, fmt.Errorf("delivery.max_in_flight: must be at least 1, got %d", c.MaxInFlight))
+	}
+	if c.QueuePerEndpoint < 1 {
+		errs = append(errs, fmt.Errorf("delivery.queue_per_endpoint: must be at least 1, got %d", c.QueuePerEndpoint))
+	}
+	if c.LeaseTimeout < time.Second || c.LeaseTimeout <= c.Timeout {
+		errs = append(errs, fmt.Errorf("delivery.lease_timeout: must be at least 1s and longer than delivery.timeout, got %s", c.LeaseTimeout))
+	}
+	if c.SweepInterval <= 0 {
+		errs = append(errs, fmt.Errorf("delivery.sweep_interval: must be positive, got %s", c.SweepInterval))
+	}
+	if c.BreakerThreshold < 1 {
+		errs = append(errs, fmt.Errorf("delivery.breaker_threshold: must be at least 1, got %d", c.BreakerThreshold))
+	}
+	if c.BreakerCooldown <= 0 {
+		errs = append(errs, fmt.Errorf("delivery.breaker_cooldown: must be positive, got %s", c.BreakerCooldown))
 	}
 	return errors.Join(errs...)
 }
