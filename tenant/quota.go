@@ -99,3 +99,9 @@ func (s *Store) QuotaExceeded(ctx context.Context, appID string) (bool, error) {
 	s.quota.put(appID, st.Exceeded, now)
 	return st.Exceeded, nil
 }
+
+func (c *quotaCache) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.m = map[string]quotaEntry{}
+}

@@ -117,13 +117,18 @@ func NewID(prefix string) string {
 	return prefix + "_" + ulid.Make().String()
 }
 
-// randomToken returns n random bytes, base64url without padding.
-func randomToken(n int) string {
+// randomBytes returns n bytes from crypto/rand.
+func randomBytes(n int) []byte {
 	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {
-		panic(fmt.Sprintf("crypto/rand: %v", err)) // never happens on supported platforms
+		panic(fmt.Sprintf("crypto/rand: %v", err)) // crypto/rand does not fail on supported platforms
 	}
-	return base64.RawURLEncoding.EncodeToString(b)
+	return b
+}
+
+// randomToken returns n random bytes, base64url without padding.
+func randomToken(n int) string {
+	return base64.RawURLEncoding.EncodeToString(randomBytes(n))
 }
 
 // Page bounds for every list.

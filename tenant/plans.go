@@ -1,0 +1,179 @@
+package tenant
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/ethhook/ethhook/hook"
+)
+
+// Plan is a billing plan assigned to applications.
+type Plan struct {
+	ID           string    `json:"id"`
+	Name         string    `json:"name"`
+	MonthlyQuota int64     `json:"monthly_quota"` // successful deliveries per calendar month (UTC); 0 = unlimited
+	MaxEndpoints int       `json:"max_endpoints"` // 0 = unlimited
+	RateLimit    int       `json:"rate_limit"`    // max events/s per endpoint; 0 = unlimited
+	CreatedAt    time.Time `json:"created_at"`
+}
+
+// PlanUpdate changes a plan; nil leaves a field alone.
+type PlanUpdate struct {
+	Name         *string
+	MonthlyQuota *int64
+	MaxEndpoints *int
+	RateLimit    *int
+}
+
+var planIDRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,39}$`)
+
+func validatePlan(name *string, quota *int64, maxEP, rate *int) error {
+	fields := map[string]string{}
+	if name != nil {
+		if n := strings.TrimSpace(*name); n == "" || utf8.RuneCountInString(n) > 100 {
+			fields["name"] = "is required and at most 100 characters"
+		}
+	}
+	if quota != nil && *quota < 0 {
+		fields["monthly_quota"] = "must be 0 (unlimited) or more"
+	}
+	if maxEP != nil && *maxEP < 0 {
+		fields["max_endpoints"] = "must be 0 (unlimited) or more"
+	}
+	if rate != nil && *rate < 0 {
+		fields["rate_limit"] = "must be 0 (unlimited) or more"
+	}
+	if len(fields) > 0 {
+		return &ValidationError{Fields: fields}
+	}
+	return nil
+}
+
+const planCols = `p.id, p.name, p.monthly_quota, p.max_endpoints, p.rate_limit, p.created_at`
+
+func scanPlan(row pgx.Row) (Plan, error) {
+	var p Plan
+	err := row.Scan(&p.ID, &p.Name, &p.MonthlyQuota, &p.MaxEndpoints, &p.RateLimit, &p.CreatedAt)
+	return p, err
+}
+
+// CreatePlan adds a plan (admins only). An empty id is generated.
+func (s *Store) CreatePlan(ctx context.Context, scope hook.Scope, p Plan) (Plan, error) {
+	if err := requireAdmin(scope, "create plan"); err != nil {
+		return Plan{}, err
+	}
+	if p.ID == "" {
+		p.ID = strings.ToLower(NewID("plan"))
+	} else if !planIDRe.MatchString(p.ID) {
+		return Plan{}, invalid("id", "must be 1-40 lower-case letters, digits, '-' or '_'")
+	}
+	if err := validatePlan(&p.Name, &p.MonthlyQuota, &p.MaxEndpoints, &p.RateLimit); err != nil {
+		return Plan{}, err
+	}
+	out, err := scanPlan(s.pool.QueryRow(ctx, `INSERT INTO plans AS p (id, name, monthly_quota, max_endpoints, rate_limit)
+		VALUES ($1, $2, $3, $4, $5) RETURNING `+planCols, p.ID, strings.TrimSpace(p.Name), p.MonthlyQuota, p.MaxEndpoints, p.RateLimit))
+	if isUnique(err) {
+		return Plan{}, invalid("id", fmt.Sprintf("plan %q already exists", p.ID))
+	}
+	if err != nil {
+		return Plan{}, fmt.Errorf("create plan: %w", err)
+	}
+	return out, nil
+}
+
+// GetPlan returns a plan; every authenticated caller may read plans.
+func (s *Store) GetPlan(ctx context.Context, id string) (Plan, error) {
+	p, err := scanPlan(s.pool.QueryRow(ctx, `SELECT `+planCols+` FROM plans p WHERE p.id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Plan{}, hook.ErrNotFound
+	}
+	if err != nil {
+		return Plan{}, fmt.Errorf("get plan %s: %w", id, err)
+	}
+	return p, nil
+}
+
+// ListPlans lists plans in id order; name filters by substring.
+func (s *Store) ListPlans(ctx context.Context, name, cursor string, limit int) ([]Plan, string, error) {
+	limit, err := clampLimit(limit)
+	if err != nil {
+		return nil, "", err
+	}
+	after, err := decodeCursor(cursor)
+	if err != nil {
+		return nil, "", err
+	}
+	var args []any
+	arg := func(v any) string { args = append(args, v); return fmt.Sprintf("$%d", len(args)) }
+	conds := []string{"TRUE"}
+	if after != "" {
+		conds = append(conds, "p.id > "+arg(after))
+	}
+	if name != "" {
+		conds = append(conds, "strpos(lower(p.name), lower("+arg(name)+")) > 0")
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+planCols+` FROM plans p WHERE `+strings.Join(conds, " AND ")+
+		` ORDER BY p.id LIMIT `+arg(limit+1), args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("list plans: %w", err)
+	}
+	plans, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Plan, error) { return scanPlan(r) })
+	if err != nil {
+		return nil, "", fmt.Errorf("list plans: %w", err)
+	}
+	next := ""
+	if len(plans) > limit {
+		plans = plans[:limit]
+		next = encodeCursor(plans[limit-1].ID)
+	}
+	return plans, next, nil
+}
+
+// UpdatePlan changes a plan (admins only). A raised quota takes effect for
+// every application on the plan; ReleaseAll then sends their held messages.
+func (s *Store) UpdatePlan(ctx context.Context, scope hook.Scope, id string, u PlanUpdate) (Plan, error) {
+	if err := requireAdmin(scope, "update plan"); err != nil {
+		return Plan{}, err
+	}
+	if err := validatePlan(u.Name, u.MonthlyQuota, u.MaxEndpoints, u.RateLimit); err != nil {
+		return Plan{}, err
+	}
+	if u.Name != nil {
+		n := strings.TrimSpace(*u.Name)
+		u.Name = &n
+	}
+	p, err := scanPlan(s.pool.QueryRow(ctx, `UPDATE plans p SET name = COALESCE($2, p.name),
+			monthly_quota = COALESCE($3, p.monthly_quota), max_endpoints = COALESCE($4, p.max_endpoints),
+			rate_limit = COALESCE($5, p.rate_limit)
+		WHERE p.id = $1 RETURNING `+planCols, id, u.Name, u.MonthlyQuota, u.MaxEndpoints, u.RateLimit))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Plan{}, hook.ErrNotFound
+	}
+	if err != nil {
+		return Plan{}, fmt.Errorf("update plan %s: %w", id, err)
+	}
+	s.quota.reset()
+	return p, nil
+}
+
+// EndpointAllowance returns the plan's endpoint cap for appID (0 =
+// unlimited) and how many endpoints the application has, for the endpoint
+// service to enforce max_endpoints. No scope check: callers check Visible.
+func (s *Store) EndpointAllowance(ctx context.Context, appID string) (max, used int, err error) {
+	err = s.pool.QueryRow(ctx, `SELECT p.max_endpoints, (SELECT count(*) FROM endpoints e WHERE e.app_id = a.id)
+		FROM applications a JOIN plans p ON p.id = a.plan_id WHERE a.id = $1`, appID).Scan(&max, &used)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, 0, hook.ErrNotFound
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("endpoint allowance of %s: %w", appID, err)
+	}
+	return max, used, nil
+}

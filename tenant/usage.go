@@ -1,0 +1,209 @@
+package tenant
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/redis/rueidis"
+
+	"github.com/ethhook/ethhook/hook"
+)
+
+// UsageMonth is one month of an application's metered usage.
+type UsageMonth struct {
+	Month      string `json:"month"`      // YYYY-MM (UTC)
+	Deliveries int64  `json:"deliveries"` // successful deliveries
+}
+
+// UsageFilter bounds UsageHistory (months as YYYY-MM, inclusive; empty = open).
+type UsageFilter struct {
+	From string
+	To   string
+}
+
+// ParseMonth parses YYYY-MM into the first instant of that month (UTC).
+func ParseMonth(field, s string) (time.Time, error) {
+	t, err := time.Parse("2006-01", s)
+	if err != nil {
+		return time.Time{}, invalid(field, "must be a month as YYYY-MM")
+	}
+	return t, nil
+}
+
+// Usage returns appID's standing this month: deliveries, quota, whether it
+// is exceeded and how many messages are held.
+func (s *Store) Usage(ctx context.Context, scope hook.Scope, appID string) (QuotaStatus, error) {
+	if err := Visible(ctx, s.pool, scope, appID); err != nil {
+		return QuotaStatus{}, err
+	}
+	st, err := s.quotaNow(ctx, s.pool, appID, time.Now())
+	if err != nil {
+		return QuotaStatus{}, err
+	}
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM messages WHERE app_id = $1 AND state = $2`,
+		appID, hook.StateQuotaExceeded).Scan(&st.Held); err != nil {
+		return QuotaStatus{}, fmt.Errorf("count held messages of %s: %w", appID, err)
+	}
+	return st, nil
+}
+
+// UsageHistory lists appID's months with usage, newest first.
+func (s *Store) UsageHistory(ctx context.Context, scope hook.Scope, appID string, f UsageFilter, cursor string, limit int) ([]UsageMonth, string, error) {
+	if err := Visible(ctx, s.pool, scope, appID); err != nil {
+		return nil, "", err
+	}
+	limit, err := clampLimit(limit)
+	if err != nil {
+		return nil, "", err
+	}
+	before, err := decodeCursor(cursor)
+	if err != nil {
+		return nil, "", err
+	}
+	args := []any{appID}
+	arg := func(v any) string { args = append(args, v); return fmt.Sprintf("$%d", len(args)) }
+	conds := []string{"app_id = $1"}
+	if before != "" {
+		t, err := time.Parse("2006-01", before)
+		if err != nil {
+			return nil, "", invalid("cursor", "is not a cursor returned by this API")
+		}
+		conds = append(conds, "month < "+arg(t))
+	}
+	if f.From != "" {
+		t, err := ParseMonth("from", f.From)
+		if err != nil {
+			return nil, "", err
+		}
+		conds = append(conds, "month >= "+arg(t))
+	}
+	if f.To != "" {
+		t, err := ParseMonth("to", f.To)
+		if err != nil {
+			return nil, "", err
+		}
+		conds = append(conds, "month <= "+arg(t))
+	}
+	rows, err := s.pool.Query(ctx, `SELECT month, deliveries FROM usage WHERE `+strings.Join(conds, " AND ")+
+		` ORDER BY month DESC LIMIT `+arg(limit+1), args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("usage history of %s: %w", appID, err)
+	}
+	months, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (UsageMonth, error) {
+		var m time.Time
+		var u UsageMonth
+		err := r.Scan(&m, &u.Deliveries)
+		u.Month = m.Format("2006-01")
+		return u, err
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("usage history of %s: %w", appID, err)
+	}
+	next := ""
+	if len(months) > limit {
+		months = months[:limit]
+		next = encodeCursor(months[limit-1].Month)
+	}
+	return months, next, nil
+}
+
+// ReleaseHeld moves up to max of appID's quota_exceeded messages back to
+// pending, oldest first, as far as the quota left this month allows
+// (counting messages already on their way), and XADDs their delivery jobs
+// (fields message_id, endpoint_id) to keys.DeliverJobs(). A crash between
+// the commit and the XADD loses nothing: deliver sweeps Postgres for
+// pending messages no job claimed. It returns how many it released.
+func (s *Store) ReleaseHeld(ctx context.Context, rdb rueidis.Client, keys hook.Keys, appID string, max int) (int, error) {
+	type job struct{ msg, ep string }
+	var jobs []job
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// Serialise releases of one application across processes.
+		var locked string
+		if err := tx.QueryRow(ctx, `SELECT id FROM applications WHERE id = $1 FOR UPDATE`, appID).Scan(&locked); err != nil {
+			return err
+		}
+		st, err := s.quotaNow(ctx, tx, appID, time.Now())
+		if err != nil {
+			return err
+		}
+		if st.Exceeded {
+			return nil
+		}
+		n := int64(max)
+		if st.Quota > 0 {
+			var inflight int64
+			if err := tx.QueryRow(ctx, `SELECT count(*) FROM messages WHERE app_id = $1 AND state IN ($2, $3, $4)`,
+				appID, hook.StatePending, hook.StateDelivering, hook.StateFailed).Scan(&inflight); err != nil {
+				return err
+			}
+			n = min(n, st.Quota-st.Deliveries-inflight)
+		}
+		if n <= 0 {
+			return nil
+		}
+		rows, err := tx.Query(ctx, `UPDATE messages SET state = $2, next_attempt_at = now(), updated_at = now()
+			WHERE id IN (SELECT id FROM messages WHERE app_id = $1 AND state = $3
+				ORDER BY created_at, id LIMIT $4 FOR UPDATE SKIP LOCKED)
+			RETURNING id, endpoint_id`, appID, hook.StatePending, hook.StateQuotaExceeded, n)
+		if err != nil {
+			return err
+		}
+		jobs, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (job, error) {
+			var j job
+			return j, r.Scan(&j.msg, &j.ep)
+		})
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("release held messages of %s: %w", appID, err)
+	}
+	if len(jobs) == 0 {
+		return 0, nil
+	}
+	s.quota.forget(appID)
+	cmds := make(rueidis.Commands, 0, len(jobs))
+	for _, j := range jobs {
+		cmds = append(cmds, rdb.B().Xadd().Key(keys.DeliverJobs()).Id("*").
+			FieldValue().FieldValue("message_id", j.msg).FieldValue("endpoint_id", j.ep).Build())
+	}
+	for _, r := range rdb.DoMulti(ctx, cmds...) {
+		if err := r.Error(); err != nil {
+			return len(jobs), fmt.Errorf("queue released messages of %s (deliver's sweep will pick them up): %w", appID, err)
+		}
+	}
+	return len(jobs), nil
+}
+
+// ReleaseAll runs ReleaseHeld (batch messages at a time) for every
+// application that has held messages, and returns how many it released.
+func (s *Store) ReleaseAll(ctx context.Context, rdb rueidis.Client, keys hook.Keys, batch int) (int, error) {
+	rows, err := s.pool.Query(ctx, `SELECT DISTINCT app_id FROM messages WHERE state = $1`, hook.StateQuotaExceeded)
+	if err != nil {
+		return 0, fmt.Errorf("find applications with held messages: %w", err)
+	}
+	apps, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return 0, fmt.Errorf("find applications with held messages: %w", err)
+	}
+	total := 0
+	for _, app := range apps {
+		n, err := s.ReleaseHeld(ctx, rdb, keys, app, batch)
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+// HeldMessages counts messages in state quota_exceeded, for metrics.
+func (s *Store) HeldMessages(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM messages WHERE state = $1`, hook.StateQuotaExceeded).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count held messages: %w", err)
+	}
+	return n, nil
+}
