@@ -17,11 +17,37 @@ type Ingest struct {
 	CallTimeout time.Duration `mapstructure:"call_timeout"`
 	// MaxLogRange is the default ranged eth_getLogs span for backfill.
 	MaxLogRange uint64 `mapstructure:"max_log_range"`
+	// MaxMessageBytes is the largest JSON-RPC message (WebSocket frame or
+	// HTTP body) the client reads; a larger one is refused and counted.
+	MaxMessageBytes int64 `mapstructure:"max_message_bytes"`
+	// PingInterval is how often an idle WebSocket is pinged (keepalive).
+	PingInterval time.Duration `mapstructure:"ping_interval"`
+	// ReconnectMin and ReconnectMax bound the reconnect backoff (doubling,
+	// with jitter).
+	ReconnectMin time.Duration `mapstructure:"reconnect_min"`
+	ReconnectMax time.Duration `mapstructure:"reconnect_max"`
+	// HeadPollInterval is how long the ingestor waits for a newHeads
+	// notification before asking the node for its head itself; 0 derives it
+	// from the chain's block time (twice it, 1s..30s).
+	HeadPollInterval time.Duration `mapstructure:"head_poll_interval"`
+	// EmptyLogsRetries is how many times a block whose logsBloom is not
+	// empty but whose eth_getLogs answer is [] is fetched again.
+	EmptyLogsRetries int `mapstructure:"empty_logs_retries"`
 }
 
 // DefaultIngest holds the ingest defaults.
 func DefaultIngest() Ingest {
-	return Ingest{StreamMaxLen: 1_000_000, LeaseTTL: 3 * time.Second, CallTimeout: 10 * time.Second, MaxLogRange: 1000}
+	return Ingest{
+		StreamMaxLen:     1_000_000,
+		LeaseTTL:         3 * time.Second,
+		CallTimeout:      10 * time.Second,
+		MaxLogRange:      1000,
+		MaxMessageBytes:  128 << 20,
+		PingInterval:     15 * time.Second,
+		ReconnectMin:     time.Second,
+		ReconnectMax:     60 * time.Second,
+		EmptyLogsRetries: 6,
+	}
 }
 
 // Validate checks the ingest settings.
@@ -38,6 +64,24 @@ func (c Ingest) Validate() error {
 	}
 	if c.MaxLogRange < 1 {
 		errs = append(errs, fmt.Errorf("ingest.max_log_range: must be at least 1"))
+	}
+	if c.MaxMessageBytes < 1<<20 {
+		errs = append(errs, fmt.Errorf("ingest.max_message_bytes: must be at least 1048576 (1 MiB), got %d", c.MaxMessageBytes))
+	}
+	if c.PingInterval <= 0 {
+		errs = append(errs, fmt.Errorf("ingest.ping_interval: must be positive, got %s", c.PingInterval))
+	}
+	if c.ReconnectMin <= 0 {
+		errs = append(errs, fmt.Errorf("ingest.reconnect_min: must be positive, got %s", c.ReconnectMin))
+	}
+	if c.ReconnectMax < c.ReconnectMin {
+		errs = append(errs, fmt.Errorf("ingest.reconnect_max: must be at least ingest.reconnect_min (%s), got %s", c.ReconnectMin, c.ReconnectMax))
+	}
+	if c.HeadPollInterval < 0 {
+		errs = append(errs, fmt.Errorf("ingest.head_poll_interval: must not be negative, got %s", c.HeadPollInterval))
+	}
+	if c.EmptyLogsRetries < 0 {
+		errs = append(errs, fmt.Errorf("ingest.empty_logs_retries: must not be negative, got %d", c.EmptyLogsRetries))
 	}
 	return errors.Join(errs...)
 }

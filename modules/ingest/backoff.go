@@ -1,0 +1,95 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"time"
+)
+
+// backoff doubles from min to max with jitter (each wait is drawn from
+// [d/2, d]).
+type backoff struct {
+	min, max, cur time.Duration
+}
+
+func (b *backoff) next() time.Duration {
+	if b.cur == 0 {
+		b.cur = b.min
+	} else {
+		b.cur *= 2
+	}
+	if b.cur > b.max {
+		b.cur = b.max
+	}
+	half := b.cur / 2
+	return half + time.Duration(rand.Int64N(int64(half)+1))
+}
+
+func (b *backoff) reset() { b.cur = 0 }
+
+// sleep waits d or until ctx is done; false when ctx ended it.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func isTimeout(err error) bool { return errors.Is(err, context.DeadlineExceeded) }
+
+// endpoint is one WebSocket URL of a chain with its circuit breaker: after
+// breakerThreshold consecutive failed sessions it is skipped for a cooldown
+// that doubles up to breakerMaxOpen; a wrong chain id opens it for
+// wrongChainOpen.
+type endpoint struct {
+	url       string
+	redacted  string
+	fails     int
+	openUntil time.Time
+}
+
+const (
+	breakerThreshold = 3
+	breakerBaseOpen  = 15 * time.Second
+	breakerMaxOpen   = 5 * time.Minute
+	wrongChainOpen   = 10 * time.Minute
+)
+
+func (e *endpoint) failure(now time.Time) {
+	e.fails++
+	if e.fails >= breakerThreshold {
+		d := breakerBaseOpen << min(e.fails-breakerThreshold, 5)
+		e.openUntil = now.Add(min(d, breakerMaxOpen))
+	}
+}
+
+func (e *endpoint) success() { e.fails, e.openUntil = 0, time.Time{} }
+
+func (e *endpoint) refuse(now time.Time, d time.Duration) {
+	e.fails = breakerThreshold
+	e.openUntil = now.Add(d)
+}
+
+// pick returns the first endpoint at or after start whose breaker is
+// closed, or how long until one opens.
+func pick(eps []*endpoint, start int, now time.Time) (int, time.Duration) {
+	soonest := time.Duration(-1)
+	for i := range eps {
+		j := (start + i) % len(eps)
+		if !now.Before(eps[j].openUntil) {
+			return j, 0
+		}
+		if d := eps[j].openUntil.Sub(now); soonest < 0 || d < soonest {
+			soonest = d
+		}
+	}
+	return -1, soonest
+}

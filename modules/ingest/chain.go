@@ -1,0 +1,878 @@
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/ethhook/ethhook/config"
+	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/modules/ingest/rpc"
+)
+
+// caller is what both transports offer.
+type caller interface {
+	Call(ctx context.Context, out any, method string, params ...any) error
+	Batch(ctx context.Context, elems []rpc.BatchElem) error
+}
+
+var errWrongChain = errors.New("wrong chain id")
+
+// headerBatch is how many headers one JSON-RPC batch asks for.
+const headerBatch = 100
+
+// chainRunner ingests one chain. Only its own goroutines touch its fields.
+type chainRunner struct {
+	m      *Module
+	ch     config.Chain
+	ing    config.Ingest
+	log    *zap.Logger
+	st     *store
+	keep   uint64 // window depth
+	eps    []*endpoint
+	epIdx  int
+	holder string
+	ready  atomic.Bool
+
+	rangeSize, maxRange uint64
+	okStreak            int
+
+	// Per session.
+	token int64
+	ws    *rpc.WS
+	bf    caller // backfill transport: HTTP when configured, else ws
+	cur   cursor
+	win   map[uint64]winEntry
+	head  uint64
+	buf   []byte
+
+	mHead, mCommitted, mLag, mLease  prometheus.Gauge
+	mLogs, mRemoved, mBlocks, mBack  prometheus.Counter
+	mReconnects, mMalformed, mWrong  prometheus.Counter
+	mOversized, mRejected, mEmpty    prometheus.Counter
+	mReorg                           prometheus.Observer
+	mRPCErr                          *prometheus.CounterVec
+	mRPCLat                          prometheus.ObserverVec
+}
+
+func newChainRunner(m *Module, ch config.Chain) *chainRunner {
+	ing := m.cfg.Ingest
+	maxRange := ing.MaxLogRange
+	if ch.MaxLogRange > 0 {
+		maxRange = ch.MaxLogRange
+	}
+	depth := ch.ReorgDepth
+	if depth < 1 {
+		depth = 64
+	}
+	r := &chainRunner{
+		m: m, ch: ch, ing: ing,
+		log:       m.log.With(zap.String("chain", ch.Name), zap.Uint64("chain_id", ch.ID)),
+		st:        newStore(m.rdb, m.cfg.Redis.Prefix, ch.ID, ing.StreamMaxLen, m.cfg.DedupTTL()),
+		keep:      uint64(depth) + 1,
+		holder:    holderID(),
+		rangeSize: maxRange,
+		maxRange:  maxRange,
+	}
+	for _, u := range ch.WSURLs {
+		r.eps = append(r.eps, &endpoint{url: u, redacted: config.RedactURL(u)})
+	}
+	mt, n := m.met, ch.Name
+	r.mHead, r.mCommitted, r.mLag, r.mLease = mt.head.WithLabelValues(n), mt.committed.WithLabelValues(n), mt.lag.WithLabelValues(n), mt.leaseHolder.WithLabelValues(n)
+	r.mLogs, r.mRemoved = mt.logs.WithLabelValues(n, hook.TypeLog), mt.logs.WithLabelValues(n, hook.TypeLogRemoved)
+	r.mBlocks, r.mBack, r.mReconnects = mt.blocks.WithLabelValues(n), mt.backfilled.WithLabelValues(n), mt.reconnects.WithLabelValues(n)
+	r.mMalformed, r.mWrong, r.mOversized = mt.malformed.WithLabelValues(n), mt.wrongChain.WithLabelValues(n), mt.oversized.WithLabelValues(n)
+	r.mRejected, r.mEmpty = mt.rejectedLogs.WithLabelValues(n), mt.emptyRefetch.WithLabelValues(n)
+	r.mReorg = mt.reorgs.WithLabelValues(n)
+	r.mRPCErr = mt.rpcErrors.MustCurryWith(prometheus.Labels{"chain": n})
+	r.mRPCLat = mt.rpcLatency.MustCurryWith(prometheus.Labels{"chain": n})
+	return r
+}
+
+// supervise runs the chain until ctx is done, restarting it with backoff
+// after an error or a panic.
+func (r *chainRunner) supervise(ctx context.Context) {
+	bo := backoff{min: r.ing.ReconnectMin, max: r.ing.ReconnectMax}
+	for {
+		err := r.safeRun(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		reason := "error"
+		var p panicError
+		if errors.As(err, &p) {
+			reason = "panic"
+		}
+		r.m.met.restarts.WithLabelValues(r.ch.Name, reason).Inc()
+		d := bo.next()
+		r.log.Error("chain ingester stopped; restarting", zap.String("reason", reason), zap.Error(err), zap.Duration("backoff", d))
+		if !sleep(ctx, d) {
+			return
+		}
+	}
+}
+
+type panicError struct {
+	v     any
+	stack string
+}
+
+func (p panicError) Error() string { return fmt.Sprintf("panic: %v\n%s", p.v, p.stack) }
+
+func (r *chainRunner) safeRun(ctx context.Context) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = panicError{v: v, stack: string(debug.Stack())}
+		}
+	}()
+	return r.runLeased(ctx)
+}
+
+// runLeased waits for the chain's lease (standby), then ingests while it
+// holds it. It returns only when ctx is done or on an error.
+func (r *chainRunner) runLeased(ctx context.Context) error {
+	ttl := r.ing.LeaseTTL
+	standbyLogged := false
+	for {
+		token, err := r.st.acquire(ctx, r.holder, ttl)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		if token == 0 {
+			if !standbyLogged {
+				r.log.Info("standby: another ingester holds the chain's lease")
+				standbyLogged = true
+			}
+			r.mLease.Set(0)
+			r.ready.Store(true)
+			if !sleep(ctx, ttl/6) {
+				return nil
+			}
+			continue
+		}
+		standbyLogged = false
+		r.log.Info("lease acquired", zap.Int64("fence", token))
+		err = r.holdLease(ctx, token)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil && !errors.Is(err, errLeaseLost) && !errors.Is(err, errFenced) {
+			return err
+		}
+		r.log.Warn("lease lost; back to standby", zap.Error(err))
+	}
+}
+
+// holdLease renews the lease in the background and ingests until the lease
+// is lost or ctx is done.
+func (r *chainRunner) holdLease(ctx context.Context, token int64) error {
+	ttl := r.ing.LeaseTTL
+	lctx, cancel := context.WithCancelCause(ctx)
+	renewed := make(chan struct{})
+	go func() {
+		defer close(renewed)
+		last := time.Now()
+		t := time.NewTicker(ttl / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-lctx.Done():
+				return
+			case <-t.C:
+			}
+			ok, err := r.st.renew(lctx, r.holder, ttl)
+			switch {
+			case err == nil && ok:
+				last = time.Now()
+			case err == nil:
+				cancel(errLeaseLost)
+				return
+			case time.Since(last) > ttl*2/3:
+				// Could not renew in time: assume another ingester may take over.
+				cancel(fmt.Errorf("%w: %v", errLeaseLost, err))
+				return
+			}
+		}
+	}()
+	r.mLease.Set(1)
+	r.token = token
+	defer func() {
+		cancel(nil)
+		<-renewed
+		r.mLease.Set(0)
+		r.ready.Store(false)
+		if !r.m.noRelease {
+			rctx, c := context.WithTimeout(context.Background(), 2*time.Second)
+			_ = r.st.release(rctx, r.holder)
+			c()
+		}
+	}()
+	err := r.active(lctx)
+	if cause := context.Cause(lctx); cause != nil && ctx.Err() == nil && errors.Is(cause, errLeaseLost) {
+		return cause
+	}
+	return err
+}
+
+// active keeps a session to one of the chain's URLs, reconnecting with
+// backoff and failing over, until ctx is done or the lease is lost.
+func (r *chainRunner) active(ctx context.Context) error {
+	bo := backoff{min: r.ing.ReconnectMin, max: r.ing.ReconnectMax}
+	first := true
+	for ctx.Err() == nil {
+		i, wait := pick(r.eps, r.epIdx, time.Now())
+		if i < 0 {
+			r.log.Warn("every URL's circuit breaker is open; waiting", zap.Duration("wait", wait))
+			if !sleep(ctx, wait) {
+				return nil
+			}
+			continue
+		}
+		r.epIdx = i
+		ep := r.eps[i]
+		if !first {
+			r.mReconnects.Inc()
+		}
+		first = false
+		healthy, err := r.session(ctx, ep)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if errors.Is(err, errFenced) {
+			return err
+		}
+		if healthy {
+			bo.reset()
+			ep.success()
+		} else if !errors.Is(err, errWrongChain) {
+			ep.failure(time.Now())
+			r.epIdx = (i + 1) % len(r.eps) // fail over
+		} else {
+			r.epIdx = (i + 1) % len(r.eps)
+		}
+		d := bo.next()
+		r.log.Warn("rpc session ended; reconnecting", zap.String("url", ep.redacted), zap.Uint64("block", r.cur.Number), zap.Error(err), zap.Duration("backoff", d))
+		if !sleep(ctx, d) {
+			return nil
+		}
+	}
+	return nil
+}
+
+func (r *chainRunner) rpcOptions(url string) rpc.Options {
+	redacted := config.RedactURL(url)
+	return rpc.Options{
+		CallTimeout:  r.ing.CallTimeout,
+		ReadLimit:    r.ing.MaxMessageBytes,
+		PingInterval: r.ing.PingInterval,
+		Observe: func(method string, d time.Duration, err error) {
+			r.mRPCLat.WithLabelValues(method).Observe(d.Seconds())
+			if err == nil || errors.Is(err, context.Canceled) {
+				return
+			}
+			code := errorCode(err)
+			r.mRPCErr.WithLabelValues(code).Inc()
+			if errors.Is(err, rpc.ErrTooLarge) {
+				r.mOversized.Inc()
+			}
+			r.log.Warn("json-rpc call failed", zap.String("method", method), zap.String("code", code),
+				zap.String("url", redacted), zap.Uint64("block", r.curNumber()), zap.Error(err))
+		},
+		Malformed: func(err error) {
+			r.mMalformed.Inc()
+			r.log.Warn("malformed frame from node", zap.String("url", redacted), zap.Error(err))
+		},
+	}
+}
+
+// curNumber is for logs from transport goroutines: racy by design but a
+// plain uint64 read of a value only this chain's goroutine writes.
+func (r *chainRunner) curNumber() uint64 { return atomic.LoadUint64(&r.cur.Number) }
+
+func (r *chainRunner) checkChainID(ctx context.Context, c caller, redacted string) error {
+	var id quantity
+	if err := r.retry(ctx, func() error { return c.Call(ctx, &id, "eth_chainId") }); err != nil {
+		return fmt.Errorf("eth_chainId: %w", err)
+	}
+	if uint64(id) != r.ch.ID {
+		r.mWrong.Inc()
+		r.log.Error("node answers a wrong chain id; refusing this URL", zap.String("url", redacted),
+			zap.Uint64("want", r.ch.ID), zap.Uint64("got", uint64(id)))
+		return fmt.Errorf("%w: %s is chain %d, want %d", errWrongChain, redacted, uint64(id), r.ch.ID)
+	}
+	return nil
+}
+
+// session runs one connection: verify, load state, subscribe, catch up,
+// then follow heads. healthy is true once it caught up with the head.
+func (r *chainRunner) session(ctx context.Context, ep *endpoint) (healthy bool, err error) {
+	ws, err := rpc.DialWS(ctx, ep.url, r.rpcOptions(ep.url))
+	if err != nil {
+		return false, fmt.Errorf("connect %s: %w", ep.redacted, err)
+	}
+	defer ws.Close()
+	if err := r.checkChainID(ctx, ws, ep.redacted); err != nil {
+		if errors.Is(err, errWrongChain) {
+			ep.refuse(time.Now(), wrongChainOpen)
+		}
+		return false, err
+	}
+	r.ws, r.bf = ws, ws
+	defer func() { r.ws, r.bf = nil, nil }()
+	if r.ch.HTTPURL != "" {
+		h := rpc.NewHTTP(r.ch.HTTPURL, r.rpcOptions(r.ch.HTTPURL))
+		if err := r.checkChainID(ctx, h, config.RedactURL(r.ch.HTTPURL)); err != nil {
+			r.log.Warn("http_url unusable; backfilling over WebSocket", zap.Error(err))
+		} else {
+			r.bf = h
+		}
+	}
+	if r.cur, r.win, err = r.st.load(ctx); err != nil {
+		return false, err
+	}
+	if r.cur.Set {
+		r.mCommitted.Set(float64(r.cur.Number))
+	}
+	sub, err := ws.Subscribe(ctx, "newHeads")
+	if err != nil {
+		return false, fmt.Errorf("subscribe newHeads: %w", err)
+	}
+	head, err := r.latest(ctx)
+	if err != nil {
+		return false, err
+	}
+	if err := r.syncTo(ctx, head); err != nil {
+		return false, err
+	}
+	r.ready.Store(true)
+	r.log.Info("live", zap.String("url", ep.redacted), zap.Uint64("block", r.cur.Number))
+	poll := r.pollInterval()
+	timer := time.NewTimer(poll)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return true, nil
+		case <-ws.Done():
+			return true, ws.Err()
+		case raw, ok := <-sub.C:
+			if !ok {
+				return true, ws.Err()
+			}
+		drain: // a head is a hint: only the newest matters
+			for {
+				select {
+				case more, ok := <-sub.C:
+					if !ok {
+						break drain
+					}
+					raw = more
+				default:
+					break drain
+				}
+			}
+			var h header
+			if err := json.Unmarshal(raw, &h); err != nil || h.normalize() != nil {
+				r.mMalformed.Inc()
+				r.log.Warn("malformed newHeads notification", zap.String("url", ep.redacted), zap.Error(err))
+				continue
+			}
+			err = r.syncTo(ctx, h)
+		case <-timer.C:
+			var h header
+			if h, err = r.latest(ctx); err == nil {
+				err = r.syncTo(ctx, h)
+			}
+		}
+		if err != nil {
+			return true, err
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(poll)
+	}
+}
+
+func (r *chainRunner) pollInterval() time.Duration {
+	if r.ing.HeadPollInterval > 0 {
+		return r.ing.HeadPollInterval
+	}
+	return min(max(2*r.ch.BlockTime, time.Second), 30*time.Second)
+}
+
+// retry runs f again on rate limits and call timeouts (a lost response),
+// a few times with a growing pause.
+func (r *chainRunner) retry(ctx context.Context, f func() error) error {
+	delay := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := f()
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		retryable := rpc.IsRateLimit(err) || (isTimeout(err) && !errors.Is(err, rpc.ErrClosed))
+		if !retryable || attempt >= 5 {
+			return err
+		}
+		if !sleep(ctx, delay) {
+			return ctx.Err()
+		}
+		delay *= 2
+	}
+}
+
+func (r *chainRunner) noteHead(n uint64) {
+	if n > r.head {
+		r.head = n
+		r.mHead.Set(float64(n))
+	}
+	if r.cur.Set && r.head >= r.cur.Number {
+		r.mLag.Set(float64(r.head - r.cur.Number))
+	}
+}
+
+func (r *chainRunner) getHeader(ctx context.Context, method string, arg any) (header, error) {
+	var h *header
+	err := r.retry(ctx, func() error { h = nil; return r.ws.Call(ctx, &h, method, arg, false) })
+	if err != nil {
+		return header{}, err
+	}
+	if h == nil {
+		return header{}, fmt.Errorf("%s(%v): block not found", method, arg)
+	}
+	if err := h.normalize(); err != nil {
+		return header{}, fmt.Errorf("%s(%v): %w", method, arg, err)
+	}
+	return *h, nil
+}
+
+func (r *chainRunner) latest(ctx context.Context) (header, error) {
+	return r.getHeader(ctx, "eth_getBlockByNumber", "latest")
+}
+
+// headerByHash fetches a block header by hash, waiting briefly for a
+// lagging node that does not know it yet.
+func (r *chainRunner) headerByHash(ctx context.Context, hash string) (header, error) {
+	var err error
+	for attempt := 0; attempt < 4; attempt++ {
+		var h header
+		if h, err = r.getHeader(ctx, "eth_getBlockByHash", hash); err == nil {
+			return h, nil
+		}
+		if !sleep(ctx, time.Duration(100<<attempt)*time.Millisecond) {
+			return header{}, ctx.Err()
+		}
+	}
+	return header{}, fmt.Errorf("fetch block %s: %w", hash, err)
+}
+
+// checkLogs verifies an answer for one block: every log carries the block's
+// hash and number, none is removed, indexes are unique; sorts by index.
+func checkLogs(h *header, logs []ethLog) error {
+	for i := range logs {
+		l := &logs[i]
+		if !strings.EqualFold(l.BlockHash, h.Hash) || uint64(l.BlockNumber) != uint64(h.Number) || l.Removed {
+			return fmt.Errorf("log %d carries block %d %s, want %d %s", uint64(l.LogIndex), uint64(l.BlockNumber), l.BlockHash, uint64(h.Number), h.Hash)
+		}
+	}
+	if !sort.SliceIsSorted(logs, func(i, j int) bool { return logs[i].LogIndex < logs[j].LogIndex }) {
+		sort.Slice(logs, func(i, j int) bool { return logs[i].LogIndex < logs[j].LogIndex })
+	}
+	for i := 1; i < len(logs); i++ {
+		if logs[i].LogIndex == logs[i-1].LogIndex {
+			return fmt.Errorf("duplicate log index %d", uint64(logs[i].LogIndex))
+		}
+	}
+	return nil
+}
+
+// logsByHash is the one eth_getLogs({blockHash}) of a head, checked
+// against the header and fetched again when the answer is wrong or empty
+// despite a non-empty logsBloom.
+func (r *chainRunner) logsByHash(ctx context.Context, h *header) ([]ethLog, error) {
+	delay := 100 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		var logs []ethLog
+		err := r.retry(ctx, func() error {
+			logs = nil
+			return r.ws.Call(ctx, &logs, "eth_getLogs", map[string]any{"blockHash": h.Hash})
+		})
+		if err != nil {
+			return nil, fmt.Errorf("fetch logs for block %d: %w", uint64(h.Number), err)
+		}
+		problem := checkLogs(h, logs)
+		if problem == nil && (len(logs) > 0 || h.bloomEmpty()) {
+			return logs, nil
+		}
+		if problem != nil {
+			r.mRejected.Inc()
+			r.log.Warn("rejected eth_getLogs answer; fetching again", zap.Uint64("block", uint64(h.Number)), zap.Error(problem))
+		} else {
+			r.mEmpty.Inc()
+			r.log.Info("eth_getLogs answered [] for a block whose logsBloom is not empty; fetching again",
+				zap.Uint64("block", uint64(h.Number)), zap.Int("attempt", attempt+1))
+		}
+		if attempt >= r.ing.EmptyLogsRetries {
+			if problem == nil {
+				problem = errors.New("no logs despite a non-empty logsBloom")
+			}
+			return nil, fmt.Errorf("fetch logs for block %d %s: not accepted after %d attempts: %w", uint64(h.Number), h.Hash, attempt+1, problem)
+		}
+		if !sleep(ctx, delay) {
+			return nil, ctx.Err()
+		}
+		delay = min(delay*2, 5*time.Second)
+	}
+}
+
+// syncTo brings the stream up to target: backfill a gap, commit the next
+// block, or unwind a reorg.
+func (r *chainRunner) syncTo(ctx context.Context, target header) error {
+	r.noteHead(uint64(target.Number))
+	tn := uint64(target.Number)
+	if !r.cur.Set {
+		start := tn
+		if sb := r.ch.StartBlock; sb != nil {
+			if *sb > tn {
+				return nil // not there yet
+			}
+			start = *sb
+		}
+		if start == tn {
+			return r.commitHead(ctx, &target)
+		}
+		if err := r.backfill(ctx, start, tn-1, tn); err != nil {
+			return err
+		}
+	}
+	for step := 0; step < 16; step++ {
+		if e, ok := r.win[tn]; ok && e.Hash == target.Hash {
+			return nil // already have it
+		}
+		switch {
+		case tn > r.cur.Number+1:
+			if err := r.backfill(ctx, r.cur.Number+1, tn-1, tn); err != nil {
+				return err
+			}
+			continue
+		case tn == r.cur.Number+1 && target.ParentHash == r.cur.Hash:
+			return r.commitHead(ctx, &target)
+		case tn <= r.cur.Number:
+			// A lower or equal head we do not have is a reorg only if the
+			// node says it is canonical (not a late, stale notification).
+			canon, err := r.getHeader(ctx, "eth_getBlockByNumber", hexNum(tn))
+			if err != nil {
+				return err
+			}
+			if canon.Hash != target.Hash {
+				return nil
+			}
+		}
+		return r.reorg(ctx, target)
+	}
+	return nil // the chain keeps moving; the next head continues
+}
+
+// commitHead fetches a head's logs and commits it on top of the cursor.
+func (r *chainRunner) commitHead(ctx context.Context, h *header) error {
+	logs, err := r.logsByHash(ctx, h)
+	if err != nil {
+		return err
+	}
+	return r.commit(ctx, []*block{{header: *h, logs: logs}}, 0)
+}
+
+// commit runs the commit script for blocks and updates the local view.
+func (r *chainRunner) commit(ctx context.Context, blocks []*block, storeFrom uint64) error {
+	inBatch := make(map[uint64]string, len(blocks))
+	for _, b := range blocks {
+		inBatch[uint64(b.Number)] = b.Hash
+	}
+	trim := func(n uint64) (uint64, string, bool) {
+		if n < r.keep {
+			return 0, "", false
+		}
+		t := n - r.keep
+		if h, ok := inBatch[t]; ok {
+			return t, h, true
+		}
+		if e, ok := r.win[t]; ok {
+			return t, e.Hash, true
+		}
+		return 0, "", false
+	}
+	r.m.step(r.ch.Name, "commit")
+	pub, skipped, buf, err := r.st.commit(ctx, commitReq{
+		token: r.token, expect: r.cur, blocks: blocks, storeFrom: storeFrom, trim: trim, chainName: r.ch.Name,
+	}, r.buf)
+	if cap(buf) <= 64<<20 {
+		r.buf = buf
+	}
+	if err != nil {
+		return fmt.Errorf("commit blocks %d..%d: %w", uint64(blocks[0].Number), uint64(blocks[len(blocks)-1].Number), err)
+	}
+	for _, b := range blocks {
+		n := uint64(b.Number)
+		if t, _, ok := trim(n); ok {
+			delete(r.win, t)
+		}
+		r.win[n] = winEntry{Hash: b.Hash, Parent: b.ParentHash}
+	}
+	last := blocks[len(blocks)-1]
+	atomic.StoreUint64(&r.cur.Number, uint64(last.Number))
+	r.cur.Hash, r.cur.Set = last.Hash, true
+	r.mLogs.Add(float64(pub))
+	r.mBlocks.Add(float64(len(blocks)))
+	r.mCommitted.Set(float64(r.cur.Number))
+	r.noteHead(r.cur.Number)
+	r.m.step(r.ch.Name, "committed")
+	if skipped > 0 {
+		r.log.Info("blocks already published (dedup key present); cursor advanced", zap.Int64("skipped", skipped), zap.Uint64("block", r.cur.Number))
+	}
+	return nil
+}
+
+// reorg walks back from target to the common ancestor with the window,
+// publishes log.removed for every orphaned log, then ingests the branch.
+func (r *chainRunner) reorg(ctx context.Context, target header) error {
+	branch := []header{target}
+	h := target
+	var minWin uint64 = ^uint64(0)
+	for n := range r.win {
+		minWin = min(minWin, n)
+	}
+	var anc cursor
+	for {
+		if h.Number == 0 {
+			return fmt.Errorf("reorg at block %d: no common ancestor down to genesis", uint64(target.Number))
+		}
+		pn := uint64(h.Number) - 1
+		if e, ok := r.win[pn]; ok && e.Hash == h.ParentHash {
+			anc = cursor{Number: pn, Hash: h.ParentHash, Set: true}
+			break
+		}
+		if len(r.win) == 0 || pn < minWin {
+			r.log.Error("reorg deeper than the window; logs of older orphaned blocks cannot be retracted",
+				zap.Uint64("block", uint64(target.Number)), zap.Uint64("window_start", minWin))
+			anc = cursor{Number: pn, Hash: h.ParentHash, Set: true}
+			break
+		}
+		p, err := r.headerByHash(ctx, h.ParentHash)
+		if err != nil {
+			return fmt.Errorf("reorg walk back from block %d: %w", uint64(h.Number), err)
+		}
+		if p.Number != h.Number-1 || p.Hash != h.ParentHash {
+			return fmt.Errorf("reorg walk back: block %s is number %d, want %d", h.ParentHash, uint64(p.Number), uint64(h.Number)-1)
+		}
+		branch = append(branch, p)
+		h = p
+	}
+	var orphans []orphan
+	for n := r.cur.Number; n > anc.Number; n-- {
+		if e, ok := r.win[n]; ok {
+			orphans = append(orphans, orphan{Number: n, Hash: e.Hash})
+		}
+	}
+	removals, err := r.st.removals(ctx, orphans)
+	if err != nil {
+		return err
+	}
+	r.m.step(r.ch.Name, "rewind")
+	if err := r.st.rewind(ctx, r.token, r.cur, anc, orphans, removals); err != nil {
+		return fmt.Errorf("unwind %d orphaned blocks to %d: %w", len(orphans), anc.Number, err)
+	}
+	for n := range r.win {
+		if n > anc.Number {
+			delete(r.win, n)
+		}
+	}
+	old := r.cur
+	atomic.StoreUint64(&r.cur.Number, anc.Number)
+	r.cur.Hash = anc.Hash
+	r.mReorg.Observe(float64(len(orphans)))
+	r.mRemoved.Add(float64(len(removals) / 2))
+	r.mCommitted.Set(float64(anc.Number))
+	r.log.Warn("reorg: orphaned blocks unwound", zap.Uint64("block", uint64(target.Number)), zap.Int("depth", len(orphans)),
+		zap.Uint64("ancestor", anc.Number), zap.Uint64("old_head", old.Number), zap.Int("removed_logs", len(removals)/2))
+	for i := len(branch) - 1; i >= 0; i-- {
+		b := branch[i]
+		if uint64(b.Number) <= anc.Number {
+			continue
+		}
+		if err := r.commitHead(ctx, &b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *chainRunner) shrink() {
+	r.rangeSize = max(1, r.rangeSize/2)
+	r.okStreak = 0
+}
+
+func (r *chainRunner) grow() {
+	r.okStreak++
+	if r.okStreak >= 2 && r.rangeSize < r.maxRange {
+		r.rangeSize = min(r.maxRange, r.rangeSize*2)
+		r.okStreak = 0
+	}
+}
+
+// backfill commits blocks from..to with ranged eth_getLogs in chunks that
+// shrink on provider range errors. head is the head being synced to:
+// blocks within the window of it keep their entries for reorg removal.
+func (r *chainRunner) backfill(ctx context.Context, from, to, head uint64) error {
+	var storeFrom uint64
+	if head+1 > r.keep {
+		storeFrom = head + 1 - r.keep
+	}
+	if to >= from {
+		r.log.Info("backfill", zap.Uint64("from", from), zap.Uint64("to", to))
+	}
+	inconsistent := 0
+	for from <= to {
+		end := min(from+r.rangeSize-1, to)
+		blocks, err := r.fetchRange(ctx, from, end)
+		switch {
+		case err == nil:
+		case rpc.IsRangeError(err) && end > from:
+			r.shrink()
+			r.log.Info("eth_getLogs range too large; shrinking", zap.Uint64("block", from), zap.Uint64("range", r.rangeSize), zap.Error(err))
+			if errors.Is(err, rpc.ErrTooLarge) && r.bf == caller(r.ws) {
+				return err // the socket is gone with the oversized frame
+			}
+			continue
+		case errors.Is(err, errNotCanonical) && inconsistent < 5:
+			inconsistent++
+			r.log.Info("chain moved during backfill; fetching again", zap.Uint64("block", from), zap.Error(err))
+			if !sleep(ctx, time.Duration(inconsistent)*100*time.Millisecond) {
+				return ctx.Err()
+			}
+			continue
+		default:
+			return fmt.Errorf("backfill blocks %d..%d: %w", from, end, err)
+		}
+		if r.cur.Set && blocks[0].ParentHash != r.cur.Hash {
+			// The chain below from changed: unwind, then continue after it.
+			if err := r.reorg(ctx, blocks[0].header); err != nil {
+				return err
+			}
+			from = r.cur.Number + 1
+			continue
+		}
+		if err := r.commit(ctx, blocks, storeFrom); err != nil {
+			return err
+		}
+		r.mBack.Add(float64(len(blocks)))
+		r.grow()
+		from = end + 1
+	}
+	return nil
+}
+
+// fetchRange fetches headers (batched) and logs (one ranged eth_getLogs)
+// of blocks from..end and checks them against each other.
+func (r *chainRunner) fetchRange(ctx context.Context, from, end uint64) ([]*block, error) {
+	n := int(end - from + 1)
+	blocks := make([]*block, n)
+	for i := 0; i < n; i += headerBatch {
+		k := min(headerBatch, n-i)
+		ptrs := make([]*header, k)
+		elems := make([]rpc.BatchElem, k)
+		for j := range elems {
+			elems[j] = rpc.BatchElem{Method: "eth_getBlockByNumber", Params: []any{hexNum(from + uint64(i+j)), false}, Result: &ptrs[j]}
+		}
+		err := r.retry(ctx, func() error {
+			if err := r.bf.Batch(ctx, elems); err != nil {
+				return err
+			}
+			for _, e := range elems {
+				if e.Error != nil {
+					return e.Error
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("fetch headers %d..%d: %w", from+uint64(i), from+uint64(i+k-1), err)
+		}
+		for j, p := range ptrs {
+			num := from + uint64(i+j)
+			if p == nil {
+				return nil, fmt.Errorf("%w: block %d not available", errNotCanonical, num)
+			}
+			if err := p.normalize(); err != nil {
+				return nil, err
+			}
+			if uint64(p.Number) != num {
+				return nil, fmt.Errorf("header for block %d has number %d", num, uint64(p.Number))
+			}
+			blocks[i+j] = &block{header: *p}
+		}
+	}
+	for i := 1; i < n; i++ {
+		if blocks[i].ParentHash != blocks[i-1].Hash {
+			return nil, fmt.Errorf("%w: block %d does not link to %d", errNotCanonical, from+uint64(i), from+uint64(i-1))
+		}
+	}
+	var logs []ethLog
+	err := r.retry(ctx, func() error {
+		logs = nil
+		return r.bf.Call(ctx, &logs, "eth_getLogs", map[string]any{"fromBlock": hexNum(from), "toBlock": hexNum(end)})
+	})
+	if err != nil {
+		if rpc.IsRangeError(err) && n == 1 && !errors.Is(err, rpc.ErrTooLarge) {
+			// One block is over the provider's limit: by hash has none.
+			if blocks[0].logs, err = r.logsByHash(ctx, &blocks[0].header); err != nil {
+				return nil, err
+			}
+			return blocks, nil
+		}
+		return nil, fmt.Errorf("eth_getLogs %d..%d: %w", from, end, err)
+	}
+	// Split per block (answers are in chain order; do not rely on it).
+	counts := make([]int, n)
+	for i := range logs {
+		num := uint64(logs[i].BlockNumber)
+		if num < from || num > end {
+			return nil, fmt.Errorf("%w: eth_getLogs %d..%d returned a log of block %d", errNotCanonical, from, end, num)
+		}
+		counts[num-from]++
+	}
+	for i, b := range blocks {
+		b.logs = make([]ethLog, 0, counts[i])
+	}
+	for i := range logs {
+		b := blocks[uint64(logs[i].BlockNumber)-from]
+		b.logs = append(b.logs, logs[i])
+	}
+	for _, b := range blocks {
+		if err := checkLogs(&b.header, b.logs); err != nil {
+			r.mRejected.Inc()
+			return nil, fmt.Errorf("%w: %v", errNotCanonical, err)
+		}
+		if len(b.logs) == 0 && !b.bloomEmpty() {
+			r.mEmpty.Inc()
+			if b.logs, err = r.logsByHash(ctx, &b.header); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return blocks, nil
+}

@@ -1,0 +1,80 @@
+package ingest
+
+import (
+	"errors"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ethhook/ethhook/modules/ingest/rpc"
+)
+
+type metrics struct {
+	head, committed, lag, leaseHolder    *prometheus.GaugeVec
+	logs                                 *prometheus.CounterVec
+	blocks, backfilled, reconnects       *prometheus.CounterVec
+	reorgs                               *prometheus.HistogramVec
+	rpcErrors                            *prometheus.CounterVec
+	rpcLatency                           *prometheus.HistogramVec
+	malformed, wrongChain, oversized     *prometheus.CounterVec
+	restarts, rejectedLogs, emptyRefetch *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	g := func(name, help string) *prometheus.GaugeVec {
+		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ethhook_ingest_" + name, Help: help}, []string{"chain"})
+	}
+	c := func(name, help string, labels ...string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ethhook_ingest_" + name, Help: help}, append([]string{"chain"}, labels...))
+	}
+	m := &metrics{
+		head:         g("head_block", "Latest head block number seen from the node."),
+		committed:    g("committed_block", "Last block committed to the events stream."),
+		lag:          g("lag_blocks", "Head minus last committed block."),
+		leaseHolder:  g("lease_holder", "1 when this process holds the chain's writer lease."),
+		logs:         c("logs_total", "Stream entries published, by type (log, log.removed).", "type"),
+		blocks:       c("blocks_total", "Blocks committed."),
+		backfilled:   c("backfilled_blocks_total", "Blocks committed by ranged backfill."),
+		reconnects:   c("reconnects_total", "WebSocket (re)connection attempts after the first."),
+		rpcErrors:    c("rpc_errors_total", "JSON-RPC call failures by error code (or transport, timeout, too_large, malformed).", "code"),
+		malformed:    c("malformed_frames_total", "Frames from the node that were not valid JSON-RPC."),
+		wrongChain:   c("wrong_chain_id_total", "Connections refused because eth_chainId did not match."),
+		oversized:    c("oversized_messages_total", "Messages above the read limit."),
+		restarts:     c("chain_restarts_total", "Chain goroutine restarts after a failure or panic.", "reason"),
+		rejectedLogs: c("rejected_log_answers_total", "eth_getLogs answers rejected (wrong block hash or number)."),
+		emptyRefetch: c("empty_logs_refetch_total", "eth_getLogs answers of [] for a block whose logsBloom is not empty, fetched again."),
+		reorgs: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "ethhook_ingest_reorg_depth", Help: "Reorgs by depth (orphaned blocks).",
+			Buckets: []float64{1, 2, 3, 4, 6, 8, 12, 16, 32, 64},
+		}, []string{"chain"}),
+		rpcLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "ethhook_ingest_rpc_duration_seconds", Help: "JSON-RPC call latency by method.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
+		}, []string{"chain", "method"}),
+	}
+	for _, col := range []prometheus.Collector{m.head, m.committed, m.lag, m.leaseHolder, m.logs, m.blocks, m.backfilled,
+		m.reconnects, m.rpcErrors, m.malformed, m.wrongChain, m.oversized, m.restarts, m.rejectedLogs, m.emptyRefetch, m.reorgs, m.rpcLatency} {
+		if err := reg.Register(col); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// errorCode is the rpc_errors_total label for err.
+func errorCode(err error) string {
+	if c := rpc.Code(err); c != 0 {
+		return strconv.Itoa(c)
+	}
+	switch {
+	case errors.Is(err, rpc.ErrTooLarge):
+		return "too_large"
+	case errors.Is(err, rpc.ErrMalformed):
+		return "malformed"
+	case errors.Is(err, rpc.ErrRateLimited):
+		return "429"
+	case isTimeout(err):
+		return "timeout"
+	}
+	return "transport"
+}

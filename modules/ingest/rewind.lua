@@ -1,0 +1,35 @@
+-- Unwind orphaned blocks after a reorg, atomically.
+-- KEYS[1] fence, KEYS[2] cursor, KEYS[3] events stream, KEYS[4] window,
+--   then per orphaned block: KEYS blk (dedup), blog.
+-- ARGV[1] fencing token, ARGV[2] expected cursor, ARGV[3] new cursor
+-- (the common ancestor, "number:hash"), ARGV[4] stream maxlen,
+-- ARGV[5] number of orphaned blocks, then their numbers, then the count of
+-- removal entries, then count x (id, event json) published as log.removed.
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return redis.error_reply('FENCED stale fencing token ' .. ARGV[1])
+end
+local cur = redis.call('GET', KEYS[2])
+if not cur then cur = '' end
+if cur ~= ARGV[2] then
+  return redis.error_reply('CURSOR moved to "' .. cur .. '"')
+end
+local n = tonumber(ARGV[5])
+local a = 6
+for i = 1, n do
+  redis.call('HDEL', KEYS[4], ARGV[a])
+  -- Forget the block's dedup key: should the chain flip back to it, it
+  -- must be published again.
+  redis.call('DEL', KEYS[3 + 2 * i], KEYS[4 + 2 * i])
+  a = a + 1
+end
+local ne = tonumber(ARGV[a])
+a = a + 1
+for _ = 1, ne do
+  redis.call('XADD', KEYS[3], '*', 'id', ARGV[a], 'type', 'log.removed', 'event', ARGV[a + 1])
+  a = a + 2
+end
+if ne > 0 then
+  redis.call('XTRIM', KEYS[3], 'MAXLEN', '~', ARGV[4])
+end
+redis.call('SET', KEYS[2], ARGV[3])
+return ne
