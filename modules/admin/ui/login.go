@@ -1,0 +1,96 @@
+package ui
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"go.uber.org/zap"
+
+	"github.com/ethhook/ethhook/tenant"
+)
+
+type loginData struct {
+	Email     string
+	Next      string
+	LoginCSRF string
+}
+
+// loginPage shows the sign-in form. Before a session exists, CSRF is a
+// double-submit token: a cookie and the same value in the form, so another
+// site cannot sign a browser into an account of its choosing.
+func (u *UI) loginPage(c echo.Context) error {
+	if s, err := u.loadSession(c.Request().Context(), c.Request()); err == nil && s != nil {
+		return c.Redirect(http.StatusSeeOther, safeNext(c.QueryParam("next")))
+	}
+	return u.showLogin(c, http.StatusOK, "", "")
+}
+
+func (u *UI) showLogin(c echo.Context, status int, email, msg string) error {
+	tok := randomToken()
+	c.SetCookie(u.cookie(loginCSRFCookie, tok, 3600))
+	next := c.QueryParam("next")
+	if c.Request().Method == http.MethodPost {
+		next = c.FormValue("next")
+	}
+	return u.render(c, status, "login", view{
+		Title: "Sign in", Error: msg,
+		Data: loginData{Email: email, Next: safeNext(next), LoginCSRF: tok},
+	})
+}
+
+func (u *UI) login(c echo.Context) error {
+	ck, err := c.Cookie(loginCSRFCookie)
+	if err != nil || !csrfOK(c, ck.Value) {
+		return u.showLogin(c, http.StatusForbidden, c.FormValue("email"),
+			"The sign-in form expired. Try again.")
+	}
+	email := c.FormValue("email")
+	if ok, err := u.allowLogin(c); err != nil {
+		return u.fail(c, err)
+	} else if !ok {
+		c.Response().Header().Set("Retry-After", "60")
+		return u.showLogin(c, http.StatusTooManyRequests, email, "Too many sign-in attempts. Wait a minute and try again.")
+	}
+	user, err := u.tenant.Authenticate(c.Request().Context(), email, c.FormValue("password"))
+	if errors.Is(err, tenant.ErrBadCredentials) {
+		return u.showLogin(c, http.StatusUnauthorized, email, "Wrong email or password.")
+	}
+	if err != nil {
+		return u.fail(c, err)
+	}
+	if err := u.startSession(c, user); err != nil {
+		return u.fail(c, err)
+	}
+	c.SetCookie(u.cookie(loginCSRFCookie, "", -1))
+	u.log.Info("ui sign-in", zap.String("user", user.ID))
+	return c.Redirect(http.StatusSeeOther, safeNext(c.FormValue("next")))
+}
+
+// allowLogin counts sign-in attempts per client IP and minute in Redis.
+func (u *UI) allowLogin(c echo.Context) (bool, error) {
+	if u.loginLimit <= 0 {
+		return true, nil
+	}
+	minute := time.Now().Unix() / 60
+	key := u.keys.Key("ui:login:" + url.QueryEscape(c.RealIP()) + ":" + strconv.FormatInt(minute, 10))
+	ctx := c.Request().Context()
+	res := u.redis.DoMulti(ctx,
+		u.redis.B().Incr().Key(key).Build(),
+		u.redis.B().Expire().Key(key).Seconds(120).Build())
+	n, err := res[0].AsInt64()
+	if err != nil {
+		return false, err
+	}
+	return n <= int64(u.loginLimit), nil
+}
+
+func (u *UI) logout(c echo.Context) error {
+	if err := u.endSession(c, sess(c)); err != nil {
+		return u.fail(c, err)
+	}
+	return c.Redirect(http.StatusSeeOther, "/login")
+}

@@ -1,0 +1,308 @@
+// Package ui is the admin web UI: server-rendered html/template pages with
+// htmx, embedded from package web, on the same service layer, auth and
+// tenancy as the REST API. Every page runs with the signed-in user's
+// hook.Scope, so a member sees only their applications.
+package ui
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/labstack/echo/v4"
+	"github.com/redis/rueidis"
+	"go.uber.org/zap"
+
+	"github.com/ethhook/ethhook/config"
+	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/tenant"
+	"github.com/ethhook/ethhook/web"
+)
+
+// Deps is what the UI runs on.
+type Deps struct {
+	Pool   *pgxpool.Pool
+	Redis  rueidis.Client
+	Keys   hook.Keys
+	Tenant *tenant.Store
+	// Chains are the configured chains, shown on the dashboard.
+	Chains []config.Chain
+	// SessionTTL bounds a session (default 12h; the API's JWT TTL is a good value).
+	SessionTTL time.Duration
+	// SecureCookies marks cookies Secure (set it when served over HTTPS).
+	SecureCookies bool
+	// LoginRateLimit is sign-in attempts per minute per client IP (0 = off).
+	LoginRateLimit int
+	Log           *zap.Logger
+}
+
+// UI serves the HTML pages.
+type UI struct {
+	pool   *pgxpool.Pool
+	redis  rueidis.Client
+	keys   hook.Keys
+	tenant *tenant.Store
+	chains []config.Chain
+	ttl    time.Duration
+	secure bool
+	log    *zap.Logger
+
+	loginLimit int
+	rates      rates // events/s per chain, between dashboard reads
+
+	extraRoutes []func(*echo.Group)
+	pages  map[string]*template.Template
+}
+
+// New parses the embedded templates and returns the UI.
+func New(d Deps) (*UI, error) {
+	if d.Pool == nil || d.Redis == nil || d.Tenant == nil {
+		return nil, errors.New("ui: Pool, Redis and Tenant are required")
+	}
+	u := &UI{
+		pool: d.Pool, redis: d.Redis, keys: d.Keys, tenant: d.Tenant, chains: d.Chains,
+		ttl: d.SessionTTL, secure: d.SecureCookies, log: d.Log, loginLimit: d.LoginRateLimit,
+	}
+	if u.ttl <= 0 {
+		u.ttl = 12 * time.Hour
+	}
+	if u.log == nil {
+		u.log = zap.NewNop()
+	}
+	pages, err := parsePages(web.Templates())
+	if err != nil {
+		return nil, err
+	}
+	if len(pages) == 0 {
+		return nil, errors.New("ui: no page templates embedded")
+	}
+	u.pages = pages
+	return u, nil
+}
+
+// parsePages parses every page template together with layout.html and
+// parts.html, so each page is one template set.
+func parsePages(fsys fs.FS) (map[string]*template.Template, error) {
+	names, err := fs.Glob(fsys, "*.html")
+	if err != nil {
+		return nil, err
+	}
+	pages := map[string]*template.Template{}
+	for _, n := range names {
+		if n == "layout.html" || n == "parts.html" {
+			continue
+		}
+		t, err := template.New(n).Funcs(funcs).ParseFS(fsys, "layout.html", "parts.html", n)
+		if err != nil {
+			return nil, fmt.Errorf("parse template %s: %w", n, err)
+		}
+		pages[strings.TrimSuffix(n, ".html")] = t
+	}
+	return pages, nil
+}
+
+// Handler returns the UI as an http.Handler on its own echo instance, to
+// be mounted at "/" (it serves "/", "/login", "/apps/...", "/static/...").
+func (u *UI) Handler() http.Handler {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = func(err error, c echo.Context) {
+		var he *echo.HTTPError
+		if !errors.As(err, &he) || he.Code >= 500 {
+			u.log.Error("ui request failed", zap.String("path", c.Request().URL.Path), zap.Error(err))
+		}
+		e.DefaultHTTPErrorHandler(err, c)
+	}
+	u.Routes(e)
+	return e
+}
+
+// Routes registers the UI's routes on e (next to the API under /api/v1).
+func (u *UI) Routes(e *echo.Echo) {
+	g := e.Group("", u.headers)
+	g.GET("/static/*", echo.WrapHandler(http.StripPrefix("/static/", staticHandler())))
+	g.GET("/login", u.loginPage)
+	g.POST("/login", u.login)
+
+	a := g.Group("", u.requireSession)
+	a.POST("/logout", u.logout)
+	a.GET("/", u.dashboard)
+	a.GET("/dashboard/live", u.dashboardLive)
+	a.GET("/apps", u.appsPage)
+	a.POST("/apps", u.createApp)
+	a.GET("/apps/:app", u.appPage)
+	a.POST("/apps/:app", u.updateApp)
+	a.POST("/apps/:app/delete", u.deleteApp)
+	a.GET("/apps/:app/keys", u.keysPage)
+	a.POST("/apps/:app/keys", u.createKey)
+	a.POST("/apps/:app/keys/:key/revoke", u.revokeKey)
+	a.GET("/apps/:app/usage", u.usagePage)
+	a.GET("/users", u.usersPage)
+	a.POST("/users", u.createUser)
+	a.POST("/users/:user", u.updateUser)
+	a.POST("/users/:user/delete", u.deleteUser)
+	for _, extra := range u.extraRoutes {
+		extra(a)
+	}
+}
+
+func staticHandler() http.Handler {
+	fsrv := http.FileServerFS(web.Static())
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		fsrv.ServeHTTP(w, r)
+	})
+}
+
+// headers sets the security headers of every UI response: scripts and
+// styles only from this origin (htmx's inline indicator styles are off),
+// no framing, no MIME sniffing.
+func (u *UI) headers(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Response().Header()
+		h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "+
+			"connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "same-origin")
+		if !strings.HasPrefix(c.Request().URL.Path, "/static/") {
+			h.Set("Cache-Control", "no-store")
+		}
+		err := next(c)
+		if err == nil || c.Response().Committed {
+			return err
+		}
+		// Errors become HTML pages here, not the API's JSON.
+		var he *echo.HTTPError
+		if errors.As(err, &he) && he.Code < 500 {
+			return u.errorPage(c, he.Code, fmt.Sprint(he.Message))
+		}
+		return u.fail(c, err)
+	}
+}
+
+// view is what every page template receives.
+type view struct {
+	Title   string
+	Nav     string // which top-level section is active
+	S       *session
+	App     *tenant.Application // the application a page belongs to, if any
+	AppNav  string              // which application tab is active
+	Flash   string
+	Error   string
+	Fields  map[string]string // field errors of the submitted form
+	Data    any
+	Request *http.Request
+}
+
+// CSRF is the session's token for forms and htmx headers.
+func (v view) CSRF() string {
+	if v.S == nil {
+		return ""
+	}
+	return v.S.CSRF
+}
+
+// render writes a whole page.
+func (u *UI) render(c echo.Context, status int, page string, v view) error {
+	return u.renderTemplate(c, status, page, "layout", v)
+}
+
+// renderPart writes one named template of a page (an htmx fragment).
+func (u *UI) renderPart(c echo.Context, status int, page, name string, v view) error {
+	return u.renderTemplate(c, status, page, name, v)
+}
+
+func (u *UI) renderTemplate(c echo.Context, status int, page, name string, v view) error {
+	t, ok := u.pages[page]
+	if !ok {
+		return fmt.Errorf("ui: no page template %q", page)
+	}
+	if v.S == nil {
+		v.S = sess(c)
+	}
+	v.Request = c.Request()
+	if v.Flash == "" {
+		v.Flash = u.takeFlash(c)
+	}
+	var buf bytes.Buffer
+	if err := t.ExecuteTemplate(&buf, name, v); err != nil {
+		return fmt.Errorf("render %s/%s: %w", page, name, err)
+	}
+	return c.HTMLBlob(status, buf.Bytes())
+}
+
+// errorPage renders a full error page (or, for htmx, a fragment).
+func (u *UI) errorPage(c echo.Context, status int, msg string) error {
+	v := view{Title: http.StatusText(status), Error: msg, Data: status}
+	if c.Request().Header.Get("HX-Request") != "" {
+		return u.renderPart(c, status, "error", "error-box", v)
+	}
+	return u.render(c, status, "error", v)
+}
+
+// fail turns a service error into a page: not found (or not visible) is
+// 404, bad input is 422 with the message, anything else is logged and 500.
+func (u *UI) fail(c echo.Context, err error) error {
+	var ve *tenant.ValidationError
+	switch {
+	case errors.Is(err, hook.ErrNotFound):
+		return u.errorPage(c, http.StatusNotFound, "Not found: it does not exist or you have no access to it.")
+	case errors.Is(err, tenant.ErrConflict):
+		return u.errorPage(c, http.StatusConflict, "That conflicts with existing data: "+err.Error())
+	case errors.Is(err, tenant.ErrForbidden):
+		return u.errorPage(c, http.StatusForbidden, "Your role does not allow this.")
+	case errors.As(err, &ve):
+		return u.errorPage(c, http.StatusUnprocessableEntity, ve.Error())
+	}
+	u.log.Error("ui request failed", zap.String("path", c.Request().URL.Path), zap.Error(err))
+	return u.errorPage(c, http.StatusInternalServerError, "Something went wrong on our side. The error has been logged.")
+}
+
+// fieldErrors extracts per-field messages of a validation error, or nil.
+func fieldErrors(err error) map[string]string {
+	var ve *tenant.ValidationError
+	if errors.As(err, &ve) {
+		return ve.Fields
+	}
+	if fe, ok := err.(interface{ FieldErrors() map[string]string }); ok {
+		return fe.FieldErrors()
+	}
+	return nil
+}
+
+const flashCookie = "ethhook_flash"
+
+// flash shows msg on the next page the browser loads.
+func (u *UI) flash(c echo.Context, msg string) {
+	c.SetCookie(u.cookie(flashCookie, url.QueryEscape(msg), 60))
+}
+
+func (u *UI) takeFlash(c echo.Context) string {
+	ck, err := c.Cookie(flashCookie)
+	if err != nil || ck.Value == "" {
+		return ""
+	}
+	c.SetCookie(u.cookie(flashCookie, "", -1))
+	msg, err := url.QueryUnescape(ck.Value)
+	if err != nil {
+		return ""
+	}
+	return msg
+}
+
+// redirect answers a form POST: a 303 for plain forms, HX-Redirect for htmx.
+func redirect(c echo.Context, to string) error {
+	if c.Request().Header.Get("HX-Request") != "" {
+		c.Response().Header().Set("HX-Redirect", to)
+		return c.NoContent(http.StatusNoContent)
+	}
+	return c.Redirect(http.StatusSeeOther, to)
+}
