@@ -40,7 +40,7 @@ type Deps struct {
 	SecureCookies bool
 	// LoginRateLimit is sign-in attempts per minute per client IP (0 = off).
 	LoginRateLimit int
-	Log           *zap.Logger
+	Log            *zap.Logger
 }
 
 // UI serves the HTML pages.
@@ -58,7 +58,7 @@ type UI struct {
 	rates      rates // events/s per chain, between dashboard reads
 
 	extraRoutes []func(*echo.Group)
-	pages  map[string]*template.Template
+	pages       map[string]*template.Template
 }
 
 // New parses the embedded templates and returns the UI.
