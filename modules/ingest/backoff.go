@@ -79,17 +79,18 @@ func (e *endpoint) refuse(now time.Time, d time.Duration) {
 }
 
 // pick returns the first endpoint at or after start whose breaker is
-// closed, or how long until one opens.
-func pick(eps []*endpoint, start int, now time.Time) (int, time.Duration) {
-	soonest := time.Duration(-1)
+// closed or, when every breaker is open, the one closest to closing (the
+// reconnect backoff paces the attempts; a lone URL is never abandoned).
+func pick(eps []*endpoint, start int, now time.Time) int {
+	best := -1
 	for i := range eps {
 		j := (start + i) % len(eps)
 		if !now.Before(eps[j].openUntil) {
-			return j, 0
+			return j
 		}
-		if d := eps[j].openUntil.Sub(now); soonest < 0 || d < soonest {
-			soonest = d
+		if best < 0 || eps[j].openUntil.Before(eps[best].openUntil) {
+			best = j
 		}
 	}
-	return -1, soonest
+	return best
 }

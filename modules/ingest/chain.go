@@ -55,13 +55,15 @@ type chainRunner struct {
 	head  uint64
 	buf   []byte
 
-	mHead, mCommitted, mLag, mLease  prometheus.Gauge
-	mLogs, mRemoved, mBlocks, mBack  prometheus.Counter
-	mReconnects, mMalformed, mWrong  prometheus.Counter
-	mOversized, mRejected, mEmpty    prometheus.Counter
-	mReorg                           prometheus.Observer
-	mRPCErr                          *prometheus.CounterVec
-	mRPCLat                          prometheus.ObserverVec
+	commits uint64 // successful commits, ever
+
+	mHead, mCommitted, mLag, mLease prometheus.Gauge
+	mLogs, mRemoved, mBlocks, mBack prometheus.Counter
+	mReconnects, mMalformed, mWrong prometheus.Counter
+	mOversized, mRejected, mEmpty   prometheus.Counter
+	mReorg                          prometheus.Observer
+	mRPCErr                         *prometheus.CounterVec
+	mRPCLat                         prometheus.ObserverVec
 }
 
 func newChainRunner(m *Module, ch config.Chain) *chainRunner {
@@ -232,21 +234,16 @@ func (r *chainRunner) active(ctx context.Context) error {
 	bo := backoff{min: r.ing.ReconnectMin, max: r.ing.ReconnectMax}
 	first := true
 	for ctx.Err() == nil {
-		i, wait := pick(r.eps, r.epIdx, time.Now())
-		if i < 0 {
-			r.log.Warn("every URL's circuit breaker is open; waiting", zap.Duration("wait", wait))
-			if !sleep(ctx, wait) {
-				return nil
-			}
-			continue
-		}
+		i := pick(r.eps, r.epIdx, time.Now())
 		r.epIdx = i
 		ep := r.eps[i]
 		if !first {
 			r.mReconnects.Inc()
 		}
 		first = false
+		before := r.commits
 		healthy, err := r.session(ctx, ep)
+		healthy = healthy || r.commits != before // progress counts as health
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -633,6 +630,7 @@ func (r *chainRunner) commit(ctx context.Context, blocks []*block, storeFrom uin
 		}
 		r.win[n] = winEntry{Hash: b.Hash, Parent: b.ParentHash}
 	}
+	r.commits++
 	last := blocks[len(blocks)-1]
 	atomic.StoreUint64(&r.cur.Number, uint64(last.Number))
 	r.cur.Hash, r.cur.Set = last.Hash, true
@@ -721,8 +719,8 @@ func (r *chainRunner) reorg(ctx context.Context, target header) error {
 	return nil
 }
 
-func (r *chainRunner) shrink() {
-	r.rangeSize = max(1, r.rangeSize/2)
+func (r *chainRunner) shrink(tried uint64) {
+	r.rangeSize = max(1, min(r.rangeSize, tried)/2)
 	r.okStreak = 0
 }
 
@@ -752,7 +750,7 @@ func (r *chainRunner) backfill(ctx context.Context, from, to, head uint64) error
 		switch {
 		case err == nil:
 		case rpc.IsRangeError(err) && end > from:
-			r.shrink()
+			r.shrink(end - from + 1)
 			r.log.Info("eth_getLogs range too large; shrinking", zap.Uint64("block", from), zap.Uint64("range", r.rangeSize), zap.Error(err))
 			if errors.Is(err, rpc.ErrTooLarge) && r.bf == caller(r.ws) {
 				return err // the socket is gone with the oversized frame
