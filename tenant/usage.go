@@ -207,3 +207,15 @@ func (s *Store) HeldMessages(ctx context.Context) (int64, error) {
 	}
 	return n, nil
 }
+
+// AppsOverQuota counts applications at or over their plan's quota this
+// month, for metrics.
+func (s *Store) AppsOverQuota(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM usage u JOIN applications a ON a.id = u.app_id JOIN plans p ON p.id = a.plan_id
+		WHERE u.month = $1 AND p.monthly_quota > 0 AND u.deliveries >= p.monthly_quota`, monthStart(time.Now())).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count applications over quota: %w", err)
+	}
+	return n, nil
+}

@@ -1,0 +1,203 @@
+package admin
+
+import (
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+	"github.com/redis/rueidis"
+
+	"github.com/ethhook/ethhook/config"
+	"github.com/ethhook/ethhook/hook"
+)
+
+// chainView is a chain's ingest status, read from the keys the ingest
+// module writes: `<prefix>{<id>}:cursor` ("<number>:<hash>" of the last
+// committed block), `:lease` (the writer's holder id) and `:head` (the
+// newest block number seen, when the ingestor publishes it).
+type chainView struct {
+	ID             uint64  `json:"id"`
+	Name           string  `json:"name"`
+	Head           *uint64 `json:"head"`            // null until known
+	CommittedBlock *uint64 `json:"committed_block"` // null before the first commit
+	CommittedHash  string  `json:"committed_hash"`
+	Lag            *uint64 `json:"lag"` // head - committed_block, when both are known
+	LeaseHolder    string  `json:"lease_holder"`
+	StreamLength   int64   `json:"stream_length"`
+}
+
+// eventView is one entry of a chain's events stream.
+type eventView struct {
+	StreamID string     `json:"stream_id"`
+	Event    hook.Event `json:"event"`
+}
+
+// blockNumber parses "<number>" or "<number>:<hash>".
+func blockNumber(s string) (*uint64, string) {
+	num, hash, _ := strings.Cut(s, ":")
+	n, err := strconv.ParseUint(num, 10, 64)
+	if err != nil {
+		return nil, ""
+	}
+	return &n, hash
+}
+
+func (m *Module) chainStatus(c echo.Context, ch config.Chain) (chainView, error) {
+	v := chainView{ID: ch.ID, Name: ch.Name}
+	ctx := c.Request().Context()
+	b := m.rdb.B()
+	res := m.rdb.DoMulti(ctx,
+		b.Get().Key(m.keys.Chain(ch.ID, "cursor")).Build(),
+		b.Get().Key(m.keys.Chain(ch.ID, "lease")).Build(),
+		b.Get().Key(m.keys.Chain(ch.ID, "head")).Build(),
+		b.Xlen().Key(m.keys.Events(ch.ID)).Build(),
+	)
+	str := func(r rueidis.RedisResult) (string, error) {
+		s, err := r.ToString()
+		if rueidis.IsRedisNil(err) {
+			return "", nil
+		}
+		return s, err
+	}
+	cursor, err := str(res[0])
+	if err != nil {
+		return v, err
+	}
+	v.CommittedBlock, v.CommittedHash = blockNumber(cursor)
+	if v.LeaseHolder, err = str(res[1]); err != nil {
+		return v, err
+	}
+	head, err := str(res[2])
+	if err != nil {
+		return v, err
+	}
+	v.Head, _ = blockNumber(head)
+	if v.StreamLength, err = res[3].AsInt64(); err != nil && !rueidis.IsRedisNil(err) {
+		return v, err
+	}
+	if v.Head != nil && v.CommittedBlock != nil {
+		lag := uint64(0)
+		if *v.Head > *v.CommittedBlock {
+			lag = *v.Head - *v.CommittedBlock
+		}
+		v.Lag = &lag
+	}
+	return v, nil
+}
+
+func (m *Module) handleListChains(c echo.Context) error {
+	cursor, limit, err := page(c)
+	if err != nil {
+		return err
+	}
+	if limit == 0 {
+		limit = 50
+	}
+	var after uint64
+	if cursor != "" {
+		if after, err = strconv.ParseUint(cursor, 10, 64); err != nil {
+			return fieldError("cursor", "is not a cursor returned by this API")
+		}
+	}
+	name := strings.ToLower(c.QueryParam("name"))
+	var out []chainView
+	next := ""
+	for _, ch := range sortedChains(m.chains) {
+		if ch.ID <= after && cursor != "" {
+			continue
+		}
+		if name != "" && !strings.Contains(strings.ToLower(ch.Name), name) {
+			continue
+		}
+		if len(out) == limit {
+			next = strconv.FormatUint(out[len(out)-1].ID, 10)
+			break
+		}
+		v, err := m.chainStatus(c, ch)
+		if err != nil {
+			return err
+		}
+		out = append(out, v)
+	}
+	return c.JSON(http.StatusOK, listOf(out, next))
+}
+
+func sortedChains(in []config.Chain) []config.Chain {
+	out := append([]config.Chain(nil), in...)
+	for i := 1; i < len(out); i++ {
+		for j := i; j > 0 && out[j].ID < out[j-1].ID; j-- {
+			out[j], out[j-1] = out[j-1], out[j]
+		}
+	}
+	return out
+}
+
+var streamIDRe = regexp.MustCompile(`^[0-9]{1,20}-[0-9]{1,20}$`)
+var addressRe = regexp.MustCompile(`^0x[0-9a-fA-F]{40}$`)
+
+// handleChainEvents pages a chain's events stream newest first. Filters
+// apply within each page of stream entries, so a filtered page may hold
+// fewer than limit events while next_cursor still continues the scan.
+func (m *Module) handleChainEvents(c echo.Context) error {
+	id := c.Param("chain_id")
+	var ch config.Chain
+	found := false
+	for _, x := range m.chains {
+		if strconv.FormatUint(x.ID, 10) == id || x.Name == id {
+			ch, found = x, true
+			break
+		}
+	}
+	if !found {
+		return errNotFound
+	}
+	cursor, limit, err := page(c)
+	if err != nil {
+		return err
+	}
+	if limit == 0 {
+		limit = 50
+	}
+	if cursor != "" && !streamIDRe.MatchString(cursor) {
+		return fieldError("cursor", "is not a cursor returned by this API")
+	}
+	typ := c.QueryParam("type")
+	if typ != "" && typ != hook.TypeLog && typ != hook.TypeLogRemoved {
+		return fieldError("type", "must be log or log.removed")
+	}
+	addr := c.QueryParam("address")
+	if addr != "" && !addressRe.MatchString(addr) {
+		return fieldError("address", "must be a 0x-prefixed 20-byte hex address")
+	}
+	end := "+"
+	if cursor != "" {
+		end = "(" + cursor
+	}
+	entries, err := m.rdb.Do(c.Request().Context(), m.rdb.B().Xrevrange().Key(m.keys.Events(ch.ID)).End(end).Start("-").
+		Count(int64(limit+1)).Build()).AsXRange()
+	if err != nil && !rueidis.IsRedisNil(err) {
+		return err
+	}
+	next := ""
+	if len(entries) > limit {
+		entries = entries[:limit]
+		next = entries[limit-1].ID
+	}
+	out := make([]eventView, 0, len(entries))
+	for _, e := range entries {
+		ev, err := hook.ParseEntry(e.FieldValues)
+		if err != nil {
+			continue // a malformed entry is ingest's bug; do not fail the listing
+		}
+		if typ != "" && ev.Type != typ {
+			continue
+		}
+		if addr != "" && !strings.EqualFold(ev.Log.Address, addr) {
+			continue
+		}
+		out = append(out, eventView{StreamID: e.ID, Event: ev})
+	}
+	return c.JSON(http.StatusOK, listOf(out, next))
+}

@@ -1,0 +1,158 @@
+package admin
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ethhook/ethhook/config"
+	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/testenv"
+	"github.com/ethhook/ethhook/tenant"
+)
+
+type harness struct {
+	t     testing.TB
+	m     *Module
+	reg   *prometheus.Registry
+	store *tenant.Store
+	keys  hook.Keys
+	admin string // admin JWT
+}
+
+func testConfig() config.Admin {
+	c := config.DefaultAdmin()
+	c.JWTSecret = strings.Repeat("s", 32)
+	c.RateLimit = 0
+	c.LoginRateLimit = 0
+	return c
+}
+
+func newHarness(t testing.TB, mod ...func(*config.Admin)) *harness {
+	t.Helper()
+	pool := testenv.PG(t)
+	rdb, prefix := testenv.Redis(t)
+	cfg := testConfig()
+	for _, f := range mod {
+		f(&cfg)
+	}
+	reg := prometheus.NewRegistry()
+	keys := hook.Keys{Prefix: prefix}
+	m, err := New(Options{Config: cfg, Pool: pool, Redis: rdb, Keys: keys, Log: nil, Registerer: reg,
+		Chains: []config.Chain{{Name: "devnet", ID: config.DevnetChainID}, {Name: "eth", ID: 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, m: m, reg: reg, store: m.Store(), keys: keys}
+	if _, err := h.store.CreateUser(context.Background(), hook.Operator, tenant.NewUser{Email: "root@example.com", Password: "root-password", Role: tenant.RoleAdmin}); err != nil {
+		t.Fatal(err)
+	}
+	h.admin = h.login("root@example.com", "root-password")
+	return h
+}
+
+type resp struct {
+	Code   int
+	Header http.Header
+	Body   []byte
+}
+
+func (r resp) json(t testing.TB, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.Body, v); err != nil {
+		t.Fatalf("decode %s: %v", r.Body, err)
+	}
+}
+
+func (r resp) errCode(t testing.TB) ErrorBody {
+	t.Helper()
+	var e ErrorBody
+	if err := json.Unmarshal(r.Body, &e); err != nil || e.Error.Code == "" || e.Error.Message == "" {
+		t.Fatalf("not an error body (%d): %s", r.Code, r.Body)
+	}
+	return e
+}
+
+// do sends a request; body may be nil, a string (sent raw) or a value (JSON).
+func (h *harness) do(method, path, token string, body any) resp {
+	h.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		buf, err := json.Marshal(b)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		rd = bytes.NewReader(buf)
+	}
+	req := httptest.NewRequest(method, path, rd)
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req = req.WithContext(ctx)
+	rec := httptest.NewRecorder()
+	h.m.Handler().ServeHTTP(rec, req)
+	return resp{Code: rec.Code, Header: rec.Header(), Body: rec.Body.Bytes()}
+}
+
+// must sends a request and fails unless the status is want.
+func (h *harness) must(want int, method, path, token string, body any) resp {
+	h.t.Helper()
+	r := h.do(method, path, token, body)
+	if r.Code != want {
+		h.t.Fatalf("%s %s: status %d, want %d: %s", method, path, r.Code, want, r.Body)
+	}
+	return r
+}
+
+func (h *harness) login(email, pw string) string {
+	h.t.Helper()
+	var out loginResponse
+	h.must(200, "POST", "/api/v1/auth/login", "", loginRequest{Email: email, Password: pw}).json(h.t, &out)
+	if out.Token == "" {
+		h.t.Fatal("no token")
+	}
+	return out.Token
+}
+
+// member creates a member user with a fresh application and returns the
+// user's token, the app id and an API key of that app.
+func (h *harness) member(email string) (token, appID, key string) {
+	h.t.Helper()
+	var u userView
+	h.must(201, "POST", "/api/v1/users", h.admin, userCreate{Email: email, Password: "member-password"}).json(h.t, &u)
+	token = h.login(email, "member-password")
+	var app appView
+	h.must(201, "POST", "/api/v1/applications", token, appCreate{Name: "app of " + email}).json(h.t, &app)
+	var k keyCreated
+	h.must(201, "POST", "/api/v1/applications/"+app.ID+"/api-keys", token, keyCreate{Name: "k"}).json(h.t, &k)
+	return token, app.ID, k.Key
+}
+
+func newRequest(method, path string) *http.Request {
+	return httptest.NewRequest(method, path, nil)
+}
+
+func serve(h *harness, req *http.Request) *httptest.ResponseRecorder {
+	rec := httptest.NewRecorder()
+	h.m.Handler().ServeHTTP(rec, req)
+	return rec
+}

@@ -1,0 +1,292 @@
+// Package admin is EthHook's admin REST API under /api/v1: authentication
+// (login JWTs and ethk_ application keys), tenancy, applications, API keys,
+// users, plans, usage and quota, chains and recent events, an audit log of
+// changes, and the OpenAPI document describing all of it. The web UI mounts
+// on the same echo instance (see Echo).
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/rueidis"
+	"go.uber.org/zap"
+
+	"github.com/ethhook/ethhook/config"
+	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/tenant"
+)
+
+// Prefix is where the API lives.
+const Prefix = "/api/v1"
+
+// Options is what New needs.
+type Options struct {
+	Config     config.Admin
+	Pool       *pgxpool.Pool
+	Redis      rueidis.Client
+	Keys       hook.Keys
+	Chains     []config.Chain // chains shown by /chains
+	Log        *zap.Logger
+	Registerer prometheus.Registerer
+}
+
+// Module serves the admin API and runs its background work (first-run
+// bootstrap, releasing messages held at quota).
+type Module struct {
+	cfg     config.Admin
+	pool    *pgxpool.Pool
+	rdb     rueidis.Client
+	keys    hook.Keys
+	chains  []config.Chain
+	log     *zap.Logger
+	store   *tenant.Store
+	limiter *limiter
+	jwtKey  []byte
+	metrics *metrics
+	e       *echo.Echo
+	api     *echo.Group
+	routes  []route
+	openapi map[string]any
+	ready   atomic.Bool
+}
+
+// New builds the module and its router.
+func New(o Options) (*Module, error) {
+	if o.Pool == nil || o.Redis == nil {
+		return nil, errors.New("admin: Pool and Redis are required")
+	}
+	if err := o.Config.Validate(); err != nil {
+		return nil, fmt.Errorf("admin: %w", err)
+	}
+	if o.Log == nil {
+		o.Log = zap.NewNop()
+	}
+	if o.Registerer == nil {
+		o.Registerer = prometheus.NewRegistry()
+	}
+	m := &Module{
+		cfg:     o.Config,
+		pool:    o.Pool,
+		rdb:     o.Redis,
+		keys:    o.Keys,
+		chains:  o.Chains,
+		log:     o.Log,
+		store:   tenant.New(o.Pool),
+		limiter: newLimiter(o.Redis, o.Keys.Prefix),
+	}
+	if o.Config.JWTSecret != "" {
+		m.jwtKey = []byte(o.Config.JWTSecret)
+	} else {
+		m.jwtKey = randomKey()
+		m.log.Warn("admin.jwt_secret (ETHHOOK_JWT_SECRET) is not set: using a random secret, so login tokens end with this process and other replicas reject them")
+	}
+	met, err := newMetrics(o.Registerer, m.store)
+	if err != nil {
+		return nil, err
+	}
+	m.metrics = met
+	m.buildRouter()
+	return m, nil
+}
+
+// Name is the module's name for the supervisor.
+func (m *Module) Name() string { return "admin" }
+
+// Ready reports whether the first-run bootstrap is done.
+func (m *Module) Ready() bool { return m.ready.Load() }
+
+// Handler serves the API (and whatever the web UI mounted on Echo).
+func (m *Module) Handler() http.Handler { return m.e }
+
+// Echo is the router, for the web UI to mount its routes outside /api/v1
+// (e.g. m.Echo().GET("/", ...) or m.Echo().Group("/ui")). Routes added
+// there get the request id, logging and recovery middleware but no API
+// authentication; the API's error handler answers their errors in JSON
+// unless they write their own response.
+func (m *Module) Echo() *echo.Echo { return m.e }
+
+// Store is the tenant service the API uses (for the web UI's handlers).
+func (m *Module) Store() *tenant.Store { return m.store }
+
+// Authenticate resolves a Bearer credential (login JWT or ethk_ key) on r
+// to the caller's scope, for the web UI's handlers; hook.ErrNotFound-free:
+// the error is non-nil when the credentials are missing or invalid.
+func (m *Module) Authenticate(c echo.Context) (hook.Scope, error) {
+	p, err := m.authenticate(c)
+	return p.Scope, err
+}
+
+// Login checks an email and password and returns a signed token and its
+// expiry, exactly as POST /api/v1/auth/login does (for the web UI).
+func (m *Module) Login(ctx context.Context, email, password string) (string, time.Time, error) {
+	u, err := m.store.Authenticate(ctx, email, password)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	return m.issueToken(u.ID, time.Now())
+}
+
+// Run bootstraps the first admin when there are no users, then releases
+// messages held at quota every admin.quota_release_interval until ctx ends.
+func (m *Module) Run(ctx context.Context) error {
+	if err := m.bootstrap(ctx); err != nil {
+		return err
+	}
+	m.ready.Store(true)
+	defer m.ready.Store(false)
+	t := time.NewTicker(m.cfg.QuotaReleaseInterval)
+	defer t.Stop()
+	for {
+		m.releaseOnce(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func (m *Module) bootstrap(ctx context.Context) error {
+	u, pw, created, err := m.store.Bootstrap(ctx, m.cfg.BootstrapEmail)
+	if err != nil {
+		return fmt.Errorf("admin: %w", err)
+	}
+	if created {
+		// Printed once: the only place this password ever appears.
+		m.log.Warn("first run: created the bootstrap admin; log in and change this password (PATCH /api/v1/users/{id}), it is not shown again",
+			zap.String("email", u.Email), zap.String("password", pw), zap.String("user_id", u.ID))
+		if err := m.store.Audit(ctx, tenant.AuditEntry{Actor: "bootstrap", ActorType: "system", Action: "user.bootstrap", ResourceID: u.ID}); err != nil {
+			m.log.Error("audit bootstrap", zap.Error(err))
+		}
+	}
+	return nil
+}
+
+// releaseBatch bounds one application's release per pass.
+const releaseBatch = 1000
+
+func (m *Module) releaseOnce(ctx context.Context) {
+	n, err := m.store.ReleaseAll(ctx, m.rdb, m.keys, releaseBatch)
+	if n > 0 {
+		m.metrics.released.Add(float64(n))
+		m.log.Info("released messages held at quota", zap.Int("messages", n))
+	}
+	if err != nil && ctx.Err() == nil {
+		m.log.Error("release messages held at quota", zap.Error(err))
+	}
+}
+
+var requestIDRe = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
+
+func requestID(c echo.Context) string {
+	return c.Response().Header().Get(echo.HeaderXRequestID)
+}
+
+// middleware common to every route, API or UI.
+func (m *Module) buildRouter() {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = m.errorHandler
+	e.Use(middleware.RequestIDWithConfig(middleware.RequestIDConfig{
+		Generator: func() string { return tenant.NewID("req") },
+		Skipper: func(c echo.Context) bool {
+			// Honour a caller's id only when it is safe to log.
+			if id := c.Request().Header.Get(echo.HeaderXRequestID); id != "" && !requestIDRe.MatchString(id) {
+				c.Request().Header.Del(echo.HeaderXRequestID)
+			}
+			return false
+		},
+	}))
+	e.Use(m.observe)
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+		m.log.Error("panic in handler", zap.String("request_id", requestID(c)), zap.Error(err), zap.ByteString("stack", stack))
+		return err
+	}}))
+	e.Use(middleware.BodyLimit(fmt.Sprintf("%dB", m.cfg.BodyLimit)))
+	e.Use(cleanInput)
+	m.e = e
+	m.api = e.Group(Prefix)
+	m.routes = m.apiRoutes()
+	m.openapi = m.OpenAPI()
+	for _, r := range m.routes {
+		var mw []echo.MiddlewareFunc
+		switch r.auth {
+		case authUser:
+			mw = append(mw, m.requireAuth(false))
+		case authAdmin:
+			mw = append(mw, m.requireAuth(true))
+		}
+		mw = append(mw, onlyQuery(r.query))
+		m.api.Add(r.method, r.path, r.h, mw...)
+	}
+}
+
+// observe logs each request with its id and counts it.
+func (m *Module) observe(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		status := c.Response().Status
+		route := c.Path()
+		if route == "" {
+			route = "unmatched"
+		}
+		m.metrics.requests.WithLabelValues(c.Request().Method, route, fmt.Sprint(status)).Inc()
+		m.metrics.latency.WithLabelValues(c.Request().Method, route).Observe(time.Since(start).Seconds())
+		p := callerOf(c)
+		m.log.Info("request", zap.String("request_id", requestID(c)), zap.String("method", c.Request().Method),
+			zap.String("route", route), zap.Int("status", status), zap.Duration("latency", time.Since(start)),
+			zap.String("actor", p.Actor))
+		return nil
+	}
+}
+
+// cleanInput rejects path and query values Postgres cannot store (NUL,
+// invalid UTF-8) or that are absurdly long, before any handler sees them.
+func cleanInput(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		for i, v := range c.ParamValues() {
+			if !cleanString(v) || len(v) > 200 {
+				name := "path"
+				if i < len(c.ParamNames()) {
+					name = c.ParamNames()[i]
+				}
+				return fieldError(name, "is not a valid identifier")
+			}
+		}
+		for k, vs := range c.QueryParams() {
+			for _, v := range vs {
+				if !cleanString(k) || !cleanString(v) || len(v) > 1000 {
+					return fieldError(k, "must be valid UTF-8 without NUL characters and at most 1000 bytes")
+				}
+			}
+		}
+		return next(c)
+	}
+}
+
+func cleanString(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] == 0 {
+			return false
+		}
+	}
+	return true
+}
