@@ -1,0 +1,136 @@
+package deliver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/ethhook/ethhook/config"
+	"github.com/ethhook/ethhook/modules/deliver/retry"
+	"github.com/ethhook/ethhook/sign"
+)
+
+// endpoint is what a sender needs to know about one endpoint, cached for
+// endpointTTL or until the endpoint service announces a change.
+type endpoint struct {
+	id             string
+	appID          string
+	url            string
+	enabled        bool
+	rateLimit      int // events/s, 0 = unlimited
+	allowRedirects bool
+	policy         retry.Policy
+	key            []byte
+	oldKey         []byte
+	oldExpires     time.Time
+	loaded         time.Time
+	missing        bool
+}
+
+const endpointTTL = 30 * time.Second
+
+// keys returns the signing keys valid at now: the current one, plus the old
+// one until its rotation overlap ends.
+func (e *endpoint) keys(now time.Time) [][]byte {
+	if e.oldKey != nil && now.Before(e.oldExpires) {
+		return [][]byte{e.key, e.oldKey}
+	}
+	return [][]byte{e.key}
+}
+
+type endpointCache struct {
+	m  *Module
+	mu sync.Mutex
+	by map[string]*endpoint
+}
+
+func (c *endpointCache) invalidate(id string) {
+	c.mu.Lock()
+	delete(c.by, id)
+	c.mu.Unlock()
+}
+
+func (c *endpointCache) peek(id string) *endpoint {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.by[id]
+}
+
+// get returns the cached endpoint, loading it when missing or stale.
+func (c *endpointCache) get(ctx context.Context, id string) (*endpoint, error) {
+	c.mu.Lock()
+	e := c.by[id]
+	c.mu.Unlock()
+	if e != nil && time.Since(e.loaded) < endpointTTL {
+		return e, nil
+	}
+	e, err := c.load(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.by[id] = e
+	c.mu.Unlock()
+	return e, nil
+}
+
+func (c *endpointCache) load(ctx context.Context, id string) (*endpoint, error) {
+	m := c.m
+	e := &endpoint{id: id, loaded: time.Now()}
+	var (
+		epRate, planRate int
+		schedule         string
+		secret, oldSec   []byte
+		oldExp           *time.Time
+	)
+	err := m.pool.QueryRow(ctx, `
+		SELECT e.app_id, e.url, e.enabled, e.rate_limit, p.rate_limit, e.retry_schedule, e.allow_redirects,
+		       e.secret_enc, e.old_secret_enc, e.old_secret_expires_at
+		FROM endpoints e JOIN applications a ON a.id = e.app_id JOIN plans p ON p.id = a.plan_id
+		WHERE e.id = $1`, id).Scan(&e.appID, &e.url, &e.enabled, &epRate, &planRate, &schedule, &e.allowRedirects,
+		&secret, &oldSec, &oldExp)
+	if errors.Is(err, pgx.ErrNoRows) {
+		e.missing = true
+		return e, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load endpoint %s: %w", id, err)
+	}
+	e.rateLimit = epRate
+	if e.rateLimit == 0 {
+		e.rateLimit = planRate
+	}
+	sched := m.schedule
+	if strings.TrimSpace(schedule) != "" {
+		s, err := config.ParseSchedule(strings.Split(schedule, ","))
+		if err != nil {
+			m.log.Warn("endpoint retry schedule is invalid, using the global one", zapEndpoint(id), zapErr(err))
+		} else {
+			sched = s
+		}
+	}
+	e.policy = retry.Policy{Schedule: sched, Jitter: 0.2, MinRetryAfter: time.Second, MaxRetryAfter: m.cfg.MaxRetryAfter, Rand: m.rand}
+	if e.key, err = m.openSecret(secret); err != nil {
+		return nil, fmt.Errorf("endpoint %s secret: %w", id, err)
+	}
+	if oldSec != nil && oldExp != nil {
+		if e.oldKey, err = m.openSecret(oldSec); err != nil {
+			return nil, fmt.Errorf("endpoint %s old secret: %w", id, err)
+		}
+		e.oldExpires = *oldExp
+	}
+	return e, nil
+}
+
+func (m *Module) openSecret(sealed []byte) ([]byte, error) {
+	plain, err := m.box.Open(sealed)
+	if err != nil {
+		return nil, err
+	}
+	return sign.Key(string(plain))
+}

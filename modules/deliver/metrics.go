@@ -1,0 +1,67 @@
+package deliver
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	attempts     *prometheus.CounterVec
+	latency      prometheus.Histogram
+	messages     *prometheus.GaugeVec
+	scheduled    prometheus.Gauge
+	held         prometheus.Gauge
+	breakersOpen prometheus.Gauge
+	disabled     prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ethhook_deliver_attempts_total",
+			Help: "Delivery attempts by outcome (success, retry, dead) and status class (2xx..5xx, none).",
+		}, []string{"outcome", "status_class"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "ethhook_deliver_committed_to_success_seconds",
+			Help:    "Time from a message's creation (commit) to its 2xx answer.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600, 4 * 3600, 12 * 3600, 48 * 3600},
+		}),
+		messages: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "ethhook_deliver_messages",
+			Help: "Messages not yet finished, by state (pending, delivering, failed), from Postgres.",
+		}, []string{"state"}),
+		scheduled: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ethhook_deliver_scheduled_retries",
+			Help: "Retries waiting in the Redis schedule.",
+		}),
+		held: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ethhook_deliver_held_messages",
+			Help: "Claimed messages this process holds in memory or in flight.",
+		}),
+		breakersOpen: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ethhook_deliver_breakers_open",
+			Help: "Endpoints whose circuit breaker is open in this process.",
+		}),
+		disabled: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ethhook_deliver_endpoints_disabled",
+			Help: "Disabled endpoints, from Postgres.",
+		}),
+	}
+	for _, c := range []prometheus.Collector{m.attempts, m.latency, m.messages, m.scheduled, m.held, m.breakersOpen, m.disabled} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+func statusClass(code int) string {
+	switch {
+	case code >= 200 && code < 300:
+		return "2xx"
+	case code >= 300 && code < 400:
+		return "3xx"
+	case code >= 400 && code < 500:
+		return "4xx"
+	case code >= 500 && code < 600:
+		return "5xx"
+	}
+	return "none"
+}

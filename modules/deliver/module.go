@@ -1,0 +1,205 @@
+// Package deliver sends messages to endpoints as signed webhooks (Standard
+// Webhooks), with retries on a schedule kept in Redis, a per-endpoint
+// concurrency cap, rate limit and circuit breaker, an SSRF guard at dial
+// time, and a row in delivery_history for every attempt.
+//
+// Flow: process inserts a messages row (pending) and XADDs a job to
+// hook.Keys.DeliverJobs(). Intake reads jobs with a consumer group and claims
+// their messages in one conditional UPDATE (pending, due failed, or
+// lease-expired delivering -> delivering, lease_owner = this process), so a
+// duplicated job is harmless. Claimed messages wait in a per-endpoint queue;
+// each endpoint's runner sends them under its caps; results are written in
+// batches (history, message state, usage); retries go to a Redis sorted set
+// scored by due time, moved back to the job stream when due. A heartbeat
+// renews this process's leases; a sweeper re-offers messages no live process
+// holds, so killing every deliver process loses nothing.
+package deliver
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/rueidis"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
+
+	"github.com/ethhook/ethhook/config"
+	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/modules/deliver/ssrf"
+	"github.com/ethhook/ethhook/seal"
+)
+
+//go:embed gcra.lua
+var gcraScript string
+
+//go:embed promote.lua
+var promoteScript string
+
+// consumerGroup is the deliver consumer group on the jobs stream.
+const consumerGroup = "deliver"
+
+// Option adjusts a Module (tests inject a clock and jitter source).
+type Option func(*Module)
+
+// WithClock replaces time.Now for every scheduling decision: retry due
+// times, leases, breaker cooldowns, signature timestamps, disable-after.
+func WithClock(now func() time.Time) Option { return func(m *Module) { m.now = now } }
+
+// WithRand replaces the jitter source (values in [0,1); 0.5 = no jitter).
+func WithRand(r func() float64) Option { return func(m *Module) { m.rand = r } }
+
+// Module is the deliver module.
+type Module struct {
+	cfg       config.Delivery
+	pool      *pgxpool.Pool
+	rdb       rueidis.Client
+	keys      hook.Keys
+	box       *seal.Box
+	log       *zap.Logger
+	met       *metrics
+	userAgent string
+	owner     string
+	now       func() time.Time
+	rand      func() float64
+	schedule  []time.Duration
+	client    *http.Client
+	follow    *http.Client
+	sem       *semaphore.Weighted
+	gcra      *rueidis.Lua
+	promote   *rueidis.Lua
+	endpoints endpointCache
+
+	mu   sync.Mutex
+	eps  map[string]*epState
+	held int
+
+	results chan result
+	sends   sync.WaitGroup
+	sweep   chan string // endpoint id to sweep now ("" = all)
+	ready   atomic.Bool
+}
+
+// New builds the deliver module.
+func New(cfg config.Config, pool *pgxpool.Pool, rdb rueidis.Client, box *seal.Box, version string, log *zap.Logger, reg prometheus.Registerer, opts ...Option) (*Module, error) {
+	dc := cfg.Delivery
+	if err := dc.Validate(); err != nil {
+		return nil, err
+	}
+	if box == nil {
+		return nil, fmt.Errorf("deliver: %w", seal.ErrNoKey)
+	}
+	sched, _ := dc.Schedule()
+	allow, _ := dc.AllowedPrefixes()
+	met, err := newMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("deliver metrics: %w", err)
+	}
+	host, _ := os.Hostname()
+	if version == "" {
+		version = "dev"
+	}
+	m := &Module{
+		cfg:       dc,
+		pool:      pool,
+		rdb:       rdb,
+		keys:      hook.Keys{Prefix: cfg.Redis.Prefix},
+		box:       box,
+		log:       log.With(zap.String("module", "deliver")),
+		met:       met,
+		userAgent: "ethhook/" + version,
+		owner:     fmt.Sprintf("%s-%d-%s", host, os.Getpid(), ulid.Make().String()),
+		now:       time.Now,
+		schedule:  sched,
+		sem:       semaphore.NewWeighted(int64(dc.MaxInFlight)),
+		gcra:      rueidis.NewLuaScript(gcraScript),
+		promote:   rueidis.NewLuaScript(promoteScript),
+		eps:       map[string]*epState{},
+		results:   make(chan result, 4096),
+		sweep:     make(chan string, 64),
+	}
+	m.endpoints = endpointCache{m: m, by: map[string]*endpoint{}}
+	for _, o := range opts {
+		o(m)
+	}
+	m.client, m.follow = newClients(ssrf.New(allow), dc.ConnectTimeout, dc.MaxInFlight)
+	return m, nil
+}
+
+// Name is the module name.
+func (m *Module) Name() string { return "deliver" }
+
+// Ready reports whether the module consumes jobs.
+func (m *Module) Ready() bool { return m.ready.Load() }
+
+// retriesKey is the sorted set of scheduled retries (member "<message id> <endpoint id>").
+func (m *Module) retriesKey() string { return m.keys.Prefix + "{deliver}:retries" }
+
+// rateKey is an endpoint's GCRA state.
+func (m *Module) rateKey(endpointID string) string {
+	return m.keys.Prefix + "deliver:rate:{" + endpointID + "}"
+}
+
+// Run delivers until ctx ends. On the way out it stops taking jobs, aborts
+// requests in flight (their messages are delivered again later), writes the
+// results it has and hands its unsent messages back as pending.
+func (m *Module) Run(ctx context.Context) error {
+	if err := m.ensureGroup(ctx); err != nil {
+		return err
+	}
+	m.log.Info("deliver started", zap.String("owner", m.owner))
+	writerCtx, stopWriter := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWriter()
+	writerDone := make(chan error, 1)
+	go func() { writerDone <- m.writer(writerCtx) }()
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return m.intake(gctx) })
+	g.Go(func() error { return m.promoter(gctx) })
+	g.Go(func() error { return m.sweeper(gctx) })
+	g.Go(func() error { return m.heartbeat(gctx) })
+	g.Go(func() error { return m.listenChanges(gctx) })
+	m.ready.Store(true)
+	err := g.Wait()
+	m.ready.Store(false)
+
+	// Runners stop with gctx; wait for the last sends to report.
+	m.sends.Wait()
+	close(m.results)
+	werr := <-writerDone
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if n, rerr := m.handBack(rctx, nil, true); rerr != nil {
+		m.log.Warn("hand back held messages", zap.Error(rerr))
+	} else if n > 0 {
+		m.log.Info("handed back held messages", zap.Int("messages", n))
+	}
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		err = nil
+	}
+	if err == nil && werr != nil {
+		err = werr
+	}
+	return err
+}
+
+func (m *Module) ensureGroup(ctx context.Context) error {
+	err := m.rdb.Do(ctx, m.rdb.B().XgroupCreate().Key(m.keys.DeliverJobs()).Group(consumerGroup).Id("0").Mkstream().Build()).Error()
+	if err != nil && !rueidis.IsRedisBusyGroup(err) {
+		return fmt.Errorf("create consumer group on %s: %w", m.keys.DeliverJobs(), err)
+	}
+	return nil
+}
+
+func zapEndpoint(id string) zap.Field { return zap.String("endpoint", id) }
+func zapErr(err error) zap.Field      { return zap.Error(err) }

@@ -1,0 +1,229 @@
+package deliver
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"go.uber.org/zap"
+
+	"github.com/ethhook/ethhook/hook"
+)
+
+// result is one finished attempt on its way to Postgres.
+type result struct {
+	job     *job
+	attempt int
+	a       attempt
+	at      time.Time
+	state   string
+	next    time.Time // due time of the next attempt when state is failed
+	disable string    // reason to disable the endpoint (410 Gone)
+}
+
+const (
+	writeBatch = 1000
+	writeDelay = 10 * time.Millisecond
+)
+
+// writer stores results in batches: attempt rows, message state, usage and
+// endpoint health in one transaction, then schedules retries in Redis. A
+// failed write is retried until it succeeds or the module is torn down.
+func (m *Module) writer(ctx context.Context) error {
+	batch := make([]result, 0, writeBatch)
+	for {
+		r, ok := <-m.results
+		if !ok {
+			return nil
+		}
+		batch = append(batch[:0], r)
+		timer := time.NewTimer(writeDelay)
+	fill:
+		for len(batch) < writeBatch {
+			select {
+			case r, ok := <-m.results:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, r)
+			case <-timer.C:
+				break fill
+			}
+		}
+		timer.Stop()
+		for {
+			err := m.write(ctx, batch)
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				return fmt.Errorf("write %d delivery results: %w", len(batch), err)
+			}
+			m.log.Warn("write delivery results, retrying", zap.Int("results", len(batch)), zap.Error(err))
+			sleepCtx(ctx, time.Second)
+		}
+	}
+}
+
+func (m *Module) write(ctx context.Context, batch []result) error {
+	var (
+		hist               [][]any
+		ids, states, errs  []string
+		attempts           []int32
+		statuses           []*int32
+		nexts              []*time.Time
+		usage              = map[string]int64{}
+		succeeded, failing = map[string]bool{}, map[string]bool{}
+		disable            = map[string]string{}
+		retries            []result
+		now                = m.now()
+	)
+	for _, r := range batch {
+		j, a := r.job, r.a
+		reqH, _ := json.Marshal(a.reqHeaders)
+		respH, _ := json.Marshal(orEmpty(a.respHeaders))
+		var status *int32
+		if a.status != 0 {
+			s := int32(a.status)
+			status = &s
+		}
+		hist = append(hist, []any{j.id, j.endpointID, j.appID, int32(r.attempt), status, a.errClass, a.errText,
+			string(reqH), string(respH), a.excerpt, int32(a.latency.Milliseconds()), r.at})
+		ids = append(ids, j.id)
+		states = append(states, r.state)
+		attempts = append(attempts, int32(r.attempt))
+		statuses = append(statuses, status)
+		errs = append(errs, a.errText)
+		if r.state == hook.StateFailed {
+			t := r.next
+			nexts = append(nexts, &t)
+			retries = append(retries, r)
+		} else {
+			nexts = append(nexts, nil)
+		}
+		if r.state == hook.StateSucceeded {
+			usage[j.appID]++
+			succeeded[j.endpointID] = true
+			delete(failing, j.endpointID)
+		} else {
+			failing[j.endpointID] = true
+			delete(succeeded, j.endpointID)
+		}
+		if r.disable != "" {
+			disable[j.endpointID] = r.disable
+		}
+	}
+	var disabled []string
+	err := pgx.BeginFunc(ctx, m.pool, func(tx pgx.Tx) error {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"delivery_history"},
+			[]string{"message_id", "endpoint_id", "app_id", "attempt", "status_code", "error_class", "error",
+				"request_headers", "response_headers", "response_excerpt", "latency_ms", "created_at"},
+			pgx.CopyFromRows(hist)); err != nil {
+			return fmt.Errorf("insert attempts: %w", err)
+		}
+		// Only the lease holder updates: if our lease ran out and another
+		// process claimed the message, its result wins.
+		if _, err := tx.Exec(ctx, `
+			UPDATE messages m SET state = u.state, attempts = u.attempts, last_status = u.status, last_error = u.err,
+			       next_attempt_at = u.next, lease_owner = NULL, lease_until = NULL, updated_at = now()
+			FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::text[], $6::timestamptz[])
+			     AS u(id, state, attempts, status, err, next)
+			WHERE m.id = u.id AND m.state = 'delivering' AND m.lease_owner = $7`,
+			ids, states, attempts, statuses, errs, nexts, m.owner); err != nil {
+			return fmt.Errorf("update messages: %w", err)
+		}
+		if len(usage) > 0 {
+			apps, counts := make([]string, 0, len(usage)), make([]int64, 0, len(usage))
+			for a, n := range usage {
+				apps, counts = append(apps, a), append(counts, n)
+			}
+			if _, err := tx.Exec(ctx, `
+				INSERT INTO usage (app_id, month, deliveries)
+				SELECT a, date_trunc('month', now() AT TIME ZONE 'UTC')::date, n FROM unnest($1::text[], $2::bigint[]) AS u(a, n)
+				ON CONFLICT (app_id, month) DO UPDATE SET deliveries = usage.deliveries + EXCLUDED.deliveries`,
+				apps, counts); err != nil {
+				return fmt.Errorf("count usage: %w", err)
+			}
+		}
+		if len(succeeded) > 0 {
+			if _, err := tx.Exec(ctx, `UPDATE endpoints SET failing_since = NULL WHERE id = ANY($1) AND failing_since IS NOT NULL`,
+				keys(succeeded)); err != nil {
+				return fmt.Errorf("clear failing_since: %w", err)
+			}
+		}
+		if len(failing) > 0 {
+			rows, err := tx.Query(ctx, `
+				UPDATE endpoints SET failing_since = COALESCE(failing_since, $2), updated_at = now(),
+				       enabled = CASE WHEN COALESCE(failing_since, $2) <= $3 THEN false ELSE enabled END,
+				       disabled_reason = CASE WHEN enabled AND COALESCE(failing_since, $2) <= $3
+				           THEN 'failing continuously since ' || to_char(COALESCE(failing_since, $2) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || ' UTC'
+				           ELSE disabled_reason END
+				WHERE id = ANY($1) AND (failing_since IS NULL OR (enabled AND failing_since <= $3))
+				RETURNING id, enabled`, keys(failing), now, now.Add(-m.cfg.DisableAfter))
+			if err != nil {
+				return fmt.Errorf("mark failing endpoints: %w", err)
+			}
+			for rows.Next() {
+				var id string
+				var enabled bool
+				if err := rows.Scan(&id, &enabled); err != nil {
+					return err
+				}
+				if !enabled {
+					disabled = append(disabled, id)
+				}
+			}
+			if err := rows.Err(); err != nil {
+				return fmt.Errorf("mark failing endpoints: %w", err)
+			}
+		}
+		for id, reason := range disable {
+			tag, err := tx.Exec(ctx, `UPDATE endpoints SET enabled = false, disabled_reason = $2, updated_at = now() WHERE id = $1 AND enabled`, id, reason)
+			if err != nil {
+				return fmt.Errorf("disable endpoint %s: %w", id, err)
+			}
+			if tag.RowsAffected() > 0 {
+				disabled = append(disabled, id)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	// Retries are scheduled after the commit: the message is failed with
+	// next_attempt_at in Postgres first, so the sweeper recovers a retry whose
+	// ZADD is lost.
+	if len(retries) > 0 {
+		cmd := m.rdb.B().Zadd().Key(m.retriesKey()).ScoreMember()
+		for _, r := range retries {
+			cmd = cmd.ScoreMember(float64(r.next.UnixMilli()), r.job.id+" "+r.job.endpointID)
+		}
+		if err := m.rdb.Do(ctx, cmd.Build()).Error(); err != nil {
+			m.log.Warn("schedule retries (the sweeper will recover them)", zap.Int("retries", len(retries)), zap.Error(err))
+		}
+	}
+	for _, id := range disabled {
+		m.markDisabled(id)
+		m.log.Warn("endpoint disabled", zapEndpoint(id), zap.String("reason", disable[id]))
+		m.rdb.Do(ctx, m.rdb.B().Publish().Channel(m.keys.EndpointsChanged()).Message(id).Build())
+	}
+	return nil
+}
+
+func orEmpty(h map[string]string) map[string]string {
+	if h == nil {
+		return map[string]string{}
+	}
+	return h
+}
+
+func keys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
