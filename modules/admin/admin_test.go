@@ -294,7 +294,10 @@ func TestTenantCannotReachAnotherTenantsResources(t *testing.T) {
 	h.must(200, "GET", "/api/v1/applications/"+appB+"/api-keys", userB, nil).json(t, &keysB)
 	keyB := keysB.Data[0].ID
 
-	type call struct{ method, path string; body any }
+	type call struct {
+		method, path string
+		body         any
+	}
 	calls := func(app, key string) []call {
 		base := "/api/v1/applications/" + app
 		return []call{

@@ -135,6 +135,6 @@ func (m *Module) rateLimit(c echo.Context, ident string, limit int) error {
 		secs = 1
 	}
 	return &apiError{Status: http.StatusTooManyRequests, Code: "rate_limited",
-		Message: fmt.Sprintf("rate limit of %d requests per minute exceeded; retry after %d s", limit, secs),
+		Message:    fmt.Sprintf("rate limit of %d requests per minute exceeded; retry after %d s", limit, secs),
 		RetryAfter: secs}
 }
