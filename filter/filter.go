@@ -1,0 +1,690 @@
+// Package filter validates an endpoint's hook.Filter, compiles it, and
+// matches events against it.
+//
+// A filter matches a log when every non-empty part matches: its chain is
+// listed, its address is one of Addresses, topic i is one of Topics[i], its
+// topic0 is one of Events' topic0s, and every Where condition holds on the
+// decoded arguments. Conditions compare decoded arguments with literals:
+// ==, !=, <, <=, >, >= and `in (a, b, ...)`, combined with and, or, not and
+// parentheses. Types: uint/int of any width (decimal or 0x literals,
+// negative for int), address, bool, bytes/bytesN (0x literals), string
+// (quoted literals; an indexed string compares by its keccak256 hash). An
+// argument that the decoded event does not have makes its comparison false.
+package filter
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/big"
+	"sort"
+	"strings"
+
+	"github.com/ethereum/go-ethereum/accounts/abi"
+	"github.com/ethereum/go-ethereum/crypto"
+
+	"github.com/ethhook/ethhook/decode"
+	"github.com/ethhook/ethhook/hook"
+)
+
+// FieldError is one problem with one part of a filter. Field is the path of
+// the part: chains, addresses[2], topics[1][0], events[0], abi, where[1].
+type FieldError struct {
+	Field string
+	Msg   string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
+
+// Errors is every problem found in a filter (returned as error by Compile).
+type Errors []*FieldError
+
+func (e Errors) Error() string {
+	parts := make([]string, len(e))
+	for i, fe := range e {
+		parts[i] = fe.Error()
+	}
+	return strings.Join(parts, "; ")
+}
+
+// Matcher is a compiled filter.
+type Matcher struct {
+	// Chains, Addresses and Topic0s are what an index keys on; an empty
+	// Addresses or Topic0s means any.
+	Chains    []uint64
+	Addresses []string
+	Topic0s   []string
+
+	chains    map[uint64]bool
+	addresses map[string]bool
+	topics    [4]map[string]bool // nil = any
+	topic0    map[string]bool    // from Topics[0] and Events together; nil = any
+	own       *decode.Set        // the endpoint's events (declared and ABI)
+	cond      node               // nil = no conditions
+}
+
+// Normalize lower-cases and trims a filter's addresses and topics in place.
+func Normalize(f *hook.Filter) {
+	for i, a := range f.Addresses {
+		f.Addresses[i] = strings.ToLower(strings.TrimSpace(a))
+	}
+	for i := range f.Topics {
+		for j, t := range f.Topics[i] {
+			f.Topics[i][j] = strings.ToLower(strings.TrimSpace(t))
+		}
+	}
+	for i, e := range f.Events {
+		f.Events[i] = strings.TrimSpace(e)
+	}
+}
+
+// Compile validates f and compiles it. The error, when not nil, is Errors.
+func Compile(f hook.Filter) (*Matcher, error) {
+	Normalize(&f)
+	var errs Errors
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
+	}
+	m := &Matcher{chains: map[uint64]bool{}, own: decode.NewSet()}
+	if len(f.Chains) == 0 {
+		bad("chains", "at least one chain id is required")
+	}
+	for i, c := range f.Chains {
+		if c == 0 {
+			bad(fmt.Sprintf("chains[%d]", i), "chain id must be positive")
+			continue
+		}
+		if !m.chains[c] {
+			m.chains[c] = true
+			m.Chains = append(m.Chains, c)
+		}
+	}
+	if len(f.Addresses) > 0 {
+		m.addresses = map[string]bool{}
+	}
+	for i, a := range f.Addresses {
+		if !isHex(a, 20) {
+			bad(fmt.Sprintf("addresses[%d]", i), "%q is not a 0x address of 40 hex digits", a)
+			continue
+		}
+		if !m.addresses[a] {
+			m.addresses[a] = true
+			m.Addresses = append(m.Addresses, a)
+		}
+	}
+	if len(f.Topics) > 4 {
+		bad("topics", "a log has at most 4 topics, got %d positions", len(f.Topics))
+	}
+	for i := 0; i < len(f.Topics) && i < 4; i++ {
+		if len(f.Topics[i]) == 0 {
+			continue
+		}
+		m.topics[i] = map[string]bool{}
+		for j, t := range f.Topics[i] {
+			if !isHex(t, 32) {
+				bad(fmt.Sprintf("topics[%d][%d]", i, j), "%q is not a 0x topic of 64 hex digits", t)
+				continue
+			}
+			m.topics[i][t] = true
+		}
+	}
+
+	// The endpoint's own events: ABI first, then declarations.
+	var abiEvents []*decode.Event
+	if len(f.ABI) > 0 && string(f.ABI) != "null" {
+		evs, err := decode.ParseABI(f.ABI)
+		if err != nil {
+			bad("abi", "%v", err)
+		} else {
+			abiEvents = evs
+			m.own.Add(evs...)
+		}
+	}
+	var selected []*decode.Event
+	eventTopics := map[string]bool{}
+	for i, decl := range f.Events {
+		evs, err := resolveEvent(decl, abiEvents)
+		if err != nil {
+			bad(fmt.Sprintf("events[%d]", i), "%v", err)
+			continue
+		}
+		for _, e := range evs {
+			selected = append(selected, e)
+			eventTopics[e.Topic0] = true
+			if !fromBuiltin(e) {
+				m.own.Add(e)
+			}
+		}
+	}
+
+	// topic0 set: explicit topics[0] intersected with the events' topic0s.
+	switch {
+	case m.topics[0] != nil && len(f.Events) > 0:
+		m.topic0 = map[string]bool{}
+		for t := range m.topics[0] {
+			if eventTopics[t] {
+				m.topic0[t] = true
+			}
+		}
+		if len(m.topic0) == 0 && len(errs) == 0 {
+			bad("topics[0]", "no topic0 listed is the topic0 of any of the events, so nothing can match")
+		}
+	case m.topics[0] != nil:
+		m.topic0 = m.topics[0]
+	case len(f.Events) > 0:
+		m.topic0 = eventTopics
+	}
+	for t := range m.topic0 {
+		m.Topic0s = append(m.Topic0s, t)
+	}
+	sort.Strings(m.Topic0s)
+
+	// Conditions are type-checked against the events they can see.
+	if len(f.Where) > 0 {
+		cands := candidates(selected, m.topic0, abiEvents)
+		var nodes []node
+		for i, w := range f.Where {
+			field := fmt.Sprintf("where[%d]", i)
+			if len(cands) == 0 {
+				bad(field, "conditions need the event's argument names: give --event, a known topic0, or an ABI")
+				break
+			}
+			a, err := parseExpr(w)
+			if err != nil {
+				bad(field, "%v", err)
+				continue
+			}
+			n, err := check(a, cands)
+			if err != nil {
+				bad(field, "%v", err)
+				continue
+			}
+			nodes = append(nodes, n)
+		}
+		if len(nodes) == 1 {
+			m.cond = nodes[0]
+		} else if len(nodes) > 1 {
+			m.cond = andNode(nodes)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return m, nil
+}
+
+// resolveEvent turns one Events entry into event definitions.
+func resolveEvent(decl string, abiEvents []*decode.Event) ([]*decode.Event, error) {
+	if decl == "" {
+		return nil, errors.New("empty event")
+	}
+	if strings.Contains(decl, "(") {
+		e, err := decode.ParseEvent(decl)
+		if err != nil {
+			return nil, err
+		}
+		if e.Positional || fromBuiltin(e) {
+			// A bare signature: the ABI's definition names its arguments best.
+			for _, a := range abiEvents {
+				if a.Signature == e.Signature {
+					return []*decode.Event{a}, nil
+				}
+			}
+		}
+		return []*decode.Event{e}, nil
+	}
+	var out []*decode.Event
+	for _, a := range abiEvents {
+		if a.Name == decl {
+			out = append(out, a)
+		}
+	}
+	if len(out) == 0 {
+		out = decode.BuiltinByName(decl)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no event named %q in the ABI or the built-in set; give its signature like %s(address,uint256)", decl, decl)
+	}
+	return out, nil
+}
+
+func fromBuiltin(e *decode.Event) bool {
+	for _, b := range decode.Builtin().Events(e.Topic0) {
+		if b == e {
+			return true
+		}
+	}
+	return false
+}
+
+// candidates are the events whose arguments conditions may name.
+func candidates(selected []*decode.Event, topic0 map[string]bool, abiEvents []*decode.Event) []*decode.Event {
+	if len(selected) > 0 {
+		var out []*decode.Event
+		for _, e := range selected {
+			if topic0 == nil || topic0[e.Topic0] {
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+	if topic0 != nil {
+		var out []*decode.Event
+		for t := range topic0 {
+			for _, e := range abiEvents {
+				if e.Topic0 == t {
+					out = append(out, e)
+				}
+			}
+			out = append(out, decode.Builtin().Events(t)...)
+		}
+		return out
+	}
+	return abiEvents
+}
+
+func isHex(s string, n int) bool {
+	if len(s) != 2+2*n || !strings.HasPrefix(s, "0x") {
+		return false
+	}
+	_, err := hex.DecodeString(s[2:])
+	return err == nil
+}
+
+// Result is the outcome of decoding for a matched log: Decoded, or
+// DecodeErr saying why the log is delivered raw.
+type Result struct {
+	Decoded   *decode.Decoded
+	DecodeErr error
+}
+
+// Cache remembers decodings of one log across endpoints: identical event
+// definitions are shared, so a log is decoded once per definition. Reset it
+// (or use a new one) for every log.
+type Cache struct {
+	m map[*decode.Event]Result
+}
+
+// Reset empties the cache for the next log.
+func (c *Cache) Reset() { clear(c.m) }
+
+func (c *Cache) decode(e *decode.Event, l *hook.Log) Result {
+	if c == nil {
+		d, err := e.Decode(l)
+		return Result{Decoded: d, DecodeErr: err}
+	}
+	if r, ok := c.m[e]; ok {
+		return r
+	}
+	d, err := e.Decode(l)
+	r := Result{Decoded: d, DecodeErr: err}
+	if c.m == nil {
+		c.m = map[*decode.Event]Result{}
+	}
+	c.m[e] = r
+	return r
+}
+
+// MatchRaw checks everything that needs no decoding: chain, address, topics.
+func (m *Matcher) MatchRaw(ev *hook.Event) bool {
+	if !m.chains[ev.Chain.ID] {
+		return false
+	}
+	if m.addresses != nil && !m.addresses[ev.Log.Address] {
+		return false
+	}
+	if m.topic0 != nil && (len(ev.Log.Topics) == 0 || !m.topic0[ev.Log.Topics[0]]) {
+		return false
+	}
+	for i := 1; i < 4; i++ {
+		if m.topics[i] == nil {
+			continue
+		}
+		if len(ev.Log.Topics) <= i || !m.topics[i][ev.Log.Topics[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+// Decode decodes a log the way this endpoint sees it: with its own events
+// first, then the built-in set.
+func (m *Matcher) Decode(l *hook.Log, c *Cache) Result {
+	e := m.own.Lookup(l.Topics)
+	if e == nil {
+		e = decode.Builtin().Lookup(l.Topics)
+	}
+	if e == nil {
+		t0 := "none"
+		if len(l.Topics) > 0 {
+			t0 = l.Topics[0]
+		}
+		return Result{DecodeErr: fmt.Errorf("%w: topic0 %s with %d topics is in neither the endpoint's ABI nor the built-in set", decode.ErrUnknownEvent, t0, len(l.Topics))}
+	}
+	return c.decode(e, l)
+}
+
+// Match reports whether ev matches and, if so, its decoding. A log that
+// cannot be decoded still matches when the filter has no conditions.
+func (m *Matcher) Match(ev *hook.Event, c *Cache) (Result, bool) {
+	if !m.MatchRaw(ev) {
+		return Result{}, false
+	}
+	r := m.Decode(&ev.Log, c)
+	if m.cond != nil {
+		if r.Decoded == nil || !m.cond.eval(r.Decoded.Values) {
+			return Result{}, false
+		}
+	}
+	return r, true
+}
+
+// HasConditions reports whether the filter has Where conditions.
+func (m *Matcher) HasConditions() bool { return m.cond != nil }
+
+// --- conditions -------------------------------------------------------------
+
+type node interface {
+	eval(vals map[string]any) bool
+}
+
+type andNode []node
+
+func (n andNode) eval(v map[string]any) bool {
+	for _, k := range n {
+		if !k.eval(v) {
+			return false
+		}
+	}
+	return true
+}
+
+type orNode []node
+
+func (n orNode) eval(v map[string]any) bool {
+	for _, k := range n {
+		if k.eval(v) {
+			return true
+		}
+	}
+	return false
+}
+
+type notNode struct{ n node }
+
+func (n notNode) eval(v map[string]any) bool { return !n.n.eval(v) }
+
+type kind int
+
+const (
+	kInt kind = iota
+	kAddress
+	kBool
+	kBytes
+	kString
+	kHashed // indexed string/bytes: the log holds keccak256 of the value
+)
+
+func (k kind) String() string {
+	return [...]string{"integer", "address", "bool", "bytes", "string", "indexed (hashed) value"}[k]
+}
+
+type cmpNode struct {
+	arg  string
+	op   string
+	kind kind
+	lits []any // *big.Int, [20]byte, bool, []byte, string
+}
+
+func (n *cmpNode) eval(vals map[string]any) bool {
+	v, ok := vals[n.arg]
+	if !ok {
+		return false
+	}
+	switch n.op {
+	case "in":
+		for _, l := range n.lits {
+			if equal(v, l) {
+				return true
+			}
+		}
+		return false
+	case "==":
+		return equal(v, n.lits[0])
+	case "!=":
+		return !equal(v, n.lits[0])
+	}
+	a, ok1 := v.(*big.Int)
+	b, ok2 := n.lits[0].(*big.Int)
+	if !ok1 || !ok2 {
+		return false
+	}
+	c := a.Cmp(b)
+	switch n.op {
+	case "<":
+		return c < 0
+	case "<=":
+		return c <= 0
+	case ">":
+		return c > 0
+	case ">=":
+		return c >= 0
+	}
+	return false
+}
+
+func equal(v, l any) bool {
+	switch x := v.(type) {
+	case *big.Int:
+		y, ok := l.(*big.Int)
+		return ok && x.Cmp(y) == 0
+	case [20]byte:
+		y, ok := l.([20]byte)
+		return ok && x == y
+	case bool:
+		y, ok := l.(bool)
+		return ok && x == y
+	case []byte:
+		y, ok := l.([]byte)
+		return ok && string(x) == string(y)
+	case string:
+		y, ok := l.(string)
+		return ok && x == y
+	}
+	return false
+}
+
+// argType is what one candidate event says about an argument.
+type argType struct {
+	kind kind
+	typ  abi.Type
+}
+
+func kindOf(a decode.Arg) (argType, error) {
+	t := a.Type
+	if a.Indexed {
+		switch t.T {
+		case abi.StringTy, abi.BytesTy, abi.SliceTy, abi.ArrayTy, abi.TupleTy:
+			if t.T == abi.StringTy || t.T == abi.BytesTy {
+				return argType{kind: kHashed, typ: t}, nil
+			}
+			return argType{}, fmt.Errorf("argument %q (indexed %s) is only a hash in the log; conditions on it are not supported", a.Name, t.String())
+		}
+	}
+	switch t.T {
+	case abi.IntTy, abi.UintTy:
+		return argType{kind: kInt, typ: t}, nil
+	case abi.AddressTy:
+		return argType{kind: kAddress, typ: t}, nil
+	case abi.BoolTy:
+		return argType{kind: kBool, typ: t}, nil
+	case abi.BytesTy, abi.FixedBytesTy, abi.HashTy:
+		return argType{kind: kBytes, typ: t}, nil
+	case abi.StringTy:
+		return argType{kind: kString, typ: t}, nil
+	}
+	return argType{}, fmt.Errorf("argument %q has type %s; conditions work on integers, address, bool, bytes and string", a.Name, t.String())
+}
+
+func check(a *ast, cands []*decode.Event) (node, error) {
+	switch a.op {
+	case "and", "or":
+		kids := make([]node, 0, len(a.kids))
+		for _, k := range a.kids {
+			n, err := check(k, cands)
+			if err != nil {
+				return nil, err
+			}
+			kids = append(kids, n)
+		}
+		if a.op == "and" {
+			return andNode(kids), nil
+		}
+		return orNode(kids), nil
+	case "not":
+		n, err := check(a.kids[0], cands)
+		if err != nil {
+			return nil, err
+		}
+		return notNode{n}, nil
+	}
+	var types []argType
+	for _, e := range cands {
+		arg, ok := e.Arg(a.arg)
+		if !ok {
+			continue
+		}
+		t, err := kindOf(arg)
+		if err != nil {
+			return nil, err
+		}
+		types = append(types, t)
+	}
+	if len(types) == 0 {
+		return nil, unknownArg(a.arg, cands)
+	}
+	for _, t := range types[1:] {
+		if t.kind != types[0].kind {
+			return nil, fmt.Errorf("argument %q is a %s in one event and a %s in another", a.arg, types[0].kind, t.kind)
+		}
+	}
+	k := types[0].kind
+	switch a.cmp {
+	case "<", "<=", ">", ">=":
+		if k != kInt {
+			return nil, fmt.Errorf("%s %s: ordering needs an integer argument, %q is a %s", a.arg, a.cmp, a.arg, k)
+		}
+	}
+	if k == kBool && a.cmp == "in" {
+		return nil, fmt.Errorf("%s in (...): use == or != with a bool", a.arg)
+	}
+	n := &cmpNode{arg: a.arg, op: a.cmp, kind: k}
+	for _, l := range a.lits {
+		var v any
+		for _, t := range types {
+			lv, err := literal(l, t)
+			if err != nil {
+				return nil, fmt.Errorf("%s %s %s: %v", a.arg, a.cmp, l.text, err)
+			}
+			v = lv
+		}
+		n.lits = append(n.lits, v)
+	}
+	return n, nil
+}
+
+func unknownArg(name string, cands []*decode.Event) error {
+	var sigs, known []string
+	seenSig, seenArg := map[string]bool{}, map[string]bool{}
+	for _, e := range cands {
+		if !seenSig[e.Signature] {
+			seenSig[e.Signature] = true
+			sigs = append(sigs, e.Signature)
+		}
+		for _, n := range e.ArgNames() {
+			if !seenArg[n] {
+				seenArg[n] = true
+				known = append(known, n)
+			}
+		}
+	}
+	return fmt.Errorf("unknown argument %q of %s; known: %s", name, strings.Join(sigs, " or "), strings.Join(known, ", "))
+}
+
+// literal converts a literal token to the comparison value for an argument type.
+func literal(l token, t argType) (any, error) {
+	switch t.kind {
+	case kInt:
+		var v *big.Int
+		var ok bool
+		switch l.kind {
+		case "num":
+			v, ok = new(big.Int).SetString(l.text, 10)
+		case "hex":
+			v, ok = new(big.Int).SetString(l.text[2:], 16)
+		}
+		if !ok {
+			return nil, fmt.Errorf("the argument is a %s; %q is not a decimal or 0x number", t.typ.String(), l.text)
+		}
+		size := t.typ.Size
+		if t.typ.T == abi.UintTy {
+			if v.Sign() < 0 || v.BitLen() > size {
+				return nil, fmt.Errorf("%s is out of range for %s", l.text, t.typ.String())
+			}
+		} else {
+			lim := new(big.Int).Lsh(big.NewInt(1), uint(size-1))
+			if v.Cmp(lim) >= 0 || v.Cmp(new(big.Int).Neg(lim)) < 0 {
+				return nil, fmt.Errorf("%s is out of range for %s", l.text, t.typ.String())
+			}
+		}
+		return v, nil
+	case kAddress:
+		s := strings.ToLower(l.text)
+		if l.kind != "hex" || !isHex(s, 20) {
+			return nil, fmt.Errorf("%q is not a 0x address of 40 hex digits", l.text)
+		}
+		var a [20]byte
+		_, _ = hex.Decode(a[:], []byte(s[2:]))
+		return a, nil
+	case kBool:
+		if l.kind == "ident" {
+			return strings.EqualFold(l.text, "true"), nil
+		}
+		return nil, fmt.Errorf("%q is not true or false", l.text)
+	case kBytes:
+		if l.kind != "hex" {
+			return nil, fmt.Errorf("%q is not 0x hex bytes", l.text)
+		}
+		b, err := hex.DecodeString(strings.ToLower(l.text[2:]))
+		if err != nil {
+			return nil, fmt.Errorf("%q is not 0x hex bytes (even number of hex digits)", l.text)
+		}
+		if t.typ.T == abi.FixedBytesTy && len(b) != t.typ.Size {
+			return nil, fmt.Errorf("%s is %d bytes, %s needs %d", l.text, len(b), t.typ.String(), t.typ.Size)
+		}
+		return b, nil
+	case kString:
+		if l.kind != "str" {
+			return nil, fmt.Errorf("the argument is a string: quote the value, e.g. \"%s\"", l.text)
+		}
+		return l.text, nil
+	case kHashed:
+		// The log holds keccak256(value): compare hashes. A 32-byte 0x literal
+		// is taken as the hash itself.
+		if l.kind == "hex" && isHex(strings.ToLower(l.text), 32) {
+			b, _ := hex.DecodeString(strings.ToLower(l.text[2:]))
+			return b, nil
+		}
+		if l.kind == "str" && t.typ.T == abi.StringTy {
+			return crypto.Keccak256([]byte(l.text)), nil
+		}
+		if l.kind == "hex" && t.typ.T == abi.BytesTy {
+			b, err := hex.DecodeString(strings.ToLower(l.text[2:]))
+			if err == nil {
+				return crypto.Keccak256(b), nil
+			}
+		}
+		return nil, fmt.Errorf("%q does not fit an indexed %s", l.text, t.typ.String())
+	}
+	return nil, fmt.Errorf("unsupported value %q", l.text)
+}
