@@ -134,7 +134,7 @@ func parseExpr(s string) (*ast, error) {
 }
 
 func (p *parser) peek() token { return p.toks[p.i] }
-func (p *parser) next() token  { t := p.toks[p.i]; p.i++; return t }
+func (p *parser) next() token { t := p.toks[p.i]; p.i++; return t }
 func (p *parser) keyword(w string) bool {
 	t := p.peek()
 	if t.kind == "ident" && strings.EqualFold(t.text, w) {
