@@ -32,6 +32,10 @@ type Deps struct {
 	Redis  rueidis.Client
 	Keys   hook.Keys
 	Tenant *tenant.Store
+	// Endpoints and Messages are the endpoint and message services; the
+	// endpoint and delivery pages are served only when they are set.
+	Endpoints Endpoints
+	Messages  Messages
 	// Chains are the configured chains, shown on the dashboard.
 	Chains []config.Chain
 	// SessionTTL bounds a session (default 12h; the API's JWT TTL is a good value).
@@ -45,20 +49,21 @@ type Deps struct {
 
 // UI serves the HTML pages.
 type UI struct {
-	pool   *pgxpool.Pool
-	redis  rueidis.Client
-	keys   hook.Keys
-	tenant *tenant.Store
-	chains []config.Chain
-	ttl    time.Duration
-	secure bool
-	log    *zap.Logger
+	pool      *pgxpool.Pool
+	redis     rueidis.Client
+	keys      hook.Keys
+	tenant    *tenant.Store
+	endpoints Endpoints
+	messages  Messages
+	chains    []config.Chain
+	ttl       time.Duration
+	secure    bool
+	log       *zap.Logger
 
 	loginLimit int
 	rates      rates // events/s per chain, between dashboard reads
 
-	extraRoutes []func(*echo.Group)
-	pages       map[string]*template.Template
+	pages map[string]*template.Template
 }
 
 // New parses the embedded templates and returns the UI.
@@ -68,6 +73,7 @@ func New(d Deps) (*UI, error) {
 	}
 	u := &UI{
 		pool: d.Pool, redis: d.Redis, keys: d.Keys, tenant: d.Tenant, chains: d.Chains,
+		endpoints: d.Endpoints, messages: d.Messages,
 		ttl: d.SessionTTL, secure: d.SecureCookies, log: d.Log, loginLimit: d.LoginRateLimit,
 	}
 	if u.ttl <= 0 {
@@ -148,8 +154,11 @@ func (u *UI) Routes(e *echo.Echo) {
 	a.POST("/users", u.createUser)
 	a.POST("/users/:user", u.updateUser)
 	a.POST("/users/:user/delete", u.deleteUser)
-	for _, extra := range u.extraRoutes {
-		extra(a)
+	if u.endpoints != nil {
+		u.endpointRoutes(a)
+	}
+	if u.messages != nil {
+		u.messageRoutes(a)
 	}
 }
 
