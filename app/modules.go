@@ -2,11 +2,18 @@ package app
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
+	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/ethhook/ethhook/config"
 	"github.com/ethhook/ethhook/modules/devnet"
+	"github.com/ethhook/ethhook/modules/ingest"
 )
 
 // moduleSpec is a module the binary can run; serve --all runs every one, in
@@ -27,6 +34,41 @@ var moduleSpecs = []moduleSpec{
 	{name: "devnet", build: func(ctx context.Context, rt *Runtime, o runOptions) (Module, error) {
 		return devnet.NewModule(rt.Cfg.Devnet, logFor(rt, "devnet")), nil
 	}},
+	{name: "ingest", build: func(ctx context.Context, rt *Runtime, o runOptions) (Module, error) {
+		chains, err := selectChains(rt.Cfg.Chains, o.chains)
+		if err != nil {
+			return nil, err
+		}
+		rdb, err := rt.Redis()
+		if err != nil {
+			return nil, err
+		}
+		return ingest.New(rt.Cfg, chains, rdb, logFor(rt, "ingest"), rt.Registry)
+	}},
+}
+
+// selectChains keeps the configured chains named (or numbered) in names;
+// no names means every configured chain.
+func selectChains(all []config.Chain, names []string) ([]config.Chain, error) {
+	if len(all) == 0 {
+		return nil, errors.New("no chain configured: set ETHEREUM_WS_URL (or ARBITRUM_WS_URL, OPTIMISM_WS_URL, BASE_WS_URL) or a chains: list in the config file")
+	}
+	if len(names) == 0 {
+		return all, nil
+	}
+	var out []config.Chain
+	for _, n := range names {
+		i := slices.IndexFunc(all, func(c config.Chain) bool { return c.Name == n || strconv.FormatUint(c.ID, 10) == n })
+		if i < 0 {
+			known := make([]string, len(all))
+			for j, c := range all {
+				known[j] = c.Name
+			}
+			return nil, fmt.Errorf("--chains: %q is not a configured chain; configured: %s", n, strings.Join(known, ", "))
+		}
+		out = append(out, all[i])
+	}
+	return out, nil
 }
 
 // handlerModule is a module that serves HTTP routes on ETHHOOK_HTTP_ADDR
