@@ -1,0 +1,89 @@
+package app
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/tenant"
+)
+
+// newAppCmd is `ethhook app create|list`: applications from the command
+// line, with the operator's (admin) scope, over package tenant.
+func newAppCmd(rt *Runtime) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{Use: "app", Short: "Create and list applications (tenants that own endpoints)"}
+	cmd.PersistentFlags().BoolVar(&asJSON, "json", false, "print JSON")
+
+	var name, plan string
+	create := &cobra.Command{
+		Use:   "create --name NAME",
+		Short: "Create an application and print its id",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			pool, err := rt.Postgres(cmd.Context())
+			if err != nil {
+				return err
+			}
+			a, err := tenant.New(pool).CreateApplication(cmd.Context(), hook.Operator, name, plan)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), map[string]string{"id": a.ID})
+			}
+			_, err = fmt.Fprintln(cmd.OutOrStdout(), a.ID)
+			return err
+		},
+	}
+	create.Flags().StringVar(&name, "name", "", "application name (required)")
+	create.Flags().StringVar(&plan, "plan", "", "plan id (default: free)")
+	_ = create.MarkFlagRequired("name")
+
+	var cursor string
+	var limit int
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List applications",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			pool, err := rt.Postgres(cmd.Context())
+			if err != nil {
+				return err
+			}
+			apps, next, err := tenant.New(pool).ListApplications(cmd.Context(), hook.Operator, cursor, limit)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				if apps == nil {
+					apps = []tenant.Application{}
+				}
+				return printJSON(cmd.OutOrStdout(), map[string]any{"data": apps, "next_cursor": next})
+			}
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "ID\tNAME\tPLAN\tCREATED")
+			for _, a := range apps {
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", a.ID, a.Name, a.PlanID, a.CreatedAt.UTC().Format("2006-01-02 15:04:05"))
+			}
+			if next != "" {
+				fmt.Fprintf(w, "(more: --cursor %s)\n", next)
+			}
+			return w.Flush()
+		},
+	}
+	list.Flags().StringVar(&cursor, "cursor", "", "cursor of the next page")
+	list.Flags().IntVar(&limit, "limit", 0, "page size (default 50)")
+	cmd.AddCommand(create, list)
+	return cmd
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

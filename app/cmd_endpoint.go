@@ -1,0 +1,378 @@
+package app
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ethhook/ethhook/config"
+	"github.com/ethhook/ethhook/endpoint"
+	"github.com/ethhook/ethhook/hook"
+)
+
+// endpointFlags are the settings create and update share.
+type endpointFlags struct {
+	url, description, abiFile, retry string
+	chains, addresses, events, where []string
+	topics                           [4][]string
+	confirmations                    int
+	batchMax, batchWaitMS, rateLimit int
+	allowRedirects                   bool
+}
+
+func (f *endpointFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.url, "url", "", "webhook URL (http:// or https://)")
+	fl.StringVar(&f.description, "description", "", "free text")
+	fl.StringSliceVar(&f.chains, "chain", nil, "chain id or name (repeatable)")
+	fl.StringSliceVar(&f.addresses, "address", nil, "contract address, any of (repeatable)")
+	for i := range 4 {
+		fl.StringSliceVar(&f.topics[i], fmt.Sprintf("topic%d", i), nil, fmt.Sprintf("accepted topic%d value, any of (repeatable; none = wildcard)", i))
+	}
+	fl.StringArrayVar(&f.events, "event", nil, "event signature, declaration or ABI name, e.g. 'Transfer(address,address,uint256)' (repeatable)")
+	fl.StringVar(&f.abiFile, "abi", "", "file with the contract ABI (JSON) to decode with")
+	fl.StringArrayVar(&f.where, "where", nil, "condition on decoded arguments, e.g. 'value >= 1000' (repeatable, all must hold)")
+	fl.IntVar(&f.confirmations, "confirmations", -1, "blocks deep before delivery (default: the chain's default)")
+	fl.IntVar(&f.batchMax, "batch-max", 0, "deliver up to this many events per POST (0 = no batching)")
+	fl.IntVar(&f.batchWaitMS, "batch-wait-ms", 0, "longest an event waits for its batch, in ms")
+	fl.IntVar(&f.rateLimit, "rate-limit", 0, "max events/s to this endpoint (0 = plan default)")
+	fl.StringVar(&f.retry, "retry-schedule", "", "retry delays, e.g. 0s,5s,5m,30m (default: the configured schedule)")
+	fl.BoolVar(&f.allowRedirects, "allow-redirects", false, "follow HTTP redirects")
+}
+
+// filter builds the filter from the flags over base: only the parts whose
+// flags were given replace base's.
+func (f *endpointFlags) filter(rt *Runtime, cmd *cobra.Command, base hook.Filter) (hook.Filter, error) {
+	changed := cmd.Flags().Changed
+	out := base
+	if changed("chain") {
+		out.Chains = nil
+		for _, c := range f.chains {
+			id, err := chainID(rt, c)
+			if err != nil {
+				return out, err
+			}
+			out.Chains = append(out.Chains, id)
+		}
+	}
+	if changed("address") {
+		out.Addresses = f.addresses
+	}
+	for i := range 4 {
+		if changed(fmt.Sprintf("topic%d", i)) {
+			for len(out.Topics) <= i {
+				out.Topics = append(out.Topics, nil)
+			}
+			out.Topics[i] = f.topics[i]
+		}
+	}
+	if changed("event") {
+		out.Events = f.events
+	}
+	if changed("abi") {
+		out.ABI = nil
+		if f.abiFile != "" {
+			b, err := os.ReadFile(f.abiFile)
+			if err != nil {
+				return out, fmt.Errorf("--abi: %w", err)
+			}
+			if !json.Valid(b) {
+				return out, fmt.Errorf("--abi: %s is not JSON", f.abiFile)
+			}
+			out.ABI = b
+		}
+	}
+	if changed("where") {
+		out.Where = f.where
+	}
+	return out, nil
+}
+
+func chainID(rt *Runtime, s string) (uint64, error) {
+	if id, err := strconv.ParseUint(s, 10, 64); err == nil {
+		return id, nil
+	}
+	if c, ok := rt.Cfg.Chain(s); ok {
+		return c.ID, nil
+	}
+	if c, ok := config.Builtin(s); ok {
+		return c.ID, nil
+	}
+	return 0, fmt.Errorf("--chain: %q is neither a chain id nor a known chain name", s)
+}
+
+func splitSchedule(s string) []string {
+	if strings.TrimSpace(s) == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
+}
+
+func endpointService(rt *Runtime, cmd *cobra.Command) (*endpoint.Service, error) {
+	pool, err := rt.Postgres(cmd.Context())
+	if err != nil {
+		return nil, err
+	}
+	box, err := rt.SecretBox()
+	if err != nil {
+		return nil, err
+	}
+	// Redis is optional for the CLI: without it, process still hears the
+	// Postgres NOTIFY.
+	rdb, _ := rt.Redis()
+	return endpoint.New(pool, box, rdb, rt.Keys(), rt.Cfg.Chains), nil
+}
+
+// newEndpointCmd is `ethhook endpoint create|list|show|update|enable|disable|delete|secret|rotate-secret`.
+func newEndpointCmd(rt *Runtime) *cobra.Command {
+	var asJSON bool
+	var appID string
+	cmd := &cobra.Command{Use: "endpoint", Short: "Manage webhook endpoints: where to send which events"}
+	cmd.PersistentFlags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.PersistentFlags().StringVar(&appID, "app", "", "application id (required)")
+	scope := hook.Operator
+
+	show := func(c *cobra.Command, e hook.Endpoint) error {
+		if asJSON {
+			return printJSON(c.OutOrStdout(), e)
+		}
+		b, _ := json.MarshalIndent(e.Filter, "  ", "  ")
+		w := tabwriter.NewWriter(c.OutOrStdout(), 0, 4, 2, ' ', 0)
+		fmt.Fprintf(w, "id\t%s\napp\t%s\nurl\t%s\nenabled\t%v %s\nconfirmations\t%d\nbatch\tmax %d, wait %d ms\nrate limit\t%d/s\nretry schedule\t%s\ndescription\t%s\nfilter\t%s\n",
+			e.ID, e.AppID, e.URL, e.Enabled, e.DisabledReason, e.Confirmations, e.BatchMax, e.BatchWaitMS, e.RateLimit,
+			strings.Join(e.RetrySchedule, ","), e.Description, b)
+		return w.Flush()
+	}
+	needApp := func() error {
+		if appID == "" {
+			return fmt.Errorf("--app is required")
+		}
+		return nil
+	}
+
+	var cf endpointFlags
+	create := &cobra.Command{
+		Use:   "create --app ID --url URL --chain CHAIN [flags]",
+		Short: "Create an endpoint; prints its id and signing secret (shown only now)",
+		Args:  cobra.NoArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			if err := needApp(); err != nil {
+				return err
+			}
+			svc, err := endpointService(rt, c)
+			if err != nil {
+				return err
+			}
+			f, err := cf.filter(rt, c, hook.Filter{})
+			if err != nil {
+				return err
+			}
+			in := endpoint.Input{URL: cf.url, Description: cf.description, Filter: f, BatchMax: cf.batchMax,
+				BatchWaitMS: cf.batchWaitMS, RateLimit: cf.rateLimit, RetrySchedule: splitSchedule(cf.retry), AllowRedirects: cf.allowRedirects}
+			if cf.confirmations >= 0 {
+				in.Confirmations = &cf.confirmations
+			}
+			e, secret, err := svc.Create(c.Context(), scope, appID, in)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(c.OutOrStdout(), map[string]any{"id": e.ID, "secret": secret, "endpoint": e})
+			}
+			_, err = fmt.Fprintf(c.OutOrStdout(), "%s\nsecret: %s (shown once; `ethhook endpoint secret` shows it again)\n", e.ID, secret)
+			return err
+		},
+	}
+	cf.register(create)
+
+	var cursor string
+	var limit int
+	list := &cobra.Command{
+		Use:   "list --app ID",
+		Short: "List an application's endpoints",
+		Args:  cobra.NoArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			if err := needApp(); err != nil {
+				return err
+			}
+			svc, err := endpointService(rt, c)
+			if err != nil {
+				return err
+			}
+			eps, next, err := svc.List(c.Context(), scope, appID, cursor, limit)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				if eps == nil {
+					eps = []hook.Endpoint{}
+				}
+				return printJSON(c.OutOrStdout(), map[string]any{"data": eps, "next_cursor": next})
+			}
+			w := tabwriter.NewWriter(c.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "ID\tENABLED\tCHAINS\tCONF\tURL")
+			for _, e := range eps {
+				fmt.Fprintf(w, "%s\t%v\t%v\t%d\t%s\n", e.ID, e.Enabled, e.Filter.Chains, e.Confirmations, e.URL)
+			}
+			if next != "" {
+				fmt.Fprintf(w, "(more: --cursor %s)\n", next)
+			}
+			return w.Flush()
+		},
+	}
+	list.Flags().StringVar(&cursor, "cursor", "", "cursor of the next page")
+	list.Flags().IntVar(&limit, "limit", 0, "page size (default 50)")
+
+	showCmd := &cobra.Command{
+		Use:   "show --app ID ENDPOINT_ID",
+		Short: "Show one endpoint",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			if err := needApp(); err != nil {
+				return err
+			}
+			svc, err := endpointService(rt, c)
+			if err != nil {
+				return err
+			}
+			e, err := svc.Get(c.Context(), scope, appID, args[0])
+			if err != nil {
+				return err
+			}
+			return show(c, e)
+		},
+	}
+
+	var uf endpointFlags
+	update := &cobra.Command{
+		Use:   "update --app ID ENDPOINT_ID [flags]",
+		Short: "Change an endpoint; only the flags given change (a filter flag replaces that part of the filter)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			if err := needApp(); err != nil {
+				return err
+			}
+			svc, err := endpointService(rt, c)
+			if err != nil {
+				return err
+			}
+			cur, err := svc.Get(c.Context(), scope, appID, args[0])
+			if err != nil {
+				return err
+			}
+			changed := c.Flags().Changed
+			var p endpoint.Patch
+			if changed("url") {
+				p.URL = &uf.url
+			}
+			if changed("description") {
+				p.Description = &uf.description
+			}
+			for _, n := range []string{"chain", "address", "topic0", "topic1", "topic2", "topic3", "event", "abi", "where"} {
+				if changed(n) {
+					f, err := uf.filter(rt, c, cur.Filter)
+					if err != nil {
+						return err
+					}
+					p.Filter = &f
+					break
+				}
+			}
+			if changed("confirmations") {
+				p.Confirmations = &uf.confirmations
+			}
+			if changed("batch-max") {
+				p.BatchMax = &uf.batchMax
+			}
+			if changed("batch-wait-ms") {
+				p.BatchWaitMS = &uf.batchWaitMS
+			}
+			if changed("rate-limit") {
+				p.RateLimit = &uf.rateLimit
+			}
+			if changed("retry-schedule") {
+				s := splitSchedule(uf.retry)
+				p.RetrySchedule = &s
+			}
+			if changed("allow-redirects") {
+				p.AllowRedirects = &uf.allowRedirects
+			}
+			e, err := svc.Update(c.Context(), scope, appID, args[0], p)
+			if err != nil {
+				return err
+			}
+			return show(c, e)
+		},
+	}
+	uf.register(update)
+
+	simple := func(use, short string, run func(c *cobra.Command, svc *endpoint.Service, id string) (any, error)) *cobra.Command {
+		return &cobra.Command{
+			Use:   use + " --app ID ENDPOINT_ID",
+			Short: short,
+			Args:  cobra.ExactArgs(1),
+			RunE: func(c *cobra.Command, args []string) error {
+				if err := needApp(); err != nil {
+					return err
+				}
+				svc, err := endpointService(rt, c)
+				if err != nil {
+					return err
+				}
+				out, err := run(c, svc, args[0])
+				if err != nil {
+					return err
+				}
+				if e, ok := out.(hook.Endpoint); ok {
+					return show(c, e)
+				}
+				if asJSON {
+					return printJSON(c.OutOrStdout(), out)
+				}
+				for k, v := range out.(map[string]string) {
+					fmt.Fprintf(c.OutOrStdout(), "%s: %s\n", k, v)
+				}
+				return nil
+			},
+		}
+	}
+	var reason string
+	disable := simple("disable", "Stop matching and delivering for an endpoint", func(c *cobra.Command, svc *endpoint.Service, id string) (any, error) {
+		return svc.Disable(c.Context(), scope, appID, id, reason)
+	})
+	disable.Flags().StringVar(&reason, "reason", "", "why (shown with the endpoint)")
+	enable := simple("enable", "Resume an endpoint", func(c *cobra.Command, svc *endpoint.Service, id string) (any, error) {
+		return svc.Enable(c.Context(), scope, appID, id)
+	})
+	del := simple("delete", "Delete an endpoint and its messages", func(c *cobra.Command, svc *endpoint.Service, id string) (any, error) {
+		if err := svc.Delete(c.Context(), scope, appID, id); err != nil {
+			return nil, err
+		}
+		return map[string]string{"deleted": id}, nil
+	})
+	secret := simple("secret", "Print an endpoint's signing secret", func(c *cobra.Command, svc *endpoint.Service, id string) (any, error) {
+		s, err := svc.Secret(c.Context(), scope, appID, id)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]string{"id": id, "secret": s}, nil
+	})
+	var overlap time.Duration
+	rotate := simple("rotate-secret", "Make a new signing secret; the old one keeps signing for --overlap", func(c *cobra.Command, svc *endpoint.Service, id string) (any, error) {
+		s, err := svc.RotateSecret(c.Context(), scope, appID, id, overlap)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]string{"id": id, "secret": s}, nil
+	})
+	rotate.Flags().DurationVar(&overlap, "overlap", 24*time.Hour, "how long the old secret still signs")
+
+	cmd.AddCommand(create, list, showCmd, update, disable, enable, del, secret, rotate)
+	return cmd
+}

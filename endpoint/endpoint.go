@@ -1,0 +1,587 @@
+// Package endpoint is the service layer over the endpoints table: create,
+// read, list, change, enable/disable, delete, and signing-secret handling,
+// every call scoped to the caller (hook.Scope) and validated with errors
+// that name the bad field. The CLI uses it now and the admin API later.
+//
+// After every change the service notifies Postgres channel
+// "ethhook_endpoints" inside the transaction and publishes the endpoint id
+// on hook.Keys.EndpointsChanged() after commit, so process and deliver
+// refresh their in-memory views within a second.
+package endpoint
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/oklog/ulid/v2"
+	"github.com/redis/rueidis"
+
+	"github.com/ethhook/ethhook/config"
+	"github.com/ethhook/ethhook/filter"
+	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/seal"
+	"github.com/ethhook/ethhook/sign"
+	"github.com/ethhook/ethhook/tenant"
+)
+
+// NotifyChannel is the Postgres channel that carries changed endpoint ids.
+const NotifyChannel = "ethhook_endpoints"
+
+// Limits on endpoint settings.
+const (
+	MaxConfirmations = 1000
+	MaxBatch         = 1000
+	MaxBatchWaitMS   = 60000
+	MaxRateLimit     = 100000
+	MaxRetries       = 20
+	DefaultLimit     = 50
+	MaxLimit         = 500
+)
+
+// ValidationError names what is wrong with each bad field; the admin API
+// maps it to 400. Keys are field names: url, description, confirmations,
+// batch_max, batch_wait_ms, rate_limit, retry_schedule, and filter parts
+// (chains, addresses[0], topics[1][0], events[0], abi, where[1]).
+type ValidationError struct {
+	Fields map[string]string
+}
+
+func (e *ValidationError) Error() string {
+	keys := make([]string, 0, len(e.Fields))
+	for k := range e.Fields {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + ": " + e.Fields[k]
+	}
+	return "invalid endpoint: " + strings.Join(parts, "; ")
+}
+
+// ErrLimitReached means the application's plan allows no more endpoints.
+var ErrLimitReached = errors.New("the application's plan allows no more endpoints")
+
+// Input is a new endpoint.
+type Input struct {
+	URL         string      `json:"url"`
+	Description string      `json:"description"`
+	Filter      hook.Filter `json:"filter"`
+	// Confirmations nil takes the highest default of the endpoint's chains.
+	Confirmations  *int     `json:"confirmations"`
+	BatchMax       int      `json:"batch_max"`
+	BatchWaitMS    int      `json:"batch_wait_ms"`
+	RateLimit      int      `json:"rate_limit"`
+	RetrySchedule  []string `json:"retry_schedule"`
+	AllowRedirects bool     `json:"allow_redirects"`
+}
+
+// Patch changes an endpoint; nil fields stay as they are.
+type Patch struct {
+	URL            *string      `json:"url"`
+	Description    *string      `json:"description"`
+	Filter         *hook.Filter `json:"filter"`
+	Confirmations  *int         `json:"confirmations"`
+	BatchMax       *int         `json:"batch_max"`
+	BatchWaitMS    *int         `json:"batch_wait_ms"`
+	RateLimit      *int         `json:"rate_limit"`
+	RetrySchedule  *[]string    `json:"retry_schedule"`
+	AllowRedirects *bool        `json:"allow_redirects"`
+}
+
+// Service is the endpoint service.
+type Service struct {
+	pool   *pgxpool.Pool
+	box    *seal.Box
+	rdb    rueidis.Client // may be nil: then only Postgres NOTIFY announces changes
+	keys   hook.Keys
+	chains []config.Chain
+}
+
+// New returns the service. box seals signing secrets; rdb (optional)
+// publishes changes; chains (optional) give per-chain default
+// confirmations, falling back to the built-in registry.
+func New(pool *pgxpool.Pool, box *seal.Box, rdb rueidis.Client, keys hook.Keys, chains []config.Chain) *Service {
+	return &Service{pool: pool, box: box, rdb: rdb, keys: keys, chains: chains}
+}
+
+const cols = `id, app_id, url, description, enabled, disabled_reason, filter, confirmations, batch_max, batch_wait_ms,
+	rate_limit, retry_schedule, allow_redirects, created_at, updated_at`
+
+// Scan reads one endpoints row selected with the columns of Columns.
+func scan(row pgx.Row) (hook.Endpoint, error) {
+	var e hook.Endpoint
+	var filterJSON []byte
+	var sched string
+	err := row.Scan(&e.ID, &e.AppID, &e.URL, &e.Description, &e.Enabled, &e.DisabledReason, &filterJSON, &e.Confirmations,
+		&e.BatchMax, &e.BatchWaitMS, &e.RateLimit, &sched, &e.AllowRedirects, &e.CreatedAt, &e.UpdatedAt)
+	if err != nil {
+		return e, err
+	}
+	if err := json.Unmarshal(filterJSON, &e.Filter); err != nil {
+		return e, fmt.Errorf("endpoint %s: decode filter: %w", e.ID, err)
+	}
+	if sched != "" {
+		e.RetrySchedule = strings.Split(sched, ",")
+	}
+	return e, nil
+}
+
+// Columns is the column list Scan expects, for other readers of the table.
+const Columns = cols
+
+// Scan reads a row selected with Columns.
+func Scan(row pgx.Row) (hook.Endpoint, error) { return scan(row) }
+
+// LoadEnabled returns every enabled endpoint (process builds its index
+// from it). No scope: it is for the pipeline, not for tenants.
+func LoadEnabled(ctx context.Context, pool *pgxpool.Pool) ([]hook.Endpoint, error) {
+	rows, err := pool.Query(ctx, `SELECT `+cols+` FROM endpoints WHERE enabled`)
+	if err != nil {
+		return nil, fmt.Errorf("load enabled endpoints: %w", err)
+	}
+	defer rows.Close()
+	var out []hook.Endpoint
+	for rows.Next() {
+		e, err := scan(rows)
+		if err != nil {
+			return nil, fmt.Errorf("load enabled endpoints: %w", err)
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load enabled endpoints: %w", err)
+	}
+	return out, nil
+}
+
+// LoadOne returns one endpoint by id regardless of scope, or hook.ErrNotFound.
+func LoadOne(ctx context.Context, pool *pgxpool.Pool, id string) (hook.Endpoint, error) {
+	e, err := scan(pool.QueryRow(ctx, `SELECT `+cols+` FROM endpoints WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return e, hook.ErrNotFound
+	}
+	if err != nil {
+		return e, fmt.Errorf("load endpoint %s: %w", id, err)
+	}
+	return e, nil
+}
+
+func (s *Service) defaultConfirmations(chains []uint64) int {
+	best := 0
+	for _, id := range chains {
+		n := -1
+		for _, c := range s.chains {
+			if c.ID == id {
+				n = c.Confirmations
+			}
+		}
+		if n < 0 {
+			if b, ok := config.Builtin(fmt.Sprint(id)); ok {
+				n = b.Confirmations
+			}
+		}
+		if n > best {
+			best = n
+		}
+	}
+	return best
+}
+
+// validate checks e and normalizes its filter; it returns a *ValidationError.
+func validate(e *hook.Endpoint) error {
+	fields := map[string]string{}
+	u, err := url.Parse(e.URL)
+	switch {
+	case e.URL == "":
+		fields["url"] = "required"
+	case err != nil:
+		fields["url"] = "not a URL: " + err.Error()
+	case u.Scheme != "http" && u.Scheme != "https":
+		fields["url"] = fmt.Sprintf("must be http:// or https://, got %q", u.Scheme+"://")
+	case u.Host == "":
+		fields["url"] = "has no host"
+	case u.User != nil:
+		fields["url"] = "must not carry credentials (user:password@)"
+	case len(e.URL) > 2048:
+		fields["url"] = "longer than 2048 characters"
+	}
+	if len(e.Description) > 1000 {
+		fields["description"] = "longer than 1000 characters"
+	}
+	if e.Confirmations < 0 || e.Confirmations > MaxConfirmations {
+		fields["confirmations"] = fmt.Sprintf("must be 0..%d, got %d", MaxConfirmations, e.Confirmations)
+	}
+	if e.BatchMax < 0 || e.BatchMax > MaxBatch {
+		fields["batch_max"] = fmt.Sprintf("must be 0..%d (0 or 1 = no batching), got %d", MaxBatch, e.BatchMax)
+	}
+	if e.BatchWaitMS < 0 || e.BatchWaitMS > MaxBatchWaitMS {
+		fields["batch_wait_ms"] = fmt.Sprintf("must be 0..%d, got %d", MaxBatchWaitMS, e.BatchWaitMS)
+	} else if e.BatchMax > 1 && e.BatchWaitMS == 0 {
+		fields["batch_wait_ms"] = "must be positive when batch_max > 1 (how long an event may wait for its batch)"
+	}
+	if e.RateLimit < 0 || e.RateLimit > MaxRateLimit {
+		fields["rate_limit"] = fmt.Sprintf("must be 0..%d events/s (0 = plan default), got %d", MaxRateLimit, e.RateLimit)
+	}
+	if len(e.RetrySchedule) > 0 {
+		for i := range e.RetrySchedule {
+			e.RetrySchedule[i] = strings.TrimSpace(e.RetrySchedule[i])
+		}
+		if _, err := config.ParseSchedule(e.RetrySchedule); err != nil {
+			fields["retry_schedule"] = err.Error()
+		} else if len(e.RetrySchedule) > MaxRetries {
+			fields["retry_schedule"] = fmt.Sprintf("at most %d delays, got %d", MaxRetries, len(e.RetrySchedule))
+		}
+	}
+	filter.Normalize(&e.Filter)
+	if _, err := filter.Compile(e.Filter); err != nil {
+		var fe filter.Errors
+		if errors.As(err, &fe) {
+			for _, f := range fe {
+				if _, dup := fields[f.Field]; !dup {
+					fields[f.Field] = f.Msg
+				}
+			}
+		} else {
+			fields["filter"] = err.Error()
+		}
+	}
+	if len(e.Filter.ABI) > 0 {
+		var compact strings.Builder
+		if b, err := json.Marshal(e.Filter.ABI); err == nil {
+			compact.Write(b)
+			e.Filter.ABI = json.RawMessage(compact.String())
+		}
+	}
+	if len(fields) > 0 {
+		return &ValidationError{Fields: fields}
+	}
+	return nil
+}
+
+// notify announces a change inside tx.
+func notify(ctx context.Context, tx pgx.Tx, id string) error {
+	if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, NotifyChannel, id); err != nil {
+		return fmt.Errorf("notify endpoint change %s: %w", id, err)
+	}
+	return nil
+}
+
+// publish announces a committed change on Redis. It is best effort: process
+// also hears the Postgres NOTIFY and reloads periodically.
+func (s *Service) publish(ctx context.Context, id string) {
+	if s.rdb == nil {
+		return
+	}
+	_ = s.rdb.Do(ctx, s.rdb.B().Publish().Channel(s.keys.EndpointsChanged()).Message(id).Build()).Error()
+}
+
+func newID() string { return "ep_" + ulid.Make().String() }
+
+// Create validates and stores a new endpoint, returning it and its signing
+// secret (the only time the secret is returned without asking for it).
+func (s *Service) Create(ctx context.Context, scope hook.Scope, appID string, in Input) (hook.Endpoint, string, error) {
+	if err := tenant.Visible(ctx, s.pool, scope, appID); err != nil {
+		return hook.Endpoint{}, "", err
+	}
+	e := hook.Endpoint{
+		AppID: appID, URL: strings.TrimSpace(in.URL), Description: in.Description, Enabled: true, Filter: in.Filter,
+		BatchMax: in.BatchMax, BatchWaitMS: in.BatchWaitMS, RateLimit: in.RateLimit,
+		RetrySchedule: in.RetrySchedule, AllowRedirects: in.AllowRedirects,
+	}
+	if in.Confirmations != nil {
+		e.Confirmations = *in.Confirmations
+	} else {
+		e.Confirmations = s.defaultConfirmations(in.Filter.Chains)
+	}
+	if err := validate(&e); err != nil {
+		return hook.Endpoint{}, "", err
+	}
+	secret, err := sign.NewSecret()
+	if err != nil {
+		return hook.Endpoint{}, "", fmt.Errorf("new signing secret: %w", err)
+	}
+	sealed, err := s.box.Seal([]byte(secret))
+	if err != nil {
+		return hook.Endpoint{}, "", fmt.Errorf("seal signing secret: %w", err)
+	}
+	filterJSON, err := json.Marshal(e.Filter)
+	if err != nil {
+		return hook.Endpoint{}, "", fmt.Errorf("encode filter: %w", err)
+	}
+	e.ID = newID()
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// Lock the application row so two creates cannot both pass the plan's cap.
+		var max, used int
+		err := tx.QueryRow(ctx, `SELECT p.max_endpoints, (SELECT count(*) FROM endpoints e WHERE e.app_id = a.id)
+			FROM applications a JOIN plans p ON p.id = a.plan_id WHERE a.id = $1 FOR UPDATE OF a`, appID).Scan(&max, &used)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return hook.ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("check endpoint allowance of %s: %w", appID, err)
+		}
+		if max > 0 && used >= max && !scope.Admin {
+			return fmt.Errorf("%w (%d of %d)", ErrLimitReached, used, max)
+		}
+		row := tx.QueryRow(ctx, `INSERT INTO endpoints (id, app_id, url, description, filter, confirmations, batch_max, batch_wait_ms,
+				rate_limit, retry_schedule, allow_redirects, secret_enc)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING `+cols,
+			e.ID, appID, e.URL, e.Description, filterJSON, e.Confirmations, e.BatchMax, e.BatchWaitMS,
+			e.RateLimit, strings.Join(e.RetrySchedule, ","), e.AllowRedirects, sealed)
+		if e, err = scan(row); err != nil {
+			return fmt.Errorf("insert endpoint: %w", err)
+		}
+		return notify(ctx, tx, e.ID)
+	})
+	if err != nil {
+		return hook.Endpoint{}, "", err
+	}
+	s.publish(ctx, e.ID)
+	return e, secret, nil
+}
+
+// Get returns one endpoint of the application.
+func (s *Service) Get(ctx context.Context, scope hook.Scope, appID, id string) (hook.Endpoint, error) {
+	if err := tenant.Visible(ctx, s.pool, scope, appID); err != nil {
+		return hook.Endpoint{}, err
+	}
+	e, err := scan(s.pool.QueryRow(ctx, `SELECT `+cols+` FROM endpoints WHERE id = $1 AND app_id = $2`, id, appID))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return e, hook.ErrNotFound
+	}
+	if err != nil {
+		return e, fmt.Errorf("get endpoint %s: %w", id, err)
+	}
+	return e, nil
+}
+
+// List returns the application's endpoints oldest first, limit at a time
+// (0 = DefaultLimit); the returned cursor fetches the next page and is
+// empty on the last.
+func (s *Service) List(ctx context.Context, scope hook.Scope, appID, cursor string, limit int) ([]hook.Endpoint, string, error) {
+	if err := tenant.Visible(ctx, s.pool, scope, appID); err != nil {
+		return nil, "", err
+	}
+	if limit == 0 {
+		limit = DefaultLimit
+	}
+	if limit < 0 || limit > MaxLimit {
+		return nil, "", &ValidationError{Fields: map[string]string{"limit": fmt.Sprintf("must be 1..%d", MaxLimit)}}
+	}
+	after := ""
+	if cursor != "" {
+		b, err := base64.RawURLEncoding.DecodeString(cursor)
+		if err != nil || !strings.HasPrefix(string(b), "ep_") {
+			return nil, "", &ValidationError{Fields: map[string]string{"cursor": "not a cursor returned by a previous page"}}
+		}
+		after = string(b)
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+cols+` FROM endpoints WHERE app_id = $1 AND id > $2 ORDER BY id LIMIT $3`,
+		appID, after, limit+1)
+	if err != nil {
+		return nil, "", fmt.Errorf("list endpoints of %s: %w", appID, err)
+	}
+	defer rows.Close()
+	var out []hook.Endpoint
+	for rows.Next() {
+		e, err := scan(rows)
+		if err != nil {
+			return nil, "", fmt.Errorf("list endpoints of %s: %w", appID, err)
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("list endpoints of %s: %w", appID, err)
+	}
+	next := ""
+	if len(out) > limit {
+		out = out[:limit]
+		next = base64.RawURLEncoding.EncodeToString([]byte(out[limit-1].ID))
+	}
+	return out, next, nil
+}
+
+// change runs fn on the endpoint's row inside a transaction (row locked),
+// then saves what fn returns and announces the change.
+func (s *Service) change(ctx context.Context, scope hook.Scope, appID, id string, fn func(e *hook.Endpoint) error) (hook.Endpoint, error) {
+	if err := tenant.Visible(ctx, s.pool, scope, appID); err != nil {
+		return hook.Endpoint{}, err
+	}
+	var out hook.Endpoint
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		e, err := scan(tx.QueryRow(ctx, `SELECT `+cols+` FROM endpoints WHERE id = $1 AND app_id = $2 FOR UPDATE`, id, appID))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return hook.ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("read endpoint %s: %w", id, err)
+		}
+		if err := fn(&e); err != nil {
+			return err
+		}
+		if err := validate(&e); err != nil {
+			return err
+		}
+		filterJSON, err := json.Marshal(e.Filter)
+		if err != nil {
+			return fmt.Errorf("encode filter: %w", err)
+		}
+		out, err = scan(tx.QueryRow(ctx, `UPDATE endpoints SET url = $2, description = $3, enabled = $4, disabled_reason = $5,
+				filter = $6, confirmations = $7, batch_max = $8, batch_wait_ms = $9, rate_limit = $10, retry_schedule = $11,
+				allow_redirects = $12, failing_since = CASE WHEN $4 AND NOT enabled THEN NULL ELSE failing_since END,
+				updated_at = now()
+			WHERE id = $1 RETURNING `+cols,
+			e.ID, e.URL, e.Description, e.Enabled, e.DisabledReason, filterJSON, e.Confirmations, e.BatchMax, e.BatchWaitMS,
+			e.RateLimit, strings.Join(e.RetrySchedule, ","), e.AllowRedirects))
+		if err != nil {
+			return fmt.Errorf("update endpoint %s: %w", id, err)
+		}
+		return notify(ctx, tx, id)
+	})
+	if err != nil {
+		return hook.Endpoint{}, err
+	}
+	s.publish(ctx, id)
+	return out, nil
+}
+
+// Update applies p to the endpoint.
+func (s *Service) Update(ctx context.Context, scope hook.Scope, appID, id string, p Patch) (hook.Endpoint, error) {
+	return s.change(ctx, scope, appID, id, func(e *hook.Endpoint) error {
+		if p.URL != nil {
+			e.URL = strings.TrimSpace(*p.URL)
+		}
+		if p.Description != nil {
+			e.Description = *p.Description
+		}
+		if p.Filter != nil {
+			e.Filter = *p.Filter
+		}
+		if p.Confirmations != nil {
+			e.Confirmations = *p.Confirmations
+		}
+		if p.BatchMax != nil {
+			e.BatchMax = *p.BatchMax
+		}
+		if p.BatchWaitMS != nil {
+			e.BatchWaitMS = *p.BatchWaitMS
+		}
+		if p.RateLimit != nil {
+			e.RateLimit = *p.RateLimit
+		}
+		if p.RetrySchedule != nil {
+			e.RetrySchedule = *p.RetrySchedule
+		}
+		if p.AllowRedirects != nil {
+			e.AllowRedirects = *p.AllowRedirects
+		}
+		return nil
+	})
+}
+
+// Enable turns delivery back on (and clears the failure run).
+func (s *Service) Enable(ctx context.Context, scope hook.Scope, appID, id string) (hook.Endpoint, error) {
+	return s.change(ctx, scope, appID, id, func(e *hook.Endpoint) error {
+		e.Enabled, e.DisabledReason = true, ""
+		return nil
+	})
+}
+
+// Disable stops matching and delivery for the endpoint; reason is shown to the user.
+func (s *Service) Disable(ctx context.Context, scope hook.Scope, appID, id, reason string) (hook.Endpoint, error) {
+	if reason == "" {
+		reason = "disabled by user"
+	}
+	return s.change(ctx, scope, appID, id, func(e *hook.Endpoint) error {
+		e.Enabled, e.DisabledReason = false, reason
+		return nil
+	})
+}
+
+// Delete removes the endpoint (and, by cascade, its messages).
+func (s *Service) Delete(ctx context.Context, scope hook.Scope, appID, id string) error {
+	if err := tenant.Visible(ctx, s.pool, scope, appID); err != nil {
+		return err
+	}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM endpoints WHERE id = $1 AND app_id = $2`, id, appID)
+		if err != nil {
+			return fmt.Errorf("delete endpoint %s: %w", id, err)
+		}
+		if tag.RowsAffected() == 0 {
+			return hook.ErrNotFound
+		}
+		return notify(ctx, tx, id)
+	})
+	if err != nil {
+		return err
+	}
+	s.publish(ctx, id)
+	return nil
+}
+
+// Secret returns the endpoint's current signing secret.
+func (s *Service) Secret(ctx context.Context, scope hook.Scope, appID, id string) (string, error) {
+	if err := tenant.Visible(ctx, s.pool, scope, appID); err != nil {
+		return "", err
+	}
+	var sealed []byte
+	err := s.pool.QueryRow(ctx, `SELECT secret_enc FROM endpoints WHERE id = $1 AND app_id = $2`, id, appID).Scan(&sealed)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", hook.ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("read secret of endpoint %s: %w", id, err)
+	}
+	plain, err := s.box.Open(sealed)
+	if err != nil {
+		return "", fmt.Errorf("open secret of endpoint %s: %w", id, err)
+	}
+	return string(plain), nil
+}
+
+// RotateSecret makes a new signing secret and returns it; the old one keeps
+// signing (next to the new one) for overlap, so receivers can switch over.
+func (s *Service) RotateSecret(ctx context.Context, scope hook.Scope, appID, id string, overlap time.Duration) (string, error) {
+	if err := tenant.Visible(ctx, s.pool, scope, appID); err != nil {
+		return "", err
+	}
+	if overlap < 0 {
+		return "", &ValidationError{Fields: map[string]string{"overlap": "must not be negative"}}
+	}
+	secret, err := sign.NewSecret()
+	if err != nil {
+		return "", fmt.Errorf("new signing secret: %w", err)
+	}
+	sealed, err := s.box.Seal([]byte(secret))
+	if err != nil {
+		return "", fmt.Errorf("seal signing secret: %w", err)
+	}
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE endpoints SET old_secret_enc = secret_enc,
+				old_secret_expires_at = now() + make_interval(secs => $3), secret_enc = $4, updated_at = now()
+			WHERE id = $1 AND app_id = $2`, id, appID, overlap.Seconds(), sealed)
+		if err != nil {
+			return fmt.Errorf("rotate secret of endpoint %s: %w", id, err)
+		}
+		if tag.RowsAffected() == 0 {
+			return hook.ErrNotFound
+		}
+		return notify(ctx, tx, id)
+	})
+	if err != nil {
+		return "", err
+	}
+	s.publish(ctx, id)
+	return secret, nil
+}
