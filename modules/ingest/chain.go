@@ -569,16 +569,26 @@ func (r *chainRunner) syncTo(ctx context.Context, target header) error {
 			continue
 		case tn == r.cur.Number+1 && target.ParentHash == r.cur.Hash:
 			return r.commitHead(ctx, &target)
-		case tn <= r.cur.Number:
-			// A lower or equal head we do not have is a reorg only if the
-			// node says it is canonical (not a late, stale notification).
-			canon, err := r.getHeader(ctx, "eth_getBlockByNumber", hexNum(tn))
+		}
+		// A head that does not extend the cursor is a reorg only if the
+		// node still says it is canonical: a head that went stale while we
+		// backfilled (or a late notification) must not lead us onto an
+		// orphaned branch. Follow the node's current head instead.
+		canon, err := r.getHeader(ctx, "eth_getBlockByNumber", hexNum(tn))
+		if err != nil {
+			return err
+		}
+		if canon.Hash != target.Hash {
+			latest, err := r.latest(ctx)
 			if err != nil {
 				return err
 			}
-			if canon.Hash != target.Hash {
+			if latest.Hash == target.Hash {
 				return nil
 			}
+			target, tn = latest, uint64(latest.Number)
+			r.noteHead(tn)
+			continue
 		}
 		return r.reorg(ctx, target)
 	}

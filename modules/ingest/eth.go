@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // quantity is a JSON-RPC hex quantity ("0x1a").
@@ -20,6 +22,15 @@ func (q *quantity) UnmarshalJSON(b []byte) error {
 	}
 	*q = quantity(n)
 	return nil
+}
+
+// UnmarshalJSONFrom is the allocation-free path of go-json-experiment.
+func (q *quantity) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	v, err := dec.ReadValue()
+	if err != nil {
+		return err
+	}
+	return q.UnmarshalJSON(v)
 }
 
 func hexNum(n uint64) string { return "0x" + strconv.FormatUint(n, 16) }

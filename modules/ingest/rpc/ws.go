@@ -194,7 +194,7 @@ func (w *WS) notify(m *message) {
 		Subscription string          `json:"subscription"`
 		Result       json.RawMessage `json:"result"`
 	}
-	if err := json.Unmarshal(m.Params, &p); err != nil {
+	if err := json.Unmarshal(m.Params, &p); err != nil { // small: encoding/json is fine
 		w.malformed(fmt.Errorf("%w: notification params: %v", ErrMalformed, err))
 		return
 	}
