@@ -135,6 +135,16 @@ func sortedChains(in []config.Chain) []config.Chain {
 }
 
 var streamIDRe = regexp.MustCompile(`^[0-9]{1,20}-[0-9]{1,20}$`)
+func validStreamID(s string) bool {
+	if !streamIDRe.MatchString(s) {
+		return false
+	}
+	ms, seq, _ := strings.Cut(s, "-")
+	_, err1 := strconv.ParseUint(ms, 10, 64)
+	_, err2 := strconv.ParseUint(seq, 10, 64)
+	return err1 == nil && err2 == nil
+}
+
 var addressRe = regexp.MustCompile(`^0x[0-9a-fA-F]{40}$`)
 
 // handleChainEvents pages a chain's events stream newest first. Filters
@@ -160,7 +170,7 @@ func (m *Module) handleChainEvents(c echo.Context) error {
 	if limit == 0 {
 		limit = 50
 	}
-	if cursor != "" && !streamIDRe.MatchString(cursor) {
+	if cursor != "" && !validStreamID(cursor) {
 		return fieldError("cursor", "is not a cursor returned by this API")
 	}
 	typ := c.QueryParam("type")

@@ -343,7 +343,7 @@ func (f *endpointForm) toEndpoint() hook.Endpoint {
 	ep.Filter.Events = trimAll(ep.Filter.Events)
 	if f.ABI != "" {
 		if !json.Valid([]byte(f.ABI)) {
-			f.Fields["filter.abi"] = "is not valid JSON"
+			f.Fields["abi"] = "is not valid JSON"
 		} else {
 			ep.Filter.ABI = json.RawMessage(f.ABI)
 		}

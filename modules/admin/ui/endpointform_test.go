@@ -84,7 +84,7 @@ func TestFilterBuilderRoundTripsAnEndpoint(t *testing.T) {
 func TestFilterBuilderReportsBadNumbersAndJSON(t *testing.T) {
 	f := parseEndpointForm(url.Values{"confirmations": {"three"}, "rate_limit": {"-1"}, "abi": {"[{"}, "other_chains": {"nochain"}})
 	f.toEndpoint()
-	for _, k := range []string{"confirmations", "rate_limit", "filter.abi", "chains"} {
+	for _, k := range []string{"confirmations", "rate_limit", "abi", "chains"} {
 		if f.Fields[k] == "" {
 			t.Errorf("no field error for %s: %v", k, f.Fields)
 		}

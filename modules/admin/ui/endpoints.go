@@ -86,6 +86,7 @@ type endpointData struct {
 	ABIErr   string
 	ArgNames []string
 	Ops      []string
+	CanTest  bool   // a test event can be sent
 	Secret   string // revealed secret (after rotate)
 	TestMsg  string // message id of a test event just sent
 }
@@ -96,7 +97,10 @@ type chainOption struct {
 }
 
 func (u *UI) endpointData(ep *hook.Endpoint, f endpointForm) endpointData {
-	d := endpointData{Endpoint: ep, Form: f, Builtin: builtinEvents(), Ops: condOps}
+	d := endpointData{Endpoint: ep, Form: f, Builtin: builtinEvents(), Ops: condOps, CanTest: true}
+	if t, ok := u.endpoints.(interface{ CanSendTest() bool }); ok {
+		d.CanTest = t.CanSendTest()
+	}
 	for _, c := range u.chains {
 		d.Chains = append(d.Chains, chainOption{ID: c.ID, Name: c.Name})
 	}
