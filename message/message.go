@@ -1,0 +1,405 @@
+// Package message is the service layer over messages and their attempt log
+// (delivery_history): search, inspect, and replay. The CLI uses it now and
+// the admin API later. Every call is filtered by a hook.Scope: an admin sees
+// every application, a member the applications listed for them in
+// application_members, an API key its one application; anything else is
+// hook.ErrNotFound.
+package message
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/rueidis"
+
+	"github.com/ethhook/ethhook/hook"
+)
+
+// Errors callers branch on (besides hook.ErrNotFound).
+var (
+	ErrInvalid  = errors.New("invalid request")
+	ErrConflict = errors.New("message cannot be replayed now")
+)
+
+// Service reads and replays messages.
+type Service struct {
+	pool *pgxpool.Pool
+	rdb  rueidis.Client
+	keys hook.Keys
+}
+
+// New returns the message service. rdb and keys are used to hand replayed
+// messages to deliver (hook.Keys.DeliverJobs()).
+func New(pool *pgxpool.Pool, rdb rueidis.Client, keys hook.Keys) *Service {
+	return &Service{pool: pool, rdb: rdb, keys: keys}
+}
+
+// Message is one webhook message (one event or batch for one endpoint).
+type Message struct {
+	ID            string          `json:"id"`
+	AppID         string          `json:"app_id"`
+	EndpointID    string          `json:"endpoint_id"`
+	EventID       string          `json:"event_id"`
+	Type          string          `json:"type"`
+	WebhookID     string          `json:"webhook_id"`
+	ChainID       int64           `json:"chain_id"`
+	BlockNumber   int64           `json:"block_number"`
+	BlockHash     string          `json:"block_hash"`
+	TxHash        string          `json:"tx_hash"`
+	Payload       json.RawMessage `json:"payload,omitempty"` // only from Get
+	State         string          `json:"state"`
+	Attempts      int             `json:"attempts"`
+	NextAttemptAt *time.Time      `json:"next_attempt_at,omitempty"`
+	LastStatus    *int            `json:"last_status,omitempty"`
+	LastError     string          `json:"last_error"`
+	CreatedAt     time.Time       `json:"created_at"`
+	UpdatedAt     time.Time       `json:"updated_at"`
+}
+
+// Attempt is one delivery attempt from delivery_history.
+type Attempt struct {
+	ID              int64             `json:"id"`
+	Attempt         int               `json:"attempt"`
+	StatusCode      *int              `json:"status_code,omitempty"`
+	ErrorClass      string            `json:"error_class"`
+	Error           string            `json:"error"`
+	RequestHeaders  map[string]string `json:"request_headers"`
+	ResponseHeaders map[string]string `json:"response_headers"`
+	ResponseExcerpt string            `json:"response_excerpt"`
+	LatencyMS       int               `json:"latency_ms"`
+	CreatedAt       time.Time         `json:"created_at"`
+}
+
+// Filter selects messages; zero fields do not filter. Blocks are inclusive,
+// Since inclusive and Until exclusive (on created_at).
+type Filter struct {
+	AppID      string
+	EndpointID string
+	State      string
+	EventID    string
+	TxHash     string
+	FromBlock  *int64
+	ToBlock    *int64
+	Since      time.Time
+	Until      time.Time
+	Cursor     string // from Page.NextCursor
+	Limit      int    // default 50, at most 500
+}
+
+// Page is one page of a listing, newest first.
+type Page struct {
+	Messages   []Message `json:"messages"`
+	NextCursor string    `json:"next_cursor,omitempty"`
+}
+
+var states = map[string]bool{
+	hook.StatePending: true, hook.StateDelivering: true, hook.StateSucceeded: true,
+	hook.StateFailed: true, hook.StateDead: true, hook.StateQuotaExceeded: true,
+}
+
+// query builds a WHERE clause with numbered arguments.
+type query struct {
+	conds []string
+	args  []any
+}
+
+func (q *query) arg(v any) string {
+	q.args = append(q.args, v)
+	return "$" + strconv.Itoa(len(q.args))
+}
+
+func (q *query) where(format string, v ...any) {
+	ph := make([]any, len(v))
+	for i, x := range v {
+		ph[i] = q.arg(x)
+	}
+	q.conds = append(q.conds, fmt.Sprintf(format, ph...))
+}
+
+// scope limits the application column col to what sc may see.
+func (q *query) scope(sc hook.Scope, col string) {
+	switch {
+	case sc.Admin:
+	case sc.AppID != "":
+		q.where(col+" = %s", sc.AppID)
+		if sc.UserID != "" {
+			q.where(col+" IN (SELECT app_id FROM application_members WHERE user_id = %s)", sc.UserID)
+		}
+	case sc.UserID != "":
+		q.where(col+" IN (SELECT app_id FROM application_members WHERE user_id = %s)", sc.UserID)
+	default:
+		q.conds = append(q.conds, "false")
+	}
+}
+
+func (q *query) sql() string {
+	if len(q.conds) == 0 {
+		return "true"
+	}
+	return strings.Join(q.conds, " AND ")
+}
+
+const listColumns = `m.id, m.app_id, m.endpoint_id, m.event_id, m.type, m.webhook_id, m.chain_id, m.block_number,
+	m.block_hash, m.tx_hash, m.state, m.attempts, m.next_attempt_at, m.last_status, m.last_error, m.created_at, m.updated_at`
+
+func scanMessage(row pgx.Row, withPayload bool) (Message, error) {
+	var m Message
+	dest := []any{&m.ID, &m.AppID, &m.EndpointID, &m.EventID, &m.Type, &m.WebhookID, &m.ChainID, &m.BlockNumber,
+		&m.BlockHash, &m.TxHash, &m.State, &m.Attempts, &m.NextAttemptAt, &m.LastStatus, &m.LastError, &m.CreatedAt, &m.UpdatedAt}
+	var payload []byte
+	if withPayload {
+		dest = append(dest, &payload)
+	}
+	if err := row.Scan(dest...); err != nil {
+		return m, err
+	}
+	if withPayload {
+		m.Payload = payload
+	}
+	return m, nil
+}
+
+// List returns messages matching f, newest first, a page at a time.
+func (s *Service) List(ctx context.Context, sc hook.Scope, f Filter) (Page, error) {
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 50
+	}
+	if limit > 500 {
+		limit = 500
+	}
+	var q query
+	q.scope(sc, "m.app_id")
+	if f.AppID != "" {
+		q.where("m.app_id = %s", f.AppID)
+	}
+	if f.EndpointID != "" {
+		q.where("m.endpoint_id = %s", f.EndpointID)
+	}
+	if f.State != "" {
+		if !states[f.State] {
+			return Page{}, fmt.Errorf("%w: state %q is not one of pending, delivering, succeeded, failed, dead, quota_exceeded", ErrInvalid, f.State)
+		}
+		q.where("m.state = %s", f.State)
+	}
+	if f.EventID != "" {
+		q.where("m.event_id = %s", f.EventID)
+	}
+	if f.TxHash != "" {
+		q.where("m.tx_hash = %s", strings.ToLower(f.TxHash))
+	}
+	if f.FromBlock != nil {
+		q.where("m.block_number >= %s", *f.FromBlock)
+	}
+	if f.ToBlock != nil {
+		q.where("m.block_number <= %s", *f.ToBlock)
+	}
+	if !f.Since.IsZero() {
+		q.where("m.created_at >= %s", f.Since)
+	}
+	if !f.Until.IsZero() {
+		q.where("m.created_at < %s", f.Until)
+	}
+	if f.Cursor != "" {
+		at, id, err := decodeCursor(f.Cursor)
+		if err != nil {
+			return Page{}, err
+		}
+		q.where("(m.created_at, m.id) < (%s, %s)", at, id)
+	}
+	sqlText := "SELECT " + listColumns + " FROM messages m WHERE " + q.sql() +
+		" ORDER BY m.created_at DESC, m.id DESC LIMIT " + q.arg(limit+1)
+	rows, err := s.pool.Query(ctx, sqlText, q.args...)
+	if err != nil {
+		return Page{}, fmt.Errorf("list messages: %w", err)
+	}
+	msgs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Message, error) { return scanMessage(r, false) })
+	if err != nil {
+		return Page{}, fmt.Errorf("list messages: %w", err)
+	}
+	p := Page{Messages: msgs}
+	if len(msgs) > limit {
+		p.Messages = msgs[:limit]
+		last := p.Messages[limit-1]
+		p.NextCursor = encodeCursor(last.CreatedAt, last.ID)
+	}
+	if p.Messages == nil {
+		p.Messages = []Message{}
+	}
+	return p, nil
+}
+
+func encodeCursor(at time.Time, id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(at.UTC().Format(time.RFC3339Nano) + "|" + id))
+}
+
+func decodeCursor(c string) (time.Time, string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err == nil {
+		at, id, ok := strings.Cut(string(b), "|")
+		if ok {
+			if t, err := time.Parse(time.RFC3339Nano, at); err == nil {
+				return t, id, nil
+			}
+		}
+	}
+	return time.Time{}, "", fmt.Errorf("%w: bad cursor", ErrInvalid)
+}
+
+// Get returns one message with its payload and every attempt, oldest first.
+func (s *Service) Get(ctx context.Context, sc hook.Scope, id string) (Message, []Attempt, error) {
+	var q query
+	q.where("m.id = %s", id)
+	q.scope(sc, "m.app_id")
+	m, err := scanMessage(s.pool.QueryRow(ctx, "SELECT "+listColumns+", m.payload FROM messages m WHERE "+q.sql(), q.args...), true)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Message{}, nil, hook.ErrNotFound
+	}
+	if err != nil {
+		return Message{}, nil, fmt.Errorf("get message %s: %w", id, err)
+	}
+	rows, err := s.pool.Query(ctx, `
+		SELECT id, attempt, status_code, error_class, error, request_headers, response_headers, response_excerpt, latency_ms, created_at
+		FROM delivery_history WHERE message_id = $1 ORDER BY attempt, id`, id)
+	if err != nil {
+		return Message{}, nil, fmt.Errorf("attempts of message %s: %w", id, err)
+	}
+	atts, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Attempt, error) {
+		var a Attempt
+		err := r.Scan(&a.ID, &a.Attempt, &a.StatusCode, &a.ErrorClass, &a.Error, &a.RequestHeaders, &a.ResponseHeaders,
+			&a.ResponseExcerpt, &a.LatencyMS, &a.CreatedAt)
+		return a, err
+	})
+	if err != nil {
+		return Message{}, nil, fmt.Errorf("attempts of message %s: %w", id, err)
+	}
+	if atts == nil {
+		atts = []Attempt{}
+	}
+	return m, atts, nil
+}
+
+// replaySet resets a message for a fresh delivery with a fresh retry
+// schedule; the webhook-id is kept, so receivers deduplicate.
+const replaySet = `state = 'pending', retry_base = attempts, next_attempt_at = NULL, lease_owner = NULL,
+	lease_until = NULL, updated_at = now()`
+
+// Replay sends one message again (any state but delivering or quota_exceeded).
+func (s *Service) Replay(ctx context.Context, sc hook.Scope, id string) (Message, error) {
+	var q query
+	q.where("id = %s", id)
+	q.scope(sc, "app_id")
+	var endpointID, state string
+	err := s.pool.QueryRow(ctx, "SELECT endpoint_id, state FROM messages WHERE "+q.sql(), q.args...).Scan(&endpointID, &state)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Message{}, hook.ErrNotFound
+	}
+	if err != nil {
+		return Message{}, fmt.Errorf("replay message %s: %w", id, err)
+	}
+	tag, err := s.pool.Exec(ctx, "UPDATE messages SET "+replaySet+" WHERE id = $1 AND state NOT IN ('delivering', 'quota_exceeded')", id)
+	if err != nil {
+		return Message{}, fmt.Errorf("replay message %s: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return Message{}, fmt.Errorf("%w: message %s is %s", ErrConflict, id, state)
+	}
+	if err := s.offer(ctx, []string{id}, endpointID); err != nil {
+		return Message{}, err
+	}
+	m, _, err := s.Get(ctx, sc, id)
+	return m, err
+}
+
+// Range selects an endpoint's messages to replay: by creation time
+// [Since, Until), by block [FromBlock, ToBlock], or both; at least one bound.
+type Range struct {
+	EndpointID string
+	Since      time.Time
+	Until      time.Time
+	FromBlock  *int64
+	ToBlock    *int64
+	OnlyFailed bool // only failed or dead messages
+}
+
+// ReplayRange sends again every finished message of an endpoint in the
+// range (succeeded, failed, dead; or only failed and dead) and returns how
+// many. Pending and in-flight messages are left alone.
+func (s *Service) ReplayRange(ctx context.Context, sc hook.Scope, r Range) (int, error) {
+	if r.EndpointID == "" {
+		return 0, fmt.Errorf("%w: an endpoint is required", ErrInvalid)
+	}
+	if r.Since.IsZero() && r.Until.IsZero() && r.FromBlock == nil && r.ToBlock == nil {
+		return 0, fmt.Errorf("%w: give a time range (since/until) or a block range", ErrInvalid)
+	}
+	var eq query
+	eq.where("id = %s", r.EndpointID)
+	eq.scope(sc, "app_id")
+	var one int
+	if err := s.pool.QueryRow(ctx, "SELECT 1 FROM endpoints WHERE "+eq.sql(), eq.args...).Scan(&one); errors.Is(err, pgx.ErrNoRows) {
+		return 0, hook.ErrNotFound
+	} else if err != nil {
+		return 0, fmt.Errorf("replay range: %w", err)
+	}
+	var q query
+	q.where("endpoint_id = %s", r.EndpointID)
+	if !r.Since.IsZero() {
+		q.where("created_at >= %s", r.Since)
+	}
+	if !r.Until.IsZero() {
+		q.where("created_at < %s", r.Until)
+	}
+	if r.FromBlock != nil {
+		q.where("block_number >= %s", *r.FromBlock)
+	}
+	if r.ToBlock != nil {
+		q.where("block_number <= %s", *r.ToBlock)
+	}
+	if r.OnlyFailed {
+		q.conds = append(q.conds, "state IN ('failed', 'dead')")
+	} else {
+		q.conds = append(q.conds, "state IN ('succeeded', 'failed', 'dead')")
+	}
+	rows, err := s.pool.Query(ctx, "UPDATE messages SET "+replaySet+" WHERE "+q.sql()+" RETURNING id", q.args...)
+	if err != nil {
+		return 0, fmt.Errorf("replay range of endpoint %s: %w", r.EndpointID, err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return 0, fmt.Errorf("replay range of endpoint %s: %w", r.EndpointID, err)
+	}
+	total := len(ids)
+	for len(ids) > 0 {
+		n := min(len(ids), 1000)
+		if err := s.offer(ctx, ids[:n], r.EndpointID); err != nil {
+			// The messages are pending in Postgres; deliver's sweeper picks
+			// them up even if these jobs are lost.
+			return 0, err
+		}
+		ids = ids[n:]
+	}
+	return total, nil
+}
+
+// offer hands messages to deliver (hook.Keys.DeliverJobs()).
+func (s *Service) offer(ctx context.Context, ids []string, endpointID string) error {
+	cmds := make(rueidis.Commands, 0, len(ids))
+	for _, id := range ids {
+		cmds = append(cmds, s.rdb.B().Xadd().Key(s.keys.DeliverJobs()).Id("*").FieldValue().
+			FieldValue("message_id", id).FieldValue("endpoint_id", endpointID).Build())
+	}
+	for _, res := range s.rdb.DoMulti(ctx, cmds...) {
+		if err := res.Error(); err != nil {
+			return fmt.Errorf("queue replayed messages (they stay pending and are picked up by the sweeper): %w", err)
+		}
+	}
+	return nil
+}
