@@ -745,6 +745,8 @@ func (r *chainRunner) grow() {
 // backfill commits blocks from..to with ranged eth_getLogs in chunks that
 // shrink on provider range errors. head is the head being synced to:
 // blocks within the window of it keep their entries for reorg removal.
+// Fetching runs one or two chunks ahead of committing (prefetch), so the
+// node and Redis work at the same time.
 func (r *chainRunner) backfill(ctx context.Context, from, to, head uint64) error {
 	var storeFrom uint64
 	if head+1 > r.keep {
@@ -753,45 +755,96 @@ func (r *chainRunner) backfill(ctx context.Context, from, to, head uint64) error
 	if to >= from {
 		r.log.Info("backfill", zap.Uint64("from", from), zap.Uint64("to", to))
 	}
-	inconsistent := 0
 	for from <= to {
+		next, err := r.backfillRun(ctx, from, to, storeFrom)
+		if err != nil {
+			return err
+		}
+		from = next
+	}
+	return nil
+}
+
+type chunk struct {
+	blocks []*block
+	err    error
+}
+
+// backfillRun commits prefetched chunks until to, or until the chain
+// below a chunk changed (then it unwinds and returns where to go on).
+func (r *chainRunner) backfillRun(ctx context.Context, from, to, storeFrom uint64) (uint64, error) {
+	pctx, cancel := context.WithCancel(ctx)
+	chunks := make(chan chunk, 2)
+	go r.prefetch(pctx, from, to, chunks)
+	defer func() {
+		cancel()
+		for range chunks { // wait for the prefetcher to finish
+		}
+	}()
+	for c := range chunks {
+		if c.err != nil {
+			return 0, c.err
+		}
+		if r.cur.Set && c.blocks[0].ParentHash != r.cur.Hash {
+			// The chain below this chunk changed: stop prefetching, unwind.
+			cancel()
+			for range chunks {
+			}
+			if err := r.reorg(ctx, c.blocks[0].header); err != nil {
+				return 0, err
+			}
+			return r.cur.Number + 1, nil
+		}
+		if err := r.commit(ctx, c.blocks, storeFrom); err != nil {
+			return 0, err
+		}
+		r.mBack.Add(float64(len(c.blocks)))
+	}
+	if ctx.Err() != nil {
+		return 0, ctx.Err()
+	}
+	return to + 1, nil
+}
+
+// prefetch fetches from..to in adaptive chunks into out, closing it at the
+// end; a failure is sent as the last chunk.
+func (r *chainRunner) prefetch(ctx context.Context, from, to uint64, out chan<- chunk) {
+	defer close(out)
+	inconsistent := 0
+	for from <= to && ctx.Err() == nil {
 		end := min(from+r.rangeSize-1, to)
 		blocks, err := r.fetchRange(ctx, from, end)
 		switch {
 		case err == nil:
+		case ctx.Err() != nil:
+			return
 		case rpc.IsRangeError(err) && end > from:
 			r.shrink(end - from + 1)
 			r.log.Info("eth_getLogs range too large; shrinking", zap.Uint64("block", from), zap.Uint64("range", r.rangeSize), zap.Error(err))
 			if errors.Is(err, rpc.ErrTooLarge) && r.bf == caller(r.ws) {
-				return err // the socket is gone with the oversized frame
+				out <- chunk{err: err} // the socket is gone with the oversized frame
+				return
 			}
 			continue
 		case errors.Is(err, errNotCanonical) && inconsistent < 5:
 			inconsistent++
 			r.log.Info("chain moved during backfill; fetching again", zap.Uint64("block", from), zap.Error(err))
 			if !sleep(ctx, time.Duration(inconsistent)*100*time.Millisecond) {
-				return ctx.Err()
+				return
 			}
 			continue
 		default:
-			return fmt.Errorf("backfill blocks %d..%d: %w", from, end, err)
+			out <- chunk{err: fmt.Errorf("backfill blocks %d..%d: %w", from, end, err)}
+			return
 		}
-		if r.cur.Set && blocks[0].ParentHash != r.cur.Hash {
-			// The chain below from changed: unwind, then continue after it.
-			if err := r.reorg(ctx, blocks[0].header); err != nil {
-				return err
-			}
-			from = r.cur.Number + 1
-			continue
+		select {
+		case out <- chunk{blocks: blocks}:
+		case <-ctx.Done():
+			return
 		}
-		if err := r.commit(ctx, blocks, storeFrom); err != nil {
-			return err
-		}
-		r.mBack.Add(float64(len(blocks)))
 		r.grow()
 		from = end + 1
 	}
-	return nil
 }
 
 // fetchRange fetches headers (batched) and logs (one ranged eth_getLogs)
