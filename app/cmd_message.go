@@ -1,0 +1,236 @@
+package app
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/message"
+)
+
+func messageService(rt *Runtime, cmd *cobra.Command) (*message.Service, error) {
+	pool, err := rt.Postgres(cmd.Context())
+	if err != nil {
+		return nil, err
+	}
+	rdb, err := rt.Redis()
+	if err != nil {
+		return nil, err
+	}
+	return message.New(pool, rdb, rt.Keys()), nil
+}
+
+// parseWhen reads an RFC 3339 time, a date (2006-01-02), or a duration
+// meaning that long ago ("24h", "90m").
+func msgParseWhen(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil {
+		return time.Now().Add(-d), nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%q is neither a time (2026-01-02T15:04:05Z, 2026-01-02) nor a duration ago (24h)", s)
+}
+
+func msgBlockFlag(cmd *cobra.Command, name string, v int64) *int64 {
+	if !cmd.Flags().Changed(name) {
+		return nil
+	}
+	return &v
+}
+
+func msgWriteJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// newMessageCmd is `ethhook message list|show|replay|replay-range`.
+func newMessageCmd(rt *Runtime) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "message",
+		Short: "Inspect and replay webhook messages and their delivery attempts",
+	}
+	cmd.PersistentFlags().BoolVar(&asJSON, "json", false, "print JSON")
+
+	var (
+		f                  message.Filter
+		since, until       string
+		fromBlock, toBlock int64
+	)
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List messages, newest first (filter by endpoint, state, event, tx, blocks, time)",
+		Args:  cobra.NoArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			svc, err := messageService(rt, c)
+			if err != nil {
+				return err
+			}
+			flt := f
+			if flt.Since, err = msgParseWhen(since); err != nil {
+				return fmt.Errorf("--since: %w", err)
+			}
+			if flt.Until, err = msgParseWhen(until); err != nil {
+				return fmt.Errorf("--until: %w", err)
+			}
+			flt.FromBlock, flt.ToBlock = msgBlockFlag(c, "from-block", fromBlock), msgBlockFlag(c, "to-block", toBlock)
+			page, err := svc.List(c.Context(), hook.Operator, flt)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return msgWriteJSON(c.OutOrStdout(), page)
+			}
+			tw := tabwriter.NewWriter(c.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tENDPOINT\tSTATE\tATTEMPTS\tLAST\tBLOCK\tEVENT\tCREATED")
+			for _, m := range page.Messages {
+				last := "-"
+				if m.LastStatus != nil {
+					last = strconv.Itoa(*m.LastStatus)
+				} else if m.LastError != "" {
+					last = "error"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%s\t%s\n", m.ID, m.EndpointID, m.State, m.Attempts, last,
+					m.BlockNumber, m.WebhookID, m.CreatedAt.UTC().Format(time.RFC3339))
+			}
+			tw.Flush()
+			if page.NextCursor != "" {
+				fmt.Fprintf(c.OutOrStdout(), "more: --cursor %s\n", page.NextCursor)
+			}
+			return nil
+		},
+	}
+	lf := list.Flags()
+	lf.StringVar(&f.AppID, "app", "", "application id")
+	lf.StringVar(&f.EndpointID, "endpoint", "", "endpoint id")
+	lf.StringVar(&f.State, "state", "", "pending, delivering, succeeded, failed, dead or quota_exceeded")
+	lf.StringVar(&f.EventID, "event", "", "event id (chain:blockhash:logindex)")
+	lf.StringVar(&f.TxHash, "tx", "", "transaction hash")
+	lf.Int64Var(&fromBlock, "from-block", 0, "lowest block number")
+	lf.Int64Var(&toBlock, "to-block", 0, "highest block number")
+	lf.StringVar(&since, "since", "", "created at or after (RFC 3339, date, or duration ago like 24h)")
+	lf.StringVar(&until, "until", "", "created before (RFC 3339, date, or duration ago)")
+	lf.StringVar(&f.Cursor, "cursor", "", "continue a previous listing")
+	lf.IntVar(&f.Limit, "limit", 50, "page size (max 500)")
+
+	show := &cobra.Command{
+		Use:   "show <message id>",
+		Short: "Show a message, its payload and every delivery attempt",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			svc, err := messageService(rt, c)
+			if err != nil {
+				return err
+			}
+			m, atts, err := svc.Get(c.Context(), hook.Operator, args[0])
+			if err != nil {
+				return fmt.Errorf("message %s: %w", args[0], err)
+			}
+			if asJSON {
+				return msgWriteJSON(c.OutOrStdout(), map[string]any{"message": m, "attempts": atts})
+			}
+			w := c.OutOrStdout()
+			fmt.Fprintf(w, "message     %s\nendpoint    %s (app %s)\nwebhook-id  %s\ntype        %s\nblock       %d (chain %d, tx %s)\nstate       %s after %d attempts\n",
+				m.ID, m.EndpointID, m.AppID, m.WebhookID, m.Type, m.BlockNumber, m.ChainID, m.TxHash, m.State, m.Attempts)
+			if m.NextAttemptAt != nil {
+				fmt.Fprintf(w, "next        %s\n", m.NextAttemptAt.UTC().Format(time.RFC3339))
+			}
+			fmt.Fprintf(w, "payload     %s\n\nattempts:\n", m.Payload)
+			for _, a := range atts {
+				status := "-"
+				if a.StatusCode != nil {
+					status = strconv.Itoa(*a.StatusCode)
+				}
+				fmt.Fprintf(w, "  #%d %s status %s %dms %s %s\n", a.Attempt, a.CreatedAt.UTC().Format(time.RFC3339), status, a.LatencyMS, a.ErrorClass, a.Error)
+				if a.ResponseExcerpt != "" {
+					ex := a.ResponseExcerpt
+					if len(ex) > 200 {
+						ex = ex[:200] + "..."
+					}
+					fmt.Fprintf(w, "     response: %s\n", strings.ReplaceAll(ex, "\n", " "))
+				}
+			}
+			return nil
+		},
+	}
+
+	replay := &cobra.Command{
+		Use:   "replay <message id>",
+		Short: "Deliver a message again (same webhook-id, fresh retry schedule)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			svc, err := messageService(rt, c)
+			if err != nil {
+				return err
+			}
+			m, err := svc.Replay(c.Context(), hook.Operator, args[0])
+			if err != nil {
+				return fmt.Errorf("replay %s: %w", args[0], err)
+			}
+			if asJSON {
+				return msgWriteJSON(c.OutOrStdout(), m)
+			}
+			fmt.Fprintf(c.OutOrStdout(), "queued %s again (webhook-id %s)\n", m.ID, m.WebhookID)
+			return nil
+		},
+	}
+
+	var (
+		r              message.Range
+		rSince, rUntil string
+		rFrom, rTo     int64
+	)
+	replayRange := &cobra.Command{
+		Use:   "replay-range --endpoint ep_... (--since T [--until T] | --from-block N [--to-block N]) [--failed-only]",
+		Short: "Deliver again every finished message of an endpoint in a time or block range",
+		Args:  cobra.NoArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			svc, err := messageService(rt, c)
+			if err != nil {
+				return err
+			}
+			rr := r
+			if rr.Since, err = msgParseWhen(rSince); err != nil {
+				return fmt.Errorf("--since: %w", err)
+			}
+			if rr.Until, err = msgParseWhen(rUntil); err != nil {
+				return fmt.Errorf("--until: %w", err)
+			}
+			rr.FromBlock, rr.ToBlock = msgBlockFlag(c, "from-block", rFrom), msgBlockFlag(c, "to-block", rTo)
+			n, err := svc.ReplayRange(c.Context(), hook.Operator, rr)
+			if err != nil {
+				return fmt.Errorf("replay range: %w", err)
+			}
+			if asJSON {
+				return msgWriteJSON(c.OutOrStdout(), map[string]any{"endpoint_id": rr.EndpointID, "replayed": n})
+			}
+			fmt.Fprintf(c.OutOrStdout(), "queued %d messages of %s again\n", n, rr.EndpointID)
+			return nil
+		},
+	}
+	rf := replayRange.Flags()
+	rf.StringVar(&r.EndpointID, "endpoint", "", "endpoint id (required)")
+	rf.StringVar(&rSince, "since", "", "created at or after (RFC 3339, date, or duration ago like 24h)")
+	rf.StringVar(&rUntil, "until", "", "created before")
+	rf.Int64Var(&rFrom, "from-block", 0, "lowest block number")
+	rf.Int64Var(&rTo, "to-block", 0, "highest block number")
+	rf.BoolVar(&r.OnlyFailed, "failed-only", false, "only failed and dead messages")
+	replayRange.MarkFlagRequired("endpoint")
+
+	cmd.AddCommand(list, show, replay, replayRange)
+	return cmd
+}

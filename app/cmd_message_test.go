@@ -1,0 +1,71 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/spf13/cobra"
+
+	"github.com/ethhook/ethhook/config"
+	"github.com/ethhook/ethhook/internal/testenv"
+)
+
+func msgRun(t *testing.T, cmd *cobra.Command, args ...string) (string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&out)
+	cmd.SetArgs(args)
+	err := cmd.ExecuteContext(context.Background())
+	return out.String(), err
+}
+
+func TestMessageCommandsListShowAndReplay(t *testing.T) {
+	cfg := config.Defaults()
+	cfg.DatabaseURL = testenv.PGURL(t)
+	cfg.Redis.URL = testenv.RedisURL()
+	_, prefix := testenv.Redis(t)
+	cfg.Redis.Prefix = prefix
+	rt := &Runtime{Cfg: cfg}
+	defer rt.Close()
+	pool, err := pgxpool.New(context.Background(), cfg.DatabaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	for _, q := range []string{
+		`INSERT INTO applications (id, name) VALUES ('app_1', 'a')`,
+		`INSERT INTO endpoints (id, app_id, url, secret_enc) VALUES ('ep_1', 'app_1', 'https://x.example', '\x00')`,
+		`INSERT INTO messages (id, app_id, endpoint_id, event_id, type, webhook_id, chain_id, block_number, payload, state, attempts)
+		 VALUES ('msg_1', 'app_1', 'ep_1', '1:0xa:0', 'log', '1:0xa:0', 1, 7, '{"k": 1}', 'dead', 8),
+		        ('msg_2', 'app_1', 'ep_1', '1:0xa:1', 'log', '1:0xa:1', 1, 9, '{"k": 2}', 'succeeded', 1)`,
+		`INSERT INTO delivery_history (message_id, endpoint_id, app_id, attempt, status_code, error_class, error)
+		 VALUES ('msg_1', 'ep_1', 'app_1', 8, 503, 'http_5xx', 'HTTP 503')`,
+	} {
+		if _, err := pool.Exec(context.Background(), q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := msgRun(t, newMessageCmd(rt), "list", "--endpoint", "ep_1", "--state", "dead", "--json")
+	var page struct{ Messages []struct{ ID string } }
+	if err != nil || json.Unmarshal([]byte(out), &page) != nil || len(page.Messages) != 1 || page.Messages[0].ID != "msg_1" {
+		t.Fatalf("list: %v\n%s", err, out)
+	}
+	if out, err := msgRun(t, newMessageCmd(rt), "show", "msg_1"); err != nil || !strings.Contains(out, "#8") || !strings.Contains(out, "HTTP 503") {
+		t.Fatalf("show: %v\n%s", err, out)
+	}
+	if out, err := msgRun(t, newMessageCmd(rt), "replay", "msg_1"); err != nil || !strings.Contains(out, "webhook-id 1:0xa:0") {
+		t.Fatalf("replay: %v\n%s", err, out)
+	}
+	out, err = msgRun(t, newMessageCmd(rt), "replay-range", "--endpoint", "ep_1", "--from-block", "8", "--json")
+	if err != nil || !strings.Contains(out, `"replayed": 1`) {
+		t.Fatalf("replay-range: %v\n%s", err, out)
+	}
+	if _, err := msgRun(t, newMessageCmd(rt), "show", "msg_nope"); err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Fatalf("show missing: %v", err)
+	}
+}

@@ -1,0 +1,58 @@
+package listen
+
+import (
+	"bytes"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ethhook/ethhook/sign"
+)
+
+func post(t *testing.T, h http.Handler, id string, ts int64, sig string, body string) int {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodPost, "/hook", strings.NewReader(body))
+	req.Header.Set("webhook-id", id)
+	req.Header.Set("webhook-timestamp", strconv.FormatInt(ts, 10))
+	req.Header.Set("webhook-signature", sig)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec.Code
+}
+
+func TestListenVerifiesSignatureAndTimestampAndAnswersChosenStatus(t *testing.T) {
+	secret, _ := sign.NewSecret()
+	other, _ := sign.NewSecret()
+	key, _ := sign.Key(secret)
+	otherKey, _ := sign.Key(other)
+	var out bytes.Buffer
+	h, err := New([]string{secret}, 503, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := `{"id":"1:0xab:0","type":"log"}`
+	now := time.Now().Unix()
+	if c := post(t, h, "msg1", now, sign.Header([][]byte{otherKey, key}, "msg1", now, []byte(body)), body); c != 503 {
+		t.Fatalf("valid webhook (rotation, two signatures): %d, want the chosen 503", c)
+	}
+	if c := post(t, h, "msg1", now, sign.Header([][]byte{otherKey}, "msg1", now, []byte(body)), body); c != 401 {
+		t.Fatalf("wrong secret: %d, want 401", c)
+	}
+	if c := post(t, h, "msg1", now, sign.Header([][]byte{key}, "msg1", now, []byte(body)), body+" "); c != 401 {
+		t.Fatalf("altered body: %d, want 401", c)
+	}
+	old := now - 600
+	if c := post(t, h, "msg1", old, sign.Header([][]byte{key}, "msg1", old, []byte(body)), body); c != 401 {
+		t.Fatalf("stale timestamp: %d, want 401", c)
+	}
+	s := out.String()
+	if !strings.Contains(s, "webhook-id=msg1") || !strings.Contains(s, `"type": "log"`) || strings.Count(s, "REJECTED") != 3 {
+		t.Fatalf("output:\n%s", s)
+	}
+	if _, err := New(nil, 200, &out); err == nil {
+		t.Fatalf("no secret must be refused")
+	}
+}
