@@ -26,17 +26,20 @@ func TestCrashAtRandomStepsNeitherLosesNorDuplicates(t *testing.T) {
 	stop := miner(e.node, 15*time.Millisecond)
 	rng := rand.New(rand.NewPCG(8, 8))
 	for round := 0; round < 6; round++ {
-		var r *runner
+		var cur atomic.Pointer[runner]
 		var steps atomic.Int64
 		crashAt := int64(1 + rng.IntN(12))
-		r = e.start(nil, func(m *Module) {
+		r := e.start(nil, func(m *Module) {
 			m.noRelease = true
 			m.testHook = func(_, step string) {
-				if steps.Add(1) == crashAt {
-					r.cancel() // the in-flight call sees a cancelled context
+				if steps.Add(1) >= crashAt {
+					if r := cur.Load(); r != nil {
+						r.cancel() // the in-flight call sees a cancelled context
+					}
 				}
 			}
 		})
+		cur.Store(r)
 		if round%2 == 1 {
 			e.node.Reorg(1 + rng.IntN(3))
 		}
