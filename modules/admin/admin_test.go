@@ -92,7 +92,7 @@ func TestEveryProtectedRouteAnswers401WithoutValidCredentials(t *testing.T) {
 		if rt.auth == authNone {
 			continue
 		}
-		path := Prefix + strings.NewReplacer(":app_id", "app_x", ":key_id", "key_x", ":user_id", "usr_x",
+		path := Prefix + strings.NewReplacer(":app_id", "app_x", ":key_id", "key_x", ":user_id", "usr_x", ":endpoint_id", "ep_x", ":message_id", "msg_x",
 			":plan_id", "free", ":chain_id", "31337").Replace(rt.path)
 		for _, tok := range []string{"", "garbage", "ethk_notakey", expired, forged} {
 			r := h.do(rt.method, path, tok, nil)
@@ -186,6 +186,8 @@ func TestEveryRouteHappyPath(t *testing.T) {
 	if len(events.Data) != 1 || events.Data[0].Event.Block.Number != 1 || events.NextCursor != "" {
 		t.Fatalf("events page 2 %+v", events)
 	}
+
+	h.endpointsAndMessages(t, app.ID, a)
 
 	var u userView
 	h.must(201, "POST", "/api/v1/users", a, userCreate{Email: "m@example.com", Password: "member-password", AppIDs: []string{app.ID}}).json(t, &u)
@@ -635,4 +637,128 @@ func fieldsText(m map[string]string) string {
 	}
 	sort.Strings(parts)
 	return strings.Join(parts, "; ")
+}
+
+// endpointsAndMessages walks the endpoint and message routes of app.
+func (h *harness) endpointsAndMessages(t *testing.T, appID, tok string) {
+	ctx := context.Background()
+	base := "/api/v1/applications/" + appID + "/endpoints"
+	var ep endpointCreated
+	h.must(201, "POST", base, tok, map[string]any{"url": "https://example.com/hook", "description": "d",
+		"filter": map[string]any{"chains": []int{31337}}}).json(t, &ep)
+	if ep.ID == "" || ep.Secret == "" || ep.URL != "https://example.com/hook" {
+		t.Fatalf("endpoint %+v", ep)
+	}
+	var eps List[endpointView]
+	h.must(200, "GET", base+"?enabled=true", tok, nil).json(t, &eps)
+	if len(eps.Data) != 1 {
+		t.Fatalf("endpoints %+v", eps)
+	}
+	h.must(200, "GET", base+"/"+ep.ID, tok, nil)
+	var upd endpointView
+	h.must(200, "PATCH", base+"/"+ep.ID, tok, map[string]any{"description": "new", "enabled": false}).json(t, &upd)
+	if upd.Description != "new" || upd.Enabled {
+		t.Fatalf("updated %+v", upd)
+	}
+	var sec secretView
+	h.must(200, "GET", base+"/"+ep.ID+"/secret", tok, nil).json(t, &sec)
+	if sec.Secret != ep.Secret {
+		t.Fatalf("secret %q, created with %q", sec.Secret, ep.Secret)
+	}
+	var rot secretView
+	h.must(200, "POST", base+"/"+ep.ID+"/secret/rotate", tok, nil).json(t, &rot)
+	if rot.Secret == "" || rot.Secret == ep.Secret {
+		t.Fatalf("rotated %q", rot.Secret)
+	}
+	var sent testSent
+	h.must(202, "POST", base+"/"+ep.ID+"/test", tok, nil).json(t, &sent)
+	// Pretend deliver answered the test message, so it can be replayed.
+	if _, err := h.store.Pool().Exec(ctx, `UPDATE messages SET state = 'succeeded' WHERE id = $1`, sent.MessageID); err != nil {
+		t.Fatal(err)
+	}
+	var msgs List[messageView]
+	h.must(200, "GET", "/api/v1/applications/"+appID+"/messages?state=succeeded&endpoint_id="+ep.ID+"&from_block=0&since=2000-01-01T00:00:00Z", tok, nil).json(t, &msgs)
+	if len(msgs.Data) != 1 || msgs.Data[0].ID != sent.MessageID {
+		t.Fatalf("messages %+v", msgs)
+	}
+	var detail messageDetail
+	h.must(200, "GET", "/api/v1/applications/"+appID+"/messages/"+sent.MessageID, tok, nil).json(t, &detail)
+	if detail.Message.Type != "test" || detail.Attempts == nil {
+		t.Fatalf("detail %+v", detail)
+	}
+	h.must(202, "POST", "/api/v1/applications/"+appID+"/messages/"+sent.MessageID+"/replay", tok, nil)
+	if _, err := h.store.Pool().Exec(ctx, `UPDATE messages SET state = 'dead' WHERE id = $1`, sent.MessageID); err != nil {
+		t.Fatal(err)
+	}
+	var rep replayed
+	h.must(202, "POST", base+"/"+ep.ID+"/replay", tok, map[string]any{"from_block": 0, "only_failed": true}).json(t, &rep)
+	if rep.Replayed != 1 {
+		t.Fatalf("replayed %d", rep.Replayed)
+	}
+	jobs, err := h.m.rdb.Do(ctx, h.m.rdb.B().Xlen().Key(h.keys.DeliverJobs()).Build()).AsInt64()
+	if err != nil || jobs != 3 {
+		t.Fatalf("delivery jobs %d %v (want test + 2 replays)", jobs, err)
+	}
+	// Bad input to these routes is a 400 naming the field.
+	if e := h.must(400, "POST", base, tok, map[string]any{"url": "ftp://x", "filter": map[string]any{"chains": []int{31337}}}).errCode(t); e.Error.Fields["url"] == "" {
+		t.Fatalf("bad url: %+v", e)
+	}
+	if e := h.must(400, "GET", "/api/v1/applications/"+appID+"/messages?since=yesterday", tok, nil).errCode(t); e.Error.Fields["since"] == "" {
+		t.Fatalf("bad since: %+v", e)
+	}
+	h.must(400, "POST", base+"/"+ep.ID+"/replay", tok, map[string]any{})
+	h.must(204, "DELETE", base+"/"+ep.ID, tok, nil)
+	h.must(404, "GET", base+"/"+ep.ID, tok, nil)
+}
+
+func TestTenantCannotReachAnotherTenantsEndpointsOrMessages(t *testing.T) {
+	h := newHarness(t)
+	userA, appA, keyA := h.member("a@example.com")
+	userB, appB, _ := h.member("b@example.com")
+	base := "/api/v1/applications/" + appB + "/endpoints"
+	var ep endpointCreated
+	h.must(201, "POST", base, userB, map[string]any{"url": "https://example.com/b", "filter": map[string]any{"chains": []int{31337}}}).json(t, &ep)
+	var sent testSent
+	h.must(202, "POST", base+"/"+ep.ID+"/test", userB, nil).json(t, &sent)
+	paths := func(app, epID, msgID string) [][3]string {
+		b := "/api/v1/applications/" + app
+		e := b + "/endpoints/" + epID
+		return [][3]string{
+			{"GET", b + "/endpoints", ""}, {"POST", b + "/endpoints", `{"url":"https://example.com/a","filter":{"chains":[31337]}}`},
+			{"GET", e, ""}, {"PATCH", e, `{"description":"x"}`}, {"DELETE", e, ""}, {"GET", e + "/secret", ""},
+			{"POST", e + "/secret/rotate", ""}, {"POST", e + "/test", ""}, {"POST", e + "/replay", `{"from_block":0}`},
+			{"GET", b + "/messages", ""}, {"GET", b + "/messages/" + msgID, ""}, {"POST", b + "/messages/" + msgID + "/replay", ""},
+			// B's ids through A's own application: still nothing.
+			{"GET", "/api/v1/applications/" + appA + "/endpoints/" + epID, ""},
+			{"GET", "/api/v1/applications/" + appA + "/messages/" + msgID, ""},
+			{"POST", "/api/v1/applications/" + appA + "/messages/" + msgID + "/replay", ""},
+		}
+	}
+	real := paths(appB, ep.ID, sent.MessageID)
+	fake := paths("app_01NOSUCHAPP0000000000000000", "ep_01NOSUCH000000000000000000", "msg_01NOSUCH00000000000000000")
+	for _, tok := range []string{userA, keyA} {
+		for i, c := range real {
+			var body any
+			if c[2] != "" {
+				body = c[2]
+			}
+			got := h.do(c[0], c[1], tok, body)
+			if got.Code != http.StatusNotFound {
+				t.Errorf("%s %s as A: %d %s", c[0], c[1], got.Code, got.Body)
+				continue
+			}
+			if i < 12 {
+				ref := h.do(fake[i][0], fake[i][1], tok, body)
+				if string(ref.Body) != string(got.Body) {
+					t.Errorf("%s %s: answer differs from a missing id's: %s vs %s", c[0], c[1], got.Body, ref.Body)
+				}
+			}
+		}
+	}
+	var msg messageDetail
+	h.must(200, "GET", "/api/v1/applications/"+appB+"/messages/"+sent.MessageID, userB, nil).json(t, &msg)
+	if msg.Message.State != hook.StatePending {
+		t.Fatalf("B's message changed: %+v", msg.Message)
+	}
+	h.must(200, "GET", base+"/"+ep.ID, userB, nil)
 }

@@ -135,6 +135,7 @@ func sortedChains(in []config.Chain) []config.Chain {
 }
 
 var streamIDRe = regexp.MustCompile(`^[0-9]{1,20}-[0-9]{1,20}$`)
+
 func validStreamID(s string) bool {
 	if !streamIDRe.MatchString(s) {
 		return false

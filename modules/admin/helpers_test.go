@@ -16,6 +16,7 @@ import (
 	"github.com/ethhook/ethhook/config"
 	"github.com/ethhook/ethhook/hook"
 	"github.com/ethhook/ethhook/internal/testenv"
+	"github.com/ethhook/ethhook/seal"
 	"github.com/ethhook/ethhook/tenant"
 )
 
@@ -46,7 +47,11 @@ func newHarness(t testing.TB, mod ...func(*config.Admin)) *harness {
 	}
 	reg := prometheus.NewRegistry()
 	keys := hook.Keys{Prefix: prefix}
-	m, err := New(Options{Config: cfg, Pool: pool, Redis: rdb, Keys: keys, Log: nil, Registerer: reg,
+	box, err := seal.New(bytes.Repeat([]byte{7}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := New(Options{Config: cfg, Pool: pool, Redis: rdb, Keys: keys, Log: nil, Registerer: reg, Box: box,
 		Chains: []config.Chain{{Name: "devnet", ID: config.DevnetChainID}, {Name: "eth", ID: 1}}})
 	if err != nil {
 		t.Fatal(err)

@@ -23,7 +23,10 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ethhook/ethhook/config"
+	"github.com/ethhook/ethhook/endpoint"
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/message"
+	"github.com/ethhook/ethhook/seal"
 	"github.com/ethhook/ethhook/tenant"
 )
 
@@ -39,26 +42,32 @@ type Options struct {
 	Chains     []config.Chain // chains shown by /chains
 	Log        *zap.Logger
 	Registerer prometheus.Registerer
+	// Box opens endpoint signing secrets (ETHHOOK_SECRET_KEY). Without it
+	// the endpoints and messages routes are left out of the API (and of
+	// its OpenAPI document).
+	Box *seal.Box
 }
 
 // Module serves the admin API and runs its background work (first-run
 // bootstrap, releasing messages held at quota).
 type Module struct {
-	cfg     config.Admin
-	pool    *pgxpool.Pool
-	rdb     rueidis.Client
-	keys    hook.Keys
-	chains  []config.Chain
-	log     *zap.Logger
-	store   *tenant.Store
-	limiter *limiter
-	jwtKey  []byte
-	metrics *metrics
-	e       *echo.Echo
-	api     *echo.Group
-	routes  []route
-	openapi map[string]any
-	ready   atomic.Bool
+	cfg       config.Admin
+	pool      *pgxpool.Pool
+	rdb       rueidis.Client
+	keys      hook.Keys
+	chains    []config.Chain
+	log       *zap.Logger
+	store     *tenant.Store
+	limiter   *limiter
+	jwtKey    []byte
+	metrics   *metrics
+	e         *echo.Echo
+	api       *echo.Group
+	routes    []route
+	endpoints *endpoint.Service
+	messages  *message.Service
+	openapi   map[string]any
+	ready     atomic.Bool
 }
 
 // New builds the module and its router.
@@ -84,6 +93,12 @@ func New(o Options) (*Module, error) {
 		log:     o.Log,
 		store:   tenant.New(o.Pool),
 		limiter: newLimiter(o.Redis, o.Keys.Prefix),
+	}
+	if o.Box != nil {
+		m.endpoints = endpoint.New(o.Pool, o.Box, o.Redis, o.Keys, o.Chains)
+		m.messages = message.New(o.Pool, o.Redis, o.Keys)
+	} else {
+		m.log.Warn("no secret key (ETHHOOK_SECRET_KEY): the endpoints and messages API routes are off")
 	}
 	if o.Config.JWTSecret != "" {
 		m.jwtKey = []byte(o.Config.JWTSecret)
@@ -217,7 +232,7 @@ func (m *Module) buildRouter() {
 	e.Use(cleanInput)
 	m.e = e
 	m.api = e.Group(Prefix)
-	m.routes = m.apiRoutes()
+	m.routes = append(append(m.apiRoutes(), m.endpointRoutes()...), m.messageRoutes()...)
 	m.openapi = m.OpenAPI()
 	for _, r := range m.routes {
 		var mw []echo.MiddlewareFunc

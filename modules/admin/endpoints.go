@@ -1,0 +1,424 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/ethhook/ethhook/endpoint"
+	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/message"
+	"github.com/ethhook/ethhook/tenant"
+)
+
+// DefaultRotateOverlap is how long a rotated-out secret keeps signing.
+const DefaultRotateOverlap = 24 * time.Hour
+
+type (
+	endpointView    = hook.Endpoint
+	endpointCreated struct {
+		endpointView
+		Secret string `json:"secret"` // the signing secret; GET .../secret shows it again
+	}
+	endpointPatch struct {
+		endpoint.Patch
+		Enabled        *bool  `json:"enabled,omitempty"`
+		DisabledReason string `json:"disabled_reason,omitempty"`
+	}
+	secretView struct {
+		Secret string `json:"secret"`
+	}
+	rotateRequest struct {
+		OverlapSeconds *int64 `json:"overlap_seconds,omitempty"` // default 86400
+	}
+	testSent struct {
+		MessageID string `json:"message_id"`
+	}
+	replayRequest struct {
+		Since      *time.Time `json:"since,omitempty"`
+		Until      *time.Time `json:"until,omitempty"`
+		FromBlock  *int64     `json:"from_block,omitempty"`
+		ToBlock    *int64     `json:"to_block,omitempty"`
+		OnlyFailed bool       `json:"only_failed,omitempty"`
+	}
+	replayed struct {
+		Replayed int `json:"replayed"`
+	}
+	messageView   = message.Message
+	messageDetail struct {
+		Message  messageView       `json:"message"`
+		Attempts []message.Attempt `json:"attempts"`
+	}
+)
+
+// serviceError maps the endpoint and message services' errors.
+func serviceError(err error) error {
+	var ve *endpoint.ValidationError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ve):
+		return &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: ve.Error(), Fields: ve.Fields}
+	case errors.Is(err, endpoint.ErrLimitReached):
+		return &apiError{Status: http.StatusForbidden, Code: "plan_limit", Message: err.Error() + "; an admin can raise the plan"}
+	case errors.Is(err, message.ErrInvalid):
+		return &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: err.Error()}
+	case errors.Is(err, message.ErrConflict):
+		return &apiError{Status: http.StatusConflict, Code: "conflict", Message: err.Error()}
+	}
+	return err
+}
+
+// bindOptional is bind for bodies that may be empty.
+func bindOptional(c echo.Context, dst any) error {
+	if c.Request().ContentLength == 0 {
+		return nil
+	}
+	return bind(c, dst)
+}
+
+func (m *Module) endpointRoutes() []route {
+	if m.endpoints == nil {
+		return nil
+	}
+	base := "/applications/:app_id/endpoints"
+	return []route{
+		{method: http.MethodGet, path: base, id: "listEndpoints", summary: "List an application's endpoints", tag: "endpoints",
+			auth: authUser, query: withPage(qparam{"enabled", "boolean", "only enabled (true) or disabled (false) endpoints, within each page"}),
+			resp: List[endpointView]{}, status: 200, h: m.handleListEndpoints},
+		{method: http.MethodPost, path: base, id: "createEndpoint", summary: "Create an endpoint; the answer holds its signing secret", tag: "endpoints",
+			auth: authUser, body: endpoint.Input{}, resp: endpointCreated{}, status: 201, h: m.handleCreateEndpoint},
+		{method: http.MethodGet, path: base + "/:endpoint_id", id: "getEndpoint", summary: "Get an endpoint", tag: "endpoints",
+			auth: authUser, resp: endpointView{}, status: 200, h: m.handleGetEndpoint},
+		{method: http.MethodPatch, path: base + "/:endpoint_id", id: "updateEndpoint", summary: "Change an endpoint, enable or disable it", tag: "endpoints",
+			auth: authUser, body: endpointPatch{}, resp: endpointView{}, status: 200, h: m.handleUpdateEndpoint},
+		{method: http.MethodDelete, path: base + "/:endpoint_id", id: "deleteEndpoint", summary: "Delete an endpoint and its messages", tag: "endpoints",
+			auth: authUser, status: 204, h: m.handleDeleteEndpoint},
+		{method: http.MethodGet, path: base + "/:endpoint_id/secret", id: "getEndpointSecret", summary: "Reveal the signing secret", tag: "endpoints",
+			auth: authUser, resp: secretView{}, status: 200, h: m.handleGetSecret},
+		{method: http.MethodPost, path: base + "/:endpoint_id/secret/rotate", id: "rotateEndpointSecret", summary: "Rotate the signing secret (the old one keeps signing for the overlap)", tag: "endpoints",
+			auth: authUser, body: rotateRequest{}, resp: secretView{}, status: 200, h: m.handleRotateSecret},
+		{method: http.MethodPost, path: base + "/:endpoint_id/test", id: "testEndpoint", summary: "Send a test event through real delivery", tag: "endpoints",
+			auth: authUser, resp: testSent{}, status: 202, h: m.handleTestEndpoint},
+		{method: http.MethodPost, path: base + "/:endpoint_id/replay", id: "replayEndpoint", summary: "Replay the endpoint's finished messages in a time and/or block range", tag: "endpoints",
+			auth: authUser, body: replayRequest{}, resp: replayed{}, status: 202, h: m.handleReplayEndpoint},
+	}
+}
+
+func (m *Module) messageRoutes() []route {
+	if m.messages == nil {
+		return nil
+	}
+	base := "/applications/:app_id/messages"
+	return []route{
+		{method: http.MethodGet, path: base, id: "listMessages", summary: "List and search messages, newest first", tag: "messages",
+			auth: authUser, query: withPage(
+				qparam{"endpoint_id", "string", "endpoint"}, qparam{"state", "string", "pending, delivering, succeeded, failed, dead, quota_exceeded"},
+				qparam{"event_id", "string", "event id"}, qparam{"tx_hash", "string", "transaction hash"},
+				qparam{"from_block", "integer", "first block (inclusive)"}, qparam{"to_block", "integer", "last block (inclusive)"},
+				qparam{"since", "string", "created at or after (RFC 3339)"}, qparam{"until", "string", "created before (RFC 3339)"}),
+			resp: List[messageView]{}, status: 200, h: m.handleListMessages},
+		{method: http.MethodGet, path: base + "/:message_id", id: "getMessage", summary: "A message with its payload and every attempt", tag: "messages",
+			auth: authUser, resp: messageDetail{}, status: 200, h: m.handleGetMessage},
+		{method: http.MethodPost, path: base + "/:message_id/replay", id: "replayMessage", summary: "Send a message again (same webhook-id)", tag: "messages",
+			auth: authUser, resp: messageView{}, status: 202, h: m.handleReplayMessage},
+	}
+}
+
+func (m *Module) handleListEndpoints(c echo.Context) error {
+	cursor, limit, err := page(c)
+	if err != nil {
+		return err
+	}
+	enabled, err := boolQuery(c, "enabled")
+	if err != nil {
+		return err
+	}
+	eps, next, err := m.endpoints.List(c.Request().Context(), scopeOf(c), c.Param("app_id"), cursor, limit)
+	if err != nil {
+		return serviceError(err)
+	}
+	if enabled != nil {
+		kept := eps[:0]
+		for _, e := range eps {
+			if e.Enabled == *enabled {
+				kept = append(kept, e)
+			}
+		}
+		eps = kept
+	}
+	return c.JSON(http.StatusOK, listOf(eps, next))
+}
+
+func (m *Module) handleCreateEndpoint(c echo.Context) error {
+	appID := c.Param("app_id")
+	if err := m.store.Visible(c.Request().Context(), scopeOf(c), appID); err != nil {
+		return err
+	}
+	var in endpoint.Input
+	if err := bind(c, &in); err != nil {
+		return err
+	}
+	ep, secret, err := m.endpoints.Create(c.Request().Context(), scopeOf(c), appID, in)
+	if err != nil {
+		return serviceError(err)
+	}
+	m.audit(c, "endpoint.create", appID, ep.ID, map[string]any{"url": ep.URL, "filter": ep.Filter})
+	return c.JSON(http.StatusCreated, endpointCreated{endpointView: ep, Secret: secret})
+}
+
+func (m *Module) handleGetEndpoint(c echo.Context) error {
+	ep, err := m.endpoints.Get(c.Request().Context(), scopeOf(c), c.Param("app_id"), c.Param("endpoint_id"))
+	if err != nil {
+		return serviceError(err)
+	}
+	return c.JSON(http.StatusOK, ep)
+}
+
+func (m *Module) handleUpdateEndpoint(c echo.Context) error {
+	ctx := c.Request().Context()
+	appID, id := c.Param("app_id"), c.Param("endpoint_id")
+	ep, err := m.endpoints.Get(ctx, scopeOf(c), appID, id)
+	if err != nil {
+		return serviceError(err)
+	}
+	var p endpointPatch
+	if err := bind(c, &p); err != nil {
+		return err
+	}
+	if p.Patch != (endpoint.Patch{}) {
+		if ep, err = m.endpoints.Update(ctx, scopeOf(c), appID, id, p.Patch); err != nil {
+			return serviceError(err)
+		}
+	}
+	if p.Enabled != nil && *p.Enabled != ep.Enabled {
+		if *p.Enabled {
+			ep, err = m.endpoints.Enable(ctx, scopeOf(c), appID, id)
+		} else {
+			ep, err = m.endpoints.Disable(ctx, scopeOf(c), appID, id, p.DisabledReason)
+		}
+		if err != nil {
+			return serviceError(err)
+		}
+	}
+	m.audit(c, "endpoint.update", appID, id, p)
+	return c.JSON(http.StatusOK, ep)
+}
+
+func (m *Module) handleDeleteEndpoint(c echo.Context) error {
+	appID, id := c.Param("app_id"), c.Param("endpoint_id")
+	if err := m.endpoints.Delete(c.Request().Context(), scopeOf(c), appID, id); err != nil {
+		return serviceError(err)
+	}
+	m.audit(c, "endpoint.delete", appID, id, nil)
+	return c.NoContent(http.StatusNoContent)
+}
+
+func (m *Module) handleGetSecret(c echo.Context) error {
+	appID, id := c.Param("app_id"), c.Param("endpoint_id")
+	s, err := m.endpoints.Secret(c.Request().Context(), scopeOf(c), appID, id)
+	if err != nil {
+		return serviceError(err)
+	}
+	m.audit(c, "endpoint.secret_reveal", appID, id, nil)
+	return c.JSON(http.StatusOK, secretView{Secret: s})
+}
+
+func (m *Module) handleRotateSecret(c echo.Context) error {
+	appID, id := c.Param("app_id"), c.Param("endpoint_id")
+	if _, err := m.endpoints.Get(c.Request().Context(), scopeOf(c), appID, id); err != nil {
+		return serviceError(err)
+	}
+	var req rotateRequest
+	if err := bindOptional(c, &req); err != nil {
+		return err
+	}
+	overlap := DefaultRotateOverlap
+	if req.OverlapSeconds != nil {
+		if *req.OverlapSeconds < 0 || *req.OverlapSeconds > 30*86400 {
+			return fieldError("overlap_seconds", "must be between 0 and 2592000 (30 days)")
+		}
+		overlap = time.Duration(*req.OverlapSeconds) * time.Second
+	}
+	s, err := m.endpoints.RotateSecret(c.Request().Context(), scopeOf(c), appID, id, overlap)
+	if err != nil {
+		return serviceError(err)
+	}
+	m.audit(c, "endpoint.secret_rotate", appID, id, map[string]any{"overlap_seconds": int64(overlap.Seconds())})
+	return c.JSON(http.StatusOK, secretView{Secret: s})
+}
+
+func (m *Module) handleTestEndpoint(c echo.Context) error {
+	appID, id := c.Param("app_id"), c.Param("endpoint_id")
+	msgID, err := m.SendTest(c.Request().Context(), scopeOf(c), appID, id)
+	if err != nil {
+		return serviceError(err)
+	}
+	m.audit(c, "endpoint.test", appID, id, map[string]string{"message_id": msgID})
+	return c.JSON(http.StatusAccepted, testSent{MessageID: msgID})
+}
+
+// SendTest queues a test webhook for an endpoint through the real delivery
+// path (signed, retried, logged as a message of type "test") and returns
+// the message id. Its signature fits the web UI's send function.
+func (m *Module) SendTest(ctx context.Context, scope hook.Scope, appID, endpointID string) (string, error) {
+	if m.endpoints == nil {
+		return "", errors.New("endpoint service not configured")
+	}
+	ep, err := m.endpoints.Get(ctx, scope, appID, endpointID)
+	if err != nil {
+		return "", err
+	}
+	var chain hook.Chain
+	if len(ep.Filter.Chains) > 0 {
+		chain.ID = ep.Filter.Chains[0]
+		for _, ch := range m.chains {
+			if ch.ID == chain.ID {
+				chain.Name = ch.Name
+			}
+		}
+	}
+	id := tenant.NewID("msg")
+	eventID := "test:" + id
+	payload, err := json.Marshal(map[string]any{
+		"id": eventID, "type": "test", "api_version": "1", "endpoint_id": ep.ID, "chain": chain,
+		"message": "This is a test event from EthHook.", "sent_at": time.Now().UTC().Format(time.RFC3339),
+	})
+	if err != nil {
+		return "", fmt.Errorf("encode test payload: %w", err)
+	}
+	if _, err := m.pool.Exec(ctx, `INSERT INTO messages (id, app_id, endpoint_id, event_id, type, webhook_id, chain_id, block_number, payload, state)
+		VALUES ($1, $2, $3, $4, 'test', $4, $5, 0, $6, $7)`, id, appID, ep.ID, eventID, int64(chain.ID), payload, hook.StatePending); err != nil {
+		return "", fmt.Errorf("queue test message for endpoint %s: %w", ep.ID, err)
+	}
+	cmd := m.rdb.B().Xadd().Key(m.keys.DeliverJobs()).Id("*").FieldValue().FieldValue("message_id", id).FieldValue("endpoint_id", ep.ID).Build()
+	if err := m.rdb.Do(ctx, cmd).Error(); err != nil {
+		// The message is pending in Postgres; deliver's sweep sends it.
+		m.log.Warn("queue test message job (deliver's sweep will send it): " + err.Error())
+	}
+	return id, nil
+}
+
+func (m *Module) handleReplayEndpoint(c echo.Context) error {
+	appID, id := c.Param("app_id"), c.Param("endpoint_id")
+	if _, err := m.endpoints.Get(c.Request().Context(), scopeOf(c), appID, id); err != nil {
+		return serviceError(err)
+	}
+	var req replayRequest
+	if err := bind(c, &req); err != nil {
+		return err
+	}
+	r := message.Range{EndpointID: id, FromBlock: req.FromBlock, ToBlock: req.ToBlock, OnlyFailed: req.OnlyFailed}
+	if req.Since != nil {
+		r.Since = *req.Since
+	}
+	if req.Until != nil {
+		r.Until = *req.Until
+	}
+	if r.Since.IsZero() && r.Until.IsZero() && r.FromBlock == nil && r.ToBlock == nil {
+		return &tenant.ValidationError{Fields: map[string]string{"since": "give since/until or from_block/to_block"}}
+	}
+	n, err := m.messages.ReplayRange(c.Request().Context(), scopeOf(c), r)
+	if err != nil {
+		return serviceError(err)
+	}
+	m.audit(c, "endpoint.replay", appID, id, map[string]any{"request": req, "replayed": n})
+	return c.JSON(http.StatusAccepted, replayed{Replayed: n})
+}
+
+func int64Query(c echo.Context, name string) (*int64, error) {
+	v := c.QueryParam(name)
+	if v == "" {
+		return nil, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return nil, fieldError(name, "must be a non-negative integer")
+	}
+	return &n, nil
+}
+
+func timeQuery(c echo.Context, name string) (time.Time, error) {
+	v := c.QueryParam(name)
+	if v == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return time.Time{}, fieldError(name, "must be an RFC 3339 time such as 2024-05-01T00:00:00Z")
+	}
+	return t, nil
+}
+
+func (m *Module) handleListMessages(c echo.Context) error {
+	appID := c.Param("app_id")
+	if err := m.store.Visible(c.Request().Context(), scopeOf(c), appID); err != nil {
+		return err
+	}
+	cursor, limit, err := page(c)
+	if err != nil {
+		return err
+	}
+	f := message.Filter{AppID: appID, EndpointID: c.QueryParam("endpoint_id"), State: c.QueryParam("state"),
+		EventID: c.QueryParam("event_id"), TxHash: c.QueryParam("tx_hash"), Cursor: cursor, Limit: limit}
+	if f.FromBlock, err = int64Query(c, "from_block"); err != nil {
+		return err
+	}
+	if f.ToBlock, err = int64Query(c, "to_block"); err != nil {
+		return err
+	}
+	if f.Since, err = timeQuery(c, "since"); err != nil {
+		return err
+	}
+	if f.Until, err = timeQuery(c, "until"); err != nil {
+		return err
+	}
+	p, err := m.messages.List(c.Request().Context(), scopeOf(c), f)
+	if err != nil {
+		return serviceError(err)
+	}
+	return c.JSON(http.StatusOK, listOf(p.Messages, p.NextCursor))
+}
+
+// messageOf fetches a message and checks it belongs to the path's application.
+func (m *Module) messageOf(c echo.Context) (message.Message, []message.Attempt, error) {
+	appID := c.Param("app_id")
+	if err := m.store.Visible(c.Request().Context(), scopeOf(c), appID); err != nil {
+		return message.Message{}, nil, err
+	}
+	msg, atts, err := m.messages.Get(c.Request().Context(), scopeOf(c), c.Param("message_id"))
+	if err != nil {
+		return message.Message{}, nil, serviceError(err)
+	}
+	if msg.AppID != appID {
+		return message.Message{}, nil, hook.ErrNotFound
+	}
+	return msg, atts, nil
+}
+
+func (m *Module) handleGetMessage(c echo.Context) error {
+	msg, atts, err := m.messageOf(c)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, messageDetail{Message: msg, Attempts: atts})
+}
+
+func (m *Module) handleReplayMessage(c echo.Context) error {
+	msg, _, err := m.messageOf(c)
+	if err != nil {
+		return err
+	}
+	out, err := m.messages.Replay(c.Request().Context(), scopeOf(c), msg.ID)
+	if err != nil {
+		return serviceError(err)
+	}
+	m.audit(c, "message.replay", msg.AppID, msg.ID, nil)
+	return c.JSON(http.StatusAccepted, out)
+}
