@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ethhook/ethhook/config"
+	"github.com/ethhook/ethhook/modules/admin"
 	"github.com/ethhook/ethhook/modules/devnet"
 	"github.com/ethhook/ethhook/modules/ingest"
 )
@@ -44,6 +45,16 @@ var moduleSpecs = []moduleSpec{
 			return nil, err
 		}
 		return ingest.New(rt.Cfg, chains, rdb, logFor(rt, "ingest"), rt.Registry)
+	}},
+	{name: "admin", needsPG: true, build: func(ctx context.Context, rt *Runtime, o runOptions) (Module, error) {
+		pool, rdb, box, err := rt.storage(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return admin.New(admin.Options{
+			Config: rt.Cfg.Admin, Pool: pool, Redis: rdb, Keys: rt.Keys(), Chains: rt.Cfg.Chains,
+			Log: logFor(rt, "admin"), Registerer: rt.Registry, Box: box,
+		})
 	}},
 }
 
@@ -79,5 +90,12 @@ type handlerModule interface {
 
 // extraCommands are the commands of the modules and tools.
 func extraCommands(rt *Runtime) []*cobra.Command {
-	return []*cobra.Command{newDevnetCmd(rt)}
+	return []*cobra.Command{
+		newDevnetCmd(rt),
+		newAppCmd(rt),
+		newEndpointCmd(rt),
+		newMessageCmd(rt),
+		newUserCmd(rt),
+		newListenCmd(rt),
+	}
 }

@@ -85,6 +85,24 @@ func (rt *Runtime) SecretBox() (*seal.Box, error) {
 	return box, nil
 }
 
+// storage opens what the Postgres-backed modules share: the pool, the Redis
+// client and the secret box (ETHHOOK_SECRET_KEY is required by them).
+func (rt *Runtime) storage(ctx context.Context) (*pgxpool.Pool, rueidis.Client, *seal.Box, error) {
+	pool, err := rt.Postgres(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	rdb, err := rt.Redis()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	box, err := rt.SecretBox()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return pool, rdb, box, nil
+}
+
 // Close releases whatever was opened.
 func (rt *Runtime) Close() {
 	rt.mu.Lock()
