@@ -137,8 +137,24 @@ func runModules(ctx context.Context, rt *Runtime, names []string, o runOptions) 
 	for _, m := range built {
 		sup.Add(m)
 	}
+	if wantsDemo(rt, specs) {
+		sup.Add(&demo{rt: rt, log: logFor(rt, "demo")})
+	}
 	rt.Log.Info("ethhook starting", zap.String("version", Version), zap.Strings("modules", sup.Names()))
 	return sup.Run(ctx)
+}
+
+// wantsDemo says whether to seed the demo endpoint and its receiver: on the
+// built-in devnet, when the whole pipeline runs in this process.
+func wantsDemo(rt *Runtime, specs []moduleSpec) bool {
+	if rt.Cfg.Devnet.DemoAddr == "" {
+		return false
+	}
+	has := map[string]bool{}
+	for _, s := range specs {
+		has[s.name] = true
+	}
+	return has["devnet"] && has["process"] && has["deliver"]
 }
 
 // refusePendingMigrations stops serve when the schema is behind the binary.

@@ -9,8 +9,11 @@ import (
 
 // Devnet configures the built-in simulated chain (owned by modules/devnet).
 type Devnet struct {
-	Addr    string `mapstructure:"addr"`
-	ChainID uint64 `mapstructure:"chain_id"`
+	Addr string `mapstructure:"addr"`
+	// DemoAddr is where `serve --all` on the devnet runs a receiver for the
+	// seeded demo endpoint (empty: no demo).
+	DemoAddr string `mapstructure:"demo_addr"`
+	ChainID  uint64 `mapstructure:"chain_id"`
 	// Seed makes the chain deterministic: the same seed and the same
 	// operations give the same blocks, hashes and logs.
 	Seed      int64         `mapstructure:"seed"`
@@ -45,7 +48,7 @@ type Devnet struct {
 // DefaultDevnet holds the devnet defaults.
 func DefaultDevnet() Devnet {
 	return Devnet{
-		Addr: "127.0.0.1:8545", ChainID: DevnetChainID, Seed: 1, BlockTime: time.Second, LogsPerBlock: 20,
+		Addr: "127.0.0.1:8545", DemoAddr: "127.0.0.1:9000", ChainID: DevnetChainID, Seed: 1, BlockTime: time.Second, LogsPerBlock: 20,
 		FinalizedDepth: 64, RetainBlocks: 2048, ReorgDepth: 1, SkipCount: 3, StallFor: 2 * time.Second,
 	}
 }
