@@ -7,12 +7,8 @@ ALTER TABLE messages
     ADD COLUMN lease_owner text,
     ADD COLUMN lease_until timestamptz,
     ADD COLUMN retry_base integer NOT NULL DEFAULT 0;
-CREATE INDEX messages_lease_owner ON messages (lease_owner) WHERE state = 'delivering';
-CREATE INDEX messages_event ON messages (event_id);
-CREATE INDEX messages_endpoint_state ON messages (endpoint_id, state) WHERE state IN ('pending', 'failed');
+-- No new indexes: every index on messages costs on each state change (two
+-- per delivery); leases and sweeps use messages_state.
 
 -- +goose Down
-DROP INDEX messages_endpoint_state;
-DROP INDEX messages_event;
-DROP INDEX messages_lease_owner;
 ALTER TABLE messages DROP COLUMN retry_base, DROP COLUMN lease_until, DROP COLUMN lease_owner;

@@ -49,6 +49,14 @@ var promoteScript string
 // consumerGroup is the deliver consumer group on the jobs stream.
 const consumerGroup = "deliver"
 
+// intakes and writers: how many read-and-claim loops and result writers run.
+// More than one of each measured slower on a 2-core machine (Postgres is the
+// bottleneck there); raise them on bigger hosts.
+const (
+	intakes = 1
+	writers = 1
+)
+
 // Option adjusts a Module (tests inject a clock and jitter source).
 type Option func(*Module)
 
@@ -160,11 +168,15 @@ func (m *Module) Run(ctx context.Context) error {
 	m.log.Info("deliver started", zap.String("owner", m.owner))
 	writerCtx, stopWriter := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWriter()
-	writerDone := make(chan error, 1)
-	go func() { writerDone <- m.writer(writerCtx) }()
+	writerDone := make(chan error, writers)
+	for range writers {
+		go func() { writerDone <- m.writer(writerCtx) }()
+	}
 
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return m.intake(gctx) })
+	for i := range intakes {
+		g.Go(func() error { return m.intake(gctx, fmt.Sprintf("%s-%d", m.owner, i)) })
+	}
 	g.Go(func() error { return m.promoter(gctx) })
 	g.Go(func() error { return m.sweeper(gctx) })
 	g.Go(func() error { return m.heartbeat(gctx) })
@@ -176,7 +188,12 @@ func (m *Module) Run(ctx context.Context) error {
 	// Runners stop with gctx; wait for the last sends to report.
 	m.sends.Wait()
 	close(m.results)
-	werr := <-writerDone
+	var werr error
+	for range writers {
+		if err := <-writerDone; err != nil {
+			werr = err
+		}
+	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if n, rerr := m.handBack(rctx, nil, true); rerr != nil {

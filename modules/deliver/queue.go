@@ -41,14 +41,14 @@ func (e *epState) poke() {
 }
 
 // intake reads delivery jobs and claims their messages.
-func (m *Module) intake(ctx context.Context) error {
+func (m *Module) intake(ctx context.Context, consumer string) error {
 	key := m.keys.DeliverJobs()
 	lastReclaim := time.Now()
 	for {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		res, err := m.rdb.Do(ctx, m.rdb.B().Xreadgroup().Group(consumerGroup, m.owner).Count(1000).Block(1000).
+		res, err := m.rdb.Do(ctx, m.rdb.B().Xreadgroup().Group(consumerGroup, consumer).Count(1000).Block(1000).
 			Streams().Key(key).Id(">").Build()).AsXRead()
 		if err != nil && !rueidis.IsRedisNil(err) {
 			if ctx.Err() != nil {
@@ -70,7 +70,7 @@ func (m *Module) intake(ctx context.Context) error {
 		// Entries read by a process that died before acknowledging them.
 		if time.Since(lastReclaim) > m.cfg.LeaseTimeout {
 			lastReclaim = time.Now()
-			r, err := m.rdb.Do(ctx, m.rdb.B().Xautoclaim().Key(key).Group(consumerGroup).Consumer(m.owner).
+			r, err := m.rdb.Do(ctx, m.rdb.B().Xautoclaim().Key(key).Group(consumerGroup).Consumer(consumer).
 				MinIdleTime(fmt.Sprint(m.cfg.LeaseTimeout.Milliseconds())).Start("0-0").Count(1000).Build()).ToArray()
 			if err == nil && len(r) >= 2 {
 				if entries, err := r[1].AsXRange(); err == nil && len(entries) > 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -135,9 +136,11 @@ func (m *Module) write(ctx context.Context, batch []result) error {
 			return fmt.Errorf("update messages: %w", err)
 		}
 		if len(usage) > 0 {
-			apps, counts := make([]string, 0, len(usage)), make([]int64, 0, len(usage))
-			for a, n := range usage {
-				apps, counts = append(apps, a), append(counts, n)
+			// Sorted, so concurrent writers lock usage rows in one order.
+			apps := keys(usage)
+			counts := make([]int64, len(apps))
+			for i, a := range apps {
+				counts[i] = usage[a]
 			}
 			if _, err := tx.Exec(ctx, `
 				INSERT INTO usage (app_id, month, deliveries)
@@ -220,10 +223,11 @@ func orEmpty(h map[string]string) map[string]string {
 	return h
 }
 
-func keys(m map[string]bool) []string {
+func keys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
 		out = append(out, k)
 	}
+	slices.Sort(out)
 	return out
 }
