@@ -58,7 +58,7 @@ func (m *Module) sweeper(ctx context.Context) error {
 		if err := m.sweepOnce(ctx, endpointID); err != nil && ctx.Err() == nil {
 			m.log.Warn("sweep messages", zap.Error(err))
 		}
-		if time.Since(lastGauges) > 15*time.Second {
+		if time.Since(lastGauges) > min(15*time.Second, 5*m.cfg.SweepInterval) {
 			lastGauges = time.Now()
 			m.refreshGauges(ctx)
 		}

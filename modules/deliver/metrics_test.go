@@ -1,0 +1,54 @@
+package deliver
+
+import (
+	"context"
+	"net/http"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/ethhook/ethhook/hook"
+)
+
+func TestMetricsCountAttemptsLatencyAndQueueDepth(t *testing.T) {
+	e := newEnv(t)
+	ok := newReceiver(t, nil)
+	bad := newReceiver(t, func(int, *http.Request) (int, http.Header) { return 502, nil })
+	app := e.app(t, "")
+	epOK, _ := e.endpoint(t, app, ok.URL, epOpt{})
+	epBad, _ := e.endpoint(t, app, bad.URL, epOpt{schedule: "0s,1h"})
+	id1, _ := e.message(t, app, epOK, "")
+	id2, _ := e.message(t, app, epBad, "")
+	reg := prometheus.NewRegistry()
+	m, err := New(e.cfg, e.pool, e.rdb, e.box, "t", testLogger(t), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	e.waitState(t, id1, hook.StateSucceeded)
+	e.waitState(t, id2, hook.StateFailed)
+	eventually(t, "metrics", func() bool {
+		return testutil.ToFloat64(m.met.attempts.WithLabelValues("success", "2xx")) == 1 &&
+			testutil.ToFloat64(m.met.attempts.WithLabelValues("retry", "5xx")) == 1 &&
+			testutil.ToFloat64(m.met.messages.WithLabelValues("failed")) == 1 &&
+			testutil.ToFloat64(m.met.scheduled) == 1
+	})
+	if n := testutil.CollectAndCount(m.met.latency); n != 1 {
+		t.Fatalf("latency histogram series %d", n)
+	}
+	names := map[string]bool{}
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		names[mf.GetName()] = true
+	}
+	for _, n := range []string{"ethhook_deliver_attempts_total", "ethhook_deliver_committed_to_success_seconds",
+		"ethhook_deliver_messages", "ethhook_deliver_breakers_open", "ethhook_deliver_endpoints_disabled", "ethhook_deliver_scheduled_retries"} {
+		if !names[n] {
+			t.Errorf("metric %s not registered", n)
+		}
+	}
+}
