@@ -13,6 +13,7 @@ import (
 
 	"github.com/ethhook/ethhook/config"
 	"github.com/ethhook/ethhook/modules/admin"
+	"github.com/ethhook/ethhook/modules/deliver"
 	"github.com/ethhook/ethhook/modules/devnet"
 	"github.com/ethhook/ethhook/modules/ingest"
 )
@@ -45,6 +46,13 @@ var moduleSpecs = []moduleSpec{
 			return nil, err
 		}
 		return ingest.New(rt.Cfg, chains, rdb, logFor(rt, "ingest"), rt.Registry)
+	}},
+	{name: "deliver", needsPG: true, build: func(ctx context.Context, rt *Runtime, o runOptions) (Module, error) {
+		pool, rdb, box, err := rt.storage(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return deliver.New(rt.Cfg, pool, rdb, box, Version, logFor(rt, "deliver"), rt.Registry)
 	}},
 	{name: "admin", needsPG: true, build: func(ctx context.Context, rt *Runtime, o runOptions) (Module, error) {
 		pool, rdb, box, err := rt.storage(ctx)
