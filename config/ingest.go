@@ -19,6 +19,8 @@ type Ingest struct {
 	MaxLogRange uint64 `mapstructure:"max_log_range"`
 	// MaxMessageBytes is the largest JSON-RPC message (WebSocket frame or
 	// HTTP body) the client reads; a larger one is refused and counted.
+	// Backfill sizes its ranged eth_getLogs requests to answers of about an
+	// eighth of it (256 KiB..8 MiB), following the chain's log density.
 	MaxMessageBytes int64 `mapstructure:"max_message_bytes"`
 	// PingInterval is how often an idle WebSocket is pinged (keepalive).
 	PingInterval time.Duration `mapstructure:"ping_interval"`
@@ -42,7 +44,7 @@ func DefaultIngest() Ingest {
 		LeaseTTL:         3 * time.Second,
 		CallTimeout:      10 * time.Second,
 		MaxLogRange:      1000,
-		MaxMessageBytes:  128 << 20,
+		MaxMessageBytes:  32 << 20,
 		PingInterval:     15 * time.Second,
 		ReconnectMin:     time.Second,
 		ReconnectMax:     60 * time.Second,

@@ -8,10 +8,12 @@ import (
 	"runtime/debug"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/rueidis"
 	"go.uber.org/zap"
 
 	"github.com/ethhook/ethhook/config"
@@ -43,8 +45,7 @@ type chainRunner struct {
 	holder string
 	ready  atomic.Bool
 
-	rangeSize, maxRange uint64
-	okStreak            int
+	span span // ranged eth_getLogs sizing (only the prefetcher touches it)
 
 	// Per session.
 	token int64
@@ -53,7 +54,6 @@ type chainRunner struct {
 	cur   cursor
 	win   map[uint64]winEntry
 	head  uint64
-	buf   []byte
 
 	commits uint64 // successful commits, ever
 
@@ -61,6 +61,7 @@ type chainRunner struct {
 	mLogs, mRemoved, mBlocks, mBack prometheus.Counter
 	mReconnects, mMalformed, mWrong prometheus.Counter
 	mOversized, mRejected, mEmpty   prometheus.Counter
+	mLeaseLost, mLeaseRetaken       prometheus.Counter
 	mReorg                          prometheus.Observer
 	mRPCErr                         *prometheus.CounterVec
 	mRPCLat                         prometheus.ObserverVec
@@ -78,12 +79,11 @@ func newChainRunner(m *Module, ch config.Chain) *chainRunner {
 	}
 	r := &chainRunner{
 		m: m, ch: ch, ing: ing,
-		log:       m.log.With(zap.String("chain", ch.Name), zap.Uint64("chain_id", ch.ID)),
-		st:        newStore(m.rdb, m.cfg.Redis.Prefix, ch.ID, ing.StreamMaxLen, m.cfg.DedupTTL()),
-		keep:      uint64(depth) + 1,
-		holder:    holderID(),
-		rangeSize: maxRange,
-		maxRange:  maxRange,
+		log:    m.log.With(zap.String("chain", ch.Name), zap.Uint64("chain_id", ch.ID)),
+		st:     newStore(m.rdb, m.cfg.Redis.Prefix, ch.ID, ing.StreamMaxLen, m.cfg.DedupTTL()),
+		keep:   uint64(depth) + 1,
+		holder: holderID(),
+		span:   newSpan(maxRange, answerBudget(ing.MaxMessageBytes)),
 	}
 	for _, u := range ch.WSURLs {
 		r.eps = append(r.eps, &endpoint{url: u, redacted: config.RedactURL(u)})
@@ -94,6 +94,7 @@ func newChainRunner(m *Module, ch config.Chain) *chainRunner {
 	r.mBlocks, r.mBack, r.mReconnects = mt.blocks.WithLabelValues(n), mt.backfilled.WithLabelValues(n), mt.reconnects.WithLabelValues(n)
 	r.mMalformed, r.mWrong, r.mOversized = mt.malformed.WithLabelValues(n), mt.wrongChain.WithLabelValues(n), mt.oversized.WithLabelValues(n)
 	r.mRejected, r.mEmpty = mt.rejectedLogs.WithLabelValues(n), mt.emptyRefetch.WithLabelValues(n)
+	r.mLeaseLost, r.mLeaseRetaken = mt.leaseLost.WithLabelValues(n), mt.leaseRetaken.WithLabelValues(n)
 	r.mReorg = mt.reorgs.WithLabelValues(n)
 	r.mRPCErr = mt.rpcErrors.MustCurryWith(prometheus.Labels{"chain": n})
 	r.mRPCLat = mt.rpcLatency.MustCurryWith(prometheus.Labels{"chain": n})
@@ -173,6 +174,7 @@ func (r *chainRunner) runLeased(ctx context.Context) error {
 		if err != nil && !errors.Is(err, errLeaseLost) && !errors.Is(err, errFenced) {
 			return err
 		}
+		r.mLeaseLost.Inc()
 		r.log.Warn("lease lost; back to standby", zap.Error(err))
 	}
 }
@@ -180,33 +182,11 @@ func (r *chainRunner) runLeased(ctx context.Context) error {
 // holdLease renews the lease in the background and ingests until the lease
 // is lost or ctx is done.
 func (r *chainRunner) holdLease(ctx context.Context, token int64) error {
-	ttl := r.ing.LeaseTTL
 	lctx, cancel := context.WithCancelCause(ctx)
 	renewed := make(chan struct{})
 	go func() {
 		defer close(renewed)
-		last := time.Now()
-		t := time.NewTicker(ttl / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-lctx.Done():
-				return
-			case <-t.C:
-			}
-			ok, err := r.st.renew(lctx, r.holder, ttl)
-			switch {
-			case err == nil && ok:
-				last = time.Now()
-			case err == nil:
-				cancel(errLeaseLost)
-				return
-			case time.Since(last) > ttl*2/3:
-				// Could not renew in time: assume another ingester may take over.
-				cancel(fmt.Errorf("%w: %v", errLeaseLost, err))
-				return
-			}
-		}
+		r.keepLease(lctx, cancel, token)
 	}()
 	r.mLease.Set(1)
 	r.token = token
@@ -226,6 +206,60 @@ func (r *chainRunner) holdLease(ctx context.Context, token int64) error {
 		return cause
 	}
 	return err
+}
+
+// keepLease renews the lease every quarter TTL until ctx is done, on its
+// own goroutine and its own dedicated Redis connection, so that neither
+// the fetch/commit path nor a large pipelined commit can delay it. It
+// cancels with errLeaseLost only when the lease is definitely another's
+// (renewal answers "not yours"): a renewal that fails is retried, because
+// commits are fenced, a writer that cannot reach Redis can do no harm. A
+// lease that lapsed anyway and that nobody took is taken again with the
+// same fencing token (see lease.lua).
+func (r *chainRunner) keepLease(ctx context.Context, cancel context.CancelCauseFunc, token int64) {
+	ttl := r.ing.LeaseTTL
+	every := ttl / 4
+	var dc rueidis.DedicatedClient
+	release := func() {}
+	defer func() { release() }()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if dc == nil {
+			dc, release = r.m.rdb.Dedicate()
+		}
+		rctx, c := context.WithTimeout(ctx, every)
+		res, err := r.st.renew(rctx, dc, r.holder, ttl, token)
+		c()
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			if !failing {
+				r.log.Warn("lease renewal failed; retrying", zap.Error(err))
+			}
+			failing = true
+			release() // a fresh connection for the next attempt
+			dc, release = nil, func() {}
+			continue
+		case res == leaseRetaken:
+			r.mLeaseRetaken.Inc()
+			r.log.Warn("lease had lapsed (not renewed in time); taken again with the same fencing token", zap.Int64("fence", token))
+		case res == leaseGone:
+			cancel(errLeaseLost)
+			return
+		}
+		if failing {
+			r.log.Info("lease renewal works again")
+			failing = false
+		}
+	}
 }
 
 // active keeps a session to one of the chain's URLs, reconnecting with
@@ -433,6 +467,21 @@ func (r *chainRunner) retry(ctx context.Context, f func() error) error {
 	}
 }
 
+// retryRateLimit runs f again on rate limits only.
+func (r *chainRunner) retryRateLimit(ctx context.Context, f func() error) error {
+	delay := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := f()
+		if err == nil || ctx.Err() != nil || !rpc.IsRateLimit(err) || attempt >= 5 {
+			return err
+		}
+		if !sleep(ctx, delay) {
+			return ctx.Err()
+		}
+		delay *= 2
+	}
+}
+
 func (r *chainRunner) noteHead(n uint64) {
 	if n > r.head {
 		r.head = n
@@ -624,12 +673,9 @@ func (r *chainRunner) commit(ctx context.Context, blocks []*block, storeFrom uin
 		return 0, "", false
 	}
 	r.m.step(r.ch.Name, "commit")
-	pub, skipped, buf, err := r.st.commit(ctx, commitReq{
+	pub, skipped, err := r.st.commit(ctx, commitReq{
 		token: r.token, expect: r.cur, blocks: blocks, storeFrom: storeFrom, trim: trim, chainName: r.ch.Name,
-	}, r.buf)
-	if cap(buf) <= 64<<20 {
-		r.buf = buf
-	}
+	})
 	if err != nil {
 		return fmt.Errorf("commit blocks %d..%d: %w", uint64(blocks[0].Number), uint64(blocks[len(blocks)-1].Number), err)
 	}
@@ -729,24 +775,11 @@ func (r *chainRunner) reorg(ctx context.Context, target header) error {
 	return nil
 }
 
-func (r *chainRunner) shrink(tried uint64) {
-	r.rangeSize = max(1, min(r.rangeSize, tried)/2)
-	r.okStreak = 0
-}
-
-func (r *chainRunner) grow() {
-	r.okStreak++
-	if r.okStreak >= 2 && r.rangeSize < r.maxRange {
-		r.rangeSize = min(r.maxRange, r.rangeSize*2)
-		r.okStreak = 0
-	}
-}
-
-// backfill commits blocks from..to with ranged eth_getLogs in chunks that
-// shrink on provider range errors. head is the head being synced to:
+// backfill commits blocks from..to with ranged eth_getLogs in chunks sized
+// by the chain's log density (see span). head is the head being synced to:
 // blocks within the window of it keep their entries for reorg removal.
-// Fetching runs one or two chunks ahead of committing (prefetch), so the
-// node and Redis work at the same time.
+// Fetching runs ahead of committing (prefetch) so the node and Redis work
+// at the same time, bounded by bytes in flight, not only by chunks.
 func (r *chainRunner) backfill(ctx context.Context, from, to, head uint64) error {
 	var storeFrom uint64
 	if head+1 > r.keep {
@@ -767,15 +800,61 @@ func (r *chainRunner) backfill(ctx context.Context, from, to, head uint64) error
 
 type chunk struct {
 	blocks []*block
+	bytes  int64 // estimated answer bytes (in-flight accounting)
 	err    error
+}
+
+// inflight bounds the estimated bytes of fetched, not yet committed chunks.
+type inflight struct {
+	limit int64
+	mu    sync.Mutex
+	n     int64
+	freed chan struct{}
+}
+
+func newInflight(limit int64) *inflight { return &inflight{limit: limit, freed: make(chan struct{})} }
+
+// wait blocks until fewer than limit bytes are in flight.
+func (f *inflight) wait(ctx context.Context) bool {
+	for {
+		f.mu.Lock()
+		if f.n < f.limit {
+			f.mu.Unlock()
+			return true
+		}
+		ch := f.freed
+		f.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+func (f *inflight) add(n int64) {
+	f.mu.Lock()
+	f.n += n
+	f.mu.Unlock()
+}
+
+func (f *inflight) done(n int64) {
+	f.mu.Lock()
+	f.n -= n
+	close(f.freed)
+	f.freed = make(chan struct{})
+	f.mu.Unlock()
 }
 
 // backfillRun commits prefetched chunks until to, or until the chain
 // below a chunk changed (then it unwinds and returns where to go on).
 func (r *chainRunner) backfillRun(ctx context.Context, from, to, storeFrom uint64) (uint64, error) {
 	pctx, cancel := context.WithCancel(ctx)
-	chunks := make(chan chunk, 2)
-	go r.prefetch(pctx, from, to, chunks)
+	chunks := make(chan chunk, 1)
+	// At most two answers' worth fetched ahead of the commit; the fetch of
+	// a third starts only once the commit in progress is done.
+	fl := newInflight(2 * answerBudget(r.ing.MaxMessageBytes))
+	go r.prefetch(pctx, from, to, chunks, fl)
 	defer func() {
 		cancel()
 		for range chunks { // wait for the prefetcher to finish
@@ -795,7 +874,9 @@ func (r *chainRunner) backfillRun(ctx context.Context, from, to, storeFrom uint6
 			}
 			return r.cur.Number + 1, nil
 		}
-		if err := r.commit(ctx, c.blocks, storeFrom); err != nil {
+		err := r.commit(ctx, c.blocks, storeFrom)
+		fl.done(c.bytes)
+		if err != nil {
 			return 0, err
 		}
 		r.mBack.Add(float64(len(c.blocks)))
@@ -806,25 +887,43 @@ func (r *chainRunner) backfillRun(ctx context.Context, from, to, storeFrom uint6
 	return to + 1, nil
 }
 
-// prefetch fetches from..to in adaptive chunks into out, closing it at the
-// end; a failure is sent as the last chunk.
-func (r *chainRunner) prefetch(ctx context.Context, from, to uint64, out chan<- chunk) {
+// maxWeightFailures is how many timeouts in a row a shrinking backfill
+// tolerates before it gives the session up.
+const maxWeightFailures = 6
+
+// prefetch fetches from..to in density-sized chunks into out, closing it
+// at the end; a failure is sent as the last chunk.
+func (r *chainRunner) prefetch(ctx context.Context, from, to uint64, out chan<- chunk, fl *inflight) {
 	defer close(out)
-	inconsistent := 0
+	inconsistent, timeouts := 0, 0
 	for from <= to && ctx.Err() == nil {
-		end := min(from+r.rangeSize-1, to)
-		blocks, err := r.fetchRange(ctx, from, end)
+		if !fl.wait(ctx) {
+			return
+		}
+		end := min(from+r.span.next()-1, to)
+		blocks, bytes, err := r.fetchRange(ctx, from, end)
+		tried := end - from + 1
 		switch {
 		case err == nil:
 		case ctx.Err() != nil:
 			return
-		case rpc.IsRangeError(err) && end > from:
-			r.shrink(end - from + 1)
-			r.log.Info("eth_getLogs range too large; shrinking", zap.Uint64("block", from), zap.Uint64("range", r.rangeSize), zap.Error(err))
-			if errors.Is(err, rpc.ErrTooLarge) && r.bf == caller(r.ws) {
+		case errors.Is(err, rpc.ErrTooLarge):
+			r.span.tooLarge(tried, r.ing.MaxMessageBytes)
+			r.log.Warn("eth_getLogs answer above max_message_bytes; shrinking", zap.Uint64("block", from),
+				zap.Uint64("tried", tried), zap.Uint64("range", r.span.next()), zap.Error(err))
+			if r.bf == caller(r.ws) {
 				out <- chunk{err: err} // the socket is gone with the oversized frame
 				return
 			}
+			continue
+		case rpc.IsRangeError(err) && end > from:
+			r.span.refused(tried)
+			r.log.Info("eth_getLogs range too large; shrinking", zap.Uint64("block", from), zap.Uint64("range", r.span.next()), zap.Error(err))
+			continue
+		case isTimeout(err) && !errors.Is(err, rpc.ErrClosed) && end > from && timeouts < maxWeightFailures:
+			timeouts++
+			r.span.failed(tried)
+			r.log.Info("eth_getLogs timed out; shrinking", zap.Uint64("block", from), zap.Uint64("range", r.span.next()), zap.Error(err))
 			continue
 		case errors.Is(err, errNotCanonical) && inconsistent < 5:
 			inconsistent++
@@ -837,21 +936,24 @@ func (r *chainRunner) prefetch(ctx context.Context, from, to uint64, out chan<- 
 			out <- chunk{err: fmt.Errorf("backfill blocks %d..%d: %w", from, end, err)}
 			return
 		}
+		timeouts = 0
+		r.span.observe(tried, bytes)
+		fl.add(bytes)
 		select {
-		case out <- chunk{blocks: blocks}:
+		case out <- chunk{blocks: blocks, bytes: bytes}:
 		case <-ctx.Done():
 			return
 		}
-		r.grow()
 		from = end + 1
 	}
 }
 
 // fetchRange fetches headers (batched) and logs (one ranged eth_getLogs)
-// of blocks from..end and checks them against each other.
-func (r *chainRunner) fetchRange(ctx context.Context, from, end uint64) ([]*block, error) {
+// of blocks from..end and checks them against each other. bytes is the
+// estimated size of the eth_getLogs answer.
+func (r *chainRunner) fetchRange(ctx context.Context, from, end uint64) (blocks []*block, bytes int64, err error) {
 	n := int(end - from + 1)
-	blocks := make([]*block, n)
+	blocks = make([]*block, n)
 	for i := 0; i < n; i += headerBatch {
 		k := min(headerBatch, n-i)
 		ptrs := make([]*header, k)
@@ -871,69 +973,89 @@ func (r *chainRunner) fetchRange(ctx context.Context, from, end uint64) ([]*bloc
 			return nil
 		})
 		if err != nil {
-			return nil, fmt.Errorf("fetch headers %d..%d: %w", from+uint64(i), from+uint64(i+k-1), err)
+			return nil, 0, fmt.Errorf("fetch headers %d..%d: %w", from+uint64(i), from+uint64(i+k-1), err)
 		}
 		for j, p := range ptrs {
 			num := from + uint64(i+j)
 			if p == nil {
-				return nil, fmt.Errorf("%w: block %d not available", errNotCanonical, num)
+				return nil, 0, fmt.Errorf("%w: block %d not available", errNotCanonical, num)
 			}
 			if err := p.normalize(); err != nil {
-				return nil, err
+				return nil, 0, err
 			}
 			if uint64(p.Number) != num {
-				return nil, fmt.Errorf("header for block %d has number %d", num, uint64(p.Number))
+				return nil, 0, fmt.Errorf("header for block %d has number %d", num, uint64(p.Number))
 			}
 			blocks[i+j] = &block{header: *p}
 		}
 	}
 	for i := 1; i < n; i++ {
 		if blocks[i].ParentHash != blocks[i-1].Hash {
-			return nil, fmt.Errorf("%w: block %d does not link to %d", errNotCanonical, from+uint64(i), from+uint64(i-1))
+			return nil, 0, fmt.Errorf("%w: block %d does not link to %d", errNotCanonical, from+uint64(i), from+uint64(i-1))
 		}
 	}
 	var logs []ethLog
-	err := r.retry(ctx, func() error {
+	get := func() error {
 		logs = nil
 		return r.bf.Call(ctx, &logs, "eth_getLogs", map[string]any{"fromBlock": hexNum(from), "toBlock": hexNum(end)})
-	})
+	}
+	if n == 1 {
+		err = r.retry(ctx, get)
+	} else {
+		// A timeout of a multi-block request may be its weight: the caller
+		// shrinks rather than asking the same again.
+		err = r.retryRateLimit(ctx, get)
+	}
 	if err != nil {
 		if rpc.IsRangeError(err) && n == 1 && !errors.Is(err, rpc.ErrTooLarge) {
 			// One block is over the provider's limit: by hash has none.
 			if blocks[0].logs, err = r.logsByHash(ctx, &blocks[0].header); err != nil {
-				return nil, err
+				return nil, 0, err
 			}
-			return blocks, nil
+			return blocks, estimateBytes(blocks[0].logs), nil
 		}
-		return nil, fmt.Errorf("eth_getLogs %d..%d: %w", from, end, err)
+		return nil, 0, fmt.Errorf("eth_getLogs %d..%d: %w", from, end, err)
 	}
-	// Split per block (answers are in chain order; do not rely on it).
-	counts := make([]int, n)
+	bytes = estimateBytes(logs)
+	// Split per block by slicing the answer (no copy); answers are in chain
+	// order, but do not rely on it.
 	for i := range logs {
 		num := uint64(logs[i].BlockNumber)
 		if num < from || num > end {
-			return nil, fmt.Errorf("%w: eth_getLogs %d..%d returned a log of block %d", errNotCanonical, from, end, num)
+			return nil, 0, fmt.Errorf("%w: eth_getLogs %d..%d returned a log of block %d", errNotCanonical, from, end, num)
 		}
-		counts[num-from]++
 	}
-	for i, b := range blocks {
-		b.logs = make([]ethLog, 0, counts[i])
+	byBlock := func(i, j int) bool { return logs[i].BlockNumber < logs[j].BlockNumber }
+	if !sort.SliceIsSorted(logs, byBlock) {
+		sort.SliceStable(logs, byBlock)
 	}
-	for i := range logs {
-		b := blocks[uint64(logs[i].BlockNumber)-from]
-		b.logs = append(b.logs, logs[i])
+	for i := 0; i < len(logs); {
+		j := i + 1
+		for j < len(logs) && logs[j].BlockNumber == logs[i].BlockNumber {
+			j++
+		}
+		blocks[uint64(logs[i].BlockNumber)-from].logs = logs[i:j:j]
+		i = j
 	}
 	for _, b := range blocks {
 		if err := checkLogs(&b.header, b.logs); err != nil {
 			r.mRejected.Inc()
-			return nil, fmt.Errorf("%w: %v", errNotCanonical, err)
+			return nil, 0, fmt.Errorf("%w: %v", errNotCanonical, err)
 		}
 		if len(b.logs) == 0 && !b.bloomEmpty() {
 			r.mEmpty.Inc()
 			if b.logs, err = r.logsByHash(ctx, &b.header); err != nil {
-				return nil, err
+				return nil, 0, err
 			}
 		}
 	}
-	return blocks, nil
+	return blocks, bytes, nil
+}
+
+func estimateBytes(logs []ethLog) int64 {
+	n := int64(2)
+	for i := range logs {
+		n += int64(logs[i].approxJSONBytes()) + 1
+	}
+	return n
 }

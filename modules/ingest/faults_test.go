@@ -106,15 +106,15 @@ func TestStaleWriterIsFenced(t *testing.T) {
 	}
 	b := &block{header: header{Number: 1, Hash: hash(1), ParentHash: hash(0)}, logs: []ethLog{{LogIndex: 0, BlockHash: hash(1), BlockNumber: 1}}}
 	req := commitReq{token: t1, blocks: []*block{b}, trim: func(uint64) (uint64, string, bool) { return 0, "", false }}
-	if _, _, _, err := st.commit(ctx, req, nil); err == nil || !isErr(err, errFenced) {
+	if _, _, err := st.commit(ctx, req); err == nil || !isErr(err, errFenced) {
 		t.Fatalf("stale commit: %v, want fenced", err)
 	}
 	req.token = t2
-	if pub, _, _, err := st.commit(ctx, req, nil); err != nil || pub != 1 {
+	if pub, _, err := st.commit(ctx, req); err != nil || pub != 1 {
 		t.Fatalf("commit: %d %v", pub, err)
 	}
 	// The same block again on a stale cursor view: refused, not duplicated.
-	if _, _, _, err := st.commit(ctx, req, nil); !isErr(err, errCursorMoved) {
+	if _, _, err := st.commit(ctx, req); !isErr(err, errCursorMoved) {
 		t.Fatalf("replayed commit: %v, want cursor moved", err)
 	}
 	if n, _ := st.rdb.Do(ctx, st.rdb.B().Xlen().Key(st.events).Build()).AsInt64(); n != 1 {
@@ -155,12 +155,14 @@ func TestMalformedFramesAndWrongChainAreCountedAndSkipped(t *testing.T) {
 
 // TestOversizedMessageIsCountedAndRangeShrinks: a read limit smaller than
 // one backfill answer kills that socket; the ingester counts it, shrinks
-// the range and carries on.
+// the range and carries on. The span normally follows the log density and
+// never gets there, so the test starts it at the full max_log_range, as
+// after a sudden jump in density.
 func TestOversizedMessageIsCountedAndRangeShrinks(t *testing.T) {
 	e := newEnv(t, devnet.Config{Seed: 13, LogsPerBlock: 50, FixedLogs: true})
 	e.cfg.Ingest.MaxMessageBytes = 1 << 20
 	e.node.Mine(200) // ~200*50 logs of ~700 bytes: far above 1 MiB
-	r := e.start(nil)
+	r := e.start(nil, func(m *Module) { m.runners[0].span.size = m.runners[0].span.max })
 	e.waitCaughtUp()
 	e.verify()
 	if got := testutil.ToFloat64(r.m.met.oversized.WithLabelValues("devnet")); got < 1 {

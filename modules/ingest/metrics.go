@@ -18,6 +18,7 @@ type metrics struct {
 	rpcLatency                           *prometheus.HistogramVec
 	malformed, wrongChain, oversized     *prometheus.CounterVec
 	restarts, rejectedLogs, emptyRefetch *prometheus.CounterVec
+	leaseLost, leaseRetaken              *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -43,6 +44,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		restarts:     c("chain_restarts_total", "Chain goroutine restarts after a failure or panic.", "reason"),
 		rejectedLogs: c("rejected_log_answers_total", "eth_getLogs answers rejected (wrong block hash or number)."),
 		emptyRefetch: c("empty_logs_refetch_total", "eth_getLogs answers of [] for a block whose logsBloom is not empty, fetched again."),
+		leaseLost:    c("lease_lost_total", "Times this process lost the chain's writer lease (another holder or a moved fence) and went back to standby."),
+		leaseRetaken: c("lease_retaken_total", "Times this process found its lease lapsed (not renewed in time) and took it again with the same fencing token."),
 		reorgs: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "ethhook_ingest_reorg_depth", Help: "Reorgs by depth (orphaned blocks).",
 			Buckets: []float64{1, 2, 3, 4, 6, 8, 12, 16, 32, 64},
@@ -53,7 +56,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"chain", "method"}),
 	}
 	for _, col := range []prometheus.Collector{m.head, m.committed, m.lag, m.leaseHolder, m.logs, m.blocks, m.backfilled,
-		m.reconnects, m.rpcErrors, m.malformed, m.wrongChain, m.oversized, m.restarts, m.rejectedLogs, m.emptyRefetch, m.reorgs, m.rpcLatency} {
+		m.reconnects, m.rpcErrors, m.malformed, m.wrongChain, m.oversized, m.restarts, m.rejectedLogs, m.emptyRefetch, m.leaseLost, m.leaseRetaken, m.reorgs, m.rpcLatency} {
 		if err := reg.Register(col); err != nil {
 			return nil, err
 		}

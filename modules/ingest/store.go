@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/redis/rueidis"
 
@@ -156,18 +157,23 @@ type commitReq struct {
 }
 
 // commit publishes the blocks' logs and moves the cursor, atomically.
-func (s *store) commit(ctx context.Context, r commitReq, buf []byte) (published, skipped int64, out []byte, err error) {
-	nlogs := 0
+func (s *store) commit(ctx context.Context, r commitReq) (published, skipped int64, err error) {
+	nlogs, size := 0, 0
 	for _, b := range r.blocks {
 		nlogs += len(b.logs)
+		for i := range b.logs {
+			size += b.logs[i].approxJSONBytes() + 2*len(b.Hash) + 64 + len(r.chainName)
+		}
 	}
 	keys := make([]string, 0, 4+3*len(r.blocks))
 	keys = append(keys, s.fence, s.cursor, s.events, s.window)
 	args := make([]string, 0, 6+6*len(r.blocks)+2*nlogs)
 	args = append(args, strconv.FormatInt(r.token, 10), r.expect.String(), s.maxLen, s.dedupTTL, s.dedupTTL, strconv.Itoa(len(r.blocks)))
 
-	// Encode every event into one buffer, then slice one string of it.
-	buf = buf[:0]
+	// Encode every event into one buffer sized up front, then view it as
+	// one string (never written again, so no copy is needed) and slice the
+	// arguments from it. The buffer lives only as long as this commit.
+	buf := make([]byte, 0, size)
 	type span struct{ id, ev [2]int }
 	spans := make([]span, 0, nlogs)
 	for _, b := range r.blocks {
@@ -184,7 +190,7 @@ func (s *store) commit(ctx context.Context, r commitReq, buf []byte) (published,
 			spans = append(spans, sp)
 		}
 	}
-	all := string(buf)
+	all := unsafe.String(unsafe.SliceData(buf), len(buf))
 	si := 0
 	for _, b := range r.blocks {
 		num := uint64(b.Number)
@@ -206,14 +212,14 @@ func (s *store) commit(ctx context.Context, r commitReq, buf []byte) (published,
 	}
 	res, err := commitScript.Exec(ctx, s.rdb, keys, args).ToArray()
 	if err != nil {
-		return 0, 0, buf, scriptErr("commit script", err)
+		return 0, 0, scriptErr("commit script", err)
 	}
 	if len(res) != 2 {
-		return 0, 0, buf, fmt.Errorf("commit script: unexpected answer of %d elements", len(res))
+		return 0, 0, fmt.Errorf("commit script: unexpected answer of %d elements", len(res))
 	}
 	published, _ = res[0].AsInt64()
 	skipped, _ = res[1].AsInt64()
-	return published, skipped, buf, nil
+	return published, skipped, nil
 }
 
 // orphan is a block being unwound by a reorg.
@@ -305,13 +311,32 @@ func (s *store) acquire(ctx context.Context, holder string, ttl time.Duration) (
 	return n, nil
 }
 
-// renew extends our lease; false means it is no longer ours.
-func (s *store) renew(ctx context.Context, holder string, ttl time.Duration) (bool, error) {
-	n, err := leaseScript.Exec(ctx, s.rdb, []string{s.lease, s.fence}, []string{holder, strconv.FormatInt(ttl.Milliseconds(), 10), "renew"}).AsInt64()
+// renewal is the answer of a lease renewal.
+type renewal int
+
+const (
+	leaseGone    renewal = iota // another holder has it, or the fence moved
+	leaseRenewed                // extended
+	leaseRetaken                // had lapsed, nobody took it: ours again, same token
+)
+
+// redisDoer is a rueidis.Client or a rueidis.DedicatedClient.
+type redisDoer interface {
+	B() rueidis.Builder
+	Do(ctx context.Context, cmd rueidis.Completed) rueidis.RedisResult
+}
+
+// renew extends our lease on c (a dedicated connection, so that a renewal
+// never queues behind a large pipelined commit). A lapsed lease that
+// nobody took since (the fence is still token) is taken again: commits with
+// token stay valid exactly as long as no other ingester acquired.
+func (s *store) renew(ctx context.Context, c redisDoer, holder string, ttl time.Duration, token int64) (renewal, error) {
+	n, err := c.Do(ctx, c.B().Eval().Script(leaseSrc).Numkeys(2).Key(s.lease, s.fence).
+		Arg(holder, strconv.FormatInt(ttl.Milliseconds(), 10), "renew", strconv.FormatInt(token, 10)).Build()).AsInt64()
 	if err != nil {
-		return false, fmt.Errorf("renew lease: %w", err)
+		return leaseGone, fmt.Errorf("renew lease: %w", err)
 	}
-	return n == 1, nil
+	return renewal(n), nil
 }
 
 func (s *store) release(ctx context.Context, holder string) error {

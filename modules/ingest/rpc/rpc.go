@@ -38,7 +38,7 @@ var (
 // Options tune a transport. Zero values take sensible defaults.
 type Options struct {
 	CallTimeout  time.Duration // per call or batch; default 10s
-	ReadLimit    int64         // largest message read; default 128 MiB
+	ReadLimit    int64         // largest message read; default 32 MiB
 	PingInterval time.Duration // WebSocket keepalive; default 15s
 	// SubBuffer is the per-subscription notification buffer; a full buffer
 	// drops notifications (a head is a hint) rather than block responses.
@@ -57,7 +57,7 @@ func (o Options) withDefaults() Options {
 		o.CallTimeout = 10 * time.Second
 	}
 	if o.ReadLimit <= 0 {
-		o.ReadLimit = 128 << 20
+		o.ReadLimit = 32 << 20
 	}
 	if o.PingInterval <= 0 {
 		o.PingInterval = 15 * time.Second

@@ -1,0 +1,132 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/ethhook/ethhook/modules/devnet"
+)
+
+// sizeRecorder wraps the devnet's HTTP JSON-RPC handler and records the
+// largest response body it sent.
+type sizeRecorder struct {
+	mu      sync.Mutex
+	largest int
+	answers int
+}
+
+type countingWriter struct {
+	http.ResponseWriter
+	n int
+}
+
+func (w *countingWriter) Write(b []byte) (int, error) {
+	n, err := w.ResponseWriter.Write(b)
+	w.n += n
+	return n, err
+}
+
+func (s *sizeRecorder) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cw := &countingWriter{ResponseWriter: w}
+		h.ServeHTTP(cw, r)
+		s.mu.Lock()
+		s.largest = max(s.largest, cw.n)
+		if cw.n > 500000 {
+			fmt.Println("DEBUG answer", cw.n)
+		}
+		s.answers++
+		s.mu.Unlock()
+	})
+}
+
+// TestDenseBackfillNeverRequestsMoreThanTheMessageLimit backfills blocks
+// of 1,000 logs (~0.7 MB each) with a 2 MiB message limit and the default
+// max_log_range of 1,000 blocks: the ranged eth_getLogs span must follow the
+// log density, so no answer ever reaches the limit, over HTTP (measured at
+// the server) and over WebSocket (no oversized message, no reconnect).
+func TestDenseBackfillNeverRequestsMoreThanTheMessageLimit(t *testing.T) {
+	const limit = 2 << 20
+	for _, transport := range []string{"http", "ws"} {
+		t.Run(transport, func(t *testing.T) {
+			e := newEnv(t, devnet.Config{Seed: 30, LogsPerBlock: 1000, FixedLogs: true})
+			e.cfg.Ingest.MaxMessageBytes = limit
+			e.cfg.Ingest.MaxLogRange = 1000
+			e.cfg.Ingest.CallTimeout = 10 * time.Second
+			e.node.Mine(60)
+			var rec sizeRecorder
+			if transport == "http" {
+				srv := httptest.NewServer(rec.wrap(e.node.Handler()))
+				t.Cleanup(srv.Close)
+				e.chain.HTTPURL = srv.URL + "/"
+			}
+			r := e.start(nil)
+			e.waitCaughtUp()
+			if logs, _ := e.verify(); logs != 60*1000 {
+				t.Fatalf("logs %d, want %d", logs, 60*1000)
+			}
+			if got := testutil.ToFloat64(r.m.met.oversized.WithLabelValues("devnet")); got != 0 {
+				t.Fatalf("oversized_messages_total = %v, want 0", got)
+			}
+			if got := testutil.ToFloat64(r.m.met.reconnects.WithLabelValues("devnet")); got != 0 {
+				t.Fatalf("reconnects_total = %v, want 0", got)
+			}
+			if got := testutil.ToFloat64(r.m.met.rpcErrors.WithLabelValues("devnet", "too_large")); got != 0 {
+				t.Fatalf("too_large rpc errors = %v, want 0", got)
+			}
+			if transport == "http" {
+				rec.mu.Lock()
+				largest, answers := rec.largest, rec.answers
+				rec.mu.Unlock()
+				if answers == 0 {
+					t.Fatal("the HTTP backfill transport was not used")
+				}
+				if largest >= limit {
+					t.Fatalf("largest answer %d bytes, limit %d", largest, limit)
+				}
+				t.Logf("largest of %d HTTP answers: %d bytes (limit %d)", answers, largest, limit)
+			}
+		})
+	}
+}
+
+// TestBusySingleIngesterKeepsItsLease backfills a dense chain (heavy
+// commits, heavy decoding) with the shortest lease TTL: a lone ingester
+// must never lose its lease for being busy, so the fencing token it took
+// at start is still the chain's token at the end, and nothing was lost.
+func TestBusySingleIngesterKeepsItsLease(t *testing.T) {
+	e := newEnv(t, devnet.Config{Seed: 31, LogsPerBlock: 1000, FixedLogs: true})
+	e.cfg.Ingest.LeaseTTL = 500 * time.Millisecond
+	e.cfg.Ingest.MaxLogRange = 1000
+	e.cfg.Ingest.CallTimeout = 10 * time.Second
+	e.node.Mine(150)
+	r := e.start(nil)
+	e.waitCaughtUp()
+	if logs, _ := e.verify(); logs != 150*1000 {
+		t.Fatalf("logs %d, want %d", logs, 150*1000)
+	}
+	st := newStore(e.rdb, e.prefix, testChainID, 1000, time.Minute)
+	fence, err := e.rdb.Do(context.Background(), e.rdb.B().Get().Key(st.fence).Build()).ToString()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fence != "1" {
+		t.Fatalf("fencing token is %s, want 1: the lease was lost and taken again", fence)
+	}
+	if got := leaseLost(r); got != 0 {
+		t.Fatalf("lease_lost_total = %v, want 0", got)
+	}
+	_ = strconv.Itoa
+}
+
+func leaseLost(r *runner) float64 {
+	return testutil.ToFloat64(r.m.met.leaseLost.WithLabelValues("devnet"))
+}
