@@ -130,3 +130,72 @@ func TestBusySingleIngesterKeepsItsLease(t *testing.T) {
 func leaseLost(r *runner) float64 {
 	return testutil.ToFloat64(r.m.met.leaseLost.WithLabelValues("devnet"))
 }
+
+func retakenCount(r *runner) float64 {
+	return testutil.ToFloat64(r.m.met.leaseRetaken.WithLabelValues("devnet"))
+}
+
+// TestLapsedLeaseIsRetakenWithTheSameFence: the writer's lease key vanishes
+// (as when renewals could not reach Redis for a TTL) while nobody else
+// takes it: the writer takes it again with its fencing token, without
+// going to standby, and the stream stays exactly the canonical chain.
+func TestLapsedLeaseIsRetakenWithTheSameFence(t *testing.T) {
+	e := newEnv(t, devnet.Config{Seed: 32, LogsPerBlock: 5})
+	e.node.Mine(10)
+	r := e.start(nil)
+	e.waitCaughtUp()
+	st := newStore(e.rdb, e.prefix, testChainID, 1000, time.Minute)
+	ctx := context.Background()
+	stop := miner(e.node, 20*time.Millisecond)
+	for i := 0; i < 3; i++ {
+		want := retakenCount(r) + 1
+		e.rdb.Do(ctx, e.rdb.B().Del().Key(st.lease).Build())
+		eventually(t, 10*time.Second, "the lapsed lease to be taken again", func() bool { return retakenCount(r) >= want })
+	}
+	stop()
+	e.waitCaughtUp()
+	e.verify()
+	if fence, _ := e.rdb.Do(ctx, e.rdb.B().Get().Key(st.fence).Build()).ToString(); fence != "1" {
+		t.Fatalf("fencing token %s, want 1", fence)
+	}
+	if got := leaseLost(r); got != 0 {
+		t.Fatalf("lease_lost_total = %v, want 0", got)
+	}
+}
+
+// TestLeaseTakenWhileLapsedFencesTheOldWriter: while the writer's lease
+// has lapsed another holder takes it (new fencing token): the old writer
+// must stop writing (standby) rather than re-take it, and once the other
+// holder is gone it acquires again and continues with no gap and no
+// duplicate.
+func TestLeaseTakenWhileLapsedFencesTheOldWriter(t *testing.T) {
+	e := newEnv(t, devnet.Config{Seed: 33, LogsPerBlock: 5})
+	e.node.Mine(10)
+	r := e.start(nil)
+	e.waitCaughtUp()
+	st := newStore(e.rdb, e.prefix, testChainID, 1000, time.Minute)
+	ctx := context.Background()
+	stop := miner(e.node, 20*time.Millisecond)
+	defer stop()
+	e.rdb.Do(ctx, e.rdb.B().Del().Key(st.lease).Build())
+	tok, err := st.acquire(ctx, "intruder", time.Minute)
+	if err != nil || tok != 2 {
+		t.Fatalf("intruder acquire: %d %v", tok, err)
+	}
+	eventually(t, 10*time.Second, "the old writer to lose its lease", func() bool { return leaseLost(r) == 1 })
+	cur := e.cursor()
+	time.Sleep(300 * time.Millisecond)
+	if got := e.cursor(); got != cur {
+		t.Fatalf("the fenced writer moved the cursor from %s to %s", cur, got)
+	}
+	if retakenCount(r) != 0 {
+		t.Fatal("the old writer re-took a lease another holder had")
+	}
+	e.rdb.Do(ctx, e.rdb.B().Del().Key(st.lease).Build()) // the intruder dies
+	stop()
+	e.waitCaughtUp()
+	e.verify()
+	if fence, _ := e.rdb.Do(ctx, e.rdb.B().Get().Key(st.fence).Build()).ToString(); fence != "3" {
+		t.Fatalf("fencing token %s, want 3 (writer, intruder, writer again)", fence)
+	}
+}
