@@ -28,7 +28,7 @@ type Endpoints interface {
 	SendTest(ctx context.Context, scope hook.Scope, appID, id string) (string, error)
 }
 
-func (u *UI) endpointRoutes(a *echo.Group) {
+func (u *UI) endpointRoutes(a *routes) {
 	a.GET("/apps/:app/endpoints", u.endpointsPage)
 	a.GET("/apps/:app/endpoints/new", u.newEndpointPage)
 	a.POST("/apps/:app/endpoints", u.createEndpoint)

@@ -131,6 +131,7 @@ func TestBrowserAdminCreatesEndpointSeesDeliveriesArriveLiveAndReplaysOne(t *tes
 	b.do("replay", chromedp.Click(chromedp.CSS(`form[action$="/replay"] button`)), chromedp.WaitVisible(chromedp.CSS(`.flash`)))
 	b.eventually("a second attempt",
 		`document.querySelectorAll('#attempt-list li.attempt').length === 2 && document.querySelector('#attempt-list').innerText.includes('Attempt 2')`, 60*time.Second)
+	b.eventually("the state badge follows the replay", `document.querySelector('#msg-state').innerText === 'succeeded'`, 30*time.Second)
 	b.shot("message-replayed")
 	if n := st.receiver.count(); n != 4 {
 		t.Fatalf("receiver got %d webhooks after the replay, want 4", n)

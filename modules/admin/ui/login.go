@@ -30,7 +30,14 @@ func (u *UI) loginPage(c echo.Context) error {
 }
 
 func (u *UI) showLogin(c echo.Context, status int, email, msg string) error {
-	tok := randomToken()
+	// Keep an existing token: another tab's form (or a stray request that
+	// was sent to the login page) must not invalidate this one.
+	tok := ""
+	if ck, err := c.Cookie(loginCSRFCookie); err == nil && len(ck.Value) == 43 {
+		tok = ck.Value
+	} else {
+		tok = randomToken()
+	}
 	c.SetCookie(u.cookie(loginCSRFCookie, tok, 3600))
 	next := c.QueryParam("next")
 	if c.Request().Method == http.MethodPost {

@@ -75,7 +75,7 @@ type Messages interface {
 	ReplayRange(ctx context.Context, scope hook.Scope, appID string, r ReplayRange) (int, error)
 }
 
-func (u *UI) messageRoutes(a *echo.Group) {
+func (u *UI) messageRoutes(a *routes) {
 	a.GET("/apps/:app/messages", u.messagesPage)
 	a.GET("/apps/:app/messages/rows", u.messageRows)
 	a.GET("/apps/:app/messages/:msg", u.messagePage)
@@ -231,6 +231,7 @@ type messageData struct {
 	Message  Message
 	Attempts []Attempt
 	Endpoint *hook.Endpoint
+	Part     bool // rendering the polled attempts fragment
 }
 
 func (u *UI) messagePage(c echo.Context) error {
@@ -250,6 +251,7 @@ func (u *UI) messagePage(c echo.Context) error {
 		}
 	}
 	if c.Request().Header.Get("HX-Request") != "" && c.QueryParam("part") == "attempts" {
+		d.Part = true
 		return u.renderPart(c, http.StatusOK, "message", "attempts", view{App: a, Data: d})
 	}
 	return u.render(c, http.StatusOK, "message", view{Title: "Message " + m.ID, Nav: "apps", App: a, AppNav: "messages", Data: d})

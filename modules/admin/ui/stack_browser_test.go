@@ -155,7 +155,7 @@ func (s *stack) emit(ctx context.Context, appID, epID string, n int, firstBlock 
 		}
 		payload, _ := json.Marshal(map[string]any{
 			"id": ev.ID, "type": ev.Type, "api_version": "1", "chain": ev.Chain,
-			"block": map[string]any{"number": ev.Block.Number, "hash": ev.Block.Hash, "timestamp": ev.Block.Timestamp},
+			"block":       map[string]any{"number": ev.Block.Number, "hash": ev.Block.Hash, "timestamp": ev.Block.Timestamp},
 			"transaction": ev.Transaction, "log": ev.Log,
 			"decoded": map[string]any{"name": "Transfer", "signature": "Transfer(address,address,uint256)",
 				"args": map[string]any{"from": "0x" + strings.Repeat("a", 40), "to": "0x" + strings.Repeat("b", 40), "value": fmt.Sprint(1000000 + i)}},

@@ -131,13 +131,16 @@ func (u *UI) Handler() http.Handler {
 }
 
 // Routes registers the UI's routes on e (next to the API under /api/v1).
+// Middleware is attached per route, not to a group, so the UI adds no
+// catch-all: unknown paths (under /api/v1 too) keep e's own not-found.
 func (u *UI) Routes(e *echo.Echo) {
-	g := e.Group("", u.headers)
-	g.GET("/static/*", echo.WrapHandler(http.StripPrefix("/static/", staticHandler())))
-	g.GET("/login", u.loginPage)
-	g.POST("/login", u.login)
+	pub := func(method, path string, h echo.HandlerFunc) { e.Add(method, path, h, u.headers) }
+	pub(http.MethodGet, "/static/*", echo.WrapHandler(http.StripPrefix("/static/", staticHandler())))
+	pub(http.MethodGet, "/favicon.ico", func(c echo.Context) error { return c.Redirect(http.StatusMovedPermanently, "/static/favicon.svg") })
+	pub(http.MethodGet, "/login", u.loginPage)
+	pub(http.MethodPost, "/login", u.login)
 
-	a := g.Group("", u.requireSession)
+	a := &routes{e: e, mw: []echo.MiddlewareFunc{u.headers, u.requireSession}}
 	a.POST("/logout", u.logout)
 	a.GET("/", u.dashboard)
 	a.GET("/dashboard/live", u.dashboardLive)
@@ -161,6 +164,15 @@ func (u *UI) Routes(e *echo.Echo) {
 		u.messageRoutes(a)
 	}
 }
+
+// routes adds routes to e with the same middleware on each.
+type routes struct {
+	e  *echo.Echo
+	mw []echo.MiddlewareFunc
+}
+
+func (r *routes) GET(path string, h echo.HandlerFunc)  { r.e.GET(path, h, r.mw...) }
+func (r *routes) POST(path string, h echo.HandlerFunc) { r.e.POST(path, h, r.mw...) }
 
 func staticHandler() http.Handler {
 	fsrv := http.FileServerFS(web.Static())
