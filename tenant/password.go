@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"strings"
+	"sync"
 
 	"golang.org/x/crypto/argon2"
 )
@@ -61,5 +62,7 @@ func CheckPassword(encoded, password string) bool {
 }
 
 // dummyHash is checked against when a login names no user, so that a
-// missing account costs the same time as a wrong password.
-var dummyHash = HashPassword("no such user, no such password")
+// missing account costs the same time as a wrong password. It is made on
+// first use: argon2id takes ~20 MB and ~40 ms, which no role but the admin
+// API should pay at start.
+var dummyHash = sync.OnceValue(func() string { return HashPassword("no such user, no such password") })

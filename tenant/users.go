@@ -216,7 +216,7 @@ func (s *Store) Authenticate(ctx context.Context, email, password string) (User,
 	var id string
 	err := s.pool.QueryRow(ctx, `SELECT id, password_hash FROM users WHERE lower(email) = lower($1)`, strings.TrimSpace(email)).Scan(&id, &hash)
 	if errors.Is(err, pgx.ErrNoRows) {
-		CheckPassword(dummyHash, password)
+		CheckPassword(dummyHash(), password)
 		return User{}, ErrBadCredentials
 	}
 	if err != nil {
