@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -486,6 +487,13 @@ func (r *chainRunner) noteHead(n uint64) {
 	if n > r.head {
 		r.head = n
 		r.mHead.Set(float64(n))
+		// The chain's head for operators (API and UI show head and lag):
+		// `<prefix>{<chain>}:head` = decimal block number. Best effort, it
+		// expires when no ingester watches the chain any more.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		rdb := r.m.rdb
+		rdb.Do(ctx, rdb.B().Set().Key(hook.Keys{Prefix: r.m.cfg.Redis.Prefix}.Chain(r.ch.ID, "head")).Value(strconv.FormatUint(n, 10)).Ex(10*time.Minute).Build())
+		cancel()
 	}
 	if r.cur.Set && r.head >= r.cur.Number {
 		r.mLag.Set(float64(r.head - r.cur.Number))

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -28,6 +29,11 @@ func TestBlocksArriveExactlyOnceInOrder(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(r.m.met.blocks.WithLabelValues("devnet")); got != 71 {
 		t.Fatalf("blocks_total = %v, want 71 (genesis + 70)", got)
+	}
+	// The head is published for the API and UI as a decimal block number.
+	head, err := e.rdb.Do(context.Background(), e.rdb.B().Get().Key(e.prefix+"{31337}:head").Build()).ToString()
+	if err != nil || head != "70" {
+		t.Fatalf("head key = %q, %v; want 70", head, err)
 	}
 }
 
