@@ -31,15 +31,23 @@ type harness struct {
 
 const testPassword = "correct horse battery"
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t *testing.T) *harness { return newHarnessWith(t, nil) }
+
+// newHarnessWith lets more sets Deps (endpoint and message services) before
+// the UI is built; it gets the harness's pool, Redis client and keys.
+func newHarnessWith(t *testing.T, more func(d *Deps)) *harness {
 	t.Helper()
 	pool := testenv.PG(t)
 	rdb, prefix := testenv.Redis(t)
 	store := tenant.New(pool)
 	keys := hook.Keys{Prefix: prefix}
 	ch, _ := config.Builtin("devnet")
-	u, err := New(Deps{Pool: pool, Redis: rdb, Keys: keys, Tenant: store, Chains: []config.Chain{ch},
-		Log: zaptest.NewLogger(t), LoginRateLimit: 1000})
+	d := Deps{Pool: pool, Redis: rdb, Keys: keys, Tenant: store, Chains: []config.Chain{ch},
+		Log: zaptest.NewLogger(t), LoginRateLimit: 1000}
+	if more != nil {
+		more(&d)
+	}
+	u, err := New(d)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package ui
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -260,6 +261,9 @@ func (u *UI) messagePage(c echo.Context) error {
 func (u *UI) replayMessage(c echo.Context) error {
 	app, id := c.Param("app"), c.Param("msg")
 	if err := u.messages.Replay(c.Request().Context(), sess(c).Scope(), app, id); err != nil {
+		if errors.Is(err, ErrCannotReplay) {
+			return u.errorPage(c, http.StatusConflict, err.Error())
+		}
 		if fe := fieldErrors(err); fe != nil {
 			return u.errorPage(c, http.StatusUnprocessableEntity, err.Error())
 		}
