@@ -1,0 +1,552 @@
+package process
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/oklog/ulid/v2"
+	"github.com/redis/rueidis"
+	"go.uber.org/zap"
+
+	"github.com/ethhook/ethhook/filter"
+	"github.com/ethhook/ethhook/hook"
+)
+
+// headTracker orders a chain's stream reads and computes the safe head:
+// the highest block of any log among reads that are committed and have no
+// earlier read still in flight. Releasing held events only up to it means a
+// removal read earlier is always committed before the event it cancels can
+// be released.
+type headTracker struct {
+	readMu sync.Mutex // serializes stream reads so seq order is stream order
+
+	mu     sync.Mutex
+	next   uint64
+	prefix uint64            // every seq below is finished
+	done   map[uint64]uint64 // finished seqs at or above prefix -> their max block
+	head   uint64
+}
+
+func newHeadTracker() *headTracker { return &headTracker{done: map[uint64]uint64{}} }
+
+func (h *headTracker) begin() uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s := h.next
+	h.next++
+	return s
+}
+
+func (h *headTracker) finish(seq, maxBlock uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.done[seq] = maxBlock
+	for {
+		b, ok := h.done[h.prefix]
+		if !ok {
+			break
+		}
+		delete(h.done, h.prefix)
+		h.prefix++
+		h.head = max(h.head, b)
+	}
+}
+
+func (h *headTracker) safeHead() uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.head
+}
+
+func (h *headTracker) raise(n uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.head = max(h.head, n)
+}
+
+func (m *Module) tracker(chainID uint64) *headTracker {
+	m.releaseMu.Lock()
+	defer m.releaseMu.Unlock()
+	if m.heads == nil {
+		m.heads = map[uint64]*headTracker{}
+	}
+	t := m.heads[chainID]
+	if t == nil {
+		t = newHeadTracker()
+		m.heads[chainID] = t
+	}
+	return t
+}
+
+// consume is one reader of a chain's stream.
+func (m *Module) consume(ctx context.Context, chainID uint64, worker int) error {
+	key := m.keys.Events(chainID)
+	ht := m.tracker(chainID)
+	log := m.log.With(zap.Uint64("chain", chainID), zap.Int("worker", worker))
+	// Worker 0 first finishes this consumer's own unacknowledged entries
+	// (left by a crash), then also reclaims those of dead consumers.
+	ownPending := worker == 0
+	lastClaim := time.Time{}
+	claimStart := "0-0"
+	for attempt := 0; ctx.Err() == nil; {
+		var entries []rueidis.XRangeEntry
+		var err error
+		ht.readMu.Lock()
+		switch {
+		case ownPending:
+			entries, err = m.read(ctx, key, "0", 0)
+			if err == nil && len(entries) == 0 {
+				ownPending = false
+			}
+		case worker == 0 && time.Since(lastClaim) >= m.cfg.ClaimIdle/2:
+			var next string
+			entries, next, err = m.autoclaim(ctx, key, claimStart)
+			if err == nil {
+				claimStart = next
+				if next == "0-0" {
+					lastClaim = time.Now()
+				}
+			}
+		default:
+			entries, err = m.read(ctx, key, ">", m.cfg.BlockTimeout)
+		}
+		var seq uint64
+		if err == nil && len(entries) > 0 {
+			seq = ht.begin()
+		}
+		ht.readMu.Unlock()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if strings.Contains(err.Error(), "NOGROUP") {
+				_ = m.ensureGroup(ctx, chainID)
+			}
+			log.Warn("read events stream", zap.Error(err))
+			sleep(ctx, backoff(attempt))
+			attempt++
+			continue
+		}
+		attempt = 0
+		if len(entries) == 0 {
+			continue
+		}
+		// The same entries are retried until they are handled: later reads
+		// must not release anything an earlier one (a removal) may cancel.
+		for try := 0; ; try++ {
+			maxBlock, err := m.handle(ctx, chainID, entries)
+			if err == nil {
+				ht.finish(seq, maxBlock)
+				m.kickRelease(chainID)
+				break
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			log.Warn("handle stream entries; retrying", zap.Int("entries", len(entries)), zap.Int("try", try), zap.Error(err))
+			sleep(ctx, backoff(try))
+		}
+	}
+	return nil
+}
+
+// read is XREADGROUP from id ("0": own pending entries, ">": new ones).
+func (m *Module) read(ctx context.Context, key, id string, block time.Duration) ([]rueidis.XRangeEntry, error) {
+	b := m.rdb.B().Xreadgroup().Group(Group, m.cfg.Consumer).Count(m.cfg.ReadCount)
+	var cmd rueidis.Completed
+	if block > 0 {
+		cmd = b.Block(block.Milliseconds()).Streams().Key(key).Id(id).Build()
+	} else {
+		cmd = b.Streams().Key(key).Id(id).Build()
+	}
+	res, err := m.rdb.Do(ctx, cmd).AsXRead()
+	if rueidis.IsRedisNil(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return res[key], nil
+}
+
+// autoclaim takes over entries idle longer than ClaimIdle (a dead consumer's).
+func (m *Module) autoclaim(ctx context.Context, key, start string) ([]rueidis.XRangeEntry, string, error) {
+	arr, err := m.rdb.Do(ctx, m.rdb.B().Xautoclaim().Key(key).Group(Group).Consumer(m.cfg.Consumer).
+		MinIdleTime(strconv.FormatInt(m.cfg.ClaimIdle.Milliseconds(), 10)).Start(start).Count(m.cfg.ReadCount).Build()).ToArray()
+	if err != nil {
+		return nil, start, err
+	}
+	if len(arr) < 2 {
+		return nil, "0-0", fmt.Errorf("XAUTOCLAIM: unexpected reply of %d elements", len(arr))
+	}
+	next, err := arr[0].ToString()
+	if err != nil {
+		return nil, start, err
+	}
+	entries, err := arr[1].AsXRange()
+	if err != nil {
+		return nil, start, err
+	}
+	if len(entries) > 0 {
+		m.log.Info("reclaimed stream entries of an idle consumer", zap.String("stream", key), zap.Int("entries", len(entries)))
+	}
+	return entries, next, nil
+}
+
+// msgRow is a messages row to insert.
+type msgRow struct {
+	id, appID, endpointID, eventID, typ, webhookID string
+	chainID, blockNumber                           int64
+	blockHash, txHash                              string
+	payload                                        []byte
+	state                                          string
+}
+
+// holdRow is a process_holds row to insert.
+type holdRow struct {
+	endpointID, eventID, appID        string
+	chainID, blockNumber, releaseBlok int64
+	payload                           []byte
+}
+
+// removal is a log.removed event for one endpoint.
+type removal struct {
+	endpointID, appID, eventID string
+	chainID, blockNumber       int64
+	removedMsg                 msgRow // the log.removed message, if one is due
+}
+
+func newMessageID() string { return "msg_" + ulid.Make().String() }
+
+// handle turns stream entries into durable output, queues the jobs and
+// acknowledges the entries. It returns the highest block of their logs.
+func (m *Module) handle(ctx context.Context, chainID uint64, entries []rueidis.XRangeEntry) (uint64, error) {
+	chain := strconv.FormatUint(chainID, 10)
+	var (
+		direct   []msgRow
+		holds    []holdRow
+		removals []removal
+		maxBlock uint64
+		ackIDs   = make([]string, 0, len(entries))
+		cache    filter.Cache
+		quota    = map[string]string{}
+	)
+	head := m.tracker(chainID).safeHead()
+	state := func(appID string) string {
+		if s, ok := quota[appID]; ok {
+			return s
+		}
+		s := hook.StatePending
+		if over, err := m.quota.QuotaExceeded(ctx, appID); err != nil {
+			m.log.Warn("quota check failed; message stays pending", zap.String("app", appID), zap.Error(err))
+		} else if over {
+			s = hook.StateQuotaExceeded
+		}
+		quota[appID] = s
+		return s
+	}
+	type match struct {
+		t *target
+		r filter.Result
+	}
+	var matches []match
+	var events []hook.Event
+	for _, e := range entries {
+		ackIDs = append(ackIDs, e.ID)
+		if e.FieldValues == nil {
+			continue // deleted from the stream (trimmed) while pending
+		}
+		ev, err := hook.ParseEntry(e.FieldValues)
+		if err != nil {
+			m.met.badEntries.WithLabelValues(chain).Inc()
+			m.log.Error("unreadable stream entry skipped", zap.Uint64("chain", chainID), zap.String("entry", e.ID), zap.Error(err))
+			continue
+		}
+		events = append(events, ev)
+	}
+	m.ix.mu.RLock()
+	for i := range events {
+		ev := &events[i]
+		m.met.eventsIn.WithLabelValues(chain, ev.Type).Inc()
+		if ev.Type == hook.TypeLog {
+			maxBlock = max(maxBlock, ev.Block.Number)
+		}
+		cache.Reset()
+		matches = matches[:0]
+		m.ix.candidates(ev, func(t *target) {
+			if r, ok := t.m.Match(ev, &cache); ok {
+				matches = append(matches, match{t, r})
+			}
+		})
+		for _, mt := range matches {
+			t, r := mt.t, mt.r
+			if ev.Type == hook.TypeLog {
+				m.met.matches.WithLabelValues(chain).Inc()
+				if r.DecodeErr != nil {
+					m.met.decodeErrors.WithLabelValues(chain).Inc()
+				}
+			}
+			var conf uint64
+			if h := max(head, maxBlock); h > ev.Block.Number {
+				conf = h - ev.Block.Number
+			}
+			typ := ev.Type
+			body, err := json.Marshal(newPayload(ev, typ, t.ep.ID, r, conf))
+			if err != nil {
+				m.ix.mu.RUnlock()
+				return 0, fmt.Errorf("encode payload of %s for %s: %w", ev.ID, t.ep.ID, err)
+			}
+			row := msgRow{
+				id: newMessageID(), appID: t.ep.AppID, endpointID: t.ep.ID, eventID: ev.ID, typ: typ,
+				webhookID: hook.WebhookID(ev.ID, typ), chainID: int64(ev.Chain.ID), blockNumber: int64(ev.Block.Number),
+				blockHash: ev.Block.Hash, txHash: ev.Transaction.Hash, payload: body,
+			}
+			switch {
+			case typ == hook.TypeLogRemoved:
+				row.state = state(t.ep.AppID)
+				removals = append(removals, removal{endpointID: t.ep.ID, appID: t.ep.AppID, eventID: ev.ID,
+					chainID: row.chainID, blockNumber: row.blockNumber, removedMsg: row})
+			case t.direct():
+				row.state = state(t.ep.AppID)
+				direct = append(direct, row)
+			default:
+				holds = append(holds, holdRow{endpointID: t.ep.ID, eventID: ev.ID, appID: t.ep.AppID, chainID: row.chainID,
+					blockNumber: row.blockNumber, releaseBlok: row.blockNumber + int64(t.ep.Confirmations), payload: body})
+			}
+		}
+	}
+	m.ix.mu.RUnlock()
+
+	var queued []msgRow
+	if len(direct)+len(holds)+len(removals) > 0 {
+		err := pgx.BeginFunc(ctx, m.pool, func(tx pgx.Tx) error {
+			queued = queued[:0]
+			if err := lockChain(ctx, tx, chainID, len(removals) > 0); err != nil {
+				return err
+			}
+			q, err := m.insertMessages(ctx, tx, direct, true)
+			if err != nil {
+				return err
+			}
+			queued = append(queued, q...)
+			if err := insertHolds(ctx, tx, holds); err != nil {
+				return err
+			}
+			for _, rm := range removals {
+				q, err := m.applyRemoval(ctx, tx, rm)
+				if err != nil {
+					return err
+				}
+				queued = append(queued, q...)
+			}
+			return nil
+		})
+		if err != nil {
+			return 0, err
+		}
+		if m.afterCommit != nil {
+			m.afterCommit(ctx)
+		}
+	}
+	if err := m.enqueue(ctx, queued); err != nil {
+		return 0, err
+	}
+	if err := m.rdb.Do(ctx, m.rdb.B().Xack().Key(m.keys.Events(chainID)).Group(Group).Id(ackIDs...).Build()).Error(); err != nil {
+		return 0, fmt.Errorf("acknowledge %d entries: %w", len(ackIDs), err)
+	}
+	now := time.Now()
+	for _, id := range ackIDs {
+		if ms, _, ok := strings.Cut(id, "-"); ok {
+			if n, err := strconv.ParseInt(ms, 10, 64); err == nil {
+				d := now.Sub(time.UnixMilli(n))
+				m.met.latency.WithLabelValues(chain).Observe(d.Seconds())
+				if m.onQueued != nil {
+					m.onQueued(d)
+				}
+			}
+		}
+	}
+	return maxBlock, nil
+}
+
+// lockChain takes the chain's advisory lock: exclusive for transactions
+// that handle removals, shared for all others.
+func lockChain(ctx context.Context, tx pgx.Tx, chainID uint64, exclusive bool) error {
+	key := int64(0x70726f63)<<32 | int64(chainID&0xffffffff)
+	q := `SELECT pg_advisory_xact_lock_shared($1)`
+	if exclusive {
+		q = `SELECT pg_advisory_xact_lock($1)`
+	}
+	if _, err := tx.Exec(ctx, q, key); err != nil {
+		return fmt.Errorf("lock chain %d: %w", chainID, err)
+	}
+	return nil
+}
+
+// insertMessages inserts rows (one statement), skipping those that exist
+// already and, with tombstones, those whose event was removed before it was
+// queued. It returns what must be queued: the inserted rows plus existing
+// ones still pending (a replay after a crash between commit and queueing).
+func (m *Module) insertMessages(ctx context.Context, tx pgx.Tx, rows []msgRow, tombstones bool) ([]msgRow, error) {
+	if len(rows) == 0 {
+		return nil, nil
+	}
+	n := len(rows)
+	ids, apps, eps, evs, typs, whs := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	chains, blocks := make([]int64, n), make([]int64, n)
+	bhs, txs, pls, sts := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	for i, r := range rows {
+		ids[i], apps[i], eps[i], evs[i], typs[i], whs[i] = r.id, r.appID, r.endpointID, r.eventID, r.typ, r.webhookID
+		chains[i], blocks[i], bhs[i], txs[i], pls[i], sts[i] = r.chainID, r.blockNumber, r.blockHash, r.txHash, string(r.payload), r.state
+	}
+	got, err := tx.Query(ctx, `INSERT INTO messages (id, app_id, endpoint_id, event_id, type, webhook_id, chain_id, block_number,
+			block_hash, tx_hash, payload, state)
+		SELECT t.id, t.app_id, t.endpoint_id, t.event_id, t.type, t.webhook_id, t.chain_id, t.block_number,
+			t.block_hash, t.tx_hash, t.payload::jsonb, t.state
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[], $8::int8[],
+			$9::text[], $10::text[], $11::text[], $12::text[])
+			AS t(id, app_id, endpoint_id, event_id, type, webhook_id, chain_id, block_number, block_hash, tx_hash, payload, state)
+		WHERE EXISTS (SELECT 1 FROM endpoints e WHERE e.id = t.endpoint_id)
+		  AND (NOT $13 OR NOT EXISTS (SELECT 1 FROM process_holds h
+				WHERE h.endpoint_id = t.endpoint_id AND h.event_id = t.event_id AND h.state = 'removed'))
+		ON CONFLICT (endpoint_id, event_id, type) DO NOTHING
+		RETURNING id`,
+		ids, apps, eps, evs, typs, whs, chains, blocks, bhs, txs, pls, sts, tombstones)
+	if err != nil {
+		return nil, fmt.Errorf("insert %d messages: %w", n, err)
+	}
+	inserted := map[string]bool{}
+	for got.Next() {
+		var id string
+		if err := got.Scan(&id); err != nil {
+			got.Close()
+			return nil, fmt.Errorf("insert messages: %w", err)
+		}
+		inserted[id] = true
+	}
+	got.Close()
+	if err := got.Err(); err != nil {
+		return nil, fmt.Errorf("insert %d messages: %w", n, err)
+	}
+	out := make([]msgRow, 0, n)
+	var missEP, missEv, missTyp []string
+	for _, r := range rows {
+		if inserted[r.id] {
+			m.met.messages.WithLabelValues(r.typ).Inc()
+			out = append(out, r)
+		} else {
+			missEP, missEv, missTyp = append(missEP, r.endpointID), append(missEv, r.eventID), append(missTyp, r.typ)
+		}
+	}
+	if len(missEP) > 0 {
+		pend, err := tx.Query(ctx, `SELECT m.id, m.endpoint_id, m.state FROM messages m
+			JOIN unnest($1::text[], $2::text[], $3::text[]) AS t(endpoint_id, event_id, type)
+			  ON m.endpoint_id = t.endpoint_id AND m.event_id = t.event_id AND m.type = t.type
+			WHERE m.state = 'pending'`, missEP, missEv, missTyp)
+		if err != nil {
+			return nil, fmt.Errorf("find pending messages to re-enqueue: %w", err)
+		}
+		for pend.Next() {
+			var r msgRow
+			if err := pend.Scan(&r.id, &r.endpointID, &r.state); err != nil {
+				pend.Close()
+				return nil, fmt.Errorf("find pending messages: %w", err)
+			}
+			out = append(out, r)
+		}
+		pend.Close()
+		if err := pend.Err(); err != nil {
+			return nil, fmt.Errorf("find pending messages to re-enqueue: %w", err)
+		}
+	}
+	return out, nil
+}
+
+func insertHolds(ctx context.Context, tx pgx.Tx, rows []holdRow) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	n := len(rows)
+	eps, evs, apps := make([]string, n), make([]string, n), make([]string, n)
+	chains, blocks, rel := make([]int64, n), make([]int64, n), make([]int64, n)
+	pls := make([]string, n)
+	for i, r := range rows {
+		eps[i], evs[i], apps[i], chains[i], blocks[i], rel[i], pls[i] = r.endpointID, r.eventID, r.appID, r.chainID, r.blockNumber, r.releaseBlok, string(r.payload)
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO process_holds (endpoint_id, event_id, app_id, chain_id, block_number, release_block, state, payload)
+		SELECT t.endpoint_id, t.event_id, t.app_id, t.chain_id, t.block_number, t.release_block, 'held', t.payload::jsonb
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::int8[], $7::text[])
+			AS t(endpoint_id, event_id, app_id, chain_id, block_number, release_block, payload)
+		WHERE EXISTS (SELECT 1 FROM endpoints e WHERE e.id = t.endpoint_id)
+		ON CONFLICT (endpoint_id, event_id) DO NOTHING`, eps, evs, apps, chains, blocks, rel, pls)
+	if err != nil {
+		return fmt.Errorf("hold %d events: %w", n, err)
+	}
+	return nil
+}
+
+// applyRemoval handles one removed event for one endpoint (under the
+// chain's exclusive lock): a held event is suppressed; a queued or
+// delivered one gets a log.removed message; one never seen gets a tombstone
+// so that a late replay of the log is suppressed.
+func (m *Module) applyRemoval(ctx context.Context, tx pgx.Tx, rm removal) ([]msgRow, error) {
+	var st string
+	err := tx.QueryRow(ctx, `SELECT state FROM process_holds WHERE endpoint_id = $1 AND event_id = $2 FOR UPDATE`,
+		rm.endpointID, rm.eventID).Scan(&st)
+	if err != nil && err != pgx.ErrNoRows {
+		return nil, fmt.Errorf("read hold of %s for %s: %w", rm.eventID, rm.endpointID, err)
+	}
+	if st == "held" {
+		_, err := tx.Exec(ctx, `UPDATE process_holds SET state = 'removed', updated_at = now() WHERE endpoint_id = $1 AND event_id = $2`,
+			rm.endpointID, rm.eventID)
+		if err != nil {
+			return nil, fmt.Errorf("suppress held %s for %s: %w", rm.eventID, rm.endpointID, err)
+		}
+		return nil, nil
+	}
+	var queued bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM messages WHERE endpoint_id = $1 AND event_id = $2 AND type = 'log')`,
+		rm.endpointID, rm.eventID).Scan(&queued); err != nil {
+		return nil, fmt.Errorf("look for message of %s for %s: %w", rm.eventID, rm.endpointID, err)
+	}
+	if queued || st == "released" {
+		return m.insertMessages(ctx, tx, []msgRow{rm.removedMsg}, false)
+	}
+	if st == "" {
+		_, err := tx.Exec(ctx, `INSERT INTO process_holds (endpoint_id, event_id, app_id, chain_id, block_number, release_block, state)
+			SELECT $1, $2, $3, $4, $5, $5, 'removed' WHERE EXISTS (SELECT 1 FROM endpoints WHERE id = $1)
+			ON CONFLICT (endpoint_id, event_id) DO NOTHING`, rm.endpointID, rm.eventID, rm.appID, rm.chainID, rm.blockNumber)
+		if err != nil {
+			return nil, fmt.Errorf("tombstone %s for %s: %w", rm.eventID, rm.endpointID, err)
+		}
+	}
+	return nil, nil
+}
+
+// enqueue XADDs a delivery job per pending message (pipelined).
+func (m *Module) enqueue(ctx context.Context, rows []msgRow) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	cmds := make(rueidis.Commands, 0, len(rows))
+	key := m.keys.DeliverJobs()
+	for _, r := range rows {
+		if r.state != hook.StatePending {
+			continue // quota_exceeded: released by the quota loop, not queued now
+		}
+		cmds = append(cmds, m.rdb.B().Xadd().Key(key).Id("*").FieldValue().
+			FieldValue("message_id", r.id).FieldValue("endpoint_id", r.endpointID).Build())
+	}
+	for _, res := range m.rdb.DoMulti(ctx, cmds...) {
+		if err := res.Error(); err != nil {
+			return fmt.Errorf("queue delivery jobs: %w", err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,42 @@
+package process
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	eventsIn     *prometheus.CounterVec   // chain, type
+	matches      *prometheus.CounterVec   // chain
+	messages     *prometheus.CounterVec   // type
+	decodeErrors *prometheus.CounterVec   // chain
+	badEntries   *prometheus.CounterVec   // chain
+	held         *prometheus.GaugeVec     // chain: confirmation/batch backlog
+	latency      *prometheus.HistogramVec // chain
+	endpoints    prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		eventsIn: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ethhook_process_events_total",
+			Help: "Stream entries processed, by chain and type (log, log.removed)."}, []string{"chain", "type"}),
+		matches: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ethhook_process_matches_total",
+			Help: "Event-endpoint matches."}, []string{"chain"}),
+		messages: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ethhook_process_messages_total",
+			Help: "Messages created, by type (log, log.removed, batch)."}, []string{"type"}),
+		decodeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ethhook_process_decode_errors_total",
+			Help: "Matched logs delivered raw because they could not be decoded."}, []string{"chain"}),
+		badEntries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ethhook_process_bad_entries_total",
+			Help: "Stream entries that could not be parsed (acknowledged and skipped)."}, []string{"chain"}),
+		held: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ethhook_process_held_events",
+			Help: "Events waiting for confirmations or a batch, by chain."}, []string{"chain"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "ethhook_process_queue_latency_seconds",
+			Help:    "From stream entry (its id's time) to its messages committed and jobs queued.",
+			Buckets: []float64{.0005, .001, .002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}}, []string{"chain"}),
+		endpoints: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ethhook_process_endpoints",
+			Help: "Enabled endpoints in the in-memory index."}),
+	}
+	for _, c := range []prometheus.Collector{m.eventsIn, m.matches, m.messages, m.decodeErrors, m.badEntries, m.held, m.latency, m.endpoints} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}

@@ -1,0 +1,322 @@
+// Package process is the process module: it reads each chain's events
+// stream through a consumer group, matches every log against an in-memory
+// index of enabled endpoints, decodes it, holds it for confirmations or
+// batching when the endpoint asks for that, and turns matches into
+// messages rows plus delivery jobs.
+//
+// Exactly once: a stream entry is acknowledged only after the messages it
+// produced are committed in Postgres and their jobs are on the delivery
+// stream. A crash anywhere replays the entry; the replay finds the messages
+// already there (UNIQUE (endpoint_id, event_id, type)) and only re-enqueues
+// the jobs of those still pending.
+//
+// Reorgs: holds and removal tombstones live in process_holds, keyed by
+// (endpoint, event); a log and its removal meet on that row whichever is
+// processed first. Transactions that handle removals take a per-chain
+// advisory lock exclusively and all others take it shared, so a removal
+// never races with the log or the release it cancels.
+package process
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/rueidis"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ethhook/ethhook/config"
+	"github.com/ethhook/ethhook/endpoint"
+	"github.com/ethhook/ethhook/filter"
+	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/tenant"
+)
+
+// Group is the consumer group process reads every events stream with.
+const Group = "process"
+
+// Module is the process module.
+type Module struct {
+	cfg    config.Process
+	pool   *pgxpool.Pool
+	rdb    rueidis.Client
+	keys   hook.Keys
+	chains []config.Chain
+	log    *zap.Logger
+	met    *metrics
+	quota  *tenant.Store
+
+	ix      *index
+	ready   atomic.Bool
+	changed chan string // endpoint ids announced as changed
+
+	releaseMu sync.Mutex
+	releaseCh map[uint64]chan struct{}
+	heads     map[uint64]*headTracker
+
+	// onQueued, when set (benchmarks), sees the stream-entry -> queued latency of each entry.
+	onQueued func(time.Duration)
+	// afterCommit, when set (tests), runs between a batch's commit and its queueing.
+	afterCommit func(context.Context)
+}
+
+// New builds the module for chains (each chain's stream is read).
+func New(cfg config.Config, pool *pgxpool.Pool, rdb rueidis.Client, chains []config.Chain, log *zap.Logger, reg prometheus.Registerer) (*Module, error) {
+	if pool == nil || rdb == nil {
+		return nil, errors.New("process: needs Postgres and Redis")
+	}
+	if len(chains) == 0 {
+		return nil, errors.New("process: no chains to read")
+	}
+	if err := cfg.Process.Validate(); err != nil {
+		return nil, fmt.Errorf("process: %w", err)
+	}
+	met, err := newMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("process: register metrics: %w", err)
+	}
+	m := &Module{
+		cfg: cfg.Process, pool: pool, rdb: rdb, keys: hook.Keys{Prefix: cfg.Redis.Prefix}, chains: chains,
+		log: log.With(zap.String("module", "process")), met: met, quota: tenant.New(pool),
+		ix: newIndex(), changed: make(chan string, 1024), releaseCh: map[uint64]chan struct{}{},
+	}
+	for _, c := range chains {
+		m.releaseCh[c.ID] = make(chan struct{}, 1)
+	}
+	return m, nil
+}
+
+// Name is "process".
+func (m *Module) Name() string { return "process" }
+
+// Ready reports whether the endpoint index is loaded and the streams' consumer groups exist.
+func (m *Module) Ready() bool { return m.ready.Load() }
+
+// Run processes until ctx ends.
+func (m *Module) Run(ctx context.Context) error {
+	if err := m.reload(ctx); err != nil {
+		return err
+	}
+	for _, c := range m.chains {
+		if err := m.ensureGroup(ctx, c.ID); err != nil {
+			return err
+		}
+	}
+	m.ready.Store(true)
+	defer m.ready.Store(false)
+	m.log.Info("process started", zap.Int("endpoints", m.ix.size()), zap.Int("chains", len(m.chains)), zap.String("consumer", m.cfg.Consumer))
+
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return m.listenPostgres(ctx) })
+	g.Go(func() error { return m.listenRedis(ctx) })
+	g.Go(func() error { return m.applyChanges(ctx) })
+	g.Go(func() error { return m.cleanup(ctx) })
+	for _, c := range m.chains {
+		for w := 0; w < m.cfg.Workers; w++ {
+			g.Go(func() error { return m.consume(ctx, c.ID, w) })
+		}
+		g.Go(func() error { return m.releaser(ctx, c.ID) })
+	}
+	err := g.Wait()
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// ensureGroup creates the consumer group (from the stream's start, so
+// nothing published before process first ran is skipped).
+func (m *Module) ensureGroup(ctx context.Context, chainID uint64) error {
+	key := m.keys.Events(chainID)
+	err := m.rdb.Do(ctx, m.rdb.B().XgroupCreate().Key(key).Group(Group).Id("0").Mkstream().Build()).Error()
+	if err != nil && !strings.Contains(err.Error(), "BUSYGROUP") {
+		return fmt.Errorf("create consumer group on %s: %w", key, err)
+	}
+	return nil
+}
+
+// compile turns an endpoint into an index target.
+func compile(ep hook.Endpoint) (*target, error) {
+	mt, err := filter.Compile(ep.Filter)
+	if err != nil {
+		return nil, err
+	}
+	return &target{ep: ep, m: mt}, nil
+}
+
+// reload rebuilds the index from every enabled endpoint.
+func (m *Module) reload(ctx context.Context) error {
+	eps, err := endpoint.LoadEnabled(ctx, m.pool)
+	if err != nil {
+		return fmt.Errorf("process: %w", err)
+	}
+	fresh := newIndex()
+	for _, ep := range eps {
+		t, err := compile(ep)
+		if err != nil {
+			// Saved filters were validated; one that no longer compiles (a
+			// changed built-in, say) must not stop the others.
+			m.log.Warn("endpoint filter does not compile; endpoint skipped", zap.String("endpoint", ep.ID), zap.Error(err))
+			continue
+		}
+		fresh.put(t)
+	}
+	m.ix.mu.Lock()
+	m.ix.byID, m.ix.chains = fresh.byID, fresh.chains
+	m.ix.mu.Unlock()
+	m.met.endpoints.Set(float64(len(fresh.byID)))
+	return nil
+}
+
+// refreshOne reloads one endpoint after a change announcement.
+func (m *Module) refreshOne(ctx context.Context, id string) error {
+	ep, err := endpoint.LoadOne(ctx, m.pool, id)
+	var t *target
+	switch {
+	case errors.Is(err, hook.ErrNotFound):
+	case err != nil:
+		return err
+	case ep.Enabled:
+		if t, err = compile(ep); err != nil {
+			m.log.Warn("endpoint filter does not compile; endpoint skipped", zap.String("endpoint", id), zap.Error(err))
+			t = nil
+		}
+	}
+	m.ix.mu.Lock()
+	if t != nil {
+		m.ix.put(t)
+	} else {
+		m.ix.remove(id)
+	}
+	n := len(m.ix.byID)
+	m.ix.mu.Unlock()
+	m.met.endpoints.Set(float64(n))
+	return nil
+}
+
+// applyChanges applies announced changes and reloads everything periodically.
+func (m *Module) applyChanges(ctx context.Context) error {
+	tick := time.NewTicker(m.cfg.RefreshInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case id := <-m.changed:
+			// Coalesce a burst of announcements.
+			ids := map[string]bool{id: true}
+			for more := true; more && len(ids) < 1000; {
+				select {
+				case id := <-m.changed:
+					ids[id] = true
+				default:
+					more = false
+				}
+			}
+			for id := range ids {
+				if err := m.refreshOne(ctx, id); err != nil && ctx.Err() == nil {
+					m.log.Warn("refresh endpoint", zap.String("endpoint", id), zap.Error(err))
+				}
+			}
+		case <-tick.C:
+			if err := m.reload(ctx); err != nil && ctx.Err() == nil {
+				m.log.Warn("reload endpoints", zap.Error(err))
+			}
+		}
+	}
+}
+
+func (m *Module) announce(id string) {
+	select {
+	case m.changed <- id:
+	default: // full: the periodic reload catches up
+	}
+}
+
+// sleep waits d or until ctx ends; false when ctx ended.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func backoff(attempt int) time.Duration {
+	d := 100 * time.Millisecond << min(attempt, 6)
+	return min(d, 5*time.Second)
+}
+
+// listenPostgres hears NOTIFY ethhook_endpoints.
+func (m *Module) listenPostgres(ctx context.Context) error {
+	for attempt := 0; ctx.Err() == nil; attempt++ {
+		err := func() error {
+			conn, err := m.pool.Acquire(ctx)
+			if err != nil {
+				return err
+			}
+			defer conn.Release()
+			if _, err := conn.Exec(ctx, "LISTEN "+endpoint.NotifyChannel); err != nil {
+				return err
+			}
+			// Changes made while not listening: catch up.
+			if attempt > 0 {
+				if err := m.reload(ctx); err != nil {
+					return err
+				}
+			}
+			attempt = 0
+			for {
+				n, err := conn.Conn().WaitForNotification(ctx)
+				if err != nil {
+					conn.Conn().Close(context.Background()) // don't return a LISTENing connection to the pool
+					return err
+				}
+				m.announce(n.Payload)
+			}
+		}()
+		if ctx.Err() != nil {
+			return nil
+		}
+		m.log.Warn("listen for endpoint changes on postgres", zap.Error(err))
+		sleep(ctx, backoff(attempt))
+	}
+	return nil
+}
+
+// listenRedis hears PUBLISH on the endpoints-changed channel.
+func (m *Module) listenRedis(ctx context.Context) error {
+	for attempt := 0; ctx.Err() == nil; attempt++ {
+		err := m.rdb.Receive(ctx, m.rdb.B().Subscribe().Channel(m.keys.EndpointsChanged()).Build(), func(msg rueidis.PubSubMessage) {
+			m.announce(msg.Message)
+		})
+		if ctx.Err() != nil {
+			return nil
+		}
+		m.log.Warn("subscribe to endpoint changes on redis", zap.Error(err))
+		sleep(ctx, backoff(attempt))
+	}
+	return nil
+}
+
+// cleanup deletes released holds and tombstones past retention.
+func (m *Module) cleanup(ctx context.Context) error {
+	for sleep(ctx, min(m.cfg.HoldRetention/10, 10*time.Minute)) {
+		_, err := m.pool.Exec(ctx, `DELETE FROM process_holds WHERE state <> 'held' AND updated_at < now() - make_interval(secs => $1)`,
+			m.cfg.HoldRetention.Seconds())
+		if err != nil && ctx.Err() == nil {
+			m.log.Warn("clean up old holds", zap.Error(err))
+		}
+	}
+	return nil
+}

@@ -1,0 +1,330 @@
+package process
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ethhook/ethhook/endpoint"
+	"github.com/ethhook/ethhook/hook"
+)
+
+const (
+	token = "0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48"
+	other = "0xdac17f958d2ee523a2206206994597c13d831ec7"
+	alice = "0x9c0649d7325990d98375f7864ea167b5eadcd46a"
+	bob   = "0xf848e97469538830b0b147152524184a255b9106"
+)
+
+func intp(n int) *int { return &n }
+
+func TestMatchedLogBecomesPayloadV1MessageAndDeliveryJob(t *testing.T) {
+	e := newEnv(t)
+	ep := e.endpoint(endpoint.Input{Filter: hook.Filter{Addresses: []string{token},
+		Events: []string{"Transfer(address,address,uint256)"}, Where: []string{"value >= 1000"}}})
+	e.start()
+	big := transfer("aa", 100, 4, token, alice, bob, 5000)
+	small := transfer("aa", 100, 5, token, alice, bob, 10)
+	elsewhere := transfer("aa", 100, 6, other, alice, bob, 5000)
+	e.publish(big, small, elsewhere)
+	e.eventually("stream drained", e.drained)
+	msgs := e.messages(ep.ID)
+	if len(msgs) != 1 {
+		t.Fatalf("%d messages, want 1: %+v", len(msgs), msgs)
+	}
+	m := msgs[0]
+	if m.EventID != big.ID || m.Type != hook.TypeLog || m.WebhookID != big.ID || m.State != hook.StatePending {
+		t.Fatalf("message %+v", m)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(m.Payload, &got); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{
+		"id": big.ID, "type": "log", "api_version": "1",
+		"chain":       map[string]any{"id": float64(testChain), "name": "devnet"},
+		"block":       map[string]any{"number": float64(100), "hash": big.Block.Hash, "timestamp": float64(1700000100)},
+		"transaction": map[string]any{"hash": big.Transaction.Hash, "index": float64(4)},
+		"log": map[string]any{"address": token, "topics": []any{transferTopic, addrWord(alice), addrWord(bob)},
+			"data": big.Log.Data, "index": float64(4)},
+		"decoded": map[string]any{"name": "Transfer", "signature": "Transfer(address,address,uint256)",
+			"args": map[string]any{"from": alice, "to": bob, "value": "5000"}},
+		"confirmations": float64(0),
+		"endpoint_id":   ep.ID,
+	}
+	if !reflect.DeepEqual(got, want) {
+		gb, _ := json.MarshalIndent(got, "", " ")
+		t.Fatalf("payload\n%s", gb)
+	}
+	if jobs := e.jobs(); jobs[m.ID] != 1 || len(jobs) != 1 {
+		t.Fatalf("jobs %v, want one for %s", jobs, m.ID)
+	}
+	entries, _ := e.rdb.Do(context.Background(), e.rdb.B().Xrange().Key(e.keys.DeliverJobs()).Start("-").End("+").Build()).AsXRange()
+	if entries[0].FieldValues["endpoint_id"] != ep.ID {
+		t.Fatalf("job fields %v", entries[0].FieldValues)
+	}
+}
+
+func TestUndecodableLogIsDeliveredRawWithDecodeError(t *testing.T) {
+	e := newEnv(t)
+	ep := e.endpoint(endpoint.Input{Filter: hook.Filter{Addresses: []string{token}}})
+	e.start()
+	bad := transfer("aa", 7, 0, token, alice, bob, 1)
+	bad.Log.Data = "0x01"
+	unknown := transfer("aa", 7, 1, token, alice, bob, 1)
+	unknown.Log.Topics[0] = "0x" + strings.Repeat("ab", 32)
+	e.publish(bad, unknown)
+	e.eventually("both messages", func() bool { return e.count(ep.ID) == 2 })
+	for _, m := range e.messages(ep.ID) {
+		var p map[string]any
+		_ = json.Unmarshal(m.Payload, &p)
+		if p["decoded"] != nil || p["decode_error"] == nil || p["decode_error"] == "" {
+			t.Fatalf("payload %s", m.Payload)
+		}
+	}
+}
+
+// The reorg scenario: block 100 and 101 of branch aa carry matching logs;
+// blocks 100..101 are then orphaned (removed entries, as ingest publishes
+// them) and branch bb replaces them and grows to 105.
+func TestReorgConfirmedEndpointsNeverGetOrphansAndZeroConfGetRemoved(t *testing.T) {
+	e := newEnv(t)
+	fast := e.endpoint(endpoint.Input{Filter: hook.Filter{Addresses: []string{token}}})
+	safe := e.endpoint(endpoint.Input{Filter: hook.Filter{Addresses: []string{token}}, Confirmations: intp(3)})
+	e.start()
+
+	a100 := transfer("aa", 100, 0, token, alice, bob, 1)
+	a101 := transfer("aa", 101, 0, token, alice, bob, 2)
+	e.publish(a100, a101)
+	e.eventually("zero-conf got both orphan-to-be logs", func() bool { return e.count(fast.ID) == 2 })
+	if n := e.count(safe.ID); n != 0 {
+		t.Fatalf("confirmed endpoint got %d messages before 3 confirmations", n)
+	}
+
+	// Reorg: remove 101 then 100, publish the new branch.
+	b100 := transfer("bb", 100, 0, token, alice, bob, 1)
+	b101 := transfer("bb", 101, 0, token, alice, bob, 2)
+	e.publish(removed(a101), removed(a100), b100, b101)
+	for n := uint64(102); n <= 105; n++ {
+		e.publish(transfer("bb", n, 0, other, alice, bob, 9)) // unmatched logs move the head
+	}
+	e.eventually("confirmed endpoint got the canonical logs", func() bool { return e.count(safe.ID) == 2 })
+	e.eventually("stream drained", e.drained)
+
+	got := map[string][]string{}
+	for _, m := range e.messages("") {
+		got[m.EndpointID] = append(got[m.EndpointID], m.Type+" "+m.EventID)
+	}
+	wantFast := []string{"log " + a100.ID, "log.removed " + a100.ID, "log " + b100.ID, "log " + a101.ID, "log.removed " + a101.ID, "log " + b101.ID}
+	sort.Strings(wantFast)
+	sort.Strings(got[fast.ID])
+	if !reflect.DeepEqual(got[fast.ID], wantFast) {
+		t.Fatalf("zero-conf endpoint got\n%v\nwant\n%v", got[fast.ID], wantFast)
+	}
+	wantSafe := []string{"log " + b100.ID, "log " + b101.ID}
+	sort.Strings(got[safe.ID])
+	if !reflect.DeepEqual(got[safe.ID], wantSafe) {
+		t.Fatalf("confirmed endpoint got %v, want %v", got[safe.ID], wantSafe)
+	}
+	for _, m := range e.messages(safe.ID) {
+		var p Payload
+		_ = json.Unmarshal(m.Payload, &p)
+		if p.Confirmations < 3 {
+			t.Fatalf("released with %d confirmations", p.Confirmations)
+		}
+	}
+	for _, m := range e.messages(fast.ID) {
+		if m.Type == hook.TypeLogRemoved && m.WebhookID != m.EventID+":removed" {
+			t.Fatalf("log.removed webhook id %q", m.WebhookID)
+		}
+	}
+}
+
+func TestRemovalBeforeTheLogSuppressesIt(t *testing.T) {
+	e := newEnv(t)
+	fast := e.endpoint(endpoint.Input{Filter: hook.Filter{Addresses: []string{token}}})
+	e.start()
+	ev := transfer("cc", 50, 3, token, alice, bob, 1)
+	// As when a dead consumer's log entry is reclaimed after its removal was handled.
+	e.publish(removed(ev), ev, transfer("cc", 51, 0, token, alice, bob, 2))
+	e.eventually("the later log", func() bool { return e.count(fast.ID) == 1 })
+	e.eventually("stream drained", e.drained)
+	if msgs := e.messages(fast.ID); len(msgs) != 1 || msgs[0].EventID == ev.ID {
+		t.Fatalf("removed-before-sent log was delivered: %+v", msgs)
+	}
+}
+
+func TestConfirmedEventsSurviveRestartWhileHeld(t *testing.T) {
+	e := newEnv(t)
+	safe := e.endpoint(endpoint.Input{Filter: hook.Filter{Addresses: []string{token}}, Confirmations: intp(2)})
+	r := e.start()
+	ev := transfer("dd", 10, 0, token, alice, bob, 1)
+	e.publish(ev)
+	e.eventually("stream drained", e.drained)
+	r.stop()
+	if n := e.count(safe.ID); n != 0 {
+		t.Fatalf("released early: %d", n)
+	}
+	e.start()
+	e.publish(transfer("dd", 12, 0, other, alice, bob, 1))
+	e.eventually("held event released after restart", func() bool { return e.count(safe.ID) == 1 })
+}
+
+func TestKilledProcessorLeavesEveryMatchExactlyOnce(t *testing.T) {
+	e := newEnv(t)
+	eps := []hook.Endpoint{
+		e.endpoint(endpoint.Input{Filter: hook.Filter{Addresses: []string{token}}}),
+		e.endpoint(endpoint.Input{Filter: hook.Filter{Events: []string{"Transfer"}, Where: []string{"value >= 100"}}}),
+		e.endpoint(endpoint.Input{Filter: hook.Filter{Addresses: []string{token}}, Confirmations: intp(1)}),
+	}
+	e.cfg.Process.ReadCount = 25
+	var evs []hook.Event
+	want := map[string]int{}
+	for i := range 400 {
+		addr := token
+		if i%3 == 0 {
+			addr = other
+		}
+		ev := transfer("ee", uint64(1000+i/4), uint(i%4), addr, alice, bob, int64(i))
+		evs = append(evs, ev)
+		if addr == token {
+			want[eps[0].ID]++
+			if ev.Block.Number < 1000+399/4 { // the last block never gets a confirmation
+				want[eps[2].ID]++
+			}
+		}
+		if i >= 100 {
+			want[eps[1].ID]++
+		}
+	}
+	e.publish(evs...)
+
+	// Crash 1: killed between commit and queueing, several times.
+	for crash := 0; crash < 3; crash++ {
+		var once sync.Once
+		kill := make(chan struct{})
+		r := e.start(func(m *Module) {
+			m.afterCommit = func(ctx context.Context) {
+				once.Do(func() { close(kill) })
+				<-ctx.Done() // killed before its jobs are queued and its entries acknowledged
+			}
+		})
+		<-kill
+		r.cancel()
+		select {
+		case <-r.done:
+		case <-time.After(30 * time.Second):
+			t.Fatal("module did not stop")
+		}
+	}
+	// Crash 2: cancelled at an arbitrary moment.
+	r := e.start()
+	time.Sleep(30 * time.Millisecond)
+	r.cancel()
+	<-r.done
+
+	// A different consumer takes over what the dead one left (XAUTOCLAIM).
+	e.cfg.Process.Consumer = "successor-" + randHex(3)
+	e.start()
+	e.eventually("stream drained", e.drained)
+	e.eventually("held events released", func() bool { return e.count(eps[2].ID) == want[eps[2].ID] })
+	for _, ep := range eps {
+		if n := e.count(ep.ID); n != want[ep.ID] {
+			t.Errorf("endpoint %s: %d messages, want %d", ep.ID, n, want[ep.ID])
+		}
+	}
+	var dups int
+	if err := e.pool.QueryRow(context.Background(), `SELECT count(*) FROM (SELECT endpoint_id, event_id, type FROM messages
+		GROUP BY 1, 2, 3 HAVING count(*) > 1) d`).Scan(&dups); err != nil || dups != 0 {
+		t.Fatalf("duplicate messages: %d %v", dups, err)
+	}
+	jobs := e.jobs()
+	for _, m := range e.messages("") {
+		if m.State == hook.StatePending && jobs[m.ID] == 0 {
+			t.Fatalf("pending message %s has no delivery job", m.ID)
+		}
+	}
+}
+
+func TestEndpointChangesAreMatchedWithoutRestart(t *testing.T) {
+	e := newEnv(t)
+	e.cfg.Process.RefreshInterval = time.Hour // only NOTIFY/PUBLISH can refresh
+	r := e.start()
+	ctx := context.Background()
+	ep := e.endpoint(endpoint.Input{Filter: hook.Filter{Addresses: []string{token}}})
+	block := uint64(1)
+	publishUntil := func(what string, addr string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out: %s", what)
+			}
+			e.publish(transfer("ff", block, 0, addr, alice, bob, 1))
+			block++
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	publishUntil("new endpoint matched", token, func() bool { return e.count(ep.ID) > 0 })
+
+	addrs := []string{other}
+	f := ep.Filter
+	f.Addresses = addrs
+	if _, err := e.svc.Update(ctx, hook.Operator, e.app, ep.ID, endpoint.Patch{Filter: &f}); err != nil {
+		t.Fatal(err)
+	}
+	before := e.count(ep.ID)
+	publishUntil("changed filter matched", other, func() bool { return e.count(ep.ID) > before })
+
+	if _, err := e.svc.Disable(ctx, hook.Operator, e.app, ep.ID, "test"); err != nil {
+		t.Fatal(err)
+	}
+	// Once the disable is applied, publishing more changes nothing.
+	e.eventually("index dropped the endpoint", func() bool { return r.m.ix.size() == 0 })
+	e.eventually("stream drained", e.drained)
+	n := e.count(ep.ID)
+	e.publish(transfer("ff", block+1, 0, other, alice, bob, 1))
+	e.eventually("stream drained", e.drained)
+	if e.count(ep.ID) != n {
+		t.Fatal("disabled endpoint still matched")
+	}
+}
+
+func TestBatchingEndpointGetsBatchPayloads(t *testing.T) {
+	e := newEnv(t)
+	ep := e.endpoint(endpoint.Input{Filter: hook.Filter{Addresses: []string{token}}, BatchMax: 3, BatchWaitMS: 300})
+	e.start()
+	var evs []hook.Event
+	for i := range 7 {
+		evs = append(evs, transfer("ab", uint64(200+i), 0, token, alice, bob, int64(i)))
+	}
+	e.publish(evs...)
+	e.eventually("three batches", func() bool { return e.count(ep.ID) == 3 })
+	seen := map[string]bool{}
+	sizes := []int{}
+	for _, m := range e.messages(ep.ID) {
+		var b BatchPayload
+		if err := json.Unmarshal(m.Payload, &b); err != nil || b.Type != "batch" || m.Type != hook.TypeBatch || b.ID != m.EventID || m.WebhookID != b.ID {
+			t.Fatalf("batch message %+v %s", m, m.Payload)
+		}
+		sizes = append(sizes, len(b.Events))
+		for _, raw := range b.Events {
+			var p Payload
+			_ = json.Unmarshal(raw, &p)
+			if seen[p.ID] || p.EndpointID != ep.ID || p.Decoded == nil {
+				t.Fatalf("event in batch: %s", raw)
+			}
+			seen[p.ID] = true
+		}
+	}
+	sort.Ints(sizes)
+	if fmt.Sprint(sizes) != "[1 3 3]" || len(seen) != 7 {
+		t.Fatalf("batch sizes %v, events %d", sizes, len(seen))
+	}
+}

@@ -1,0 +1,298 @@
+package process
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/oklog/ulid/v2"
+	"go.uber.org/zap"
+
+	"github.com/ethhook/ethhook/hook"
+)
+
+const releaseLimit = 5000
+
+func (m *Module) kickRelease(chainID uint64) {
+	if ch := m.releaseCh[chainID]; ch != nil {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// releaser turns held events into messages once they are deep enough, and
+// batches into batch messages once full or old enough.
+func (m *Module) releaser(ctx context.Context, chainID uint64) error {
+	log := m.log.With(zap.Uint64("chain", chainID))
+	ht := m.tracker(chainID)
+	// Start from the head stored by earlier runs and other processes.
+	var stored int64
+	if err := m.pool.QueryRow(ctx, `SELECT head FROM process_heads WHERE chain_id = $1`, int64(chainID)).Scan(&stored); err == nil {
+		ht.raise(uint64(stored))
+	}
+	tick := time.NewTicker(m.cfg.ReleaseInterval)
+	defer tick.Stop()
+	var persisted uint64
+	lastGauge := time.Time{}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			// The ingest cursor moves on blocks without logs; it is safe to use
+			// once every entry published before it was read and acknowledged.
+			if n, ok := m.cursorHead(ctx, chainID); ok {
+				ht.raise(n)
+			}
+		case <-m.releaseCh[chainID]:
+		}
+		head := ht.safeHead()
+		if head > persisted {
+			var h int64
+			err := m.pool.QueryRow(ctx, `INSERT INTO process_heads (chain_id, head) VALUES ($1, $2)
+				ON CONFLICT (chain_id) DO UPDATE SET head = GREATEST(process_heads.head, EXCLUDED.head), updated_at = now()
+				RETURNING head`, int64(chainID), int64(head)).Scan(&h)
+			if err == nil {
+				persisted = uint64(h)
+				ht.raise(uint64(h))
+				head = max(head, uint64(h))
+			} else if ctx.Err() == nil {
+				log.Warn("store chain head", zap.Error(err))
+			}
+		}
+		for {
+			n, err := m.release(ctx, chainID, head)
+			if err != nil {
+				if ctx.Err() == nil {
+					log.Warn("release held events", zap.Error(err))
+				}
+				break
+			}
+			if n < releaseLimit {
+				break
+			}
+		}
+		if time.Since(lastGauge) > 5*time.Second {
+			var held int64
+			if err := m.pool.QueryRow(ctx, `SELECT count(*) FROM process_holds WHERE chain_id = $1 AND state = 'held'`, int64(chainID)).Scan(&held); err == nil {
+				m.met.held.WithLabelValues(strconv.FormatUint(chainID, 10)).Set(float64(held))
+			}
+			lastGauge = time.Now()
+		}
+	}
+}
+
+// cursorHead reads the ingest cursor ("<number>:<hash>") and returns its
+// block number if the group has nothing unread or unacknowledged.
+func (m *Module) cursorHead(ctx context.Context, chainID uint64) (uint64, bool) {
+	raw, err := m.rdb.Do(ctx, m.rdb.B().Get().Key(m.keys.Chain(chainID, "cursor")).Build()).ToString()
+	if err != nil {
+		return 0, false
+	}
+	num, _, ok := strings.Cut(raw, ":")
+	n, err := strconv.ParseUint(num, 10, 64)
+	if !ok || err != nil {
+		return 0, false
+	}
+	groups, err := m.rdb.Do(ctx, m.rdb.B().XinfoGroups().Key(m.keys.Events(chainID)).Build()).ToArray()
+	if err != nil {
+		return 0, false
+	}
+	for _, g := range groups {
+		info, err := g.AsMap()
+		if err != nil {
+			continue
+		}
+		nameMsg, pendMsg, lagMsg := info["name"], info["pending"], info["lag"]
+		if name, _ := nameMsg.ToString(); name != Group {
+			continue
+		}
+		pending, err1 := pendMsg.AsInt64()
+		lag, err2 := lagMsg.AsInt64()
+		if err1 == nil && err2 == nil && pending == 0 && lag == 0 {
+			return n, true
+		}
+	}
+	return 0, false
+}
+
+type heldRow struct {
+	endpointID, eventID, appID string
+	blockNumber                int64
+	payload                    []byte
+	createdAt                  time.Time
+}
+
+// release releases due holds of one chain; it returns how many rows it read.
+func (m *Module) release(ctx context.Context, chainID uint64, head uint64) (int, error) {
+	var read int
+	var queued []msgRow
+	err := pgx.BeginFunc(ctx, m.pool, func(tx pgx.Tx) error {
+		queued, read = queued[:0], 0
+		if err := lockChain(ctx, tx, chainID, false); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `SELECT endpoint_id, event_id, app_id, block_number, payload, created_at FROM process_holds
+			WHERE chain_id = $1 AND state = 'held' AND release_block <= $2
+			ORDER BY endpoint_id, block_number, event_id LIMIT $3 FOR UPDATE SKIP LOCKED`, int64(chainID), int64(head), releaseLimit)
+		if err != nil {
+			return fmt.Errorf("read due holds: %w", err)
+		}
+		var due []heldRow
+		for rows.Next() {
+			var h heldRow
+			if err := rows.Scan(&h.endpointID, &h.eventID, &h.appID, &h.blockNumber, &h.payload, &h.createdAt); err != nil {
+				rows.Close()
+				return fmt.Errorf("read due holds: %w", err)
+			}
+			due = append(due, h)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("read due holds: %w", err)
+		}
+		read = len(due)
+		if len(due) == 0 {
+			return nil
+		}
+		var msgs []msgRow
+		var relEP, relEv []string
+		states := map[string]string{}
+		state := func(appID string) string {
+			if s, ok := states[appID]; ok {
+				return s
+			}
+			s := hook.StatePending
+			if over, err := m.quota.QuotaExceeded(ctx, appID); err == nil && over {
+				s = hook.StateQuotaExceeded
+			}
+			states[appID] = s
+			return s
+		}
+		now := time.Now()
+		for start := 0; start < len(due); {
+			end := start
+			for end < len(due) && due[end].endpointID == due[start].endpointID {
+				end++
+			}
+			group := due[start:end]
+			start = end
+			t := m.ix.get(group[0].endpointID)
+			if t != nil && t.ep.Batching() {
+				k := t.ep.BatchMax
+				wait := time.Duration(t.ep.BatchWaitMS) * time.Millisecond
+				oldest := group[0].createdAt
+				for _, h := range group {
+					if h.createdAt.Before(oldest) {
+						oldest = h.createdAt
+					}
+				}
+				for len(group) > 0 {
+					n := min(k, len(group))
+					if n < k && now.Sub(oldest) < wait {
+						break // a partial batch waits for more events or for its time
+					}
+					msg, err := batchMessage(chainID, t.ep.ID, group[:n], head)
+					if err != nil {
+						return err
+					}
+					msg.state = state(group[0].appID)
+					msgs = append(msgs, msg)
+					for _, h := range group[:n] {
+						relEP, relEv = append(relEP, h.endpointID), append(relEv, h.eventID)
+					}
+					group = group[n:]
+				}
+				continue
+			}
+			for _, h := range group {
+				msg, err := singleMessage(chainID, h, head)
+				if err != nil {
+					return err
+				}
+				msg.state = state(h.appID)
+				msgs = append(msgs, msg)
+				relEP, relEv = append(relEP, h.endpointID), append(relEv, h.eventID)
+			}
+		}
+		if len(msgs) == 0 {
+			return nil
+		}
+		q, err := m.insertMessages(ctx, tx, msgs, false)
+		if err != nil {
+			return err
+		}
+		queued = q
+		_, err = tx.Exec(ctx, `UPDATE process_holds h SET state = 'released', updated_at = now()
+			FROM unnest($1::text[], $2::text[]) AS t(endpoint_id, event_id)
+			WHERE h.endpoint_id = t.endpoint_id AND h.event_id = t.event_id`, relEP, relEv)
+		if err != nil {
+			return fmt.Errorf("mark %d holds released: %w", len(relEP), err)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	if err := m.enqueue(ctx, queued); err != nil {
+		// The messages are committed and pending: deliver's sweep finds them.
+		return read, fmt.Errorf("queue released messages (deliver's sweep will pick them up): %w", err)
+	}
+	return read, nil
+}
+
+func setConfirmations(payload []byte, head uint64, block int64) (*Payload, error) {
+	var p Payload
+	if err := json.Unmarshal(payload, &p); err != nil {
+		return nil, fmt.Errorf("decode held payload: %w", err)
+	}
+	p.Confirmations = 0
+	if head > uint64(block) {
+		p.Confirmations = head - uint64(block)
+	}
+	return &p, nil
+}
+
+func singleMessage(chainID uint64, h heldRow, head uint64) (msgRow, error) {
+	p, err := setConfirmations(h.payload, head, h.blockNumber)
+	if err != nil {
+		return msgRow{}, err
+	}
+	body, err := json.Marshal(p)
+	if err != nil {
+		return msgRow{}, err
+	}
+	return msgRow{id: newMessageID(), appID: h.appID, endpointID: h.endpointID, eventID: h.eventID, typ: hook.TypeLog,
+		webhookID: hook.WebhookID(h.eventID, hook.TypeLog), chainID: int64(chainID), blockNumber: h.blockNumber,
+		blockHash: p.Block.Hash, txHash: p.Transaction.Hash, payload: body}, nil
+}
+
+func batchMessage(chainID uint64, endpointID string, hs []heldRow, head uint64) (msgRow, error) {
+	id := "batch_" + ulid.Make().String()
+	bp := BatchPayload{ID: id, Type: hook.TypeBatch, APIVersion: APIVersion, EndpointID: endpointID}
+	var top int64
+	for _, h := range hs {
+		p, err := setConfirmations(h.payload, head, h.blockNumber)
+		if err != nil {
+			return msgRow{}, err
+		}
+		b, err := json.Marshal(p)
+		if err != nil {
+			return msgRow{}, err
+		}
+		bp.Events = append(bp.Events, b)
+		top = max(top, h.blockNumber)
+	}
+	body, err := json.Marshal(bp)
+	if err != nil {
+		return msgRow{}, err
+	}
+	return msgRow{id: newMessageID(), appID: hs[0].appID, endpointID: endpointID, eventID: id, typ: hook.TypeBatch,
+		webhookID: id, chainID: int64(chainID), blockNumber: top, payload: body}, nil
+}
