@@ -2,9 +2,11 @@ package ui
 
 import (
 	"errors"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -17,6 +19,28 @@ type loginData struct {
 	Email     string
 	Next      string
 	LoginCSRF string
+	// InsecureTransport: cookies are Secure but the page came over plain
+	// HTTP from another host, so the browser drops them and sign-in fails.
+	InsecureTransport bool
+}
+
+// insecureTransport reports whether this request cannot keep a Secure
+// cookie: plain HTTP (no TLS, no X-Forwarded-Proto: https) to a host other
+// than localhost, which browsers treat as secure.
+func (u *UI) insecureTransport(c echo.Context) bool {
+	if !u.secure || c.Scheme() == "https" {
+		return false
+	}
+	host := c.Request().Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.Trim(host, "[]")
+	if strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost") {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip == nil || !ip.IsLoopback()
 }
 
 // loginPage shows the sign-in form. Before a session exists, CSRF is a
@@ -45,7 +69,7 @@ func (u *UI) showLogin(c echo.Context, status int, email, msg string) error {
 	}
 	return u.render(c, status, "login", view{
 		Title: "Sign in", Error: msg,
-		Data: loginData{Email: email, Next: safeNext(next), LoginCSRF: tok},
+		Data: loginData{Email: email, Next: safeNext(next), LoginCSRF: tok, InsecureTransport: u.insecureTransport(c)},
 	})
 }
 

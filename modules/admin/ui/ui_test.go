@@ -2,6 +2,7 @@ package ui
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -318,5 +319,43 @@ func TestDashboardRendersChainStatusFromIngestKeys(t *testing.T) {
 		if !strings.Contains(body, want) {
 			t.Fatalf("dashboard lacks %q:\n%s", want, body)
 		}
+	}
+}
+
+func TestLoginPageWarnsWhenSecureCookiesMeetPlainHTTPFromAnotherHost(t *testing.T) {
+	h := newHarnessWith(t, func(d *Deps) { d.SecureCookies = true })
+	page := func(host, proto string) string {
+		req, _ := http.NewRequest(http.MethodGet, h.srv.URL+"/login", nil)
+		req.Host = host
+		if proto != "" {
+			req.Header.Set("X-Forwarded-Proto", proto)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	if body := page("ethhook.example.com", ""); !strings.Contains(body, `id="insecure"`) {
+		t.Fatalf("plain HTTP from another host: no warning:\n%s", body)
+	}
+	for _, c := range [][2]string{{"ethhook.example.com", "https"}, {"localhost:8080", ""}, {"127.0.0.1:8080", ""}, {"[::1]:8080", ""}} {
+		if body := page(c[0], c[1]); strings.Contains(body, `id="insecure"`) {
+			t.Fatalf("host %s proto %q: warned although the cookie is kept", c[0], c[1])
+		}
+	}
+	h2 := newHarness(t) // cookies not Secure: nothing to warn about
+	req, _ := http.NewRequest(http.MethodGet, h2.srv.URL+"/login", nil)
+	req.Host = "ethhook.example.com"
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if strings.Contains(string(b), `id="insecure"`) {
+		t.Fatal("warned without Secure cookies")
 	}
 }

@@ -1,0 +1,66 @@
+package app
+
+import (
+	"fmt"
+	"net"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/rueidis"
+
+	"github.com/ethhook/ethhook/endpoint"
+	"github.com/ethhook/ethhook/message"
+	"github.com/ethhook/ethhook/modules/admin"
+	"github.com/ethhook/ethhook/modules/admin/ui"
+	"github.com/ethhook/ethhook/seal"
+)
+
+// mountUI adds the web UI's routes ("/", "/login", "/apps/...",
+// "/static/...") to the admin module's router, next to /api/v1, on the same
+// tenant store, endpoint and message services. The "admin" module spec
+// calls it right after admin.New.
+func mountUI(rt *Runtime, am *admin.Module, pool *pgxpool.Pool, rdb rueidis.Client, box *seal.Box) error {
+	if am == nil || pool == nil || rdb == nil || box == nil {
+		return fmt.Errorf("web UI: needs the admin module, Postgres, Redis and the secret box")
+	}
+	u, err := ui.New(ui.Deps{
+		Pool:           pool,
+		Redis:          rdb,
+		Keys:           rt.Keys(),
+		Tenant:         am.Store(),
+		Endpoints:      ui.EndpointsFrom(endpoint.New(pool, box, rdb, rt.Keys(), rt.Cfg.Chains), 0, am.SendTest),
+		Messages:       ui.MessagesFrom(message.New(pool, rdb, rt.Keys())),
+		Chains:         rt.Cfg.Chains,
+		SessionTTL:     rt.Cfg.Admin.JWTTTL,
+		SecureCookies:  secureCookies(rt.Cfg.HTTPAddr),
+		LoginRateLimit: rt.Cfg.Admin.LoginRateLimit,
+		Log:            logFor(rt, "ui"),
+	})
+	if err != nil {
+		return fmt.Errorf("web UI: %w", err)
+	}
+	u.Routes(am.Echo())
+	return nil
+}
+
+// secureCookies decides whether the UI's cookies are marked Secure (sent
+// over HTTPS only). They are, unless ETHHOOK_HTTP_ADDR listens on a
+// loopback address only: then nobody reaches the UI but through this
+// machine (local development over http://localhost, or a TLS-terminating
+// proxy on the same host), and a Secure cookie would only break plain-HTTP
+// use. Listening on every interface (":8080", the default) or a public
+// address means the UI is meant to be reached from elsewhere, which must be
+// over HTTPS (a proxy in front). Browsers accept Secure cookies from
+// http://localhost, so `make run` still works; the login page warns when
+// it is opened over plain HTTP from another host.
+func secureCookies(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return true
+	}
+	if strings.EqualFold(host, "localhost") {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip == nil || !ip.IsLoopback()
+}
