@@ -1,0 +1,562 @@
+// Package bench is the end-to-end load run behind `ethhook bench`: in one
+// process it runs the devnet (on its own loopback port), ingest, process
+// and deliver against the configured Postgres and Redis, with K endpoints
+// pointing at a built-in receiver that verifies every signature, mines at a
+// target rate and measures what each stage actually did.
+//
+// Every figure is measured: throughput from the events stream's entry ids,
+// process's counters and the receiver's 2xx count; latencies from the time
+// each block was mined, each stream entry's id time (milliseconds, set by
+// Redis), process's stream-entry -> queued histogram and the time each
+// webhook reached the receiver; memory from VmHWM and CPU from getrusage.
+//
+// A run is isolated from real data: a fresh Redis prefix, a fresh chain id,
+// a fresh application (on an unlimited "bench" plan); it deletes them at the
+// end unless told to keep them.
+package bench
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"runtime"
+	"runtime/pprof"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/rueidis"
+	"go.uber.org/zap"
+
+	"github.com/ethhook/ethhook/config"
+	"github.com/ethhook/ethhook/endpoint"
+	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/modules/deliver"
+	"github.com/ethhook/ethhook/modules/devnet"
+	"github.com/ethhook/ethhook/modules/ingest"
+	"github.com/ethhook/ethhook/modules/process"
+	"github.com/ethhook/ethhook/seal"
+	"github.com/ethhook/ethhook/sign"
+	"github.com/ethhook/ethhook/tenant"
+)
+
+// PlanID is the unlimited plan bench applications are created on (no
+// quota, endpoint cap or rate limit to throttle the run). It is created on
+// first use and left in place.
+const PlanID = "bench-unlimited"
+
+// Options choose the load.
+type Options struct {
+	Endpoints    int           // endpoints created, all pointing at the built-in receiver
+	Share        float64       // share of the devnet's logs each endpoint matches (>= 1: every log)
+	Rate         float64       // target events (logs) mined per second
+	LogsPerBlock int           // logs in every block; the block interval is LogsPerBlock/Rate
+	Warmup       time.Duration // mining before the measured window
+	Duration     time.Duration // the measured window
+	Drain        time.Duration // longest wait after mining for deliveries to finish
+	Seed         int64         // devnet seed
+	Keep         bool          // keep the application and Redis keys
+	CPUProfile   io.Writer     // CPU profile of the measured window, when set
+	Log          *zap.Logger
+}
+
+// Deps are the shared connections and the base configuration (the
+// ingest, process and delivery settings of the run come from it).
+type Deps struct {
+	Cfg   config.Config
+	Pool  *pgxpool.Pool
+	Redis rueidis.Client
+	Box   *seal.Box // seals endpoint secrets; nil: an ephemeral key for this run
+}
+
+// Validate checks the options.
+func (o Options) Validate() error {
+	var errs []error
+	if o.Endpoints < 1 {
+		errs = append(errs, fmt.Errorf("--endpoints: must be at least 1, got %d", o.Endpoints))
+	}
+	if o.Share <= 0 {
+		errs = append(errs, fmt.Errorf("--share: must be > 0, got %g", o.Share))
+	}
+	if o.Rate <= 0 {
+		errs = append(errs, fmt.Errorf("--rate: must be > 0, got %g", o.Rate))
+	}
+	if o.LogsPerBlock < 1 || o.LogsPerBlock > 100_000 {
+		errs = append(errs, fmt.Errorf("--logs-per-block: must be 1..100000, got %d", o.LogsPerBlock))
+	}
+	if o.Duration <= 0 {
+		errs = append(errs, fmt.Errorf("--duration: must be > 0, got %s", o.Duration))
+	}
+	if o.Warmup < 0 || o.Drain < 0 {
+		errs = append(errs, errors.New("--warmup and --drain must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// BlockInterval is the time between mined blocks.
+func (o Options) BlockInterval() time.Duration {
+	return time.Duration(float64(o.LogsPerBlock) / o.Rate * float64(time.Second))
+}
+
+// Run performs one bench run and returns what it measured.
+func Run(ctx context.Context, d Deps, o Options) (res Result, err error) {
+	if err := o.Validate(); err != nil {
+		return res, err
+	}
+	if o.Log == nil {
+		o.Log = zap.NewNop()
+	}
+	log := o.Log
+	suffix := randHex(6)
+	chainID := 900_000_000 + randUint(99_999_999)
+	cfg := d.Cfg
+	cfg.Redis.Prefix = "bench-" + suffix + ":"
+	cfg.Process.Consumer = "bench-" + suffix
+	cfg.Delivery.AllowCIDRs = append(append([]string{}, cfg.Delivery.AllowCIDRs...), "127.0.0.0/8")
+	expected := int64(o.Rate*(o.Warmup+o.Duration).Seconds()) + int64(o.LogsPerBlock)
+	if cfg.Ingest.StreamMaxLen < 2*expected {
+		cfg.Ingest.StreamMaxLen = 2 * expected // the stream is read back after the run
+	}
+	keys := hook.Keys{Prefix: cfg.Redis.Prefix}
+	box := d.Box
+	if box == nil {
+		k := make([]byte, 32)
+		if _, err := rand.Read(k); err != nil {
+			return res, err
+		}
+		if box, err = seal.New(k); err != nil {
+			return res, err
+		}
+	}
+	res = Result{
+		Endpoints: o.Endpoints, ShareTarget: o.Share, RateTarget: o.Rate, LogsPerBlock: o.LogsPerBlock,
+		BlockInterval: Millis(o.BlockInterval()), Warmup: Millis(o.Warmup), Duration: Millis(o.Duration),
+		RedisPrefix: cfg.Redis.Prefix, ChainID: chainID, GOMAXPROCS: runtime.GOMAXPROCS(0), NumCPU: runtime.NumCPU(),
+	}
+
+	// Cleanup runs whatever happens after this point.
+	var appID string
+	defer func() {
+		if o.Keep {
+			return
+		}
+		cctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if cerr := cleanup(cctx, d, keys, appID, chainID); cerr != nil {
+			log.Warn("bench cleanup", zap.Error(cerr))
+			err = errors.Join(err, cerr)
+		}
+	}()
+
+	// The devnet on its own loopback port; the bench mines, not the node.
+	node := devnet.New(devnet.Config{ChainID: chainID, Seed: o.Seed, LogsPerBlock: o.LogsPerBlock, FixedLogs: true, RetainBlocks: 4096})
+	nodeLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return res, fmt.Errorf("devnet listen: %w", err)
+	}
+	nodeSrv := &http.Server{Handler: node.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go nodeSrv.Serve(nodeLn)
+	defer nodeSrv.Close()
+	addr := nodeLn.Addr().String()
+	chain := config.Chain{Name: "bench", ID: chainID, WSURLs: []string{"ws://" + addr + "/"}, HTTPURL: "http://" + addr + "/",
+		BlockTime: o.BlockInterval(), ReorgDepth: 64}
+	cfg.Chains = []config.Chain{chain}
+
+	// The receiver.
+	rcv := newReceiver()
+	rcvLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return res, fmt.Errorf("receiver listen: %w", err)
+	}
+	rcvSrv := &http.Server{Handler: rcv, ReadHeaderTimeout: 10 * time.Second}
+	go rcvSrv.Serve(rcvLn)
+	defer rcvSrv.Close()
+
+	// The application and its endpoints.
+	apps := tenant.New(d.Pool)
+	if _, err := apps.GetPlan(ctx, PlanID); errors.Is(err, hook.ErrNotFound) {
+		if _, err := apps.CreatePlan(ctx, hook.Operator, tenant.Plan{ID: PlanID, Name: "Bench (unlimited)"}); err != nil {
+			if _, gerr := apps.GetPlan(ctx, PlanID); gerr != nil { // a concurrent run may have created it
+				return res, fmt.Errorf("create plan %s: %w", PlanID, err)
+			}
+		}
+	} else if err != nil {
+		return res, err
+	}
+	app, err := apps.CreateApplication(ctx, hook.Operator, "bench-"+suffix, PlanID)
+	if err != nil {
+		return res, fmt.Errorf("create application: %w", err)
+	}
+	appID = app.ID
+	res.AppID = appID
+	filters, nominal, err := endpointFilters(o, chainID)
+	if err != nil {
+		return res, err
+	}
+	res.ShareNominal = nominal
+	eps := endpoint.New(d.Pool, box, d.Redis, keys, cfg.Chains)
+	zero := 0
+	for i := 0; i < o.Endpoints; i++ {
+		_, secret, err := eps.Create(ctx, hook.Operator, appID, endpoint.Input{
+			URL:           fmt.Sprintf("http://%s/e/%d", rcvLn.Addr(), i),
+			Description:   fmt.Sprintf("bench endpoint %d", i),
+			Filter:        filters[i],
+			Confirmations: &zero,
+		})
+		if err != nil {
+			return res, fmt.Errorf("create endpoint %d: %w", i, err)
+		}
+		k, err := sign.Key(secret)
+		if err != nil {
+			return res, err
+		}
+		rcv.keys = append(rcv.keys, k)
+	}
+
+	// The pipeline.
+	reg := prometheus.NewRegistry()
+	mlog := log.WithOptions(zap.IncreaseLevel(zap.WarnLevel))
+	ing, err := ingest.New(cfg, cfg.Chains, d.Redis, mlog.With(zap.String("module", "ingest")), reg)
+	if err != nil {
+		return res, err
+	}
+	proc, err := process.New(cfg, d.Pool, d.Redis, cfg.Chains, mlog.With(zap.String("module", "process")), reg)
+	if err != nil {
+		return res, err
+	}
+	del, err := deliver.New(cfg, d.Pool, d.Redis, box, "bench", mlog.With(zap.String("module", "deliver")), reg)
+	if err != nil {
+		return res, err
+	}
+	mods := []module{ing, proc, del}
+	runCtx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	errc := make(chan error, len(mods))
+	for _, m := range mods {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := m.Run(runCtx); err != nil && runCtx.Err() == nil {
+				errc <- fmt.Errorf("%s: %w", m.Name(), err)
+			}
+		}()
+	}
+	defer func() { stop(); wg.Wait() }()
+	if err := waitReady(runCtx, errc, mods, 60*time.Second); err != nil {
+		return res, err
+	}
+	log.Info("bench: pipeline ready; mining", zap.String("prefix", cfg.Redis.Prefix), zap.Uint64("chain_id", chainID),
+		zap.Duration("block_interval", o.BlockInterval()))
+
+	// Mine: warmup, then the measured window.
+	t0 := time.Now()
+	ws, we := t0.Add(o.Warmup), t0.Add(o.Warmup+o.Duration)
+	rcv.setWindow(ws, we)
+	var before, after snapshot
+	mineErr := make(chan error, 1)
+	go func() { mineErr <- mine(runCtx, node, rcv, t0, we, o.BlockInterval()) }()
+	if err := sleepUntil(runCtx, errc, ws); err != nil {
+		return res, err
+	}
+	before = takeSnapshot(reg)
+	if o.CPUProfile != nil {
+		if err := pprof.StartCPUProfile(o.CPUProfile); err != nil {
+			return res, fmt.Errorf("cpu profile: %w", err)
+		}
+	}
+	if err := sleepUntil(runCtx, errc, we); err != nil {
+		pprof.StopCPUProfile()
+		return res, err
+	}
+	after = takeSnapshot(reg)
+	if o.CPUProfile != nil {
+		pprof.StopCPUProfile()
+	}
+	if err := <-mineErr; err != nil {
+		return res, err
+	}
+
+	// Drain: wait until every queued message reached the receiver, or
+	// progress stops, or --drain runs out.
+	drainStart := time.Now()
+	last, lastMove := int64(-1), time.Now()
+	for time.Since(drainStart) < o.Drain {
+		queued := int64(counterSum(reg, "ethhook_process_messages_total"))
+		got := rcv.ok.Load()
+		if got >= queued && queued > 0 && time.Since(drainStart) > 500*time.Millisecond {
+			break
+		}
+		if got != last {
+			last, lastMove = got, time.Now()
+		} else if time.Since(lastMove) > 5*time.Second {
+			break
+		}
+		if err := sleepUntil(runCtx, errc, time.Now().Add(200*time.Millisecond)); err != nil {
+			return res, err
+		}
+	}
+	res.Drained = Millis(time.Since(drainStart))
+	end := takeSnapshot(reg)
+	stop()
+	wg.Wait()
+
+	// Figures.
+	win := o.Duration.Seconds()
+	res.Window = windowFigures(before, after, win)
+	res.CPUSecondsTotal = end.cpu.Seconds()
+	res.PeakRSSMB = end.hwmKB / 1024
+	res.Mined = rcv.minedInWindow()
+	res.MinedPerSec = float64(res.Mined) / win
+	res.MessagesQueuedTotal = int64(end.messages)
+	res.EventsProcessedTotal = int64(end.events)
+
+	res.Received, res.Verified, res.Rejected = rcv.total.Load(), rcv.ok.Load(), rcv.bad.Load()
+	res.DeliveredInWindow = rcv.okInWindow.Load()
+	res.WebhooksPerSec = float64(res.DeliveredInWindow) / win
+	res.MinedToReceived = summarize(rcv.latencies())
+
+	stream, err := readStream(ctx, d.Redis, keys.Events(chainID), rcv, ws, we)
+	if err != nil {
+		return res, err
+	}
+	res.IngestedInWindow = stream.inWindow
+	res.EventsPerSec = float64(stream.inWindow) / win
+	res.MinedToStream = summarize(stream.lat)
+	res.MinedToStream.Missing = res.Mined - int64(len(stream.lat))
+	res.StreamToQueued = histQuantiles(before.queueHist, after.queueHist)
+	if res.Window.Events > 0 {
+		res.ShareMeasured = float64(res.Window.Messages) / float64(res.Window.Events) / float64(o.Endpoints)
+	}
+
+	states, err := messageStates(ctx, d.Pool, appID)
+	if err != nil {
+		return res, err
+	}
+	res.MessageStates = states
+	res.Succeeded = states[hook.StateSucceeded]
+	return res, nil
+}
+
+type module interface {
+	Name() string
+	Run(ctx context.Context) error
+	Ready() bool
+}
+
+func waitReady(ctx context.Context, errc <-chan error, mods []module, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		var waiting []string
+		for _, m := range mods {
+			if !m.Ready() {
+				waiting = append(waiting, m.Name())
+			}
+		}
+		if len(waiting) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("modules not ready after %s: %s", limit, strings.Join(waiting, ", "))
+		}
+		if err := sleepUntil(ctx, errc, time.Now().Add(50*time.Millisecond)); err != nil {
+			return err
+		}
+	}
+}
+
+// sleepUntil waits for t, a module failure or the end of ctx.
+func sleepUntil(ctx context.Context, errc <-chan error, t time.Time) error {
+	tm := time.NewTimer(time.Until(t))
+	defer tm.Stop()
+	select {
+	case <-tm.C:
+		return nil
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// mine mines one block every interval from t0 until end, recording when each
+// was mined. A late block is mined at once (the schedule catches up) so the
+// achieved rate is what the node can do; it is reported as measured.
+func mine(ctx context.Context, node *devnet.Node, rcv *receiver, t0, end time.Time, interval time.Duration) error {
+	for k := 0; ; k++ {
+		at := t0.Add(time.Duration(k) * interval)
+		if !at.Before(end) {
+			return nil
+		}
+		if d := time.Until(at); d > 0 {
+			select {
+			case <-time.After(d):
+			case <-ctx.Done():
+				return nil
+			}
+		}
+		blocks := node.Mine(1)
+		now := time.Now()
+		for _, b := range blocks {
+			rcv.mined(strings.ToLower(b.Hash.Hex()), now, len(b.Logs))
+		}
+	}
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func randUint(max int64) uint64 {
+	n, err := rand.Int(rand.Reader, big.NewInt(max))
+	if err != nil {
+		return uint64(time.Now().UnixNano() % max)
+	}
+	return n.Uint64()
+}
+
+// cleanup deletes the run's application (cascading to endpoints, messages,
+// attempts, holds, usage), process's head row of the run's chain and every
+// Redis key under the run's prefix.
+func cleanup(ctx context.Context, d Deps, keys hook.Keys, appID string, chainID uint64) error {
+	var errs []error
+	if appID != "" {
+		if err := tenant.New(d.Pool).DeleteApplication(ctx, hook.Operator, appID); err != nil {
+			errs = append(errs, fmt.Errorf("delete application %s: %w", appID, err))
+		}
+	}
+	if _, err := d.Pool.Exec(ctx, `DELETE FROM process_heads WHERE chain_id = $1`, int64(chainID)); err != nil {
+		errs = append(errs, fmt.Errorf("delete process head of chain %d: %w", chainID, err))
+	}
+	if err := deleteKeys(ctx, d.Redis, keys.Prefix); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func deleteKeys(ctx context.Context, rdb rueidis.Client, prefix string) error {
+	var cursor uint64
+	for {
+		e, err := rdb.Do(ctx, rdb.B().Scan().Cursor(cursor).Match(prefix+"*").Count(1000).Build()).AsScanEntry()
+		if err != nil {
+			return fmt.Errorf("scan %s*: %w", prefix, err)
+		}
+		for _, k := range e.Elements {
+			if err := rdb.Do(ctx, rdb.B().Del().Key(k).Build()).Error(); err != nil {
+				return fmt.Errorf("delete %s: %w", k, err)
+			}
+		}
+		if cursor = e.Cursor; cursor == 0 {
+			return nil
+		}
+	}
+}
+
+func messageStates(ctx context.Context, pool *pgxpool.Pool, appID string) (map[string]int64, error) {
+	rows, err := pool.Query(ctx, `SELECT state, count(*) FROM messages WHERE app_id = $1 GROUP BY state`, appID)
+	if err != nil {
+		return nil, fmt.Errorf("count messages: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var s string
+		var n int64
+		if err := rows.Scan(&s, &n); err != nil {
+			return nil, err
+		}
+		out[s] = n
+	}
+	return out, rows.Err()
+}
+
+// streamFigures is what the events stream says about the window.
+type streamFigures struct {
+	inWindow int64     // entries whose id time falls in the window
+	lat      []float64 // ms, mined -> entry, for events of blocks mined in the window
+}
+
+// readStream reads the run's events stream back and times every entry by
+// its id (Redis's clock, milliseconds).
+func readStream(ctx context.Context, rdb rueidis.Client, key string, rcv *receiver, ws, we time.Time) (streamFigures, error) {
+	var out streamFigures
+	start := "-"
+	wsMs, weMs := ws.UnixMilli(), we.UnixMilli()
+	for {
+		entries, err := rdb.Do(ctx, rdb.B().Xrange().Key(key).Start(start).End("+").Count(5000).Build()).AsXRange()
+		if err != nil {
+			return out, fmt.Errorf("read %s: %w", key, err)
+		}
+		for _, e := range entries {
+			ms, err := strconv.ParseInt(e.ID[:strings.IndexByte(e.ID, '-')], 10, 64)
+			if err != nil {
+				return out, fmt.Errorf("stream id %q: %w", e.ID, err)
+			}
+			if ms >= wsMs && ms < weMs {
+				out.inWindow++
+			}
+			if e.FieldValues["type"] != hook.TypeLog {
+				continue
+			}
+			if mined, ok := rcv.minedAt(blockHashOf(e.FieldValues["id"])); ok && rcv.inWindow(mined) {
+				out.lat = append(out.lat, float64(ms-mined.UnixMilli()))
+			}
+		}
+		if len(entries) < 5000 {
+			return out, nil
+		}
+		start = "(" + entries[len(entries)-1].ID
+	}
+}
+
+// blockHashOf takes the block hash out of an event id (chain:hash:index).
+func blockHashOf(eventID string) string {
+	i := strings.IndexByte(eventID, ':')
+	j := strings.LastIndexByte(eventID, ':')
+	if i < 0 || j <= i {
+		return ""
+	}
+	return eventID[i+1 : j]
+}
+
+// summarize sorts ms samples into percentiles.
+func summarize(ms []float64) Dist {
+	d := Dist{N: int64(len(ms))}
+	if len(ms) == 0 {
+		return d
+	}
+	sort.Float64s(ms)
+	q := func(p float64) float64 {
+		i := int(p*float64(len(ms))+0.999999) - 1
+		if i < 0 {
+			i = 0
+		}
+		if i >= len(ms) {
+			i = len(ms) - 1
+		}
+		return ms[i]
+	}
+	d.P50, d.P95, d.P99, d.Max = q(.50), q(.95), q(.99), ms[len(ms)-1]
+	return d
+}
+
+// cpuTime is user+system CPU time of this process so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}

@@ -1,0 +1,98 @@
+package bench
+
+import (
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ethhook/ethhook/sign"
+)
+
+// tolerance is how far webhook-timestamp may be from the receiver's clock.
+const tolerance = 5 * time.Minute
+
+// receiver is the built-in webhook receiver: endpoint i posts to /e/<i>,
+// whose signature is checked with endpoint i's secret (the package sign
+// Verify a customer's receiver would use). It answers 200 to a valid
+// webhook and 401 to anything else, and times each valid one against the
+// moment its block was mined.
+type receiver struct {
+	keys [][]byte // by endpoint index; set before the pipeline starts
+
+	ws, we time.Time // measured window; set before mining starts
+
+	mu        sync.Mutex
+	blocks    map[string]time.Time // block hash -> mined
+	minedWin  int64                // logs of blocks mined in the window
+	latencyMS []float64            // mined -> received, valid webhooks of blocks mined in the window
+
+	total, ok, bad, okInWindow atomic.Int64
+}
+
+func newReceiver() *receiver {
+	return &receiver{blocks: map[string]time.Time{}}
+}
+
+func (r *receiver) setWindow(ws, we time.Time) { r.ws, r.we = ws, we }
+
+func (r *receiver) inWindow(t time.Time) bool { return !t.Before(r.ws) && t.Before(r.we) }
+
+func (r *receiver) mined(hash string, at time.Time, logs int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.blocks[hash] = at
+	if r.inWindow(at) {
+		r.minedWin += int64(logs)
+	}
+}
+
+func (r *receiver) minedAt(hash string) (time.Time, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t, ok := r.blocks[hash]
+	return t, ok
+}
+
+func (r *receiver) minedInWindow() int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.minedWin
+}
+
+func (r *receiver) latencies() []float64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]float64(nil), r.latencyMS...)
+}
+
+func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	now := time.Now()
+	r.total.Add(1)
+	body, err := io.ReadAll(io.LimitReader(req.Body, 4<<20))
+	idx, perr := strconv.Atoi(strings.TrimPrefix(req.URL.Path, "/e/"))
+	if err != nil || perr != nil || idx < 0 || idx >= len(r.keys) {
+		r.bad.Add(1)
+		http.Error(w, "unknown endpoint path", http.StatusNotFound)
+		return
+	}
+	id := req.Header.Get("webhook-id")
+	if err := sign.Verify(r.keys[idx], id, req.Header.Get("webhook-timestamp"), req.Header.Get("webhook-signature"), body, now, tolerance); err != nil {
+		r.bad.Add(1)
+		http.Error(w, "invalid webhook: "+err.Error(), http.StatusUnauthorized)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+	r.ok.Add(1)
+	if r.inWindow(now) {
+		r.okInWindow.Add(1)
+	}
+	r.mu.Lock()
+	if mined, found := r.blocks[blockHashOf(id)]; found && r.inWindow(mined) {
+		r.latencyMS = append(r.latencyMS, float64(now.Sub(mined))/float64(time.Millisecond))
+	}
+	r.mu.Unlock()
+}
