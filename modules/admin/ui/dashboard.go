@@ -17,19 +17,28 @@ import (
 )
 
 // chainStatus is one chain's row on the dashboard, read from the keys the
-// ingest module writes under `<prefix>{<chain_id>}:`.
+// ingest module writes under `<prefix>{<chain_id>}:`: the cursor
+// ("<number>:<hash>" of the last committed block), the lease and the events
+// stream. Ingest does not publish the chain's head, so the lag behind the
+// head is shown only if a `:head` key exists; otherwise the dashboard shows
+// what is real: the committed block and the newest published event's block
+// and block time (how fresh the stream is).
 type chainStatus struct {
 	ID        uint64
 	Name      string
 	Committed uint64 // last block committed to the events stream (cursor)
 	HasCursor bool
-	Head      uint64 // newest head seen, when the ingester records it
+	Head      uint64 // newest head seen, when a head key exists
 	HasHead   bool
-	Lag       uint64
-	Holder    string  // lease holder (the active ingester)
-	Rate      float64 // events/s published, measured between two dashboard reads
-	HasRate   bool
-	Err       string
+	Lag       uint64 // Head - Committed, only when HasHead
+	// The newest entry of the events stream: its block and block time.
+	LastBlock   uint64
+	LastBlockAt time.Time
+	HasLast     bool
+	Holder      string  // lease holder (the active ingester)
+	Rate        float64 // events/s published, measured between two dashboard reads
+	HasRate     bool
+	Err         string
 }
 
 // rateSample remembers a stream's entries-added counter so the next read
@@ -81,6 +90,7 @@ func (u *UI) chainStatuses(ctx context.Context) []chainStatus {
 			u.redis.B().Get().Key(u.keys.Chain(ch.ID, "head")).Build(),
 			u.redis.B().Get().Key(u.keys.Chain(ch.ID, "lease")).Build(),
 			u.redis.B().XinfoStream().Key(u.keys.Events(ch.ID)).Build(),
+			u.redis.B().Xrevrange().Key(u.keys.Events(ch.ID)).End("+").Start("-").Count(1).Build(),
 		)
 		if cur, err := res[0].ToString(); err == nil {
 			num, _, _ := strings.Cut(cur, ":")
@@ -96,10 +106,7 @@ func (u *UI) chainStatuses(ctx context.Context) []chainStatus {
 				st.Head, st.HasHead = n, true
 			}
 		}
-		if !st.HasHead && st.HasCursor {
-			st.Head = st.Committed
-		}
-		if st.Head > st.Committed {
+		if st.HasHead && st.HasCursor && st.Head > st.Committed {
 			st.Lag = st.Head - st.Committed
 		}
 		if l, err := res[2].ToString(); err == nil {
@@ -109,6 +116,14 @@ func (u *UI) chainStatuses(ctx context.Context) []chainStatus {
 			if v, ok := info["entries-added"]; ok {
 				if n, err := v.AsInt64(); err == nil {
 					st.Rate, st.HasRate = u.rates.observe(ch.ID, uint64(n), time.Now())
+				}
+			}
+		}
+		if entries, err := res[4].AsXRange(); err == nil && len(entries) > 0 {
+			if ev, err := hook.ParseEntry(entries[0].FieldValues); err == nil {
+				st.LastBlock, st.HasLast = ev.Block.Number, true
+				if ev.Block.Timestamp > 0 {
+					st.LastBlockAt = time.Unix(int64(ev.Block.Timestamp), 0)
 				}
 			}
 		}

@@ -315,7 +315,7 @@ func TestDashboardRendersChainStatusFromIngestKeys(t *testing.T) {
 	c.login("admin@example.com")
 	resp, body := c.get("/dashboard/live")
 	wantStatus(t, resp, body, http.StatusOK)
-	for _, want := range []string{"devnet", "1234", "1200", ">34<", "No delivery attempts", "No failed deliveries"} {
+	for _, want := range []string{"devnet", "1200", ">34 blocks<", "No delivery attempts", "No failed deliveries"} {
 		if !strings.Contains(body, want) {
 			t.Fatalf("dashboard lacks %q:\n%s", want, body)
 		}
@@ -357,5 +357,41 @@ func TestLoginPageWarnsWhenSecureCookiesMeetPlainHTTPFromAnotherHost(t *testing.
 	resp.Body.Close()
 	if strings.Contains(string(b), `id="insecure"`) {
 		t.Fatal("warned without Secure cookies")
+	}
+}
+
+func TestDashboardWithoutAHeadKeyShowsTheCommittedBlockAndNewestEventNotAMadeUpLag(t *testing.T) {
+	h := newHarness(t)
+	h.user("admin@example.com", tenant.RoleAdmin)
+	ctx := context.Background()
+	rdb := h.ui.redis
+	if err := rdb.Do(ctx, rdb.B().Set().Key(h.keys.Chain(31337, "cursor")).Value("1200:0xabc").Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	mined := time.Now().Add(-90 * time.Second)
+	ev := hook.Event{ID: hook.EventID(31337, "0xdef", 3), Type: hook.TypeLog, Chain: hook.Chain{ID: 31337, Name: "devnet"},
+		Block: hook.Block{Number: 1187, Hash: "0xdef", Timestamp: uint64(mined.Unix())}}
+	fields, err := ev.Fields()
+	if err != nil {
+		t.Fatal(err)
+	}
+	add := rdb.B().Xadd().Key(h.keys.Events(31337)).Id("*").FieldValue()
+	for k, v := range fields {
+		add = add.FieldValue(k, v)
+	}
+	if err := rdb.Do(ctx, add.Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	c := h.client()
+	c.login("admin@example.com")
+	resp, body := c.get("/dashboard/live")
+	wantStatus(t, resp, body, http.StatusOK)
+	for _, want := range []string{`class="committed">1200<`, "not known", "block 1187", "mined 1m"} {
+		if !strings.Contains(body, want) {
+			t.Fatalf("dashboard lacks %q:\n%s", want, body)
+		}
+	}
+	if strings.Contains(body, " blocks</span>") {
+		t.Fatalf("dashboard shows a lag although no head is known:\n%s", body)
 	}
 }
