@@ -20,9 +20,10 @@ import (
 // ingest module writes under `<prefix>{<chain_id>}:`: the cursor
 // ("<number>:<hash>" of the last committed block), the lease and the events
 // stream. Ingest does not publish the chain's head, so the lag behind the
-// head is shown only if a `:head` key exists; otherwise the dashboard shows
-// what is real: the committed block and the newest published event's block
-// and block time (how fresh the stream is).
+// head is shown when the `:head` key exists (ingest writes it, best effort,
+// expiring); otherwise "not known", never a made-up number. Next to it: the
+// newest published event's block and when it was published (how fresh the
+// stream is).
 type chainStatus struct {
 	ID        uint64
 	Name      string
@@ -31,14 +32,15 @@ type chainStatus struct {
 	Head      uint64 // newest head seen, when a head key exists
 	HasHead   bool
 	Lag       uint64 // Head - Committed, only when HasHead
-	// The newest entry of the events stream: its block and block time.
-	LastBlock   uint64
-	LastBlockAt time.Time
-	HasLast     bool
-	Holder      string  // lease holder (the active ingester)
-	Rate        float64 // events/s published, measured between two dashboard reads
-	HasRate     bool
-	Err         string
+	// The newest entry of the events stream: its block and when ingest
+	// published it (the stream entry id's time).
+	LastBlock uint64
+	LastAt    time.Time
+	HasLast   bool
+	Holder    string  // lease holder (the active ingester)
+	Rate      float64 // events/s published, measured between two dashboard reads
+	HasRate   bool
+	Err       string
 }
 
 // rateSample remembers a stream's entries-added counter so the next read
@@ -122,8 +124,10 @@ func (u *UI) chainStatuses(ctx context.Context) []chainStatus {
 		if entries, err := res[4].AsXRange(); err == nil && len(entries) > 0 {
 			if ev, err := hook.ParseEntry(entries[0].FieldValues); err == nil {
 				st.LastBlock, st.HasLast = ev.Block.Number, true
-				if ev.Block.Timestamp > 0 {
-					st.LastBlockAt = time.Unix(int64(ev.Block.Timestamp), 0)
+				// Ingest appends with XADD *: the entry id is its time in ms.
+				ms, _, _ := strings.Cut(entries[0].ID, "-")
+				if n, err := strconv.ParseInt(ms, 10, 64); err == nil && n > 0 {
+					st.LastAt = time.UnixMilli(n)
 				}
 			}
 		}
