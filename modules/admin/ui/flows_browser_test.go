@@ -4,6 +4,8 @@ package ui
 
 import (
 	"context"
+	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -40,8 +42,8 @@ func TestBrowserAdminCreatesEndpointSeesDeliveriesArriveLiveAndReplaysOne(t *tes
 	b.login("admin@example.com", testPassword)
 	b.shot("dashboard")
 	b.phone("dashboard")
-	if txt := b.text("main"); !has(txt, "devnet") || !has(txt, "No delivery attempts") {
-		t.Fatalf("dashboard:\n%s", txt)
+	if txt := b.text("main"); !has(txt, "devnet") || !has(txt, "No delivery attempts") || has(txt, "No block committed yet") {
+		t.Fatalf("dashboard (ingest is running, so the devnet has a committed block):\n%s", txt)
 	}
 
 	b.open("/apps")
@@ -93,30 +95,58 @@ func TestBrowserAdminCreatesEndpointSeesDeliveriesArriveLiveAndReplaysOne(t *tes
 		t.Fatalf("revealed secret %q, want the endpoint's whsec_ secret", secret)
 	}
 	b.shot("endpoint-secret")
+	// From here on the receiver verifies every webhook with that secret.
+	if err := st.receiver.setKey(secret); err != nil {
+		t.Fatal(err)
+	}
 
-	// The delivery list, live: rows appear without reloading the page.
+	// Send a test event: it goes through deliver like any message.
+	b.do("send a test event",
+		chromedp.Click(chromedp.CSS(`form[action$="/test"] button`)),
+		chromedp.WaitVisible(chromedp.CSS(`#test-result .flash`)))
+	b.shot("endpoint-test-sent")
+	waitFor(t, "the test event at the receiver", func() bool { return st.receiver.countType("test") == 1 }, 60*time.Second)
+
+	// The delivery list, live: the devnet mines, ingest, process and
+	// deliver turn its Transfer logs into webhooks, and rows appear without
+	// reloading the page.
 	b.open("/apps/" + app.ID + "/messages")
-	b.shot("deliveries-empty")
+	b.shot("deliveries-before")
 	evalJS[bool](b, `window.__sameDocument = 'yes'; true`)
-	ids := st.emit(context.Background(), app.ID, epID, 3, 100)
-	b.eventually("three delivered messages in the live list",
-		`document.querySelectorAll('#rows tr[data-message]').length === 3 &&
-		 [...document.querySelectorAll('#rows tr[data-message]')].every(r => r.innerText.includes('succeeded'))`, 60*time.Second)
+	st.startMining()
+	b.eventually("three delivered Transfer logs in the live list",
+		`[...document.querySelectorAll('#rows tr[data-message]')].filter(r => r.innerText.includes('log ·') && r.innerText.includes('succeeded')).length >= 3`,
+		90*time.Second)
+	st.stopMiningNow()
 	if evalJS[string](b, `window.__sameDocument || 'reloaded'`) != "yes" {
 		t.Fatal("the page was reloaded; rows must arrive by themselves")
 	}
 	b.shot("deliveries-live")
-	b.phone("deliveries-live")
-	if n := st.receiver.count(); n != 3 {
-		t.Fatalf("receiver got %d webhooks, want 3", n)
+	st.settle(epID)
+	counts := st.messageCounts(epID)
+	logs := st.receiver.countType("log")
+	if counts[hook.StateSucceeded] != logs+1 || len(counts) != 1 {
+		t.Fatalf("messages by state %v; the receiver verified %d logs and 1 test event", counts, logs)
 	}
+	if bad := st.receiver.rejected(); len(bad) > 0 {
+		t.Fatalf("webhooks with a bad signature: %v", bad)
+	}
+	b.eventually("the list shows every message succeeded",
+		`[...document.querySelectorAll('#rows tr[data-message]')].every(r => r.innerText.includes('succeeded'))`, 30*time.Second)
+	b.phone("deliveries-live")
 
 	// Open one: payload, request headers, its attempt.
+	var msgID string
+	var block int64
+	if err := st.pool.QueryRow(context.Background(), `SELECT id, block_number FROM messages WHERE endpoint_id = $1 AND type = 'log'
+		ORDER BY created_at DESC, id DESC LIMIT 1`, epID).Scan(&msgID, &block); err != nil {
+		t.Fatal(err)
+	}
 	b.do("open a message",
-		chromedp.Click(chromedp.CSS(`#m-`+ids[0])),
+		chromedp.Click(chromedp.CSS(`#m-`+msgID)),
 		chromedp.WaitVisible(chromedp.CSS(`#attempt-list`)))
 	txt := b.text("main")
-	for _, want := range []string{"Attempt 1", "HTTP 200", `"name": "Transfer"`, ids[0]} {
+	for _, want := range []string{"Attempt 1", "HTTP 200", `"name": "Transfer"`, msgID, "devnet"} {
 		if !has(txt, want) {
 			t.Fatalf("message page lacks %q:\n%s", want, txt)
 		}
@@ -128,14 +158,55 @@ func TestBrowserAdminCreatesEndpointSeesDeliveriesArriveLiveAndReplaysOne(t *tes
 	b.shot("message")
 
 	// Replay it and watch the second attempt appear.
+	before := st.receiver.count()
 	b.do("replay", chromedp.Click(chromedp.CSS(`form[action$="/replay"] button`)), chromedp.WaitVisible(chromedp.CSS(`.flash`)))
 	b.eventually("a second attempt",
 		`document.querySelectorAll('#attempt-list li.attempt').length === 2 && document.querySelector('#attempt-list').innerText.includes('Attempt 2')`, 60*time.Second)
 	b.eventually("the state badge follows the replay", `document.querySelector('#msg-state').innerText === 'succeeded'`, 30*time.Second)
 	b.shot("message-replayed")
-	if n := st.receiver.count(); n != 4 {
-		t.Fatalf("receiver got %d webhooks after the replay, want 4", n)
+	if n := st.receiver.count(); n != before+1 {
+		t.Fatalf("receiver got %d webhooks after the replay, want %d", n, before+1)
 	}
+
+	// Replay a range: every finished message of the endpoint from a block on.
+	var from int64
+	var want int
+	if err := st.pool.QueryRow(context.Background(), `SELECT min(block_number) FROM messages WHERE endpoint_id = $1 AND type = 'log'`,
+		epID).Scan(&from); err != nil {
+		t.Fatal(err)
+	}
+	from = (from + block + 1) / 2 // from the middle of the delivered blocks
+	if err := st.pool.QueryRow(context.Background(), `SELECT count(*) FROM messages WHERE endpoint_id = $1 AND block_number >= $2
+		AND state IN ('succeeded', 'failed', 'dead')`, epID, from).Scan(&want); err != nil {
+		t.Fatal(err)
+	}
+	before = st.receiver.count()
+	b.open("/apps/" + app.ID + "/messages?endpoint=" + epID)
+	b.do("fill the range replay form",
+		chromedp.SetValue(chromedp.CSS(`#r-ep`), epID),
+		chromedp.SendKeys(chromedp.CSS(`#r-fb`), strconv.FormatInt(from, 10)),
+		chromedp.Click(chromedp.CSS(`input[name="only_failed"]`)), // off: replay succeeded ones too
+	)
+	b.shot("replay-range-filled")
+	b.do("replay the range",
+		chromedp.Click(chromedp.CSS(`form[action$="/replay"] button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`.flash`)))
+	if flash := b.text(".flash"); !has(flash, fmt.Sprintf("Replay queued for %d messages.", want)) || want == 0 {
+		t.Fatalf("range replay flash %q, want %d messages", flash, want)
+	}
+	waitFor(t, "the replayed range at the receiver", func() bool { return st.receiver.count() >= before+want }, 90*time.Second)
+	st.settle(epID)
+	if n := st.receiver.count(); n != before+want {
+		t.Fatalf("receiver got %d webhooks from the range replay, want %d", n-before, want)
+	}
+	var replayed int
+	if err := st.pool.QueryRow(context.Background(), `SELECT count(*) FROM messages WHERE endpoint_id = $1 AND block_number >= $2
+		AND attempts >= 2 AND state = 'succeeded'`, epID, from).Scan(&replayed); err != nil || replayed != want {
+		t.Fatalf("%d messages from block %d delivered twice, want %d (%v)", replayed, from, want, err)
+	}
+	b.eventually("the list shows the replayed range succeeded again",
+		`[...document.querySelectorAll('#rows tr[data-message]')].every(r => r.innerText.includes('succeeded'))`, 30*time.Second)
+	b.shot("deliveries-after-range-replay")
 
 	// Disable the endpoint: the state is clear on its page and in the list.
 	b.open("/apps/" + app.ID + "/endpoints/" + epID)
@@ -151,6 +222,9 @@ func TestBrowserAdminCreatesEndpointSeesDeliveriesArriveLiveAndReplaysOne(t *tes
 	b.open("/users")
 	b.shot("users")
 	b.open("/")
+	if txt := b.text("main"); !has(txt, "attempts,") || !has(txt, "published") || !has(txt, " blocks") {
+		t.Fatalf("dashboard after deliveries: want the attempts chart summary, the newest event and the lag behind the head:\n%s", txt)
+	}
 	b.shot("dashboard-after")
 	b.logout()
 	b.shot("signed-out")
@@ -188,5 +262,17 @@ func TestBrowserMemberCannotSeeAnotherApplicationsEndpoint(t *testing.T) {
 	b.open("/users")
 	if txt := b.text("main"); !has(txt, "does not allow") {
 		t.Fatalf("users page as a member:\n%s", txt)
+	}
+}
+
+// waitFor polls cond until it holds.
+func waitFor(t *testing.T, what string, cond func() bool, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, within)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

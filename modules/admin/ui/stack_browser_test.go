@@ -5,9 +5,9 @@ package ui
 import (
 	"context"
 	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -16,9 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/rueidis"
 	"go.uber.org/zap"
@@ -28,15 +26,23 @@ import (
 	"github.com/ethhook/ethhook/endpoint"
 	"github.com/ethhook/ethhook/hook"
 	"github.com/ethhook/ethhook/internal/testenv"
+	"github.com/ethhook/ethhook/message"
 	"github.com/ethhook/ethhook/modules/admin"
 	"github.com/ethhook/ethhook/modules/deliver"
+	"github.com/ethhook/ethhook/modules/devnet"
+	"github.com/ethhook/ethhook/modules/ingest"
+	"github.com/ethhook/ethhook/modules/process"
 	"github.com/ethhook/ethhook/seal"
+	"github.com/ethhook/ethhook/sign"
 	"github.com/ethhook/ethhook/tenant"
 )
 
-// stack is the admin module with the UI mounted on its router (as the
-// binary does), the endpoint service, and the deliver module sending real
-// signed webhooks to a local receiver.
+// stack is the whole pipeline in-process, as `serve --all` runs it: a
+// devnet node served over WebSocket, ingest, process and deliver, and the
+// admin module with the UI mounted on its router on the real tenant,
+// endpoint and message services. Webhooks go to a local receiver that
+// verifies their signatures. Blocks are mined only while the test asks
+// (startMining), a few logs each, to stay light on a 2-core machine.
 type stack struct {
 	t        *testing.T
 	pool     *pgxpool.Pool
@@ -46,13 +52,57 @@ type stack struct {
 	srv      *httptest.Server
 	receiver *receiver
 	eps      *endpoint.Service
+	node     *devnet.Node
+
+	miningMu   sync.Mutex
+	stopMining func()
 }
 
-// receiver is the customer's webhook server.
+// receiver is the customer's webhook server. Once key is set it verifies
+// every request's Standard Webhooks signature.
 type receiver struct {
 	srv *httptest.Server
 	mu  sync.Mutex
-	got []http.Header
+	key []byte
+	got []received
+	bad []string
+}
+
+type received struct {
+	header http.Header
+	typ    string
+}
+
+func (r *receiver) setKey(secret string) error {
+	k, err := sign.Key(secret)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.key = k
+	r.mu.Unlock()
+	return nil
+}
+
+func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	body, _ := io.ReadAll(req.Body)
+	var p struct {
+		Type string `json:"type"`
+	}
+	_ = json.Unmarshal(body, &p)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.key != nil {
+		if err := sign.Verify(r.key, req.Header.Get("webhook-id"), req.Header.Get("webhook-timestamp"),
+			req.Header.Get("webhook-signature"), body, time.Now(), 5*time.Minute); err != nil {
+			r.bad = append(r.bad, req.Header.Get("webhook-id")+": "+err.Error())
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+	}
+	r.got = append(r.got, received{header: req.Header.Clone(), typ: p.Type})
+	w.WriteHeader(http.StatusOK)
+	io.WriteString(w, "ok")
 }
 
 func (r *receiver) count() int {
@@ -61,11 +111,35 @@ func (r *receiver) count() int {
 	return len(r.got)
 }
 
+func (r *receiver) countType(typ string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, g := range r.got {
+		if g.typ == typ {
+			n++
+		}
+	}
+	return n
+}
+
+func (r *receiver) rejected() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.bad...)
+}
+
+// pipelineModule is what the stack runs: ingest, process, deliver.
+type pipelineModule interface {
+	Name() string
+	Run(ctx context.Context) error
+	Ready() bool
+}
+
 func newStack(t *testing.T) *stack {
 	t.Helper()
 	s := &stack{t: t, pool: testenv.PG(t)}
 	s.rdb, s.keys.Prefix = testenv.Redis(t)
-	s.store = tenant.New(s.pool)
 	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
 
 	key := make([]byte, 32)
@@ -76,24 +150,39 @@ func newStack(t *testing.T) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
+
+	// The devnet: mined by the test, a few logs per block.
+	s.node = devnet.New(devnet.Config{ChainID: config.DevnetChainID, Seed: 1, LogsPerBlock: 3, RetainBlocks: 1024})
+	nodeSrv := httptest.NewServer(s.node.Handler())
+	t.Cleanup(nodeSrv.Close)
+	chain := config.Chain{Name: "devnet", ID: config.DevnetChainID, WSURLs: []string{"ws" + strings.TrimPrefix(nodeSrv.URL, "http") + "/"},
+		HTTPURL: nodeSrv.URL + "/", ReorgDepth: 64, BlockTime: 300 * time.Millisecond}
+	chains := []config.Chain{chain}
+
 	cfg := config.Defaults()
 	cfg.Redis.Prefix = s.keys.Prefix
-	cfg.Delivery.AllowCIDRs = []string{"127.0.0.0/8", "::1/128"}
+	cfg.Chains = chains
+	cfg.Ingest.LeaseTTL = 2 * time.Second
+	cfg.Process.Consumer = "browser-" + randomHex(4)
+	cfg.Process.BlockTimeout = 200 * time.Millisecond
+	cfg.Process.ReleaseInterval = 200 * time.Millisecond
+	cfg.Delivery.AllowCIDRs = []string{"127.0.0.0/8"}
 	cfg.Delivery.SweepInterval = 500 * time.Millisecond
-	devnet, _ := config.Builtin("devnet")
-	chains := []config.Chain{devnet}
 
+	// The admin module with the UI on its router, as app/ui.go mounts it.
 	s.eps = endpoint.New(s.pool, box, s.rdb, s.keys, chains)
 	ac := config.DefaultAdmin()
 	ac.JWTSecret = strings.Repeat("s", 40)
-	am, err := admin.New(admin.Options{Config: ac, Pool: s.pool, Redis: s.rdb, Keys: s.keys, Chains: chains, Log: log, Registerer: prometheus.NewRegistry()})
+	am, err := admin.New(admin.Options{Config: ac, Pool: s.pool, Redis: s.rdb, Keys: s.keys, Chains: chains, Box: box,
+		Log: log, Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.store = am.Store()
 	u, err := New(Deps{
 		Pool: s.pool, Redis: s.rdb, Keys: s.keys, Tenant: am.Store(), Chains: chains, Log: log,
-		Endpoints: EndpointsFrom(s.eps, time.Hour, nil),
-		Messages:  &sqlMessages{pool: s.pool, rdb: s.rdb, keys: s.keys},
+		Endpoints: EndpointsFrom(s.eps, time.Hour, am.SendTest),
+		Messages:  MessagesFrom(message.New(s.pool, s.rdb, s.keys)),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -102,170 +191,169 @@ func newStack(t *testing.T) *stack {
 	s.srv = httptest.NewServer(am.Handler())
 	t.Cleanup(s.srv.Close)
 
-	dm, err := deliver.New(cfg, s.pool, s.rdb, box, "browser-test", log, prometheus.NewRegistry())
+	// The pipeline.
+	reg := prometheus.NewRegistry()
+	ing, err := ingest.New(cfg, chains, s.rdb, log.With(zap.String("module", "ingest")), reg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- dm.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil && !errors.Is(err, context.Canceled) {
-				t.Errorf("deliver: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("deliver did not stop")
+	proc, err := process.New(cfg, s.pool, s.rdb, chains, log.With(zap.String("module", "process")), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	del, err := deliver.New(cfg, s.pool, s.rdb, box, "browser-test", log.With(zap.String("module", "deliver")), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.run([]pipelineModule{ing, proc, del})
+	// A first block, so the chain has a committed cursor (no endpoint yet:
+	// its logs match nothing).
+	s.node.Mine(1)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := s.rdb.Do(context.Background(), s.rdb.B().Get().Key(s.keys.Chain(config.DevnetChainID, "cursor")).Build()).Error()
+		if err == nil {
+			break
 		}
-	})
+		if time.Now().After(deadline) {
+			t.Fatalf("ingest committed no block within 30s: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 
 	s.receiver = &receiver{}
-	s.receiver.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		s.receiver.mu.Lock()
-		s.receiver.got = append(s.receiver.got, r.Header.Clone())
-		s.receiver.mu.Unlock()
-		w.WriteHeader(http.StatusOK)
-		io.WriteString(w, "ok")
-	}))
+	s.receiver.srv = httptest.NewServer(s.receiver)
 	t.Cleanup(s.receiver.srv.Close)
 	return s
 }
 
-// emit makes n messages for endpoint epID the way process does (a pending
-// messages row, then a job on the delivery stream), each for one devnet
-// ERC-20 Transfer log. The process module is not in the tree yet, so the
-// test stands in for it here; deliver, the UI and the browser are real.
-func (s *stack) emit(ctx context.Context, appID, epID string, n int, firstBlock uint64) []string {
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// run starts the modules, waits until each is ready and stops them (in
+// reverse) at cleanup.
+func (s *stack) run(mods []pipelineModule) {
 	s.t.Helper()
-	var ids []string
-	for i := 0; i < n; i++ {
-		block := firstBlock + uint64(i)
-		bh := fmt.Sprintf("0x%064x", block*7919)
-		ev := hook.Event{
-			ID: hook.EventID(config.DevnetChainID, bh, 0), Type: hook.TypeLog,
-			Chain:       hook.Chain{ID: config.DevnetChainID, Name: "devnet"},
-			Block:       hook.Block{Number: block, Hash: bh, Timestamp: uint64(time.Now().Unix())},
-			Transaction: hook.Transaction{Hash: fmt.Sprintf("0x%064x", block*104729), Index: 0},
-			Log: hook.Log{Address: "0x5fbdb2315678afecb367f032d93f642f64180aa3", Index: 0, Data: "0x" + fmt.Sprintf("%064x", 1000000+i),
-				Topics: []string{"0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef",
-					"0x000000000000000000000000" + strings.Repeat("a", 40), "0x000000000000000000000000" + strings.Repeat("b", 40)}},
+	ctx, cancel := context.WithCancel(context.Background())
+	type result struct {
+		name string
+		err  error
+	}
+	done := make(chan result, len(mods))
+	for _, m := range mods {
+		go func() { done <- result{m.Name(), m.Run(ctx)} }()
+	}
+	s.t.Cleanup(func() {
+		s.stopMiningNow()
+		cancel()
+		deadline := time.After(30 * time.Second)
+		for range mods {
+			select {
+			case r := <-done:
+				if r.err != nil && !errors.Is(r.err, context.Canceled) {
+					s.t.Errorf("%s: %v", r.name, r.err)
+				}
+			case <-deadline:
+				s.t.Error("the pipeline did not stop within 30s")
+				return
+			}
 		}
-		payload, _ := json.Marshal(map[string]any{
-			"id": ev.ID, "type": ev.Type, "api_version": "1", "chain": ev.Chain,
-			"block":       map[string]any{"number": ev.Block.Number, "hash": ev.Block.Hash, "timestamp": ev.Block.Timestamp},
-			"transaction": ev.Transaction, "log": ev.Log,
-			"decoded": map[string]any{"name": "Transfer", "signature": "Transfer(address,address,uint256)",
-				"args": map[string]any{"from": "0x" + strings.Repeat("a", 40), "to": "0x" + strings.Repeat("b", 40), "value": fmt.Sprint(1000000 + i)}},
-			"confirmations": 0, "endpoint_id": epID,
-		})
-		id := "msg_" + ulid.Make().String()
-		if _, err := s.pool.Exec(ctx, `INSERT INTO messages (id, app_id, endpoint_id, event_id, type, webhook_id, chain_id, block_number, block_hash, tx_hash, payload, state)
-			VALUES ($1, $2, $3, $4, 'log', $4, $5, $6, $7, $8, $9, 'pending')`,
-			id, appID, epID, ev.ID, config.DevnetChainID, block, bh, ev.Transaction.Hash, payload); err != nil {
-			s.t.Fatal(err)
-		}
-		if err := s.rdb.Do(ctx, s.rdb.B().Xadd().Key(s.keys.DeliverJobs()).Id("*").FieldValue().
-			FieldValue("message_id", id).FieldValue("endpoint_id", epID).Build()).Error(); err != nil {
-			s.t.Fatal(err)
-		}
-		ids = append(ids, id)
-	}
-	return ids
-}
-
-// sqlMessages serves the delivery pages from the messages and
-// delivery_history tables until package message lands (then the binary
-// passes an adapter of message's service instead).
-type sqlMessages struct {
-	pool *pgxpool.Pool
-	rdb  rueidis.Client
-	keys hook.Keys
-}
-
-const msgCols = `id, app_id, endpoint_id, event_id, type, webhook_id, chain_id, block_number, block_hash, tx_hash, payload,
-	state, attempts, next_attempt_at, last_status, last_error, created_at, updated_at`
-
-func scanMsg(r pgx.Row) (Message, error) {
-	var m Message
-	err := r.Scan(&m.ID, &m.AppID, &m.EndpointID, &m.EventID, &m.Type, &m.WebhookID, &m.ChainID, &m.BlockNumber, &m.BlockHash,
-		&m.TxHash, &m.Payload, &m.State, &m.Attempts, &m.NextAttemptAt, &m.LastStatus, &m.LastError, &m.CreatedAt, &m.UpdatedAt)
-	return m, err
-}
-
-func (s *sqlMessages) List(ctx context.Context, scope hook.Scope, appID string, f MessageFilter, cursor string, limit int) ([]Message, string, error) {
-	if err := tenant.Visible(ctx, s.pool, scope, appID); err != nil {
-		return nil, "", err
-	}
-	args := []any{appID}
-	arg := func(v any) string { args = append(args, v); return fmt.Sprintf("$%d", len(args)) }
-	q := `SELECT ` + msgCols + ` FROM messages WHERE app_id = $1`
-	if f.EndpointID != "" {
-		q += ` AND endpoint_id = ` + arg(f.EndpointID)
-	}
-	if f.State != "" {
-		q += ` AND state = ` + arg(f.State)
-	}
-	if cursor != "" {
-		q += ` AND id < ` + arg(cursor)
-	}
-	q += ` ORDER BY id DESC LIMIT ` + arg(limit+1)
-	rows, err := s.pool.Query(ctx, q, args...)
-	if err != nil {
-		return nil, "", err
-	}
-	ms, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Message, error) { return scanMsg(r) })
-	next := ""
-	if len(ms) > limit {
-		ms = ms[:limit]
-		next = ms[limit-1].ID
-	}
-	return ms, next, err
-}
-
-func (s *sqlMessages) Get(ctx context.Context, scope hook.Scope, appID, id string) (Message, []Attempt, error) {
-	if err := tenant.Visible(ctx, s.pool, scope, appID); err != nil {
-		return Message{}, nil, err
-	}
-	m, err := scanMsg(s.pool.QueryRow(ctx, `SELECT `+msgCols+` FROM messages WHERE id = $1 AND app_id = $2`, id, appID))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return m, nil, hook.ErrNotFound
-	}
-	if err != nil {
-		return m, nil, err
-	}
-	rows, err := s.pool.Query(ctx, `SELECT attempt, status_code, error_class, error, request_headers, response_headers, response_excerpt, latency_ms, created_at
-		FROM delivery_history WHERE message_id = $1 ORDER BY attempt DESC, id DESC`, id)
-	if err != nil {
-		return m, nil, err
-	}
-	at, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Attempt, error) {
-		var a Attempt
-		err := r.Scan(&a.Attempt, &a.StatusCode, &a.ErrorClass, &a.Error, &a.RequestHeaders, &a.ResponseHeaders, &a.ResponseExcerpt, &a.LatencyMS, &a.CreatedAt)
-		return a, err
 	})
-	return m, at, err
+	deadline := time.Now().Add(60 * time.Second)
+	for _, m := range mods {
+		for !m.Ready() {
+			select {
+			case r := <-done:
+				s.t.Fatalf("%s stopped before it was ready: %v", r.name, r.err)
+			default:
+			}
+			if time.Now().After(deadline) {
+				s.t.Fatalf("%s not ready within 60s", m.Name())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
 }
 
-func (s *sqlMessages) Replay(ctx context.Context, scope hook.Scope, appID, id string) error {
-	if err := tenant.Visible(ctx, s.pool, scope, appID); err != nil {
-		return err
+// startMining mines a devnet block every 300ms until stopMiningNow.
+func (s *stack) startMining() {
+	s.miningMu.Lock()
+	defer s.miningMu.Unlock()
+	if s.stopMining != nil {
+		return
 	}
-	var ep string
-	err := s.pool.QueryRow(ctx, `UPDATE messages SET state = 'pending', retry_base = attempts, next_attempt_at = NULL, updated_at = now()
-		WHERE id = $1 AND app_id = $2 AND state IN ('succeeded', 'failed', 'dead') RETURNING endpoint_id`, id, appID).Scan(&ep)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return hook.ErrNotFound
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(300 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				s.node.Mine(1)
+			}
+		}
+	}()
+	s.stopMining = func() { cancel(); <-done }
+}
+
+func (s *stack) stopMiningNow() {
+	s.miningMu.Lock()
+	defer s.miningMu.Unlock()
+	if s.stopMining != nil {
+		s.stopMining()
+		s.stopMining = nil
 	}
+}
+
+// settle waits until no message of the endpoint is pending or being
+// delivered and the receiver's count has stopped moving.
+func (s *stack) settle(epID string) {
+	s.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	last, stableSince := -1, time.Now()
+	for {
+		var open int
+		if err := s.pool.QueryRow(context.Background(), `SELECT count(*) FROM messages WHERE endpoint_id = $1 AND state IN ('pending', 'delivering')`,
+			epID).Scan(&open); err != nil {
+			s.t.Fatal(err)
+		}
+		n := s.receiver.count()
+		if n != last {
+			last, stableSince = n, time.Now()
+		}
+		if open == 0 && time.Since(stableSince) > time.Second {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("endpoint %s: %d messages still open after 60s", epID, open)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// messageCounts counts the endpoint's messages by state.
+func (s *stack) messageCounts(epID string) map[string]int {
+	s.t.Helper()
+	rows, err := s.pool.Query(context.Background(), `SELECT state, count(*) FROM messages WHERE endpoint_id = $1 GROUP BY state`, epID)
 	if err != nil {
-		return err
+		s.t.Fatal(err)
 	}
-	return s.rdb.Do(ctx, s.rdb.B().Xadd().Key(s.keys.DeliverJobs()).Id("*").FieldValue().
-		FieldValue("message_id", id).FieldValue("endpoint_id", ep).Build()).Error()
-}
-
-func (s *sqlMessages) ReplayRange(ctx context.Context, scope hook.Scope, appID string, r ReplayRange) (int, error) {
-	return 0, errors.New("replaying a range needs package message")
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var st string
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			s.t.Fatal(err)
+		}
+		out[st] = n
+	}
+	return out
 }
