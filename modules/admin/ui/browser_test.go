@@ -2,8 +2,9 @@
 
 // Browser tests: a real headless Chromium (Debian's /usr/bin/chromium, or
 // $CHROMIUM) driven by chromedp against the UI served on the admin
-// module's router, with the deliver module sending real webhooks to a
-// local receiver. Run: go test -tags browser -p 1 ./modules/admin/ui/...
+// module's router, with the whole pipeline in-process (devnet, ingest,
+// process, deliver) sending real signed webhooks to a local receiver.
+// Run: make test/browser (go test -tags browser -p 1 ./modules/admin/ui/...).
 // Screenshots of every page (and of the page on any failure) go to
 // artifacts/screenshots/ at the repository root ($ETHHOOK_ARTIFACTS
 // overrides the artifacts directory).
