@@ -21,6 +21,7 @@ func newBenchCmd(rt *Runtime) *cobra.Command {
 		o          bench.Options
 		asJSON     bool
 		cpuProfile string
+		memProfile string
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -77,6 +78,14 @@ ETHHOOK_SECRET_KEY the run seals its endpoints' secrets with a throwaway key.
 				defer f.Close()
 				o.CPUProfile = f
 			}
+			if memProfile != "" {
+				f, err := os.Create(memProfile)
+				if err != nil {
+					return fmt.Errorf("--memprofile: %w", err)
+				}
+				defer f.Close()
+				o.MemProfile = f
+			}
 			o.Log = zap.NewNop()
 			if rt.Log != nil {
 				o.Log = logFor(rt, "bench")
@@ -106,5 +115,6 @@ ETHHOOK_SECRET_KEY the run seals its endpoints' secrets with a throwaway key.
 	f.BoolVar(&o.Keep, "keep", false, "keep the application and the Redis keys of the run")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the measured window to this file (go tool pprof)")
+	f.StringVar(&memProfile, "memprofile", "", "write a heap profile taken at the end of the measured window to this file")
 	return cmd
 }

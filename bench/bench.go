@@ -68,6 +68,7 @@ type Options struct {
 	Seed         int64         // devnet seed
 	Keep         bool          // keep the application and Redis keys
 	CPUProfile   io.Writer     // CPU profile of the measured window, when set
+	MemProfile   io.Writer     // heap profile at the end of the measured window, when set
 	Log          *zap.Logger
 }
 
@@ -160,7 +161,9 @@ func Run(ctx context.Context, d Deps, o Options) (res Result, err error) {
 	}()
 
 	// The devnet on its own loopback port; the bench mines, not the node.
-	node := devnet.New(devnet.Config{ChainID: chainID, Seed: o.Seed, LogsPerBlock: o.LogsPerBlock, FixedLogs: true, RetainBlocks: 4096})
+	// It keeps the logs of its newest 128 blocks only (ingest never asks
+	// for older ones here), so its memory stays small in the RSS figure.
+	node := devnet.New(devnet.Config{ChainID: chainID, Seed: o.Seed, LogsPerBlock: o.LogsPerBlock, FixedLogs: true, RetainBlocks: 128})
 	nodeLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return res, fmt.Errorf("devnet listen: %w", err)
@@ -283,6 +286,11 @@ func Run(ctx context.Context, d Deps, o Options) (res Result, err error) {
 	if o.CPUProfile != nil {
 		pprof.StopCPUProfile()
 	}
+	if o.MemProfile != nil {
+		if err := pprof.Lookup("heap").WriteTo(o.MemProfile, 0); err != nil {
+			return res, fmt.Errorf("heap profile: %w", err)
+		}
+	}
 	if err := <-mineErr; err != nil {
 		return res, err
 	}
@@ -314,6 +322,7 @@ func Run(ctx context.Context, d Deps, o Options) (res Result, err error) {
 	// Figures.
 	win := o.Duration.Seconds()
 	res.Window = windowFigures(before, after, win)
+	res.Host = hostFigures(before.host, after.host, after.at.Sub(before.at).Seconds())
 	res.CPUSecondsTotal = end.cpu.Seconds()
 	res.PeakRSSMB = end.hwmKB / 1024
 	res.Mined = rcv.minedInWindow()

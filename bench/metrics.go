@@ -26,6 +26,7 @@ type snapshot struct {
 	messages  float64
 	events    float64
 	queueHist hist
+	host      hostCPU
 }
 
 // hist is a cumulative histogram summed over labels.
@@ -39,7 +40,7 @@ func takeSnapshot(g prometheus.Gatherer) snapshot {
 	return snapshot{
 		at: time.Now(), cpu: cpuTime(), hwmKB: procStatusKB("VmHWM"),
 		messages: counterSum(g, metricMessages), events: counterSum(g, metricEvents),
-		queueHist: histogramSum(g, metricQueueLatency),
+		queueHist: histogramSum(g, metricQueueLatency), host: readHostCPU(),
 	}
 }
 

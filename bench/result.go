@@ -66,6 +66,13 @@ type Window struct {
 	CPUCores            float64 `json:"cpu_cores"`
 }
 
+// Host is what the rest of the machine did during the window.
+type Host struct {
+	MachineBusy   float64 `json:"machine_busy"`   // share of all CPUs busy (every process)
+	RedisCores    float64 `json:"redis_cores"`    // redis-server processes
+	PostgresCores float64 `json:"postgres_cores"` // every postgres process (shared with other users)
+}
+
 // Result is everything one run measured.
 type Result struct {
 	// The load asked for.
@@ -91,6 +98,7 @@ type Result struct {
 	IngestedInWindow  int64   `json:"ingested"` // stream entries whose id time is in the window
 	EventsPerSec      float64 `json:"events_per_sec"`
 	Window            Window  `json:"window"`
+	Host              Host    `json:"host"`
 	ShareMeasured     float64 `json:"share_measured"` // messages / (events * endpoints)
 	DeliveredInWindow int64   `json:"delivered"`      // valid webhooks received in the window
 	WebhooksPerSec    float64 `json:"webhooks_per_sec"`
@@ -154,6 +162,8 @@ func (r Result) WriteText(w io.Writer) {
 	sort.Strings(states)
 	p("totals: %d messages queued; receiver got %d webhooks, %d verified, %d rejected; messages by state: %s",
 		r.MessagesQueuedTotal, r.Received, r.Verified, r.Rejected, strings.Join(states, ", "))
+	p("machine in the window: %.0f%% of all CPUs busy; redis-server %.2f cores, postgres (all its users) %.2f cores",
+		100*r.Host.MachineBusy, r.Host.RedisCores, r.Host.PostgresCores)
 	p("process: peak RSS %.1f MB (VmHWM); CPU %.1f s in the window (%.2f cores), %.1f s in all",
 		r.PeakRSSMB, r.Window.CPUSeconds, r.Window.CPUCores, r.CPUSecondsTotal)
 }
