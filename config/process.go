@@ -40,7 +40,7 @@ func DefaultProcess() Process {
 		host = "process"
 	}
 	return Process{
-		ClaimIdle: 30 * time.Second, ReadCount: 500, Consumer: host, Workers: 2,
+		ClaimIdle: 30 * time.Second, ReadCount: 500, Consumer: host, Workers: 4,
 		BlockTimeout: time.Second, RefreshInterval: time.Minute, ReleaseInterval: 200 * time.Millisecond,
 		HoldRetention: 24 * time.Hour,
 	}

@@ -262,7 +262,7 @@ func (m *Module) handle(ctx context.Context, chainID uint64, entries []rueidis.X
 		if e.FieldValues == nil {
 			continue // deleted from the stream (trimmed) while pending
 		}
-		ev, err := hook.ParseEntry(e.FieldValues)
+		ev, err := parseEntry(e.FieldValues)
 		if err != nil {
 			m.met.badEntries.WithLabelValues(chain).Inc()
 			m.log.Error("unreadable stream entry skipped", zap.Uint64("chain", chainID), zap.String("entry", e.ID), zap.Error(err))
@@ -357,17 +357,17 @@ func (m *Module) handle(ctx context.Context, chainID uint64, entries []rueidis.X
 	if err := m.enqueue(ctx, queued); err != nil {
 		return 0, err
 	}
+	queuedAt := time.Now()
 	if err := m.rdb.Do(ctx, m.rdb.B().Xack().Key(m.keys.Events(chainID)).Group(Group).Id(ackIDs...).Build()).Error(); err != nil {
 		return 0, fmt.Errorf("acknowledge %d entries: %w", len(ackIDs), err)
 	}
-	now := time.Now()
 	for _, id := range ackIDs {
 		if ms, _, ok := strings.Cut(id, "-"); ok {
 			if n, err := strconv.ParseInt(ms, 10, 64); err == nil {
-				d := now.Sub(time.UnixMilli(n))
+				d := queuedAt.Sub(time.UnixMilli(n))
 				m.met.latency.WithLabelValues(chain).Observe(d.Seconds())
 				if m.onQueued != nil {
-					m.onQueued(d)
+					m.onQueued(id, queuedAt)
 				}
 			}
 		}

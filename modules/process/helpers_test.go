@@ -55,6 +55,12 @@ func newEnv(t testing.TB) *env {
 	cfg.Process.ClaimIdle = time.Second
 	cfg.Process.BlockTimeout = 100 * time.Millisecond
 	cfg.Process.ReleaseInterval = 50 * time.Millisecond
+	if w := os.Getenv("PROCESS_WORKERS"); w != "" {
+		fmt.Sscan(w, &cfg.Process.Workers)
+	}
+	if w := os.Getenv("PROCESS_READ"); w != "" {
+		fmt.Sscan(w, &cfg.Process.ReadCount)
+	}
 	keys := hook.Keys{Prefix: prefix}
 	e := &env{t: t, pool: pool, rdb: rdb, keys: keys, cfg: cfg, svc: endpoint.New(pool, box, rdb, keys, nil),
 		chains: []config.Chain{{Name: "devnet", ID: testChain}}}

@@ -61,8 +61,8 @@ type Module struct {
 	releaseCh map[uint64]chan struct{}
 	heads     map[uint64]*headTracker
 
-	// onQueued, when set (benchmarks), sees the stream-entry -> queued latency of each entry.
-	onQueued func(time.Duration)
+	// onQueued, when set (benchmarks), sees when each stream entry's output was queued.
+	onQueued func(entryID string, queuedAt time.Time)
 	// afterCommit, when set (tests), runs between a batch's commit and its queueing.
 	afterCommit func(context.Context)
 }
