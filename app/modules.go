@@ -16,6 +16,7 @@ import (
 	"github.com/ethhook/ethhook/modules/deliver"
 	"github.com/ethhook/ethhook/modules/devnet"
 	"github.com/ethhook/ethhook/modules/ingest"
+	"github.com/ethhook/ethhook/modules/process"
 )
 
 // moduleSpec is a module the binary can run; serve --all runs every one, in
@@ -47,6 +48,17 @@ var moduleSpecs = []moduleSpec{
 		}
 		return ingest.New(rt.Cfg, chains, rdb, logFor(rt, "ingest"), rt.Registry)
 	}},
+	{name: "process", needsPG: true, build: func(ctx context.Context, rt *Runtime, o runOptions) (Module, error) {
+		pool, err := rt.Postgres(ctx)
+		if err != nil {
+			return nil, err
+		}
+		rdb, err := rt.Redis()
+		if err != nil {
+			return nil, err
+		}
+		return process.New(rt.Cfg, pool, rdb, rt.Cfg.Chains, logFor(rt, "process"), rt.Registry)
+	}},
 	{name: "deliver", needsPG: true, build: func(ctx context.Context, rt *Runtime, o runOptions) (Module, error) {
 		pool, rdb, box, err := rt.storage(ctx)
 		if err != nil {
@@ -59,10 +71,18 @@ var moduleSpecs = []moduleSpec{
 		if err != nil {
 			return nil, err
 		}
-		return admin.New(admin.Options{
+		am, err := admin.New(admin.Options{
 			Config: rt.Cfg.Admin, Pool: pool, Redis: rdb, Keys: rt.Keys(), Chains: rt.Cfg.Chains,
 			Log: logFor(rt, "admin"), Registerer: rt.Registry, Box: box,
 		})
+		if err != nil {
+			return nil, err
+		}
+		// The web UI shares the admin module's router, auth and tenancy.
+		if err := mountUI(rt, am, pool, rdb, box); err != nil {
+			return nil, err
+		}
+		return am, nil
 	}},
 }
 
