@@ -125,5 +125,6 @@ func extraCommands(rt *Runtime) []*cobra.Command {
 		newMessageCmd(rt),
 		newUserCmd(rt),
 		newListenCmd(rt),
+		newBenchCmd(rt),
 	}
 }
