@@ -89,9 +89,8 @@ func (m *Module) consume(ctx context.Context, chainID uint64, worker int) error 
 	key := m.keys.Events(chainID)
 	ht := m.tracker(chainID)
 	log := m.log.With(zap.Uint64("chain", chainID), zap.Int("worker", worker))
-	// Worker 0 first finishes this consumer's own unacknowledged entries
-	// (left by a crash), then also reclaims those of dead consumers.
-	ownPending := worker == 0
+	// Worker 0 also reclaims the entries of dead consumers.
+	ownPending := worker < 0 // the startup pass: this consumer's own unacknowledged entries
 	lastClaim := time.Time{}
 	claimStart := "0-0"
 	for attempt := 0; ctx.Err() == nil; {
@@ -102,7 +101,8 @@ func (m *Module) consume(ctx context.Context, chainID uint64, worker int) error 
 		case ownPending:
 			entries, err = m.read(ctx, key, "0", 0)
 			if err == nil && len(entries) == 0 {
-				ownPending = false
+				ht.readMu.Unlock()
+				return nil // drained: the readers take over
 			}
 		case worker == 0 && time.Since(lastClaim) >= m.cfg.ClaimIdle/2:
 			var next string

@@ -119,9 +119,17 @@ func (m *Module) Run(ctx context.Context) error {
 	g.Go(func() error { return m.applyChanges(ctx) })
 	g.Go(func() error { return m.cleanup(ctx) })
 	for _, c := range m.chains {
-		for w := 0; w < m.cfg.Workers; w++ {
-			g.Go(func() error { return m.consume(ctx, c.ID, w) })
-		}
+		g.Go(func() error {
+			// First finish this consumer's own unacknowledged entries (a
+			// crash's leftovers), alone, so no reader takes them twice.
+			if err := m.consume(ctx, c.ID, -1); err != nil || ctx.Err() != nil {
+				return err
+			}
+			for w := 0; w < m.cfg.Workers; w++ {
+				g.Go(func() error { return m.consume(ctx, c.ID, w) })
+			}
+			return nil
+		})
 		g.Go(func() error { return m.releaser(ctx, c.ID) })
 	}
 	err := g.Wait()

@@ -149,6 +149,7 @@ func TestReorgConfirmedEndpointsNeverGetOrphansAndZeroConfGetRemoved(t *testing.
 func TestRemovalBeforeTheLogSuppressesIt(t *testing.T) {
 	e := newEnv(t)
 	fast := e.endpoint(endpoint.Input{Filter: hook.Filter{Addresses: []string{token}}})
+	e.cfg.Process.Workers = 1 // one reader: entries are handled in stream order
 	e.start()
 	ev := transfer("cc", 50, 3, token, alice, bob, 1)
 	// As when a dead consumer's log entry is reclaimed after its removal was handled.
