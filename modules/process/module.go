@@ -166,7 +166,19 @@ func (m *Module) reload(ctx context.Context) error {
 		return fmt.Errorf("process: %w", err)
 	}
 	fresh := newIndex()
+	reuse := make(map[string]*target, len(eps))
+	m.ix.mu.RLock()
 	for _, ep := range eps {
+		if t := m.ix.byID[ep.ID]; t != nil && t.ep.UpdatedAt.Equal(ep.UpdatedAt) {
+			reuse[ep.ID] = t
+		}
+	}
+	m.ix.mu.RUnlock()
+	for _, ep := range eps {
+		if t := reuse[ep.ID]; t != nil {
+			fresh.put(t) // unchanged since it was compiled
+			continue
+		}
 		t, err := compile(ep)
 		if err != nil {
 			// Saved filters were validated; one that no longer compiles (a
