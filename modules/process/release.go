@@ -67,7 +67,11 @@ func (m *Module) releaser(ctx context.Context, chainID uint64) error {
 			}
 		}
 		for {
-			n, err := m.release(ctx, chainID, head)
+			// Not cancelled by shutdown: a commit whose outcome we did not
+			// see would leave released messages without jobs.
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			n, err := m.release(rctx, chainID, head)
+			cancel()
 			if err != nil {
 				if ctx.Err() == nil {
 					log.Warn("release held events", zap.Error(err))
@@ -240,6 +244,7 @@ func (m *Module) release(ctx context.Context, chainID uint64, head uint64) (int,
 	if err != nil {
 		return 0, err
 	}
+	// After a real crash here deliver's sweep of pending messages finds them.
 	if err := m.enqueue(ctx, queued); err != nil {
 		// The messages are committed and pending: deliver's sweep finds them.
 		return read, fmt.Errorf("queue released messages (deliver's sweep will pick them up): %w", err)
