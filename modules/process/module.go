@@ -73,7 +73,8 @@ func New(cfg config.Config, pool *pgxpool.Pool, rdb rueidis.Client, chains []con
 		return nil, errors.New("process: needs Postgres and Redis")
 	}
 	if len(chains) == 0 {
-		return nil, errors.New("process: no chains to read")
+		// As serve does with no chain configured: the embedded devnet.
+		chains = []config.Chain{{Name: "devnet", ID: config.DevnetChainID}}
 	}
 	if err := cfg.Process.Validate(); err != nil {
 		return nil, fmt.Errorf("process: %w", err)
