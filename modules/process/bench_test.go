@@ -5,6 +5,9 @@ package process
 //	go test -run '^$' -bench 'Throughput' -benchtime 100000x ./modules/process/
 //	go test -run '^$' -bench Latency -benchtime 5000x ./modules/process/
 //
+// PROCESS_WORKERS and PROCESS_READ override process.workers and
+// process.read_count for a run; PROCESS_DEBUG=1 logs what the module does.
+//
 // Every endpoint watches its own token address for Transfer with a
 // condition on value. In match_1_in_1 every event matches exactly one
 // endpoint, so every event is matched, decoded, written as a message and
