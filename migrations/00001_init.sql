@@ -84,7 +84,7 @@ CREATE TABLE messages (
     block_number    bigint NOT NULL,
     block_hash      text NOT NULL DEFAULT '',
     tx_hash         text NOT NULL DEFAULT '',
-    payload         jsonb NOT NULL,
+    payload         json NOT NULL,          -- the exact body POSTed (json keeps its bytes; jsonb would reorder keys)
     state           text NOT NULL,
     attempts        integer NOT NULL DEFAULT 0,
     next_attempt_at timestamptz,

@@ -11,7 +11,7 @@ CREATE TABLE process_holds (
     block_number    bigint NOT NULL,
     release_block   bigint NOT NULL,           -- deliverable once the chain head reaches it
     state           text NOT NULL CHECK (state IN ('held', 'released', 'removed')),
-    payload         jsonb,                     -- the log payload; null for a tombstone
+    payload         json,                      -- the log payload; null for a tombstone
     created_at      timestamptz NOT NULL DEFAULT now(),
     updated_at      timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (endpoint_id, event_id)

@@ -408,7 +408,7 @@ func (m *Module) insertMessages(ctx context.Context, tx pgx.Tx, rows []msgRow, t
 	got, err := tx.Query(ctx, `INSERT INTO messages (id, app_id, endpoint_id, event_id, type, webhook_id, chain_id, block_number,
 			block_hash, tx_hash, payload, state)
 		SELECT t.id, t.app_id, t.endpoint_id, t.event_id, t.type, t.webhook_id, t.chain_id, t.block_number,
-			t.block_hash, t.tx_hash, t.payload::jsonb, t.state
+			t.block_hash, t.tx_hash, t.payload::json, t.state
 		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[], $8::int8[],
 			$9::text[], $10::text[], $11::text[], $12::text[])
 			AS t(id, app_id, endpoint_id, event_id, type, webhook_id, chain_id, block_number, block_hash, tx_hash, payload, state)
@@ -480,7 +480,7 @@ func insertHolds(ctx context.Context, tx pgx.Tx, rows []holdRow) error {
 		eps[i], evs[i], apps[i], chains[i], blocks[i], rel[i], pls[i] = r.endpointID, r.eventID, r.appID, r.chainID, r.blockNumber, r.releaseBlok, string(r.payload)
 	}
 	_, err := tx.Exec(ctx, `INSERT INTO process_holds (endpoint_id, event_id, app_id, chain_id, block_number, release_block, state, payload)
-		SELECT t.endpoint_id, t.event_id, t.app_id, t.chain_id, t.block_number, t.release_block, 'held', t.payload::jsonb
+		SELECT t.endpoint_id, t.event_id, t.app_id, t.chain_id, t.block_number, t.release_block, 'held', t.payload::json
 		FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::int8[], $7::text[])
 			AS t(endpoint_id, event_id, app_id, chain_id, block_number, release_block, payload)
 		WHERE EXISTS (SELECT 1 FROM endpoints e WHERE e.id = t.endpoint_id)

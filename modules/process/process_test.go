@@ -62,6 +62,10 @@ func TestMatchedLogBecomesPayloadV1MessageAndDeliveryJob(t *testing.T) {
 		gb, _ := json.MarshalIndent(got, "", " ")
 		t.Fatalf("payload\n%s", gb)
 	}
+	// The stored body is sent byte for byte, in the documented key order.
+	if !strings.HasPrefix(string(m.Payload), `{"id":"`+big.ID+`","type":"log","api_version":"1","chain":`) {
+		t.Fatalf("stored payload is not in the documented order: %s", m.Payload)
+	}
 	if jobs := e.jobs(); jobs[m.ID] != 1 || len(jobs) != 1 {
 		t.Fatalf("jobs %v, want one for %s", jobs, m.ID)
 	}
