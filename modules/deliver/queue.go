@@ -119,6 +119,7 @@ func (m *Module) handleEntries(ctx context.Context, entries []rueidis.XRangeEntr
 		for {
 			jobs, err := m.claim(ctx, want)
 			if err == nil {
+				m.unschedule(ctx, jobs)
 				m.enqueue(ctx, jobs)
 				break
 			}
@@ -156,6 +157,27 @@ func (m *Module) claim(ctx context.Context, ids []string) ([]*job, error) {
 		err := r.Scan(&j.id, &j.endpointID, &j.appID, &j.webhookID, &j.payload, &j.attempts, &j.retryBase, &j.createdAt)
 		return j, err
 	})
+}
+
+// unschedule removes the scheduled retries of claimed messages. A message
+// can be offered twice for one retry: by the promoter when it is due and by
+// the sweeper when it looks overdue (the promoter lagging, or its ZADD lost).
+// Whichever claims it first makes the attempt, so the other schedule entry is
+// stale; it is removed before the attempt is made, so a message that ends
+// succeeded or dead has nothing left in the schedule. Only the writer adds
+// entries, after this attempt's result, so no live retry is removed here.
+func (m *Module) unschedule(ctx context.Context, jobs []*job) {
+	if len(jobs) == 0 {
+		return
+	}
+	members := make([]string, len(jobs))
+	for i, j := range jobs {
+		members[i] = j.id + " " + j.endpointID
+	}
+	if err := m.rdb.Do(ctx, m.rdb.B().Zrem().Key(m.retriesKey()).Member(members...).Build()).Error(); err != nil && ctx.Err() == nil {
+		// Harmless: the promoter offers the entry once more and its claim finds nothing to do.
+		m.log.Warn("remove stale scheduled retries", zap.Int("messages", len(members)), zap.Error(err))
+	}
 }
 
 // enqueue puts claimed jobs on their endpoints' queues, starting runners.
