@@ -188,18 +188,9 @@ func ensureTemplate() (string, error) {
 	if exists {
 		return name, nil
 	}
-	// A template of an older schema is of no further use.
-	rows, err := admin.Query(ctx, "SELECT datname FROM pg_database WHERE datname LIKE $1", TemplatePrefix+"%")
-	if err != nil {
-		return "", err
-	}
-	stale, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return "", err
-	}
-	for _, s := range stale {
-		admin.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{s}.Sanitize()+" WITH (FORCE)")
-	}
+	// Templates of other schemas are left alone: another checkout may be
+	// testing with them right now. `make test` drops them all at the end
+	// (DropLeftovers).
 	building := name + "_build"
 	admin.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{building}.Sanitize()+" WITH (FORCE)")
 	if _, err := admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{building}.Sanitize()); err != nil {
