@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -185,14 +184,20 @@ func TestRateLimitHoldsAcrossTwoDeliverProcesses(t *testing.T) {
 	}
 }
 
-// isolationRun measures healthy-endpoint latency (enqueue -> received) with
-// or without an endpoint that hangs 15 s on every request.
-func isolationRun(t *testing.T, hang bool) []time.Duration {
+// isolationRun delivers 200 webhooks to four healthy endpoints while, if
+// hang, a fifth endpoint holds all its ConcurrencyPerEndpoint slots with
+// requests that never answer (they hang until the module cancels them when
+// the test ends). The process-wide cap is only two slots above the per-endpoint
+// one, so the healthy endpoints get through only if the hanging endpoint is
+// held to its own cap. It returns the healthy latencies (enqueue -> received)
+// and how many hanging requests were made and how many of them had ended when
+// the last healthy webhook arrived.
+func isolationRun(t *testing.T, hang bool) (lat []time.Duration, hangStarted, hangEnded int) {
 	e := newEnv(t)
-	e.cfg.Delivery.Timeout = 15 * time.Second
-	e.cfg.Delivery.LeaseTimeout = 30 * time.Second
+	e.cfg.Delivery.Timeout = 2 * time.Minute // longer than the test: hanging requests never time out during it
+	e.cfg.Delivery.LeaseTimeout = 3 * time.Minute
+	e.cfg.Delivery.MaxInFlight = e.cfg.Delivery.ConcurrencyPerEndpoint + 2
 	var mu sync.Mutex
-	var lat []time.Duration
 	rc := newReceiver(t, nil)
 	rc.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var sent int64
@@ -212,34 +217,30 @@ func isolationRun(t *testing.T, hang bool) []time.Duration {
 	}
 	// The hanging receiver is made before the module so that, at cleanup,
 	// the module (cancelling its requests) stops before the server closes.
+	slots := e.cfg.Delivery.ConcurrencyPerEndpoint
 	var inflight sync.WaitGroup
+	inflight.Add(slots)
 	hs := newReceiver(t, nil)
-	{
-		inflight.Add(10)
-		var once [10]sync.Once
-		var cnt int
-		var cm sync.Mutex
-		hs.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			cm.Lock()
-			if cnt < 10 {
-				once[cnt].Do(inflight.Done)
-			}
-			cnt++
-			cm.Unlock()
-			io.Copy(io.Discard, r.Body) // lets the server notice the client hanging up
-			select {
-			case <-r.Context().Done():
-			case <-time.After(15 * time.Second):
-			}
-		})
-	}
+	hs.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		hangStarted++
+		if hangStarted <= slots {
+			inflight.Done()
+		}
+		mu.Unlock()
+		io.Copy(io.Discard, r.Body) // lets the server notice the client hanging up
+		<-r.Context().Done()
+		mu.Lock()
+		hangEnded++
+		mu.Unlock()
+	})
 	e.start(t)
 	if hang {
 		hep, _ := e.endpoint(t, app, hs.URL, epOpt{})
 		for i := 0; i < 300; i++ {
 			e.message(t, app, hep, "")
 		}
-		inflight.Wait() // the hanging endpoint holds its 10 slots
+		inflight.Wait() // the hanging endpoint holds its slots
 	}
 	const n = 200
 	for i := 0; i < n; i++ {
@@ -247,11 +248,16 @@ func isolationRun(t *testing.T, hang bool) []time.Duration {
 		e.message(t, app, ep, fmt.Sprintf(`{"id":"x%d","sent":%d}`, i, time.Now().UnixNano()))
 		time.Sleep(4 * time.Millisecond)
 	}
-	eventually(t, "healthy deliveries", func() bool { mu.Lock(); defer mu.Unlock(); return len(lat) >= n })
-
+	var started, ended int
+	eventually(t, "healthy deliveries", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		started, ended = hangStarted, hangEnded
+		return len(lat) >= n
+	})
 	mu.Lock()
 	defer mu.Unlock()
-	return append([]time.Duration(nil), lat...)
+	return append([]time.Duration(nil), lat...), started, ended
 }
 
 func p99(d []time.Duration) time.Duration { return pct(d, 99) }
@@ -264,20 +270,29 @@ func pct(d []time.Duration, p int) time.Duration {
 
 func TestHangingEndpointDoesNotDelayHealthyEndpoints(t *testing.T) {
 	if testing.Short() {
-		t.Skip("isolation comparison takes a few seconds")
+		t.Skip("isolation run takes a few seconds")
 	}
-	// Alternate runs so machine noise hits both sides alike, and compare the
-	// best per-run p99 of each side: noise from other processes on this
-	// shared machine only ever adds latency, while a hanging endpoint that
-	// stole workers would add seconds to every run with it.
-	var without, with []time.Duration
-	for round := 0; round < 3; round++ {
-		t.Run(fmt.Sprintf("without-%d", round), func(t *testing.T) { without = append(without, p99(isolationRun(t, false))) })
-		t.Run(fmt.Sprintf("with-%d", round), func(t *testing.T) { with = append(with, p99(isolationRun(t, true))) })
-	}
-	a, b := slices.Min(without), slices.Min(with)
-	t.Logf("healthy p99 per run without the hanging endpoint %v, with it %v", without, with)
-	if b > a+50*time.Millisecond {
-		t.Fatalf("hanging endpoint raised healthy p99 from %v to %v (> +50ms)", a, b)
-	}
+	// No timing is asserted (the machine is shared and noisy): the hanging
+	// requests never answer, so if the hanging endpoint took the healthy
+	// endpoints' share of the process-wide slots, or the intake, a runner or
+	// the writer waited on it, the healthy webhooks would not arrive until
+	// those requests ended, which they do only when the test is over. The
+	// latencies are logged for a look (BenchmarkCommittedToReceivedLatency
+	// measures latency).
+	var without time.Duration
+	t.Run("without", func(t *testing.T) {
+		lat, _, _ := isolationRun(t, false)
+		without = p99(lat)
+	})
+	t.Run("with", func(t *testing.T) {
+		lat, started, ended := isolationRun(t, true)
+		t.Logf("healthy p99 without the hanging endpoint %v, with it %v", without, p99(lat))
+		slots := config.DefaultDelivery().ConcurrencyPerEndpoint
+		if started != slots {
+			t.Errorf("hanging endpoint got %d concurrent requests, want its cap %d", started, slots)
+		}
+		if ended != 0 {
+			t.Errorf("%d hanging requests had ended before the healthy webhooks all arrived", ended)
+		}
+	})
 }
