@@ -161,9 +161,9 @@ func Run(ctx context.Context, d Deps, o Options) (res Result, err error) {
 	}()
 
 	// The devnet on its own loopback port; the bench mines, not the node.
-	// It keeps the logs of its newest 128 blocks only (ingest never asks
+	// It keeps the logs of its newest 32 blocks only (ingest never asks
 	// for older ones here), so its memory stays small in the RSS figure.
-	node := devnet.New(devnet.Config{ChainID: chainID, Seed: o.Seed, LogsPerBlock: o.LogsPerBlock, FixedLogs: true, RetainBlocks: 128})
+	node := devnet.New(devnet.Config{ChainID: chainID, Seed: o.Seed, LogsPerBlock: o.LogsPerBlock, FixedLogs: true, RetainBlocks: 32})
 	nodeLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return res, fmt.Errorf("devnet listen: %w", err)

@@ -29,6 +29,8 @@ type Delivery struct {
 	MaxInFlight int `mapstructure:"max_in_flight"`
 	// QueuePerEndpoint caps messages one process holds in memory per endpoint;
 	// the rest stay pending in Postgres until the sweeper offers them again.
+	// Each held message keeps its payload in memory; 100 is ten times the
+	// default concurrency per endpoint, enough to keep every slot busy.
 	QueuePerEndpoint int `mapstructure:"queue_per_endpoint"`
 	// LeaseTimeout is how long a claimed message belongs to the process that
 	// claimed it without a heartbeat; after that the sweeper re-offers it.
@@ -53,7 +55,7 @@ func DefaultDelivery() Delivery {
 		SecretOverlap:          24 * time.Hour,
 		MaxRetryAfter:          time.Hour,
 		MaxInFlight:            1000,
-		QueuePerEndpoint:       1000,
+		QueuePerEndpoint:       100,
 		LeaseTimeout:           60 * time.Second,
 		SweepInterval:          10 * time.Second,
 		BreakerThreshold:       10,
