@@ -143,7 +143,14 @@ func (m *Module) heartbeat(ctx context.Context) error {
 			return ctx.Err()
 		case <-t.C:
 		}
-		if _, err := m.pool.Exec(ctx, `UPDATE messages SET lease_until = $2 WHERE state = 'delivering' AND lease_owner = $1`,
+		// SKIP LOCKED: the heartbeat never waits on a row the result writer
+		// holds (that row is being finished anyway), so the two cannot
+		// deadlock; a skipped row is renewed on the next beat.
+		if _, err := m.pool.Exec(ctx, `
+			WITH locked AS (
+			    SELECT id FROM messages WHERE state = 'delivering' AND lease_owner = $1 FOR UPDATE SKIP LOCKED
+			)
+			UPDATE messages m SET lease_until = $2 FROM locked WHERE m.id = locked.id`,
 			m.owner, m.now().Add(m.cfg.LeaseTimeout)); err != nil && ctx.Err() == nil {
 			m.log.Warn("renew leases", zap.Error(err))
 		}
