@@ -149,11 +149,18 @@ func newEndpointCmd(rt *Runtime) *cobra.Command {
 			strings.Join(e.RetrySchedule, ","), e.Description, b)
 		return w.Flush()
 	}
-	needApp := func() error {
-		if appID == "" {
-			return fmt.Errorf("--app is required")
+	// withService checks --app and opens the endpoint service before run.
+	withService := func(run func(c *cobra.Command, svc *endpoint.Service, args []string) error) func(*cobra.Command, []string) error {
+		return func(c *cobra.Command, args []string) error {
+			if appID == "" {
+				return fmt.Errorf("--app is required")
+			}
+			svc, err := endpointService(rt, c)
+			if err != nil {
+				return err
+			}
+			return run(c, svc, args)
 		}
-		return nil
 	}
 
 	var cf endpointFlags
@@ -161,14 +168,7 @@ func newEndpointCmd(rt *Runtime) *cobra.Command {
 		Use:   "create --app ID --url URL --chain CHAIN [flags]",
 		Short: "Create an endpoint; prints its id and signing secret (shown only now)",
 		Args:  cobra.NoArgs,
-		RunE: func(c *cobra.Command, args []string) error {
-			if err := needApp(); err != nil {
-				return err
-			}
-			svc, err := endpointService(rt, c)
-			if err != nil {
-				return err
-			}
+		RunE: withService(func(c *cobra.Command, svc *endpoint.Service, args []string) error {
 			f, err := cf.filter(rt, c, hook.Filter{})
 			if err != nil {
 				return err
@@ -187,7 +187,7 @@ func newEndpointCmd(rt *Runtime) *cobra.Command {
 			}
 			_, err = fmt.Fprintf(c.OutOrStdout(), "%s\nsecret: %s (shown once; `ethhook endpoint secret` shows it again)\n", e.ID, secret)
 			return err
-		},
+		}),
 	}
 	cf.register(create)
 
@@ -197,14 +197,7 @@ func newEndpointCmd(rt *Runtime) *cobra.Command {
 		Use:   "list --app ID",
 		Short: "List an application's endpoints",
 		Args:  cobra.NoArgs,
-		RunE: func(c *cobra.Command, args []string) error {
-			if err := needApp(); err != nil {
-				return err
-			}
-			svc, err := endpointService(rt, c)
-			if err != nil {
-				return err
-			}
+		RunE: withService(func(c *cobra.Command, svc *endpoint.Service, args []string) error {
 			eps, next, err := svc.List(c.Context(), scope, appID, cursor, limit)
 			if err != nil {
 				return err
@@ -224,7 +217,7 @@ func newEndpointCmd(rt *Runtime) *cobra.Command {
 				fmt.Fprintf(w, "(more: --cursor %s)\n", next)
 			}
 			return w.Flush()
-		},
+		}),
 	}
 	list.Flags().StringVar(&cursor, "cursor", "", "cursor of the next page")
 	list.Flags().IntVar(&limit, "limit", 0, "page size (default 50)")
@@ -233,20 +226,13 @@ func newEndpointCmd(rt *Runtime) *cobra.Command {
 		Use:   "show --app ID ENDPOINT_ID",
 		Short: "Show one endpoint",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(c *cobra.Command, args []string) error {
-			if err := needApp(); err != nil {
-				return err
-			}
-			svc, err := endpointService(rt, c)
-			if err != nil {
-				return err
-			}
+		RunE: withService(func(c *cobra.Command, svc *endpoint.Service, args []string) error {
 			e, err := svc.Get(c.Context(), scope, appID, args[0])
 			if err != nil {
 				return err
 			}
 			return show(c, e)
-		},
+		}),
 	}
 
 	var uf endpointFlags
@@ -254,14 +240,7 @@ func newEndpointCmd(rt *Runtime) *cobra.Command {
 		Use:   "update --app ID ENDPOINT_ID [flags]",
 		Short: "Change an endpoint; only the flags given change (a filter flag replaces that part of the filter)",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(c *cobra.Command, args []string) error {
-			if err := needApp(); err != nil {
-				return err
-			}
-			svc, err := endpointService(rt, c)
-			if err != nil {
-				return err
-			}
+		RunE: withService(func(c *cobra.Command, svc *endpoint.Service, args []string) error {
 			cur, err := svc.Get(c.Context(), scope, appID, args[0])
 			if err != nil {
 				return err
@@ -308,7 +287,7 @@ func newEndpointCmd(rt *Runtime) *cobra.Command {
 				return err
 			}
 			return show(c, e)
-		},
+		}),
 	}
 	uf.register(update)
 
@@ -317,14 +296,7 @@ func newEndpointCmd(rt *Runtime) *cobra.Command {
 			Use:   use + " --app ID ENDPOINT_ID",
 			Short: short,
 			Args:  cobra.ExactArgs(1),
-			RunE: func(c *cobra.Command, args []string) error {
-				if err := needApp(); err != nil {
-					return err
-				}
-				svc, err := endpointService(rt, c)
-				if err != nil {
-					return err
-				}
+			RunE: withService(func(c *cobra.Command, svc *endpoint.Service, args []string) error {
 				out, err := run(c, svc, args[0])
 				if err != nil {
 					return err
@@ -339,7 +311,7 @@ func newEndpointCmd(rt *Runtime) *cobra.Command {
 					fmt.Fprintf(c.OutOrStdout(), "%s: %s\n", k, v)
 				}
 				return nil
-			},
+			}),
 		}
 	}
 	var reason string
