@@ -192,7 +192,7 @@ func TestRateLimitHoldsAcrossTwoDeliverProcesses(t *testing.T) {
 // held to its own cap. It returns the healthy latencies (enqueue -> received)
 // and how many hanging requests were made and how many of them had ended when
 // the last healthy webhook arrived.
-func isolationRun(t *testing.T, hang bool) (lat []time.Duration, hangStarted, hangEnded int) {
+func isolationRun(t testing.TB, hang bool) (lat []time.Duration, hangStarted, hangEnded int) {
 	e := newEnv(t)
 	e.cfg.Delivery.Timeout = 2 * time.Minute // longer than the test: hanging requests never time out during it
 	e.cfg.Delivery.LeaseTimeout = 3 * time.Minute
@@ -295,4 +295,22 @@ func TestHangingEndpointDoesNotDelayHealthyEndpoints(t *testing.T) {
 			t.Errorf("%d hanging requests had ended before the healthy webhooks all arrived", ended)
 		}
 	})
+}
+
+// BenchmarkIsolationP99 measures what issue 5 states as a latency bound:
+// the p99 enqueue -> received latency of healthy endpoints without and with
+// an endpoint whose requests hang (holding its whole concurrency cap). Each
+// iteration is one pair of runs of 200 healthy webhooks; compare the
+// reported p99s (and their delta) over several iterations.
+func BenchmarkIsolationP99(b *testing.B) {
+	var without, with []time.Duration
+	for i := 0; i < b.N; i++ {
+		lw, _, _ := isolationRun(b, false)
+		lh, _, _ := isolationRun(b, true)
+		without, with = append(without, p99(lw)), append(with, p99(lh))
+	}
+	med := func(d []time.Duration) time.Duration { return pct(d, 50) }
+	b.ReportMetric(float64(med(without).Microseconds())/1000, "p99-without-ms")
+	b.ReportMetric(float64(med(with).Microseconds())/1000, "p99-with-hanging-ms")
+	b.ReportMetric(float64((med(with)-med(without)).Microseconds())/1000, "delta-ms")
 }
