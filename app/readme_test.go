@@ -284,44 +284,8 @@ func TestReadmeAPIExamplesRunAgainstALiveServer(t *testing.T) {
 		t.Fatalf("user create: %v\n%s", err, out.String())
 	}
 
-	root = NewRoot()
-	root.SetOut(io.Discard)
-	root.SetErr(io.Discard)
-	root.SetArgs([]string{"serve", "--modules=deliver,admin"})
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- root.ExecuteContext(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-errc:
-			if err != nil {
-				t.Errorf("serve: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("serve did not stop within 30s")
-		}
-	})
+	startServe(t, httpPort, "serve", "--modules=deliver,admin")
 	client := &http.Client{Timeout: 10 * time.Second}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", httpPort))
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		select {
-		case err := <-errc:
-			t.Fatalf("serve stopped early: %v", err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve --modules=deliver,admin not ready within 30s (last: %v)", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 
 	// jq: the machine's, or this test binary acting as a tiny one.
 	dir := t.TempDir()

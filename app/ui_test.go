@@ -1,7 +1,6 @@
 package app
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -29,24 +28,7 @@ func TestServeAdminServesTheWebUI(t *testing.T) {
 	}
 	_, prefix := testenv.Redis(t)
 	t.Setenv("ETHHOOK_REDIS_PREFIX", prefix)
-	root := NewRoot()
-	root.SetOut(io.Discard)
-	root.SetErr(io.Discard)
-	root.SetArgs([]string{"serve", "--modules=admin"})
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- root.ExecuteContext(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-errc:
-			if err != nil {
-				t.Errorf("serve: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("serve did not stop")
-		}
-	})
+	startServe(t, httpPort, "serve", "--modules=admin")
 
 	base := fmt.Sprintf("http://127.0.0.1:%d", httpPort)
 	client := &http.Client{Timeout: 10 * time.Second,
@@ -59,22 +41,6 @@ func TestServeAdminServesTheWebUI(t *testing.T) {
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
 		return resp, string(b), nil
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, _, err := get("/readyz")
-		if err == nil && resp.StatusCode == http.StatusOK {
-			break
-		}
-		select {
-		case err := <-errc:
-			t.Fatalf("serve stopped early: %v", err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve --modules=admin not ready within 30s (last: %v)", err)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 
 	resp, body, err := get("/")
