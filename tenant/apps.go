@@ -147,20 +147,7 @@ func (s *Store) FindApplications(ctx context.Context, scope hook.Scope, f Applic
 	}
 	q := `SELECT ` + appCols + ` FROM applications a WHERE ` + strings.Join(conds, " AND ") +
 		` ORDER BY a.id LIMIT ` + arg(limit+1)
-	rows, err := s.pool.Query(ctx, q, args...)
-	if err != nil {
-		return nil, "", fmt.Errorf("list applications: %w", err)
-	}
-	apps, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Application, error) { return scanApp(r) })
-	if err != nil {
-		return nil, "", fmt.Errorf("list applications: %w", err)
-	}
-	next := ""
-	if len(apps) > limit {
-		apps = apps[:limit]
-		next = encodeCursor(apps[limit-1].ID)
-	}
-	return apps, next, nil
+	return queryPage(ctx, s.pool, "list applications", q, args, limit, scanApp, func(a Application) string { return a.ID })
 }
 
 // GetApplication returns one application visible to scope.

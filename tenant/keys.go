@@ -105,21 +105,9 @@ func (s *Store) ListAPIKeys(ctx context.Context, scope hook.Scope, appID string,
 			conds = append(conds, "k.revoked_at IS NULL")
 		}
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+keyCols+` FROM api_keys k WHERE `+strings.Join(conds, " AND ")+
-		` ORDER BY k.id LIMIT `+arg(limit+1), args...)
-	if err != nil {
-		return nil, "", fmt.Errorf("list api keys of %s: %w", appID, err)
-	}
-	keys, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (APIKey, error) { return scanKey(r) })
-	if err != nil {
-		return nil, "", fmt.Errorf("list api keys of %s: %w", appID, err)
-	}
-	next := ""
-	if len(keys) > limit {
-		keys = keys[:limit]
-		next = encodeCursor(keys[limit-1].ID)
-	}
-	return keys, next, nil
+	q := `SELECT ` + keyCols + ` FROM api_keys k WHERE ` + strings.Join(conds, " AND ") +
+		` ORDER BY k.id LIMIT ` + arg(limit+1)
+	return queryPage(ctx, s.pool, "list api keys of "+appID, q, args, limit, scanKey, func(k APIKey) string { return k.ID })
 }
 
 // GetAPIKey returns one key of an application.

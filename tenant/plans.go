@@ -119,21 +119,9 @@ func (s *Store) ListPlans(ctx context.Context, name, cursor string, limit int) (
 	if name != "" {
 		conds = append(conds, "strpos(lower(p.name), lower("+arg(name)+")) > 0")
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+planCols+` FROM plans p WHERE `+strings.Join(conds, " AND ")+
-		` ORDER BY p.id LIMIT `+arg(limit+1), args...)
-	if err != nil {
-		return nil, "", fmt.Errorf("list plans: %w", err)
-	}
-	plans, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Plan, error) { return scanPlan(r) })
-	if err != nil {
-		return nil, "", fmt.Errorf("list plans: %w", err)
-	}
-	next := ""
-	if len(plans) > limit {
-		plans = plans[:limit]
-		next = encodeCursor(plans[limit-1].ID)
-	}
-	return plans, next, nil
+	q := `SELECT ` + planCols + ` FROM plans p WHERE ` + strings.Join(conds, " AND ") +
+		` ORDER BY p.id LIMIT ` + arg(limit+1)
+	return queryPage(ctx, s.pool, "list plans", q, args, limit, scanPlan, func(p Plan) string { return p.ID })
 }
 
 // UpdatePlan changes a plan (admins only). A raised quota takes effect for

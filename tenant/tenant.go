@@ -167,6 +167,27 @@ func decodeCursor(c string) (string, error) {
 	return string(b), nil
 }
 
+// queryPage runs q, which must select up to limit+1 rows in id order, and
+// returns the first limit of them with the cursor of the next page ("" on
+// the last page). what names the listing in errors ("list plans").
+func queryPage[T any](ctx context.Context, pool *pgxpool.Pool, what, q string, args []any, limit int,
+	scan func(pgx.Row) (T, error), id func(T) string) ([]T, string, error) {
+	rows, err := pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: %w", what, err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (T, error) { return scan(r) })
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: %w", what, err)
+	}
+	next := ""
+	if len(out) > limit {
+		out = out[:limit]
+		next = encodeCursor(id(out[limit-1]))
+	}
+	return out, next, nil
+}
+
 // isUnique reports a unique-constraint violation.
 func isUnique(err error) bool {
 	var pe *pgconn.PgError

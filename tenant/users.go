@@ -281,21 +281,9 @@ func (s *Store) ListUsers(ctx context.Context, scope hook.Scope, f UserFilter, c
 	if f.AppID != "" {
 		conds = append(conds, "EXISTS (SELECT 1 FROM application_members m WHERE m.user_id = u.id AND m.app_id = "+arg(f.AppID)+")")
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+userCols+` FROM users u WHERE `+strings.Join(conds, " AND ")+
-		` ORDER BY u.id LIMIT `+arg(limit+1), args...)
-	if err != nil {
-		return nil, "", fmt.Errorf("list users: %w", err)
-	}
-	users, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (User, error) { return scanUser(r) })
-	if err != nil {
-		return nil, "", fmt.Errorf("list users: %w", err)
-	}
-	next := ""
-	if len(users) > limit {
-		users = users[:limit]
-		next = encodeCursor(users[limit-1].ID)
-	}
-	return users, next, nil
+	q := `SELECT ` + userCols + ` FROM users u WHERE ` + strings.Join(conds, " AND ") +
+		` ORDER BY u.id LIMIT ` + arg(limit+1)
+	return queryPage(ctx, s.pool, "list users", q, args, limit, scanUser, func(u User) string { return u.ID })
 }
 
 // UpdateUser changes a user's role, password or memberships. Admins may
