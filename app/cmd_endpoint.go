@@ -3,7 +3,9 @@ package app
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -307,8 +309,9 @@ func newEndpointCmd(rt *Runtime) *cobra.Command {
 				if asJSON {
 					return printJSON(c.OutOrStdout(), out)
 				}
-				for k, v := range out.(map[string]string) {
-					fmt.Fprintf(c.OutOrStdout(), "%s: %s\n", k, v)
+				fields := out.(map[string]string)
+				for _, k := range slices.Sorted(maps.Keys(fields)) { // "id" before "secret"
+					fmt.Fprintf(c.OutOrStdout(), "%s: %s\n", k, fields[k])
 				}
 				return nil
 			}),
