@@ -281,7 +281,9 @@ func (m *Module) runEndpoint(ctx context.Context, st *epState) {
 		ok, d := st.br.allow(m.now())
 		m.mu.Unlock()
 		if !ok {
-			if !wait(d) {
+			// Re-check at least every second rather than sleeping the whole
+			// cooldown: the clock may jump (an injected clock in tests, NTP).
+			if !wait(min(d, time.Second)) {
 				m.dropQueue(st)
 				return
 			}
