@@ -1,7 +1,6 @@
 package config
 
 import (
-	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -86,7 +85,7 @@ func load(opts Options) (Config, error) {
 		mapstructure.StringToSliceHookFunc(","),
 	))
 	if err := v.UnmarshalExact(&cfg, hook); err != nil {
-		return Config{}, fmt.Errorf("invalid config: %w", unwrapDecodeError(err))
+		return Config{}, fmt.Errorf("invalid config: %w", err)
 	}
 	if !v.IsSet("redis.url") || v.Get("redis.url") == Defaults().Redis.URL {
 		if u := legacyRedisURL(cfg.Redis.URL); u != "" {
@@ -126,14 +125,6 @@ func legacyRedisURL(current string) string {
 		u.User = url.UserPassword("", pass)
 	}
 	return u.String()
-}
-
-func unwrapDecodeError(err error) error {
-	var de *mapstructure.DecodeError
-	if errors.As(err, &de) {
-		return err
-	}
-	return err
 }
 
 // leaves maps every scalar (and scalar-list) key of a config struct to its
