@@ -35,6 +35,8 @@ const (
 	// TemplatePrefix starts the name of every template database testenv makes.
 	TemplatePrefix = "ethhook_tpl_"
 	testDBPrefix   = "ethhook_t_"
+	// RedisTestPrefix starts every Redis key prefix testenv hands out.
+	RedisTestPrefix = "ethhook_t_"
 )
 
 // PGAdminURL is the database testenv connects to for CREATE/DROP DATABASE.
@@ -135,7 +137,7 @@ func Redis(t testing.TB) (rueidis.Client, string) {
 	if err != nil {
 		t.Fatalf("testenv: connect to redis at %s: %v", RedisURL(), err)
 	}
-	prefix := "ethhook_t_" + randomHex(6) + ":"
+	prefix := RedisTestPrefix + randomHex(6) + ":"
 	t.Cleanup(func() {
 		DeleteKeys(context.Background(), c, prefix)
 		c.Close()
