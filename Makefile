@@ -44,6 +44,7 @@ test/unit: ## go test ./... (Postgres and Redis must be up: see make services)
 test/browser: services ## the web UI in a real headless Chromium
 	@scripts/chromium.sh
 	$(GO) test -count=1 -timeout 15m -tags browser -p 1 ./modules/admin/ui/...
+	@$(MAKE) --no-print-directory test/clean
 
 test/clean:
 	@$(GO) run ./internal/testenv/cleanup
