@@ -184,6 +184,28 @@ func arg(params []json.RawMessage, i int) (json.RawMessage, bool) {
 	return params[i], true
 }
 
+// requiredArg is params[i], or the invalid-params error geth gives when it is missing.
+func requiredArg(params []json.RawMessage, i int) (json.RawMessage, *rpcError) {
+	p, ok := arg(params, i)
+	if !ok {
+		return nil, errInvalidParams("missing value for required argument %d", i)
+	}
+	return p, nil
+}
+
+// stringArg is the required string params[i].
+func stringArg(params []json.RawMessage, i int) (string, *rpcError) {
+	p, e := requiredArg(params, i)
+	if e != nil {
+		return "", e
+	}
+	var v string
+	if err := json.Unmarshal(p, &v); err != nil {
+		return "", errInvalidParams("invalid argument %d: %v", i, err)
+	}
+	return v, nil
+}
+
 func (n *Node) call(method string, raw json.RawMessage, s session) ([]byte, *rpcError) {
 	params, e := parseParams(raw)
 	if e != nil {
@@ -203,9 +225,9 @@ func (n *Node) call(method string, raw json.RawMessage, s session) ([]byte, *rpc
 	case "eth_blockNumber":
 		return []byte(`"` + quantity(n.headBlock().Number) + `"`), nil
 	case "eth_getBlockByNumber":
-		p0, ok := arg(params, 0)
-		if !ok {
-			return nil, errInvalidParams("missing value for required argument 0")
+		p0, e := requiredArg(params, 0)
+		if e != nil {
+			return nil, e
 		}
 		num, e := n.parseBlockNumber(p0, 0, false)
 		if e != nil {
@@ -226,9 +248,9 @@ func (n *Node) call(method string, raw json.RawMessage, s session) ([]byte, *rpc
 		}
 		return n.renderBlock(b, full), nil
 	case "eth_getBlockByHash":
-		p0, ok := arg(params, 0)
-		if !ok {
-			return nil, errInvalidParams("missing value for required argument 0")
+		p0, e := requiredArg(params, 0)
+		if e != nil {
+			return nil, e
 		}
 		h, e := parseHash(p0, 0)
 		if e != nil {
@@ -246,15 +268,15 @@ func (n *Node) call(method string, raw json.RawMessage, s session) ([]byte, *rpc
 		}
 		return n.renderBlock(b, full), nil
 	case "eth_getLogs":
-		p0, ok := arg(params, 0)
-		if !ok {
-			return nil, errInvalidParams("missing value for required argument 0")
+		p0, e := requiredArg(params, 0)
+		if e != nil {
+			return nil, e
 		}
 		return n.getLogs(p0)
 	case "eth_getTransactionReceipt":
-		p0, ok := arg(params, 0)
-		if !ok {
-			return nil, errInvalidParams("missing value for required argument 0")
+		p0, e := requiredArg(params, 0)
+		if e != nil {
+			return nil, e
 		}
 		h, e := parseHash(p0, 0)
 		if e != nil {
@@ -265,13 +287,9 @@ func (n *Node) call(method string, raw json.RawMessage, s session) ([]byte, *rpc
 		if s == nil {
 			return nil, &rpcError{Code: CodeMethodNotFound, Message: "notifications not supported"}
 		}
-		p0, ok := arg(params, 0)
-		if !ok {
-			return nil, errInvalidParams("missing value for required argument 0")
-		}
-		var kind string
-		if err := json.Unmarshal(p0, &kind); err != nil {
-			return nil, errInvalidParams("invalid argument 0: %v", err)
+		kind, e := stringArg(params, 0)
+		if e != nil {
+			return nil, e
 		}
 		var f *logFilter
 		switch kind {
@@ -297,13 +315,9 @@ func (n *Node) call(method string, raw json.RawMessage, s session) ([]byte, *rpc
 		if s == nil {
 			return nil, &rpcError{Code: CodeMethodNotFound, Message: "notifications not supported"}
 		}
-		p0, ok := arg(params, 0)
-		if !ok {
-			return nil, errInvalidParams("missing value for required argument 0")
-		}
-		var id string
-		if err := json.Unmarshal(p0, &id); err != nil {
-			return nil, errInvalidParams("invalid argument 0: %v", err)
+		id, e := stringArg(params, 0)
+		if e != nil {
+			return nil, e
 		}
 		if !s.unsubscribe(id) {
 			return nil, &rpcError{Code: CodeServerError, Message: "subscription not found"}
