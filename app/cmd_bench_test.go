@@ -16,7 +16,7 @@ func TestBenchRunsThePipelineAndReportsConsistentFigures(t *testing.T) {
 	cfg.Redis.URL = testenv.RedisURL()
 	rt := &Runtime{Cfg: cfg}
 	defer rt.Close()
-	out, err := msgRun(t, newBenchCmd(rt), "--endpoints", "3", "--rate", "200", "--logs-per-block", "20",
+	out, err := runCmd(t, newBenchCmd(rt), "--endpoints", "3", "--rate", "200", "--logs-per-block", "20",
 		"--warmup", "1s", "--duration", "3s", "--drain", "30s", "--json")
 	if err != nil {
 		t.Fatalf("bench: %v\n%s", err, out)
@@ -62,7 +62,7 @@ func TestBenchRunsThePipelineAndReportsConsistentFigures(t *testing.T) {
 
 func TestBenchRejectsBadOptionsBeforeConnecting(t *testing.T) {
 	rt := &Runtime{Cfg: config.Defaults()}
-	if _, err := msgRun(t, newBenchCmd(rt), "--endpoints", "0"); err == nil {
+	if _, err := runCmd(t, newBenchCmd(rt), "--endpoints", "0"); err == nil {
 		t.Fatal("--endpoints 0 accepted")
 	}
 }

@@ -1,28 +1,16 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/spf13/cobra"
 
 	"github.com/ethhook/ethhook/config"
 	"github.com/ethhook/ethhook/internal/testenv"
 )
-
-func msgRun(t *testing.T, cmd *cobra.Command, args ...string) (string, error) {
-	t.Helper()
-	var out bytes.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&out)
-	cmd.SetArgs(args)
-	err := cmd.ExecuteContext(context.Background())
-	return out.String(), err
-}
 
 func TestMessageCommandsListShowAndReplay(t *testing.T) {
 	cfg := config.Defaults()
@@ -50,22 +38,22 @@ func TestMessageCommandsListShowAndReplay(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	out, err := msgRun(t, newMessageCmd(rt), "list", "--endpoint", "ep_1", "--state", "dead", "--json")
+	out, err := runCmd(t, newMessageCmd(rt), "list", "--endpoint", "ep_1", "--state", "dead", "--json")
 	var page struct{ Messages []struct{ ID string } }
 	if err != nil || json.Unmarshal([]byte(out), &page) != nil || len(page.Messages) != 1 || page.Messages[0].ID != "msg_1" {
 		t.Fatalf("list: %v\n%s", err, out)
 	}
-	if out, err := msgRun(t, newMessageCmd(rt), "show", "msg_1"); err != nil || !strings.Contains(out, "#8") || !strings.Contains(out, "HTTP 503") {
+	if out, err := runCmd(t, newMessageCmd(rt), "show", "msg_1"); err != nil || !strings.Contains(out, "#8") || !strings.Contains(out, "HTTP 503") {
 		t.Fatalf("show: %v\n%s", err, out)
 	}
-	if out, err := msgRun(t, newMessageCmd(rt), "replay", "msg_1"); err != nil || !strings.Contains(out, "webhook-id 1:0xa:0") {
+	if out, err := runCmd(t, newMessageCmd(rt), "replay", "msg_1"); err != nil || !strings.Contains(out, "webhook-id 1:0xa:0") {
 		t.Fatalf("replay: %v\n%s", err, out)
 	}
-	out, err = msgRun(t, newMessageCmd(rt), "replay-range", "--endpoint", "ep_1", "--from-block", "8", "--json")
+	out, err = runCmd(t, newMessageCmd(rt), "replay-range", "--endpoint", "ep_1", "--from-block", "8", "--json")
 	if err != nil || !strings.Contains(out, `"replayed": 1`) {
 		t.Fatalf("replay-range: %v\n%s", err, out)
 	}
-	if _, err := msgRun(t, newMessageCmd(rt), "show", "msg_nope"); err == nil || !strings.Contains(err.Error(), "not found") {
+	if _, err := runCmd(t, newMessageCmd(rt), "show", "msg_nope"); err == nil || !strings.Contains(err.Error(), "not found") {
 		t.Fatalf("show missing: %v", err)
 	}
 }
