@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,44 +19,84 @@ import (
 	"github.com/ethhook/ethhook/hook"
 )
 
-// headTracker orders a chain's stream reads and computes the safe head:
-// the highest block of any log among reads that are committed and have no
-// earlier read still in flight. Releasing held events only up to it means a
-// removal read earlier is always committed before the event it cancels can
-// be released.
+// headTracker computes a chain's safe head: the highest block of any log
+// whose stream entry, and every entry before it, is committed. Held events
+// are released only up to it, so a removal published before the blocks
+// that confirm an event is always committed first, whichever process (or
+// dead consumer) read it.
+//
+// Each finished read leaves a mark (its last entry id, its highest log
+// block). A mark becomes safe once no entry at or below its id is pending
+// in the consumer group (XPENDING), across every process of the group:
+// reads deliver entries in stream order, so every earlier entry was
+// delivered, and an entry leaves the pending list only when its output is
+// committed.
 type headTracker struct {
-	readMu sync.Mutex // serializes stream reads so seq order is stream order
-
-	mu     sync.Mutex
-	next   uint64
-	prefix uint64            // every seq below is finished
-	done   map[uint64]uint64 // finished seqs at or above prefix -> their max block
-	head   uint64
+	mu    sync.Mutex
+	marks []readMark // finished reads not yet known to be safe
+	head  uint64
 }
 
-func newHeadTracker() *headTracker { return &headTracker{done: map[uint64]uint64{}} }
-
-func (h *headTracker) begin() uint64 {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	s := h.next
-	h.next++
-	return s
+type readMark struct {
+	last  streamID
+	block uint64
 }
 
-func (h *headTracker) finish(seq, maxBlock uint64) {
+// maxMarks bounds the marks kept while an earlier entry stays pending (a
+// dead consumer's, until it is reclaimed); beyond it neighbours are merged.
+const maxMarks = 4096
+
+func newHeadTracker() *headTracker { return &headTracker{} }
+
+// finish records a committed read: its last entry id and highest log block.
+func (h *headTracker) finish(last streamID, maxBlock uint64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.done[seq] = maxBlock
-	for {
-		b, ok := h.done[h.prefix]
-		if !ok {
-			break
-		}
-		delete(h.done, h.prefix)
-		h.prefix++
-		h.head = max(h.head, b)
+	if maxBlock <= h.head {
+		return // can raise nothing
 	}
+	h.marks = append(h.marks, readMark{last, maxBlock})
+	if len(h.marks) > maxMarks {
+		h.marks = mergeMarks(h.marks)
+	}
+}
+
+// mergeMarks halves marks by merging neighbours in id order into the later
+// id with the higher block: it becomes safe only when both would have.
+func mergeMarks(ms []readMark) []readMark {
+	sort.Slice(ms, func(i, j int) bool { return ms[i].last.less(ms[j].last) })
+	out := ms[:0]
+	for i := 0; i < len(ms); i += 2 {
+		m := ms[i]
+		if i+1 < len(ms) {
+			m = readMark{ms[i+1].last, max(m.block, ms[i+1].block)}
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// hasMarks reports whether finished reads wait to raise the head.
+func (h *headTracker) hasMarks() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.marks) > 0
+}
+
+// settle raises the head over every mark below the group's lowest pending
+// entry id (all of them when nothing is pending).
+func (h *headTracker) settle(lowestPending streamID, nonePending bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	keep := h.marks[:0]
+	for _, m := range h.marks {
+		if nonePending || m.last.less(lowestPending) {
+			h.head = max(h.head, m.block)
+		} else {
+			keep = append(keep, m)
+		}
+	}
+	h.marks = keep
 }
 
 func (h *headTracker) safeHead() uint64 {
@@ -68,6 +109,54 @@ func (h *headTracker) raise(n uint64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.head = max(h.head, n)
+}
+
+// streamID is a Redis stream entry id, "<ms>-<seq>".
+type streamID struct{ ms, seq uint64 }
+
+func parseStreamID(s string) (streamID, error) {
+	a, b, ok := strings.Cut(s, "-")
+	ms, err1 := strconv.ParseUint(a, 10, 64)
+	seq, err2 := strconv.ParseUint(b, 10, 64)
+	if !ok || err1 != nil || err2 != nil {
+		return streamID{}, fmt.Errorf("bad stream entry id %q", s)
+	}
+	return streamID{ms, seq}, nil
+}
+
+func (a streamID) less(b streamID) bool { return a.ms < b.ms || (a.ms == b.ms && a.seq < b.seq) }
+
+// settleHead asks the group for its lowest pending entry and raises the
+// chain's safe head over the reads below it.
+func (m *Module) settleHead(ctx context.Context, chainID uint64, ht *headTracker) error {
+	if !ht.hasMarks() {
+		return nil
+	}
+	res, err := m.rdb.Do(ctx, m.rdb.B().Xpending().Key(m.keys.Events(chainID)).Group(Group).Build()).ToArray()
+	if err != nil {
+		return fmt.Errorf("XPENDING: %w", err)
+	}
+	if len(res) < 2 {
+		return fmt.Errorf("XPENDING: unexpected reply of %d elements", len(res))
+	}
+	n, err := res[0].AsInt64()
+	if err != nil {
+		return fmt.Errorf("XPENDING count: %w", err)
+	}
+	if n == 0 {
+		ht.settle(streamID{}, true)
+		return nil
+	}
+	low, err := res[1].ToString()
+	if err != nil {
+		return fmt.Errorf("XPENDING lowest id: %w", err)
+	}
+	id, err := parseStreamID(low)
+	if err != nil {
+		return err
+	}
+	ht.settle(id, false)
+	return nil
 }
 
 func (m *Module) tracker(chainID uint64) *headTracker {
@@ -96,12 +185,10 @@ func (m *Module) consume(ctx context.Context, chainID uint64, worker int) error 
 	for attempt := 0; ctx.Err() == nil; {
 		var entries []rueidis.XRangeEntry
 		var err error
-		ht.readMu.Lock()
 		switch {
 		case ownPending:
 			entries, err = m.read(ctx, key, "0", 0)
 			if err == nil && len(entries) == 0 {
-				ht.readMu.Unlock()
 				return nil // drained: the readers take over
 			}
 		case worker == 0 && time.Since(lastClaim) >= m.cfg.ClaimIdle/2:
@@ -116,11 +203,6 @@ func (m *Module) consume(ctx context.Context, chainID uint64, worker int) error 
 		default:
 			entries, err = m.read(ctx, key, ">", m.cfg.BlockTimeout)
 		}
-		var seq uint64
-		if err == nil && len(entries) > 0 {
-			seq = ht.begin()
-		}
-		ht.readMu.Unlock()
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -137,12 +219,16 @@ func (m *Module) consume(ctx context.Context, chainID uint64, worker int) error 
 		if len(entries) == 0 {
 			continue
 		}
-		// The same entries are retried until they are handled: later reads
-		// must not release anything an earlier one (a removal) may cancel.
+		last, err := parseStreamID(entries[len(entries)-1].ID)
+		if err != nil {
+			return err // Redis made the id: it cannot be malformed
+		}
+		// The same entries are retried until they are handled: while they
+		// are pending no later read raises the safe head past them.
 		for try := 0; ; try++ {
 			maxBlock, err := m.handle(ctx, chainID, entries)
 			if err == nil {
-				ht.finish(seq, maxBlock)
+				ht.finish(last, maxBlock)
 				m.kickRelease(chainID)
 				break
 			}
@@ -227,6 +313,9 @@ func newMessageID() string { return "msg_" + ulid.Make().String() }
 // handle turns stream entries into durable output, queues the jobs and
 // acknowledges the entries. It returns the highest block of their logs.
 func (m *Module) handle(ctx context.Context, chainID uint64, entries []rueidis.XRangeEntry) (uint64, error) {
+	if m.beforeHandle != nil {
+		m.beforeHandle(ctx, entries)
+	}
 	chain := strconv.FormatUint(chainID, 10)
 	var (
 		direct   []msgRow

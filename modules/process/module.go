@@ -14,7 +14,11 @@
 // (endpoint, event); a log and its removal meet on that row whichever is
 // processed first. Transactions that handle removals take a per-chain
 // advisory lock exclusively and all others take it shared, so a removal
-// never races with the log or the release it cancels.
+// never races with the log or the release it cancels. Holds are released
+// only up to a safe head that counts a read once no earlier stream entry is
+// pending anywhere in the consumer group (see headTracker), so a removal
+// read by another process, even one that dies before committing it, is
+// always applied before the blocks that would confirm the removed event.
 package process
 
 import (
@@ -65,6 +69,8 @@ type Module struct {
 	onQueued func(entryID string, queuedAt time.Time)
 	// afterCommit, when set (tests), runs between a batch's commit and its queueing.
 	afterCommit func(context.Context)
+	// beforeHandle, when set (tests), runs between a read and its handling.
+	beforeHandle func(context.Context, []rueidis.XRangeEntry)
 }
 
 // New builds the module for chains (each chain's stream is read).

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/rueidis"
+
 	"github.com/ethhook/ethhook/endpoint"
 	"github.com/ethhook/ethhook/hook"
 )
@@ -162,6 +164,69 @@ func TestRemovalBeforeTheLogSuppressesIt(t *testing.T) {
 	e.eventually("stream drained", e.drained)
 	if msgs := e.messages(fast.ID); len(msgs) != 1 || msgs[0].EventID == ev.ID {
 		t.Fatalf("removed-before-sent log was delivered: %+v", msgs)
+	}
+}
+
+// Two processes share the stream. B reads a removal and hangs (then dies)
+// before committing it; A meanwhile handles later blocks that would confirm
+// the removed event. A must not release it: the safe head counts only
+// reads with no earlier entry pending anywhere in the group.
+func TestRemovalPendingInAnotherProcessHoldsBackRelease(t *testing.T) {
+	e := newEnv(t)
+	safe := e.endpoint(endpoint.Input{Filter: hook.Filter{Addresses: []string{token}}, Confirmations: intp(3)})
+	holdState := func(eventID string) string {
+		var st string
+		_ = e.pool.QueryRow(context.Background(), `SELECT state FROM process_holds WHERE endpoint_id = $1 AND event_id = $2`,
+			safe.ID, eventID).Scan(&st)
+		return st
+	}
+
+	e.cfg.Process.ClaimIdle = 3 * time.Second // longer than A's wait below: B's entry stays B's
+	gotRemoval := make(chan struct{})
+	var once sync.Once
+	consumerA, workers := e.cfg.Process.Consumer, e.cfg.Process.Workers
+	e.cfg.Process.Consumer, e.cfg.Process.Workers = consumerA+"-b", 1 // B's only reader hangs
+	b := e.start(func(m *Module) {
+		m.beforeHandle = func(ctx context.Context, entries []rueidis.XRangeEntry) {
+			for _, en := range entries {
+				if en.FieldValues["type"] == hook.TypeLogRemoved {
+					once.Do(func() { close(gotRemoval) })
+					<-ctx.Done() // hangs until killed: never commits
+					return
+				}
+			}
+		}
+	})
+	orphan := transfer("aa", 100, 0, token, alice, bob, 1)
+	e.publish(orphan)
+	e.eventually("orphan-to-be held", func() bool { return holdState(orphan.ID) == "held" })
+	e.publish(removed(orphan))
+	select {
+	case <-gotRemoval:
+	case <-time.After(30 * time.Second):
+		t.Fatal("process B never read the removal")
+	}
+
+	e.cfg.Process.Consumer, e.cfg.Process.Workers = consumerA, workers
+	e.start()
+	canonical := transfer("bb", 105, 0, token, alice, bob, 2)
+	e.publish(canonical, transfer("bb", 110, 0, other, alice, bob, 3))
+	e.eventually("A handled the later blocks", func() bool { return e.pending() == 1 }) // only B's removal
+	// Give A's releaser many passes (every 50 ms) at a head of 110.
+	time.Sleep(20 * e.cfg.Process.ReleaseInterval)
+	if n := e.count(safe.ID); n != 0 {
+		for _, m := range e.messages(safe.ID) {
+			t.Errorf("released %s %s while an earlier removal was uncommitted", m.Type, m.EventID)
+		}
+		t.FailNow()
+	}
+
+	b.stop() // B dies; A reclaims its removal once idle
+	e.eventually("removal reclaimed and committed", func() bool { return holdState(orphan.ID) == "removed" })
+	e.eventually("the canonical event released", func() bool { return e.count(safe.ID) == 1 })
+	e.eventually("stream drained", e.drained)
+	if msgs := e.messages(safe.ID); len(msgs) != 1 || msgs[0].EventID != canonical.ID || msgs[0].Type != hook.TypeLog {
+		t.Fatalf("confirmed endpoint got %d messages, want only the canonical log", len(msgs))
 	}
 }
 

@@ -52,6 +52,9 @@ func (m *Module) releaser(ctx context.Context, chainID uint64) error {
 			}
 		case <-m.releaseCh[chainID]:
 		}
+		if err := m.settleHead(ctx, chainID, ht); err != nil && ctx.Err() == nil {
+			log.Warn("settle chain head", zap.Error(err))
+		}
 		head := ht.safeHead()
 		if head > persisted {
 			var h int64
