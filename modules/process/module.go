@@ -336,7 +336,20 @@ func (m *Module) listenRedis(ctx context.Context) error {
 	return nil
 }
 
-// cleanup deletes released holds and tombstones past retention.
+// delIdleConsumer deletes consumer ARGV[2] of group ARGV[1] on stream
+// KEYS[1] if it has no pending entry; it returns 1 if it did.
+var delIdleConsumer = rueidis.NewLuaScript(`
+if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2]) > 0 then return 0 end
+redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+return 1`)
+
+// consumerRetention is how long a consumer with nothing pending may stay
+// idle in a group before it is deleted (processes that are gone for good:
+// renamed hosts, rescheduled pods). A live one is recreated by its next read.
+const consumerRetention = time.Hour
+
+// cleanup deletes released holds and tombstones past retention, and
+// consumers of the groups that left for good.
 func (m *Module) cleanup(ctx context.Context) error {
 	for sleep(ctx, min(m.cfg.HoldRetention/10, 10*time.Minute)) {
 		_, err := m.pool.Exec(ctx, `DELETE FROM process_holds WHERE state <> 'held' AND updated_at < now() - make_interval(secs => $1)`,
@@ -344,6 +357,52 @@ func (m *Module) cleanup(ctx context.Context) error {
 		if err != nil && ctx.Err() == nil {
 			m.log.Warn("clean up old holds", zap.Error(err))
 		}
+		for _, c := range m.chains {
+			if _, err := m.dropIdleConsumers(ctx, c.ID, consumerRetention); err != nil && ctx.Err() == nil {
+				m.log.Warn("delete idle consumers", zap.Uint64("chain", c.ID), zap.Error(err))
+			}
+		}
 	}
 	return nil
+}
+
+// dropIdleConsumers deletes the chain group's consumers that have nothing
+// pending and were idle longer than idle (never this process's own); it
+// returns their names. A consumer with pending entries is kept: XAUTOCLAIM
+// moves them first.
+func (m *Module) dropIdleConsumers(ctx context.Context, chainID uint64, idle time.Duration) ([]string, error) {
+	key := m.keys.Events(chainID)
+	list, err := m.rdb.Do(ctx, m.rdb.B().XinfoConsumers().Key(key).Group(Group).Build()).ToArray()
+	if err != nil {
+		return nil, fmt.Errorf("XINFO CONSUMERS %s: %w", key, err)
+	}
+	var dropped []string
+	for _, c := range list {
+		info, err := c.AsMap()
+		if err != nil {
+			return dropped, fmt.Errorf("XINFO CONSUMERS %s: %w", key, err)
+		}
+		nameMsg, pendMsg, idleMsg := info["name"], info["pending"], info["idle"]
+		name, err1 := nameMsg.ToString()
+		pending, err2 := pendMsg.AsInt64()
+		idleMS, err3 := idleMsg.AsInt64()
+		if err := errors.Join(err1, err2, err3); err != nil {
+			return dropped, fmt.Errorf("XINFO CONSUMERS %s: %w", key, err)
+		}
+		if name == m.cfg.Consumer || pending > 0 || time.Duration(idleMS)*time.Millisecond < idle {
+			continue
+		}
+		// DELCONSUMER would drop pending entries with the consumer (lost for
+		// good), and it may have read some since XINFO: the script checks
+		// and deletes atomically.
+		n, err := delIdleConsumer.Exec(ctx, m.rdb, []string{key}, []string{Group, name}).AsInt64()
+		if err != nil {
+			return dropped, fmt.Errorf("delete consumer %s of %s: %w", name, key, err)
+		}
+		if n == 1 {
+			m.log.Info("deleted idle stream consumer", zap.String("stream", key), zap.String("consumer", name))
+			dropped = append(dropped, name)
+		}
+	}
+	return dropped, nil
 }

@@ -230,6 +230,37 @@ func TestRemovalPendingInAnotherProcessHoldsBackRelease(t *testing.T) {
 	}
 }
 
+// An application over its monthly quota still gets every message, stored
+// as quota_exceeded and not queued: the quota release queues it later.
+func TestOverQuotaMessagesAreKeptButNotQueued(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	if _, err := e.pool.Exec(ctx, `INSERT INTO plans (id, name, monthly_quota, max_endpoints) VALUES ('tiny', 'Tiny', 5, 0)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.pool.Exec(ctx, `UPDATE applications SET plan_id = 'tiny' WHERE id = $1`, e.app); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.pool.Exec(ctx, `INSERT INTO usage (app_id, month, deliveries) VALUES ($1, date_trunc('month', now() AT TIME ZONE 'UTC')::date, 5)`, e.app); err != nil {
+		t.Fatal(err)
+	}
+	fast := e.endpoint(endpoint.Input{Filter: hook.Filter{Addresses: []string{token}}})
+	safe := e.endpoint(endpoint.Input{Filter: hook.Filter{Addresses: []string{token}}, Confirmations: intp(1)})
+	e.start()
+	e.publish(transfer("qq", 7, 0, token, alice, bob, 1), transfer("qq", 8, 0, other, alice, bob, 1))
+	e.eventually("both endpoints got their message", func() bool { return e.count(fast.ID) == 1 && e.count(safe.ID) == 1 })
+	e.eventually("stream drained", e.drained)
+	jobs := e.jobs()
+	for _, m := range e.messages("") {
+		if m.State != hook.StateQuotaExceeded {
+			t.Fatalf("message for %s in state %q, want %q", m.EndpointID, m.State, hook.StateQuotaExceeded)
+		}
+		if jobs[m.ID] != 0 {
+			t.Fatalf("over-quota message %s was queued for delivery", m.ID)
+		}
+	}
+}
+
 func TestConfirmedEventsSurviveRestartWhileHeld(t *testing.T) {
 	e := newEnv(t)
 	safe := e.endpoint(endpoint.Input{Filter: hook.Filter{Addresses: []string{token}}, Confirmations: intp(2)})
@@ -411,5 +442,39 @@ func TestBatchingEndpointGetsBatchPayloads(t *testing.T) {
 	sort.Ints(sizes)
 	if fmt.Sprint(sizes) != "[1 3 3]" || len(seen) != 7 {
 		t.Fatalf("batch sizes %v, events %d", sizes, len(seen))
+	}
+}
+
+// Consumers of processes gone for good are deleted once idle with nothing
+// pending; one still holding entries is kept until they are reclaimed.
+func TestIdleConsumersWithNothingPendingAreDeleted(t *testing.T) {
+	e := newEnv(t)
+	e.endpoint(endpoint.Input{Filter: hook.Filter{Addresses: []string{token}}})
+	r := e.start()
+	ctx := context.Background()
+	key := e.keys.Events(testChain)
+	for _, c := range []string{"gone-empty", "gone-busy"} {
+		if err := e.rdb.Do(ctx, e.rdb.B().XgroupCreateconsumer().Key(key).Group(Group).Consumer(c).Build()).Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.publish(transfer("ic", 1, 0, token, alice, bob, 1))
+	e.eventually("stream drained", e.drained)
+	r.stop() // so no reader of ours races gone-busy for the next entry
+	// gone-busy takes the next entry and never acknowledges it.
+	e.publish(transfer("ic", 2, 0, token, alice, bob, 1))
+	if _, err := e.rdb.Do(ctx, e.rdb.B().Xreadgroup().Group(Group, "gone-busy").Count(10).Streams().Key(key).Id(">").Build()).AsXRead(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	dropped, err := r.m.dropIdleConsumers(ctx, testChain, 20*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(dropped, []string{"gone-empty"}) {
+		t.Fatalf("deleted %v, want only gone-empty (gone-busy holds an entry; %s is this process)", dropped, e.cfg.Process.Consumer)
+	}
+	if p := e.pending(); p != 1 {
+		t.Fatalf("%d entries pending after the cleanup, want gone-busy's 1", p)
 	}
 }
