@@ -32,6 +32,15 @@ type Delivery struct {
 	// Each held message keeps its payload in memory; 100 is ten times the
 	// default concurrency per endpoint, enough to keep every slot busy.
 	QueuePerEndpoint int `mapstructure:"queue_per_endpoint"`
+	// MaxHeld caps the messages one process holds in all (queued, in
+	// flight, and sent but not yet recorded in Postgres). At the cap the
+	// process stops reading delivery jobs: they wait in the Redis stream
+	// (and the messages in Postgres) until it has room, so a backlog costs
+	// no memory (ETHHOOK_DELIVERY_MAX_HELD).
+	MaxHeld int `mapstructure:"max_held"`
+	// MaxHeldMiB caps the payload bytes of the messages one process holds,
+	// in MiB, the same way (ETHHOOK_DELIVERY_MAX_HELD_MIB).
+	MaxHeldMiB int `mapstructure:"max_held_mib"`
 	// LeaseTimeout is how long a claimed message belongs to the process that
 	// claimed it without a heartbeat; after that the sweeper re-offers it.
 	LeaseTimeout time.Duration `mapstructure:"lease_timeout"`
@@ -56,6 +65,8 @@ func DefaultDelivery() Delivery {
 		MaxRetryAfter:          time.Hour,
 		MaxInFlight:            1000,
 		QueuePerEndpoint:       100,
+		MaxHeld:                4000,
+		MaxHeldMiB:             16,
 		LeaseTimeout:           60 * time.Second,
 		SweepInterval:          10 * time.Second,
 		BreakerThreshold:       10,
@@ -129,6 +140,12 @@ func (c Delivery) Validate() error {
 	}
 	if c.QueuePerEndpoint < 1 {
 		errs = append(errs, fmt.Errorf("delivery.queue_per_endpoint: must be at least 1, got %d", c.QueuePerEndpoint))
+	}
+	if c.MaxHeld < 1 {
+		errs = append(errs, fmt.Errorf("delivery.max_held (ETHHOOK_DELIVERY_MAX_HELD): must be at least 1, got %d", c.MaxHeld))
+	}
+	if c.MaxHeldMiB < 1 {
+		errs = append(errs, fmt.Errorf("delivery.max_held_mib (ETHHOOK_DELIVERY_MAX_HELD_MIB): must be at least 1, got %d", c.MaxHeldMiB))
 	}
 	if c.LeaseTimeout < time.Second || c.LeaseTimeout <= c.Timeout {
 		errs = append(errs, fmt.Errorf("delivery.lease_timeout: must be at least 1s and longer than delivery.timeout, got %s", c.LeaseTimeout))

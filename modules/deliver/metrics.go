@@ -33,7 +33,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		held: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "ethhook_deliver_held_messages",
-			Help: "Claimed messages this process holds in memory or in flight.",
+			Help: "Claimed messages this process holds: queued, in flight, or sent and not yet recorded (capped by delivery.max_held).",
 		}),
 		breakersOpen: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "ethhook_deliver_breakers_open",

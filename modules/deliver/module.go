@@ -7,7 +7,10 @@
 // hook.Keys.DeliverJobs(). Intake reads jobs with a consumer group and claims
 // their messages in one conditional UPDATE (pending, due failed, or
 // lease-expired delivering -> delivering, lease_owner = this process), so a
-// duplicated job is harmless. Claimed messages wait in a per-endpoint queue;
+// duplicated job is harmless. Intake reads only as many jobs as the
+// process-wide caps on held messages and payload bytes leave room for
+// (MaxHeld, MaxHeldMiB), so under overload the backlog waits in Redis and
+// Postgres, not in memory. Claimed messages wait in a per-endpoint queue;
 // each endpoint's runner sends them under its caps; results are written in
 // batches (history, message state, usage); retries go to a Redis sorted set
 // scored by due time, moved back to the job stream when due. A heartbeat
@@ -88,11 +91,20 @@ type Module struct {
 	promote   *rueidis.Lua
 	endpoints endpointCache
 
-	mu   sync.Mutex
-	eps  map[string]*epState
-	held int
+	// Memory held for messages is bounded: held counts the messages this
+	// process claimed and has not finished with (queued, in flight, or sent
+	// and waiting for the writer), heldBytes their payloads still in memory
+	// (a payload is dropped once its attempt is made). Intake reads no jobs
+	// while either is at its cap (MaxHeld, MaxHeldMiB); room is poked when
+	// they shrink.
+	mu         sync.Mutex
+	eps        map[string]*epState
+	held       int
+	heldBytes  int64
+	avgPayload int64 // running average payload size, to size reads by bytes
+	room       chan struct{}
 
-	results chan result
+	results resultQueue
 	sends   sync.WaitGroup
 	sweep   chan string // endpoint id to sweep now ("" = all)
 	ready   atomic.Bool
@@ -118,23 +130,25 @@ func New(cfg config.Config, pool *pgxpool.Pool, rdb rueidis.Client, box *seal.Bo
 		version = "dev"
 	}
 	m := &Module{
-		cfg:       dc,
-		pool:      pool,
-		rdb:       rdb,
-		keys:      hook.Keys{Prefix: cfg.Redis.Prefix},
-		box:       box,
-		log:       log.With(zap.String("module", "deliver")),
-		met:       met,
-		userAgent: "ethhook/" + version,
-		owner:     fmt.Sprintf("%s-%d-%s", host, os.Getpid(), ulid.Make().String()),
-		now:       time.Now,
-		schedule:  sched,
-		sem:       semaphore.NewWeighted(int64(dc.MaxInFlight)),
-		gcra:      rueidis.NewLuaScript(gcraScript),
-		promote:   rueidis.NewLuaScript(promoteScript),
-		eps:       map[string]*epState{},
-		results:   make(chan result, 4096),
-		sweep:     make(chan string, 64),
+		cfg:        dc,
+		pool:       pool,
+		rdb:        rdb,
+		keys:       hook.Keys{Prefix: cfg.Redis.Prefix},
+		box:        box,
+		log:        log.With(zap.String("module", "deliver")),
+		met:        met,
+		userAgent:  "ethhook/" + version,
+		owner:      fmt.Sprintf("%s-%d-%s", host, os.Getpid(), ulid.Make().String()),
+		now:        time.Now,
+		schedule:   sched,
+		sem:        semaphore.NewWeighted(int64(dc.MaxInFlight)),
+		gcra:       rueidis.NewLuaScript(gcraScript),
+		promote:    rueidis.NewLuaScript(promoteScript),
+		eps:        map[string]*epState{},
+		avgPayload: 64 << 10,
+		room:       make(chan struct{}, 1),
+		results:    resultQueue{ready: make(chan struct{}, 1)},
+		sweep:      make(chan string, 64),
 	}
 	m.endpoints = endpointCache{m: m, by: map[string]*endpoint{}}
 	for _, o := range opts {
@@ -187,7 +201,7 @@ func (m *Module) Run(ctx context.Context) error {
 
 	// Runners stop with gctx; wait for the last sends to report.
 	m.sends.Wait()
-	close(m.results)
+	m.results.close()
 	var werr error
 	for range writers {
 		if err := <-writerDone; err != nil {

@@ -45,10 +45,13 @@ func (m *Module) intake(ctx context.Context, consumer string) error {
 	key := m.keys.DeliverJobs()
 	lastReclaim := time.Now()
 	for {
-		if ctx.Err() != nil {
+		// Backpressure: with no room, jobs are not read; they wait in
+		// the stream and their messages in Postgres.
+		count, ok := m.waitRoom(ctx)
+		if !ok {
 			return ctx.Err()
 		}
-		res, err := m.rdb.Do(ctx, m.rdb.B().Xreadgroup().Group(consumerGroup, consumer).Count(1000).Block(1000).
+		res, err := m.rdb.Do(ctx, m.rdb.B().Xreadgroup().Group(consumerGroup, consumer).Count(int64(count)).Block(1000).
 			Streams().Key(key).Id(">").Build()).AsXRead()
 		if err != nil && !rueidis.IsRedisNil(err) {
 			if ctx.Err() != nil {
@@ -71,7 +74,7 @@ func (m *Module) intake(ctx context.Context, consumer string) error {
 		if time.Since(lastReclaim) > m.cfg.LeaseTimeout {
 			lastReclaim = time.Now()
 			r, err := m.rdb.Do(ctx, m.rdb.B().Xautoclaim().Key(key).Group(consumerGroup).Consumer(consumer).
-				MinIdleTime(fmt.Sprint(m.cfg.LeaseTimeout.Milliseconds())).Start("0-0").Count(1000).Build()).ToArray()
+				MinIdleTime(fmt.Sprint(m.cfg.LeaseTimeout.Milliseconds())).Start("0-0").Count(int64(count)).Build()).ToArray()
 			if err == nil && len(r) >= 2 {
 				if entries, err := r[1].AsXRange(); err == nil && len(entries) > 0 {
 					m.handleEntries(ctx, entries)
@@ -81,6 +84,64 @@ func (m *Module) intake(ctx context.Context, consumer string) error {
 	}
 }
 
+// readBatch is the most jobs one read takes.
+const readBatch = 1000
+
+// waitRoom waits until this process may hold more messages and says how
+// many jobs to read: at most readBatch, the messages left under MaxHeld,
+// and as many payloads of the running average size (64 KiB until payloads
+// have been seen) as fit under MaxHeldMiB. The byte cap can be overshot by
+// what one read's payloads exceed that average. It returns false when ctx
+// ends.
+func (m *Module) waitRoom(ctx context.Context) (int, bool) {
+	maxBytes := int64(m.cfg.MaxHeldMiB) << 20
+	for {
+		m.mu.Lock()
+		n := m.cfg.MaxHeld - m.held
+		b := maxBytes - m.heldBytes
+		avg := max(m.avgPayload, 1)
+		m.mu.Unlock()
+		if n > 0 && b > 0 {
+			return int(min(int64(readBatch), int64(n), b/avg+1)), true
+		}
+		t := time.NewTimer(time.Second)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return 0, false
+		case <-m.room:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// release forgets n finished messages and their payload bytes still in
+// memory, and wakes intake. Caller does not hold m.mu.
+func (m *Module) release(n int, bytes int64) {
+	m.mu.Lock()
+	m.releaseLocked(n, bytes)
+	m.mu.Unlock()
+}
+
+func (m *Module) releaseLocked(n int, bytes int64) {
+	m.held -= n
+	m.heldBytes -= bytes
+	m.met.held.Set(float64(m.held))
+	select {
+	case m.room <- struct{}{}:
+	default:
+	}
+}
+
+func queuedBytes(q []*job) int64 {
+	var b int64
+	for _, j := range q {
+		b += int64(len(j.payload))
+	}
+	return b
+}
+
 func isNoGroup(err error) bool {
 	re, ok := rueidis.IsRedisErr(err)
 	return ok && strings.HasPrefix(re.Error(), "NOGROUP")
@@ -88,7 +149,8 @@ func isNoGroup(err error) bool {
 
 // handleEntries claims the messages of a batch of jobs and queues them;
 // jobs for an endpoint whose queue is full are dropped (the message stays
-// pending in Postgres and is offered again when the queue has room).
+// pending in Postgres and is offered again when the queue has room). The
+// process-wide caps are kept by intake reading no more than waitRoom allows.
 func (m *Module) handleEntries(ctx context.Context, entries []rueidis.XRangeEntry) {
 	ids := make([]string, 0, len(entries))
 	want := make([]string, 0, len(entries))
@@ -105,7 +167,7 @@ func (m *Module) handleEntries(ctx context.Context, entries []rueidis.XRangeEntr
 		if st != nil {
 			used += len(st.queue) + st.inflight
 		}
-		if used >= m.cfg.QueuePerEndpoint || m.held >= m.cfg.QueuePerEndpoint*64 {
+		if used >= m.cfg.QueuePerEndpoint {
 			if st != nil {
 				st.parked = true
 			}
@@ -198,6 +260,8 @@ func (m *Module) enqueue(ctx context.Context, jobs []*job) {
 		}
 		st.queue = append(st.queue, j)
 		m.held++
+		m.heldBytes += int64(len(j.payload))
+		m.avgPayload += (int64(len(j.payload)) - m.avgPayload) / 16
 		st.poke()
 	}
 	m.met.held.Set(float64(m.held))
@@ -332,7 +396,7 @@ func (m *Module) retire(st *epState) bool {
 func (m *Module) dropQueue(st *epState) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.held -= len(st.queue)
+	m.releaseLocked(len(st.queue), queuedBytes(st.queue))
 	st.queue = nil
 	delete(m.eps, st.id)
 }
@@ -345,7 +409,7 @@ func (m *Module) releaseQueue(ctx context.Context, st *epState) {
 	for i, j := range st.queue {
 		ids[i] = j.id
 	}
-	m.held -= len(st.queue)
+	m.releaseLocked(len(st.queue), queuedBytes(st.queue))
 	st.queue = nil
 	m.mu.Unlock()
 	if len(ids) > 0 {
@@ -413,12 +477,15 @@ func (m *Module) send(ctx context.Context, st *epState, ep *endpoint, j *job) {
 	defer m.sends.Done()
 	a := m.post(ctx, ep, j)
 	m.sem.Release(1)
+	// The payload is not needed any more: a retry claims the message again.
+	size := int64(len(j.payload))
+	j.payload = nil
 	if ctx.Err() != nil {
 		// Shutting down: the attempt was cut short by us, not the receiver.
 		// Nothing is recorded; Run hands the message back.
 		m.mu.Lock()
 		st.inflight--
-		m.held--
+		m.releaseLocked(1, size)
 		m.mu.Unlock()
 		return
 	}
@@ -455,7 +522,7 @@ func (m *Module) send(ctx context.Context, st *epState, ep *endpoint, j *job) {
 	}
 	m.mu.Lock()
 	st.inflight--
-	m.held--
+	m.releaseLocked(0, size) // still held until the writer has recorded it
 	switch {
 	case ok || (a.status != 0 && !retryable):
 		// Any final HTTP answer shows the endpoint is up.
@@ -471,13 +538,12 @@ func (m *Module) send(ctx context.Context, st *epState, ep *endpoint, j *job) {
 	default:
 		st.br.probing = false
 	}
-	m.met.held.Set(float64(m.held))
 	m.mu.Unlock()
 	st.poke()
 	if r.disable != "" {
 		m.markDisabled(j.endpointID)
 	}
-	m.results <- r
+	m.results.put(r)
 }
 
 // markDisabled makes the local cache see the endpoint as disabled at once.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -29,42 +30,99 @@ const (
 	writeDelay = 10 * time.Millisecond
 )
 
+// resultQueue hands finished attempts to the writer. Senders never wait on
+// it (a sender's goroutine ends with its attempt); its length is bounded
+// because every result in it is a held message (Module.held), and intake
+// takes no new work while held is at its cap.
+type resultQueue struct {
+	mu     sync.Mutex
+	items  []result
+	closed bool
+	ready  chan struct{} // poked on put and close
+}
+
+func (q *resultQueue) put(r result) {
+	q.mu.Lock()
+	q.items = append(q.items, r)
+	q.mu.Unlock()
+	q.poke()
+}
+
+func (q *resultQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	q.poke()
+}
+
+func (q *resultQueue) poke() {
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}
+
+// take moves up to len(dst) results into dst (FIFO) and reports how many,
+// and whether the queue is closed.
+func (q *resultQueue) take(dst []result) (int, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := copy(dst, q.items)
+	rest := copy(q.items, q.items[n:])
+	clear(q.items[rest:])
+	q.items = q.items[:rest]
+	return n, q.closed && rest == 0
+}
+
+func (q *resultQueue) size() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.items)
+}
+
 // writer stores results in batches: attempt rows, message state, usage and
 // endpoint health in one transaction, then schedules retries in Redis. A
 // failed write is retried until it succeeds or the module is torn down.
+// Written results stop counting as held, which lets intake read more jobs.
 func (m *Module) writer(ctx context.Context) error {
-	batch := make([]result, 0, writeBatch)
+	batch := make([]result, writeBatch)
 	for {
-		r, ok := <-m.results
-		if !ok {
-			return nil
+		n, closed := m.results.take(batch)
+		if n == 0 {
+			if closed {
+				return nil
+			}
+			<-m.results.ready
+			continue
 		}
-		batch = append(batch[:0], r)
-		timer := time.NewTimer(writeDelay)
-	fill:
-		for len(batch) < writeBatch {
-			select {
-			case r, ok := <-m.results:
-				if !ok {
+		if n < writeBatch && !closed {
+			// Let a batch fill for a moment.
+			timer := time.NewTimer(writeDelay)
+		fill:
+			for m.results.size() < writeBatch-n {
+				select {
+				case <-m.results.ready:
+				case <-timer.C:
 					break fill
 				}
-				batch = append(batch, r)
-			case <-timer.C:
-				break fill
 			}
+			timer.Stop()
+			k, _ := m.results.take(batch[n:])
+			n += k
 		}
-		timer.Stop()
 		for {
-			err := m.write(ctx, batch)
+			err := m.write(ctx, batch[:n])
 			if err == nil {
 				break
 			}
 			if ctx.Err() != nil {
-				return fmt.Errorf("write %d delivery results: %w", len(batch), err)
+				return fmt.Errorf("write %d delivery results: %w", n, err)
 			}
-			m.log.Warn("write delivery results, retrying", zap.Int("results", len(batch)), zap.Error(err))
+			m.log.Warn("write delivery results, retrying", zap.Int("results", n), zap.Error(err))
 			sleepCtx(ctx, time.Second)
 		}
+		clear(batch[:n])
+		m.release(n, 0)
 	}
 }
 
