@@ -31,6 +31,7 @@ func devnetFlags(fs *pflag.FlagSet, d *config.Devnet) map[string]func() {
 	fs.Int("max-log-results", def.MaxLogResults, "eth_getLogs max results, 0 = unlimited (beyond: -32005)")
 	fs.Uint64("finalized-depth", def.FinalizedDepth, "blocks the finalized tag lags the head")
 	fs.Uint64("retain-blocks", def.RetainBlocks, "keep logs of only the newest N blocks in memory (older: rebuilt on demand; 0 = all)")
+	fs.Int("retain-logs", def.RetainLogs, "and of no more blocks than hold N logs, about 1 KB each (0 = no bound by logs)")
 	fs.Int("reorg-every", 0, "fault: a reorg every N blocks (0 = never)")
 	fs.Int("reorg-depth", def.ReorgDepth, "fault: depth of those reorgs")
 	fs.Int("skip-every", 0, "fault: skip heads every N blocks")
@@ -52,8 +53,8 @@ func devnetFlags(fs *pflag.FlagSet, d *config.Devnet) map[string]func() {
 		"block-time": dur("block-time", &d.BlockTime), "logs-per-block": num("logs-per-block", &d.LogsPerBlock),
 		"fixed-logs": boo("fixed-logs", &d.FixedLogs), "max-log-range": u64("max-log-range", &d.MaxLogRange),
 		"max-log-results": num("max-log-results", &d.MaxLogResults), "finalized-depth": u64("finalized-depth", &d.FinalizedDepth),
-		"retain-blocks": u64("retain-blocks", &d.RetainBlocks),
-		"reorg-every":   num("reorg-every", &d.ReorgEvery), "reorg-depth": num("reorg-depth", &d.ReorgDepth),
+		"retain-blocks": u64("retain-blocks", &d.RetainBlocks), "retain-logs": num("retain-logs", &d.RetainLogs),
+		"reorg-every": num("reorg-every", &d.ReorgEvery), "reorg-depth": num("reorg-depth", &d.ReorgDepth),
 		"skip-every": num("skip-every", &d.SkipEvery), "skip-count": num("skip-count", &d.SkipCount),
 		"drop-every": num("drop-every", &d.DropEvery), "stall-every": num("stall-every", &d.StallEvery),
 		"stall-for": dur("stall-for", &d.StallFor), "malformed-every": num("malformed-every", &d.MalformedEvery),

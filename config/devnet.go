@@ -31,6 +31,9 @@ type Devnet struct {
 	// RetainBlocks keeps logs of only the newest N blocks in memory; older
 	// ones are rebuilt from the seed on demand. 0 keeps everything.
 	RetainBlocks uint64 `mapstructure:"retain_blocks"`
+	// RetainLogs also bounds the logs kept in memory that way (about 1 KB
+	// each), whatever the block size; 0 = no bound by logs.
+	RetainLogs int `mapstructure:"retain_logs"`
 
 	// Automatic faults, counted in mined blocks; 0 disables each.
 	ReorgEvery     int           `mapstructure:"reorg_every"`
@@ -49,7 +52,7 @@ type Devnet struct {
 func DefaultDevnet() Devnet {
 	return Devnet{
 		Addr: "127.0.0.1:8545", DemoAddr: "127.0.0.1:9000", ChainID: DevnetChainID, Seed: 1, BlockTime: time.Second, LogsPerBlock: 20,
-		FinalizedDepth: 64, RetainBlocks: 2048, ReorgDepth: 1, SkipCount: 3, StallFor: 2 * time.Second,
+		FinalizedDepth: 64, RetainBlocks: 2048, RetainLogs: 16384, ReorgDepth: 1, SkipCount: 3, StallFor: 2 * time.Second,
 	}
 }
 
@@ -85,6 +88,9 @@ func (d Devnet) Validate() error {
 		if f.v < 0 {
 			bad(f.key, "must not be negative (0 disables), got %d", f.v)
 		}
+	}
+	if d.RetainLogs < 0 {
+		bad("retain_logs", "must not be negative, got %d", d.RetainLogs)
 	}
 	if d.RetainBlocks > 0 && d.ReorgEvery > 0 && uint64(d.ReorgDepth) >= d.RetainBlocks {
 		bad("retain_blocks", "must exceed reorg_depth (%d) or be 0, got %d", d.ReorgDepth, d.RetainBlocks)

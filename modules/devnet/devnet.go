@@ -33,6 +33,10 @@ type Config struct {
 	// blocks in memory; older blocks keep their header and are rebuilt
 	// from the seed when asked for (same hashes, same logs). 0 keeps all.
 	RetainBlocks uint64
+	// RetainLogs also bounds the logs kept that way, whatever the block
+	// size: once the retained blocks hold more, the oldest are compacted
+	// (the newest block always stays whole). 0 = no bound by logs.
+	RetainLogs int
 
 	// Automatic faults, counted in blocks mined by Run. 0 disables each.
 	ReorgEvery     int           // every N blocks, a Reorg(ReorgDepth) instead of a plain block
@@ -84,6 +88,8 @@ type Node struct {
 	mineMu   sync.Mutex // serializes chain changes and their announcements
 	mu       sync.RWMutex
 	canon    []*block // canon[i].Number == i
+	fullFrom uint64   // canonical blocks below it (genesis aside) are compacted
+	fullLogs int      // logs of the canonical blocks from fullFrom on
 	byHash   map[common.Hash]*block
 	orphaned []*block
 	branch   uint64
@@ -101,6 +107,7 @@ type Node struct {
 	cacheMu    sync.Mutex
 	cache      map[common.Hash]*block // rebuilt compacted blocks
 	cacheOrder []common.Hash
+	cacheLogs  int
 
 	connsMu sync.Mutex
 	conns   map[*wsConn]struct{}
@@ -210,13 +217,8 @@ func (n *Node) mineLocked(k int) []*block {
 		n.mu.Lock()
 		n.canon = append(n.canon, b)
 		n.byHash[b.Hash] = b
-		if r := n.cfg.RetainBlocks; r > 0 && b.Number > r {
-			if old := n.canon[b.Number-r]; !old.compact {
-				st := old.stub()
-				n.canon[b.Number-r] = st
-				n.byHash[st.Hash] = st
-			}
-		}
+		n.fullLogs += len(b.Logs)
+		n.compactLocked(b.Number)
 		n.mu.Unlock()
 		if len(b.Logs) > 0 && n.emptyArmed.CompareAndSwap(true, false) {
 			n.emptyMu.Lock()
@@ -229,6 +231,27 @@ func (n *Node) mineLocked(k int) []*block {
 	n.stats.Blocks += uint64(k)
 	n.statsMu.Unlock()
 	return out
+}
+
+// compactLocked compacts the oldest whole canonical blocks beyond
+// RetainBlocks or RetainLogs; head stays whole. Caller holds mu.
+func (n *Node) compactLocked(head uint64) {
+	r, maxLogs := n.cfg.RetainBlocks, n.cfg.RetainLogs
+	if r == 0 && maxLogs <= 0 {
+		return
+	}
+	for n.fullFrom < head {
+		if !(r > 0 && head-n.fullFrom >= r) && !(maxLogs > 0 && n.fullLogs > maxLogs) {
+			return
+		}
+		if old := n.canon[n.fullFrom]; !old.compact && old.Number > 0 {
+			st := old.stub()
+			n.canon[n.fullFrom] = st
+			n.byHash[st.Hash] = st
+			n.fullLogs -= len(old.Logs)
+		}
+		n.fullFrom++
+	}
 }
 
 // Mine mines k blocks now and announces each to newHeads and logs subscribers.
@@ -277,6 +300,12 @@ func (n *Node) Reorg(depth int) []Block {
 	}
 	old := append([]*block(nil), n.canon[head-depth+1:]...)
 	n.canon = n.canon[:head-depth+1]
+	for _, b := range old {
+		if !b.compact {
+			n.fullLogs -= len(b.Logs)
+		}
+	}
+	n.fullFrom = min(n.fullFrom, uint64(len(n.canon)))
 	n.orphaned = append(n.orphaned, old...)
 	n.branch++
 	n.mu.Unlock()
@@ -453,6 +482,8 @@ func (b *block) stub() *block {
 	}
 }
 
+// cacheBlocks bounds the cache of rebuilt blocks; with RetainLogs set, it
+// also holds at most half that many logs (and at least one block).
 const cacheBlocks = 64
 
 // full returns b with its logs and transactions, rebuilding a compacted
@@ -477,7 +508,9 @@ func (n *Node) full(b *block) *block {
 	if _, ok := n.cache[b.Hash]; !ok {
 		n.cache[b.Hash] = c
 		n.cacheOrder = append(n.cacheOrder, b.Hash)
-		if len(n.cacheOrder) > cacheBlocks {
+		n.cacheLogs += len(c.Logs)
+		for len(n.cacheOrder) > 1 && (len(n.cacheOrder) > cacheBlocks || (n.cfg.RetainLogs > 0 && n.cacheLogs > n.cfg.RetainLogs/2)) {
+			n.cacheLogs -= len(n.cache[n.cacheOrder[0]].Logs)
 			delete(n.cache, n.cacheOrder[0])
 			n.cacheOrder = n.cacheOrder[1:]
 		}

@@ -169,3 +169,43 @@ func TestRetainBlocksRebuildsOldBlocksIdentically(t *testing.T) {
 		t.Fatal("nothing was compacted")
 	}
 }
+
+func TestRetainLogsBoundsWholeBlocksByLogs(t *testing.T) {
+	full := New(Config{Seed: 41, LogsPerBlock: 10, FixedLogs: true})
+	kept := New(Config{Seed: 41, LogsPerBlock: 10, FixedLogs: true, RetainLogs: 25})
+	full.Mine(20)
+	kept.Mine(20)
+	full.Reorg(3)
+	kept.Reorg(3)
+	kept.mu.RLock()
+	whole, logs := 0, 0
+	for _, b := range kept.canon[1:] {
+		if !b.compact {
+			whole++
+			logs += len(b.Logs)
+		}
+	}
+	if logs != kept.fullLogs {
+		t.Errorf("counted %d logs in whole blocks, node says %d", logs, kept.fullLogs)
+	}
+	kept.mu.RUnlock()
+	if whole != 2 {
+		t.Errorf("%d whole blocks kept, want 2 (RetainLogs 25, 10 logs a block)", whole)
+	}
+	head := kept.Head().Number
+	for i := uint64(0); i <= head; i++ {
+		a, _ := full.BlockByNumber(i)
+		b, _ := kept.BlockByNumber(i)
+		if a.Hash != b.Hash || len(a.Logs) != len(b.Logs) {
+			t.Fatalf("block %d differs after compaction", i)
+		}
+	}
+	if kept.Stats().Rebuilt == 0 {
+		t.Fatal("nothing was compacted")
+	}
+	kept.cacheMu.Lock()
+	defer kept.cacheMu.Unlock()
+	if kept.cacheLogs > 25/2 && len(kept.cacheOrder) > 1 {
+		t.Errorf("rebuilt-block cache holds %d blocks, %d logs; want at most half of RetainLogs", len(kept.cacheOrder), kept.cacheLogs)
+	}
+}

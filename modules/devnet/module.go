@@ -39,6 +39,7 @@ func ConfigFrom(c config.Devnet) Config {
 		MaxLogResults:  c.MaxLogResults,
 		FinalizedDepth: c.FinalizedDepth,
 		RetainBlocks:   c.RetainBlocks,
+		RetainLogs:     c.RetainLogs,
 		ReorgEvery:     c.ReorgEvery,
 		ReorgDepth:     c.ReorgDepth,
 		SkipEvery:      c.SkipEvery,
