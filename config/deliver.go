@@ -25,7 +25,12 @@ type Delivery struct {
 	SecretOverlap time.Duration `mapstructure:"secret_overlap"`
 	// MaxRetryAfter caps how long a receiver's Retry-After may postpone a retry.
 	MaxRetryAfter time.Duration `mapstructure:"max_retry_after"`
-	// MaxInFlight caps in-flight requests of one deliver process (all endpoints).
+	// MaxInFlight caps in-flight requests of one deliver process (all
+	// endpoints). Each slot ends up holding a kept-alive connection (about
+	// 25 KB: buffers and two goroutines; more with TLS), so it is also a
+	// memory cap. The slots needed are about webhooks/s times the
+	// endpoints' response time: 256 keeps up with 2,500/s at 100 ms
+	// (ETHHOOK_DELIVERY_MAX_IN_FLIGHT).
 	MaxInFlight int `mapstructure:"max_in_flight"`
 	// QueuePerEndpoint caps messages one process holds in memory per endpoint;
 	// the rest stay pending in Postgres until the sweeper offers them again.
@@ -63,7 +68,7 @@ func DefaultDelivery() Delivery {
 		DisableAfter:           5 * 24 * time.Hour,
 		SecretOverlap:          24 * time.Hour,
 		MaxRetryAfter:          time.Hour,
-		MaxInFlight:            1000,
+		MaxInFlight:            256,
 		QueuePerEndpoint:       100,
 		MaxHeld:                4000,
 		MaxHeldMiB:             16,
