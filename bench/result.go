@@ -117,7 +117,9 @@ type Result struct {
 	Succeeded            int64            `json:"succeeded_total"`
 	MessageStates        map[string]int64 `json:"message_states"`
 
-	PeakRSSMB       float64 `json:"peak_rss_mb"` // VmHWM at the end of the run
+	PeakRSSMB       float64 `json:"peak_rss_mb"`           // VmHWM at the end of the run
+	Memory          Memory  `json:"memory"`                // what the runtime says the memory was
+	DevnetRebuilt   uint64  `json:"devnet_rebuilt_blocks"` // blocks the devnet rebuilt because they were asked for after it compacted them
 	CPUSecondsTotal float64 `json:"cpu_seconds_total"`
 }
 
@@ -164,8 +166,15 @@ func (r Result) WriteText(w io.Writer) {
 		r.MessagesQueuedTotal, r.Received, r.Verified, r.Rejected, strings.Join(states, ", "))
 	p("machine in the window: %.0f%% of all CPUs busy; redis-server %.2f cores, postgres (all its users) %.2f cores",
 		100*r.Host.MachineBusy, r.Host.RedisCores, r.Host.PostgresCores)
-	p("process: peak RSS %.1f MB (VmHWM); CPU %.1f s in the window (%.2f cores), %.1f s in all",
-		r.PeakRSSMB, r.Window.CPUSeconds, r.Window.CPUCores, r.CPUSecondsTotal)
+	p("process: peak RSS %.1f MB (VmHWM); CPU %.1f s in the window (%.2f cores), %.1f s in all; devnet rebuilt %d compacted blocks",
+		r.PeakRSSMB, r.Window.CPUSeconds, r.Window.CPUCores, r.CPUSecondsTotal, r.DevnetRebuilt)
+	m, a := r.Memory, r.Memory.AtPeak
+	if m.Samples > 0 {
+		p("memory (MB, sampled every %s): highest RSS %.1f in the %s: heap objects %.1f (live at last GC %.1f, GC goal %.1f), heap spare %.1f, stacks %.1f (%d goroutines), runtime other %.1f",
+			memSampleEvery, m.PeakRSSMB, m.PeakPhase, a.HeapObjectMB, a.HeapLiveMB, a.HeapGoalMB, a.HeapSpareMB, a.StacksMB, a.Goroutines, a.OtherMB)
+		p("        peaks over the run: live heap %.1f, GC goal %.1f, stacks %.1f, goroutines %d",
+			m.PeakLiveHeapMB, m.PeakHeapGoalMB, m.PeakStacksMB, m.PeakGoroutines)
+	}
 }
 
 func le(ms float64) string {
