@@ -90,6 +90,7 @@ ETHHOOK_SECRET_KEY the run seals its endpoints' secrets with a throwaway key.
 			if rt.Log != nil {
 				o.Log = logFor(rt, "bench")
 			}
+			applyMemoryLimit(o.Log) // as serve does
 			res, err := bench.Run(ctx, bench.Deps{Cfg: rt.Cfg, Pool: pool, Redis: rdb, Box: box}, o)
 			if err != nil {
 				return fmt.Errorf("bench: %w", err)

@@ -34,6 +34,8 @@ ETHHOOK_HTTP_ADDR and /metrics on METRICS_PORT.
 Modules in this binary, in start order: %s.
 With --all and no chain configured, the built-in devnet runs as the only chain.
 serve refuses to start while database migrations are pending.
+The Go runtime's soft memory limit is GOMEMLIMIT when set (off disables it),
+else 90%% of the container's (cgroup) memory limit when there is one.
 `, strings.Join(moduleNames(), ", ")) + envHelp("http_addr", "metrics_port", "database_url", "redis.", "shutdown_grace", "log."),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -115,6 +117,7 @@ func runModules(ctx context.Context, rt *Runtime, names []string, o runOptions) 
 		}
 	}
 
+	applyMemoryLimit(rt.Log)
 	sup := &Supervisor{Log: rt.Log, Grace: rt.Cfg.ShutdownGrace}
 	var built []Module
 	var handler http.Handler
