@@ -41,7 +41,9 @@ type Delivery struct {
 	// flight, and sent but not yet recorded in Postgres). At the cap the
 	// process stops reading delivery jobs: they wait in the Redis stream
 	// (and the messages in Postgres) until it has room, so a backlog costs
-	// no memory (ETHHOOK_DELIVERY_MAX_HELD).
+	// no memory (ETHHOOK_DELIVERY_MAX_HELD). Endpoints that cannot send
+	// (breaker open) keep their queues, so it must leave room beside them:
+	// 6400 is 64 full queues of the default QueuePerEndpoint.
 	MaxHeld int `mapstructure:"max_held"`
 	// MaxHeldMiB caps the payload bytes of the messages one process holds,
 	// in MiB, the same way (ETHHOOK_DELIVERY_MAX_HELD_MIB).
@@ -70,7 +72,7 @@ func DefaultDelivery() Delivery {
 		MaxRetryAfter:          time.Hour,
 		MaxInFlight:            256,
 		QueuePerEndpoint:       100,
-		MaxHeld:                4000,
+		MaxHeld:                6400,
 		MaxHeldMiB:             16,
 		LeaseTimeout:           60 * time.Second,
 		SweepInterval:          10 * time.Second,
