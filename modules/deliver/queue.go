@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"sort"
 	"strings"
 	"time"
 
@@ -214,11 +215,20 @@ func (m *Module) claim(ctx context.Context, ids []string) ([]*job, error) {
 	if err != nil {
 		return nil, fmt.Errorf("claim %d messages: %w", len(ids), err)
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (*job, error) {
+	jobs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*job, error) {
 		j := &job{}
 		err := r.Scan(&j.id, &j.endpointID, &j.appID, &j.webhookID, &j.payload, &j.attempts, &j.retryBase, &j.createdAt)
 		return j, err
 	})
+	// RETURNING follows the plan, not the ids' order: queue each endpoint's
+	// messages oldest first (ids are ULIDs, so they break ties in creation order).
+	sort.Slice(jobs, func(a, b int) bool {
+		if !jobs[a].createdAt.Equal(jobs[b].createdAt) {
+			return jobs[a].createdAt.Before(jobs[b].createdAt)
+		}
+		return jobs[a].id < jobs[b].id
+	})
+	return jobs, err
 }
 
 // unschedule removes the scheduled retries of claimed messages. A message
