@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -87,13 +89,21 @@ func (m *Module) sweepOnce(ctx context.Context, endpointID string) error {
 			}
 		}
 		m.mu.Unlock()
+		// Under a backlog, messages whose jobs still wait unread in the
+		// stream look overlooked; offering them again would add work exactly
+		// when delivery is behind. Only messages older than what the group
+		// has read (less the margin) can have lost their job.
+		readUpTo := time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC) // no backlog: no extra bound
+		if read, ok := m.jobsReadUpTo(ctx); ok {
+			readUpTo = read.Add(-stale)
+		}
 		rows, err = m.pool.Query(ctx, `
 			SELECT m.id, m.endpoint_id FROM messages m JOIN endpoints e ON e.id = m.endpoint_id AND e.enabled
-			WHERE ((m.state = 'pending' AND m.updated_at < now() - $1::bigint * interval '1 millisecond')
+			WHERE ((m.state = 'pending' AND m.updated_at < LEAST(now() - $1::bigint * interval '1 millisecond', $5))
 			    OR (m.state = 'delivering' AND m.lease_until < $2)
-			    OR (m.state = 'failed' AND m.next_attempt_at < $3))
+			    OR (m.state = 'failed' AND m.next_attempt_at < LEAST($3, $5)))
 			  AND m.endpoint_id <> ALL($4)
-			ORDER BY m.created_at LIMIT 5000`, stale.Milliseconds(), now, now.Add(-stale), full)
+			ORDER BY m.created_at LIMIT 5000`, stale.Milliseconds(), now, now.Add(-stale), full, readUpTo)
 	}
 	if err != nil {
 		return fmt.Errorf("find overlooked messages: %w", err)
@@ -106,6 +116,41 @@ func (m *Module) sweepOnce(ctx context.Context, endpointID string) error {
 		m.log.Debug("re-offering messages", zap.Int("messages", len(pairs)), zap.String("endpoint", endpointID))
 	}
 	return m.offer(ctx, pairs)
+}
+
+// jobsReadUpTo is the time of the last jobs-stream entry the deliver group
+// read, when entries wait unread behind it (a backlog); ok is false when
+// nothing is unread or Redis cannot tell.
+func (m *Module) jobsReadUpTo(ctx context.Context) (time.Time, bool) {
+	groups, err := m.rdb.Do(ctx, m.rdb.B().XinfoGroups().Key(m.keys.DeliverJobs()).Build()).ToArray()
+	if err != nil {
+		return time.Time{}, false
+	}
+	for _, g := range groups {
+		info, err := g.AsMap()
+		if err != nil {
+			return time.Time{}, false
+		}
+		nameMsg, lastMsg, lagMsg := info["name"], info["last-delivered-id"], info["lag"]
+		if name, _ := nameMsg.ToString(); name != consumerGroup {
+			continue
+		}
+		if lag, err := lagMsg.AsInt64(); err == nil && lag == 0 {
+			return time.Time{}, false // nothing unread: no backlog
+		}
+		// lag is nil when Redis cannot compute it (entries deleted): a backlog may exist.
+		last, err := lastMsg.ToString()
+		if err != nil {
+			return time.Time{}, false
+		}
+		msPart, _, _ := strings.Cut(last, "-")
+		ms, err := strconv.ParseInt(msPart, 10, 64)
+		if err != nil {
+			return time.Time{}, false
+		}
+		return time.UnixMilli(ms), true
+	}
+	return time.Time{}, false
 }
 
 func (m *Module) refreshGauges(ctx context.Context) {
