@@ -48,17 +48,19 @@ const maxMarks = 4096
 
 func newHeadTracker() *headTracker { return &headTracker{} }
 
-// finish records a committed read: its last entry id and highest log block.
-func (h *headTracker) finish(last streamID, maxBlock uint64) {
+// finish records a committed read: its last entry id and highest log
+// block. It reports whether the read may raise the head.
+func (h *headTracker) finish(last streamID, maxBlock uint64) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if maxBlock <= h.head {
-		return // can raise nothing
+		return false // can raise nothing
 	}
 	h.marks = append(h.marks, readMark{last, maxBlock})
 	if len(h.marks) > maxMarks {
 		h.marks = mergeMarks(h.marks)
 	}
+	return true
 }
 
 // mergeMarks halves marks by merging neighbours in id order into the later
@@ -226,10 +228,13 @@ func (m *Module) consume(ctx context.Context, chainID uint64, worker int) error 
 		// The same entries are retried until they are handled: while they
 		// are pending no later read raises the safe head past them.
 		for try := 0; ; try++ {
-			maxBlock, err := m.handle(ctx, chainID, entries)
+			maxBlock, held, err := m.handle(ctx, chainID, entries)
 			if err == nil {
-				ht.finish(last, maxBlock)
-				m.kickRelease(chainID)
+				// The releaser has work only when the head may rise or a
+				// hold was added; its ticker covers batch timers.
+				if ht.finish(last, maxBlock) || held {
+					m.kickRelease(chainID)
+				}
 				break
 			}
 			if ctx.Err() != nil {
@@ -311,8 +316,9 @@ type removal struct {
 func newMessageID() string { return "msg_" + ulid.Make().String() }
 
 // handle turns stream entries into durable output, queues the jobs and
-// acknowledges the entries. It returns the highest block of their logs.
-func (m *Module) handle(ctx context.Context, chainID uint64, entries []rueidis.XRangeEntry) (uint64, error) {
+// acknowledges the entries. It returns the highest block of their logs and
+// whether any event was held (confirmations or batching).
+func (m *Module) handle(ctx context.Context, chainID uint64, entries []rueidis.XRangeEntry) (uint64, bool, error) {
 	if m.beforeHandle != nil {
 		m.beforeHandle(ctx, entries)
 	}
@@ -389,7 +395,7 @@ func (m *Module) handle(ctx context.Context, chainID uint64, entries []rueidis.X
 			body, err := json.Marshal(newPayload(ev, typ, t.ep.ID, r, conf))
 			if err != nil {
 				m.ix.mu.RUnlock()
-				return 0, fmt.Errorf("encode payload of %s for %s: %w", ev.ID, t.ep.ID, err)
+				return 0, false, fmt.Errorf("encode payload of %s for %s: %w", ev.ID, t.ep.ID, err)
 			}
 			row := msgRow{
 				id: newMessageID(), appID: t.ep.AppID, endpointID: t.ep.ID, eventID: ev.ID, typ: typ,
@@ -437,18 +443,18 @@ func (m *Module) handle(ctx context.Context, chainID uint64, entries []rueidis.X
 			return nil
 		})
 		if err != nil {
-			return 0, err
+			return 0, false, err
 		}
 		if m.afterCommit != nil {
 			m.afterCommit(ctx)
 		}
 	}
 	if err := m.enqueue(ctx, queued); err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	queuedAt := time.Now()
 	if err := m.rdb.Do(ctx, m.rdb.B().Xack().Key(m.keys.Events(chainID)).Group(Group).Id(ackIDs...).Build()).Error(); err != nil {
-		return 0, fmt.Errorf("acknowledge %d entries: %w", len(ackIDs), err)
+		return 0, false, fmt.Errorf("acknowledge %d entries: %w", len(ackIDs), err)
 	}
 	for _, id := range ackIDs {
 		if ms, _, ok := strings.Cut(id, "-"); ok {
@@ -461,7 +467,7 @@ func (m *Module) handle(ctx context.Context, chainID uint64, entries []rueidis.X
 			}
 		}
 	}
-	return maxBlock, nil
+	return maxBlock, len(holds) > 0, nil
 }
 
 // lockChain takes the chain's advisory lock: exclusive for transactions
