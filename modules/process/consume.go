@@ -419,35 +419,18 @@ func (m *Module) handle(ctx context.Context, chainID uint64, entries []rueidis.X
 	m.ix.mu.RUnlock()
 
 	var queued []msgRow
-	if len(direct)+len(holds)+len(removals) > 0 {
-		err := pgx.BeginFunc(ctx, m.pool, func(tx pgx.Tx) error {
-			queued = queued[:0]
-			if err := lockChain(ctx, tx, chainID, len(removals) > 0); err != nil {
-				return err
-			}
-			q, err := m.insertMessages(ctx, tx, direct, true)
-			if err != nil {
-				return err
-			}
-			queued = append(queued, q...)
-			if err := insertHolds(ctx, tx, holds); err != nil {
-				return err
-			}
-			for _, rm := range removals {
-				q, err := m.applyRemoval(ctx, tx, rm)
-				if err != nil {
-					return err
-				}
-				queued = append(queued, q...)
-			}
-			return nil
-		})
-		if err != nil {
-			return 0, false, err
-		}
-		if m.afterCommit != nil {
-			m.afterCommit(ctx)
-		}
+	var err error
+	switch {
+	case len(removals) > 0:
+		queued, err = m.writeWithRemovals(ctx, chainID, direct, holds, removals)
+	case len(direct)+len(holds) > 0:
+		queued, err = m.writeBatch(ctx, chainID, direct, holds)
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	if m.afterCommit != nil && len(direct)+len(holds)+len(removals) > 0 {
+		m.afterCommit(ctx)
 	}
 	if err := m.enqueue(ctx, queued); err != nil {
 		return 0, false, err
@@ -473,25 +456,38 @@ func (m *Module) handle(ctx context.Context, chainID uint64, entries []rueidis.X
 // lockChain takes the chain's advisory lock: exclusive for transactions
 // that handle removals, shared for all others.
 func lockChain(ctx context.Context, tx pgx.Tx, chainID uint64, exclusive bool) error {
-	key := int64(0x70726f63)<<32 | int64(chainID&0xffffffff)
-	q := `SELECT pg_advisory_xact_lock_shared($1)`
-	if exclusive {
-		q = `SELECT pg_advisory_xact_lock($1)`
-	}
-	if _, err := tx.Exec(ctx, q, key); err != nil {
+	if _, err := tx.Exec(ctx, lockSQL(exclusive), chainLockKey(chainID)); err != nil {
 		return fmt.Errorf("lock chain %d: %w", chainID, err)
 	}
 	return nil
 }
 
-// insertMessages inserts rows (one statement), skipping those that exist
-// already and, with tombstones, those whose event was removed before it was
-// queued. It returns what must be queued: the inserted rows plus existing
-// ones still pending (a replay after a crash between commit and queueing).
-func (m *Module) insertMessages(ctx context.Context, tx pgx.Tx, rows []msgRow, tombstones bool) ([]msgRow, error) {
-	if len(rows) == 0 {
-		return nil, nil
+func chainLockKey(chainID uint64) int64 { return int64(0x70726f63)<<32 | int64(chainID&0xffffffff) }
+
+func lockSQL(exclusive bool) string {
+	if exclusive {
+		return `SELECT pg_advisory_xact_lock($1)`
 	}
+	return `SELECT pg_advisory_xact_lock_shared($1)`
+}
+
+// insertMessagesSQL inserts rows given as parallel arrays, skipping those
+// that exist already and, with tombstones ($13), those whose event was
+// removed before it was queued. It returns the ids it inserted.
+const insertMessagesSQL = `INSERT INTO messages (id, app_id, endpoint_id, event_id, type, webhook_id, chain_id, block_number,
+		block_hash, tx_hash, payload, state)
+	SELECT t.id, t.app_id, t.endpoint_id, t.event_id, t.type, t.webhook_id, t.chain_id, t.block_number,
+		t.block_hash, t.tx_hash, t.payload::json, t.state
+	FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[], $8::int8[],
+		$9::text[], $10::text[], $11::text[], $12::text[])
+		AS t(id, app_id, endpoint_id, event_id, type, webhook_id, chain_id, block_number, block_hash, tx_hash, payload, state)
+	WHERE EXISTS (SELECT 1 FROM endpoints e WHERE e.id = t.endpoint_id)
+	  AND (NOT $13 OR NOT EXISTS (SELECT 1 FROM process_holds h
+			WHERE h.endpoint_id = t.endpoint_id AND h.event_id = t.event_id AND h.state = 'removed'))
+	ON CONFLICT (endpoint_id, event_id, type) DO NOTHING
+	RETURNING id`
+
+func insertMessagesArgs(rows []msgRow, tombstones bool) []any {
 	n := len(rows)
 	ids, apps, eps, evs, typs, whs := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	chains, blocks := make([]int64, n), make([]int64, n)
@@ -500,36 +496,49 @@ func (m *Module) insertMessages(ctx context.Context, tx pgx.Tx, rows []msgRow, t
 		ids[i], apps[i], eps[i], evs[i], typs[i], whs[i] = r.id, r.appID, r.endpointID, r.eventID, r.typ, r.webhookID
 		chains[i], blocks[i], bhs[i], txs[i], pls[i], sts[i] = r.chainID, r.blockNumber, r.blockHash, r.txHash, string(r.payload), r.state
 	}
-	got, err := tx.Query(ctx, `INSERT INTO messages (id, app_id, endpoint_id, event_id, type, webhook_id, chain_id, block_number,
-			block_hash, tx_hash, payload, state)
-		SELECT t.id, t.app_id, t.endpoint_id, t.event_id, t.type, t.webhook_id, t.chain_id, t.block_number,
-			t.block_hash, t.tx_hash, t.payload::json, t.state
-		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[], $8::int8[],
-			$9::text[], $10::text[], $11::text[], $12::text[])
-			AS t(id, app_id, endpoint_id, event_id, type, webhook_id, chain_id, block_number, block_hash, tx_hash, payload, state)
-		WHERE EXISTS (SELECT 1 FROM endpoints e WHERE e.id = t.endpoint_id)
-		  AND (NOT $13 OR NOT EXISTS (SELECT 1 FROM process_holds h
-				WHERE h.endpoint_id = t.endpoint_id AND h.event_id = t.event_id AND h.state = 'removed'))
-		ON CONFLICT (endpoint_id, event_id, type) DO NOTHING
-		RETURNING id`,
-		ids, apps, eps, evs, typs, whs, chains, blocks, bhs, txs, pls, sts, tombstones)
-	if err != nil {
-		return nil, fmt.Errorf("insert %d messages: %w", n, err)
-	}
-	inserted := map[string]bool{}
+	return []any{ids, apps, eps, evs, typs, whs, chains, blocks, bhs, txs, pls, sts, tombstones}
+}
+
+// readInserted collects the ids insertMessagesSQL returned.
+func readInserted(got pgx.Rows, n int) (map[string]bool, error) {
+	defer got.Close()
+	inserted := make(map[string]bool, n)
 	for got.Next() {
 		var id string
 		if err := got.Scan(&id); err != nil {
-			got.Close()
 			return nil, fmt.Errorf("insert messages: %w", err)
 		}
 		inserted[id] = true
 	}
-	got.Close()
 	if err := got.Err(); err != nil {
 		return nil, fmt.Errorf("insert %d messages: %w", n, err)
 	}
-	out := make([]msgRow, 0, n)
+	return inserted, nil
+}
+
+// insertMessages inserts rows (one statement) and returns what must be
+// queued (see toQueue).
+func (m *Module) insertMessages(ctx context.Context, tx pgx.Tx, rows []msgRow, tombstones bool) ([]msgRow, error) {
+	if len(rows) == 0 {
+		return nil, nil
+	}
+	got, err := tx.Query(ctx, insertMessagesSQL, insertMessagesArgs(rows, tombstones)...)
+	if err != nil {
+		return nil, fmt.Errorf("insert %d messages: %w", len(rows), err)
+	}
+	inserted, err := readInserted(got, len(rows))
+	if err != nil {
+		return nil, err
+	}
+	return m.toQueue(ctx, tx, rows, inserted)
+}
+
+// toQueue returns the rows that were inserted plus existing ones still
+// pending (a replay after a crash between commit and queueing): their jobs
+// may be missing. q may be the inserting transaction or, after its commit,
+// the pool.
+func (m *Module) toQueue(ctx context.Context, q querier, rows []msgRow, inserted map[string]bool) ([]msgRow, error) {
+	out := make([]msgRow, 0, len(rows))
 	var missEP, missEv, missTyp []string
 	for _, r := range rows {
 		if inserted[r.id] {
@@ -539,34 +548,116 @@ func (m *Module) insertMessages(ctx context.Context, tx pgx.Tx, rows []msgRow, t
 			missEP, missEv, missTyp = append(missEP, r.endpointID), append(missEv, r.eventID), append(missTyp, r.typ)
 		}
 	}
-	if len(missEP) > 0 {
-		pend, err := tx.Query(ctx, `SELECT m.id, m.endpoint_id, m.state FROM messages m
-			JOIN unnest($1::text[], $2::text[], $3::text[]) AS t(endpoint_id, event_id, type)
-			  ON m.endpoint_id = t.endpoint_id AND m.event_id = t.event_id AND m.type = t.type
-			WHERE m.state = 'pending'`, missEP, missEv, missTyp)
-		if err != nil {
-			return nil, fmt.Errorf("find pending messages to re-enqueue: %w", err)
+	if len(missEP) == 0 {
+		return out, nil
+	}
+	pend, err := q.Query(ctx, `SELECT m.id, m.endpoint_id, m.state FROM messages m
+		JOIN unnest($1::text[], $2::text[], $3::text[]) AS t(endpoint_id, event_id, type)
+		  ON m.endpoint_id = t.endpoint_id AND m.event_id = t.event_id AND m.type = t.type
+		WHERE m.state = 'pending'`, missEP, missEv, missTyp)
+	if err != nil {
+		return nil, fmt.Errorf("find pending messages to re-enqueue: %w", err)
+	}
+	defer pend.Close()
+	for pend.Next() {
+		var r msgRow
+		if err := pend.Scan(&r.id, &r.endpointID, &r.state); err != nil {
+			return nil, fmt.Errorf("find pending messages: %w", err)
 		}
-		for pend.Next() {
-			var r msgRow
-			if err := pend.Scan(&r.id, &r.endpointID, &r.state); err != nil {
-				pend.Close()
-				return nil, fmt.Errorf("find pending messages: %w", err)
-			}
-			out = append(out, r)
-		}
-		pend.Close()
-		if err := pend.Err(); err != nil {
-			return nil, fmt.Errorf("find pending messages to re-enqueue: %w", err)
-		}
+		out = append(out, r)
+	}
+	if err := pend.Err(); err != nil {
+		return nil, fmt.Errorf("find pending messages to re-enqueue: %w", err)
 	}
 	return out, nil
 }
 
-func insertHolds(ctx context.Context, tx pgx.Tx, rows []holdRow) error {
-	if len(rows) == 0 {
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// writeWithRemovals writes a batch that has removals: each removal reads
+// the state it cancels, under the chain's exclusive lock.
+func (m *Module) writeWithRemovals(ctx context.Context, chainID uint64, direct []msgRow, holds []holdRow, removals []removal) ([]msgRow, error) {
+	var queued []msgRow
+	err := pgx.BeginFunc(ctx, m.pool, func(tx pgx.Tx) error {
+		queued = queued[:0]
+		if err := lockChain(ctx, tx, chainID, true); err != nil {
+			return err
+		}
+		q, err := m.insertMessages(ctx, tx, direct, true)
+		if err != nil {
+			return err
+		}
+		queued = append(queued, q...)
+		if err := insertHolds(ctx, tx, holds); err != nil {
+			return err
+		}
+		for _, rm := range removals {
+			q, err := m.applyRemoval(ctx, tx, rm)
+			if err != nil {
+				return err
+			}
+			queued = append(queued, q...)
+		}
 		return nil
+	})
+	return queued, err
+}
+
+// writeBatch commits direct messages and holds in one round trip: the
+// queued statements run as one implicit transaction under the chain's
+// shared lock. Batches with removals take the interactive path (handle).
+func (m *Module) writeBatch(ctx context.Context, chainID uint64, direct []msgRow, holds []holdRow) ([]msgRow, error) {
+	b := &pgx.Batch{}
+	b.Queue(lockSQL(false), chainLockKey(chainID))
+	if len(direct) > 0 {
+		b.Queue(insertMessagesSQL, insertMessagesArgs(direct, true)...)
 	}
+	if len(holds) > 0 {
+		b.Queue(insertHoldsSQL, insertHoldsArgs(holds)...)
+	}
+	br := m.pool.SendBatch(ctx, b)
+	inserted, err := func() (map[string]bool, error) {
+		if _, err := br.Exec(); err != nil {
+			return nil, fmt.Errorf("lock chain %d: %w", chainID, err)
+		}
+		var inserted map[string]bool
+		if len(direct) > 0 {
+			got, err := br.Query()
+			if err != nil {
+				return nil, fmt.Errorf("insert %d messages: %w", len(direct), err)
+			}
+			if inserted, err = readInserted(got, len(direct)); err != nil {
+				return nil, err
+			}
+		}
+		if len(holds) > 0 {
+			if _, err := br.Exec(); err != nil {
+				return nil, fmt.Errorf("hold %d events: %w", len(holds), err)
+			}
+		}
+		return inserted, nil
+	}()
+	// Close reads up to the end of the implicit transaction: its error is
+	// the commit's.
+	if cerr := br.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("commit %d messages and %d holds: %w", len(direct), len(holds), cerr)
+	}
+	if err != nil || len(direct) == 0 {
+		return nil, err
+	}
+	return m.toQueue(ctx, m.pool, direct, inserted)
+}
+
+const insertHoldsSQL = `INSERT INTO process_holds (endpoint_id, event_id, app_id, chain_id, block_number, release_block, state, payload)
+	SELECT t.endpoint_id, t.event_id, t.app_id, t.chain_id, t.block_number, t.release_block, 'held', t.payload::json
+	FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::int8[], $7::text[])
+		AS t(endpoint_id, event_id, app_id, chain_id, block_number, release_block, payload)
+	WHERE EXISTS (SELECT 1 FROM endpoints e WHERE e.id = t.endpoint_id)
+	ON CONFLICT (endpoint_id, event_id) DO NOTHING`
+
+func insertHoldsArgs(rows []holdRow) []any {
 	n := len(rows)
 	eps, evs, apps := make([]string, n), make([]string, n), make([]string, n)
 	chains, blocks, rel := make([]int64, n), make([]int64, n), make([]int64, n)
@@ -574,14 +665,15 @@ func insertHolds(ctx context.Context, tx pgx.Tx, rows []holdRow) error {
 	for i, r := range rows {
 		eps[i], evs[i], apps[i], chains[i], blocks[i], rel[i], pls[i] = r.endpointID, r.eventID, r.appID, r.chainID, r.blockNumber, r.releaseBlok, string(r.payload)
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO process_holds (endpoint_id, event_id, app_id, chain_id, block_number, release_block, state, payload)
-		SELECT t.endpoint_id, t.event_id, t.app_id, t.chain_id, t.block_number, t.release_block, 'held', t.payload::json
-		FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::int8[], $7::text[])
-			AS t(endpoint_id, event_id, app_id, chain_id, block_number, release_block, payload)
-		WHERE EXISTS (SELECT 1 FROM endpoints e WHERE e.id = t.endpoint_id)
-		ON CONFLICT (endpoint_id, event_id) DO NOTHING`, eps, evs, apps, chains, blocks, rel, pls)
-	if err != nil {
-		return fmt.Errorf("hold %d events: %w", n, err)
+	return []any{eps, evs, apps, chains, blocks, rel, pls}
+}
+
+func insertHolds(ctx context.Context, tx pgx.Tx, rows []holdRow) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, insertHoldsSQL, insertHoldsArgs(rows)...); err != nil {
+		return fmt.Errorf("hold %d events: %w", len(rows), err)
 	}
 	return nil
 }
