@@ -86,8 +86,22 @@ func (w *world) contracts() []common.Address {
 
 // block is a Block plus everything precomputed to serve it cheaply.
 type block struct {
-	Block
-	branch    uint64
+	Number     uint64
+	Hash       common.Hash
+	ParentHash common.Hash
+	Time       uint64
+	branch     uint64
+	compact    bool // only the fields above are kept (body is nil); rebuild with Node.full
+	*body
+}
+
+// body is what a whole block holds beyond what identifies it. Compacted
+// blocks drop it: a stub is kept for every block ever mined, so it must be
+// small (about 100 bytes instead of the 600 a block with an empty body takes).
+type body struct {
+	Bloom     types.Bloom
+	TxHashes  []common.Hash
+	Logs      []types.Log // BlockHash, BlockNumber, TxHash, TxIndex, Index, BlockTimestamp set
 	gasUsed   uint64
 	mixHash   common.Hash
 	header    []byte // header JSON object, as sent in newHeads
@@ -96,7 +110,12 @@ type block struct {
 	txFrom    []common.Address
 	txTo      []common.Address
 	sizeBytes uint64
-	compact   bool // logs and transactions dropped; rebuild with Node.full
+}
+
+// public is b as the package's API shows it; b must be whole.
+func (b *block) public() Block {
+	return Block{Number: b.Number, Hash: b.Hash, ParentHash: b.ParentHash, Time: b.Time,
+		Bloom: b.Bloom, TxHashes: b.TxHashes, Logs: b.Logs}
 }
 
 // logJSON returns the JSON of log i (removed:false).
@@ -130,7 +149,7 @@ func (n *Node) buildBlock(parent *block, number, branch uint64) *block {
 			count = r.IntN(2*n.cfg.LogsPerBlock + 1)
 		}
 	}
-	b := &block{branch: branch}
+	b := &block{branch: branch, body: &body{}}
 	b.Number = number
 	if parent != nil {
 		b.ParentHash = parent.Hash

@@ -347,7 +347,7 @@ func (n *Node) EmptyLogsOnceNext() { n.emptyArmed.Store(true) }
 func (n *Node) Head() Block {
 	n.mu.RLock()
 	defer n.mu.RUnlock()
-	return n.canon[len(n.canon)-1].Block
+	return n.canon[len(n.canon)-1].public()
 }
 
 func (n *Node) headBlock() *block {
@@ -367,7 +367,7 @@ func (n *Node) BlockByNumber(num uint64) (Block, bool) {
 	if b == nil {
 		return Block{}, false
 	}
-	return n.full(b).Block, true
+	return n.full(b).public(), true
 }
 
 // BlockByHash returns any block ever mined (canonical or orphaned).
@@ -378,7 +378,7 @@ func (n *Node) BlockByHash(h common.Hash) (Block, bool) {
 	if b == nil {
 		return Block{}, false
 	}
-	return n.full(b).Block, true
+	return n.full(b).public(), true
 }
 
 // CanonicalLogs returns the logs of canonical blocks from..to (inclusive,
@@ -439,7 +439,7 @@ func (n *Node) count(f func(s *Stats)) {
 func publicBlocks(bs []*block) []Block {
 	out := make([]Block, len(bs))
 	for i, b := range bs {
-		out[i] = b.Block
+		out[i] = b.public()
 	}
 	return out
 }
@@ -470,15 +470,9 @@ func (n *Node) waitStall(done <-chan struct{}) bool {
 }
 
 // stub is what is kept of b once compacted: enough to find it and rebuild
-// it (Node.full). Everything else, the rendered header JSON included (about
-// 1.3 KB of the 2 KB a stub took), is rebuilt on demand: stubs are kept for
-// every block ever mined.
+// it (Node.full), which renders everything else again on demand.
 func (b *block) stub() *block {
-	return &block{
-		Block:   Block{Number: b.Number, Hash: b.Hash, ParentHash: b.ParentHash, Time: b.Time},
-		branch:  b.branch,
-		compact: true,
-	}
+	return &block{Number: b.Number, Hash: b.Hash, ParentHash: b.ParentHash, Time: b.Time, branch: b.branch, compact: true}
 }
 
 // cacheBlocks bounds the cache of rebuilt blocks; with RetainLogs set, it

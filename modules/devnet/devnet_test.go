@@ -168,13 +168,13 @@ func TestRetainBlocksRebuildsOldBlocksIdentically(t *testing.T) {
 	if kept.Stats().Rebuilt == 0 {
 		t.Fatal("nothing was compacted")
 	}
-	// Stubs keep no rendered header: eth_getBlockByNumber renders it again, byte for byte.
+	// Stubs keep no body: eth_getBlockByNumber renders the block again, byte for byte.
 	for i := uint64(1); i <= 20; i++ {
 		kept.mu.RLock()
 		stub := kept.canon[i]
 		kept.mu.RUnlock()
-		if !stub.compact || stub.header != nil {
-			t.Fatalf("block %d: compact %v, header kept %v", i, stub.compact, stub.header != nil)
+		if !stub.compact || stub.body != nil {
+			t.Fatalf("block %d: compact %v, body kept %v", i, stub.compact, stub.body != nil)
 		}
 		if a, b := full.renderBlock(full.canon[i], true), kept.renderBlock(stub, true); string(a) != string(b) {
 			t.Fatalf("block %d renders differently after compaction:\n%s\n%s", i, a, b)
