@@ -147,7 +147,7 @@ func New(cfg config.Config, pool *pgxpool.Pool, rdb rueidis.Client, box *seal.Bo
 		eps:        map[string]*epState{},
 		avgPayload: 64 << 10,
 		room:       make(chan struct{}, 1),
-		results:    resultQueue{ready: make(chan struct{}, 1)},
+		results:    newResultQueue(),
 		sweep:      make(chan string, 64),
 	}
 	m.endpoints = endpointCache{m: m, by: map[string]*endpoint{}}

@@ -38,7 +38,12 @@ type resultQueue struct {
 	mu     sync.Mutex
 	items  []result
 	closed bool
-	ready  chan struct{} // poked on put and close
+	ready  chan struct{} // poked on put
+	done   chan struct{} // closed by close: wakes every writer
+}
+
+func newResultQueue() resultQueue {
+	return resultQueue{ready: make(chan struct{}, 1), done: make(chan struct{})}
 }
 
 func (q *resultQueue) put(r result) {
@@ -50,9 +55,11 @@ func (q *resultQueue) put(r result) {
 
 func (q *resultQueue) close() {
 	q.mu.Lock()
-	q.closed = true
-	q.mu.Unlock()
-	q.poke()
+	defer q.mu.Unlock()
+	if !q.closed {
+		q.closed = true
+		close(q.done)
+	}
 }
 
 func (q *resultQueue) poke() {
@@ -92,7 +99,10 @@ func (m *Module) writer(ctx context.Context) error {
 			if closed {
 				return nil
 			}
-			<-m.results.ready
+			select {
+			case <-m.results.ready:
+			case <-m.results.done:
+			}
 			continue
 		}
 		if n < writeBatch && !closed {
@@ -102,6 +112,8 @@ func (m *Module) writer(ctx context.Context) error {
 			for m.results.size() < writeBatch-n {
 				select {
 				case <-m.results.ready:
+				case <-m.results.done:
+					break fill
 				case <-timer.C:
 					break fill
 				}
