@@ -8,7 +8,9 @@ import (
 
 // Ingest configures the ingest module (owned by modules/ingest).
 type Ingest struct {
-	// StreamMaxLen trims each chain's events stream (approximate MAXLEN).
+	// StreamMaxLen keeps each chain's events stream near this many entries,
+	// never trimming one process has not acknowledged; ingest holds new
+	// blocks back while that many wait unacknowledged.
 	StreamMaxLen int64 `mapstructure:"stream_max_len"`
 	// LeaseTTL is how long a chain's writer lease lives without renewal;
 	// a standby takes over at most this long after the writer dies.

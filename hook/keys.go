@@ -13,6 +13,11 @@ func ChainTag(chainID uint64) string { return "{" + strconv.FormatUint(chainID, 
 // Events is the chain's events stream: `<prefix>{<chain_id>}:events`.
 func (k Keys) Events(chainID uint64) string { return k.Chain(chainID, "events") }
 
+// EventsGroup is the consumer group process reads every events stream
+// with. Ingest never trims an entry this group has not acknowledged, and
+// holds back new blocks while too many wait (backpressure).
+const EventsGroup = "process"
+
 // Chain returns `<prefix>{<chain_id>}:<name>` for any other per-chain key.
 func (k Keys) Chain(chainID uint64, name string) string {
 	return k.Prefix + ChainTag(chainID) + ":" + name

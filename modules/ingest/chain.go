@@ -58,7 +58,11 @@ type chainRunner struct {
 
 	commits uint64 // successful commits, ever
 
+	backlogAt   time.Time // when holdBack last read process's backlog
+	backlogLast int64     // what it read then
+
 	mHead, mCommitted, mLag, mLease prometheus.Gauge
+	mHeldBack                       prometheus.Gauge
 	mLogs, mRemoved, mBlocks, mBack prometheus.Counter
 	mReconnects, mMalformed, mWrong prometheus.Counter
 	mOversized, mRejected, mEmpty   prometheus.Counter
@@ -97,6 +101,7 @@ func newChainRunner(m *Module, ch config.Chain) *chainRunner {
 	r.mRejected, r.mEmpty = mt.rejectedLogs.WithLabelValues(n), mt.emptyRefetch.WithLabelValues(n)
 	r.mLeaseLost, r.mLeaseRetaken = mt.leaseLost.WithLabelValues(n), mt.leaseRetaken.WithLabelValues(n)
 	r.mReorg = mt.reorgs.WithLabelValues(n)
+	r.mHeldBack = mt.heldBack.WithLabelValues(n)
 	r.mRPCErr = mt.rpcErrors.MustCurryWith(prometheus.Labels{"chain": n})
 	r.mRPCLat = mt.rpcLatency.MustCurryWith(prometheus.Labels{"chain": n})
 	return r
@@ -680,6 +685,9 @@ func (r *chainRunner) commit(ctx context.Context, blocks []*block, storeFrom uin
 		}
 		return 0, "", false
 	}
+	if err := r.holdBack(ctx); err != nil {
+		return err
+	}
 	r.m.step(r.ch.Name, "commit")
 	pub, skipped, err := r.st.commit(ctx, commitReq{
 		token: r.token, expect: r.cur, blocks: blocks, storeFrom: storeFrom, trim: trim, chainName: r.ch.Name,
@@ -695,6 +703,7 @@ func (r *chainRunner) commit(ctx context.Context, blocks []*block, storeFrom uin
 		r.win[n] = winEntry{Hash: b.Hash, Parent: b.ParentHash}
 	}
 	r.commits++
+	r.backlogLast += pub // unacknowledged now, as far as holdBack knows
 	last := blocks[len(blocks)-1]
 	atomic.StoreUint64(&r.cur.Number, uint64(last.Number))
 	r.cur.Hash, r.cur.Set = last.Hash, true
@@ -707,6 +716,42 @@ func (r *chainRunner) commit(ctx context.Context, blocks []*block, storeFrom uin
 		r.log.Info("blocks already published (dedup key present); cursor advanced", zap.Int64("skipped", skipped), zap.Uint64("block", r.cur.Number))
 	}
 	return nil
+}
+
+// backlogEvery is how often holdBack reads process's backlog while it was
+// under half the limit; nearer, it reads it before every commit.
+const backlogEvery = 250 * time.Millisecond
+
+// holdBack waits while process has ingest.stream_max_len or more entries of
+// this chain unread or unacknowledged. The stream is never trimmed below
+// them (trim.lua), so committing on would only grow Redis while process is
+// down or behind; the blocks stay on the chain and are fetched from the
+// cursor once it catches up. A failed read does not hold ingest back.
+func (r *chainRunner) holdBack(ctx context.Context) error {
+	waited := false
+	for {
+		if !waited && time.Since(r.backlogAt) < backlogEvery && r.backlogLast < r.ing.StreamMaxLen/2 {
+			return nil
+		}
+		n, ok, err := r.st.backlog(ctx)
+		r.backlogAt, r.backlogLast = time.Now(), n
+		if err != nil || !ok || n < r.ing.StreamMaxLen {
+			if waited {
+				r.log.Info("process caught up; committing again", zap.Int64("unacknowledged", n))
+			}
+			r.mHeldBack.Set(0)
+			return nil
+		}
+		if !waited {
+			r.log.Warn("process is behind: new blocks wait until it acknowledges more entries",
+				zap.Int64("unacknowledged", n), zap.Int64("limit", r.ing.StreamMaxLen))
+			r.mHeldBack.Set(1)
+			waited = true
+		}
+		if !sleep(ctx, 500*time.Millisecond) {
+			return ctx.Err()
+		}
+	}
 }
 
 // reorg walks back from target to the common ancestor with the window,

@@ -2,7 +2,7 @@
 -- KEYS[1] fence, KEYS[2] cursor, KEYS[3] events stream, KEYS[4] window,
 --   then per block: KEYS blk (dedup), blog (published entries), trimblog.
 -- ARGV[1] fencing token, ARGV[2] expected cursor ("" = no cursor yet),
--- ARGV[3] stream maxlen (approximate), ARGV[4] dedup TTL seconds,
+-- ARGV[3] stream maxlen (approximate; see trim.lua), ARGV[4] dedup TTL seconds,
 -- ARGV[5] blog TTL seconds, ARGV[6] number of blocks, then per block:
 --   number, hash, parent, store blog (0/1), number to trim from the window
 --   ("" = none), event count, then count x (id, event json).
@@ -54,7 +54,7 @@ for _ = 1, n do
   last = num .. ':' .. hash
 end
 if published > 0 then
-  redis.call('XTRIM', KEYS[3], 'MAXLEN', '~', ARGV[3])
+  trim_events(KEYS[3], ARGV[3])
 end
 redis.call('SET', KEYS[2], last)
 return {published, skipped}

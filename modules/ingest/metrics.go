@@ -11,6 +11,7 @@ import (
 
 type metrics struct {
 	head, committed, lag, leaseHolder    *prometheus.GaugeVec
+	heldBack                             *prometheus.GaugeVec
 	logs                                 *prometheus.CounterVec
 	blocks, backfilled, reconnects       *prometheus.CounterVec
 	reorgs                               *prometheus.HistogramVec
@@ -33,6 +34,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		committed:    g("committed_block", "Last block committed to the events stream."),
 		lag:          g("lag_blocks", "Head minus last committed block."),
 		leaseHolder:  g("lease_holder", "1 when this process holds the chain's writer lease."),
+		heldBack:     g("held_back", "1 while new blocks wait for process: its unacknowledged entries reached ingest.stream_max_len."),
 		logs:         c("logs_total", "Stream entries published, by type (log, log.removed).", "type"),
 		blocks:       c("blocks_total", "Blocks committed."),
 		backfilled:   c("backfilled_blocks_total", "Blocks committed by ranged backfill."),
@@ -55,7 +57,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
 		}, []string{"chain", "method"}),
 	}
-	for _, col := range []prometheus.Collector{m.head, m.committed, m.lag, m.leaseHolder, m.logs, m.blocks, m.backfilled,
+	for _, col := range []prometheus.Collector{m.head, m.committed, m.lag, m.leaseHolder, m.heldBack, m.logs, m.blocks, m.backfilled,
 		m.reconnects, m.rpcErrors, m.malformed, m.wrongChain, m.oversized, m.restarts, m.rejectedLogs, m.emptyRefetch, m.leaseLost, m.leaseRetaken, m.reorgs, m.rpcLatency} {
 		if err := reg.Register(col); err != nil {
 			return nil, err

@@ -29,7 +29,7 @@ for _ = 1, ne do
   a = a + 2
 end
 if ne > 0 then
-  redis.call('XTRIM', KEYS[3], 'MAXLEN', '~', ARGV[4])
+  trim_events(KEYS[3], ARGV[4])
 end
 redis.call('SET', KEYS[2], ARGV[3])
 return ne

@@ -25,9 +25,13 @@ var (
 	leaseSrc string
 	//go:embed release.lua
 	releaseSrc string
+	//go:embed trim.lua
+	trimSrc string
+	// trimPrelude defines trim_events for the scripts that add entries.
+	trimPrelude = fmt.Sprintf("local events_group = %q\n", hook.EventsGroup) + trimSrc
 
-	commitScript  = rueidis.NewLuaScript(commitSrc)
-	rewindScript  = rueidis.NewLuaScript(rewindSrc)
+	commitScript  = rueidis.NewLuaScript(trimPrelude + commitSrc)
+	rewindScript  = rueidis.NewLuaScript(trimPrelude + rewindSrc)
 	leaseScript   = rueidis.NewLuaScript(leaseSrc)
 	releaseScript = rueidis.NewLuaScript(releaseSrc)
 )
@@ -220,6 +224,43 @@ func (s *store) commit(ctx context.Context, r commitReq) (published, skipped int
 	published, _ = res[0].AsInt64()
 	skipped, _ = res[1].AsInt64()
 	return published, skipped, nil
+}
+
+// backlog is how many entries of the events stream the process group has
+// not acknowledged: unread plus pending. ok is false when the group does
+// not exist (process has never run).
+func (s *store) backlog(ctx context.Context) (n int64, ok bool, err error) {
+	groups, err := s.rdb.Do(ctx, s.rdb.B().XinfoGroups().Key(s.events).Build()).ToArray()
+	if err != nil {
+		if rueidis.IsRedisNil(err) || strings.Contains(err.Error(), "no such key") {
+			return 0, false, nil
+		}
+		return 0, false, err
+	}
+	for _, g := range groups {
+		info, err := g.AsMap()
+		if err != nil {
+			return 0, false, err
+		}
+		nameMsg, pendMsg, lagMsg := info["name"], info["pending"], info["lag"]
+		if name, _ := nameMsg.ToString(); name != hook.EventsGroup {
+			continue
+		}
+		pending, err := pendMsg.AsInt64()
+		if err != nil {
+			return 0, false, err
+		}
+		lag, err := lagMsg.AsInt64()
+		if err != nil {
+			// Redis cannot tell the lag (entries were deleted): count the
+			// whole stream, an upper bound.
+			if lag, err = s.rdb.Do(ctx, s.rdb.B().Xlen().Key(s.events).Build()).AsInt64(); err != nil {
+				return 0, false, err
+			}
+		}
+		return lag + pending, true, nil
+	}
+	return 0, false, nil
 }
 
 // orphan is a block being unwound by a reorg.

@@ -44,7 +44,7 @@ import (
 )
 
 // Group is the consumer group process reads every events stream with.
-const Group = "process"
+const Group = hook.EventsGroup
 
 // Module is the process module.
 type Module struct {
