@@ -31,6 +31,11 @@ type Process struct {
 	// HoldRetention is how long released holds and removal tombstones are
 	// kept (they answer late removals and replays).
 	HoldRetention time.Duration `mapstructure:"hold_retention"`
+	// MaxQueuedJobs stops reading events while the delivery jobs stream
+	// holds this many jobs deliver has not finished: the backlog then waits
+	// in the events stream (and ingest holds back after it) instead of
+	// growing Redis without bound (ETHHOOK_PROCESS_MAX_QUEUED_JOBS).
+	MaxQueuedJobs int64 `mapstructure:"max_queued_jobs"`
 }
 
 // DefaultProcess holds the process defaults.
@@ -42,7 +47,7 @@ func DefaultProcess() Process {
 	return Process{
 		ClaimIdle: 30 * time.Second, ReadCount: 500, Consumer: host, Workers: 4,
 		BlockTimeout: time.Second, RefreshInterval: time.Minute, ReleaseInterval: 200 * time.Millisecond,
-		HoldRetention: 24 * time.Hour,
+		HoldRetention: 24 * time.Hour, MaxQueuedJobs: 1_000_000,
 	}
 }
 
@@ -69,6 +74,9 @@ func (c Process) Validate() error {
 	}
 	if c.ReleaseInterval < 10*time.Millisecond || c.ReleaseInterval > time.Minute {
 		errs = append(errs, fmt.Errorf("process.release_interval: must be 10ms..1m, got %s", c.ReleaseInterval))
+	}
+	if c.MaxQueuedJobs < 1000 {
+		errs = append(errs, fmt.Errorf("process.max_queued_jobs (ETHHOOK_PROCESS_MAX_QUEUED_JOBS): must be at least 1000, got %d", c.MaxQueuedJobs))
 	}
 	if c.HoldRetention < time.Minute {
 		errs = append(errs, fmt.Errorf("process.hold_retention: must be at least 1m, got %s", c.HoldRetention))

@@ -11,6 +11,7 @@ type metrics struct {
 	held         *prometheus.GaugeVec     // chain: confirmation/batch backlog
 	latency      *prometheus.HistogramVec // chain
 	endpoints    prometheus.Gauge
+	heldBack     prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -32,8 +33,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Buckets: []float64{.0005, .001, .002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}}, []string{"chain"}),
 		endpoints: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ethhook_process_endpoints",
 			Help: "Enabled endpoints in the in-memory index."}),
+		heldBack: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ethhook_process_held_back",
+			Help: "1 while no events are read because the delivery jobs backlog reached process.max_queued_jobs."}),
 	}
-	for _, c := range []prometheus.Collector{m.eventsIn, m.matches, m.messages, m.decodeErrors, m.badEntries, m.held, m.latency, m.endpoints} {
+	for _, c := range []prometheus.Collector{m.eventsIn, m.matches, m.messages, m.decodeErrors, m.badEntries, m.held, m.latency, m.endpoints, m.heldBack} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -61,6 +61,8 @@ type Module struct {
 	ready   atomic.Bool
 	changed chan string // endpoint ids announced as changed
 
+	deliveryBacklog backlogGate
+
 	releaseMu sync.Mutex
 	releaseCh map[uint64]chan struct{}
 	heads     map[uint64]*headTracker

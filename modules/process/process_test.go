@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/rueidis"
 
 	"github.com/ethhook/ethhook/endpoint"
@@ -476,5 +477,40 @@ func TestIdleConsumersWithNothingPendingAreDeleted(t *testing.T) {
 	}
 	if p := e.pending(); p != 1 {
 		t.Fatalf("%d entries pending after the cleanup, want gone-busy's 1", p)
+	}
+}
+
+// While deliver's jobs backlog is at process.max_queued_jobs, process reads
+// no new events (they wait in the stream); once it shrinks, it goes on.
+func TestProcessHoldsBackWhileDeliveryBacklogIsFull(t *testing.T) {
+	e := newEnv(t)
+	e.cfg.Process.MaxQueuedJobs = 1000
+	ep := e.endpoint(endpoint.Input{Filter: hook.Filter{Addresses: []string{token}}})
+	ctx := context.Background()
+	cmds := make(rueidis.Commands, 0, 1000)
+	for range 1000 {
+		cmds = append(cmds, e.rdb.B().Xadd().Key(e.keys.DeliverJobs()).Id("*").FieldValue().FieldValue("message_id", "msg_x").Build())
+	}
+	for _, r := range e.rdb.DoMulti(ctx, cmds...) {
+		if err := r.Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := e.start()
+	e.publish(transfer("hb", 1, 0, token, alice, bob, 1))
+	e.eventually("process to hold back", func() bool { return testutil.ToFloat64(r.m.met.heldBack) == 1 })
+	time.Sleep(time.Second) // it would have handled the event by now
+	if n := e.count(ep.ID); n != 0 {
+		t.Fatalf("%d messages created while the delivery backlog was full", n)
+	}
+	if lag, _ := e.lastDelivered(); lag != 1 {
+		t.Fatalf("lag %d: the event should wait unread in the stream", lag)
+	}
+	if err := e.rdb.Do(ctx, e.rdb.B().Xtrim().Key(e.keys.DeliverJobs()).Maxlen().Threshold("0").Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	e.eventually("the event handled once deliver caught up", func() bool { return e.count(ep.ID) == 1 })
+	if testutil.ToFloat64(r.m.met.heldBack) != 0 {
+		t.Fatal("still held back")
 	}
 }
