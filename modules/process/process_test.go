@@ -11,11 +11,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/rueidis"
 
 	"github.com/ethhook/ethhook/endpoint"
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/testenv"
 )
 
 const (
@@ -512,5 +515,62 @@ func TestProcessHoldsBackWhileDeliveryBacklogIsFull(t *testing.T) {
 	e.eventually("the event handled once deliver caught up", func() bool { return e.count(ep.ID) == 1 })
 	if testutil.ToFloat64(r.m.met.heldBack) != 0 {
 		t.Fatal("still held back")
+	}
+}
+
+// Postgres connections dropped again and again while process works (as in a
+// restart or failover): every match still ends up exactly once, with its job.
+func TestPostgresGoingAwayLosesNothingAndDuplicatesNothing(t *testing.T) {
+	e := newEnv(t)
+	ep := e.endpoint(endpoint.Input{Filter: hook.Filter{Addresses: []string{token}}})
+	e.cfg.Process.ReadCount = 20
+	// The module gets a pool of its own, marked by application_name, so
+	// only its connections are dropped (not the test's).
+	pc := e.pool.Config().Copy()
+	pc.ConnConfig.RuntimeParams["application_name"] = "process-under-test"
+	victim, err := pgxpool.NewWithConfig(context.Background(), pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer victim.Close()
+	testPool := e.pool
+	e.pool = victim
+	r := e.start()
+	e.pool = testPool
+	defer r.stop() // before the pool closes
+	var evs []hook.Event
+	for i := range 600 {
+		evs = append(evs, transfer("pg", uint64(2000+i/6), uint(i%6), token, alice, bob, int64(i)))
+	}
+	// Drop every connection of the module while events flow, five times.
+	admin, err := pgx.Connect(context.Background(), testenv.PGAdminURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(context.Background())
+	killed := 0
+	for round := range 5 {
+		e.publish(evs[round*120 : (round+1)*120]...)
+		time.Sleep(5 * time.Millisecond)
+		var n int
+		if err := admin.QueryRow(context.Background(), `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+			WHERE application_name = 'process-under-test' AND datname = $1`, pc.ConnConfig.Database).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		killed += n
+	}
+	if killed == 0 {
+		t.Fatal("no connection of the module was dropped: the test proves nothing")
+	}
+	e.eventually("every match stored", func() bool { return e.count(ep.ID) == len(evs) })
+	e.eventually("stream drained", e.drained)
+	jobs := e.jobs()
+	for _, m := range e.messages(ep.ID) {
+		if jobs[m.ID] == 0 {
+			t.Fatalf("message %s has no delivery job", m.ID)
+		}
+	}
+	if n := e.count(ep.ID); n != len(evs) {
+		t.Fatalf("%d messages for %d matching events", n, len(evs))
 	}
 }
