@@ -178,7 +178,8 @@ func (m *Module) refreshGauges(ctx context.Context) {
 	}
 }
 
-// heartbeat renews the leases of every message this process holds.
+// heartbeat renews the leases of the messages this process holds (not of
+// every message leased to it: see Module.held).
 func (m *Module) heartbeat(ctx context.Context) error {
 	t := time.NewTicker(m.cfg.LeaseTimeout / 3)
 	defer t.Stop()
@@ -188,15 +189,25 @@ func (m *Module) heartbeat(ctx context.Context) error {
 			return ctx.Err()
 		case <-t.C:
 		}
+		m.mu.Lock()
+		ids := make([]string, 0, len(m.held))
+		for id := range m.held {
+			ids = append(ids, id)
+		}
+		m.mu.Unlock()
+		if len(ids) == 0 {
+			continue
+		}
 		// SKIP LOCKED: the heartbeat never waits on a row the result writer
 		// holds (that row is being finished anyway), so the two cannot
 		// deadlock; a skipped row is renewed on the next beat.
 		if _, err := m.pool.Exec(ctx, `
 			WITH locked AS (
-			    SELECT id FROM messages WHERE state = 'delivering' AND lease_owner = $1 FOR UPDATE SKIP LOCKED
+			    SELECT id FROM messages WHERE id = ANY($3) AND state = 'delivering' AND lease_owner = $1
+			    FOR UPDATE SKIP LOCKED
 			)
 			UPDATE messages m SET lease_until = $2 FROM locked WHERE m.id = locked.id`,
-			m.owner, m.now().Add(m.cfg.LeaseTimeout)); err != nil && ctx.Err() == nil {
+			m.owner, m.now().Add(m.cfg.LeaseTimeout), ids); err != nil && ctx.Err() == nil {
 			m.log.Warn("renew leases", zap.Error(err))
 		}
 	}

@@ -91,15 +91,17 @@ type Module struct {
 	promote   *rueidis.Lua
 	endpoints endpointCache
 
-	// Memory held for messages is bounded: held counts the messages this
+	// Memory held for messages is bounded: held is the messages this
 	// process claimed and has not finished with (queued, in flight, or sent
 	// and waiting for the writer), heldBytes their payloads still in memory
 	// (a payload is dropped once its attempt is made). Intake reads no jobs
 	// while either is at its cap (MaxHeld, MaxHeldMiB); room is poked when
-	// they shrink.
+	// they shrink. The heartbeat renews the leases of held only: a claim
+	// whose answer was lost (the connection dropped after its commit) leaves
+	// a lease nobody here holds, which must run out for the sweeper.
 	mu         sync.Mutex
 	eps        map[string]*epState
-	held       int
+	held       map[string]struct{} // message ids
 	heldBytes  int64
 	avgPayload int64 // running average payload size, to size reads by bytes
 	room       chan struct{}
@@ -145,6 +147,7 @@ func New(cfg config.Config, pool *pgxpool.Pool, rdb rueidis.Client, box *seal.Bo
 		gcra:       rueidis.NewLuaScript(gcraScript),
 		promote:    rueidis.NewLuaScript(promoteScript),
 		eps:        map[string]*epState{},
+		held:       map[string]struct{}{},
 		avgPayload: 64 << 10,
 		room:       make(chan struct{}, 1),
 		results:    newResultQueue(),

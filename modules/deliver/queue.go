@@ -98,7 +98,7 @@ func (m *Module) waitRoom(ctx context.Context) (int, bool) {
 	maxBytes := int64(m.cfg.MaxHeldMiB) << 20
 	for {
 		m.mu.Lock()
-		n := m.cfg.MaxHeld - m.held
+		n := m.cfg.MaxHeld - len(m.held)
 		b := maxBytes - m.heldBytes
 		avg := max(m.avgPayload, 1)
 		m.mu.Unlock()
@@ -117,30 +117,35 @@ func (m *Module) waitRoom(ctx context.Context) (int, bool) {
 	}
 }
 
-// release forgets n finished messages and their payload bytes still in
+// release forgets finished messages (ids) and payload bytes no longer in
 // memory, and wakes intake. Caller does not hold m.mu.
-func (m *Module) release(n int, bytes int64) {
+func (m *Module) release(ids []string, bytes int64) {
 	m.mu.Lock()
-	m.releaseLocked(n, bytes)
+	m.releaseLocked(ids, bytes)
 	m.mu.Unlock()
 }
 
-func (m *Module) releaseLocked(n int, bytes int64) {
-	m.held -= n
+func (m *Module) releaseLocked(ids []string, bytes int64) {
+	for _, id := range ids {
+		delete(m.held, id)
+	}
 	m.heldBytes -= bytes
-	m.met.held.Set(float64(m.held))
+	m.met.held.Set(float64(len(m.held)))
 	select {
 	case m.room <- struct{}{}:
 	default:
 	}
 }
 
-func queuedBytes(q []*job) int64 {
+// queued returns the ids and payload bytes of queued jobs.
+func queued(q []*job) ([]string, int64) {
+	ids := make([]string, len(q))
 	var b int64
-	for _, j := range q {
+	for i, j := range q {
+		ids[i] = j.id
 		b += int64(len(j.payload))
 	}
-	return b
+	return ids, b
 }
 
 func isNoGroup(err error) bool {
@@ -269,12 +274,12 @@ func (m *Module) enqueue(ctx context.Context, jobs []*job) {
 			}()
 		}
 		st.queue = append(st.queue, j)
-		m.held++
+		m.held[j.id] = struct{}{}
 		m.heldBytes += int64(len(j.payload))
 		m.avgPayload += (int64(len(j.payload)) - m.avgPayload) / 16
 		st.poke()
 	}
-	m.met.held.Set(float64(m.held))
+	m.met.held.Set(float64(len(m.held)))
 }
 
 // runEndpoint sends one endpoint's queued messages: at most
@@ -406,7 +411,7 @@ func (m *Module) retire(st *epState) bool {
 func (m *Module) dropQueue(st *epState) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.releaseLocked(len(st.queue), queuedBytes(st.queue))
+	m.releaseLocked(queued(st.queue))
 	st.queue = nil
 	delete(m.eps, st.id)
 }
@@ -415,11 +420,8 @@ func (m *Module) dropQueue(st *epState) {
 // pending: they are kept and sent when the endpoint is enabled again.
 func (m *Module) releaseQueue(ctx context.Context, st *epState) {
 	m.mu.Lock()
-	ids := make([]string, len(st.queue))
-	for i, j := range st.queue {
-		ids[i] = j.id
-	}
-	m.releaseLocked(len(st.queue), queuedBytes(st.queue))
+	ids, bytes := queued(st.queue)
+	m.releaseLocked(ids, bytes)
 	st.queue = nil
 	m.mu.Unlock()
 	if len(ids) > 0 {
@@ -495,7 +497,7 @@ func (m *Module) send(ctx context.Context, st *epState, ep *endpoint, j *job) {
 		// Nothing is recorded; Run hands the message back.
 		m.mu.Lock()
 		st.inflight--
-		m.releaseLocked(1, size)
+		m.releaseLocked([]string{j.id}, size)
 		m.mu.Unlock()
 		return
 	}
@@ -532,7 +534,7 @@ func (m *Module) send(ctx context.Context, st *epState, ep *endpoint, j *job) {
 	}
 	m.mu.Lock()
 	st.inflight--
-	m.releaseLocked(0, size) // still held until the writer has recorded it
+	m.releaseLocked(nil, size) // still held until the writer has recorded it
 	switch {
 	case ok || (a.status != 0 && !retryable):
 		// Any final HTTP answer shows the endpoint is up.

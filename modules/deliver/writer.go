@@ -133,8 +133,12 @@ func (m *Module) writer(ctx context.Context) error {
 			m.log.Warn("write delivery results, retrying", zap.Int("results", n), zap.Error(err))
 			sleepCtx(ctx, time.Second)
 		}
+		ids := make([]string, n)
+		for i, r := range batch[:n] {
+			ids[i] = r.job.id
+		}
 		clear(batch[:n])
-		m.release(n, 0)
+		m.release(ids, 0)
 	}
 }
 

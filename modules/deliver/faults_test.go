@@ -1,0 +1,113 @@
+package deliver
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/ethhook/ethhook/internal/testenv"
+)
+
+// Postgres connections dropped again and again while deliver works (as in
+// a restart or failover): every message still ends succeeded, every webhook
+// reaches the receiver, and every attempt made is in the log.
+func TestPostgresGoingAwayLosesNoDelivery(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	rc := newReceiver(t, nil)
+	app := e.app(t, "unlimited") // no rate limit: the run is about faults, not pacing
+	ep, _ := e.endpoint(t, app, rc.URL, epOpt{})
+
+	// The module gets a pool of its own, marked by application_name, so
+	// only its connections are dropped (not the test's).
+	pc := e.pool.Config().Copy()
+	pc.ConnConfig.RuntimeParams["application_name"] = "deliver-under-test"
+	victim, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer victim.Close()
+	testPool := e.pool
+	e.pool = victim
+	_, stop := e.start(t)
+	e.pool = testPool
+	defer stop() // before the pool closes
+
+	admin, err := pgx.Connect(ctx, testenv.PGAdminURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	wids := map[string]bool{}
+	var ids []string
+	killed := 0
+	for range 5 {
+		for range 60 {
+			id, wid := e.message(t, app, ep, "")
+			ids = append(ids, id)
+			wids[wid] = true
+		}
+		time.Sleep(5 * time.Millisecond)
+		var n int
+		if err := admin.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+			WHERE application_name = 'deliver-under-test' AND datname = $1`, pc.ConnConfig.Database).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		killed += n
+	}
+	if killed == 0 {
+		t.Fatal("no connection of the module was dropped: the test proves nothing")
+	}
+	// A claim whose answer was lost leaves a lease this process does not
+	// hold: it is not renewed, runs out (LeaseTimeout), and the sweeper
+	// offers the message again.
+	eventually(t, "every message succeeded", func() bool {
+		var n int
+		if err := e.pool.QueryRow(ctx, `SELECT count(*) FROM messages WHERE state = 'succeeded'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n == len(ids)
+	})
+	got := map[string]int{}
+	for _, r := range rc.got() {
+		got[r.header.Get("webhook-id")]++
+	}
+	for wid := range wids {
+		if got[wid] == 0 {
+			t.Fatalf("webhook %s never reached the receiver", wid)
+		}
+	}
+	var attempts int
+	if err := e.pool.QueryRow(ctx, `SELECT count(*) FROM delivery_history WHERE status_code = 200`).Scan(&attempts); err != nil {
+		t.Fatal(err)
+	}
+	if attempts < len(ids) || attempts > rc.count() {
+		t.Fatalf("%d successful attempts logged for %d messages and %d requests received", attempts, len(ids), rc.count())
+	}
+	t.Logf("%d connections dropped; %d requests for %d messages (a drop between a POST and its record may resend it, same webhook-id)", killed, rc.count(), len(ids))
+}
+
+// A claim that committed but whose answer never arrived (the connection
+// dropped) leaves a message leased to this process without it holding the
+// message: the heartbeat must not renew that lease, so it runs out and the
+// message is delivered.
+func TestLeaseOfAClaimWhoseAnswerWasLostRunsOut(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	rc := newReceiver(t, nil)
+	app := e.app(t, "unlimited")
+	ep, _ := e.endpoint(t, app, rc.URL, epOpt{})
+	id, _ := e.insertMessage(t, app, ep, "", 0) // no job: only the sweeper can find it
+	m, _ := e.start(t)
+	if _, err := e.pool.Exec(ctx, `UPDATE messages SET state = 'delivering', lease_owner = $2, lease_until = now() + $3::interval
+		WHERE id = $1`, id, m.owner, e.cfg.Delivery.LeaseTimeout.String()); err != nil {
+		t.Fatal(err)
+	}
+	e.waitState(t, id, "succeeded") // within 30 s: the lease (6 s here) must not be renewed
+	if rc.count() != 1 {
+		t.Fatalf("%d requests, want 1", rc.count())
+	}
+}
