@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -570,6 +571,79 @@ func TestPostgresGoingAwayLosesNothingAndDuplicatesNothing(t *testing.T) {
 			t.Fatalf("message %s has no delivery job", m.ID)
 		}
 	}
+	if n := e.count(ep.ID); n != len(evs) {
+		t.Fatalf("%d messages for %d matching events", n, len(evs))
+	}
+}
+
+// Redis connections dropped again and again while process works (as in a
+// Redis restart): every match still ends up exactly once, with its job.
+func TestRedisGoingAwayLosesNothingAndDuplicatesNothing(t *testing.T) {
+	e := newEnv(t)
+	ep := e.endpoint(endpoint.Input{Filter: hook.Filter{Addresses: []string{token}}})
+	e.cfg.Process.ReadCount = 20
+	// The module gets a Redis client of its own, named, so only its
+	// connections are dropped (not the test's).
+	opt, err := rueidis.ParseURL(testenv.RedisURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt.ClientName = "process-under-test-" + randHex(4)
+	opt.DisableCache = true
+	victim, err := rueidis.NewClient(opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer victim.Close()
+	testRedis := e.rdb
+	e.rdb = victim
+	r := e.start()
+	e.rdb = testRedis
+	defer r.stop() // before the client closes
+
+	var evs []hook.Event
+	for i := range 600 {
+		evs = append(evs, transfer("rd", uint64(3000+i/6), uint(i%6), token, alice, bob, int64(i)))
+	}
+	ctx := context.Background()
+	killed := int64(0)
+	for round := range 5 {
+		e.publish(evs[round*120 : (round+1)*120]...)
+		time.Sleep(5 * time.Millisecond)
+		list, err := e.rdb.Do(ctx, e.rdb.B().ClientList().Build()).ToString()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(list, "\n") {
+			if !strings.Contains(line, " name="+opt.ClientName+" ") {
+				continue
+			}
+			// RESP3 may hand CLIENT LIST over as a verbatim string ("txt:").
+			idStr, _, _ := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(line, "txt:"), "id="), " ")
+			id, err := strconv.ParseInt(idStr, 10, 64)
+			if err != nil {
+				t.Fatalf("CLIENT LIST line %q: %v", line, err)
+			}
+			n, err := e.rdb.Do(ctx, e.rdb.B().ClientKill().Id(id).Build()).AsInt64()
+			if err == nil {
+				killed += n
+			}
+		}
+	}
+	if killed == 0 {
+		t.Fatal("no connection of the module was dropped: the test proves nothing")
+	}
+	e.eventually("every match stored", func() bool { return e.count(ep.ID) == len(evs) })
+	e.eventually("stream drained", e.drained)
+	e.eventually("every message has its delivery job", func() bool {
+		jobs := e.jobs()
+		for _, m := range e.messages(ep.ID) {
+			if jobs[m.ID] == 0 {
+				return false
+			}
+		}
+		return true
+	})
 	if n := e.count(ep.ID); n != len(evs) {
 		t.Fatalf("%d messages for %d matching events", n, len(evs))
 	}
