@@ -5,9 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/ethhook/ethhook/internal/testenv"
 )
 
@@ -21,26 +18,15 @@ func TestPostgresGoingAwayLosesNoDelivery(t *testing.T) {
 	app := e.app(t, "unlimited") // no rate limit: the run is about faults, not pacing
 	ep, _ := e.endpoint(t, app, rc.URL, epOpt{})
 
-	// The module gets a pool of its own, marked by application_name, so
-	// only its connections are dropped (not the test's).
-	pc := e.pool.Config().Copy()
-	pc.ConnConfig.RuntimeParams["application_name"] = "deliver-under-test"
-	victim, err := pgxpool.NewWithConfig(ctx, pc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer victim.Close()
+	// The module gets a pool of its own, named, so only its connections
+	// are dropped (not the test's).
+	name := "deliver-under-test-" + e.prefix
 	testPool := e.pool
-	e.pool = victim
+	e.pool = testenv.NamedPool(t, testPool, name)
 	_, stop := e.start(t)
 	e.pool = testPool
 	defer stop() // before the pool closes
 
-	admin, err := pgx.Connect(ctx, testenv.PGAdminURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close(ctx)
 	wids := map[string]bool{}
 	var ids []string
 	killed := 0
@@ -51,12 +37,7 @@ func TestPostgresGoingAwayLosesNoDelivery(t *testing.T) {
 			wids[wid] = true
 		}
 		time.Sleep(5 * time.Millisecond)
-		var n int
-		if err := admin.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-			WHERE application_name = 'deliver-under-test' AND datname = $1`, pc.ConnConfig.Database).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		killed += n
+		killed += testenv.DropPostgres(t, name)
 	}
 	if killed == 0 {
 		t.Fatal("no connection of the module was dropped: the test proves nothing")
@@ -110,4 +91,54 @@ func TestLeaseOfAClaimWhoseAnswerWasLostRunsOut(t *testing.T) {
 	if rc.count() != 1 {
 		t.Fatalf("%d requests, want 1", rc.count())
 	}
+}
+
+// Redis connections dropped again and again while deliver works (as in a
+// Redis restart): every message still ends succeeded and reaches the
+// receiver.
+func TestRedisGoingAwayLosesNoDelivery(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	rc := newReceiver(t, nil)
+	app := e.app(t, "unlimited")
+	ep, _ := e.endpoint(t, app, rc.URL, epOpt{})
+	name := "deliver-under-test-" + e.prefix
+	testRedis := e.rdb
+	e.rdb = testenv.NamedRedis(t, name)
+	_, stop := e.start(t)
+	e.rdb = testRedis
+	defer stop() // before the client closes
+
+	wids := map[string]bool{}
+	var ids []string
+	killed := int64(0)
+	for range 5 {
+		for range 60 {
+			id, wid := e.message(t, app, ep, "")
+			ids = append(ids, id)
+			wids[wid] = true
+		}
+		time.Sleep(5 * time.Millisecond)
+		killed += testenv.DropRedis(t, e.rdb, name)
+	}
+	if killed == 0 {
+		t.Fatal("no connection of the module was dropped: the test proves nothing")
+	}
+	eventually(t, "every message succeeded", func() bool {
+		var n int
+		if err := e.pool.QueryRow(ctx, `SELECT count(*) FROM messages WHERE state = 'succeeded'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n == len(ids)
+	})
+	got := map[string]int{}
+	for _, r := range rc.got() {
+		got[r.header.Get("webhook-id")]++
+	}
+	for wid := range wids {
+		if got[wid] == 0 {
+			t.Fatalf("webhook %s never reached the receiver", wid)
+		}
+	}
+	t.Logf("%d connections dropped; %d requests for %d messages", killed, rc.count(), len(ids))
 }

@@ -6,14 +6,11 @@ import (
 	"fmt"
 	"reflect"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/rueidis"
 
@@ -525,17 +522,11 @@ func TestPostgresGoingAwayLosesNothingAndDuplicatesNothing(t *testing.T) {
 	e := newEnv(t)
 	ep := e.endpoint(endpoint.Input{Filter: hook.Filter{Addresses: []string{token}}})
 	e.cfg.Process.ReadCount = 20
-	// The module gets a pool of its own, marked by application_name, so
-	// only its connections are dropped (not the test's).
-	pc := e.pool.Config().Copy()
-	pc.ConnConfig.RuntimeParams["application_name"] = "process-under-test"
-	victim, err := pgxpool.NewWithConfig(context.Background(), pc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer victim.Close()
+	// The module gets a pool of its own, named, so only its connections
+	// are dropped (not the test's).
+	name := "process-under-test-" + randHex(4)
 	testPool := e.pool
-	e.pool = victim
+	e.pool = testenv.NamedPool(t, testPool, name)
 	r := e.start()
 	e.pool = testPool
 	defer r.stop() // before the pool closes
@@ -544,21 +535,11 @@ func TestPostgresGoingAwayLosesNothingAndDuplicatesNothing(t *testing.T) {
 		evs = append(evs, transfer("pg", uint64(2000+i/6), uint(i%6), token, alice, bob, int64(i)))
 	}
 	// Drop every connection of the module while events flow, five times.
-	admin, err := pgx.Connect(context.Background(), testenv.PGAdminURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close(context.Background())
 	killed := 0
 	for round := range 5 {
 		e.publish(evs[round*120 : (round+1)*120]...)
 		time.Sleep(5 * time.Millisecond)
-		var n int
-		if err := admin.QueryRow(context.Background(), `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-			WHERE application_name = 'process-under-test' AND datname = $1`, pc.ConnConfig.Database).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		killed += n
+		killed += testenv.DropPostgres(t, name)
 	}
 	if killed == 0 {
 		t.Fatal("no connection of the module was dropped: the test proves nothing")
@@ -584,19 +565,9 @@ func TestRedisGoingAwayLosesNothingAndDuplicatesNothing(t *testing.T) {
 	e.cfg.Process.ReadCount = 20
 	// The module gets a Redis client of its own, named, so only its
 	// connections are dropped (not the test's).
-	opt, err := rueidis.ParseURL(testenv.RedisURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	opt.ClientName = "process-under-test-" + randHex(4)
-	opt.DisableCache = true
-	victim, err := rueidis.NewClient(opt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer victim.Close()
+	name := "process-under-test-" + randHex(4)
 	testRedis := e.rdb
-	e.rdb = victim
+	e.rdb = testenv.NamedRedis(t, name)
 	r := e.start()
 	e.rdb = testRedis
 	defer r.stop() // before the client closes
@@ -605,30 +576,11 @@ func TestRedisGoingAwayLosesNothingAndDuplicatesNothing(t *testing.T) {
 	for i := range 600 {
 		evs = append(evs, transfer("rd", uint64(3000+i/6), uint(i%6), token, alice, bob, int64(i)))
 	}
-	ctx := context.Background()
 	killed := int64(0)
 	for round := range 5 {
 		e.publish(evs[round*120 : (round+1)*120]...)
 		time.Sleep(5 * time.Millisecond)
-		list, err := e.rdb.Do(ctx, e.rdb.B().ClientList().Build()).ToString()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, line := range strings.Split(list, "\n") {
-			if !strings.Contains(line, " name="+opt.ClientName+" ") {
-				continue
-			}
-			// RESP3 may hand CLIENT LIST over as a verbatim string ("txt:").
-			idStr, _, _ := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(line, "txt:"), "id="), " ")
-			id, err := strconv.ParseInt(idStr, 10, 64)
-			if err != nil {
-				t.Fatalf("CLIENT LIST line %q: %v", line, err)
-			}
-			n, err := e.rdb.Do(ctx, e.rdb.B().ClientKill().Id(id).Build()).AsInt64()
-			if err == nil {
-				killed += n
-			}
-		}
+		killed += testenv.DropRedis(t, e.rdb, name)
 	}
 	if killed == 0 {
 		t.Fatal("no connection of the module was dropped: the test proves nothing")
