@@ -13,23 +13,50 @@ import (
 // reaches the receiver, and every attempt made is in the log.
 func TestPostgresGoingAwayLosesNoDelivery(t *testing.T) {
 	e := newEnv(t)
-	ctx := context.Background()
-	rc := newReceiver(t, nil)
-	app := e.app(t, "unlimited") // no rate limit: the run is about faults, not pacing
-	ep, _ := e.endpoint(t, app, rc.URL, epOpt{})
-
 	// The module gets a pool of its own, named, so only its connections
 	// are dropped (not the test's).
 	name := "deliver-under-test-" + e.prefix
 	testPool := e.pool
-	e.pool = testenv.NamedPool(t, testPool, name)
+	rc, ids := e.runThroughFaults(t, func() { e.pool = testenv.NamedPool(t, testPool, name) }, func() { e.pool = testPool },
+		func() int64 { return int64(testenv.DropPostgres(t, name)) })
+	var attempts int
+	if err := e.pool.QueryRow(context.Background(), `SELECT count(*) FROM delivery_history WHERE status_code = 200`).Scan(&attempts); err != nil {
+		t.Fatal(err)
+	}
+	if attempts < len(ids) || attempts > rc.count() {
+		t.Fatalf("%d successful attempts logged for %d messages and %d requests received", attempts, len(ids), rc.count())
+	}
+}
+
+// Redis connections dropped again and again while deliver works (as in a
+// Redis restart): every message still ends succeeded and reaches the
+// receiver.
+func TestRedisGoingAwayLosesNoDelivery(t *testing.T) {
+	e := newEnv(t)
+	name := "deliver-under-test-" + e.prefix
+	testRedis := e.rdb
+	e.runThroughFaults(t, func() { e.rdb = testenv.NamedRedis(t, name) }, func() { e.rdb = testRedis },
+		func() int64 { return testenv.DropRedis(t, testRedis, name) })
+}
+
+// runThroughFaults starts the module with its own connections (between
+// useOwn and useTest), adds 300 messages in five rounds, dropping the
+// module's connections after each, and checks that every message ends
+// succeeded and reached the receiver. A drop between a POST and its record
+// may send it again, with the same webhook-id.
+func (e *env) runThroughFaults(t *testing.T, useOwn, useTest func(), drop func() int64) (*receiver, []string) {
+	ctx := context.Background()
+	rc := newReceiver(t, nil)
+	app := e.app(t, "unlimited") // no rate limit: the run is about faults, not pacing
+	ep, _ := e.endpoint(t, app, rc.URL, epOpt{})
+	useOwn()
 	_, stop := e.start(t)
-	e.pool = testPool
-	defer stop() // before the pool closes
+	useTest()
+	t.Cleanup(stop) // runs before the module's connections close
 
 	wids := map[string]bool{}
 	var ids []string
-	killed := 0
+	killed := int64(0)
 	for range 5 {
 		for range 60 {
 			id, wid := e.message(t, app, ep, "")
@@ -37,7 +64,7 @@ func TestPostgresGoingAwayLosesNoDelivery(t *testing.T) {
 			wids[wid] = true
 		}
 		time.Sleep(5 * time.Millisecond)
-		killed += testenv.DropPostgres(t, name)
+		killed += drop()
 	}
 	if killed == 0 {
 		t.Fatal("no connection of the module was dropped: the test proves nothing")
@@ -61,14 +88,8 @@ func TestPostgresGoingAwayLosesNoDelivery(t *testing.T) {
 			t.Fatalf("webhook %s never reached the receiver", wid)
 		}
 	}
-	var attempts int
-	if err := e.pool.QueryRow(ctx, `SELECT count(*) FROM delivery_history WHERE status_code = 200`).Scan(&attempts); err != nil {
-		t.Fatal(err)
-	}
-	if attempts < len(ids) || attempts > rc.count() {
-		t.Fatalf("%d successful attempts logged for %d messages and %d requests received", attempts, len(ids), rc.count())
-	}
-	t.Logf("%d connections dropped; %d requests for %d messages (a drop between a POST and its record may resend it, same webhook-id)", killed, rc.count(), len(ids))
+	t.Logf("%d connections dropped; %d requests for %d messages", killed, rc.count(), len(ids))
+	return rc, ids
 }
 
 // A claim that committed but whose answer never arrived (the connection
@@ -91,54 +112,4 @@ func TestLeaseOfAClaimWhoseAnswerWasLostRunsOut(t *testing.T) {
 	if rc.count() != 1 {
 		t.Fatalf("%d requests, want 1", rc.count())
 	}
-}
-
-// Redis connections dropped again and again while deliver works (as in a
-// Redis restart): every message still ends succeeded and reaches the
-// receiver.
-func TestRedisGoingAwayLosesNoDelivery(t *testing.T) {
-	e := newEnv(t)
-	ctx := context.Background()
-	rc := newReceiver(t, nil)
-	app := e.app(t, "unlimited")
-	ep, _ := e.endpoint(t, app, rc.URL, epOpt{})
-	name := "deliver-under-test-" + e.prefix
-	testRedis := e.rdb
-	e.rdb = testenv.NamedRedis(t, name)
-	_, stop := e.start(t)
-	e.rdb = testRedis
-	defer stop() // before the client closes
-
-	wids := map[string]bool{}
-	var ids []string
-	killed := int64(0)
-	for range 5 {
-		for range 60 {
-			id, wid := e.message(t, app, ep, "")
-			ids = append(ids, id)
-			wids[wid] = true
-		}
-		time.Sleep(5 * time.Millisecond)
-		killed += testenv.DropRedis(t, e.rdb, name)
-	}
-	if killed == 0 {
-		t.Fatal("no connection of the module was dropped: the test proves nothing")
-	}
-	eventually(t, "every message succeeded", func() bool {
-		var n int
-		if err := e.pool.QueryRow(ctx, `SELECT count(*) FROM messages WHERE state = 'succeeded'`).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		return n == len(ids)
-	})
-	got := map[string]int{}
-	for _, r := range rc.got() {
-		got[r.header.Get("webhook-id")]++
-	}
-	for wid := range wids {
-		if got[wid] == 0 {
-			t.Fatalf("webhook %s never reached the receiver", wid)
-		}
-	}
-	t.Logf("%d connections dropped; %d requests for %d messages", killed, rc.count(), len(ids))
 }

@@ -520,67 +520,45 @@ func TestProcessHoldsBackWhileDeliveryBacklogIsFull(t *testing.T) {
 // restart or failover): every match still ends up exactly once, with its job.
 func TestPostgresGoingAwayLosesNothingAndDuplicatesNothing(t *testing.T) {
 	e := newEnv(t)
-	ep := e.endpoint(endpoint.Input{Filter: hook.Filter{Addresses: []string{token}}})
-	e.cfg.Process.ReadCount = 20
 	// The module gets a pool of its own, named, so only its connections
 	// are dropped (not the test's).
 	name := "process-under-test-" + randHex(4)
 	testPool := e.pool
-	e.pool = testenv.NamedPool(t, testPool, name)
-	r := e.start()
-	e.pool = testPool
-	defer r.stop() // before the pool closes
-	var evs []hook.Event
-	for i := range 600 {
-		evs = append(evs, transfer("pg", uint64(2000+i/6), uint(i%6), token, alice, bob, int64(i)))
-	}
-	// Drop every connection of the module while events flow, five times.
-	killed := 0
-	for round := range 5 {
-		e.publish(evs[round*120 : (round+1)*120]...)
-		time.Sleep(5 * time.Millisecond)
-		killed += testenv.DropPostgres(t, name)
-	}
-	if killed == 0 {
-		t.Fatal("no connection of the module was dropped: the test proves nothing")
-	}
-	e.eventually("every match stored", func() bool { return e.count(ep.ID) == len(evs) })
-	e.eventually("stream drained", e.drained)
-	jobs := e.jobs()
-	for _, m := range e.messages(ep.ID) {
-		if jobs[m.ID] == 0 {
-			t.Fatalf("message %s has no delivery job", m.ID)
-		}
-	}
-	if n := e.count(ep.ID); n != len(evs) {
-		t.Fatalf("%d messages for %d matching events", n, len(evs))
-	}
+	e.runThroughFaults("pg", func() { e.pool = testenv.NamedPool(t, testPool, name) }, func() { e.pool = testPool },
+		func() int64 { return int64(testenv.DropPostgres(t, name)) })
 }
 
 // Redis connections dropped again and again while process works (as in a
 // Redis restart): every match still ends up exactly once, with its job.
 func TestRedisGoingAwayLosesNothingAndDuplicatesNothing(t *testing.T) {
 	e := newEnv(t)
-	ep := e.endpoint(endpoint.Input{Filter: hook.Filter{Addresses: []string{token}}})
-	e.cfg.Process.ReadCount = 20
-	// The module gets a Redis client of its own, named, so only its
-	// connections are dropped (not the test's).
 	name := "process-under-test-" + randHex(4)
 	testRedis := e.rdb
-	e.rdb = testenv.NamedRedis(t, name)
-	r := e.start()
-	e.rdb = testRedis
-	defer r.stop() // before the client closes
+	e.runThroughFaults("rd", func() { e.rdb = testenv.NamedRedis(t, name) }, func() { e.rdb = testRedis },
+		func() int64 { return testenv.DropRedis(t, testRedis, name) })
+}
 
+// runThroughFaults starts the module with its own connections (between
+// useOwn and useTest), publishes 600 matching events in five rounds,
+// dropping the module's connections after each, and checks that every
+// match ends up exactly once, with its delivery job.
+func (e *env) runThroughFaults(branch string, useOwn, useTest func(), drop func() int64) {
+	t := e.t
+	ep := e.endpoint(endpoint.Input{Filter: hook.Filter{Addresses: []string{token}}})
+	e.cfg.Process.ReadCount = 20
+	useOwn()
+	r := e.start()
+	useTest()
+	t.Cleanup(r.stop) // runs before the module's connections close
 	var evs []hook.Event
 	for i := range 600 {
-		evs = append(evs, transfer("rd", uint64(3000+i/6), uint(i%6), token, alice, bob, int64(i)))
+		evs = append(evs, transfer(branch, uint64(2000+i/6), uint(i%6), token, alice, bob, int64(i)))
 	}
 	killed := int64(0)
 	for round := range 5 {
 		e.publish(evs[round*120 : (round+1)*120]...)
 		time.Sleep(5 * time.Millisecond)
-		killed += testenv.DropRedis(t, e.rdb, name)
+		killed += drop()
 	}
 	if killed == 0 {
 		t.Fatal("no connection of the module was dropped: the test proves nothing")
