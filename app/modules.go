@@ -8,8 +8,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
+	"go.uber.org/zap"
 
 	"github.com/ethhook/ethhook/config"
 	"github.com/ethhook/ethhook/modules/admin"
@@ -27,6 +29,40 @@ type moduleSpec struct {
 	build   func(ctx context.Context, rt *Runtime, o runOptions) (Module, error)
 }
 
+// maxDevnetFastForward bounds the blocks mined at start to reach a stored
+// cursor (about 10,000 a second with the default 20 logs a block).
+const maxDevnetFastForward = 200_000
+
+// resumeDevnet mines the embedded devnet up to the block ingest last
+// committed for it (its cursor in Redis), so a restarted `serve --all` goes
+// on delivering at once. Without Redis or a cursor it does nothing.
+func resumeDevnet(ctx context.Context, rt *Runtime, m *devnet.Module) {
+	rdb, err := rt.Redis()
+	if err != nil {
+		return
+	}
+	raw, err := rdb.Do(ctx, rdb.B().Get().Key(rt.Keys().Chain(rt.Cfg.Devnet.ChainID, "cursor")).Build()).ToString()
+	if err != nil {
+		return
+	}
+	num, _, _ := strings.Cut(raw, ":")
+	n, err := strconv.ParseUint(num, 10, 64)
+	if err != nil {
+		return
+	}
+	log := logFor(rt, "devnet")
+	if n > maxDevnetFastForward {
+		log.Warn("ingest's stored cursor for the devnet is too far ahead to mine up to at start; ingest waits until the devnet gets there (delete the chain's Redis keys to start over)",
+			zap.Uint64("cursor", n), zap.Int("max", maxDevnetFastForward))
+		return
+	}
+	start := time.Now()
+	if k := m.FastForward(n); k > 0 {
+		log.Info("devnet mined up to ingest's stored cursor, so ingest goes on where it stopped",
+			zap.Uint64("block", n), zap.Int("mined", k), zap.Duration("took", time.Since(start)))
+	}
+}
+
 // runOptions are the choices of the command that runs the modules.
 type runOptions struct {
 	chains []string // ingest: only these chain names (empty: all configured)
@@ -35,7 +71,9 @@ type runOptions struct {
 // moduleSpecs lists the modules compiled into this binary.
 var moduleSpecs = []moduleSpec{
 	{name: "devnet", build: func(ctx context.Context, rt *Runtime, o runOptions) (Module, error) {
-		return devnet.NewModule(rt.Cfg.Devnet, logFor(rt, "devnet")), nil
+		m := devnet.NewModule(rt.Cfg.Devnet, logFor(rt, "devnet"))
+		resumeDevnet(ctx, rt, m)
+		return m, nil
 	}},
 	{name: "ingest", build: func(ctx context.Context, rt *Runtime, o runOptions) (Module, error) {
 		chains, err := selectChains(rt.Cfg.Chains, o.chains)

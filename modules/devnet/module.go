@@ -62,6 +62,21 @@ func NewModule(cfg config.Devnet, log *zap.Logger) *Module {
 	return &Module{cfg: cfg, log: log, node: New(ConfigFrom(cfg)), addr: cfg.Addr}
 }
 
+// FastForward mines at once up to block n, before Run serves anything, and
+// returns how many blocks it mined. The devnet starts from genesis on every
+// start while what ingest committed persists in Redis; the chain is the same
+// for the same seed, so ingest goes on where it stopped instead of waiting
+// for the devnet to reach its cursor again.
+func (m *Module) FastForward(n uint64) int {
+	h := m.node.Head().Number
+	if n <= h {
+		return 0
+	}
+	k := int(n - h)
+	m.node.Mine(k)
+	return k
+}
+
 // Name is the module's name for the supervisor.
 func (m *Module) Name() string { return "devnet" }
 
