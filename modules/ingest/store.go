@@ -228,7 +228,7 @@ func (s *store) commit(ctx context.Context, r commitReq) (published, skipped int
 
 // backlog is how many entries of the events stream the process group has
 // not acknowledged: unread plus pending. ok is false when the group does
-// not exist (process has never run).
+// not exist (process has never run) or Redis cannot tell its lag.
 func (s *store) backlog(ctx context.Context) (n int64, ok bool, err error) {
 	groups, err := s.rdb.Do(ctx, s.rdb.B().XinfoGroups().Key(s.events).Build()).ToArray()
 	if err != nil {
@@ -252,11 +252,11 @@ func (s *store) backlog(ctx context.Context) (n int64, ok bool, err error) {
 		}
 		lag, err := lagMsg.AsInt64()
 		if err != nil {
-			// Redis cannot tell the lag (entries were deleted): count the
-			// whole stream, an upper bound.
-			if lag, err = s.rdb.Do(ctx, s.rdb.B().Xlen().Key(s.events).Build()).AsInt64(); err != nil {
-				return 0, false, err
-			}
+			// Redis cannot tell the lag (entries were deleted after what
+			// the group read; ethhook never does that). Not knowing, do not
+			// hold ingest back: the stream length would count acknowledged
+			// history too and could hold it forever.
+			return 0, false, nil
 		}
 		return lag + pending, true, nil
 	}
