@@ -11,6 +11,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/rueidis"
 	"go.uber.org/zap"
+
+	"github.com/ethhook/ethhook/internal/sleep"
 )
 
 // promoter moves due retries from the Redis schedule to the jobs stream.
@@ -235,7 +237,7 @@ func (m *Module) listenChanges(ctx context.Context) error {
 		if err != nil {
 			m.log.Warn("endpoint change subscription", zap.Error(err))
 		}
-		sleepCtx(ctx, time.Second)
+		sleep.For(ctx, time.Second)
 	}
 	return ctx.Err()
 }

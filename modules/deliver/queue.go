@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/sleep"
 	"github.com/ethhook/ethhook/modules/deliver/retry"
 )
 
@@ -65,7 +66,7 @@ func (m *Module) intake(ctx context.Context, consumer string) error {
 				continue
 			}
 			m.log.Warn("read delivery jobs", zap.Error(err))
-			sleepCtx(ctx, time.Second)
+			sleep.For(ctx, time.Second)
 			continue
 		}
 		if entries := res[key]; len(entries) > 0 {
@@ -195,7 +196,7 @@ func (m *Module) handleEntries(ctx context.Context, entries []rueidis.XRangeEntr
 				return // not acknowledged: read again by XAUTOCLAIM, and the sweeper has the messages anyway
 			}
 			m.log.Warn("claim messages", zap.Error(err))
-			sleepCtx(ctx, time.Second)
+			sleep.For(ctx, time.Second)
 		}
 	}
 	key := m.keys.DeliverJobs()
@@ -373,7 +374,7 @@ func (m *Module) runEndpoint(ctx context.Context, st *epState) {
 				m.mu.Lock()
 				st.br.probing = false // the probe slot was not used
 				m.mu.Unlock()
-				if !sleepCtx(ctx, d) {
+				if !sleep.For(ctx, d) {
 					m.dropQueue(st)
 					return
 				}
@@ -573,16 +574,5 @@ func (m *Module) requestSweep(endpointID string) {
 	select {
 	case m.sweep <- endpointID:
 	default:
-	}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/sleep"
 )
 
 // result is one finished attempt on its way to Postgres.
@@ -131,7 +132,7 @@ func (m *Module) writer(ctx context.Context) error {
 				return fmt.Errorf("write %d delivery results: %w", n, err)
 			}
 			m.log.Warn("write delivery results, retrying", zap.Int("results", n), zap.Error(err))
-			sleepCtx(ctx, time.Second)
+			sleep.For(ctx, time.Second)
 		}
 		ids := make([]string, n)
 		for i, r := range batch[:n] {

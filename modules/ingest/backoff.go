@@ -28,21 +28,6 @@ func (b *backoff) next() time.Duration {
 
 func (b *backoff) reset() { b.cur = 0 }
 
-// sleep waits d or until ctx is done; false when ctx ended it.
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
 func isTimeout(err error) bool { return errors.Is(err, context.DeadlineExceeded) }
 
 // endpoint is one WebSocket URL of a chain with its circuit breaker: after

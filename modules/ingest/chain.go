@@ -19,6 +19,7 @@ import (
 
 	"github.com/ethhook/ethhook/config"
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/sleep"
 	"github.com/ethhook/ethhook/modules/ingest/rpc"
 )
 
@@ -124,7 +125,7 @@ func (r *chainRunner) supervise(ctx context.Context) {
 		r.m.met.restarts.WithLabelValues(r.ch.Name, reason).Inc()
 		d := bo.next()
 		r.log.Error("chain ingester stopped; restarting", zap.String("reason", reason), zap.Error(err), zap.Duration("backoff", d))
-		if !sleep(ctx, d) {
+		if !sleep.For(ctx, d) {
 			return
 		}
 	}
@@ -166,7 +167,7 @@ func (r *chainRunner) runLeased(ctx context.Context) error {
 			}
 			r.mLease.Set(0)
 			r.ready.Store(true)
-			if !sleep(ctx, ttl/6) {
+			if !sleep.For(ctx, ttl/6) {
 				return nil
 			}
 			continue
@@ -301,7 +302,7 @@ func (r *chainRunner) active(ctx context.Context) error {
 		}
 		d := bo.next()
 		r.log.Warn("rpc session ended; reconnecting", zap.String("url", ep.redacted), zap.Uint64("block", r.cur.Number), zap.Error(err), zap.Duration("backoff", d))
-		if !sleep(ctx, d) {
+		if !sleep.For(ctx, d) {
 			return nil
 		}
 	}
@@ -466,7 +467,7 @@ func (r *chainRunner) retry(ctx context.Context, f func() error) error {
 		if !retryable || attempt >= 5 {
 			return err
 		}
-		if !sleep(ctx, delay) {
+		if !sleep.For(ctx, delay) {
 			return ctx.Err()
 		}
 		delay *= 2
@@ -481,7 +482,7 @@ func (r *chainRunner) retryRateLimit(ctx context.Context, f func() error) error 
 		if err == nil || ctx.Err() != nil || !rpc.IsRateLimit(err) || attempt >= 5 {
 			return err
 		}
-		if !sleep(ctx, delay) {
+		if !sleep.For(ctx, delay) {
 			return ctx.Err()
 		}
 		delay *= 2
@@ -533,7 +534,7 @@ func (r *chainRunner) headerByHash(ctx context.Context, hash string) (header, er
 		if h, err = r.getHeader(ctx, "eth_getBlockByHash", hash); err == nil {
 			return h, nil
 		}
-		if !sleep(ctx, time.Duration(100<<attempt)*time.Millisecond) {
+		if !sleep.For(ctx, time.Duration(100<<attempt)*time.Millisecond) {
 			return header{}, ctx.Err()
 		}
 	}
@@ -592,7 +593,7 @@ func (r *chainRunner) logsByHash(ctx context.Context, h *header) ([]ethLog, erro
 			}
 			return nil, fmt.Errorf("fetch logs for block %d %s: not accepted after %d attempts: %w", uint64(h.Number), h.Hash, attempt+1, problem)
 		}
-		if !sleep(ctx, delay) {
+		if !sleep.For(ctx, delay) {
 			return nil, ctx.Err()
 		}
 		delay = min(delay*2, 5*time.Second)
@@ -748,7 +749,7 @@ func (r *chainRunner) holdBack(ctx context.Context) error {
 			r.mHeldBack.Set(1)
 			waited = true
 		}
-		if !sleep(ctx, 500*time.Millisecond) {
+		if !sleep.For(ctx, 500*time.Millisecond) {
 			return ctx.Err()
 		}
 	}
@@ -981,7 +982,7 @@ func (r *chainRunner) prefetch(ctx context.Context, from, to uint64, out chan<- 
 		case errors.Is(err, errNotCanonical) && inconsistent < 5:
 			inconsistent++
 			r.log.Info("chain moved during backfill; fetching again", zap.Uint64("block", from), zap.Error(err))
-			if !sleep(ctx, time.Duration(inconsistent)*100*time.Millisecond) {
+			if !sleep.For(ctx, time.Duration(inconsistent)*100*time.Millisecond) {
 				return
 			}
 			continue

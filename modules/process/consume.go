@@ -17,6 +17,7 @@ import (
 
 	"github.com/ethhook/ethhook/filter"
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/sleep"
 )
 
 // headTracker computes a chain's safe head: the highest block of any log
@@ -218,7 +219,7 @@ func (m *Module) consume(ctx context.Context, chainID uint64, worker int) error 
 				_ = m.ensureGroup(ctx, chainID)
 			}
 			log.Warn("read events stream", zap.Error(err))
-			sleep(ctx, backoff(attempt))
+			sleep.For(ctx, backoff(attempt))
 			attempt++
 			continue
 		}
@@ -246,7 +247,7 @@ func (m *Module) consume(ctx context.Context, chainID uint64, worker int) error 
 				return nil
 			}
 			log.Warn("handle stream entries; retrying", zap.Int("entries", len(entries)), zap.Int("try", try), zap.Error(err))
-			sleep(ctx, backoff(try))
+			sleep.For(ctx, backoff(try))
 		}
 	}
 	return nil
@@ -296,7 +297,7 @@ func (m *Module) waitForDelivery(ctx context.Context) bool {
 		if !held {
 			return true
 		}
-		if !sleep(ctx, 500*time.Millisecond) {
+		if !sleep.For(ctx, 500*time.Millisecond) {
 			return false
 		}
 	}

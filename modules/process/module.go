@@ -40,6 +40,7 @@ import (
 	"github.com/ethhook/ethhook/endpoint"
 	"github.com/ethhook/ethhook/filter"
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/sleep"
 	"github.com/ethhook/ethhook/tenant"
 )
 
@@ -269,18 +270,6 @@ func (m *Module) announce(id string) {
 	}
 }
 
-// sleep waits d or until ctx ends; false when ctx ended.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
 func backoff(attempt int) time.Duration {
 	d := 100 * time.Millisecond << min(attempt, 6)
 	return min(d, 5*time.Second)
@@ -318,7 +307,7 @@ func (m *Module) listenPostgres(ctx context.Context) error {
 			return nil
 		}
 		m.log.Warn("listen for endpoint changes on postgres", zap.Error(err))
-		sleep(ctx, backoff(attempt))
+		sleep.For(ctx, backoff(attempt))
 	}
 	return nil
 }
@@ -333,7 +322,7 @@ func (m *Module) listenRedis(ctx context.Context) error {
 			return nil
 		}
 		m.log.Warn("subscribe to endpoint changes on redis", zap.Error(err))
-		sleep(ctx, backoff(attempt))
+		sleep.For(ctx, backoff(attempt))
 	}
 	return nil
 }
@@ -353,7 +342,7 @@ const consumerRetention = time.Hour
 // cleanup deletes released holds and tombstones past retention, and
 // consumers of the groups that left for good.
 func (m *Module) cleanup(ctx context.Context) error {
-	for sleep(ctx, min(m.cfg.HoldRetention/10, 10*time.Minute)) {
+	for sleep.For(ctx, min(m.cfg.HoldRetention/10, 10*time.Minute)) {
 		_, err := m.pool.Exec(ctx, `DELETE FROM process_holds WHERE state <> 'held' AND updated_at < now() - make_interval(secs => $1)`,
 			m.cfg.HoldRetention.Seconds())
 		if err != nil && ctx.Err() == nil {
