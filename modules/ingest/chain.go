@@ -19,6 +19,7 @@ import (
 
 	"github.com/ethhook/ethhook/config"
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/backpressure"
 	"github.com/ethhook/ethhook/internal/sleep"
 	"github.com/ethhook/ethhook/modules/ingest/rpc"
 )
@@ -59,8 +60,7 @@ type chainRunner struct {
 
 	commits uint64 // successful commits, ever
 
-	backlogAt   time.Time // when holdBack last read process's backlog
-	backlogLast int64     // what it read then
+	process *backpressure.Gate // holds commits back while process is far behind
 
 	mHead, mCommitted, mLag, mLease prometheus.Gauge
 	mHeldBack                       prometheus.Gauge
@@ -103,6 +103,7 @@ func newChainRunner(m *Module, ch config.Chain) *chainRunner {
 	r.mLeaseLost, r.mLeaseRetaken = mt.leaseLost.WithLabelValues(n), mt.leaseRetaken.WithLabelValues(n)
 	r.mReorg = mt.reorgs.WithLabelValues(n)
 	r.mHeldBack = mt.heldBack.WithLabelValues(n)
+	r.process = r.newProcessGate()
 	r.mRPCErr = mt.rpcErrors.MustCurryWith(prometheus.Labels{"chain": n})
 	r.mRPCLat = mt.rpcLatency.MustCurryWith(prometheus.Labels{"chain": n})
 	return r
@@ -686,8 +687,8 @@ func (r *chainRunner) commit(ctx context.Context, blocks []*block, storeFrom uin
 		}
 		return 0, "", false
 	}
-	if err := r.holdBack(ctx); err != nil {
-		return err
+	if !r.process.Wait(ctx) {
+		return ctx.Err()
 	}
 	r.m.step(r.ch.Name, "commit")
 	pub, skipped, err := r.st.commit(ctx, commitReq{
@@ -704,7 +705,7 @@ func (r *chainRunner) commit(ctx context.Context, blocks []*block, storeFrom uin
 		r.win[n] = winEntry{Hash: b.Hash, Parent: b.ParentHash}
 	}
 	r.commits++
-	r.backlogLast += pub // unacknowledged now, as far as holdBack knows
+	r.process.Added(pub) // unacknowledged now
 	last := blocks[len(blocks)-1]
 	atomic.StoreUint64(&r.cur.Number, uint64(last.Number))
 	r.cur.Hash, r.cur.Set = last.Hash, true
@@ -719,39 +720,28 @@ func (r *chainRunner) commit(ctx context.Context, blocks []*block, storeFrom uin
 	return nil
 }
 
-// backlogEvery is how often holdBack reads process's backlog while it was
-// under half the limit; nearer, it reads it before every commit.
-const backlogEvery = 250 * time.Millisecond
-
-// holdBack waits while process has ingest.stream_max_len or more entries of
-// this chain unread or unacknowledged. The stream is never trimmed below
-// them (trim.lua), so committing on would only grow Redis while process is
-// down or behind; the blocks stay on the chain and are fetched from the
-// cursor once it catches up. A failed read does not hold ingest back.
-func (r *chainRunner) holdBack(ctx context.Context) error {
-	waited := false
-	for {
-		if !waited && time.Since(r.backlogAt) < backlogEvery && r.backlogLast < r.ing.StreamMaxLen/2 {
-			return nil
-		}
-		n, ok, err := r.st.backlog(ctx)
-		r.backlogAt, r.backlogLast = time.Now(), n
-		if err != nil || !ok || n < r.ing.StreamMaxLen {
-			if waited {
-				r.log.Info("process caught up; committing again", zap.Int64("unacknowledged", n))
+// newProcessGate holds commits back while process has
+// ingest.stream_max_len or more entries of this chain unread or
+// unacknowledged. The stream is never trimmed below them (trim.lua), so
+// committing on would only grow Redis while process is down or behind; the
+// blocks stay on the chain and are fetched from the cursor once it catches up.
+func (r *chainRunner) newProcessGate() *backpressure.Gate {
+	return &backpressure.Gate{
+		Limit: r.ing.StreamMaxLen,
+		Read: func(ctx context.Context) (int64, bool) {
+			n, ok, err := r.st.backlog(ctx)
+			return n, ok && err == nil
+		},
+		Changed: func(held bool, n int64) {
+			if held {
+				r.mHeldBack.Set(1)
+				r.log.Warn("process is behind: new blocks wait until it acknowledges more entries",
+					zap.Int64("unacknowledged", n), zap.Int64("limit", r.ing.StreamMaxLen))
+				return
 			}
 			r.mHeldBack.Set(0)
-			return nil
-		}
-		if !waited {
-			r.log.Warn("process is behind: new blocks wait until it acknowledges more entries",
-				zap.Int64("unacknowledged", n), zap.Int64("limit", r.ing.StreamMaxLen))
-			r.mHeldBack.Set(1)
-			waited = true
-		}
-		if !sleep.For(ctx, 500*time.Millisecond) {
-			return ctx.Err()
-		}
+			r.log.Info("process caught up; committing again", zap.Int64("unacknowledged", n))
+		},
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ethhook/ethhook/filter"
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/backpressure"
 	"github.com/ethhook/ethhook/internal/sleep"
 )
 
@@ -206,7 +207,7 @@ func (m *Module) consume(ctx context.Context, chainID uint64, worker int) error 
 		default:
 			// Backpressure: while deliver is this far behind, new events
 			// wait in the stream (entries already read are still handled).
-			if !m.waitForDelivery(ctx) {
+			if !m.delivery.Wait(ctx) {
 				return nil
 			}
 			entries, err = m.read(ctx, key, ">", m.cfg.BlockTimeout)
@@ -253,53 +254,25 @@ func (m *Module) consume(ctx context.Context, chainID uint64, worker int) error 
 	return nil
 }
 
-// backlogGate caches how many delivery jobs wait, for every reader.
-type backlogGate struct {
-	mu   sync.Mutex
-	at   time.Time
-	jobs int64
-	held bool
-}
-
-// backlogEvery is how often the delivery jobs backlog is read while it is
-// under half the limit; nearer, before every read.
-const backlogEvery = 250 * time.Millisecond
-
-// waitForDelivery waits while the delivery jobs stream holds
+// newDeliveryGate holds reading back while the delivery jobs stream has
 // process.max_queued_jobs or more jobs (deliver deletes each job once it has
-// claimed its message, so its length is the unfinished backlog). A failed
-// read does not hold process back. It returns false when ctx ends.
-func (m *Module) waitForDelivery(ctx context.Context) bool {
-	g := &m.deliveryBacklog
-	limit := m.cfg.MaxQueuedJobs
-	for {
-		g.mu.Lock()
-		if time.Since(g.at) >= backlogEvery || g.jobs >= limit/2 {
+// claimed its message, so its length is the unfinished backlog).
+func (m *Module) newDeliveryGate() *backpressure.Gate {
+	return &backpressure.Gate{
+		Limit: m.cfg.MaxQueuedJobs,
+		Read: func(ctx context.Context) (int64, bool) {
 			n, err := m.rdb.Do(ctx, m.rdb.B().Xlen().Key(m.keys.DeliverJobs()).Build()).AsInt64()
-			g.at = time.Now()
-			if err != nil {
-				n = 0
-			}
-			g.jobs = n
-			switch {
-			case n >= limit && !g.held:
-				g.held = true
+			return n, err == nil
+		},
+		Changed: func(held bool, n int64) {
+			if held {
 				m.met.heldBack.Set(1)
-				m.log.Warn("deliver is behind: reading no new events until its backlog shrinks", zap.Int64("jobs", n), zap.Int64("limit", limit))
-			case n < limit && g.held:
-				g.held = false
-				m.met.heldBack.Set(0)
-				m.log.Info("deliver caught up; reading events again", zap.Int64("jobs", n))
+				m.log.Warn("deliver is behind: reading no new events until its backlog shrinks", zap.Int64("jobs", n), zap.Int64("limit", m.cfg.MaxQueuedJobs))
+				return
 			}
-		}
-		held := g.held
-		g.mu.Unlock()
-		if !held {
-			return true
-		}
-		if !sleep.For(ctx, 500*time.Millisecond) {
-			return false
-		}
+			m.met.heldBack.Set(0)
+			m.log.Info("deliver caught up; reading events again", zap.Int64("jobs", n))
+		},
 	}
 }
 

@@ -40,6 +40,7 @@ import (
 	"github.com/ethhook/ethhook/endpoint"
 	"github.com/ethhook/ethhook/filter"
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/backpressure"
 	"github.com/ethhook/ethhook/internal/sleep"
 	"github.com/ethhook/ethhook/tenant"
 )
@@ -62,7 +63,7 @@ type Module struct {
 	ready   atomic.Bool
 	changed chan string // endpoint ids announced as changed
 
-	deliveryBacklog backlogGate
+	delivery *backpressure.Gate // holds reading back while deliver is far behind
 
 	releaseMu sync.Mutex
 	releaseCh map[uint64]chan struct{}
@@ -100,6 +101,7 @@ func New(cfg config.Config, pool *pgxpool.Pool, rdb rueidis.Client, chains []con
 	for _, c := range chains {
 		m.releaseCh[c.ID] = make(chan struct{}, 1)
 	}
+	m.delivery = m.newDeliveryGate()
 	return m, nil
 }
 
