@@ -8,11 +8,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/ethhook/ethhook/internal/redact"
 	"github.com/ethhook/ethhook/modules/deliver/retry"
 	"github.com/ethhook/ethhook/modules/deliver/ssrf"
 	"github.com/ethhook/ethhook/sign"
@@ -138,8 +140,15 @@ func (m *Module) post(ctx context.Context, ep *endpoint, j *job) attempt {
 	return a
 }
 
-// classify names a transport error: ssrf, dns, timeout, connect, redirect, tls.
+// classify names a transport error: ssrf, dns, timeout, connect, redirect,
+// tls. The text names the URL without its query values and userinfo (a
+// receiver's token often rides in the query), as it goes to logs and the
+// attempt log.
 func classify(err error) (string, string) {
+	var uerr *url.Error
+	if errors.As(err, &uerr) {
+		uerr.URL = redact.URL(uerr.URL)
+	}
 	text := err.Error()
 	var dnsErr *net.DNSError
 	var netErr net.Error
