@@ -69,3 +69,63 @@ func TestControlRefusesDialToLoopbackEvenByHostname(t *testing.T) {
 	}
 	c.Close()
 }
+
+func TestGuardChecksTheIPv4AddressEmbeddedInIPv6Forms(t *testing.T) {
+	g := New(nil)
+	for _, c := range []struct {
+		ip      string
+		refused bool
+	}{
+		{"::127.0.0.1", true},        // IPv4-compatible loopback
+		{"::169.254.169.254", true},  // IPv4-compatible metadata
+		{"::10.0.0.1", true},         // IPv4-compatible RFC 1918
+		{"::ffff:127.0.0.1", true},   // IPv4-mapped loopback
+		{"::ffff:0:0", true},         // mapped 0.0.0.0
+		{"::ffff:100.64.0.1", true},  // mapped CGNAT
+		{"64:ff9b::127.0.0.1", true}, // NAT64 to loopback
+		{"64:ff9b::169.254.169.254", true},
+		{"64:ff9b::192.168.1.1", true},
+		{"64:ff9b:1::1", true}, // local-use NAT64: no fixed embedding, refused whole
+		{"::", true},
+		{"::1", true},
+		{"::8.8.8.8", false},
+		{"::ffff:8.8.8.8", false},
+		{"64:ff9b::8.8.8.8", false}, // DNS64 answer for a public host on an IPv6-only network
+		{"64:ff9b::1.1.1.1", false},
+	} {
+		err := g.Check(netip.MustParseAddr(c.ip))
+		if c.refused && !errors.Is(err, ErrRefused) {
+			t.Errorf("Check(%s) = %v, want refused", c.ip, err)
+		}
+		if !c.refused && err != nil {
+			t.Errorf("Check(%s) = %v, want allowed", c.ip, err)
+		}
+	}
+}
+
+func TestGuardExactAllowanceOpensOneAddressAndPortOnly(t *testing.T) {
+	g := New(nil, netip.MustParseAddrPort("127.0.0.1:9000"))
+	for _, c := range []struct {
+		ap      string
+		refused bool
+	}{
+		{"127.0.0.1:9000", false},
+		{"[::ffff:127.0.0.1]:9000", false},
+		{"127.0.0.1:8545", true}, // the devnet's control API
+		{"127.0.0.1:9090", true}, // metrics
+		{"127.0.0.2:9000", true},
+		{"[::1]:9000", true},
+		{"10.0.0.1:9000", true},
+	} {
+		err := g.CheckAddrPort(netip.MustParseAddrPort(c.ap))
+		if c.refused && !errors.Is(err, ErrRefused) {
+			t.Errorf("CheckAddrPort(%s) = %v, want refused", c.ap, err)
+		}
+		if !c.refused && err != nil {
+			t.Errorf("CheckAddrPort(%s) = %v, want allowed", c.ap, err)
+		}
+	}
+	if err := g.Check(netip.MustParseAddr("127.0.0.1")); !errors.Is(err, ErrRefused) {
+		t.Fatalf("Check without a port = %v, want refused", err)
+	}
+}
