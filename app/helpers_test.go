@@ -57,3 +57,10 @@ func startServe(t *testing.T, httpPort int, args ...string) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// Secrets for tests that load the configuration: random-looking, so the
+// weak-secret checks pass, and never used outside tests.
+const (
+	testSecretKey = "c4b1e07a9d3f2865a0e7b9d4c1f38a26e5d07b9c4a1f8e3d62b0c7a95e4d1f38"
+	testJWTSecret = "f0e9d8c7b6a5948372615a4b3c2d1e0f-test-jwt"
+)

@@ -259,8 +259,8 @@ func TestReadmeAPIExamplesRunAgainstALiveServer(t *testing.T) {
 		"ETHHOOK_DATABASE_URL":         url,
 		"ETHHOOK_HTTP_ADDR":            fmt.Sprintf("127.0.0.1:%d", httpPort),
 		"METRICS_PORT":                 "0",
-		"ETHHOOK_SECRET_KEY":           strings.Repeat("5e", 32),
-		"ETHHOOK_JWT_SECRET":           strings.Repeat("readme-jwt-", 4),
+		"ETHHOOK_SECRET_KEY":           testSecretKey,
+		"ETHHOOK_JWT_SECRET":           testJWTSecret,
 		"ETHHOOK_DELIVERY_ALLOW_CIDRS": "127.0.0.0/8",
 		// Chain 1 is configured (the admin module never dials it), so the
 		// chain examples have a chain to show.

@@ -21,8 +21,8 @@ func TestServeAdminServesTheWebUI(t *testing.T) {
 		"ETHHOOK_DATABASE_URL": testenv.PGURL(t),
 		"ETHHOOK_HTTP_ADDR":    fmt.Sprintf("127.0.0.1:%d", httpPort),
 		"METRICS_PORT":         "0",
-		"ETHHOOK_SECRET_KEY":   strings.Repeat("ab", 32),
-		"ETHHOOK_JWT_SECRET":   strings.Repeat("j", 40),
+		"ETHHOOK_SECRET_KEY":   testSecretKey,
+		"ETHHOOK_JWT_SECRET":   testJWTSecret,
 	} {
 		t.Setenv(k, v)
 	}

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ethhook/ethhook/internal/redact"
 )
 
 // Config is the whole effective configuration of one ethhook process.
@@ -18,16 +20,28 @@ import (
 // with dots as underscores (log.level -> ETHHOOK_LOG_LEVEL), plus the aliases
 // listed in envAliases.
 type Config struct {
-	DatabaseURL     string        `mapstructure:"database_url" secret:"password"`
-	Redis           Redis         `mapstructure:"redis"`
-	HTTPAddr        string        `mapstructure:"http_addr"`
-	MetricsPort     int           `mapstructure:"metrics_port"`
+	DatabaseURL string `mapstructure:"database_url" secret:"password"`
+	Redis       Redis  `mapstructure:"redis"`
+	HTTPAddr    string `mapstructure:"http_addr"`
+	MetricsPort int    `mapstructure:"metrics_port"`
+	// MetricsAddr is where /metrics listens (host:port). Empty: on
+	// MetricsPort, on http_addr's host when that is a loopback address
+	// (127.0.0.1:8080 gives 127.0.0.1:9090), else on every interface.
+	MetricsAddr     string        `mapstructure:"metrics_addr"`
 	Log             Log           `mapstructure:"log"`
 	DedupTTLSeconds int           `mapstructure:"dedup_ttl_seconds"`
 	ShutdownGrace   time.Duration `mapstructure:"shutdown_grace"`
 	// SecretKey seals endpoint signing secrets at rest (AES-256-GCM); 32
 	// bytes, base64 or hex. Changing it makes existing secrets unreadable.
 	SecretKey string `mapstructure:"secret_key" secret:"true"`
+	// SecretKeyPrevious is the key being rotated away from: secrets sealed
+	// under it still open (and are re-sealed under SecretKey by
+	// `ethhook secrets rotate-key`), so a fleet can switch keys one process
+	// at a time.
+	SecretKeyPrevious string `mapstructure:"secret_key_previous" secret:"true"`
+	// DevInsecure accepts well-known and low-entropy secrets (with a WARN
+	// line at start), for throwaway development setups only.
+	DevInsecure bool `mapstructure:"dev_insecure"`
 	// Chains lists the chains to watch: the built-in ones given a URL by
 	// ETHEREUM_WS_URL and friends, plus the YAML `chains:` entries.
 	Chains   []Chain  `mapstructure:"chains"`
@@ -68,6 +82,23 @@ func Defaults() Config {
 	}
 }
 
+// MetricsListenAddr is the address /metrics listens on, "" when off:
+// MetricsAddr when set, else MetricsPort (0: off) on http_addr's host when
+// that is a loopback address, else on every interface.
+func (c Config) MetricsListenAddr() string {
+	if c.MetricsAddr != "" {
+		return c.MetricsAddr
+	}
+	if c.MetricsPort == 0 {
+		return ""
+	}
+	host, _, err := net.SplitHostPort(c.HTTPAddr)
+	if err != nil || !isLoopback(host) {
+		host = ""
+	}
+	return net.JoinHostPort(host, strconv.Itoa(c.MetricsPort))
+}
+
 // DedupTTL is how long a committed block hash is remembered.
 func (c Config) DedupTTL() time.Duration { return time.Duration(c.DedupTTLSeconds) * time.Second }
 
@@ -103,6 +134,13 @@ func (c Config) Validate() error {
 	if c.MetricsPort < 0 || c.MetricsPort > 65535 {
 		bad("metrics_port (METRICS_PORT)", "must be 0..65535 (0 disables), got %d", c.MetricsPort)
 	}
+	if c.MetricsAddr != "" {
+		if _, port, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			bad("metrics_addr (ETHHOOK_METRICS_ADDR)", "must be host:port, got %q", c.MetricsAddr)
+		} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			bad("metrics_addr (ETHHOOK_METRICS_ADDR)", "port must be 0..65535, got %q", c.MetricsAddr)
+		}
+	}
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "error":
 	default:
@@ -120,6 +158,20 @@ func (c Config) Validate() error {
 	if c.SecretKey != "" {
 		if _, err := DecodeKey(c.SecretKey); err != nil {
 			bad("secret_key (ETHHOOK_SECRET_KEY)", "%v", err)
+		}
+	}
+	if c.SecretKeyPrevious != "" {
+		if _, err := DecodeKey(c.SecretKeyPrevious); err != nil {
+			bad("secret_key_previous (ETHHOOK_SECRET_KEY_PREVIOUS)", "%v", err)
+		}
+		if c.SecretKey == "" {
+			bad("secret_key_previous (ETHHOOK_SECRET_KEY_PREVIOUS)", "is set without secret_key (ETHHOOK_SECRET_KEY), the key to rotate to")
+		}
+	}
+	if !c.DevInsecure {
+		for _, p := range c.secretProblems() {
+			errs = append(errs, fmt.Errorf("%s; generate one with `openssl rand -hex 32` (or `ethhook secrets init`); "+
+				"only a throwaway development setup may set ETHHOOK_DEV_INSECURE=1 to accept it", p))
 		}
 	}
 	errs = append(errs, validateChains(c.Chains)...)
@@ -235,18 +287,10 @@ func redactURL(raw string) string {
 	return masked
 }
 
-// redactPassword hides only the password of a URL (database and Redis URLs,
-// whose path names a database, not a credential).
-func redactPassword(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "<unparseable URL>"
-	}
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
-	}
-	return u.String()
-}
+// redactPassword hides the credentials of a URL whose path names a
+// database, not a credential (database and Redis URLs): the password and
+// sensitive query parameters (?password=, ?token=, ...).
+func redactPassword(raw string) string { return redact.Credentials(raw) }
 
 // RedactURL is redactURL for other packages' logs.
 func RedactURL(raw string) string { return redactURL(raw) }

@@ -196,6 +196,12 @@ func TestValidationNamesTheKey(t *testing.T) {
 		{"retry schedule", map[string]string{"ETHHOOK_DELIVERY_RETRY_SCHEDULE": "0s,soon"}, "", "delivery.retry_schedule (ETHHOOK_DELIVERY_RETRY_SCHEDULE): item 2 \"soon\""},
 		{"allow cidrs", map[string]string{"ETHHOOK_DELIVERY_ALLOW_CIDRS": "127.0.0.0/33"}, "", "delivery.allow_cidrs (ETHHOOK_DELIVERY_ALLOW_CIDRS)"},
 		{"jwt secret", map[string]string{"ETHHOOK_JWT_SECRET": "short"}, "", "admin.jwt_secret (ETHHOOK_JWT_SECRET)"},
+		{"allow entry", map[string]string{"ETHHOOK_DELIVERY_ALLOW_CIDRS": "localhost:9000"}, "", "delivery.allow_cidrs (ETHHOOK_DELIVERY_ALLOW_CIDRS): \"localhost:9000\" is neither"},
+		{"metrics addr", map[string]string{"ETHHOOK_METRICS_ADDR": "9090"}, "", "metrics_addr (ETHHOOK_METRICS_ADDR): must be host:port, got \"9090\""},
+		{"metrics addr port", map[string]string{"ETHHOOK_METRICS_ADDR": "127.0.0.1:http"}, "", "metrics_addr (ETHHOOK_METRICS_ADDR): port must be 0..65535"},
+		{"demo addr not loopback", map[string]string{"ETHHOOK_DEVNET_DEMO_ADDR": "0.0.0.0:9000"}, "", "devnet.demo_addr: must be a loopback address and port"},
+		{"previous key alone", map[string]string{"ETHHOOK_SECRET_KEY_PREVIOUS": testKey}, "", "secret_key_previous (ETHHOOK_SECRET_KEY_PREVIOUS): is set without secret_key"},
+		{"previous key malformed", map[string]string{"ETHHOOK_SECRET_KEY": testKey, "ETHHOOK_SECRET_KEY_PREVIOUS": "xyz"}, "", "secret_key_previous (ETHHOOK_SECRET_KEY_PREVIOUS): must be 32 bytes"},
 		{"unknown yaml key", nil, "log:\n  levle: debug\n", "levle"},
 		{"bad yaml", nil, "log: [\n", "read config file"},
 	}
@@ -229,10 +235,11 @@ func TestMissingConfigFileIsAnError(t *testing.T) {
 
 func TestMaskedYAMLHidesSecrets(t *testing.T) {
 	clearEnv(t)
-	t.Setenv("ETHHOOK_DATABASE_URL", "postgres://app:dbpass@db:5432/ethhook")
-	t.Setenv("ETHHOOK_REDIS_URL", "redis://:redispass@redis:6379/0")
-	t.Setenv("ETHHOOK_SECRET_KEY", strings.Repeat("ab", 32))
-	t.Setenv("ETHHOOK_JWT_SECRET", strings.Repeat("j", 40))
+	t.Setenv("ETHHOOK_DATABASE_URL", "postgres://app:dbpass@db:5432/ethhook?sslmode=require&password=querydbpass")
+	t.Setenv("ETHHOOK_REDIS_URL", "redis://:redispass@redis:6379/0?token=queryredistoken")
+	t.Setenv("ETHHOOK_SECRET_KEY", testKey)
+	t.Setenv("ETHHOOK_SECRET_KEY_PREVIOUS", testKey2)
+	t.Setenv("ETHHOOK_JWT_SECRET", testJWT)
 	t.Setenv("ETHEREUM_WS_URL", "wss://eth-mainnet.g.alchemy.com/v2/alchemykey123")
 	cfg, err := Load(Options{})
 	if err != nil {
@@ -243,12 +250,12 @@ func TestMaskedYAMLHidesSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := string(out)
-	for _, secret := range []string{"dbpass", "redispass", strings.Repeat("ab", 32), strings.Repeat("j", 40), "alchemykey123"} {
+	for _, secret := range []string{"dbpass", "redispass", "querydbpass", "queryredistoken", testKey, testKey2, testJWT, "alchemykey123"} {
 		if strings.Contains(s, secret) {
 			t.Fatalf("config print shows %q:\n%s", secret, s)
 		}
 	}
-	for _, want := range []string{"db:5432/ethhook", "eth-mainnet.g.alchemy.com", "secret_key: '********'"} {
+	for _, want := range []string{"db:5432/ethhook", "sslmode=require", "password=***", "token=***", "eth-mainnet.g.alchemy.com", "secret_key: '********'", "secret_key_previous: '********'"} {
 		if !strings.Contains(s, want) {
 			t.Fatalf("config print lacks %q:\n%s", want, s)
 		}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -13,7 +14,8 @@ type Delivery struct {
 	// (ETHHOOK_DELIVERY_RETRY_SCHEDULE=0s,5s,5m,30m,2h,5h,10h,10h).
 	RetrySchedule []string `mapstructure:"retry_schedule"`
 	// AllowCIDRs lets webhooks reach otherwise refused private ranges
-	// (ETHHOOK_DELIVERY_ALLOW_CIDRS=127.0.0.0/8,10.0.0.0/8).
+	// (ETHHOOK_DELIVERY_ALLOW_CIDRS=10.0.0.0/8,fd00::/8), or exactly one
+	// address and port (127.0.0.1:9000, [::1]:9000).
 	AllowCIDRs     []string      `mapstructure:"allow_cidrs"`
 	ConnectTimeout time.Duration `mapstructure:"connect_timeout"`
 	Timeout        time.Duration `mapstructure:"timeout"`
@@ -102,17 +104,30 @@ func ParseSchedule(items []string) ([]time.Duration, error) {
 	return out, nil
 }
 
-// AllowedPrefixes parses AllowCIDRs.
+// AllowedPrefixes parses the CIDR entries of AllowCIDRs.
 func (c Delivery) AllowedPrefixes() ([]netip.Prefix, error) {
-	out := make([]netip.Prefix, 0, len(c.AllowCIDRs))
+	prefixes, _, err := c.Allowed()
+	return prefixes, err
+}
+
+// Allowed parses AllowCIDRs into ranges (10.0.0.0/8) and single
+// address-and-port entries (127.0.0.1:9000).
+func (c Delivery) Allowed() ([]netip.Prefix, []netip.AddrPort, error) {
+	var prefixes []netip.Prefix
+	var addrs []netip.AddrPort
 	for _, s := range c.AllowCIDRs {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return nil, fmt.Errorf("%q is not a CIDR like 127.0.0.0/8", s)
+		s = strings.TrimSpace(s)
+		if p, err := netip.ParsePrefix(s); err == nil {
+			prefixes = append(prefixes, p.Masked())
+			continue
 		}
-		out = append(out, p.Masked())
+		if ap, err := netip.ParseAddrPort(s); err == nil && ap.Port() != 0 {
+			addrs = append(addrs, netip.AddrPortFrom(ap.Addr().Unmap().WithZone(""), ap.Port()))
+			continue
+		}
+		return nil, nil, fmt.Errorf("%q is neither a CIDR like 10.0.0.0/8 nor an address and port like 127.0.0.1:9000", s)
 	}
-	return out, nil
+	return prefixes, addrs, nil
 }
 
 // Validate checks the delivery settings.

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
+	"strconv"
 	"time"
 )
 
@@ -11,7 +13,8 @@ import (
 type Devnet struct {
 	Addr string `mapstructure:"addr"`
 	// DemoAddr is where `serve --all` on the devnet runs a receiver for the
-	// seeded demo endpoint (empty: no demo).
+	// seeded demo endpoint (empty: no demo); a loopback address and port,
+	// which deliveries are then allowed to reach (that port only).
 	DemoAddr string `mapstructure:"demo_addr"`
 	ChainID  uint64 `mapstructure:"chain_id"`
 	// Seed makes the chain deterministic: the same seed and the same
@@ -65,6 +68,12 @@ func (d Devnet) Validate() error {
 	if _, _, err := net.SplitHostPort(d.Addr); err != nil {
 		bad("addr", "must be host:port, got %q", d.Addr)
 	}
+	if d.DemoAddr != "" {
+		host, port, err := net.SplitHostPort(d.DemoAddr)
+		if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 1 || n > 65535 || !isLoopback(host) {
+			bad("demo_addr", "must be a loopback address and port like 127.0.0.1:9000 (deliveries may reach exactly it), got %q", d.DemoAddr)
+		}
+	}
 	if d.ChainID == 0 {
 		bad("chain_id", "must not be 0")
 	}
@@ -108,4 +117,29 @@ func (d Devnet) Validate() error {
 		bad("stall_for", "must be > 0 when stall_every is set, got %s", d.StallFor)
 	}
 	return errors.Join(errs...)
+}
+
+// DemoReceiver lists the addresses the demo endpoint's deliveries connect
+// to (devnet.demo_addr; localhost is both loopback addresses), which the
+// SSRF guard lets through on that port only. Nil without a demo.
+func (d Devnet) DemoReceiver() []netip.AddrPort {
+	host, port, err := net.SplitHostPort(d.DemoAddr)
+	if err != nil {
+		return nil
+	}
+	n, err := strconv.ParseUint(port, 10, 16)
+	if err != nil || n == 0 {
+		return nil
+	}
+	if host == "localhost" {
+		return []netip.AddrPort{
+			netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(n)),
+			netip.AddrPortFrom(netip.IPv6Loopback(), uint16(n)),
+		}
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil || !ip.IsLoopback() {
+		return nil
+	}
+	return []netip.AddrPort{netip.AddrPortFrom(ip.Unmap(), uint16(n))}
 }

@@ -122,7 +122,7 @@ func New(cfg config.Config, pool *pgxpool.Pool, rdb rueidis.Client, box *seal.Bo
 		return nil, fmt.Errorf("deliver: %w", seal.ErrNoKey)
 	}
 	sched, _ := dc.Schedule()
-	allow, _ := dc.AllowedPrefixes()
+	allow, exact, _ := dc.Allowed()
 	met, err := newMetrics(reg)
 	if err != nil {
 		return nil, fmt.Errorf("deliver metrics: %w", err)
@@ -157,7 +157,7 @@ func New(cfg config.Config, pool *pgxpool.Pool, rdb rueidis.Client, box *seal.Bo
 	for _, o := range opts {
 		o(m)
 	}
-	m.client, m.follow = newClients(ssrf.New(allow), dc.ConnectTimeout, dc.MaxInFlight)
+	m.client, m.follow = newClients(ssrf.New(allow, exact...), dc.ConnectTimeout, dc.MaxInFlight)
 	return m, nil
 }
 
