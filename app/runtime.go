@@ -62,8 +62,9 @@ func (rt *Runtime) Redis() (rueidis.Client, error) {
 // Keys is the Redis key layout under the configured prefix.
 func (rt *Runtime) Keys() hook.Keys { return hook.Keys{Prefix: rt.Cfg.Redis.Prefix} }
 
-// SecretBox seals and opens endpoint secrets with ETHHOOK_SECRET_KEY; it
-// fails when no key is configured.
+// SecretBox seals endpoint secrets with ETHHOOK_SECRET_KEY and opens them
+// with it or ETHHOOK_SECRET_KEY_PREVIOUS (during a key rotation); it fails
+// when no key is configured.
 func (rt *Runtime) SecretBox() (*seal.Box, error) {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
@@ -77,7 +78,15 @@ func (rt *Runtime) SecretBox() (*seal.Box, error) {
 	if err != nil {
 		return nil, fmt.Errorf("secret_key (ETHHOOK_SECRET_KEY): %w", err)
 	}
-	box, err := seal.New(key)
+	var previous [][]byte
+	if rt.Cfg.SecretKeyPrevious != "" {
+		prev, err := config.DecodeKey(rt.Cfg.SecretKeyPrevious)
+		if err != nil {
+			return nil, fmt.Errorf("secret_key_previous (ETHHOOK_SECRET_KEY_PREVIOUS): %w", err)
+		}
+		previous = append(previous, prev)
+	}
+	box, err := seal.New(key, previous...)
 	if err != nil {
 		return nil, err
 	}

@@ -310,7 +310,8 @@ func (s *Service) Create(ctx context.Context, scope hook.Scope, appID string, in
 	if err != nil {
 		return hook.Endpoint{}, "", fmt.Errorf("new signing secret: %w", err)
 	}
-	sealed, err := s.box.Seal([]byte(secret))
+	e.ID = newID()
+	sealed, err := s.box.Seal(e.ID, []byte(secret))
 	if err != nil {
 		return hook.Endpoint{}, "", fmt.Errorf("seal signing secret: %w", err)
 	}
@@ -318,7 +319,6 @@ func (s *Service) Create(ctx context.Context, scope hook.Scope, appID string, in
 	if err != nil {
 		return hook.Endpoint{}, "", fmt.Errorf("encode filter: %w", err)
 	}
-	e.ID = newID()
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		// Lock the application row so two creates cannot both pass the plan's cap.
 		var max, used int
@@ -543,7 +543,7 @@ func (s *Service) Secret(ctx context.Context, scope hook.Scope, appID, id string
 	if err != nil {
 		return "", fmt.Errorf("read secret of endpoint %s: %w", id, err)
 	}
-	plain, err := s.box.Open(sealed)
+	plain, err := s.box.Open(id, sealed)
 	if err != nil {
 		return "", fmt.Errorf("open secret of endpoint %s: %w", id, err)
 	}
@@ -563,7 +563,7 @@ func (s *Service) RotateSecret(ctx context.Context, scope hook.Scope, appID, id 
 	if err != nil {
 		return "", fmt.Errorf("new signing secret: %w", err)
 	}
-	sealed, err := s.box.Seal([]byte(secret))
+	sealed, err := s.box.Seal(id, []byte(secret))
 	if err != nil {
 		return "", fmt.Errorf("seal signing secret: %w", err)
 	}

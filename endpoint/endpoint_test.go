@@ -99,7 +99,7 @@ func TestCreateReturnsSecretOnceAndStoresItSealed(t *testing.T) {
 	if err := e.pool.QueryRow(ctx, `SELECT old_secret_enc FROM endpoints WHERE id = $1`, ep.ID).Scan(&oldSealed); err != nil {
 		t.Fatal(err)
 	}
-	if old, err := e.box.Open(oldSealed); err != nil || string(old) != secret {
+	if old, err := e.box.Open(ep.ID, oldSealed); err != nil || string(old) != secret {
 		t.Fatalf("old secret kept for the overlap: %q %v", old, err)
 	}
 	if now, _ := e.svc.Secret(ctx, hook.Operator, app, ep.ID); now != rotated {

@@ -115,11 +115,11 @@ func (c *endpointCache) load(ctx context.Context, id string) (*endpoint, error) 
 		}
 	}
 	e.policy = retry.Policy{Schedule: sched, Jitter: 0.2, MinRetryAfter: time.Second, MaxRetryAfter: m.cfg.MaxRetryAfter, Rand: m.rand}
-	if e.key, err = m.openSecret(secret); err != nil {
+	if e.key, err = m.openSecret(id, secret); err != nil {
 		return nil, fmt.Errorf("endpoint %s secret: %w", id, err)
 	}
 	if oldSec != nil && oldExp != nil {
-		if e.oldKey, err = m.openSecret(oldSec); err != nil {
+		if e.oldKey, err = m.openSecret(id, oldSec); err != nil {
 			return nil, fmt.Errorf("endpoint %s old secret: %w", id, err)
 		}
 		e.oldExpires = *oldExp
@@ -127,8 +127,8 @@ func (c *endpointCache) load(ctx context.Context, id string) (*endpoint, error) 
 	return e, nil
 }
 
-func (m *Module) openSecret(sealed []byte) ([]byte, error) {
-	plain, err := m.box.Open(sealed)
+func (m *Module) openSecret(id string, sealed []byte) ([]byte, error) {
+	plain, err := m.box.Open(id, sealed)
 	if err != nil {
 		return nil, err
 	}

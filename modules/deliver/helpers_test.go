@@ -88,14 +88,14 @@ func (e *env) endpoint(t testing.TB, app, url string, o epOpt) (string, string) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	enc, err := e.box.Seal([]byte(secret))
+	enc, err := e.box.Seal(id, []byte(secret))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var oldEnc []byte
 	var oldExp *time.Time
 	if o.oldSecret != "" {
-		if oldEnc, err = e.box.Seal([]byte(o.oldSecret)); err != nil {
+		if oldEnc, err = e.box.Seal(id, []byte(o.oldSecret)); err != nil {
 			t.Fatal(err)
 		}
 		oldExp = &o.oldExpires
