@@ -11,10 +11,14 @@ export ETHHOOK_DATABASE_URL ?= postgres://postgres:postgres@127.0.0.1:5432/ethho
 export ETHHOOK_REDIS_URL ?= redis://127.0.0.1:6379/0
 export ETHHOOK_TEST_DATABASE_URL ?= postgres://postgres:postgres@127.0.0.1:5432/test?sslmode=disable
 export ETHHOOK_TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
-RUN_ENV := ETHHOOK_LOG_FORMAT=console \
-	ETHHOOK_SECRET_KEY=$${ETHHOOK_SECRET_KEY:-0000000000000000000000000000000000000000000000000000000000000001} \
-	ETHHOOK_JWT_SECRET=$${ETHHOOK_JWT_SECRET:-dev-only-jwt-secret-change-me-in-production} \
-	ETHHOOK_DELIVERY_ALLOW_CIDRS=$${ETHHOOK_DELIVERY_ALLOW_CIDRS:-127.0.0.0/8}
+RUN_ENV := ETHHOOK_LOG_FORMAT=console
+# `make run`'s secrets (ETHHOOK_SECRET_KEY, ETHHOOK_JWT_SECRET) are generated
+# on the first run by `ethhook secrets init` into this git-ignored file (mode
+# 0600) and kept for the next runs; a value set in the environment wins.
+# Nothing is allowed through the delivery SSRF guard but the demo's own
+# receiver (devnet.demo_addr, that address and port only).
+SECRETS_FILE ?= .ethhook/secrets.env
+LOAD_SECRETS = while IFS='=' read -r k v; do if [[ $$k == ETHHOOK_* && -z "$${!k:-}" ]]; then export "$$k=$$v"; fi; done < $(SECRETS_FILE)
 
 .PHONY: help build run services test test/unit test/browser test/faults lint bench clean
 
@@ -29,8 +33,8 @@ services: ## make sure Postgres and Redis run (installs them from Debian package
 
 run: build ## run the whole pipeline on the built-in devnet (installs Postgres/Redis if needed)
 	@ETHHOOK_TEST_DATABASE_URL=$$ETHHOOK_DATABASE_URL scripts/services.sh --create-db $$(basename "$${ETHHOOK_DATABASE_URL%%\?*}")
-	$(RUN_ENV) $(BIN) migrate up
-	$(RUN_ENV) $(BIN) serve --all
+	@$(BIN) secrets init --file $(SECRETS_FILE)
+	@$(LOAD_SECRETS) && $(RUN_ENV) $(BIN) migrate up && $(RUN_ENV) $(BIN) serve --all
 
 test: services lint test/unit test/clean ## the full check: gofmt, go vet, every Go test against real Postgres and Redis
 

@@ -190,7 +190,17 @@ func TestServeExposesHealthReadinessAndMetrics(t *testing.T) {
 
 func TestConfigPrintMasksSecrets(t *testing.T) {
 	out, err := run(t, map[string]string{"ETHHOOK_DATABASE_URL": "postgres://u:topsecret@db/x", "ETHHOOK_LOG_LEVEL": "error"}, "config", "print")
-	if err != nil || strings.Contains(out, "topsecret") || !strings.Contains(out, "database_url: postgres://u:xxxxx@db/x") {
+	if err != nil || strings.Contains(out, "topsecret") || !strings.Contains(out, "database_url: postgres://u:***@db/x") {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	// A password may also ride in the query string.
+	out, err = run(t, map[string]string{
+		"ETHHOOK_DATABASE_URL": "postgres://u@db/x?sslmode=require&password=querysecret",
+		"ETHHOOK_REDIS_URL":    "redis://redis:6379/0?password=redissecret",
+		"ETHHOOK_LOG_LEVEL":    "error",
+	}, "config", "print")
+	if err != nil || strings.Contains(out, "querysecret") || strings.Contains(out, "redissecret") ||
+		!strings.Contains(out, "postgres://u@db/x?password=***&sslmode=require") || !strings.Contains(out, "redis://redis:6379/0?password=***") {
 		t.Fatalf("%v\n%s", err, out)
 	}
 }

@@ -164,5 +164,6 @@ func extraCommands(rt *Runtime) []*cobra.Command {
 		newUserCmd(rt),
 		newListenCmd(rt),
 		newBenchCmd(rt),
+		newSecretsCmd(rt),
 	}
 }

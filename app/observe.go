@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"runtime"
-	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -108,11 +107,11 @@ func (h *httpServer) Run(ctx context.Context) error {
 	return nil
 }
 
-// metricsServer serves /metrics on METRICS_PORT.
-func metricsServer(port int, reg *prometheus.Registry, log *zap.Logger) *httpServer {
+// metricsServer serves /metrics on addr (config.MetricsListenAddr).
+func metricsServer(addr string, reg *prometheus.Registry, log *zap.Logger) *httpServer {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	return &httpServer{name: "metrics", addr: net.JoinHostPort("", strconv.Itoa(port)), handler: mux, log: log.With(zap.String("module", "metrics"))}
+	return &httpServer{name: "metrics", addr: addr, handler: mux, log: log.With(zap.String("module", "metrics"))}
 }
 
 // healthHandler answers /healthz (the process is alive) and /readyz (200

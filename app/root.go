@@ -26,7 +26,8 @@ var globalFlags = []struct {
 	{"redis-url", "redis.url", "Redis URL"},
 	{"redis-prefix", "redis.prefix", "prefix of every Redis key"},
 	{"http-addr", "http_addr", "address of the admin API, web UI, /healthz and /readyz"},
-	{"metrics-port", "metrics_port", "port of /metrics (0 disables)"},
+	{"metrics-port", "metrics_port", "port of /metrics (0 disables); on http_addr's host when that is loopback, else every interface"},
+	{"metrics-addr", "metrics_addr", "address of /metrics (host:port), instead of --metrics-port"},
 	{"log-level", "log.level", "debug, info, warn or error"},
 	{"log-format", "log.format", "json or console"},
 	{"shutdown-grace", "shutdown_grace", "how long a stop may drain before the process gives up"},
@@ -78,6 +79,9 @@ Settings come from flags, then environment variables, then the YAML file
 			rt.Cfg = cfg
 			if rt.Log, err = newLogger(cfg.Log); err != nil {
 				return err
+			}
+			for _, w := range cfg.Warnings() {
+				rt.Log.Warn("INSECURE: " + w)
 			}
 			rt.Registry = newRegistry()
 			return nil

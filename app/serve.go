@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
+	"github.com/ethhook/ethhook/config"
 	"github.com/ethhook/ethhook/migrations"
 )
 
@@ -29,14 +30,15 @@ func newServeCmd(rt *Runtime) *cobra.Command {
 		Use:   "serve",
 		Short: "Run the pipeline: every module (--all) or a subset (--modules)",
 		Long: fmt.Sprintf(`Run modules of the pipeline in one process, plus /healthz and /readyz on
-ETHHOOK_HTTP_ADDR and /metrics on METRICS_PORT.
+ETHHOOK_HTTP_ADDR and /metrics on ETHHOOK_METRICS_ADDR, else METRICS_PORT
+(on ETHHOOK_HTTP_ADDR's host when that is loopback, else every interface).
 
 Modules in this binary, in start order: %s.
 With --all and no chain configured, the built-in devnet runs as the only chain.
 serve refuses to start while database migrations are pending.
 The Go runtime's soft memory limit is GOMEMLIMIT when set (off disables it),
 else 90%% of the container's (cgroup) memory limit when there is one.
-`, strings.Join(moduleNames(), ", ")) + envHelp("http_addr", "metrics_port", "database_url", "redis.", "shutdown_grace", "log."),
+`, strings.Join(moduleNames(), ", ")) + envHelp("http_addr", "metrics_port", "metrics_addr", "database_url", "redis.", "shutdown_grace", "log."),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if all && len(modules) > 0 {
@@ -67,7 +69,7 @@ the same chain: one holds the chain's lease and writes, the others stand by.
 
 Chains come from ETHEREUM_WS_URL, ARBITRUM_WS_URL, OPTIMISM_WS_URL,
 BASE_WS_URL (comma-separated URLs for failover) and the YAML chains: list.
-` + envHelp("ingest.", "redis.", "dedup_ttl_seconds", "metrics_port", "http_addr"),
+` + envHelp("ingest.", "redis.", "dedup_ttl_seconds", "metrics_port", "metrics_addr", "http_addr"),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runModules(cmd.Context(), rt, []string{"ingest"}, runOptions{chains: chains})
@@ -83,7 +85,7 @@ func newDeliverCmd(rt *Runtime) *cobra.Command {
 		Short: "Run only the delivery workers",
 		Long: `Run only the deliver module: send queued webhooks, retry on schedule, enforce
 rate limits and record every attempt. Run as many as you need.
-` + envHelp("delivery.", "secret_key", "database_url", "redis.", "metrics_port", "http_addr"),
+` + envHelp("delivery.", "secret_key", "database_url", "redis.", "metrics_port", "metrics_addr", "http_addr"),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runModules(cmd.Context(), rt, []string{"deliver"}, runOptions{})
@@ -117,6 +119,9 @@ func runModules(ctx context.Context, rt *Runtime, names []string, o runOptions) 
 		}
 	}
 
+	if wantsDemo(rt, specs) {
+		rt.Cfg.Delivery = allowDemoReceiver(rt.Cfg)
+	}
 	applyMemoryLimit(rt.Log)
 	sup := &Supervisor{Log: rt.Log, Grace: rt.Cfg.ShutdownGrace}
 	var built []Module
@@ -134,8 +139,8 @@ func runModules(ctx context.Context, rt *Runtime, names []string, o runOptions) 
 	// The health server starts first and stops last, so /readyz reports
 	// every module while it starts and drains.
 	sup.Add(&httpServer{name: "http", addr: rt.Cfg.HTTPAddr, handler: healthHandler(sup, handler), log: logFor(rt, "http")})
-	if rt.Cfg.MetricsPort > 0 {
-		sup.Add(metricsServer(rt.Cfg.MetricsPort, rt.Registry, rt.Log))
+	if addr := rt.Cfg.MetricsListenAddr(); addr != "" {
+		sup.Add(metricsServer(addr, rt.Registry, rt.Log))
 	}
 	for _, m := range built {
 		sup.Add(m)
@@ -158,6 +163,19 @@ func wantsDemo(rt *Runtime, specs []moduleSpec) bool {
 		has[s.name] = true
 	}
 	return has["devnet"] && has["process"] && has["deliver"]
+}
+
+// allowDemoReceiver returns the delivery settings with the demo's built-in
+// receiver allowed: the demo endpoint delivers to it on loopback, so exactly
+// that address and port (devnet.demo_addr) is let through the SSRF guard,
+// nothing else on the host (not the devnet's JSON-RPC, not /metrics).
+func allowDemoReceiver(cfg config.Config) config.Delivery {
+	d := cfg.Delivery
+	d.AllowCIDRs = slices.Clone(d.AllowCIDRs)
+	for _, ap := range cfg.Devnet.DemoReceiver() {
+		d.AllowCIDRs = append(d.AllowCIDRs, ap.String())
+	}
+	return d
 }
 
 // refusePendingMigrations stops serve when the schema is behind the binary.

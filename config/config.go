@@ -4,6 +4,7 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -166,6 +167,10 @@ func (c Config) Validate() error {
 		}
 		if c.SecretKey == "" {
 			bad("secret_key_previous (ETHHOOK_SECRET_KEY_PREVIOUS)", "is set without secret_key (ETHHOOK_SECRET_KEY), the key to rotate to")
+		} else if cur, err := DecodeKey(c.SecretKey); err == nil {
+			if prev, err := DecodeKey(c.SecretKeyPrevious); err == nil && bytes.Equal(cur, prev) {
+				bad("secret_key_previous (ETHHOOK_SECRET_KEY_PREVIOUS)", "is the same key as secret_key; set it to the key being rotated away from")
+			}
 		}
 	}
 	if !c.DevInsecure {

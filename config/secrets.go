@@ -80,26 +80,18 @@ func jwtWeakness(s string) string {
 }
 
 // secretProblems checks the secret settings for guessable values; each
-// problem names its key and says why, never the value.
+// problem names its key and says why, never the value. Validate refuses
+// them unless DevInsecure.
 func (c Config) secretProblems() []string {
 	var out []string
-	keyOf := func(name, raw string) []byte {
-		if raw == "" {
-			return nil
+	var cur []byte
+	if c.SecretKey != "" {
+		if key, err := DecodeKey(c.SecretKey); err == nil { // a malformed key is reported by Validate
+			cur = key
+			if why := keyWeakness(c.SecretKey, key); why != "" {
+				out = append(out, "secret_key (ETHHOOK_SECRET_KEY) "+why)
+			}
 		}
-		key, err := DecodeKey(raw)
-		if err != nil {
-			return nil // reported by Validate as malformed
-		}
-		if why := keyWeakness(raw, key); why != "" {
-			out = append(out, fmt.Sprintf("%s %s", name, why))
-		}
-		return key
-	}
-	cur := keyOf("secret_key (ETHHOOK_SECRET_KEY)", c.SecretKey)
-	prev := keyOf("secret_key_previous (ETHHOOK_SECRET_KEY_PREVIOUS)", c.SecretKeyPrevious)
-	if cur != nil && prev != nil && bytes.Equal(cur, prev) {
-		out = append(out, "secret_key_previous (ETHHOOK_SECRET_KEY_PREVIOUS) is the same key as secret_key")
 	}
 	if s := c.Admin.JWTSecret; s != "" {
 		if why := jwtWeakness(s); why != "" {
@@ -112,15 +104,49 @@ func (c Config) secretProblems() []string {
 	return out
 }
 
-// Warnings are the problems a development setting lets through; the
-// process logs each at WARN when it starts.
-func (c Config) Warnings() []string {
-	if !c.DevInsecure {
-		return nil
+// previousKeyProblem says why secret_key_previous is guessable, or "". It
+// is a warning, never refused: rotating away from a shipped key is exactly
+// when the previous key is a public one.
+func (c Config) previousKeyProblem() string {
+	if c.SecretKeyPrevious == "" {
+		return ""
 	}
+	key, err := DecodeKey(c.SecretKeyPrevious)
+	if err != nil {
+		return ""
+	}
+	if why := keyWeakness(c.SecretKeyPrevious, key); why != "" {
+		return "secret_key_previous (ETHHOOK_SECRET_KEY_PREVIOUS) " + why +
+			": secrets sealed under it are readable by anyone with the database; run `ethhook secrets rotate-key` and remove it"
+	}
+	return ""
+}
+
+// Warnings are the problems the process runs with: the weak secrets that
+// dev_insecure lets through, and a guessable previous key. The process
+// logs each at WARN when it starts.
+func (c Config) Warnings() []string {
 	var out []string
-	for _, p := range c.secretProblems() {
-		out = append(out, "dev_insecure (ETHHOOK_DEV_INSECURE) is set, so an insecure secret is accepted: "+p+"; never run this way with real data")
+	if c.DevInsecure {
+		for _, p := range c.secretProblems() {
+			out = append(out, "dev_insecure (ETHHOOK_DEV_INSECURE) is set, so an insecure secret is accepted: "+p+"; never run this way with real data")
+		}
+	}
+	if p := c.previousKeyProblem(); p != "" {
+		out = append(out, p)
 	}
 	return out
+}
+
+// CheckKey decodes a secret key and refuses a guessable one, for keys that
+// do not come through Load (ethhook secrets rotate-key --new-key).
+func CheckKey(raw string) error {
+	key, err := DecodeKey(raw)
+	if err != nil {
+		return err
+	}
+	if why := keyWeakness(raw, key); why != "" {
+		return fmt.Errorf("%s; generate one with `openssl rand -hex 32`", why)
+	}
+	return nil
 }

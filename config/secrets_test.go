@@ -37,8 +37,6 @@ func TestConfigRefusesShippedAndWeakSecretsNamingTheKey(t *testing.T) {
 		{"placeholder jwt", map[string]string{"ETHHOOK_JWT_SECRET": "please-CHANGEME-before-going-live-0123"}, "admin.jwt_secret (ETHHOOK_JWT_SECRET) is a placeholder"},
 		{"repeated jwt", map[string]string{"ETHHOOK_JWT_SECRET": strings.Repeat("s", 40)}, "admin.jwt_secret (ETHHOOK_JWT_SECRET) has only 1 distinct characters"},
 		{"jwt is the secret key", map[string]string{"ETHHOOK_SECRET_KEY": testKey, "ETHHOOK_JWT_SECRET": testKey}, "admin.jwt_secret (ETHHOOK_JWT_SECRET) is the secret_key"},
-		{"weak previous key", map[string]string{"ETHHOOK_SECRET_KEY": testKey, "ETHHOOK_SECRET_KEY_PREVIOUS": strings.Repeat("0", 63) + "1"}, "secret_key_previous (ETHHOOK_SECRET_KEY_PREVIOUS) is a well-known key"},
-		{"previous is current", map[string]string{"ETHHOOK_SECRET_KEY": testKey, "ETHHOOK_SECRET_KEY_PREVIOUS": strings.ToUpper(testKey)}, "secret_key_previous (ETHHOOK_SECRET_KEY_PREVIOUS) is the same key as secret_key"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -66,6 +64,33 @@ func TestConfigRefusesShippedAndWeakSecretsNamingTheKey(t *testing.T) {
 				t.Fatalf("warnings %q: want one naming %q and the flag", w, tc.want)
 			}
 		})
+	}
+}
+
+func TestAWeakPreviousKeyIsAcceptedWithAWarningToFinishTheRotation(t *testing.T) {
+	clearEnv(t)
+	t.Setenv("ETHHOOK_SECRET_KEY", testKey)
+	t.Setenv("ETHHOOK_SECRET_KEY_PREVIOUS", strings.Repeat("0", 63)+"1") // the old shipped key, rotated away from
+	cfg, err := Load(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := strings.Join(cfg.Warnings(), "\n")
+	if !strings.Contains(w, "secret_key_previous (ETHHOOK_SECRET_KEY_PREVIOUS) is a well-known key") || !strings.Contains(w, "ethhook secrets rotate-key") {
+		t.Fatalf("warnings %q", w)
+	}
+	t.Setenv("ETHHOOK_SECRET_KEY_PREVIOUS", strings.ToUpper(testKey))
+	if _, err := Load(Options{}); err == nil || !strings.Contains(err.Error(), "secret_key_previous (ETHHOOK_SECRET_KEY_PREVIOUS): is the same key as secret_key") {
+		t.Fatalf("previous key = current key: %v", err)
+	}
+}
+
+func TestCheckKeyRefusesWeakKeys(t *testing.T) {
+	if err := CheckKey(strings.Repeat("0", 63) + "1"); err == nil {
+		t.Fatal("the old shipped key passed CheckKey")
+	}
+	if err := CheckKey(testKey); err != nil {
+		t.Fatal(err)
 	}
 }
 
