@@ -16,15 +16,18 @@ import (
 // chainView is a chain's ingest status, read from the keys the ingest
 // module writes: `<prefix>{<id>}:cursor` ("<number>:<hash>" of the last
 // committed block), `:lease` (the writer's holder id) and `:head` (the
-// newest block number seen, when the ingestor publishes it).
+// newest block number seen, when the ingestor publishes it). Who holds the
+// lease (the ingester's host and pid) is shown to admins only; everyone
+// sees whether the chain has an active writer.
 type chainView struct {
 	ID             uint64  `json:"id"`
 	Name           string  `json:"name"`
 	Head           *uint64 `json:"head"`            // null until known
 	CommittedBlock *uint64 `json:"committed_block"` // null before the first commit
 	CommittedHash  string  `json:"committed_hash"`
-	Lag            *uint64 `json:"lag"` // head - committed_block, when both are known
-	LeaseHolder    string  `json:"lease_holder"`
+	Lag            *uint64 `json:"lag"`                    // head - committed_block, when both are known
+	ActiveWriter   bool    `json:"active_writer"`          // an ingester holds the chain's lease
+	LeaseHolder    string  `json:"lease_holder,omitempty"` // its host and pid; admins only
 	StreamLength   int64   `json:"stream_length"`
 }
 
@@ -66,8 +69,13 @@ func (m *Module) chainStatus(c echo.Context, ch config.Chain) (chainView, error)
 		return v, err
 	}
 	v.CommittedBlock, v.CommittedHash = blockNumber(cursor)
-	if v.LeaseHolder, err = str(res[1]); err != nil {
+	holder, err := str(res[1])
+	if err != nil {
 		return v, err
+	}
+	v.ActiveWriter = holder != ""
+	if scopeOf(c).Admin {
+		v.LeaseHolder = holder
 	}
 	head, err := str(res[2])
 	if err != nil {

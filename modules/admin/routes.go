@@ -157,7 +157,7 @@ func (m *Module) apiRoutes() []route {
 				qparam{"format", "string", "json (default) or csv"}),
 			resp: usageView{}, status: 200, csv: true, h: m.handleUsage},
 
-		{method: http.MethodGet, path: "/chains", id: "listChains", summary: "Chains: head, committed block, lag, lease holder", tag: "chains",
+		{method: http.MethodGet, path: "/chains", id: "listChains", summary: "Chains: head, committed block, lag, active writer (its lease holder for admins)", tag: "chains",
 			auth: authUser, query: withPage(qparam{"name", "string", "chain name contains"}), resp: List[chainView]{}, status: 200, h: m.handleListChains},
 		{method: http.MethodGet, path: "/chains/:chain_id/events", id: "listChainEvents", summary: "Recent events of a chain, newest first", tag: "chains",
 			auth: authUser, query: withPage(qparam{"type", "string", "log or log.removed"}, qparam{"address", "string", "emitting contract address"}),

@@ -275,6 +275,11 @@ func (u *UI) dashboardData(c echo.Context) (dashData, error) {
 	scope := sess(c).Scope()
 	d := dashData{Updated: time.Now()}
 	d.Chains = u.chainStatuses(ctx)
+	if !sess(c).IsAdmin() {
+		for i := range d.Chains {
+			d.Chains[i].Holder = "" // the ingester's host and pid are for admins
+		}
+	}
 	mins, err := u.deliveryMinutes(ctx, scope)
 	if err != nil {
 		return d, err

@@ -1,0 +1,46 @@
+package admin
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/ethhook/ethhook/config"
+)
+
+func TestChainsShowTheLeaseHolderToAdminsOnly(t *testing.T) {
+	h := newHarness(t)
+	h.chainFixture(t) // the devnet's lease is held by "host-1"
+	member, _, key := h.member("tenant@example.com")
+	devnet := func(token string) (chainView, string) {
+		t.Helper()
+		r := h.must(200, "GET", "/api/v1/chains", token, nil)
+		var chains List[chainView]
+		r.json(t, &chains)
+		for _, c := range chains.Data {
+			if c.ID == config.DevnetChainID {
+				return c, string(r.Body)
+			}
+		}
+		t.Fatalf("no devnet in %s", r.Body)
+		return chainView{}, ""
+	}
+	if c, body := devnet(h.admin); c.LeaseHolder != "host-1" || !c.ActiveWriter {
+		t.Fatalf("admin view: %s", body)
+	}
+	for who, token := range map[string]string{"member": member, "api key": key} {
+		c, body := devnet(token)
+		if !c.ActiveWriter || c.LeaseHolder != "" || strings.Contains(body, "host-1") || strings.Contains(body, "lease_holder") {
+			t.Fatalf("%s view shows who holds the lease (or not that one does): %s", who, body)
+		}
+	}
+	// A chain nobody writes: no active writer, for anyone.
+	for _, token := range []string{h.admin, member} {
+		var chains List[chainView]
+		h.must(200, "GET", "/api/v1/chains", token, nil).json(t, &chains)
+		for _, c := range chains.Data {
+			if c.ID != config.DevnetChainID && (c.ActiveWriter || c.LeaseHolder != "") {
+				t.Fatalf("chain %d without a lease: %+v", c.ID, c)
+			}
+		}
+	}
+}
