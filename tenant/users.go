@@ -253,6 +253,20 @@ func (s *Store) Authenticate(ctx context.Context, email, password string) (User,
 	return s.UserByID(ctx, id)
 }
 
+// UserIDByEmail returns the id of the user with this email (any case), or
+// hook.ErrNotFound; for recording whose account a failed sign-in named.
+func (s *Store) UserIDByEmail(ctx context.Context, email string) (string, error) {
+	var id string
+	err := s.pool.QueryRow(ctx, `SELECT id FROM users WHERE lower(email) = lower($1)`, strings.TrimSpace(email)).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", hook.ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("find user by email: %w", err)
+	}
+	return id, nil
+}
+
 // RevokeCredentials ends every login token and UI session of user id
 // (logout): its credential version moves on.
 func (s *Store) RevokeCredentials(ctx context.Context, id string) error {
