@@ -344,3 +344,10 @@ func TestSignInsAndFailedSignInsAreAuditedWithTheAddressNeverThePassword(t *test
 		t.Fatalf("member sees sign-ins: %+v", mine.Data)
 	}
 }
+
+func TestTooManyPasswordChecksAtOnceIsA503NotA500(t *testing.T) {
+	ae := toAPIError(fmt.Errorf("create user: %w", tenant.ErrBusy))
+	if ae == nil || ae.Status != http.StatusServiceUnavailable || ae.Code != "busy" || ae.RetryAfter < 1 {
+		t.Fatalf("ErrBusy answers %+v, want 503 busy with Retry-After", ae)
+	}
+}

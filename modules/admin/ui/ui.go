@@ -295,6 +295,9 @@ func (u *UI) fail(c echo.Context, err error) error {
 		return u.errorPage(c, http.StatusConflict, "That conflicts with existing data: "+err.Error())
 	case errors.Is(err, tenant.ErrForbidden):
 		return u.errorPage(c, http.StatusForbidden, "Your role does not allow this.")
+	case errors.Is(err, tenant.ErrBusy):
+		c.Response().Header().Set("Retry-After", "1")
+		return u.errorPage(c, http.StatusServiceUnavailable, "Too many password checks at this moment. Try again in a few seconds.")
 	case errors.As(err, &ve):
 		return u.errorPage(c, http.StatusUnprocessableEntity, ve.Error())
 	}
