@@ -127,10 +127,14 @@ func (m *Module) handleLogin(c echo.Context) error {
 	// (and its 19 MiB hash), and hold for the web UI's sign-in too.
 	u, err := m.signin.SignIn(c.Request().Context(), signin.Attempt{Email: req.Email, Password: req.Password,
 		IP: signin.ClientIP(c), RequestID: requestID(c), Via: "api"})
-	if errors.Is(err, tenant.ErrBadCredentials) {
+	var le *signin.LimitError
+	switch {
+	case errors.Is(err, tenant.ErrBadCredentials):
 		return errBadCredentials
-	}
-	if err != nil {
+	case errors.As(err, &le):
+		m.metrics.rateLimited.Inc()
+		return err
+	case err != nil:
 		return err
 	}
 	return m.tokenAnswer(c, u)
