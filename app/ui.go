@@ -23,6 +23,10 @@ func mountUI(rt *Runtime, am *admin.Module, pool *pgxpool.Pool, rdb rueidis.Clie
 	if am == nil || pool == nil || rdb == nil || box == nil {
 		return fmt.Errorf("web UI: needs the admin module, Postgres, Redis and the secret box")
 	}
+	trusted, err := rt.Cfg.Admin.TrustedProxyPrefixes()
+	if err != nil {
+		return fmt.Errorf("web UI: admin.trusted_proxies: %w", err)
+	}
 	u, err := ui.New(ui.Deps{
 		Pool:           pool,
 		Redis:          rdb,
@@ -34,7 +38,11 @@ func mountUI(rt *Runtime, am *admin.Module, pool *pgxpool.Pool, rdb rueidis.Clie
 		SessionTTL:     rt.Cfg.Admin.JWTTTL,
 		SecureCookies:  secureCookies(rt.Cfg.HTTPAddr),
 		LoginRateLimit: rt.Cfg.Admin.LoginRateLimit,
-		Log:            logFor(rt, "ui"),
+		// The same limits as the API's login; the client address comes
+		// from the admin router's extractor (admin.trusted_proxies).
+		LoginAccountRateLimit: rt.Cfg.Admin.LoginAccountRateLimit,
+		TrustedProxies:        trusted,
+		Log:                   logFor(rt, "ui"),
 	})
 	if err != nil {
 		return fmt.Errorf("web UI: %w", err)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/mail"
+	"net/netip"
 	"time"
 )
 
@@ -19,8 +20,19 @@ type Admin struct {
 	// RateLimit is the API requests per minute allowed per API key or user,
 	// counted in Redis so it holds across processes; 0 turns it off.
 	RateLimit int `mapstructure:"rate_limit"`
-	// LoginRateLimit is the login attempts per minute allowed per client IP.
+	// LoginRateLimit is the login attempts per minute allowed per client IP
+	// (an IPv6 client counts per /64); 0 turns it off.
 	LoginRateLimit int `mapstructure:"login_rate_limit"`
+	// LoginAccountRateLimit is the failed login attempts per minute allowed
+	// per account (email), from any number of addresses; 0 turns it off.
+	LoginAccountRateLimit int `mapstructure:"login_account_rate_limit"`
+	// MaxConcurrentLogins caps the password hashes (argon2id, 19 MiB each)
+	// computed at once; further sign-ins wait briefly, then get 503.
+	MaxConcurrentLogins int `mapstructure:"max_concurrent_logins"`
+	// TrustedProxies are the CIDRs of reverse proxies whose X-Forwarded-For
+	// is believed. Empty (the default): the client address is the socket's,
+	// and X-Forwarded-For / X-Real-IP are ignored.
+	TrustedProxies []string `mapstructure:"trusted_proxies"`
 	// BootstrapEmail is the admin created on a first run with no users; its
 	// random password is printed once to the log.
 	BootstrapEmail string `mapstructure:"bootstrap_email"`
@@ -32,12 +44,14 @@ type Admin struct {
 // DefaultAdmin holds the admin defaults.
 func DefaultAdmin() Admin {
 	return Admin{
-		JWTTTL:               12 * time.Hour,
-		BodyLimit:            1 << 20,
-		RateLimit:            600,
-		LoginRateLimit:       20,
-		BootstrapEmail:       "admin@ethhook.local",
-		QuotaReleaseInterval: 10 * time.Second,
+		JWTTTL:                12 * time.Hour,
+		BodyLimit:             1 << 20,
+		RateLimit:             600,
+		LoginRateLimit:        20,
+		LoginAccountRateLimit: 10,
+		MaxConcurrentLogins:   4,
+		BootstrapEmail:        "admin@ethhook.local",
+		QuotaReleaseInterval:  10 * time.Second,
 	}
 }
 
@@ -59,6 +73,15 @@ func (c Admin) Validate() error {
 	if c.LoginRateLimit < 0 {
 		errs = append(errs, fmt.Errorf("admin.login_rate_limit: must be 0 (off) or more, got %d", c.LoginRateLimit))
 	}
+	if c.LoginAccountRateLimit < 0 {
+		errs = append(errs, fmt.Errorf("admin.login_account_rate_limit (ETHHOOK_ADMIN_LOGIN_ACCOUNT_RATE_LIMIT): must be 0 (off) or more, got %d", c.LoginAccountRateLimit))
+	}
+	if c.MaxConcurrentLogins < 1 || c.MaxConcurrentLogins > 256 {
+		errs = append(errs, fmt.Errorf("admin.max_concurrent_logins (ETHHOOK_ADMIN_MAX_CONCURRENT_LOGINS): must be between 1 and 256, got %d", c.MaxConcurrentLogins))
+	}
+	if _, err := c.TrustedProxyPrefixes(); err != nil {
+		errs = append(errs, fmt.Errorf("admin.trusted_proxies (ETHHOOK_ADMIN_TRUSTED_PROXIES): %w", err))
+	}
 	if a, err := mail.ParseAddress(c.BootstrapEmail); err != nil || a.Address != c.BootstrapEmail {
 		errs = append(errs, fmt.Errorf("admin.bootstrap_email: %q is not an email address", c.BootstrapEmail))
 	}
@@ -66,4 +89,17 @@ func (c Admin) Validate() error {
 		errs = append(errs, fmt.Errorf("admin.quota_release_interval: must be at least 1s, got %s", c.QuotaReleaseInterval))
 	}
 	return errors.Join(errs...)
+}
+
+// TrustedProxyPrefixes parses TrustedProxies.
+func (c Admin) TrustedProxyPrefixes() ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(c.TrustedProxies))
+	for _, s := range c.TrustedProxies {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a CIDR like 10.0.0.0/8 (a single proxy is 10.0.0.7/32)", s)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }

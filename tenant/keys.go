@@ -26,11 +26,15 @@ var ErrBadKey = errors.New("invalid or revoked API key")
 // APIKey is an application API key as listed: the key itself is shown only
 // once, by CreateAPIKey.
 type APIKey struct {
-	ID         string     `json:"id"`
-	AppID      string     `json:"app_id"`
-	Name       string     `json:"name"`
-	Prefix     string     `json:"prefix"`
-	CreatedAt  time.Time  `json:"created_at"`
+	ID        string    `json:"id"`
+	AppID     string    `json:"app_id"`
+	Name      string    `json:"name"`
+	Prefix    string    `json:"prefix"`
+	CreatedAt time.Time `json:"created_at"`
+	// CreatedBy is the user who created the key (empty for keys made
+	// before creators were recorded). The key is revoked when that user
+	// loses access to the application or is deleted.
+	CreatedBy  string     `json:"created_by"`
 	LastUsedAt *time.Time `json:"last_used_at"`
 	RevokedAt  *time.Time `json:"revoked_at"`
 }
@@ -46,27 +50,36 @@ func hashKey(key string) []byte {
 	return h[:]
 }
 
-const keyCols = `k.id, k.app_id, k.name, k.prefix, k.created_at, k.last_used_at, k.revoked_at`
+const keyCols = `k.id, k.app_id, k.name, k.prefix, k.created_at, COALESCE(k.created_by, ''), k.last_used_at, k.revoked_at`
 
 func scanKey(row pgx.Row) (APIKey, error) {
 	var k APIKey
-	err := row.Scan(&k.ID, &k.AppID, &k.Name, &k.Prefix, &k.CreatedAt, &k.LastUsedAt, &k.RevokedAt)
+	err := row.Scan(&k.ID, &k.AppID, &k.Name, &k.Prefix, &k.CreatedAt, &k.CreatedBy, &k.LastUsedAt, &k.RevokedAt)
 	return k, err
 }
 
 // CreateAPIKey makes a key for application appID and returns it with the
-// secret key string, which is not stored and cannot be shown again.
+// secret key string, which is not stored and cannot be shown again. Only
+// users (and the operator) create keys: an API key gets
+// ErrKeyCannotManageKeys. The key records its creator.
 func (s *Store) CreateAPIKey(ctx context.Context, scope hook.Scope, appID, name string) (APIKey, string, error) {
 	if err := Visible(ctx, s.pool, scope, appID); err != nil {
 		return APIKey{}, "", err
+	}
+	if scope.AppID != "" {
+		return APIKey{}, "", ErrKeyCannotManageKeys
+	}
+	var creator *string
+	if scope.UserID != "" {
+		creator = &scope.UserID
 	}
 	name = strings.TrimSpace(name)
 	if utf8.RuneCountInString(name) > 200 {
 		return APIKey{}, "", invalid("name", "must be at most 200 characters")
 	}
 	secret := KeyPrefix + randomToken(32)
-	k, err := scanKey(s.pool.QueryRow(ctx, `INSERT INTO api_keys AS k (id, app_id, name, prefix, hash) VALUES ($1, $2, $3, $4, $5)
-		RETURNING `+keyCols, NewID("key"), appID, name, secret[:displayPrefixLen], hashKey(secret)))
+	k, err := scanKey(s.pool.QueryRow(ctx, `INSERT INTO api_keys AS k (id, app_id, name, prefix, hash, created_by) VALUES ($1, $2, $3, $4, $5, $6)
+		RETURNING `+keyCols, NewID("key"), appID, name, secret[:displayPrefixLen], hashKey(secret), creator))
 	if isFK(err) {
 		return APIKey{}, "", hook.ErrNotFound
 	}
@@ -125,10 +138,14 @@ func (s *Store) GetAPIKey(ctx context.Context, scope hook.Scope, appID, keyID st
 	return k, nil
 }
 
-// RevokeAPIKey revokes a key at once; revoking twice is harmless.
+// RevokeAPIKey revokes a key at once; revoking twice is harmless. Like
+// creating, revoking is for users only (ErrKeyCannotManageKeys).
 func (s *Store) RevokeAPIKey(ctx context.Context, scope hook.Scope, appID, keyID string) error {
 	if err := Visible(ctx, s.pool, scope, appID); err != nil {
 		return err
+	}
+	if scope.AppID != "" {
+		return ErrKeyCannotManageKeys
 	}
 	tag, err := s.pool.Exec(ctx, `UPDATE api_keys SET revoked_at = COALESCE(revoked_at, now()) WHERE id = $1 AND app_id = $2`, keyID, appID)
 	if err != nil {

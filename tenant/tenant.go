@@ -28,6 +28,11 @@ import (
 // so it never reveals another tenant's data.
 var ErrForbidden = errors.New("forbidden")
 
+// ErrKeyCannotManageKeys is returned when an API key tries to create or
+// revoke API keys: only users may, so a leaked key cannot mint successors
+// that outlive its revocation.
+var ErrKeyCannotManageKeys = fmt.Errorf("API keys cannot create or revoke API keys; log in as a user: %w", ErrForbidden)
+
 // ErrConflict is returned when a change collides with existing data (a
 // duplicate email, a plan still in use).
 var ErrConflict = errors.New("conflict")
@@ -62,13 +67,15 @@ type Querier interface {
 
 // Store is the tenant service over Postgres.
 type Store struct {
-	pool  *pgxpool.Pool
-	quota *quotaCache
+	pool   *pgxpool.Pool
+	quota  *quotaCache
+	hashes *hashGate
 }
 
-// New returns a Store on pool.
+// New returns a Store on pool; it computes at most DefaultPasswordHashes
+// password hashes at once (see LimitPasswordHashing).
 func New(pool *pgxpool.Pool) *Store {
-	return &Store{pool: pool, quota: newQuotaCache()}
+	return &Store{pool: pool, quota: newQuotaCache(), hashes: newHashGate(DefaultPasswordHashes, defaultHashWait)}
 }
 
 // Pool is the pool the store uses.

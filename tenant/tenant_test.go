@@ -73,7 +73,8 @@ func TestUsersAuthenticateAndOnlyAdminsManageThem(t *testing.T) {
 		t.Fatalf("list by app: %v %+v", err, list)
 	}
 	pw := "new-password-1"
-	if _, err := s.UpdateUser(ctx, hook.Scope{UserID: u.ID}, u.ID, UserUpdate{Password: &pw}); err != nil {
+	cur := "0123456789"
+	if _, err := s.UpdateUser(ctx, hook.Scope{UserID: u.ID}, u.ID, UserUpdate{Password: &pw, CurrentPassword: &cur}); err != nil {
 		t.Fatalf("own password change: %v", err)
 	}
 	if _, err := s.Authenticate(ctx, "bob@example.com", pw); err != nil {

@@ -30,6 +30,13 @@ type User struct {
 	Role      string    `json:"role"`
 	AppIDs    []string  `json:"app_ids"` // applications a member belongs to
 	CreatedAt time.Time `json:"created_at"`
+	// MustChangePassword: the user may do nothing but change their own
+	// password (the first-run bootstrap admin, until it has).
+	MustChangePassword bool `json:"must_change_password"`
+	// CredentialVersion is embedded in every login token and UI session of
+	// the user; a password change or reset, a role change or a logout
+	// moves it on and so revokes them all.
+	CredentialVersion int64 `json:"-"`
 }
 
 // NewUser is what CreateUser needs.
@@ -51,7 +58,10 @@ type UserFilter struct {
 type UserUpdate struct {
 	Role     *string
 	Password *string
-	AppIDs   *[]string // replaces the memberships
+	// CurrentPassword must accompany a change of one's own password (an
+	// admin resetting another user's password needs none).
+	CurrentPassword *string
+	AppIDs          *[]string // replaces the memberships
 }
 
 func validEmail(email string) (string, error) {
@@ -109,8 +119,11 @@ func (s *Store) CreateUser(ctx context.Context, scope hook.Scope, nu NewUser) (U
 	if err != nil {
 		return User{}, err
 	}
-	u := User{ID: NewID("usr"), Email: email, Role: role, AppIDs: []string{}}
-	hash := HashPassword(nu.Password)
+	u := User{ID: NewID("usr"), Email: email, Role: role, AppIDs: []string{}, CredentialVersion: 1}
+	hash, err := s.hashPassword(ctx, nu.Password)
+	if err != nil {
+		return User{}, err
+	}
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if err := tx.QueryRow(ctx, `INSERT INTO users (id, email, password_hash, role) VALUES ($1, $2, $3, $4) RETURNING created_at`,
 			u.ID, email, hash, role).Scan(&u.CreatedAt); err != nil {
@@ -173,17 +186,22 @@ func (s *Store) CountUsers(ctx context.Context) (int, error) {
 // Bootstrap creates an admin with a random password when there are no
 // users at all, and returns it with the password; created is false (and
 // nothing changes) when a user already exists. Concurrent callers in several
-// processes create at most one admin.
+// processes create at most one admin. The admin must change the password
+// before doing anything else (its MustChangePassword is set): the random one
+// was printed to a log.
 func (s *Store) Bootstrap(ctx context.Context, email string) (u User, password string, created bool, err error) {
 	password = randomToken(18)
-	u = User{ID: NewID("usr"), Email: email, Role: RoleAdmin, AppIDs: []string{}}
-	hash := HashPassword(password)
+	u = User{ID: NewID("usr"), Email: email, Role: RoleAdmin, AppIDs: []string{}, MustChangePassword: true, CredentialVersion: 1}
+	hash, err := s.hashPassword(ctx, password)
+	if err != nil {
+		return User{}, "", false, fmt.Errorf("bootstrap admin: %w", err)
+	}
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(727274006)`); err != nil {
 			return err
 		}
-		tag, err := tx.Exec(ctx, `INSERT INTO users (id, email, password_hash, role)
-			SELECT $1, $2, $3, 'admin' WHERE NOT EXISTS (SELECT 1 FROM users)`, u.ID, email, hash)
+		tag, err := tx.Exec(ctx, `INSERT INTO users (id, email, password_hash, role, must_change_password)
+			SELECT $1, $2, $3, 'admin', true WHERE NOT EXISTS (SELECT 1 FROM users)`, u.ID, email, hash)
 		if err != nil {
 			return err
 		}
@@ -201,11 +219,12 @@ func (s *Store) Bootstrap(ctx context.Context, email string) (u User, password s
 }
 
 const userCols = `u.id, u.email, u.role, u.created_at,
-	COALESCE((SELECT array_agg(m.app_id ORDER BY m.app_id) FROM application_members m WHERE m.user_id = u.id), '{}')`
+	COALESCE((SELECT array_agg(m.app_id ORDER BY m.app_id) FROM application_members m WHERE m.user_id = u.id), '{}'),
+	u.must_change_password, u.credential_version`
 
 func scanUser(row pgx.Row) (User, error) {
 	var u User
-	err := row.Scan(&u.ID, &u.Email, &u.Role, &u.CreatedAt, &u.AppIDs)
+	err := row.Scan(&u.ID, &u.Email, &u.Role, &u.CreatedAt, &u.AppIDs, &u.MustChangePassword, &u.CredentialVersion)
 	return u, err
 }
 
@@ -216,16 +235,49 @@ func (s *Store) Authenticate(ctx context.Context, email, password string) (User,
 	var id string
 	err := s.pool.QueryRow(ctx, `SELECT id, password_hash FROM users WHERE lower(email) = lower($1)`, strings.TrimSpace(email)).Scan(&id, &hash)
 	if errors.Is(err, pgx.ErrNoRows) {
-		CheckPassword(dummyHash(), password)
+		if _, err := s.checkPassword(ctx, dummyHash(), password); err != nil {
+			return User{}, err
+		}
 		return User{}, ErrBadCredentials
 	}
 	if err != nil {
 		return User{}, fmt.Errorf("authenticate: %w", err)
 	}
-	if !CheckPassword(hash, password) {
+	ok, err := s.checkPassword(ctx, hash, password)
+	if err != nil {
+		return User{}, err
+	}
+	if !ok {
 		return User{}, ErrBadCredentials
 	}
 	return s.UserByID(ctx, id)
+}
+
+// UserIDByEmail returns the id of the user with this email (any case), or
+// hook.ErrNotFound; for recording whose account a failed sign-in named.
+func (s *Store) UserIDByEmail(ctx context.Context, email string) (string, error) {
+	var id string
+	err := s.pool.QueryRow(ctx, `SELECT id FROM users WHERE lower(email) = lower($1)`, strings.TrimSpace(email)).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", hook.ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("find user by email: %w", err)
+	}
+	return id, nil
+}
+
+// RevokeCredentials ends every login token and UI session of user id
+// (logout): its credential version moves on.
+func (s *Store) RevokeCredentials(ctx context.Context, id string) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE users SET credential_version = credential_version + 1 WHERE id = $1`, id)
+	if err != nil {
+		return fmt.Errorf("revoke credentials of %s: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return hook.ErrNotFound
+	}
+	return nil
 }
 
 // UserByID returns a user without a scope check (for token validation).
@@ -287,10 +339,20 @@ func (s *Store) ListUsers(ctx context.Context, scope hook.Scope, f UserFilter, c
 }
 
 // UpdateUser changes a user's role, password or memberships. Admins may
-// change anyone; a member may only change their own password.
+// change anyone; a member may only change their own password. Changing
+// one's own password needs the current one (up.CurrentPassword) and clears
+// MustChangePassword. A new password or a new role revokes the user's login
+// tokens and sessions; API keys the user created for applications they can
+// no longer see (a membership removed, admin role taken away) are revoked.
 func (s *Store) UpdateUser(ctx context.Context, scope hook.Scope, id string, up UserUpdate) (User, error) {
 	if _, err := s.GetUser(ctx, scope, id); err != nil {
 		return User{}, err
+	}
+	self := scope.UserID != "" && scope.UserID == id
+	if self && up.Password != nil {
+		if err := s.checkCurrentPassword(ctx, id, up.CurrentPassword); err != nil {
+			return User{}, err
+		}
 	}
 	if !scope.Admin && (up.Role != nil || up.AppIDs != nil) {
 		return User{}, fmt.Errorf("update user %s: %w", id, ErrForbidden)
@@ -308,7 +370,10 @@ func (s *Store) UpdateUser(ctx context.Context, scope hook.Scope, id string, up 
 		if err := validPassword(*up.Password); err != nil {
 			return User{}, err
 		}
-		h := HashPassword(*up.Password)
+		h, err := s.hashPassword(ctx, *up.Password)
+		if err != nil {
+			return User{}, err
+		}
 		hash = &h
 	}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -317,12 +382,19 @@ func (s *Store) UpdateUser(ctx context.Context, scope hook.Scope, id string, up 
 				return err
 			}
 		}
-		if _, err := tx.Exec(ctx, `UPDATE users SET role = COALESCE($2, role), password_hash = COALESCE($3, password_hash) WHERE id = $1`,
-			id, role, hash); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE users SET role = COALESCE($2, role), password_hash = COALESCE($3, password_hash),
+			must_change_password = must_change_password AND NOT ($3::text IS NOT NULL AND $4),
+			credential_version = credential_version + CASE WHEN $3::text IS NOT NULL OR $2::text <> role THEN 1 ELSE 0 END
+			WHERE id = $1`, id, role, hash, self); err != nil {
 			return err
 		}
 		if up.AppIDs != nil {
-			return setMembers(ctx, tx, id, *up.AppIDs)
+			if err := setMembers(ctx, tx, id, *up.AppIDs); err != nil {
+				return err
+			}
+		}
+		if up.AppIDs != nil || role != nil {
+			return revokeUnreachableKeys(ctx, tx, id)
 		}
 		return nil
 	})
@@ -334,6 +406,39 @@ func (s *Store) UpdateUser(ctx context.Context, scope hook.Scope, id string, up 
 		return User{}, fmt.Errorf("update user %s: %w", id, err)
 	}
 	return s.UserByID(ctx, id)
+}
+
+// checkCurrentPassword fails with a ValidationError on current_password
+// unless it is user id's password.
+func (s *Store) checkCurrentPassword(ctx context.Context, id string, current *string) error {
+	if current == nil || *current == "" {
+		return invalid("current_password", "is required to change your own password")
+	}
+	var hash string
+	if err := s.pool.QueryRow(ctx, `SELECT password_hash FROM users WHERE id = $1`, id).Scan(&hash); err != nil {
+		if errors.Is(err, pgx.ErrNoRows) {
+			return hook.ErrNotFound
+		}
+		return fmt.Errorf("check password of %s: %w", id, err)
+	}
+	ok, err := s.checkPassword(ctx, hash, *current)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return invalid("current_password", "is not your current password")
+	}
+	return nil
+}
+
+// revokeUnreachableKeys revokes the active API keys user id created for
+// applications the user can no longer see: not an admin and not a member.
+func revokeUnreachableKeys(ctx context.Context, tx pgx.Tx, id string) error {
+	_, err := tx.Exec(ctx, `UPDATE api_keys k SET revoked_at = now()
+		WHERE k.created_by = $1 AND k.revoked_at IS NULL
+		AND NOT EXISTS (SELECT 1 FROM users u WHERE u.id = $1 AND u.role = 'admin')
+		AND NOT EXISTS (SELECT 1 FROM application_members m WHERE m.app_id = k.app_id AND m.user_id = $1)`, id)
+	return err
 }
 
 // keepOneAdmin fails with ErrConflict when user id is the last admin.
@@ -355,13 +460,18 @@ func keepOneAdmin(ctx context.Context, tx pgx.Tx, id string) error {
 	return nil
 }
 
-// DeleteUser removes a user (admins only; never the last admin).
+// DeleteUser removes a user (admins only; never the last admin) and
+// revokes every API key the user created; their tokens and sessions stop
+// working with the user row.
 func (s *Store) DeleteUser(ctx context.Context, scope hook.Scope, id string) error {
 	if err := requireAdmin(scope, "delete user"); err != nil {
 		return err
 	}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if err := keepOneAdmin(ctx, tx, id); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE api_keys SET revoked_at = now() WHERE created_by = $1 AND revoked_at IS NULL`, id); err != nil {
 			return err
 		}
 		tag, err := tx.Exec(ctx, `DELETE FROM users WHERE id = $1`, id)

@@ -83,11 +83,11 @@ func TestOpenAPIDocumentMatchesTheRouterBothWays(t *testing.T) {
 
 func TestEveryProtectedRouteAnswers401WithoutValidCredentials(t *testing.T) {
 	h := newHarness(t)
-	expired, _, err := (&Module{cfg: config.Admin{JWTTTL: -time.Hour}, jwtKey: h.m.jwtKey}).issueToken("usr_x", time.Now())
+	expired, _, err := (&Module{cfg: config.Admin{JWTTTL: -time.Hour}, jwtKey: h.m.jwtKey}).issueToken("usr_x", 1, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	forged, _, _ := (&Module{cfg: config.Admin{JWTTTL: time.Hour}, jwtKey: []byte(strings.Repeat("x", 32))}).issueToken("usr_x", time.Now())
+	forged, _, _ := (&Module{cfg: config.Admin{JWTTTL: time.Hour}, jwtKey: []byte(strings.Repeat("x", 32))}).issueToken("usr_x", 1, time.Now())
 	for _, rt := range h.m.routes {
 		if rt.auth == authNone {
 			continue
@@ -223,6 +223,9 @@ func TestEveryRouteHappyPath(t *testing.T) {
 	h.must(204, "DELETE", "/api/v1/applications/"+app.ID, a, nil)
 	h.must(404, "GET", "/api/v1/applications/"+app.ID, a, nil)
 	h.must(200, "POST", "/api/v1/auth/login", "", loginRequest{Email: "root@example.com", Password: "root-password"})
+	var changed loginResponse
+	h.must(200, "POST", "/api/v1/auth/password", a, passwordChange{CurrentPassword: "root-password", NewPassword: "root-password-2"}).json(t, &changed)
+	h.must(204, "POST", "/api/v1/auth/logout", changed.Token, nil)
 
 	ok := h.routesAnswered2xx()
 	for _, rt := range h.m.routes {

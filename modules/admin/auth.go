@@ -21,6 +21,9 @@ type principal struct {
 	Scope     hook.Scope
 	Actor     string // usr_... or key_...
 	ActorType string // "user" or "api_key"
+	// MustChangePassword: a user who may only change their password (the
+	// bootstrap admin), see requireAuth.
+	MustChangePassword bool
 }
 
 const principalKey = "ethhook.principal"
@@ -32,15 +35,23 @@ func callerOf(c echo.Context) principal {
 
 func scopeOf(c echo.Context) hook.Scope { return callerOf(c).Scope }
 
-// issueToken signs a login token for user id.
-func (m *Module) issueToken(userID string, now time.Time) (string, time.Time, error) {
+// tokenClaims are a login token's claims: the user and the credential
+// version it was issued under (tenant.User.CredentialVersion); a token of
+// an older version is refused.
+type tokenClaims struct {
+	jwt.RegisteredClaims
+	Version int64 `json:"ver"`
+}
+
+// issueToken signs a login token for user id at credential version ver.
+func (m *Module) issueToken(userID string, ver int64, now time.Time) (string, time.Time, error) {
 	exp := now.Add(m.cfg.JWTTTL)
-	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.RegisteredClaims{
+	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, tokenClaims{RegisteredClaims: jwt.RegisteredClaims{
 		Issuer:    "ethhook",
 		Subject:   userID,
 		IssuedAt:  jwt.NewNumericDate(now),
 		ExpiresAt: jwt.NewNumericDate(exp),
-	})
+	}, Version: ver})
 	s, err := tok.SignedString(m.jwtKey)
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("sign token: %w", err)
@@ -48,19 +59,20 @@ func (m *Module) issueToken(userID string, now time.Time) (string, time.Time, er
 	return s, exp, nil
 }
 
-// parseToken verifies a login token and returns its user id.
-func (m *Module) parseToken(s string) (string, error) {
-	var claims jwt.RegisteredClaims
+// parseToken verifies a login token and returns its user id and
+// credential version.
+func (m *Module) parseToken(s string) (string, int64, error) {
+	var claims tokenClaims
 	_, err := jwt.ParseWithClaims(s, &claims, func(*jwt.Token) (any, error) { return m.jwtKey, nil },
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}), jwt.WithIssuer("ethhook"),
 		jwt.WithExpirationRequired(), jwt.WithLeeway(5*time.Second))
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	if claims.Subject == "" {
-		return "", errors.New("token has no subject")
+		return "", 0, errors.New("token has no subject")
 	}
-	return claims.Subject, nil
+	return claims.Subject, claims.Version, nil
 }
 
 // authenticate resolves the Authorization header to a principal: a JWT from
@@ -83,10 +95,13 @@ func (m *Module) authenticate(c echo.Context) (principal, error) {
 		}
 		return principal{Scope: hook.Scope{AppID: k.AppID}, Actor: k.ID, ActorType: "api_key"}, nil
 	}
-	uid, err := m.parseToken(cred)
+	uid, ver, err := m.parseToken(cred)
 	if err != nil {
 		return principal{}, errUnauthorized
 	}
+	// The user row is read on every request anyway (role, existence), so
+	// revocation costs nothing more: a token issued before the last
+	// password change, role change or logout is refused.
 	u, err := m.store.UserByID(ctx, uid)
 	if errors.Is(err, hook.ErrNotFound) {
 		return principal{}, errUnauthorized // deleted since the token was issued
@@ -94,12 +109,26 @@ func (m *Module) authenticate(c echo.Context) (principal, error) {
 	if err != nil {
 		return principal{}, err
 	}
-	return principal{Scope: hook.Scope{Admin: u.Role == tenant.RoleAdmin, UserID: u.ID}, Actor: u.ID, ActorType: "user"}, nil
+	if ver != u.CredentialVersion {
+		return principal{}, errUnauthorized
+	}
+	return userPrincipal(u), nil
 }
 
+func userPrincipal(u tenant.User) principal {
+	return principal{Scope: hook.Scope{Admin: u.Role == tenant.RoleAdmin, UserID: u.ID}, Actor: u.ID, ActorType: "user",
+		MustChangePassword: u.MustChangePassword}
+}
+
+// errPasswordChangeRequired answers a user who must change their password
+// first (the bootstrap admin) on every route but the few that let them.
+var errPasswordChangeRequired = &apiError{Status: http.StatusForbidden, Code: "password_change_required",
+	Message: "this account must change its password first: POST " + Prefix + "/auth/password with current_password and new_password"}
+
 // requireAuth authenticates and rate-limits the caller; admin routes also
-// demand the admin role.
-func (m *Module) requireAuth(adminOnly bool) echo.MiddlewareFunc {
+// demand the admin role. A user who must change their password gets 403
+// password_change_required except on routes marked beforePasswordChange.
+func (m *Module) requireAuth(adminOnly, beforePasswordChange bool) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			p, err := m.authenticate(c)
@@ -109,6 +138,9 @@ func (m *Module) requireAuth(adminOnly bool) echo.MiddlewareFunc {
 			c.Set(principalKey, p)
 			if err := m.rateLimit(c, p.ActorType+":"+p.Actor, m.cfg.RateLimit); err != nil {
 				return err
+			}
+			if p.MustChangePassword && !beforePasswordChange {
+				return errPasswordChangeRequired
 			}
 			if adminOnly && !p.Scope.Admin {
 				return &apiError{Status: http.StatusForbidden, Code: "forbidden", Message: "admin role required"}

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/signin"
 	"github.com/ethhook/ethhook/tenant"
 )
 
@@ -70,9 +71,17 @@ func toAPIError(err error) *apiError {
 	var ve *tenant.ValidationError
 	var fe fieldsError
 	var he *echo.HTTPError
+	var le *signin.LimitError
 	switch {
 	case errors.As(err, &ae):
 		return ae
+	case errors.As(err, &le):
+		return &apiError{Status: http.StatusTooManyRequests, Code: "rate_limited",
+			Message:    fmt.Sprintf("%s; retry after %d s", le.Error(), le.RetryAfterSeconds()),
+			RetryAfter: le.RetryAfterSeconds()}
+	case errors.Is(err, tenant.ErrBusy):
+		return &apiError{Status: http.StatusServiceUnavailable, Code: "busy",
+			Message: "too many password checks in progress; retry in a moment", RetryAfter: 1}
 	case errors.As(err, &ve):
 		return &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: ve.Error(), Fields: ve.Fields}
 	case errors.As(err, &fe):
@@ -95,6 +104,8 @@ func forbiddenMessage(err error) string {
 	switch {
 	case strings.Contains(msg, "admin role required"):
 		return "admin role required"
+	case errors.Is(err, tenant.ErrKeyCannotManageKeys):
+		return "API keys cannot create or revoke API keys; log in as a user"
 	case strings.Contains(msg, "create application"), strings.Contains(msg, "delete application"):
 		return "API keys cannot create or delete applications; log in as a user"
 	case strings.Contains(msg, "change plan"):

@@ -11,7 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"go.uber.org/zap"
 
-	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/signin"
 	"github.com/ethhook/ethhook/tenant"
 )
 
@@ -63,9 +63,15 @@ type (
 		AppIDs   []string `json:"app_ids,omitempty"`
 	}
 	userUpdate struct {
-		Role     *string   `json:"role,omitempty"`
-		Password *string   `json:"password,omitempty"`
-		AppIDs   *[]string `json:"app_ids,omitempty"`
+		Role     *string `json:"role,omitempty"`
+		Password *string `json:"password,omitempty"`
+		// CurrentPassword is required with a change of one's own password.
+		CurrentPassword *string   `json:"current_password,omitempty"`
+		AppIDs          *[]string `json:"app_ids,omitempty"`
+	}
+	passwordChange struct {
+		CurrentPassword string `json:"current_password"`
+		NewPassword     string `json:"new_password"`
 	}
 	planCreate struct {
 		ID           string `json:"id,omitempty"`
@@ -103,10 +109,6 @@ func (m *Module) audit(c echo.Context, action, appID, resourceID string, details
 }
 
 func (m *Module) handleLogin(c echo.Context) error {
-	ip := c.RealIP()
-	if err := m.rateLimit(c, "login:"+ip, m.cfg.LoginRateLimit); err != nil {
-		return err
-	}
 	var req loginRequest
 	if err := bind(c, &req); err != nil {
 		return err
@@ -121,19 +123,108 @@ func (m *Module) handleLogin(c echo.Context) error {
 	if len(fields) > 0 {
 		return &tenant.ValidationError{Fields: fields}
 	}
-	u, err := m.store.Authenticate(c.Request().Context(), req.Email, req.Password)
-	if errors.Is(err, tenant.ErrBadCredentials) {
-		return &apiError{Status: http.StatusUnauthorized, Code: "invalid_credentials", Message: "invalid email or password"}
+	// Limits per address and per account come before the password check
+	// (and its 19 MiB hash), and hold for the web UI's sign-in too.
+	u, err := m.signin.SignIn(c.Request().Context(), signin.Attempt{Email: req.Email, Password: req.Password,
+		IP: signin.ClientIP(c), RequestID: requestID(c), Via: "api"})
+	var le *signin.LimitError
+	switch {
+	case errors.Is(err, tenant.ErrBadCredentials):
+		return errBadCredentials
+	case errors.As(err, &le):
+		m.metrics.rateLimited.Inc()
+		return err
+	case err != nil:
+		return err
 	}
+	return m.tokenAnswer(c, u)
+}
+
+var errBadCredentials = &apiError{Status: http.StatusUnauthorized, Code: "invalid_credentials", Message: "invalid email or password"}
+
+// tokenAnswer answers a fresh login token for u.
+func (m *Module) tokenAnswer(c echo.Context, u tenant.User) error {
+	tok, exp, err := m.issueToken(u.ID, u.CredentialVersion, time.Now())
 	if err != nil {
 		return err
 	}
-	tok, exp, err := m.issueToken(u.ID, time.Now())
-	if err != nil {
-		return err
-	}
-	c.Set(principalKey, principal{Scope: hook.Scope{Admin: u.Role == tenant.RoleAdmin, UserID: u.ID}, Actor: u.ID, ActorType: "user"})
+	c.Set(principalKey, userPrincipal(u))
 	return c.JSON(http.StatusOK, loginResponse{Token: tok, TokenType: "Bearer", ExpiresAt: exp, User: u})
+}
+
+var errUsersOnly = &apiError{Status: http.StatusForbidden, Code: "forbidden",
+	Message: "only users have passwords and sessions; an API key is revoked with DELETE " + Prefix + "/applications/{app_id}/api-keys/{key_id}"}
+
+// handleChangePassword changes the caller's own password. The new version
+// revokes every token and UI session of the user, this one included, so
+// the answer carries a new token.
+func (m *Module) handleChangePassword(c echo.Context) error {
+	p := callerOf(c)
+	if p.ActorType != "user" {
+		return errUsersOnly
+	}
+	var req passwordChange
+	if err := bind(c, &req); err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	if req.CurrentPassword == "" {
+		return fieldError("current_password", "is required")
+	}
+	if err := m.countPasswordCheck(c, p.Actor); err != nil {
+		return err
+	}
+	if _, err := m.store.UpdateUser(ctx, p.Scope, p.Actor, tenant.UserUpdate{Password: &req.NewPassword, CurrentPassword: &req.CurrentPassword}); err != nil {
+		return renameField(err, "password", "new_password")
+	}
+	m.audit(c, "user.password_change", "", p.Actor, nil)
+	u, err := m.store.UserByID(ctx, p.Actor)
+	if err != nil {
+		return err
+	}
+	return m.tokenAnswer(c, u)
+}
+
+// countPasswordCheck counts a check of user id's current password against
+// the per-account sign-in limit, so a stolen token cannot guess it faster
+// than a sign-in could.
+func (m *Module) countPasswordCheck(c echo.Context, id string) error {
+	u, err := m.store.UserByID(c.Request().Context(), id)
+	if err != nil {
+		return err
+	}
+	return m.signin.CountAccountAttempt(c.Request().Context(), u.Email)
+}
+
+// renameField reports the tenant's password field under the request's name.
+func renameField(err error, from, to string) error {
+	var ve *tenant.ValidationError
+	if !errors.As(err, &ve) {
+		return err
+	}
+	if msg, ok := ve.Fields[from]; ok {
+		fields := map[string]string{to: msg}
+		for k, v := range ve.Fields {
+			if k != from {
+				fields[k] = v
+			}
+		}
+		return &tenant.ValidationError{Fields: fields}
+	}
+	return err
+}
+
+// handleLogout revokes every login token and web UI session of the caller.
+func (m *Module) handleLogout(c echo.Context) error {
+	p := callerOf(c)
+	if p.ActorType != "user" {
+		return errUsersOnly
+	}
+	if err := m.store.RevokeCredentials(c.Request().Context(), p.Actor); err != nil {
+		return err
+	}
+	m.audit(c, "auth.logout", "", p.Actor, nil)
+	return c.NoContent(http.StatusNoContent)
 }
 
 func (m *Module) handleWhoami(c echo.Context) error {
@@ -423,7 +514,13 @@ func (m *Module) handleUpdateUser(c echo.Context) error {
 	if err := bind(c, &req); err != nil {
 		return err
 	}
-	u, err := m.store.UpdateUser(c.Request().Context(), scopeOf(c), id, tenant.UserUpdate{Role: req.Role, Password: req.Password, AppIDs: req.AppIDs})
+	if p := callerOf(c); req.Password != nil && p.Actor == id && req.CurrentPassword != nil {
+		if err := m.countPasswordCheck(c, id); err != nil {
+			return err
+		}
+	}
+	u, err := m.store.UpdateUser(c.Request().Context(), scopeOf(c), id, tenant.UserUpdate{Role: req.Role, Password: req.Password,
+		CurrentPassword: req.CurrentPassword, AppIDs: req.AppIDs})
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"regexp"
 	"sync/atomic"
 	"time"
@@ -25,6 +26,7 @@ import (
 	"github.com/ethhook/ethhook/config"
 	"github.com/ethhook/ethhook/endpoint"
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/signin"
 	"github.com/ethhook/ethhook/message"
 	"github.com/ethhook/ethhook/seal"
 	"github.com/ethhook/ethhook/tenant"
@@ -59,6 +61,8 @@ type Module struct {
 	log       *zap.Logger
 	store     *tenant.Store
 	limiter   *limiter
+	signin    *signin.Guard
+	trusted   []netip.Prefix // admin.trusted_proxies
 	jwtKey    []byte
 	metrics   *metrics
 	e         *echo.Echo
@@ -94,6 +98,11 @@ func New(o Options) (*Module, error) {
 		store:   tenant.New(o.Pool),
 		limiter: newLimiter(o.Redis, o.Keys.Prefix),
 	}
+	// Validate has checked them.
+	m.trusted, _ = o.Config.TrustedProxyPrefixes()
+	m.store.LimitPasswordHashing(o.Config.MaxConcurrentLogins)
+	m.signin = signin.New(m.store, o.Redis, o.Keys,
+		signin.Config{IPLimit: o.Config.LoginRateLimit, AccountLimit: o.Config.LoginAccountRateLimit}, o.Log.Named("signin"))
 	if o.Box != nil {
 		m.endpoints = endpoint.New(o.Pool, o.Box, o.Redis, o.Keys, o.Chains)
 		m.messages = message.New(o.Pool, o.Redis, o.Keys)
@@ -142,16 +151,6 @@ func (m *Module) Authenticate(c echo.Context) (hook.Scope, error) {
 	return p.Scope, err
 }
 
-// Login checks an email and password and returns a signed token and its
-// expiry, exactly as POST /api/v1/auth/login does (for the web UI).
-func (m *Module) Login(ctx context.Context, email, password string) (string, time.Time, error) {
-	u, err := m.store.Authenticate(ctx, email, password)
-	if err != nil {
-		return "", time.Time{}, err
-	}
-	return m.issueToken(u.ID, time.Now())
-}
-
 // Run bootstraps the first admin when there are no users, then releases
 // messages held at quota every admin.quota_release_interval until ctx ends.
 func (m *Module) Run(ctx context.Context) error {
@@ -179,7 +178,7 @@ func (m *Module) bootstrap(ctx context.Context) error {
 	}
 	if created {
 		// Printed once: the only place this password ever appears.
-		m.log.Warn("first run: created the bootstrap admin; log in and change this password (PATCH /api/v1/users/{id}), it is not shown again",
+		m.log.Warn("first run: created the bootstrap admin; sign in and change this password (web UI, or POST /api/v1/auth/password), it is not shown again and the account can do nothing else until it is changed",
 			zap.String("email", u.Email), zap.String("password", pw), zap.String("user_id", u.ID))
 		if err := m.store.Audit(ctx, tenant.AuditEntry{Actor: "bootstrap", ActorType: "system", Action: "user.bootstrap", ResourceID: u.ID}); err != nil {
 			m.log.Error("audit bootstrap", zap.Error(err))
@@ -212,6 +211,9 @@ func requestID(c echo.Context) string {
 func (m *Module) buildRouter() {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
+	// The client address is the socket's unless a trusted proxy forwarded
+	// it (admin.trusted_proxies); never a header anyone can send.
+	e.IPExtractor = signin.IPExtractor(m.trusted)
 	e.HTTPErrorHandler = m.errorHandler
 	e.Use(middleware.RequestIDWithConfig(middleware.RequestIDConfig{
 		Generator: func() string { return tenant.NewID("req") },
@@ -236,11 +238,8 @@ func (m *Module) buildRouter() {
 	m.openapi = m.OpenAPI()
 	for _, r := range m.routes {
 		var mw []echo.MiddlewareFunc
-		switch r.auth {
-		case authUser:
-			mw = append(mw, m.requireAuth(false))
-		case authAdmin:
-			mw = append(mw, m.requireAuth(true))
+		if r.auth != authNone {
+			mw = append(mw, m.requireAuth(r.auth == authAdmin, r.beforePasswordChange))
 		}
 		mw = append(mw, onlyQuery(r.query))
 		m.api.Add(r.method, r.path, r.h, mw...)

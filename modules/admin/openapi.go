@@ -77,11 +77,15 @@ func (m *Module) OpenAPI() map[string]any {
 			op["security"] = []any{map[string]any{"bearerAuth": []string{}}}
 			resps["401"] = errResp
 			resps["429"] = errResp
+			// forbidden, or password_change_required for an account that
+			// must change its password first.
+			resps["403"] = errResp
 		} else {
 			op["security"] = []any{}
 		}
-		if r.auth == authAdmin {
-			resps["403"] = errResp
+		if r.checksPassword {
+			resps["429"] = errResp // rate_limited: sign-in limits
+			resps["503"] = errResp // busy: too many password checks at once
 		}
 		if strings.Contains(r.path, ":") {
 			resps["404"] = errResp
@@ -94,7 +98,7 @@ func (m *Module) OpenAPI() map[string]any {
 		"info": map[string]any{
 			"title":       "EthHook admin API",
 			"version":     "1",
-			"description": "Webhooks for EVM contract events. Authenticate with `Authorization: Bearer <token>` where the token is a JWT from POST /api/v1/auth/login or an application API key (ethk_...). Lists take cursor and limit and answer {data, next_cursor}. Errors are {\"error\": {\"code\", \"message\", \"fields\"}}.",
+			"description": "Webhooks for EVM contract events. Authenticate with `Authorization: Bearer <token>` where the token is a JWT from POST /api/v1/auth/login or an application API key (ethk_...). Lists take cursor and limit and answer {data, next_cursor}. Errors are {\"error\": {\"code\", \"message\", \"fields\"}}; codes: invalid_request, invalid_json, unauthorized, invalid_credentials, forbidden, password_change_required (the account, such as the first-run bootstrap admin, must change its password with POST /api/v1/auth/password before anything else), plan_limit, not_found, conflict, rate_limited, busy (503: too many password checks at once; retry), body_too_large, method_not_allowed, internal. Only users create and revoke API keys; an API key cannot.",
 		},
 		"paths": paths,
 		"components": map[string]any{

@@ -34,7 +34,14 @@ type route struct {
 	resp         any // sample of the success response type, nil for none
 	status       int
 	csv          bool // also answers text/csv
-	h            echo.HandlerFunc
+	// beforePasswordChange: open to a user who must change their password
+	// first (whoami, change password, logout); every other route answers
+	// them 403 password_change_required.
+	beforePasswordChange bool
+	// checksPassword: the route computes a password hash, so it may answer
+	// 503 busy when too many are being computed.
+	checksPassword bool
+	h              echo.HandlerFunc
 }
 
 var (
@@ -126,9 +133,14 @@ func (m *Module) apiRoutes() []route {
 		{method: http.MethodGet, path: "/openapi.json", id: "getOpenAPI", summary: "This OpenAPI document", tag: "meta",
 			auth: authNone, resp: map[string]any{}, status: 200, h: m.handleOpenAPI},
 		{method: http.MethodPost, path: "/auth/login", id: "login", summary: "Log in with email and password; returns a JWT", tag: "auth",
-			auth: authNone, body: loginRequest{}, resp: loginResponse{}, status: 200, h: m.handleLogin},
+			auth: authNone, body: loginRequest{}, resp: loginResponse{}, status: 200, checksPassword: true, h: m.handleLogin},
 		{method: http.MethodGet, path: "/auth/me", id: "whoami", summary: "The authenticated caller", tag: "auth",
-			auth: authUser, resp: whoami{}, status: 200, h: m.handleWhoami},
+			auth: authUser, resp: whoami{}, status: 200, beforePasswordChange: true, h: m.handleWhoami},
+		{method: http.MethodPost, path: "/auth/password", id: "changePassword",
+			summary: "Change your own password (users only; needs the current one); revokes all your tokens and sessions and returns a new token", tag: "auth",
+			auth: authUser, body: passwordChange{}, resp: loginResponse{}, status: 200, beforePasswordChange: true, checksPassword: true, h: m.handleChangePassword},
+		{method: http.MethodPost, path: "/auth/logout", id: "logout", summary: "Log out: revoke every token and web UI session of the calling user", tag: "auth",
+			auth: authUser, status: 204, beforePasswordChange: true, h: m.handleLogout},
 
 		{method: http.MethodGet, path: "/applications", id: "listApplications", summary: "List applications visible to the caller", tag: "applications",
 			auth: authUser, query: withPage(qparam{"name", "string", "name contains (case-insensitive)"}, qparam{"plan_id", "string", "on this plan"}),
@@ -145,11 +157,11 @@ func (m *Module) apiRoutes() []route {
 		{method: http.MethodGet, path: "/applications/:app_id/api-keys", id: "listAPIKeys", summary: "List an application's API keys", tag: "api-keys",
 			auth: authUser, query: withPage(qparam{"name", "string", "name contains"}, qparam{"revoked", "boolean", "only revoked (true) or active (false) keys"}),
 			resp: List[keyView]{}, status: 200, h: m.handleListKeys},
-		{method: http.MethodPost, path: "/applications/:app_id/api-keys", id: "createAPIKey", summary: "Create an API key; the key is shown only in this answer", tag: "api-keys",
+		{method: http.MethodPost, path: "/applications/:app_id/api-keys", id: "createAPIKey", summary: "Create an API key (users only, not API keys); the key is shown only in this answer", tag: "api-keys",
 			auth: authUser, body: keyCreate{}, resp: keyCreated{}, status: 201, h: m.handleCreateKey},
 		{method: http.MethodGet, path: "/applications/:app_id/api-keys/:key_id", id: "getAPIKey", summary: "Get an API key (without the key)", tag: "api-keys",
 			auth: authUser, resp: keyView{}, status: 200, h: m.handleGetKey},
-		{method: http.MethodDelete, path: "/applications/:app_id/api-keys/:key_id", id: "revokeAPIKey", summary: "Revoke an API key", tag: "api-keys",
+		{method: http.MethodDelete, path: "/applications/:app_id/api-keys/:key_id", id: "revokeAPIKey", summary: "Revoke an API key (users only, not API keys)", tag: "api-keys",
 			auth: authUser, status: 204, h: m.handleRevokeKey},
 
 		{method: http.MethodGet, path: "/applications/:app_id/usage", id: "getUsage", summary: "Usage this month and by month (JSON, or CSV with format=csv)", tag: "usage",
@@ -176,11 +188,12 @@ func (m *Module) apiRoutes() []route {
 			auth: authAdmin, query: withPage(qparam{"email", "string", "email contains"}, qparam{"role", "string", "admin or member"}, qparam{"app_id", "string", "members of this application"}),
 			resp: List[userView]{}, status: 200, h: m.handleListUsers},
 		{method: http.MethodPost, path: "/users", id: "createUser", summary: "Create a user (admin)", tag: "users",
-			auth: authAdmin, body: userCreate{}, resp: userView{}, status: 201, h: m.handleCreateUser},
+			auth: authAdmin, body: userCreate{}, resp: userView{}, status: 201, checksPassword: true, h: m.handleCreateUser},
 		{method: http.MethodGet, path: "/users/:user_id", id: "getUser", summary: "Get a user (admin, or yourself)", tag: "users",
 			auth: authUser, resp: userView{}, status: 200, h: m.handleGetUser},
-		{method: http.MethodPatch, path: "/users/:user_id", id: "updateUser", summary: "Change a user (admin; members only their own password)", tag: "users",
-			auth: authUser, body: userUpdate{}, resp: userView{}, status: 200, h: m.handleUpdateUser},
+		{method: http.MethodPatch, path: "/users/:user_id", id: "updateUser",
+			summary: "Change a user (admin; members only their own password, with current_password); a new password or role revokes the user's tokens", tag: "users",
+			auth: authUser, body: userUpdate{}, resp: userView{}, status: 200, checksPassword: true, h: m.handleUpdateUser},
 		{method: http.MethodDelete, path: "/users/:user_id", id: "deleteUser", summary: "Delete a user (admin)", tag: "users",
 			auth: authAdmin, status: 204, h: m.handleDeleteUser},
 

@@ -140,6 +140,8 @@ func (u *UI) updateUser(c echo.Context) error {
 	}
 	if p := c.FormValue("password"); p != "" {
 		up.Password = &p
+		cur := c.FormValue("current_password")
+		up.CurrentPassword = &cur
 	}
 	if form.Has("memberships") { // the form lists memberships (possibly none)
 		ids := form["app_ids"]
@@ -153,6 +155,13 @@ func (u *UI) updateUser(c echo.Context) error {
 		return u.fail(c, err)
 	}
 	u.audit(c, "", "user.update", usr.ID, map[string]any{"role": usr.Role, "app_ids": usr.AppIDs, "password_changed": up.Password != nil})
+	if s := sess(c); usr.ID == s.User.ID && usr.CredentialVersion != s.User.CredentialVersion {
+		// Changing one's own password or role ends one's sessions; keep
+		// this one signed in.
+		if err := u.renewSession(c, s); err != nil {
+			return u.fail(c, err)
+		}
+	}
 	u.flash(c, "User "+usr.Email+" saved.")
 	return redirect(c, "/users")
 }

@@ -7,11 +7,12 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/labstack/echo/v4"
 	"go.uber.org/zap"
 
+	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/signin"
 	"github.com/ethhook/ethhook/tenant"
 )
 
@@ -80,17 +81,21 @@ func (u *UI) login(c echo.Context) error {
 			"The sign-in form expired. Try again.")
 	}
 	email := c.FormValue("email")
-	if ok, err := u.allowLogin(c); err != nil {
-		return u.fail(c, err)
-	} else if !ok {
-		c.Response().Header().Set("Retry-After", "60")
+	// The same limits (per address, per account), password-check cap and
+	// audit entries as the API's POST /auth/login.
+	user, err := u.signin.SignIn(c.Request().Context(), signin.Attempt{Email: email, Password: c.FormValue("password"),
+		IP: signin.ClientIP(c), RequestID: c.Response().Header().Get(echo.HeaderXRequestID), Via: "ui"})
+	var le *signin.LimitError
+	switch {
+	case errors.As(err, &le):
+		c.Response().Header().Set("Retry-After", strconv.Itoa(le.RetryAfterSeconds()))
 		return u.showLogin(c, http.StatusTooManyRequests, email, "Too many sign-in attempts. Wait a minute and try again.")
-	}
-	user, err := u.tenant.Authenticate(c.Request().Context(), email, c.FormValue("password"))
-	if errors.Is(err, tenant.ErrBadCredentials) {
+	case errors.Is(err, tenant.ErrBusy):
+		c.Response().Header().Set("Retry-After", "1")
+		return u.showLogin(c, http.StatusServiceUnavailable, email, "Too many sign-ins at this moment. Try again in a few seconds.")
+	case errors.Is(err, tenant.ErrBadCredentials):
 		return u.showLogin(c, http.StatusUnauthorized, email, "Wrong email or password.")
-	}
-	if err != nil {
+	case err != nil:
 		return u.fail(c, err)
 	}
 	if err := u.startSession(c, user); err != nil {
@@ -98,29 +103,22 @@ func (u *UI) login(c echo.Context) error {
 	}
 	c.SetCookie(u.cookie(loginCSRFCookie, "", -1))
 	u.log.Info("ui sign-in", zap.String("user", user.ID))
+	if user.MustChangePassword {
+		return c.Redirect(http.StatusSeeOther, passwordPath+"?next="+url.QueryEscape(safeNext(c.FormValue("next"))))
+	}
 	return c.Redirect(http.StatusSeeOther, safeNext(c.FormValue("next")))
 }
 
-// allowLogin counts sign-in attempts per client IP and minute in Redis.
-func (u *UI) allowLogin(c echo.Context) (bool, error) {
-	if u.loginLimit <= 0 {
-		return true, nil
-	}
-	minute := time.Now().Unix() / 60
-	key := u.keys.Key("ui:login:" + url.QueryEscape(c.RealIP()) + ":" + strconv.FormatInt(minute, 10))
-	ctx := c.Request().Context()
-	res := u.redis.DoMulti(ctx,
-		u.redis.B().Incr().Key(key).Build(),
-		u.redis.B().Expire().Key(key).Seconds(120).Build())
-	n, err := res[0].AsInt64()
-	if err != nil {
-		return false, err
-	}
-	return n <= int64(u.loginLimit), nil
-}
-
+// logout signs the user out everywhere: this session ends and the user's
+// credential version moves on, so their other sessions and their API login
+// tokens stop working too.
 func (u *UI) logout(c echo.Context) error {
-	if err := u.endSession(c, sess(c)); err != nil {
+	s := sess(c)
+	if err := u.tenant.RevokeCredentials(c.Request().Context(), s.User.ID); err != nil && !errors.Is(err, hook.ErrNotFound) {
+		return u.fail(c, err)
+	}
+	u.audit(c, "", "auth.logout", s.User.ID, nil)
+	if err := u.endSession(c, s); err != nil {
 		return u.fail(c, err)
 	}
 	return c.Redirect(http.StatusSeeOther, "/login")

@@ -11,7 +11,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 	"github.com/redis/rueidis"
@@ -21,8 +24,11 @@ import (
 )
 
 // Sessions are server-side: the cookie holds a random id, Redis holds
-// `<prefix>ui:session:<sha256 of id>` -> {user, csrf} with the session TTL,
-// so logout really ends a session and a Redis dump reveals no usable id.
+// `<prefix>ui:session:<sha256 of id>` -> {user, ver, csrf} with the session
+// TTL, so logout really ends a session and a Redis dump reveals no usable
+// id. ver is the user's credential version at sign-in: a session of an
+// older version (the password or role changed since, or the user signed
+// out elsewhere) is no session.
 const (
 	sessionCookie    = "ethhook_session"
 	loginCSRFCookie  = "ethhook_login_csrf"
@@ -69,7 +75,8 @@ func (u *UI) startSession(c echo.Context, user tenant.User) error {
 	ctx := c.Request().Context()
 	key := u.sessionKey(id)
 	cmds := rueidis.Commands{
-		u.redis.B().Hset().Key(key).FieldValue().FieldValue("user", user.ID).FieldValue("csrf", csrf).Build(),
+		u.redis.B().Hset().Key(key).FieldValue().FieldValue("user", user.ID).
+			FieldValue("ver", strconv.FormatInt(user.CredentialVersion, 10)).FieldValue("csrf", csrf).Build(),
 		u.redis.B().Expire().Key(key).Seconds(int64(u.ttl / time.Second)).Build(),
 	}
 	for _, r := range u.redis.DoMulti(ctx, cmds...) {
@@ -82,7 +89,8 @@ func (u *UI) startSession(c echo.Context, user tenant.User) error {
 }
 
 // loadSession returns the request's session, or nil when there is none or
-// it expired, or its user no longer exists.
+// it expired, or its user no longer exists or has a newer credential
+// version.
 func (u *UI) loadSession(ctx context.Context, r *http.Request) (*session, error) {
 	ck, err := r.Cookie(sessionCookie)
 	if err != nil || ck.Value == "" || len(ck.Value) > 100 {
@@ -101,6 +109,9 @@ func (u *UI) loadSession(ctx context.Context, r *http.Request) (*session, error)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("load session user: %w", err)
+	}
+	if m["ver"] != strconv.FormatInt(user.CredentialVersion, 10) {
+		return nil, nil // revoked; the Redis key expires with its TTL
 	}
 	return &session{id: ck.Value, User: user, CSRF: m["csrf"]}, nil
 }
@@ -163,6 +174,14 @@ func (u *UI) requireSession(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 		}
 		c.Set(ctxSession, s)
+		// An account that must change its password (the bootstrap admin)
+		// sees nothing but the password page until it has.
+		if s.User.MustChangePassword && c.Path() != passwordPath && c.Path() != "/logout" {
+			if c.Request().Method == http.MethodGet && c.Request().Header.Get("HX-Request") == "" {
+				return c.Redirect(http.StatusSeeOther, passwordPath+"?next="+url.QueryEscape(safeNext(c.Request().URL.RequestURI())))
+			}
+			return u.errorPage(c, http.StatusForbidden, "Change your password first.")
+		}
 		return next(c)
 	}
 }
@@ -172,9 +191,37 @@ func sess(c echo.Context) *session {
 	return s
 }
 
-// safeNext keeps a post-login redirect on this site.
+// safeNext keeps a post-login redirect on this site: it returns next only
+// when it is a path on this origin ("/apps?x=1"), and "/" otherwise.
+// Browsers drop tabs and newlines from URLs and read a backslash as a
+// slash, so "/\t/evil.example" or "/\\evil.example" would leave the site:
+// any control character, space or backslash, raw or percent-encoded, is
+// refused, and so is anything that parses with a scheme or host or whose
+// path, once decoded, starts with "//".
 func safeNext(next string) string {
-	if len(next) == 0 || next[0] != '/' || (len(next) > 1 && (next[1] == '/' || next[1] == '\\')) || len(next) > 500 {
+	if next == "" || len(next) > 500 || next[0] != '/' {
+		return "/"
+	}
+	for _, r := range next {
+		if r <= ' ' || r == 0x7f || r == '\\' || (r >= 0x80 && r <= 0x9f) || r == utf8.RuneError {
+			return "/"
+		}
+	}
+	dec, err := url.PathUnescape(next)
+	if err != nil {
+		return "/"
+	}
+	for _, r := range dec {
+		if r < ' ' || r == 0x7f || r == '\\' {
+			return "/"
+		}
+	}
+	if strings.HasPrefix(dec, "//") || strings.HasPrefix(dec, "/\\") {
+		return "/"
+	}
+	p, err := url.Parse(next)
+	if err != nil || p.Scheme != "" || p.Host != "" || p.User != nil || p.Opaque != "" || !strings.HasPrefix(p.Path, "/") ||
+		strings.HasPrefix(p.Path, "//") {
 		return "/"
 	}
 	return next

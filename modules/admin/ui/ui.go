@@ -11,6 +11,7 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/ethhook/ethhook/config"
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/signin"
 	"github.com/ethhook/ethhook/tenant"
 	"github.com/ethhook/ethhook/web"
 )
@@ -44,6 +46,14 @@ type Deps struct {
 	SecureCookies bool
 	// LoginRateLimit is sign-in attempts per minute per client IP (0 = off).
 	LoginRateLimit int
+	// LoginAccountRateLimit is failed sign-in attempts per minute per
+	// account (0 = off). Both limits share their counters with the API's
+	// POST /auth/login.
+	LoginAccountRateLimit int
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
+	// the client (admin.trusted_proxies); for Handler's own router only:
+	// mounted with Routes, the router's IPExtractor decides.
+	TrustedProxies []netip.Prefix
 	Log            *zap.Logger
 }
 
@@ -60,8 +70,9 @@ type UI struct {
 	secure    bool
 	log       *zap.Logger
 
-	loginLimit int
-	rates      rates // events/s per chain, between dashboard reads
+	signin  *signin.Guard
+	trusted []netip.Prefix
+	rates   rates // events/s per chain, between dashboard reads
 
 	pages map[string]*template.Template
 }
@@ -74,7 +85,7 @@ func New(d Deps) (*UI, error) {
 	u := &UI{
 		pool: d.Pool, redis: d.Redis, keys: d.Keys, tenant: d.Tenant, chains: d.Chains,
 		endpoints: d.Endpoints, messages: d.Messages,
-		ttl: d.SessionTTL, secure: d.SecureCookies, log: d.Log, loginLimit: d.LoginRateLimit,
+		ttl: d.SessionTTL, secure: d.SecureCookies, log: d.Log, trusted: d.TrustedProxies,
 	}
 	if u.ttl <= 0 {
 		u.ttl = 12 * time.Hour
@@ -82,6 +93,7 @@ func New(d Deps) (*UI, error) {
 	if u.log == nil {
 		u.log = zap.NewNop()
 	}
+	u.signin = signin.New(d.Tenant, d.Redis, d.Keys, signin.Config{IPLimit: d.LoginRateLimit, AccountLimit: d.LoginAccountRateLimit}, u.log)
 	pages, err := parsePages(web.Templates())
 	if err != nil {
 		return nil, err
@@ -119,6 +131,7 @@ func parsePages(fsys fs.FS) (map[string]*template.Template, error) {
 func (u *UI) Handler() http.Handler {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
+	e.IPExtractor = signin.IPExtractor(u.trusted)
 	e.HTTPErrorHandler = func(err error, c echo.Context) {
 		var he *echo.HTTPError
 		if !errors.As(err, &he) || he.Code >= 500 {
@@ -142,6 +155,8 @@ func (u *UI) Routes(e *echo.Echo) {
 
 	a := &routes{e: e, mw: []echo.MiddlewareFunc{u.headers, u.requireSession}}
 	a.POST("/logout", u.logout)
+	a.GET(passwordPath, u.passwordPage)
+	a.POST(passwordPath, u.changePassword)
 	a.GET("/", u.dashboard)
 	a.GET("/dashboard/live", u.dashboardLive)
 	a.GET("/apps", u.appsPage)
@@ -280,6 +295,9 @@ func (u *UI) fail(c echo.Context, err error) error {
 		return u.errorPage(c, http.StatusConflict, "That conflicts with existing data: "+err.Error())
 	case errors.Is(err, tenant.ErrForbidden):
 		return u.errorPage(c, http.StatusForbidden, "Your role does not allow this.")
+	case errors.Is(err, tenant.ErrBusy):
+		c.Response().Header().Set("Retry-After", "1")
+		return u.errorPage(c, http.StatusServiceUnavailable, "Too many password checks at this moment. Try again in a few seconds.")
 	case errors.As(err, &ve):
 		return u.errorPage(c, http.StatusUnprocessableEntity, ve.Error())
 	}
