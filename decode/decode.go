@@ -140,8 +140,13 @@ func newEvent(ev abi.Event, positional bool) *Event {
 	return intern(e)
 }
 
-// ParseABI reads the events of a contract ABI (JSON array).
+// ParseABI reads the events of a contract ABI (JSON array). An ABI over
+// the bounds (MaxABIBytes, MaxABIEntries, MaxArgs, the type bounds) is
+// refused with ErrLimit before it is parsed.
 func ParseABI(raw []byte) ([]*Event, error) {
+	if err := checkABI(raw); err != nil {
+		return nil, err
+	}
 	parsed, err := abi.JSON(strings.NewReader(string(raw)))
 	if err != nil {
 		return nil, fmt.Errorf("parse ABI JSON: %w", err)
@@ -172,8 +177,13 @@ func ParseABI(raw []byte) ([]*Event, error) {
 // ("event Transfer(address indexed from, address indexed to, uint256 value)")
 // or a bare signature ("Transfer(address,address,uint256)"). A bare
 // signature that the built-in set defines takes the built-in names and
-// indexed markers; any other is Positional.
+// indexed markers; any other is Positional. A declaration over the bounds
+// (MaxDeclLen, MaxArgs, the type bounds) is refused with ErrLimit before
+// it is parsed.
 func ParseEvent(decl string) (*Event, error) {
+	if len(decl) > MaxDeclLen {
+		return nil, limitf("event declaration is %d characters, at most %d (MaxDeclLen)", len(decl), MaxDeclLen)
+	}
 	s := strings.TrimSpace(decl)
 	s = strings.TrimSuffix(s, ";")
 	s = strings.TrimSpace(strings.TrimPrefix(s, "event "))
@@ -191,6 +201,9 @@ func ParseEvent(decl string) (*Event, error) {
 	}
 	var params []string
 	if body != "" {
+		if n := strings.Count(body, ",") + 1; n > MaxArgs {
+			return nil, limitf("%.40q...: %d arguments, at most %d (MaxArgs)", decl, n, MaxArgs)
+		}
 		params = strings.Split(body, ",")
 	}
 	args := make(abi.Arguments, 0, len(params))
@@ -249,6 +262,9 @@ func ParseEvent(decl string) (*Event, error) {
 }
 
 func parseType(t string) (abi.Type, error) {
+	if _, err := checkTypeString(t); err != nil {
+		return abi.Type{}, err
+	}
 	base, suffix := t, ""
 	if i := strings.IndexByte(t, '['); i >= 0 {
 		base, suffix = t[:i], t[i:]
