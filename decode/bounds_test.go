@@ -6,6 +6,10 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/ethereum/go-ethereum/accounts/abi"
+
+	"github.com/ethhook/ethhook/hook"
 )
 
 // tupleABI is an ABI with one event whose argument is inner wrapped in
@@ -113,5 +117,19 @@ func TestWorstSignatureIsRefusedWithBoundedMemory(t *testing.T) {
 	// of the signature allocated ~17 GB).
 	if got := after.TotalAlloc - before.TotalAlloc; got > 16<<20 {
 		t.Fatalf("allocated %d bytes for 10 refusals, want < 16 MiB", got)
+	}
+}
+
+// TestDecodeTurnsAPanicIntoAnError builds, past the bounds, a type whose
+// unpacking panics in go-ethereum: the log must come back as an error.
+func TestDecodeTurnsAPanicIntoAnError(t *testing.T) {
+	typ, err := abi.NewType("uint256[2305843009213693952]", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEvent(abi.NewEvent("Huge", "Huge", false, abi.Arguments{{Name: "x", Type: typ}}), false)
+	_, err = e.Decode(&hook.Log{Topics: []string{e.Topic0}, Data: "0x" + strings.Repeat("00", 64)})
+	if err == nil || !strings.Contains(err.Error(), "decode Huge(") {
+		t.Fatalf("Decode: %v, want an error", err)
 	}
 }

@@ -319,7 +319,16 @@ func TopicOf(signature string) string {
 var ErrUnknownEvent = errors.New("unknown event")
 
 // Decode decodes a log with this event. The log must have e's topic0.
-func (e *Event) Decode(l *hook.Log) (*Decoded, error) {
+func (e *Event) Decode(l *hook.Log) (d *Decoded, err error) {
+	// go-ethereum's unpacking panics on some types (reflect.ArrayOf on a
+	// huge fixed array); the bounds keep such types out, and this keeps
+	// one log from taking the process down if another slips through: the
+	// log is delivered raw with the reason instead.
+	defer func() {
+		if v := recover(); v != nil {
+			d, err = nil, fmt.Errorf("decode %s: %v", e.Signature, v)
+		}
+	}()
 	topics := make([]common.Hash, len(l.Topics))
 	for i, t := range l.Topics {
 		b, err := hexBytes(t)
@@ -365,7 +374,7 @@ func (e *Event) Decode(l *hook.Log) (*Decoded, error) {
 	} else if len(data) > 0 {
 		return nil, fmt.Errorf("decode %s: log has %d data bytes, the event has no unindexed arguments", e.Signature, len(data))
 	}
-	d := &Decoded{Name: e.Name, Signature: e.Signature, Args: make(map[string]any, len(values)), Values: make(map[string]any, len(values))}
+	d = &Decoded{Name: e.Name, Signature: e.Signature, Args: make(map[string]any, len(values)), Values: make(map[string]any, len(values))}
 	for _, in := range ev.Inputs {
 		v := values[in.Name]
 		typ := in.Type
