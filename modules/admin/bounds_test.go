@@ -1,0 +1,55 @@
+package admin
+
+import (
+	"fmt"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// TestHostileEndpointFiltersAreRefusedWith400NamingTheLimit sends the
+// inputs that took the process to 17 GB (a 200,000-level array in a 400 KB
+// signature) and its ABI twin, as a member: each must be a 400 naming the
+// field and the limit, at a bounded cost in memory.
+func TestHostileEndpointFiltersAreRefusedWith400NamingTheLimit(t *testing.T) {
+	h := newHarness(t)
+	tok, app, _ := h.member("bomber@example.com")
+	path := "/api/v1/applications/" + app + "/endpoints"
+	body := func(filter string) string {
+		return `{"url":"https://receiver.example/hook","filter":{"chains":[1],` + filter + `}}`
+	}
+	deep := strings.Repeat("[]", 200000)
+	half := deep[:200000]                                                                                            // 100,000 levels: an ABI under MaxABIBytes, so the type bounds answer
+	bigABI := "[" + strings.TrimSuffix(strings.Repeat(`{"type":"event","name":"E","inputs":[]},`, 20000), ",") + "]" // ~780 KB
+	tests := []struct {
+		name, body, field, limit string
+	}{
+		{"deep signature", body(`"events":["E(uint256` + deep + `)"]`), "events[0]", "MaxDeclLen"},
+		{"deep ABI type", body(`"abi":[{"type":"event","name":"E","inputs":[{"name":"v","type":"uint256` + half + `"}]}]`), "abi", "MaxTypeLen"},
+		{"huge ABI", body(`"abi":` + bigABI), "abi", "MaxABIBytes"},
+		{"deep array in a short type", body(`"events":["E(uint256` + strings.Repeat("[]", 9) + `)"]`), "events[0]", "MaxArrayDepth"},
+		{"deep condition", body(`"events":["Transfer"],"where":["` + strings.Repeat("not ", 100000) + `value > 1"]`), "where[0]", "MaxConditionLen"},
+		{"many addresses", body(`"addresses":["` + strings.TrimSuffix(strings.Repeat(fmt.Sprintf("0x%040x\",\"", 1), 1001), `","`) + `"]`), "addresses", "MaxAddresses"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			r := h.do("POST", path, tok, tc.body)
+			runtime.ReadMemStats(&after)
+			if r.Code != 400 {
+				t.Fatalf("status %d, want 400: %.300s", r.Code, r.Body)
+			}
+			e := r.errCode(t)
+			if msg := e.Error.Fields[tc.field]; !strings.Contains(msg, tc.limit) {
+				t.Fatalf("fields %v, want %s naming %s", e.Error.Fields, tc.field, tc.limit)
+			}
+			// The body is read, decoded and echoed in part; 64 MiB is many
+			// times that and far below the gigabytes an unbounded parse took.
+			if got := after.TotalAlloc - before.TotalAlloc; got > 64<<20 {
+				t.Fatalf("request allocated %d MiB, want < 64 MiB", got>>20)
+			}
+		})
+	}
+}
