@@ -196,6 +196,10 @@ func TestValidationNamesTheKey(t *testing.T) {
 		{"retry schedule", map[string]string{"ETHHOOK_DELIVERY_RETRY_SCHEDULE": "0s,soon"}, "", "delivery.retry_schedule (ETHHOOK_DELIVERY_RETRY_SCHEDULE): item 2 \"soon\""},
 		{"allow cidrs", map[string]string{"ETHHOOK_DELIVERY_ALLOW_CIDRS": "127.0.0.0/33"}, "", "delivery.allow_cidrs (ETHHOOK_DELIVERY_ALLOW_CIDRS)"},
 		{"jwt secret", map[string]string{"ETHHOOK_JWT_SECRET": "short"}, "", "admin.jwt_secret (ETHHOOK_JWT_SECRET)"},
+		{"read timeout", map[string]string{"ETHHOOK_ADMIN_READ_TIMEOUT": "0s"}, "", "admin.read_timeout (ETHHOOK_ADMIN_READ_TIMEOUT): must be between 1s and 1h, got 0s"},
+		{"idle timeout", map[string]string{"ETHHOOK_ADMIN_IDLE_TIMEOUT": "2h"}, "", "admin.idle_timeout (ETHHOOK_ADMIN_IDLE_TIMEOUT): must be between 1s and 1h, got 2h0m0s"},
+		{"header timeout over read timeout", map[string]string{"ETHHOOK_ADMIN_READ_HEADER_TIMEOUT": "40s"}, "", "admin.read_header_timeout (ETHHOOK_ADMIN_READ_HEADER_TIMEOUT): must not be longer than admin.read_timeout"},
+		{"max apps per user", map[string]string{"ETHHOOK_ADMIN_MAX_APPS_PER_USER": "-1"}, "", "admin.max_apps_per_user (ETHHOOK_ADMIN_MAX_APPS_PER_USER)"},
 		{"unknown yaml key", nil, "log:\n  levle: debug\n", "levle"},
 		{"bad yaml", nil, "log: [\n", "read config file"},
 	}
