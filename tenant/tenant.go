@@ -62,8 +62,9 @@ type Querier interface {
 
 // Store is the tenant service over Postgres.
 type Store struct {
-	pool  *pgxpool.Pool
-	quota *quotaCache
+	pool    *pgxpool.Pool
+	quota   *quotaCache
+	maxApps int // applications a member may create; 0 = no cap
 }
 
 // New returns a Store on pool.

@@ -5,6 +5,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/ethhook/ethhook/config"
 )
 
 // TestHostileEndpointFiltersAreRefusedWith400NamingTheLimit sends the
@@ -51,5 +53,18 @@ func TestHostileEndpointFiltersAreRefusedWith400NamingTheLimit(t *testing.T) {
 				t.Fatalf("request allocated %d MiB, want < 64 MiB", got>>20)
 			}
 		})
+	}
+}
+
+func TestMemberOverMaxAppsPerUserGets403PlanLimit(t *testing.T) {
+	h := newHarness(t, func(c *config.Admin) { c.MaxAppsPerUser = 2 })
+	tok, _, _ := h.member("apps@example.com") // creates the first
+	h.must(201, "POST", "/api/v1/applications", tok, appCreate{Name: "second"})
+	r := h.must(403, "POST", "/api/v1/applications", tok, appCreate{Name: "third"})
+	if e := r.errCode(t); e.Error.Code != "plan_limit" || !strings.Contains(e.Error.Message, "admin.max_apps_per_user allows 2") {
+		t.Fatalf("error %+v, want plan_limit naming admin.max_apps_per_user", e.Error)
+	}
+	for i := 0; i < 3; i++ {
+		h.must(201, "POST", "/api/v1/applications", h.admin, appCreate{Name: fmt.Sprintf("admin's %d", i)})
 	}
 }

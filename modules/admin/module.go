@@ -91,7 +91,7 @@ func New(o Options) (*Module, error) {
 		keys:    o.Keys,
 		chains:  o.Chains,
 		log:     o.Log,
-		store:   tenant.New(o.Pool),
+		store:   tenant.New(o.Pool).LimitAppsPerUser(o.Config.MaxAppsPerUser),
 		limiter: newLimiter(o.Redis, o.Keys.Prefix),
 	}
 	if o.Box != nil {

@@ -280,6 +280,8 @@ func (u *UI) fail(c echo.Context, err error) error {
 		return u.errorPage(c, http.StatusConflict, "That conflicts with existing data: "+err.Error())
 	case errors.Is(err, tenant.ErrForbidden):
 		return u.errorPage(c, http.StatusForbidden, "Your role does not allow this.")
+	case errors.Is(err, tenant.ErrAppLimit):
+		return u.errorPage(c, http.StatusForbidden, err.Error())
 	case errors.As(err, &ve):
 		return u.errorPage(c, http.StatusUnprocessableEntity, ve.Error())
 	}
