@@ -68,3 +68,26 @@ func TestMemberOverMaxAppsPerUserGets403PlanLimit(t *testing.T) {
 		h.must(201, "POST", "/api/v1/applications", h.admin, appCreate{Name: fmt.Sprintf("admin's %d", i)})
 	}
 }
+
+// TestPlanFieldsOutOfRangeAre400sNamingTheField: values past int4 used to
+// fail the insert with a 500.
+func TestPlanFieldsOutOfRangeAre400sNamingTheField(t *testing.T) {
+	h := newHarness(t)
+	h.must(201, "POST", "/api/v1/plans", h.admin, map[string]any{"id": "p", "name": "P", "monthly_quota": 1, "max_endpoints": 1})
+	for _, tc := range []struct {
+		method, path, field string
+		body                map[string]any
+	}{
+		{"POST", "/api/v1/plans", "max_endpoints", map[string]any{"name": "x", "monthly_quota": 1, "max_endpoints": 3000000000}},
+		{"POST", "/api/v1/plans", "rate_limit", map[string]any{"name": "x", "monthly_quota": 1, "max_endpoints": 1, "rate_limit": 2147483648}},
+		{"POST", "/api/v1/plans", "monthly_quota", map[string]any{"name": "x", "monthly_quota": int64(1) << 62, "max_endpoints": 1}},
+		{"PATCH", "/api/v1/plans/p", "max_endpoints", map[string]any{"max_endpoints": 2147483648}},
+		{"PATCH", "/api/v1/plans/p", "rate_limit", map[string]any{"rate_limit": -1}},
+	} {
+		r := h.must(400, tc.method, tc.path, h.admin, tc.body)
+		if e := r.errCode(t); e.Error.Fields[tc.field] == "" {
+			t.Errorf("%s %s %v: fields %v, want %s named", tc.method, tc.path, tc.body, e.Error.Fields, tc.field)
+		}
+	}
+	h.must(200, "PATCH", "/api/v1/plans/p", h.admin, map[string]any{"max_endpoints": 1000000, "rate_limit": 1000000, "monthly_quota": 1000000000000})
+}
