@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ethereum/go-ethereum/accounts/abi"
 
@@ -131,5 +132,35 @@ func TestDecodeTurnsAPanicIntoAnError(t *testing.T) {
 	_, err = e.Decode(&hook.Log{Topics: []string{e.Topic0}, Data: "0x" + strings.Repeat("00", 64)})
 	if err == nil || !strings.Contains(err.Error(), "decode Huge(") {
 		t.Fatalf("Decode: %v, want an error", err)
+	}
+}
+
+// TestInternedEventsGoWhenNothingHoldsThem parses many distinct events
+// and drops them: the intern table must not keep them all.
+func TestInternedEventsGoWhenNothingHoldsThem(t *testing.T) {
+	kept, err := ParseEvent("event Kept(uint256 indexed a, bytes b)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 10000; i++ {
+		if _, err := ParseEvent(fmt.Sprintf("event Dropped%d(uint256 a)", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	size := func() int {
+		internMu.Lock()
+		defer internMu.Unlock()
+		return len(interned)
+	}
+	for tries := 0; size() > 1000; tries++ {
+		if tries == 100 {
+			t.Fatalf("intern table still holds %d events after 100 collections", size())
+		}
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond) // cleanups run on their own goroutine
+	}
+	again, err := ParseEvent("event Kept(uint256 indexed a, bytes b)")
+	if err != nil || again != kept {
+		t.Fatalf("a live event is not shared any more: %p %p %v", again, kept, err)
 	}
 }

@@ -22,9 +22,11 @@ import (
 	"fmt"
 	"math/big"
 	"reflect"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"weak"
 
 	"github.com/ethereum/go-ethereum/accounts/abi"
 	"github.com/ethereum/go-ethereum/common"
@@ -113,19 +115,31 @@ func (e *Event) key() string {
 	return b.String()
 }
 
+// interned maps a definition's key to the one *Event in use for it. The
+// pointers are weak: every declaration and ABI a tenant sends is parsed
+// (an endpoint refused for another reason, the web UI's ABI preview), so
+// a strong map would grow with every distinct one for the life of the
+// process. An entry goes when no endpoint holds its event any more.
 var (
 	internMu sync.Mutex
-	interned = map[string]*Event{}
+	interned = map[string]weak.Pointer[Event]{}
 )
 
 func intern(e *Event) *Event {
 	k := e.key()
 	internMu.Lock()
 	defer internMu.Unlock()
-	if old, ok := interned[k]; ok {
+	if old := interned[k].Value(); old != nil {
 		return old
 	}
-	interned[k] = e
+	interned[k] = weak.Make(e)
+	runtime.AddCleanup(e, func(k string) {
+		internMu.Lock()
+		defer internMu.Unlock()
+		if interned[k].Value() == nil { // not replaced by a live one since
+			delete(interned, k)
+		}
+	}, k)
 	return e
 }
 
