@@ -66,6 +66,7 @@ type httpServer struct {
 	name    string
 	addr    string
 	handler http.Handler
+	limits  config.Admin // its *Timeout settings bound every connection in time
 	log     *zap.Logger
 	ready   atomic.Bool
 	bound   atomic.Value // string: the address actually listened on
@@ -87,7 +88,13 @@ func (h *httpServer) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", h.addr, err)
 	}
-	srv := &http.Server{Handler: h.handler, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{
+		Handler:           h.handler,
+		ReadHeaderTimeout: h.limits.ReadHeaderTimeout,
+		ReadTimeout:       h.limits.ReadTimeout,
+		WriteTimeout:      h.limits.WriteTimeout,
+		IdleTimeout:       h.limits.IdleTimeout,
+	}
 	h.bound.Store(ln.Addr().String())
 	h.ready.Store(true)
 	h.log.Info("listening", zap.String("addr", ln.Addr().String()))
@@ -108,10 +115,10 @@ func (h *httpServer) Run(ctx context.Context) error {
 }
 
 // metricsServer serves /metrics on addr (config.MetricsListenAddr).
-func metricsServer(addr string, reg *prometheus.Registry, log *zap.Logger) *httpServer {
+func metricsServer(addr string, reg *prometheus.Registry, limits config.Admin, log *zap.Logger) *httpServer {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	return &httpServer{name: "metrics", addr: addr, handler: mux, log: log.With(zap.String("module", "metrics"))}
+	return &httpServer{name: "metrics", addr: addr, handler: mux, limits: limits, log: log.With(zap.String("module", "metrics"))}
 }
 
 // healthHandler answers /healthz (the process is alive) and /readyz (200

@@ -138,9 +138,9 @@ func runModules(ctx context.Context, rt *Runtime, names []string, o runOptions) 
 	}
 	// The health server starts first and stops last, so /readyz reports
 	// every module while it starts and drains.
-	sup.Add(&httpServer{name: "http", addr: rt.Cfg.HTTPAddr, handler: healthHandler(sup, handler), log: logFor(rt, "http")})
+	sup.Add(&httpServer{name: "http", addr: rt.Cfg.HTTPAddr, handler: healthHandler(sup, handler), limits: rt.Cfg.Admin, log: logFor(rt, "http")})
 	if addr := rt.Cfg.MetricsListenAddr(); addr != "" {
-		sup.Add(metricsServer(addr, rt.Registry, rt.Log))
+		sup.Add(metricsServer(addr, rt.Registry, rt.Cfg.Admin, rt.Log))
 	}
 	for _, m := range built {
 		sup.Add(m)

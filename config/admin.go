@@ -39,6 +39,21 @@ type Admin struct {
 	// QuotaReleaseInterval is how often messages held at quota are checked
 	// for release (plan raised, month turned).
 	QuotaReleaseInterval time.Duration `mapstructure:"quota_release_interval"`
+	// ReadHeaderTimeout, ReadTimeout, WriteTimeout and IdleTimeout bound
+	// every connection to the process's HTTP listeners (API, web UI,
+	// health and metrics) in time, so a client that trickles its headers
+	// or body, reads its answer slowly or idles on keep-alive cannot hold
+	// a connection (and its buffers) open: ReadTimeout covers headers and
+	// body, WriteTimeout the time from the end of the headers to the end
+	// of the answer, IdleTimeout a keep-alive connection between requests.
+	ReadHeaderTimeout time.Duration `mapstructure:"read_header_timeout"`
+	ReadTimeout       time.Duration `mapstructure:"read_timeout"`
+	WriteTimeout      time.Duration `mapstructure:"write_timeout"`
+	IdleTimeout       time.Duration `mapstructure:"idle_timeout"`
+	// MaxAppsPerUser caps the applications one member may create (each
+	// holds endpoints, messages and attempts); 0 means no cap. Admins are
+	// not capped: they create applications for others.
+	MaxAppsPerUser int `mapstructure:"max_apps_per_user"`
 }
 
 // DefaultAdmin holds the admin defaults.
@@ -52,6 +67,11 @@ func DefaultAdmin() Admin {
 		MaxConcurrentLogins:   4,
 		BootstrapEmail:        "admin@ethhook.local",
 		QuotaReleaseInterval:  10 * time.Second,
+		ReadHeaderTimeout:     5 * time.Second,
+		ReadTimeout:           30 * time.Second,
+		WriteTimeout:          60 * time.Second,
+		IdleTimeout:           120 * time.Second,
+		MaxAppsPerUser:        20,
 	}
 }
 
@@ -87,6 +107,24 @@ func (c Admin) Validate() error {
 	}
 	if c.QuotaReleaseInterval < time.Second {
 		errs = append(errs, fmt.Errorf("admin.quota_release_interval: must be at least 1s, got %s", c.QuotaReleaseInterval))
+	}
+	for _, t := range []struct {
+		key string
+		d   time.Duration
+	}{
+		{"read_header_timeout", c.ReadHeaderTimeout}, {"read_timeout", c.ReadTimeout},
+		{"write_timeout", c.WriteTimeout}, {"idle_timeout", c.IdleTimeout},
+	} {
+		if t.d < time.Second || t.d > time.Hour {
+			key := "admin." + t.key
+			errs = append(errs, fmt.Errorf("%s (%s): must be between 1s and 1h, got %s", key, EnvNames(key)[0], t.d))
+		}
+	}
+	if c.ReadHeaderTimeout > c.ReadTimeout {
+		errs = append(errs, fmt.Errorf("admin.read_header_timeout (ETHHOOK_ADMIN_READ_HEADER_TIMEOUT): must not be longer than admin.read_timeout (%s), got %s", c.ReadTimeout, c.ReadHeaderTimeout))
+	}
+	if c.MaxAppsPerUser < 0 {
+		errs = append(errs, fmt.Errorf("admin.max_apps_per_user (ETHHOOK_ADMIN_MAX_APPS_PER_USER): must be 0 (no cap) or more, got %d", c.MaxAppsPerUser))
 	}
 	return errors.Join(errs...)
 }

@@ -202,6 +202,10 @@ func TestValidationNamesTheKey(t *testing.T) {
 		{"demo addr not loopback", map[string]string{"ETHHOOK_DEVNET_DEMO_ADDR": "0.0.0.0:9000"}, "", "devnet.demo_addr: must be a loopback address and port"},
 		{"previous key alone", map[string]string{"ETHHOOK_SECRET_KEY_PREVIOUS": testKey}, "", "secret_key_previous (ETHHOOK_SECRET_KEY_PREVIOUS): is set without secret_key"},
 		{"previous key malformed", map[string]string{"ETHHOOK_SECRET_KEY": testKey, "ETHHOOK_SECRET_KEY_PREVIOUS": "xyz"}, "", "secret_key_previous (ETHHOOK_SECRET_KEY_PREVIOUS): must be 32 bytes"},
+		{"read timeout", map[string]string{"ETHHOOK_ADMIN_READ_TIMEOUT": "0s"}, "", "admin.read_timeout (ETHHOOK_ADMIN_READ_TIMEOUT): must be between 1s and 1h, got 0s"},
+		{"idle timeout", map[string]string{"ETHHOOK_ADMIN_IDLE_TIMEOUT": "2h"}, "", "admin.idle_timeout (ETHHOOK_ADMIN_IDLE_TIMEOUT): must be between 1s and 1h, got 2h0m0s"},
+		{"header timeout over read timeout", map[string]string{"ETHHOOK_ADMIN_READ_HEADER_TIMEOUT": "40s"}, "", "admin.read_header_timeout (ETHHOOK_ADMIN_READ_HEADER_TIMEOUT): must not be longer than admin.read_timeout"},
+		{"max apps per user", map[string]string{"ETHHOOK_ADMIN_MAX_APPS_PER_USER": "-1"}, "", "admin.max_apps_per_user (ETHHOOK_ADMIN_MAX_APPS_PER_USER)"},
 		{"unknown yaml key", nil, "log:\n  levle: debug\n", "levle"},
 		{"bad yaml", nil, "log: [\n", "read config file"},
 	}

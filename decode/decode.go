@@ -22,9 +22,11 @@ import (
 	"fmt"
 	"math/big"
 	"reflect"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"weak"
 
 	"github.com/ethereum/go-ethereum/accounts/abi"
 	"github.com/ethereum/go-ethereum/common"
@@ -113,19 +115,31 @@ func (e *Event) key() string {
 	return b.String()
 }
 
+// interned maps a definition's key to the one *Event in use for it. The
+// pointers are weak: every declaration and ABI a tenant sends is parsed
+// (an endpoint refused for another reason, the web UI's ABI preview), so
+// a strong map would grow with every distinct one for the life of the
+// process. An entry goes when no endpoint holds its event any more.
 var (
 	internMu sync.Mutex
-	interned = map[string]*Event{}
+	interned = map[string]weak.Pointer[Event]{}
 )
 
 func intern(e *Event) *Event {
 	k := e.key()
 	internMu.Lock()
 	defer internMu.Unlock()
-	if old, ok := interned[k]; ok {
+	if old := interned[k].Value(); old != nil {
 		return old
 	}
-	interned[k] = e
+	interned[k] = weak.Make(e)
+	runtime.AddCleanup(e, func(k string) {
+		internMu.Lock()
+		defer internMu.Unlock()
+		if interned[k].Value() == nil { // not replaced by a live one since
+			delete(interned, k)
+		}
+	}, k)
 	return e
 }
 
@@ -140,8 +154,13 @@ func newEvent(ev abi.Event, positional bool) *Event {
 	return intern(e)
 }
 
-// ParseABI reads the events of a contract ABI (JSON array).
+// ParseABI reads the events of a contract ABI (JSON array). An ABI over
+// the bounds (MaxABIBytes, MaxABIEntries, MaxArgs, the type bounds) is
+// refused with ErrLimit before it is parsed.
 func ParseABI(raw []byte) ([]*Event, error) {
+	if err := checkABI(raw); err != nil {
+		return nil, err
+	}
 	parsed, err := abi.JSON(strings.NewReader(string(raw)))
 	if err != nil {
 		return nil, fmt.Errorf("parse ABI JSON: %w", err)
@@ -172,8 +191,13 @@ func ParseABI(raw []byte) ([]*Event, error) {
 // ("event Transfer(address indexed from, address indexed to, uint256 value)")
 // or a bare signature ("Transfer(address,address,uint256)"). A bare
 // signature that the built-in set defines takes the built-in names and
-// indexed markers; any other is Positional.
+// indexed markers; any other is Positional. A declaration over the bounds
+// (MaxDeclLen, MaxArgs, the type bounds) is refused with ErrLimit before
+// it is parsed.
 func ParseEvent(decl string) (*Event, error) {
+	if len(decl) > MaxDeclLen {
+		return nil, limitf("event declaration is %d characters, at most %d (MaxDeclLen)", len(decl), MaxDeclLen)
+	}
 	s := strings.TrimSpace(decl)
 	s = strings.TrimSuffix(s, ";")
 	s = strings.TrimSpace(strings.TrimPrefix(s, "event "))
@@ -191,6 +215,9 @@ func ParseEvent(decl string) (*Event, error) {
 	}
 	var params []string
 	if body != "" {
+		if n := strings.Count(body, ",") + 1; n > MaxArgs {
+			return nil, limitf("%.40q...: %d arguments, at most %d (MaxArgs)", decl, n, MaxArgs)
+		}
 		params = strings.Split(body, ",")
 	}
 	args := make(abi.Arguments, 0, len(params))
@@ -249,6 +276,9 @@ func ParseEvent(decl string) (*Event, error) {
 }
 
 func parseType(t string) (abi.Type, error) {
+	if _, err := checkTypeString(t); err != nil {
+		return abi.Type{}, err
+	}
 	base, suffix := t, ""
 	if i := strings.IndexByte(t, '['); i >= 0 {
 		base, suffix = t[:i], t[i:]
@@ -303,7 +333,16 @@ func TopicOf(signature string) string {
 var ErrUnknownEvent = errors.New("unknown event")
 
 // Decode decodes a log with this event. The log must have e's topic0.
-func (e *Event) Decode(l *hook.Log) (*Decoded, error) {
+func (e *Event) Decode(l *hook.Log) (d *Decoded, err error) {
+	// go-ethereum's unpacking panics on some types (reflect.ArrayOf on a
+	// huge fixed array); the bounds keep such types out, and this keeps
+	// one log from taking the process down if another slips through: the
+	// log is delivered raw with the reason instead.
+	defer func() {
+		if v := recover(); v != nil {
+			d, err = nil, fmt.Errorf("decode %s: %v", e.Signature, v)
+		}
+	}()
 	topics := make([]common.Hash, len(l.Topics))
 	for i, t := range l.Topics {
 		b, err := hexBytes(t)
@@ -349,7 +388,7 @@ func (e *Event) Decode(l *hook.Log) (*Decoded, error) {
 	} else if len(data) > 0 {
 		return nil, fmt.Errorf("decode %s: log has %d data bytes, the event has no unindexed arguments", e.Signature, len(data))
 	}
-	d := &Decoded{Name: e.Name, Signature: e.Signature, Args: make(map[string]any, len(values)), Values: make(map[string]any, len(values))}
+	d = &Decoded{Name: e.Name, Signature: e.Signature, Args: make(map[string]any, len(values)), Values: make(map[string]any, len(values))}
 	for _, in := range ev.Inputs {
 		v := values[in.Name]
 		typ := in.Type

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"slices"
 	"sort"
 	"strings"
 
@@ -46,6 +47,36 @@ func (e Errors) Error() string {
 	}
 	return strings.Join(parts, "; ")
 }
+
+// Bounds on one filter, checked by Compile before any part is parsed, so
+// neither the API nor process (which compiles every stored filter when it
+// starts) does unbounded work for one endpoint. Event declarations and the
+// ABI have their own bounds in package decode (decode.MaxDeclLen,
+// decode.MaxABIBytes, ...).
+const (
+	// MaxChains bounds the chain ids; the built-in registry has a dozen.
+	MaxChains = 32
+	// MaxAddresses bounds the contract addresses: enough to watch a token
+	// list, each is a key in process's in-memory index.
+	MaxAddresses = 1000
+	// MaxTopicValues bounds the accepted values of one topic position.
+	MaxTopicValues = 1000
+	// MaxEvents bounds the event selectors; each may be a declaration that
+	// is parsed (and for a bare name may match several ABI events).
+	MaxEvents = 64
+	// MaxConditions bounds the where conditions (they are ANDed).
+	MaxConditions = 32
+	// MaxConditionLen bounds one condition: room for an `in` list of
+	// about 90 addresses.
+	MaxConditionLen = 4096
+	// MaxConditionDepth bounds nested parentheses and `not`s in one
+	// condition; the parser recurses once per level.
+	MaxConditionDepth = 16
+	// MaxIndexKeys bounds the keys an endpoint adds to process's index
+	// (chains × addresses × topic0s, each at least 1): 1000 addresses on
+	// one chain with 16 events is 16,000.
+	MaxIndexKeys = 16384
+)
 
 // Matcher is a compiled filter.
 type Matcher struct {
@@ -86,8 +117,38 @@ func Compile(f hook.Filter) (*Matcher, error) {
 		errs = append(errs, &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
 	}
 	m := &Matcher{chains: map[uint64]bool{}, own: decode.NewSet()}
-	if len(f.Chains) == 0 {
+	// Counts first, so an oversized part is refused before anything in it
+	// is parsed (and yields one error, not one per entry).
+	over := func(field string, n, max int, name string) bool {
+		if n > max {
+			bad(field, "%d entries, at most %d (%s)", n, max, name)
+			return true
+		}
+		return false
+	}
+	if over("chains", len(f.Chains), MaxChains, "MaxChains") {
+		f.Chains = nil
+	} else if len(f.Chains) == 0 {
 		bad("chains", "at least one chain id is required")
+	}
+	if over("addresses", len(f.Addresses), MaxAddresses, "MaxAddresses") {
+		f.Addresses = nil
+	}
+	if len(f.Topics) > 4 {
+		bad("topics", "a log has at most 4 topics, got %d positions", len(f.Topics))
+		f.Topics = f.Topics[:4]
+	}
+	f.Topics = slices.Clone(f.Topics) // an oversized position is dropped below, not in the caller's filter
+	for i := range f.Topics {
+		if over(fmt.Sprintf("topics[%d]", i), len(f.Topics[i]), MaxTopicValues, "MaxTopicValues") {
+			f.Topics[i] = nil
+		}
+	}
+	if over("events", len(f.Events), MaxEvents, "MaxEvents") {
+		f.Events = nil
+	}
+	if over("where", len(f.Where), MaxConditions, "MaxConditions") {
+		f.Where = nil
 	}
 	for i, c := range f.Chains {
 		if c == 0 {
@@ -112,10 +173,7 @@ func Compile(f hook.Filter) (*Matcher, error) {
 			m.Addresses = append(m.Addresses, a)
 		}
 	}
-	if len(f.Topics) > 4 {
-		bad("topics", "a log has at most 4 topics, got %d positions", len(f.Topics))
-	}
-	for i := 0; i < len(f.Topics) && i < 4; i++ {
+	for i := range f.Topics {
 		if len(f.Topics[i]) == 0 {
 			continue
 		}
@@ -178,6 +236,9 @@ func Compile(f hook.Filter) (*Matcher, error) {
 		m.Topic0s = append(m.Topic0s, t)
 	}
 	sort.Strings(m.Topic0s)
+	if n := len(m.Chains) * max(1, len(m.Addresses)) * max(1, len(m.Topic0s)); n > MaxIndexKeys {
+		bad("filter", "chains × addresses × topic0s is %d, at most %d (MaxIndexKeys)", n, MaxIndexKeys)
+	}
 
 	// Conditions are type-checked against the events they can see.
 	if len(f.Where) > 0 {
@@ -188,6 +249,10 @@ func Compile(f hook.Filter) (*Matcher, error) {
 			if len(cands) == 0 {
 				bad(field, "conditions need the event's argument names: give --event, a known topic0, or an ABI")
 				break
+			}
+			if len(w) > MaxConditionLen {
+				bad(field, "condition is %d characters, at most %d (MaxConditionLen)", len(w), MaxConditionLen)
+				continue
 			}
 			a, err := parseExpr(w)
 			if err != nil {

@@ -109,8 +109,9 @@ type ast struct {
 }
 
 type parser struct {
-	toks []token
-	i    int
+	toks  []token
+	i     int
+	depth int // of parentheses and nots around the current primary
 }
 
 // Parse parses one condition expression.
@@ -184,6 +185,14 @@ func (p *parser) and() (*ast, error) {
 
 func (p *parser) primary() (*ast, error) {
 	t := p.peek()
+	if t.kind == "(" || t.kind == "ident" && strings.EqualFold(t.text, "not") {
+		// Each level is one more recursion; bound them.
+		p.depth++
+		defer func() { p.depth-- }()
+		if p.depth > MaxConditionDepth {
+			return nil, fmt.Errorf("parentheses and nots nest more than %d deep (MaxConditionDepth)", MaxConditionDepth)
+		}
+	}
 	switch {
 	case t.kind == "(":
 		p.next()

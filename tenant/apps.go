@@ -56,9 +56,23 @@ func scanApp(row pgx.Row) (Application, error) {
 	return a, err
 }
 
+// ErrAppLimit means the member may create no more applications
+// (admin.max_apps_per_user).
+var ErrAppLimit = errors.New("application limit reached")
+
+// LimitAppsPerUser caps the applications a member may create at n, counted
+// as the applications the member belongs to (so deleting one, or leaving
+// it, frees a place); 0 means no cap. Admins are never capped: they create
+// applications for others. It returns s for chaining after New.
+func (s *Store) LimitAppsPerUser(n int) *Store {
+	s.maxApps = n
+	return s
+}
+
 // CreateApplication creates an application. Admins may name any plan
 // (empty = DefaultPlanID); members get the default plan and become members
-// of the new application; API keys cannot create applications.
+// of the new application, up to LimitAppsPerUser; API keys cannot create
+// applications.
 func (s *Store) CreateApplication(ctx context.Context, scope hook.Scope, name, planID string) (Application, error) {
 	if !scope.Admin && scope.UserID == "" {
 		return Application{}, fmt.Errorf("create application: %w", ErrForbidden)
@@ -75,6 +89,22 @@ func (s *Store) CreateApplication(ctx context.Context, scope hook.Scope, name, p
 	}
 	var app Application
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if !scope.Admin && s.maxApps > 0 {
+			// Lock the user's row so two creates cannot both pass the cap.
+			var n int
+			err := tx.QueryRow(ctx, `SELECT (SELECT count(*) FROM application_members m WHERE m.user_id = u.id)
+				FROM users u WHERE u.id = $1 FOR UPDATE`, scope.UserID).Scan(&n)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return fmt.Errorf("create application: no user %s: %w", scope.UserID, ErrForbidden)
+			}
+			if err != nil {
+				return fmt.Errorf("count applications of %s: %w", scope.UserID, err)
+			}
+			if n >= s.maxApps {
+				return fmt.Errorf("%w: you are a member of %d applications and admin.max_apps_per_user allows %d; delete one or ask an admin to create it",
+					ErrAppLimit, n, s.maxApps)
+			}
+		}
 		var err error
 		app, err = scanApp(tx.QueryRow(ctx,
 			`INSERT INTO applications AS a (id, name, plan_id) VALUES ($1, $2, $3) RETURNING `+appCols,
@@ -89,6 +119,9 @@ func (s *Store) CreateApplication(ctx context.Context, scope hook.Scope, name, p
 	})
 	if isFK(err) {
 		return Application{}, invalid("plan_id", fmt.Sprintf("plan %q does not exist", planID))
+	}
+	if errors.Is(err, ErrAppLimit) || errors.Is(err, ErrForbidden) {
+		return Application{}, err
 	}
 	if err != nil {
 		return Application{}, fmt.Errorf("create application: %w", err)

@@ -34,6 +34,16 @@ type PlanUpdate struct {
 
 var planIDRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,39}$`)
 
+// Upper bounds of plan fields. max_endpoints and rate_limit are Postgres
+// integers (int4), so a larger value failed the insert with a 500; the
+// bounds are far above any real plan and inside every column and counter
+// that holds them (monthly_quota is compared with usage sums in bigint).
+const (
+	MaxPlanQuota     = 1_000_000_000_000 // deliveries a month
+	MaxPlanEndpoints = 1_000_000         // endpoints per application
+	MaxPlanRateLimit = 1_000_000         // events/s per endpoint
+)
+
 func validatePlan(name *string, quota *int64, maxEP, rate *int) error {
 	fields := map[string]string{}
 	if name != nil {
@@ -41,14 +51,14 @@ func validatePlan(name *string, quota *int64, maxEP, rate *int) error {
 			fields["name"] = "is required and at most 100 characters"
 		}
 	}
-	if quota != nil && *quota < 0 {
-		fields["monthly_quota"] = "must be 0 (unlimited) or more"
+	if quota != nil && (*quota < 0 || *quota > MaxPlanQuota) {
+		fields["monthly_quota"] = fmt.Sprintf("must be 0 (unlimited) to %d, got %d", int64(MaxPlanQuota), *quota)
 	}
-	if maxEP != nil && *maxEP < 0 {
-		fields["max_endpoints"] = "must be 0 (unlimited) or more"
+	if maxEP != nil && (*maxEP < 0 || *maxEP > MaxPlanEndpoints) {
+		fields["max_endpoints"] = fmt.Sprintf("must be 0 (unlimited) to %d, got %d", MaxPlanEndpoints, *maxEP)
 	}
-	if rate != nil && *rate < 0 {
-		fields["rate_limit"] = "must be 0 (unlimited) or more"
+	if rate != nil && (*rate < 0 || *rate > MaxPlanRateLimit) {
+		fields["rate_limit"] = fmt.Sprintf("must be 0 (unlimited) to %d, got %d", MaxPlanRateLimit, *rate)
 	}
 	if len(fields) > 0 {
 		return &ValidationError{Fields: fields}

@@ -67,9 +67,10 @@ type Querier interface {
 
 // Store is the tenant service over Postgres.
 type Store struct {
-	pool   *pgxpool.Pool
-	quota  *quotaCache
-	hashes *hashGate
+	pool    *pgxpool.Pool
+	quota   *quotaCache
+	hashes  *hashGate
+	maxApps int // applications a member may create; 0 = no cap
 }
 
 // New returns a Store on pool; it computes at most DefaultPasswordHashes

@@ -90,6 +90,8 @@ func toAPIError(err error) *apiError {
 		return errNotFound
 	case errors.Is(err, tenant.ErrForbidden):
 		return &apiError{Status: http.StatusForbidden, Code: "forbidden", Message: forbiddenMessage(err)}
+	case errors.Is(err, tenant.ErrAppLimit):
+		return &apiError{Status: http.StatusForbidden, Code: "plan_limit", Message: err.Error()}
 	case errors.Is(err, tenant.ErrConflict):
 		return &apiError{Status: http.StatusConflict, Code: "conflict", Message: err.Error()}
 	case errors.As(err, &he):

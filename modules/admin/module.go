@@ -95,7 +95,7 @@ func New(o Options) (*Module, error) {
 		keys:    o.Keys,
 		chains:  o.Chains,
 		log:     o.Log,
-		store:   tenant.New(o.Pool),
+		store:   tenant.New(o.Pool).LimitAppsPerUser(o.Config.MaxAppsPerUser),
 		limiter: newLimiter(o.Redis, o.Keys.Prefix),
 	}
 	// Validate has checked them.

@@ -26,8 +26,22 @@ const responseLimit = 64 << 10
 // maxRedirects bounds redirect chains of endpoints that allow redirects.
 const maxRedirects = 5
 
-// keptResponseHeaders are stored with each attempt.
+// keptResponseHeaders are stored with each attempt (so at most this many).
 var keptResponseHeaders = []string{"Content-Type", "Content-Length", "Retry-After", "Location", "Server", "X-Request-Id"}
+
+// Bounds on what a receiver's response head costs: the transport fails an
+// attempt whose head is over maxResponseHeaderBytes (Go's default is 10 MB,
+// held in memory), and of the headers it accepts, each stored value is cut
+// to maxHeaderValue and all of them together to maxStoredHeaders, so a
+// receiver cannot fill delivery_history (a 4 MB header was stored whole).
+const (
+	maxResponseHeaderBytes = 64 << 10
+	maxHeaderValue         = 1 << 10
+	maxStoredHeaders       = 8 << 10
+)
+
+// truncatedMark ends a stored header value that was cut.
+const truncatedMark = "...[truncated]"
 
 // newClients builds the HTTP clients: one that never follows redirects and
 // one that follows a few; both dial through the SSRF guard, so every hop is
@@ -36,15 +50,16 @@ var keptResponseHeaders = []string{"Content-Type", "Content-Length", "Retry-Afte
 func newClients(guard *ssrf.Guard, connectTimeout time.Duration, maxConns int) (noRedirect, follow *http.Client) {
 	dialer := &net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second, Control: guard.Control}
 	tr := &http.Transport{
-		Proxy:                 nil,
-		DialContext:           dialer.DialContext,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          maxConns,
-		MaxIdleConnsPerHost:   maxConns,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   connectTimeout,
-		ExpectContinueTimeout: time.Second,
-		DisableCompression:    true,
+		Proxy:                  nil,
+		DialContext:            dialer.DialContext,
+		ForceAttemptHTTP2:      true,
+		MaxIdleConns:           maxConns,
+		MaxIdleConnsPerHost:    maxConns,
+		IdleConnTimeout:        90 * time.Second,
+		TLSHandshakeTimeout:    connectTimeout,
+		ExpectContinueTimeout:  time.Second,
+		DisableCompression:     true,
+		MaxResponseHeaderBytes: maxResponseHeaderBytes,
 	}
 	noRedirect = &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error {
 		return http.ErrUseLastResponse
@@ -113,12 +128,7 @@ func (m *Module) post(ctx context.Context, ep *endpoint, j *job) attempt {
 	a.latency = time.Since(start)
 	a.status = resp.StatusCode
 	a.excerpt = cleanText(body)
-	a.respHeaders = map[string]string{}
-	for _, h := range keptResponseHeaders {
-		if v := resp.Header.Get(h); v != "" {
-			a.respHeaders[strings.ToLower(h)] = cleanText([]byte(v))
-		}
-	}
+	a.respHeaders = storedHeaders(resp.Header)
 	switch {
 	case a.status >= 200 && a.status < 300:
 		if rerr != nil && ctx.Err() != nil { // the answer is in; a slow body does not undo it
@@ -138,6 +148,43 @@ func (m *Module) post(ctx context.Context, ep *endpoint, j *job) attempt {
 		a.retryAfter = retry.ParseRetryAfter(resp.Header.Get("Retry-After"), now)
 	}
 	return a
+}
+
+// storedHeaders picks the headers kept with an attempt, within
+// maxHeaderValue each and maxStoredHeaders in all (names included).
+func storedHeaders(h http.Header) map[string]string {
+	out := map[string]string{}
+	total := 0
+	for _, name := range keptResponseHeaders {
+		v := h.Get(name)
+		if v == "" {
+			continue
+		}
+		key := strings.ToLower(name)
+		v = truncate(cleanText([]byte(v)), min(maxHeaderValue, maxStoredHeaders-total-len(key)))
+		if v == "" {
+			break // no room left
+		}
+		out[key] = v
+		total += len(key) + len(v)
+	}
+	return out
+}
+
+// truncate cuts s to at most n bytes, on a character boundary, ending in
+// truncatedMark when it cut; "" when n leaves no room for the mark.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - len(truncatedMark)
+	if cut <= 0 {
+		return ""
+	}
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + truncatedMark
 }
 
 // classify names a transport error: ssrf, dns, timeout, connect, redirect,

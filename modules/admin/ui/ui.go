@@ -298,6 +298,8 @@ func (u *UI) fail(c echo.Context, err error) error {
 	case errors.Is(err, tenant.ErrBusy):
 		c.Response().Header().Set("Retry-After", "1")
 		return u.errorPage(c, http.StatusServiceUnavailable, "Too many password checks at this moment. Try again in a few seconds.")
+	case errors.Is(err, tenant.ErrAppLimit):
+		return u.errorPage(c, http.StatusForbidden, err.Error())
 	case errors.As(err, &ve):
 		return u.errorPage(c, http.StatusUnprocessableEntity, ve.Error())
 	}
