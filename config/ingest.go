@@ -37,6 +37,11 @@ type Ingest struct {
 	// EmptyLogsRetries is how many times a block whose logsBloom is not
 	// empty but whose eth_getLogs answer is [] is fetched again.
 	EmptyLogsRetries int `mapstructure:"empty_logs_retries"`
+	// NotificationQueueBytes bounds the newHeads notifications one
+	// connection queues while ingest is busy with a call; beyond it the
+	// oldest are dropped and counted (heads are hints: the next head or
+	// poll backfills the gap).
+	NotificationQueueBytes int64 `mapstructure:"notification_queue_bytes"`
 }
 
 // DefaultIngest holds the ingest defaults.
@@ -51,6 +56,8 @@ func DefaultIngest() Ingest {
 		ReconnectMin:     time.Second,
 		ReconnectMax:     60 * time.Second,
 		EmptyLogsRetries: 6,
+
+		NotificationQueueBytes: 4 << 20,
 	}
 }
 
@@ -86,6 +93,9 @@ func (c Ingest) Validate() error {
 	}
 	if c.EmptyLogsRetries < 0 {
 		errs = append(errs, fmt.Errorf("ingest.empty_logs_retries: must not be negative, got %d", c.EmptyLogsRetries))
+	}
+	if c.NotificationQueueBytes < 64<<10 {
+		errs = append(errs, fmt.Errorf("ingest.notification_queue_bytes: must be at least 65536 (64 KiB), got %d", c.NotificationQueueBytes))
 	}
 	return errors.Join(errs...)
 }

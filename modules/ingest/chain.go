@@ -67,6 +67,7 @@ type chainRunner struct {
 	mLogs, mRemoved, mBlocks, mBack prometheus.Counter
 	mReconnects, mMalformed, mWrong prometheus.Counter
 	mOversized, mRejected, mEmpty   prometheus.Counter
+	mDropped                        prometheus.Counter
 	mLeaseLost, mLeaseRetaken       prometheus.Counter
 	mReorg                          prometheus.Observer
 	mRPCErr                         *prometheus.CounterVec
@@ -103,6 +104,7 @@ func newChainRunner(m *Module, ch config.Chain) *chainRunner {
 	r.mLeaseLost, r.mLeaseRetaken = mt.leaseLost.WithLabelValues(n), mt.leaseRetaken.WithLabelValues(n)
 	r.mReorg = mt.reorgs.WithLabelValues(n)
 	r.mHeldBack = mt.heldBack.WithLabelValues(n)
+	r.mDropped = mt.droppedHeads.WithLabelValues(n)
 	r.process = r.newProcessGate()
 	r.mRPCErr = mt.rpcErrors.MustCurryWith(prometheus.Labels{"chain": n})
 	r.mRPCLat = mt.rpcLatency.MustCurryWith(prometheus.Labels{"chain": n})
@@ -316,6 +318,9 @@ func (r *chainRunner) rpcOptions(url string) rpc.Options {
 		CallTimeout:  r.ing.CallTimeout,
 		ReadLimit:    r.ing.MaxMessageBytes,
 		PingInterval: r.ing.PingInterval,
+		// The newHeads queue: bounded in bytes, not only in count (see
+		// rpc.DefaultSubBufferBytes).
+		SubBufferBytes: r.ing.NotificationQueueBytes,
 		Observe: func(method string, d time.Duration, err error) {
 			r.mRPCLat.WithLabelValues(method).Observe(d.Seconds())
 			if err == nil || errors.Is(err, context.Canceled) {
@@ -397,6 +402,7 @@ func (r *chainRunner) session(ctx context.Context, ep *endpoint) (healthy bool, 
 	}
 	r.ready.Store(true)
 	r.log.Info("live", zap.String("url", ep.redacted), zap.Uint64("block", r.cur.Number))
+	var dropped uint64 // sub.Dropped already counted
 	poll := r.pollInterval()
 	timer := time.NewTimer(poll)
 	defer timer.Stop()
@@ -406,21 +412,23 @@ func (r *chainRunner) session(ctx context.Context, ep *endpoint) (healthy bool, 
 			return true, nil
 		case <-ws.Done():
 			return true, ws.Err()
-		case raw, ok := <-sub.C:
+		case _, ok := <-sub.C:
 			if !ok {
 				return true, ws.Err()
 			}
-		drain: // a head is a hint: only the newest matters
-			for {
-				select {
-				case more, ok := <-sub.C:
-					if !ok {
-						break drain
-					}
-					raw = more
-				default:
-					break drain
-				}
+			// A head is a hint: only the newest matters. Heads the queue
+			// dropped to stay within its byte budget are not missed: the
+			// next head (or the poll below) backfills from the cursor.
+			var raw []byte
+			for more, ok := sub.Next(); ok; more, ok = sub.Next() {
+				raw = more
+			}
+			if d := sub.Dropped.Load(); d > dropped {
+				r.mDropped.Add(float64(d - dropped))
+				dropped = d
+			}
+			if raw == nil {
+				continue
 			}
 			var h header
 			if err := json.Unmarshal(raw, &h); err != nil || h.normalize() != nil {
