@@ -52,6 +52,7 @@ type chainRunner struct {
 
 	// Per session.
 	token int64
+	url   string // the session's URL, redacted (for logs)
 	ws    *rpc.WS
 	bf    caller // backfill transport: HTTP when configured, else ws
 	cur   cursor
@@ -67,7 +68,7 @@ type chainRunner struct {
 	mLogs, mRemoved, mBlocks, mBack prometheus.Counter
 	mReconnects, mMalformed, mWrong prometheus.Counter
 	mOversized, mRejected, mEmpty   prometheus.Counter
-	mDropped                        prometheus.Counter
+	mDropped, mInvalid              prometheus.Counter
 	mLeaseLost, mLeaseRetaken       prometheus.Counter
 	mReorg                          prometheus.Observer
 	mRPCErr                         *prometheus.CounterVec
@@ -104,7 +105,7 @@ func newChainRunner(m *Module, ch config.Chain) *chainRunner {
 	r.mLeaseLost, r.mLeaseRetaken = mt.leaseLost.WithLabelValues(n), mt.leaseRetaken.WithLabelValues(n)
 	r.mReorg = mt.reorgs.WithLabelValues(n)
 	r.mHeldBack = mt.heldBack.WithLabelValues(n)
-	r.mDropped = mt.droppedHeads.WithLabelValues(n)
+	r.mDropped, r.mInvalid = mt.droppedHeads.WithLabelValues(n), mt.invalid.WithLabelValues(n)
 	r.process = r.newProcessGate()
 	r.mRPCErr = mt.rpcErrors.MustCurryWith(prometheus.Labels{"chain": n})
 	r.mRPCLat = mt.rpcLatency.MustCurryWith(prometheus.Labels{"chain": n})
@@ -341,6 +342,14 @@ func (r *chainRunner) rpcOptions(url string) rpc.Options {
 	}
 }
 
+// invalid counts and logs an answer refused by validateHeader or
+// validateLog.
+func (r *chainRunner) invalid(method string, err error) {
+	r.mInvalid.Inc()
+	r.log.Warn("refused an answer that breaks the JSON-RPC spec or a bound", zap.String("method", method),
+		zap.String("url", r.url), zap.Uint64("block", r.curNumber()), zap.Error(err))
+}
+
 // curNumber is for logs from transport goroutines: racy by design but a
 // plain uint64 read of a value only this chain's goroutine writes.
 func (r *chainRunner) curNumber() uint64 { return atomic.LoadUint64(&r.cur.Number) }
@@ -373,7 +382,7 @@ func (r *chainRunner) session(ctx context.Context, ep *endpoint) (healthy bool, 
 		}
 		return false, err
 	}
-	r.ws, r.bf = ws, ws
+	r.ws, r.bf, r.url = ws, ws, ep.redacted
 	defer func() { r.ws, r.bf = nil, nil }()
 	if r.ch.HTTPURL != "" {
 		h := rpc.NewHTTP(r.ch.HTTPURL, r.rpcOptions(r.ch.HTTPURL))
@@ -431,9 +440,13 @@ func (r *chainRunner) session(ctx context.Context, ep *endpoint) (healthy bool, 
 				continue
 			}
 			var h header
-			if err := json.Unmarshal(raw, &h); err != nil || h.normalize() != nil {
+			if err := json.Unmarshal(raw, &h); err != nil {
 				r.mMalformed.Inc()
 				r.log.Warn("malformed newHeads notification", zap.String("url", ep.redacted), zap.Error(err))
+				continue
+			}
+			if err := h.normalize(); err != nil {
+				r.invalid("newHeads", err)
 				continue
 			}
 			err = r.syncTo(ctx, h)
@@ -525,6 +538,7 @@ func (r *chainRunner) getHeader(ctx context.Context, method string, arg any) (he
 		return header{}, fmt.Errorf("%s(%v): block not found", method, arg)
 	}
 	if err := h.normalize(); err != nil {
+		r.invalid(method, err)
 		return header{}, fmt.Errorf("%s(%v): %w", method, arg, err)
 	}
 	return *h, nil
@@ -584,11 +598,18 @@ func (r *chainRunner) logsByHash(ctx context.Context, h *header) ([]ethLog, erro
 		if err != nil {
 			return nil, fmt.Errorf("fetch logs for block %d: %w", uint64(h.Number), err)
 		}
-		problem := checkLogs(h, logs)
+		problem := validateLogs(logs)
+		if problem != nil {
+			r.invalid("eth_getLogs", problem)
+		} else {
+			problem = checkLogs(h, logs)
+		}
 		if problem == nil && (len(logs) > 0 || h.bloomEmpty()) {
 			return logs, nil
 		}
-		if problem != nil {
+		if errors.Is(problem, errInvalidAnswer) {
+			r.log.Warn("invalid eth_getLogs answer; fetching again", zap.Uint64("block", uint64(h.Number)), zap.String("hash", h.Hash))
+		} else if problem != nil {
 			r.mRejected.Inc()
 			r.log.Warn("rejected eth_getLogs answer; fetching again", zap.Uint64("block", uint64(h.Number)), zap.Error(problem))
 		} else {
@@ -1033,7 +1054,8 @@ func (r *chainRunner) fetchRange(ctx context.Context, from, end uint64) (blocks 
 				return nil, 0, fmt.Errorf("%w: block %d not available", errNotCanonical, num)
 			}
 			if err := p.normalize(); err != nil {
-				return nil, 0, err
+				r.invalid("eth_getBlockByNumber", err)
+				return nil, 0, fmt.Errorf("fetch headers %d..%d: %w", from, end, err)
 			}
 			if uint64(p.Number) != num {
 				return nil, 0, fmt.Errorf("header for block %d has number %d", num, uint64(p.Number))
@@ -1066,6 +1088,10 @@ func (r *chainRunner) fetchRange(ctx context.Context, from, end uint64) (blocks 
 			}
 			return blocks, estimateBytes(blocks[0].logs), nil
 		}
+		return nil, 0, fmt.Errorf("eth_getLogs %d..%d: %w", from, end, err)
+	}
+	if err := validateLogs(logs); err != nil {
+		r.invalid("eth_getLogs", err)
 		return nil, 0, fmt.Errorf("eth_getLogs %d..%d: %w", from, end, err)
 	}
 	bytes = estimateBytes(logs)
