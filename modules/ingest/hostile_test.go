@@ -55,10 +55,12 @@ func poisonLogs(n uint64, edit func(l map[string]any)) func(method string, param
 func TestMalformedLogIsNeverCommitted(t *testing.T) {
 	const marker = "c0ffee"
 	cases := map[string]func(l map[string]any){
-		"address not hex":    func(l map[string]any) { l["address"] = "0x" + marker + "zz" + strings.Repeat("0", 32) },
-		"address 19 bytes":   func(l map[string]any) { l["address"] = "0x" + marker + strings.Repeat("0", 32) },
-		"topic short":        func(l map[string]any) { l["topics"] = []any{"0x" + marker} },
-		"five topics":        func(l map[string]any) { l["topics"] = []any{hash(1), hash(2), hash(3), hash(4), "0x" + strings.Repeat("0", 58) + marker} },
+		"address not hex":  func(l map[string]any) { l["address"] = "0x" + marker + "zz" + strings.Repeat("0", 32) },
+		"address 19 bytes": func(l map[string]any) { l["address"] = "0x" + marker + strings.Repeat("0", 32) },
+		"topic short":      func(l map[string]any) { l["topics"] = []any{"0x" + marker} },
+		"five topics": func(l map[string]any) {
+			l["topics"] = []any{hash(1), hash(2), hash(3), hash(4), "0x" + strings.Repeat("0", 58) + marker}
+		},
 		"data odd length":    func(l map[string]any) { l["data"] = "0x" + marker + "1" },
 		"data not hex":       func(l map[string]any) { l["data"] = "0x" + marker + "<b>" },
 		"tx hash not hex":    func(l map[string]any) { l["transactionHash"] = "0x" + marker + strings.Repeat("x", 58) },
