@@ -42,6 +42,15 @@ type Ingest struct {
 	// oldest are dropped and counted (heads are hints: the next head or
 	// poll backfills the gap).
 	NotificationQueueBytes int64 `mapstructure:"notification_queue_bytes"`
+	// MaxHeadJump is how far past the known head a head claim may be
+	// followed at once; a longer jump (a catch-up after downtime, or a
+	// lying node) is followed only once the node confirms it by a second
+	// call and, when the chain has several URLs, another provider knows it.
+	MaxHeadJump uint64 `mapstructure:"max_head_jump"`
+	// ChainIDCheckInterval is how often a live session asks its node(s)
+	// for eth_chainId again (also asked at every connect, before a reorg
+	// of more than two blocks and before a long head jump is followed).
+	ChainIDCheckInterval time.Duration `mapstructure:"chain_id_check_interval"`
 }
 
 // DefaultIngest holds the ingest defaults.
@@ -58,6 +67,8 @@ func DefaultIngest() Ingest {
 		EmptyLogsRetries: 6,
 
 		NotificationQueueBytes: 4 << 20,
+		MaxHeadJump:            10_000,
+		ChainIDCheckInterval:   5 * time.Minute,
 	}
 }
 
@@ -96,6 +107,12 @@ func (c Ingest) Validate() error {
 	}
 	if c.NotificationQueueBytes < 64<<10 {
 		errs = append(errs, fmt.Errorf("ingest.notification_queue_bytes: must be at least 65536 (64 KiB), got %d", c.NotificationQueueBytes))
+	}
+	if c.ChainIDCheckInterval <= 0 {
+		errs = append(errs, fmt.Errorf("ingest.chain_id_check_interval: must be positive, got %s", c.ChainIDCheckInterval))
+	}
+	if c.MaxHeadJump < 1 {
+		errs = append(errs, fmt.Errorf("ingest.max_head_jump: must be at least 1"))
 	}
 	return errors.Join(errs...)
 }

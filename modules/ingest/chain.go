@@ -71,7 +71,7 @@ type chainRunner struct {
 	mDropped, mInvalid              prometheus.Counter
 	mLeaseLost, mLeaseRetaken       prometheus.Counter
 	mReorg                          prometheus.Observer
-	mRPCErr                         *prometheus.CounterVec
+	mRPCErr, mHeadJumps             *prometheus.CounterVec
 	mRPCLat                         prometheus.ObserverVec
 }
 
@@ -108,6 +108,7 @@ func newChainRunner(m *Module, ch config.Chain) *chainRunner {
 	r.mDropped, r.mInvalid = mt.droppedHeads.WithLabelValues(n), mt.invalid.WithLabelValues(n)
 	r.process = r.newProcessGate()
 	r.mRPCErr = mt.rpcErrors.MustCurryWith(prometheus.Labels{"chain": n})
+	r.mHeadJumps = mt.headJumps.MustCurryWith(prometheus.Labels{"chain": n})
 	r.mRPCLat = mt.rpcLatency.MustCurryWith(prometheus.Labels{"chain": n})
 	return r
 }
@@ -295,14 +296,17 @@ func (r *chainRunner) active(ctx context.Context) error {
 		if errors.Is(err, errFenced) {
 			return err
 		}
-		if healthy {
+		if errors.Is(err, errWrongChain) {
+			// At session start, on a deep reorg, a head jump or the
+			// periodic check (chainid.go): nothing of it was committed.
+			ep.refuse(time.Now(), wrongChainOpen)
+			r.epIdx = (i + 1) % len(r.eps)
+		} else if healthy {
 			bo.reset()
 			ep.success()
-		} else if !errors.Is(err, errWrongChain) {
+		} else {
 			ep.failure(time.Now())
 			r.epIdx = (i + 1) % len(r.eps) // fail over
-		} else {
-			r.epIdx = (i + 1) % len(r.eps)
 		}
 		d := bo.next()
 		r.log.Warn("rpc session ended; reconnecting", zap.String("url", ep.redacted), zap.Uint64("block", r.cur.Number), zap.Error(err), zap.Duration("backoff", d))
@@ -377,9 +381,6 @@ func (r *chainRunner) session(ctx context.Context, ep *endpoint) (healthy bool, 
 	}
 	defer ws.Close()
 	if err := r.checkChainID(ctx, ws, ep.redacted); err != nil {
-		if errors.Is(err, errWrongChain) {
-			ep.refuse(time.Now(), wrongChainOpen)
-		}
 		return false, err
 	}
 	r.ws, r.bf, r.url = ws, ws, ep.redacted
@@ -415,10 +416,17 @@ func (r *chainRunner) session(ctx context.Context, ep *endpoint) (healthy bool, 
 	poll := r.pollInterval()
 	timer := time.NewTimer(poll)
 	defer timer.Stop()
+	recheck := time.NewTicker(r.ing.ChainIDCheckInterval)
+	defer recheck.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return true, nil
+		case <-recheck.C:
+			if err := r.recheckChainID(ctx); err != nil {
+				return true, err
+			}
+			continue
 		case <-ws.Done():
 			return true, ws.Err()
 		case _, ok := <-sub.C:
@@ -633,6 +641,9 @@ func (r *chainRunner) logsByHash(ctx context.Context, h *header) ([]ethLog, erro
 // syncTo brings the stream up to target: backfill a gap, commit the next
 // block, or unwind a reorg.
 func (r *chainRunner) syncTo(ctx context.Context, target header) error {
+	if err := r.checkHead(ctx, target); err != nil {
+		return err
+	}
 	r.noteHead(uint64(target.Number))
 	tn := uint64(target.Number)
 	if !r.cur.Set {
@@ -678,6 +689,9 @@ func (r *chainRunner) syncTo(ctx context.Context, target header) error {
 			}
 			if latest.Hash == target.Hash {
 				return nil
+			}
+			if err := r.checkHead(ctx, latest); err != nil {
+				return err
 			}
 			target, tn = latest, uint64(latest.Number)
 			r.noteHead(tn)
@@ -808,6 +822,13 @@ func (r *chainRunner) reorg(ctx context.Context, target header) error {
 		}
 		branch = append(branch, p)
 		h = p
+	}
+	if r.cur.Number > anc.Number+deepReorg {
+		// A node that switched chains looks like a deep reorg: make sure
+		// it did not before unwinding anything.
+		if err := r.recheckChainID(ctx); err != nil {
+			return fmt.Errorf("reorg of %d blocks at block %d: %w", r.cur.Number-anc.Number, uint64(target.Number), err)
+		}
 	}
 	var orphans []orphan
 	for n := r.cur.Number; n > anc.Number; n-- {
