@@ -126,6 +126,7 @@ func (f *fakeNode) serve(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return
 		}
+		subscribe := false
 		resps := make([]fakeResp, len(reqs))
 		for i, q := range reqs {
 			v, _ := f.calls.LoadOrStore(q.Method, new(atomic.Int64))
@@ -140,7 +141,7 @@ func (f *fakeNode) serve(w http.ResponseWriter, r *http.Request) {
 			switch q.Method {
 			case "eth_subscribe":
 				resp.Result = json.RawMessage(`"0x1"`)
-				subscribed.Store(true)
+				subscribe = true
 			case "eth_unsubscribe":
 				resp.Result = json.RawMessage(`true`)
 			default:
@@ -161,6 +162,9 @@ func (f *fakeNode) serve(w http.ResponseWriter, r *http.Request) {
 			out, _ = json.Marshal(resps[0])
 		}
 		send(out)
+		if subscribe { // heads only after the subscription id, as geth does
+			subscribed.Store(true)
+		}
 	}
 }
 

@@ -147,6 +147,7 @@ func TestNotificationFloodWhileACallWaitsIsBounded(t *testing.T) {
 	e := newEnv(t, devnet.Config{Seed: 42, LogsPerBlock: 2})
 	e.cfg.Ingest.MaxMessageBytes = 2 << 20
 	e.cfg.Ingest.NotificationQueueBytes = 4 << 20
+	e.cfg.Ingest.CallTimeout = 30 * time.Second // the call waits for the whole flood
 	f := newFakeNode(t, e.node)
 	e.chain.WSURLs = []string{f.url()}
 	e.node.Mine(3)
@@ -171,7 +172,7 @@ func TestNotificationFloodWhileACallWaitsIsBounded(t *testing.T) {
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	e.node.Mine(1)
-	eventually(t, 30*time.Second, "notifications to be dropped", func() bool { return counter(r, "dropped") > 0 })
+	eventually(t, 60*time.Second, "notifications to be dropped", func() bool { return counter(r, "dropped") > 0 })
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	e.node.Mine(3)

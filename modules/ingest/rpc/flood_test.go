@@ -71,7 +71,7 @@ func TestNotificationFloodStaysWithinTheByteBudget(t *testing.T) {
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	ctx := context.Background()
-	w, err := DialWS(ctx, url, Options{ReadLimit: 2 << 20, CallTimeout: 30 * time.Second, SubBufferBytes: budget})
+	w, err := DialWS(ctx, url, Options{ReadLimit: 2 << 20, CallTimeout: 5 * time.Minute, SubBufferBytes: budget})
 	if err != nil {
 		t.Fatal(err)
 	}
