@@ -17,16 +17,17 @@ import (
 // URL's breaker counts it) so the next URL is tried.
 var errHeadRefused = errors.New("head jump not confirmed")
 
-// knownHead is what a head claim is measured against: the highest head
-// accepted so far, the cursor, or the configured start block. ok is false
-// when nothing is known yet (a new chain without start_block commits only
-// the head itself: there is no backfill to bound).
+// knownHead is what a head claim is measured against: where a backfill
+// towards it would start, the cursor or the configured start block. Not
+// the highest head seen: claims just under the bound, each accepted, must
+// not ratchet it up. ok is false when nothing is known yet (a new chain
+// without start_block commits only the head itself: no backfill to bound).
 func (r *chainRunner) knownHead() (n uint64, ok bool) {
 	switch {
 	case r.cur.Set:
-		return max(r.head, r.cur.Number), true
+		return r.cur.Number, true
 	case r.ch.StartBlock != nil:
-		return max(r.head, *r.ch.StartBlock), true
+		return *r.ch.StartBlock, true
 	}
 	return 0, false
 }
