@@ -37,6 +37,20 @@ type Ingest struct {
 	// EmptyLogsRetries is how many times a block whose logsBloom is not
 	// empty but whose eth_getLogs answer is [] is fetched again.
 	EmptyLogsRetries int `mapstructure:"empty_logs_retries"`
+	// NotificationQueueBytes bounds the newHeads notifications one
+	// connection queues while ingest is busy with a call; beyond it the
+	// oldest are dropped and counted (heads are hints: the next head or
+	// poll backfills the gap).
+	NotificationQueueBytes int64 `mapstructure:"notification_queue_bytes"`
+	// MaxHeadJump is how far past the known head a head claim may be
+	// followed at once; a longer jump (a catch-up after downtime, or a
+	// lying node) is followed only once the node confirms it by a second
+	// call and, when the chain has several URLs, another provider knows it.
+	MaxHeadJump uint64 `mapstructure:"max_head_jump"`
+	// ChainIDCheckInterval is how often a live session asks its node(s)
+	// for eth_chainId again (also asked at every connect, before a reorg
+	// of more than two blocks and before a long head jump is followed).
+	ChainIDCheckInterval time.Duration `mapstructure:"chain_id_check_interval"`
 }
 
 // DefaultIngest holds the ingest defaults.
@@ -51,6 +65,10 @@ func DefaultIngest() Ingest {
 		ReconnectMin:     time.Second,
 		ReconnectMax:     60 * time.Second,
 		EmptyLogsRetries: 6,
+
+		NotificationQueueBytes: 4 << 20,
+		MaxHeadJump:            10_000,
+		ChainIDCheckInterval:   5 * time.Minute,
 	}
 }
 
@@ -86,6 +104,15 @@ func (c Ingest) Validate() error {
 	}
 	if c.EmptyLogsRetries < 0 {
 		errs = append(errs, fmt.Errorf("ingest.empty_logs_retries: must not be negative, got %d", c.EmptyLogsRetries))
+	}
+	if c.NotificationQueueBytes < 64<<10 {
+		errs = append(errs, fmt.Errorf("ingest.notification_queue_bytes: must be at least 65536 (64 KiB), got %d", c.NotificationQueueBytes))
+	}
+	if c.ChainIDCheckInterval <= 0 {
+		errs = append(errs, fmt.Errorf("ingest.chain_id_check_interval: must be positive, got %s", c.ChainIDCheckInterval))
+	}
+	if c.MaxHeadJump < 1 {
+		errs = append(errs, fmt.Errorf("ingest.max_head_jump: must be at least 1"))
 	}
 	return errors.Join(errs...)
 }

@@ -52,6 +52,7 @@ type chainRunner struct {
 
 	// Per session.
 	token int64
+	url   string // the session's URL, redacted (for logs)
 	ws    *rpc.WS
 	bf    caller // backfill transport: HTTP when configured, else ws
 	cur   cursor
@@ -67,9 +68,10 @@ type chainRunner struct {
 	mLogs, mRemoved, mBlocks, mBack prometheus.Counter
 	mReconnects, mMalformed, mWrong prometheus.Counter
 	mOversized, mRejected, mEmpty   prometheus.Counter
+	mDropped, mInvalid              prometheus.Counter
 	mLeaseLost, mLeaseRetaken       prometheus.Counter
 	mReorg                          prometheus.Observer
-	mRPCErr                         *prometheus.CounterVec
+	mRPCErr, mHeadJumps             *prometheus.CounterVec
 	mRPCLat                         prometheus.ObserverVec
 }
 
@@ -103,8 +105,10 @@ func newChainRunner(m *Module, ch config.Chain) *chainRunner {
 	r.mLeaseLost, r.mLeaseRetaken = mt.leaseLost.WithLabelValues(n), mt.leaseRetaken.WithLabelValues(n)
 	r.mReorg = mt.reorgs.WithLabelValues(n)
 	r.mHeldBack = mt.heldBack.WithLabelValues(n)
+	r.mDropped, r.mInvalid = mt.droppedHeads.WithLabelValues(n), mt.invalid.WithLabelValues(n)
 	r.process = r.newProcessGate()
 	r.mRPCErr = mt.rpcErrors.MustCurryWith(prometheus.Labels{"chain": n})
+	r.mHeadJumps = mt.headJumps.MustCurryWith(prometheus.Labels{"chain": n})
 	r.mRPCLat = mt.rpcLatency.MustCurryWith(prometheus.Labels{"chain": n})
 	return r
 }
@@ -292,14 +296,17 @@ func (r *chainRunner) active(ctx context.Context) error {
 		if errors.Is(err, errFenced) {
 			return err
 		}
-		if healthy {
+		if errors.Is(err, errWrongChain) {
+			// At session start, on a deep reorg, a head jump or the
+			// periodic check (chainid.go): nothing of it was committed.
+			ep.refuse(time.Now(), wrongChainOpen)
+			r.epIdx = (i + 1) % len(r.eps)
+		} else if healthy {
 			bo.reset()
 			ep.success()
-		} else if !errors.Is(err, errWrongChain) {
+		} else {
 			ep.failure(time.Now())
 			r.epIdx = (i + 1) % len(r.eps) // fail over
-		} else {
-			r.epIdx = (i + 1) % len(r.eps)
 		}
 		d := bo.next()
 		r.log.Warn("rpc session ended; reconnecting", zap.String("url", ep.redacted), zap.Uint64("block", r.cur.Number), zap.Error(err), zap.Duration("backoff", d))
@@ -316,6 +323,9 @@ func (r *chainRunner) rpcOptions(url string) rpc.Options {
 		CallTimeout:  r.ing.CallTimeout,
 		ReadLimit:    r.ing.MaxMessageBytes,
 		PingInterval: r.ing.PingInterval,
+		// The newHeads queue: bounded in bytes, not only in count (see
+		// rpc.DefaultSubBufferBytes).
+		SubBufferBytes: r.ing.NotificationQueueBytes,
 		Observe: func(method string, d time.Duration, err error) {
 			r.mRPCLat.WithLabelValues(method).Observe(d.Seconds())
 			if err == nil || errors.Is(err, context.Canceled) {
@@ -334,6 +344,14 @@ func (r *chainRunner) rpcOptions(url string) rpc.Options {
 			r.log.Warn("malformed frame from node", zap.String("url", redacted), zap.Error(err))
 		},
 	}
+}
+
+// invalid counts and logs an answer refused by validateHeader or
+// validateLog.
+func (r *chainRunner) invalid(method string, err error) {
+	r.mInvalid.Inc()
+	r.log.Warn("refused an answer that breaks the JSON-RPC spec or a bound", zap.String("method", method),
+		zap.String("url", r.url), zap.Uint64("block", r.curNumber()), zap.Error(err))
 }
 
 // curNumber is for logs from transport goroutines: racy by design but a
@@ -363,12 +381,9 @@ func (r *chainRunner) session(ctx context.Context, ep *endpoint) (healthy bool, 
 	}
 	defer ws.Close()
 	if err := r.checkChainID(ctx, ws, ep.redacted); err != nil {
-		if errors.Is(err, errWrongChain) {
-			ep.refuse(time.Now(), wrongChainOpen)
-		}
 		return false, err
 	}
-	r.ws, r.bf = ws, ws
+	r.ws, r.bf, r.url = ws, ws, ep.redacted
 	defer func() { r.ws, r.bf = nil, nil }()
 	if r.ch.HTTPURL != "" {
 		h := rpc.NewHTTP(r.ch.HTTPURL, r.rpcOptions(r.ch.HTTPURL))
@@ -397,35 +412,49 @@ func (r *chainRunner) session(ctx context.Context, ep *endpoint) (healthy bool, 
 	}
 	r.ready.Store(true)
 	r.log.Info("live", zap.String("url", ep.redacted), zap.Uint64("block", r.cur.Number))
+	var dropped uint64 // sub.Dropped already counted
 	poll := r.pollInterval()
 	timer := time.NewTimer(poll)
 	defer timer.Stop()
+	recheck := time.NewTicker(r.ing.ChainIDCheckInterval)
+	defer recheck.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return true, nil
+		case <-recheck.C:
+			if err := r.recheckChainID(ctx); err != nil {
+				return true, err
+			}
+			continue
 		case <-ws.Done():
 			return true, ws.Err()
-		case raw, ok := <-sub.C:
+		case _, ok := <-sub.C:
 			if !ok {
 				return true, ws.Err()
 			}
-		drain: // a head is a hint: only the newest matters
-			for {
-				select {
-				case more, ok := <-sub.C:
-					if !ok {
-						break drain
-					}
-					raw = more
-				default:
-					break drain
-				}
+			// A head is a hint: only the newest matters. Heads the queue
+			// dropped to stay within its byte budget are not missed: the
+			// next head (or the poll below) backfills from the cursor.
+			var raw []byte
+			for more, ok := sub.Next(); ok; more, ok = sub.Next() {
+				raw = more
+			}
+			if d := sub.Dropped.Load(); d > dropped {
+				r.mDropped.Add(float64(d - dropped))
+				dropped = d
+			}
+			if raw == nil {
+				continue
 			}
 			var h header
-			if err := json.Unmarshal(raw, &h); err != nil || h.normalize() != nil {
+			if err := json.Unmarshal(raw, &h); err != nil {
 				r.mMalformed.Inc()
 				r.log.Warn("malformed newHeads notification", zap.String("url", ep.redacted), zap.Error(err))
+				continue
+			}
+			if err := h.normalize(); err != nil {
+				r.invalid("newHeads", err)
 				continue
 			}
 			err = r.syncTo(ctx, h)
@@ -517,6 +546,7 @@ func (r *chainRunner) getHeader(ctx context.Context, method string, arg any) (he
 		return header{}, fmt.Errorf("%s(%v): block not found", method, arg)
 	}
 	if err := h.normalize(); err != nil {
+		r.invalid(method, err)
 		return header{}, fmt.Errorf("%s(%v): %w", method, arg, err)
 	}
 	return *h, nil
@@ -576,11 +606,18 @@ func (r *chainRunner) logsByHash(ctx context.Context, h *header) ([]ethLog, erro
 		if err != nil {
 			return nil, fmt.Errorf("fetch logs for block %d: %w", uint64(h.Number), err)
 		}
-		problem := checkLogs(h, logs)
+		problem := validateLogs(logs)
+		if problem != nil {
+			r.invalid("eth_getLogs", problem)
+		} else {
+			problem = checkLogs(h, logs)
+		}
 		if problem == nil && (len(logs) > 0 || h.bloomEmpty()) {
 			return logs, nil
 		}
-		if problem != nil {
+		if errors.Is(problem, errInvalidAnswer) {
+			r.log.Warn("invalid eth_getLogs answer; fetching again", zap.Uint64("block", uint64(h.Number)), zap.String("hash", h.Hash))
+		} else if problem != nil {
 			r.mRejected.Inc()
 			r.log.Warn("rejected eth_getLogs answer; fetching again", zap.Uint64("block", uint64(h.Number)), zap.Error(problem))
 		} else {
@@ -604,6 +641,9 @@ func (r *chainRunner) logsByHash(ctx context.Context, h *header) ([]ethLog, erro
 // syncTo brings the stream up to target: backfill a gap, commit the next
 // block, or unwind a reorg.
 func (r *chainRunner) syncTo(ctx context.Context, target header) error {
+	if err := r.checkHead(ctx, target); err != nil {
+		return err
+	}
 	r.noteHead(uint64(target.Number))
 	tn := uint64(target.Number)
 	if !r.cur.Set {
@@ -649,6 +689,9 @@ func (r *chainRunner) syncTo(ctx context.Context, target header) error {
 			}
 			if latest.Hash == target.Hash {
 				return nil
+			}
+			if err := r.checkHead(ctx, latest); err != nil {
+				return err
 			}
 			target, tn = latest, uint64(latest.Number)
 			r.noteHead(tn)
@@ -779,6 +822,13 @@ func (r *chainRunner) reorg(ctx context.Context, target header) error {
 		}
 		branch = append(branch, p)
 		h = p
+	}
+	if r.cur.Number > anc.Number+deepReorg {
+		// A node that switched chains looks like a deep reorg: make sure
+		// it did not before unwinding anything.
+		if err := r.recheckChainID(ctx); err != nil {
+			return fmt.Errorf("reorg of %d blocks at block %d: %w", r.cur.Number-anc.Number, uint64(target.Number), err)
+		}
 	}
 	var orphans []orphan
 	for n := r.cur.Number; n > anc.Number; n-- {
@@ -1025,7 +1075,8 @@ func (r *chainRunner) fetchRange(ctx context.Context, from, end uint64) (blocks 
 				return nil, 0, fmt.Errorf("%w: block %d not available", errNotCanonical, num)
 			}
 			if err := p.normalize(); err != nil {
-				return nil, 0, err
+				r.invalid("eth_getBlockByNumber", err)
+				return nil, 0, fmt.Errorf("fetch headers %d..%d: %w", from, end, err)
 			}
 			if uint64(p.Number) != num {
 				return nil, 0, fmt.Errorf("header for block %d has number %d", num, uint64(p.Number))
@@ -1058,6 +1109,10 @@ func (r *chainRunner) fetchRange(ctx context.Context, from, end uint64) (blocks 
 			}
 			return blocks, estimateBytes(blocks[0].logs), nil
 		}
+		return nil, 0, fmt.Errorf("eth_getLogs %d..%d: %w", from, end, err)
+	}
+	if err := validateLogs(logs); err != nil {
+		r.invalid("eth_getLogs", err)
 		return nil, 0, fmt.Errorf("eth_getLogs %d..%d: %w", from, end, err)
 	}
 	bytes = estimateBytes(logs)

@@ -45,12 +45,14 @@ type header struct {
 	Timestamp  quantity `json:"timestamp"`
 }
 
+// normalize validates a decoded header (see validateHeader) and lower-cases
+// its hashes.
 func (h *header) normalize() error {
+	if err := validateHeader(h); err != nil {
+		return err
+	}
 	h.Hash = strings.ToLower(h.Hash)
 	h.ParentHash = strings.ToLower(h.ParentHash)
-	if len(h.Hash) != 66 || len(h.ParentHash) != 66 {
-		return fmt.Errorf("header %d: bad hash %q or parent %q", h.Number, h.Hash, h.ParentHash)
-	}
 	return nil
 }
 

@@ -20,6 +20,7 @@ type metrics struct {
 	malformed, wrongChain, oversized     *prometheus.CounterVec
 	restarts, rejectedLogs, emptyRefetch *prometheus.CounterVec
 	leaseLost, leaseRetaken              *prometheus.CounterVec
+	droppedHeads, invalid, headJumps     *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -48,6 +49,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		emptyRefetch: c("empty_logs_refetch_total", "eth_getLogs answers of [] for a block whose logsBloom is not empty, fetched again."),
 		leaseLost:    c("lease_lost_total", "Times this process lost the chain's writer lease (another holder or a moved fence) and went back to standby."),
 		leaseRetaken: c("lease_retaken_total", "Times this process found its lease lapsed (not renewed in time) and took it again with the same fencing token."),
+		droppedHeads: c("dropped_notifications_total", "newHeads notifications dropped to keep the queue within ingest.notification_queue_bytes (heads are hints: the gap is backfilled)."),
+		invalid:      c("invalid_answers_total", "Node answers refused because a header or log broke the JSON-RPC spec or a bound (hex fields, sizes, number ranges)."),
+		headJumps:    c("head_jumps_total", "Heads more than ingest.max_head_jump past the known head, by outcome (confirmed, refused).", "outcome"),
 		reorgs: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "ethhook_ingest_reorg_depth", Help: "Reorgs by depth (orphaned blocks).",
 			Buckets: []float64{1, 2, 3, 4, 6, 8, 12, 16, 32, 64},
@@ -58,7 +62,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"chain", "method"}),
 	}
 	for _, col := range []prometheus.Collector{m.head, m.committed, m.lag, m.leaseHolder, m.heldBack, m.logs, m.blocks, m.backfilled,
-		m.reconnects, m.rpcErrors, m.malformed, m.wrongChain, m.oversized, m.restarts, m.rejectedLogs, m.emptyRefetch, m.leaseLost, m.leaseRetaken, m.reorgs, m.rpcLatency} {
+		m.reconnects, m.rpcErrors, m.malformed, m.wrongChain, m.oversized, m.restarts, m.rejectedLogs, m.emptyRefetch, m.leaseLost, m.leaseRetaken, m.droppedHeads, m.invalid, m.headJumps, m.reorgs, m.rpcLatency} {
 		if err := reg.Register(col); err != nil {
 			return nil, err
 		}

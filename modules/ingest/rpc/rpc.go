@@ -40,9 +40,14 @@ type Options struct {
 	CallTimeout  time.Duration // per call or batch; default 10s
 	ReadLimit    int64         // largest message read; default 32 MiB
 	PingInterval time.Duration // WebSocket keepalive; default 15s
-	// SubBuffer is the per-subscription notification buffer; a full buffer
-	// drops notifications (a head is a hint) rather than block responses.
+	// SubBuffer is how many notifications one subscription queues while
+	// its reader is busy; default 256.
 	SubBuffer int
+	// SubBufferBytes bounds the bytes those queued notifications hold;
+	// default DefaultSubBufferBytes. A notification that does not fit
+	// pushes the oldest out (they are dropped and counted, never block the
+	// read loop and so the responses behind them).
+	SubBufferBytes int64
 	// Observe, when set, is called after every call with its method, its
 	// duration and its error (nil on success). A batch reports its first
 	// method with a "batch:" prefix.
@@ -51,6 +56,13 @@ type Options struct {
 	// JSON-RPC (invalid JSON, wrong version, unknown id or subscription).
 	Malformed func(err error)
 }
+
+// DefaultSubBufferBytes is the default byte budget of one subscription's
+// queue. A newHeads header is 0.5..3 KB, so 4 MiB is a thousand heads or
+// more: far more than pile up while one call waits. Without a byte bound
+// the queue could hold SubBuffer x ReadLimit (256 x 32 MiB = 8 GiB) of
+// whatever a hostile node sends while a call is pending.
+const DefaultSubBufferBytes = 4 << 20
 
 func (o Options) withDefaults() Options {
 	if o.CallTimeout <= 0 {
@@ -64,6 +76,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.SubBuffer <= 0 {
 		o.SubBuffer = 256
+	}
+	if o.SubBufferBytes <= 0 {
+		o.SubBufferBytes = DefaultSubBufferBytes
 	}
 	return o
 }

@@ -42,11 +42,14 @@ func TestWSCallsBatchesAndSubscriptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	n.Mine(3)
-	for i := 0; i < 3; i++ {
+	for got := 0; got < 3; {
 		select {
 		case <-sub.C:
+			for _, ok := sub.Next(); ok; _, ok = sub.Next() {
+				got++
+			}
 		case <-time.After(5 * time.Second):
-			t.Fatalf("notification %d missing", i)
+			t.Fatalf("notification %d missing", got)
 		}
 	}
 	elems := make([]BatchElem, 3)

@@ -37,14 +37,111 @@ type call struct {
 	subscr *Subscription
 }
 
-// Subscription receives eth_subscription notifications. C is closed when
-// the connection ends.
+// Subscription receives eth_subscription notifications. They wait in a
+// queue bounded in count (Options.SubBuffer) and in bytes
+// (Options.SubBufferBytes); one that does not fit pushes the oldest out,
+// and one larger than the whole byte budget is dropped itself. Either way
+// it is counted in Dropped: notifications are hints (a head that is lost
+// is found again by the caller's own polling and gap logic), so the read
+// loop never waits for a busy reader and never holds more than the bound.
 type Subscription struct {
 	ID string
-	C  chan json.RawMessage
-	// Dropped counts notifications dropped because C was full.
+	// C receives a value when notifications are queued (read them with
+	// Next) and is closed when the subscription or the connection ends.
+	C <-chan struct{}
+	// Dropped counts notifications dropped to keep the queue in bounds.
 	Dropped atomic.Uint64
-	ws      *WS
+
+	ready    chan struct{} // C, buffered 1
+	mu       sync.Mutex
+	q        []json.RawMessage
+	head     int // q[head:] is queued
+	bytes    int64
+	peak     int64
+	maxN     int
+	maxBytes int64
+	closed   bool
+	ws       *WS
+}
+
+func newSubscription(w *WS) *Subscription {
+	s := &Subscription{ready: make(chan struct{}, 1), maxN: w.opt.SubBuffer, maxBytes: w.opt.SubBufferBytes, ws: w}
+	s.C = s.ready
+	return s
+}
+
+// push queues a notification, dropping the oldest ones it does not fit
+// beside.
+func (s *Subscription) push(raw json.RawMessage) {
+	n := int64(len(raw))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	if n > s.maxBytes {
+		s.Dropped.Add(1)
+		return
+	}
+	for len(s.q)-s.head > 0 && (s.bytes+n > s.maxBytes || len(s.q)-s.head >= s.maxN) {
+		s.bytes -= int64(len(s.q[s.head]))
+		s.q[s.head] = nil
+		s.head++
+		s.Dropped.Add(1)
+	}
+	if s.head > 0 && s.head == len(s.q) {
+		s.q, s.head = s.q[:0], 0
+	} else if s.head > len(s.q)/2 {
+		s.q, s.head = append(s.q[:0], s.q[s.head:]...), 0
+	}
+	s.q = append(s.q, raw)
+	s.bytes += n
+	s.peak = max(s.peak, s.bytes)
+	select {
+	case s.ready <- struct{}{}:
+	default:
+	}
+}
+
+// Next returns the oldest queued notification, or false when none is.
+func (s *Subscription) Next() (json.RawMessage, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.head == len(s.q) {
+		return nil, false
+	}
+	raw := s.q[s.head]
+	s.q[s.head] = nil
+	s.head++
+	s.bytes -= int64(len(raw))
+	if s.head == len(s.q) {
+		s.q, s.head = s.q[:0], 0
+	}
+	return raw, true
+}
+
+// QueuedBytes is what the queued notifications hold now.
+func (s *Subscription) QueuedBytes() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.bytes
+}
+
+// PeakBytes is the most bytes the queue ever held at once.
+func (s *Subscription) PeakBytes() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.peak
+}
+
+func (s *Subscription) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closed {
+		s.closed = true
+		s.q, s.head, s.bytes = nil, 0, 0
+		close(s.ready)
+	}
 }
 
 // DialWS opens a WebSocket JSON-RPC connection. url may carry credentials
@@ -112,7 +209,7 @@ func (w *WS) fail(err error) {
 		close(w.done)
 		w.mu.Lock()
 		for _, s := range w.subs {
-			close(s.C)
+			s.close()
 		}
 		w.subs = map[string]*Subscription{}
 		w.mu.Unlock()
@@ -194,23 +291,20 @@ func (w *WS) notify(m *message) {
 		Subscription string          `json:"subscription"`
 		Result       json.RawMessage `json:"result"`
 	}
-	if err := json.Unmarshal(m.Params, &p); err != nil { // small: encoding/json is fine
+	// Params are bounded by the read limit; the result is bounded again by
+	// the subscription's byte budget in push.
+	if err := json.Unmarshal(m.Params, &p); err != nil {
 		w.malformed(fmt.Errorf("%w: notification params: %v", ErrMalformed, err))
 		return
 	}
 	w.mu.Lock()
 	s := w.subs[p.Subscription]
-	if s != nil {
-		select {
-		case s.C <- p.Result:
-		default:
-			s.Dropped.Add(1)
-		}
-	}
 	w.mu.Unlock()
 	if s == nil {
 		w.malformed(fmt.Errorf("%w: notification for unknown subscription %q", ErrMalformed, p.Subscription))
+		return
 	}
+	s.push(p.Result)
 }
 
 func (w *WS) pingLoop() {
@@ -351,7 +445,7 @@ func (w *WS) Batch(ctx context.Context, elems []BatchElem) (err error) {
 // Subscribe calls eth_subscribe with args (e.g. "newHeads") and returns the
 // subscription whose channel receives each notification's result.
 func (w *WS) Subscribe(ctx context.Context, args ...any) (*Subscription, error) {
-	s := &Subscription{C: make(chan json.RawMessage, w.opt.SubBuffer), ws: w}
+	s := newSubscription(w)
 	var id string
 	if err := w.call(ctx, s, &id, "eth_subscribe", args...); err != nil {
 		return nil, err
@@ -365,10 +459,8 @@ func (w *WS) Subscribe(ctx context.Context, args ...any) (*Subscription, error) 
 // Unsubscribe cancels the subscription on the node.
 func (s *Subscription) Unsubscribe(ctx context.Context) error {
 	s.ws.mu.Lock()
-	if _, ok := s.ws.subs[s.ID]; ok {
-		delete(s.ws.subs, s.ID)
-		close(s.C)
-	}
+	delete(s.ws.subs, s.ID)
 	s.ws.mu.Unlock()
+	s.close()
 	return s.ws.Call(ctx, nil, "eth_unsubscribe", s.ID)
 }
