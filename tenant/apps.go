@@ -90,14 +90,22 @@ func (s *Store) CreateApplication(ctx context.Context, scope hook.Scope, name, p
 	var app Application
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if !scope.Admin && s.maxApps > 0 {
-			// Lock the user's row so two creates cannot both pass the cap.
-			var n int
-			err := tx.QueryRow(ctx, `SELECT (SELECT count(*) FROM application_members m WHERE m.user_id = u.id)
-				FROM users u WHERE u.id = $1 FOR UPDATE`, scope.UserID).Scan(&n)
+			// Lock the user's row so two creates cannot both pass the cap,
+			// then count in a second statement: under READ COMMITTED each
+			// statement takes a new snapshot, so the count sees the
+			// memberships committed by whoever held the lock before us (a
+			// count in the locking statement would use the snapshot taken
+			// before it waited).
+			var uid string
+			err := tx.QueryRow(ctx, `SELECT id FROM users WHERE id = $1 FOR UPDATE`, scope.UserID).Scan(&uid)
 			if errors.Is(err, pgx.ErrNoRows) {
 				return fmt.Errorf("create application: no user %s: %w", scope.UserID, ErrForbidden)
 			}
 			if err != nil {
+				return fmt.Errorf("lock user %s: %w", scope.UserID, err)
+			}
+			var n int
+			if err := tx.QueryRow(ctx, `SELECT count(*) FROM application_members WHERE user_id = $1`, scope.UserID).Scan(&n); err != nil {
 				return fmt.Errorf("count applications of %s: %w", scope.UserID, err)
 			}
 			if n >= s.maxApps {
