@@ -58,7 +58,7 @@ type truth struct {
 
 func (c *cluster) readTruth() truth {
 	h := c.devnet.pause()
-	logs := c.devnet.canonicalLogs(chainID, 1, h.Number)
+	logs := c.devnet.canonicalLogs(chainID, c.firstBlock, h.Number)
 	tr := truth{head: h.Number, logs: logs, canon: make(map[string]chainLog, len(logs))}
 	for _, l := range logs {
 		tr.canon[l.ID] = l

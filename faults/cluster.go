@@ -35,6 +35,10 @@ type options struct {
 	durableRedis bool
 	// privatePG runs a private Postgres cluster the scenario may restart.
 	privatePG bool
+	// startAtHead leaves the chain's start_block unset, as shipped: ingest
+	// with no cursor starts at the current head, so only blocks after the
+	// setup are expected. Otherwise ingest starts at block 1 and backfills.
+	startAtHead bool
 	// env adds or overrides settings of every role.
 	env map[string]string
 }
@@ -59,6 +63,7 @@ type cluster struct {
 	order      []string // role names in start order
 	appID      string
 	eps        []*endpointSpec
+	firstBlock uint64 // the first block the ground truth holds
 }
 
 // The settings every role gets. The delivery timeout is short so that the
@@ -173,7 +178,12 @@ func (c *cluster) startDevnet() {
 	if err := poll(20*time.Second, 20*time.Millisecond, func() bool { _, err := c.devnet.head(); return err == nil }); err != nil {
 		c.t.Fatalf("devnet not up: %v\n%s", err, tail(p.logPath, 20))
 	}
-	c.devnet.control("pause", "")
+	h := c.devnet.control("pause", "")["head"].(map[string]any)
+	c.firstBlock = 1
+	if c.opt.startAtHead {
+		// Ingest starts at the head it first sees: this one, or the next.
+		c.firstBlock = uint64(h["number"].(float64)) + 1
+	}
 	c.devnet.watch()
 }
 
@@ -184,10 +194,12 @@ func (c *cluster) writeConfig() {
     id: %d
     ws_urls: [ws://%s/]
     http_url: http://%s/
-    start_block: 1
     block_time: %s
     confirmations: 0
 `, chainID, addr, addr, c.opt.blockTime)
+	if !c.opt.startAtHead {
+		yaml += "    start_block: 1\n"
+	}
 	c.cfg = filepath.Join(c.dir, "ethhook.yaml")
 	if err := os.WriteFile(c.cfg, []byte(yaml), 0o644); err != nil {
 		c.t.Fatal(err)
