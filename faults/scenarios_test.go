@@ -122,6 +122,19 @@ var scenarios = []scenario{
 			c.redis.restart(true)
 			return time.Now()
 		}},
+	// Redis back empty while ingest is down too (a machine restart): the
+	// ingest processes start on an empty Redis, with no cursor there.
+	{name: "redis-empty-ingest-restart", opt: options{startAtHead: true}, load: 20 * time.Second, dupWindow: 3 * time.Second,
+		fault: func(c *cluster, start time.Time) time.Time {
+			sleepUntil(start, 7*time.Second)
+			c.roles["ingest-a"].kill()
+			c.roles["ingest-b"].kill()
+			c.redis.restart(true)
+			time.Sleep(2 * time.Second)
+			c.roles["ingest-a"].start()
+			c.roles["ingest-b"].start()
+			return time.Now()
+		}},
 	// The same with start_block set: ingest, finding no cursor, goes back
 	// to block 1 and the per-block dedup in Postgres' unique keys absorbs
 	// the replay.
@@ -183,6 +196,7 @@ var scenarios = []scenario{
 			return time.Now()
 		}},
 	{name: "hot-endpoint", load: 10 * time.Second, endpoints: hotEndpoints,
+		knownGap: "issue 12: a hot endpoint is capped near 130 webhooks/s by drop-and-sweep (seen: 7,200 of 20,175 still pending 90 s after 10 s at 2,000 events/s)",
 		opt: options{blockTime: 100 * time.Millisecond, logsPerBlock: 200}, drain: 90 * time.Second},
 }
 
@@ -209,9 +223,9 @@ func flakyEndpoints(contract string) []*endpointSpec {
 
 func deleteEndpoints(contract string) []*endpointSpec {
 	eps := standardEndpoints(contract)
-	// Every log, half of the attempts failing: plenty in flight and in
-	// retry when it is deleted.
-	return append(eps, &endpointSpec{name: "doomed", confirmations: 0, policy: fail20})
+	// Every log, one attempt in five held past the timeout: plenty in
+	// flight and in retry when it is deleted.
+	return append(eps, &endpointSpec{name: "doomed", confirmations: 0, policy: hangSome})
 }
 
 // hotEndpoints: one endpoint taking every log (the devnet mines 2,000
