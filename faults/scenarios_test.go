@@ -197,7 +197,7 @@ var scenarios = []scenario{
 		}},
 	{name: "hot-endpoint", load: 10 * time.Second, endpoints: hotEndpoints,
 		knownGap: "issue 12: a hot endpoint is capped near 130 webhooks/s by drop-and-sweep (seen: 7,200 of 20,175 still pending 90 s after 10 s at 2,000 events/s)",
-		opt: options{blockTime: 100 * time.Millisecond, logsPerBlock: 200}, drain: 90 * time.Second},
+		opt:      options{blockTime: 100 * time.Millisecond, logsPerBlock: 200}, drain: 90 * time.Second},
 }
 
 // reorgEndpoints: reorgs go up to 10 blocks deep, so the endpoints with
