@@ -47,7 +47,7 @@ test/browser: services ## the web UI in a real headless Chromium
 	@$(MAKE) --no-print-directory test/clean
 
 test/faults: services ## kill, restart and cut every part of the pipeline under load; account every webhook against the chain
-	$(GO) test -tags faults -count=1 -p 1 -timeout 20m -v ./faults/ | grep -v "^=== "; exit $${PIPESTATUS[0]}
+	$(GO) test -tags faults -count=1 -p 1 -timeout 20m -v ./faults/ | grep --line-buffered -v "^=== "; exit $${PIPESTATUS[0]}
 
 test/clean:
 	@$(GO) run ./internal/testenv/cleanup

@@ -125,6 +125,7 @@ var scenarios = []scenario{
 	// Redis back empty while ingest is down too (a machine restart): the
 	// ingest processes start on an empty Redis, with no cursor there.
 	{name: "redis-empty-ingest-restart", opt: options{startAtHead: true}, load: 20 * time.Second, dupWindow: 3 * time.Second,
+		knownGap: "issue 14: ingest with no cursor in Redis starts at the head (seen: 140 of 1,206 missing, blocks 50-60, mined while it was down)",
 		fault: func(c *cluster, start time.Time) time.Time {
 			sleepUntil(start, 7*time.Second)
 			c.roles["ingest-a"].kill()
@@ -188,6 +189,7 @@ var scenarios = []scenario{
 			return time.Now()
 		}},
 	{name: "endpoint-deleted", load: 20 * time.Second, endpoints: deleteEndpoints,
+		knownGap: "issue 12: an endpoint deleted mid-flight jams the deliver result writer (seen: every webhook acknowledged, but 820 messages of the other endpoints not final after 90 s; deliver retries `insert attempts: delivery_history_message_id_fkey` forever)",
 		fault: func(c *cluster, start time.Time) time.Time {
 			sleepUntil(start, 7*time.Second)
 			e := c.ep("doomed")
