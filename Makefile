@@ -50,6 +50,9 @@ test/browser: services ## the web UI in a real headless Chromium
 	$(GO) test -count=1 -timeout 15m -tags browser -p 1 ./modules/admin/ui/...
 	@$(MAKE) --no-print-directory test/clean
 
+test/faults: services ## kill, restart and cut every part of the pipeline under load; account every webhook against the chain
+	$(GO) test -tags faults -count=1 -p 1 -timeout 20m -v ./faults/ | grep --line-buffered -v "^=== "; exit $${PIPESTATUS[0]}
+
 test/clean:
 	@$(GO) run ./internal/testenv/cleanup
 

@@ -78,6 +78,7 @@ the control API (or 'ethhook devnet control'):
   POST /control/skip {"n":k}       POST /control/drop
   POST /control/stall {"ms":n}     POST /control/malformed {"n":k}
   POST /control/ratelimit {"n":k}  POST /control/emptylogs
+  POST /control/pause              POST /control/resume
   GET  /control/head               GET  /control/stats
 ` + envHelp("devnet."),
 		Args: cobra.NoArgs,

@@ -94,6 +94,7 @@ type Node struct {
 	orphaned []*block
 	branch   uint64
 
+	paused     atomic.Bool  // Run mines nothing while set (Pause/Resume)
 	stallUntil atomic.Int64 // unix nanos
 	stallMu    sync.Mutex
 	stallCh    chan struct{} // closed and replaced whenever Stall changes
@@ -177,6 +178,9 @@ func (n *Node) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+		}
+		if n.paused.Load() {
+			continue
 		}
 		tick++
 		switch {
@@ -319,6 +323,14 @@ func (n *Node) Reorg(depth int) []Block {
 	}
 	return publicBlocks(bs)
 }
+
+// Pause stops Run from mining (and from its automatic faults) until Resume;
+// everything else keeps answering. A test pauses to read a chain that no
+// longer changes; Mine and the control API still work while paused.
+func (n *Node) Pause() { n.paused.Store(true) }
+
+// Resume lets Run mine again after Pause.
+func (n *Node) Resume() { n.paused.Store(false) }
 
 // Stall stops answering requests and sending notifications for d. A later
 // call replaces the deadline (Stall(0) ends a stall now).

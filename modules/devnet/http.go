@@ -81,6 +81,7 @@ func infos(bs []Block) []BlockInfo {
 //	POST /control/skip {"n":k}        POST /control/drop
 //	POST /control/stall {"ms":n}      POST /control/malformed {"n":k}
 //	POST /control/ratelimit {"n":k}   POST /control/emptylogs
+//	POST /control/pause               POST /control/resume
 //	GET  /control/head                GET  /control/stats
 func (n *Node) serveControl(w http.ResponseWriter, r *http.Request) {
 	action := strings.TrimPrefix(r.URL.Path, "/control/")
@@ -143,6 +144,12 @@ func (n *Node) serveControl(w http.ResponseWriter, r *http.Request) {
 	case "emptylogs":
 		n.EmptyLogsOnceNext()
 		writeJSON(w, http.StatusOK, map[string]any{"ok": true})
+	case "pause":
+		n.Pause()
+		writeJSON(w, http.StatusOK, map[string]any{"ok": true, "head": info(n.Head())})
+	case "resume":
+		n.Resume()
+		writeJSON(w, http.StatusOK, map[string]any{"ok": true, "head": info(n.Head())})
 	default:
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "unknown control " + action})
 	}

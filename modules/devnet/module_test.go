@@ -142,3 +142,45 @@ func TestControlAPIInjectsEveryFault(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+func TestControlPauseStopsMiningUntilResume(t *testing.T) {
+	n, srv := startNode(t, Config{Seed: 31, BlockTime: 5 * time.Millisecond, LogsPerBlock: 1})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go n.Run(ctx)
+	post := func(action string) {
+		t.Helper()
+		resp, err := http.Post(srv.URL+"/control/"+action, "application/json", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: status %d", action, resp.StatusCode)
+		}
+	}
+	waitHead := func(above uint64) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for n.Head().Number <= above {
+			if time.Now().After(deadline) {
+				t.Fatalf("head stayed at %d, want above %d", n.Head().Number, above)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	waitHead(2)
+	post("pause")
+	// A tick already past the paused check may still mine one block.
+	time.Sleep(20 * time.Millisecond)
+	paused := n.Head().Number
+	time.Sleep(100 * time.Millisecond)
+	if h := n.Head().Number; h != paused {
+		t.Fatalf("head moved from %d to %d while paused", paused, h)
+	}
+	if len(n.Mine(1)) != 1 || n.Head().Number != paused+1 {
+		t.Fatalf("Mine while paused: head %d, want %d", n.Head().Number, paused+1)
+	}
+	post("resume")
+	waitHead(paused + 1)
+}

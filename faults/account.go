@@ -1,0 +1,197 @@
+//go:build faults
+
+package faults
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// tally is the accounting of one scenario (summed over its endpoints)
+// against the ground truth: the devnet's canonical chain at the end.
+type tally struct {
+	expected  int // canonical matching events every endpoint must have had
+	delivered int // of those, acknowledged (2xx) at least once
+	missing   int
+	dup       int // acknowledgements beyond the first of a webhook-id
+	orphans   int // orphaned (non-canonical) events sent to an endpoint with confirmations
+	badSig    int // requests whose signature did not verify
+	pending   int // messages not in a final state (enabled endpoints)
+
+	unretracted int // orphaned events sent to a 0-confirmation endpoint without their log.removed
+	badRemoval  int // log.removed for a canonical event, or sent to an endpoint with confirmations
+	unexpected  int // canonical events that do not match the endpoint's filter
+	afterDelete int // webhooks that arrived for a deleted endpoint well after the delete
+	notDisabled int // endpoints answering 410 that are still enabled
+
+	maxLate  time.Duration
+	examples []string // a few missing ids and violations, for the failure message
+}
+
+func (t tally) violations() int {
+	return t.missing + t.orphans + t.badSig + t.pending + t.unretracted + t.badRemoval + t.unexpected + t.afterDelete + t.notDisabled
+}
+
+func (t tally) String() string {
+	s := fmt.Sprintf("expected=%d delivered=%d missing=%d dup=%d orphans=%d badsig=%d pending=%d max_lateness=%.1fs",
+		t.expected, t.delivered, t.missing, t.dup, t.orphans, t.badSig, t.pending, t.maxLate.Seconds())
+	for _, x := range []struct {
+		n    int
+		name string
+	}{{t.unretracted, "unretracted"}, {t.badRemoval, "bad_removal"}, {t.unexpected, "unexpected"},
+		{t.afterDelete, "after_delete"}, {t.notDisabled, "not_disabled"}} {
+		if x.n > 0 {
+			s += fmt.Sprintf(" %s=%d", x.name, x.n)
+		}
+	}
+	return s
+}
+
+// truth is the chain at the end of the load, read once mining is paused.
+type truth struct {
+	head  uint64
+	logs  []chainLog
+	canon map[string]chainLog
+}
+
+func (c *cluster) readTruth() truth {
+	h := c.devnet.pause()
+	logs := c.devnet.canonicalLogs(chainID, c.firstBlock, h.Number)
+	tr := truth{head: h.Number, logs: logs, canon: make(map[string]chainLog, len(logs))}
+	for _, l := range logs {
+		tr.canon[l.ID] = l
+	}
+	return tr
+}
+
+// account compares what every endpoint's receiver acknowledged with the
+// ground truth. faultEnd is when the last fault ended: lateness is measured
+// from max(block mined, fault end).
+func (c *cluster) account(tr truth, faultEnd time.Time) tally {
+	var t tally
+	ctx := context.Background()
+	note := func(format string, a ...any) {
+		if len(t.examples) < 8 {
+			t.examples = append(t.examples, fmt.Sprintf(format, a...))
+		}
+	}
+	for _, e := range c.eps {
+		got := c.recv.snapshot(e.name)
+		t.badSig += got.badSig
+
+		// What this endpoint must have had. An event counts once it is
+		// deeper than the endpoint's confirmations at the end (one block of
+		// slack for how "N deep" is counted).
+		var inPipeline map[string]bool
+		if e.toggled {
+			// Events mined while it was disabled may or may not have
+			// matched; those the pipeline took (a message row) must arrive,
+			// and so must everything from some blocks after the re-enable.
+			inPipeline = map[string]bool{}
+			rows, err := c.pool.Query(ctx, `SELECT event_id FROM messages WHERE endpoint_id = $1 AND type = 'log'`, e.id)
+			if err == nil {
+				for rows.Next() {
+					var id string
+					if rows.Scan(&id) == nil {
+						inPipeline[id] = true
+					}
+				}
+				rows.Close()
+			}
+		}
+		must := map[string]chainLog{}
+		if e.deletedAt.IsZero() && !e.goes410 {
+			for _, l := range tr.logs {
+				if !e.matches(l) {
+					continue
+				}
+				if e.confirmations > 0 && l.Block+uint64(e.confirmations)+1 > tr.head {
+					continue
+				}
+				if e.toggled && l.Block <= e.enabledHead+20 && !inPipeline[l.ID] {
+					continue
+				}
+				must[l.ID] = l
+			}
+		}
+		t.expected += len(must)
+
+		for id, a := range got.ids {
+			if a.acks == 0 {
+				continue
+			}
+			t.dup += a.acks - 1
+			if !e.deletedAt.IsZero() && a.firstAck.After(e.deletedAt.Add(10*time.Second)) {
+				t.afterDelete++
+				note("%s: %s arrived %s after the delete", e.name, id, a.firstAck.Sub(e.deletedAt).Round(time.Millisecond))
+			}
+			base, removal := strings.CutSuffix(id, ":removed")
+			l, canonical := tr.canon[base]
+			switch {
+			case removal && (e.confirmations > 0 || canonical):
+				t.badRemoval++
+				note("%s: log.removed %s (canonical=%v, confirmations=%d)", e.name, id, canonical, e.confirmations)
+			case removal:
+			case !canonical && e.confirmations > 0:
+				t.orphans++
+				note("%s: orphaned %s delivered with %d confirmations", e.name, id, e.confirmations)
+			case !canonical:
+				if r := got.ids[id+":removed"]; r == nil || r.acks == 0 {
+					t.unretracted++
+					note("%s: orphaned %s delivered without its log.removed", e.name, id)
+				}
+			case !e.matches(l):
+				t.unexpected++
+				note("%s: %s does not match the filter", e.name, id)
+			}
+			if _, ok := must[id]; ok {
+				t.delivered++
+				from := c.devnet.minedAt(l.Block)
+				if faultEnd.After(from) {
+					from = faultEnd
+				}
+				if !from.IsZero() {
+					t.maxLate = max(t.maxLate, a.firstAck.Sub(from))
+				}
+			}
+		}
+		for id, l := range must {
+			if a := got.ids[id]; a == nil || a.acks == 0 {
+				t.missing++
+				note("%s: missing %s (block %d of %d)", e.name, id, l.Block, tr.head)
+			}
+		}
+
+		if e.goes410 && c.enabled(e) {
+			t.notDisabled++
+			note("%s: answered 410 since %s but is still enabled", e.name, got.gone.Format(time.TimeOnly))
+		}
+		if e.deletedAt.IsZero() && !e.goes410 {
+			var n int
+			c.pool.QueryRow(ctx, `SELECT count(*) FROM messages WHERE endpoint_id = $1
+				AND state IN ('pending', 'delivering', 'failed', 'quota_exceeded')`, e.id).Scan(&n)
+			t.pending += n
+			if n > 0 {
+				note("%s: %d messages not final", e.name, n)
+			}
+		}
+	}
+	return t
+}
+
+// drain waits until the pipeline has nothing left: every expected webhook
+// acknowledged, nothing pending in Postgres and the receiver quiet for two
+// seconds; or until the deadline. It returns the last accounting.
+func (c *cluster) drain(tr truth, faultEnd time.Time, deadline time.Duration) tally {
+	end := time.Now().Add(deadline)
+	for {
+		t := c.account(tr, faultEnd)
+		quiet := time.Since(c.recv.lastRequest()) > 2*time.Second
+		if (t.missing == 0 && t.pending == 0 && quiet) || time.Now().After(end) {
+			return t
+		}
+		time.Sleep(time.Second)
+	}
+}

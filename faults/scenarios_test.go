@@ -1,0 +1,323 @@
+//go:build faults
+
+package faults
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/big"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ethhook/ethhook/modules/devnet"
+)
+
+// TestMain builds the binary once; every scenario runs processes of it.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "ethhook-faults-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binPath = filepath.Join(dir, "ethhook")
+	build := exec.Command("go", "build", "-o", binPath, ".")
+	build.Dir = ".." // the repository root
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "faults: build ethhook:", err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// scenario is one fault under load, always ended by the same accounting.
+type scenario struct {
+	name string
+	// knownGap names the open issue this scenario fails on today ("issue N:
+	// why"). It is skipped unless FAULTS_ALL=1, and is only set after the
+	// scenario was run and seen failing for that reason.
+	knownGap string
+	opt      options
+	// endpoints to create; nil means standardEndpoints.
+	endpoints func(contract string) []*endpointSpec
+	load      time.Duration // mining time, faults included
+	// fault runs during the load (started with it) and returns when the
+	// last fault ended; lateness counts from then at the earliest.
+	fault func(c *cluster, start time.Time) time.Time
+	// dupWindow bounds duplicates: at most the webhooks acknowledged in this
+	// long at the scenario's average rate (a kill loses the results of
+	// what was in flight; nothing else may deliver twice).
+	dupWindow time.Duration
+	drain     time.Duration // how long the pipeline may take to drain after the load
+}
+
+// sleepUntil waits until start+d.
+func sleepUntil(start time.Time, d time.Duration) {
+	if w := time.Until(start.Add(d)); w > 0 {
+		time.Sleep(w)
+	}
+}
+
+// killAt kills the role chosen by pick at start+at and restarts it after down.
+func killAt(at, down time.Duration, pick func(c *cluster) *proc) func(c *cluster, start time.Time) time.Time {
+	return func(c *cluster, start time.Time) time.Time {
+		sleepUntil(start, at)
+		c.killAndRestart(pick(c), down)
+		return time.Now()
+	}
+}
+
+func role(name string) func(c *cluster) *proc { return func(c *cluster) *proc { return c.roles[name] } }
+
+// every calls f at start+from, then every period until start+until.
+func every(from, period, until time.Duration, f func(c *cluster, i int)) func(c *cluster, start time.Time) time.Time {
+	return func(c *cluster, start time.Time) time.Time {
+		for i, at := 0, from; at <= until; i, at = i+1, at+period {
+			sleepUntil(start, at)
+			f(c, i)
+		}
+		return time.Now()
+	}
+}
+
+// terminateBackends cuts every Postgres connection of the scenario database
+// but the test's own (pg_terminate_backend).
+func terminateBackends(c *cluster) int {
+	var n int
+	err := c.pool.QueryRow(context.Background(), `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'
+		AND application_name NOT LIKE 'faults-suite%'`).Scan(&n)
+	if err != nil {
+		c.t.Logf("terminate backends: %v", err)
+	}
+	return n
+}
+
+var scenarios = []scenario{
+	{name: "baseline", load: 15 * time.Second},
+	{name: "kill-ingest-leader", load: 20 * time.Second,
+		fault: killAt(7*time.Second, 3*time.Second, func(c *cluster) *proc { return c.ingestLeader() })},
+	{name: "kill-process", load: 20 * time.Second, dupWindow: 0,
+		fault: killAt(7*time.Second, 3*time.Second, role("process"))},
+	{name: "kill-deliver-1", load: 20 * time.Second, dupWindow: 3 * time.Second,
+		fault: killAt(7*time.Second, 3*time.Second, role("deliver-1"))},
+	{name: "kill-deliver-2", load: 20 * time.Second, dupWindow: 3 * time.Second,
+		fault: killAt(7*time.Second, 3*time.Second, role("deliver-2"))},
+	{name: "kill-serve-all", opt: options{all: true}, load: 20 * time.Second, dupWindow: 3 * time.Second,
+		fault: killAt(7*time.Second, 2*time.Second, role("all"))},
+	// Redis back empty with ingest configured as shipped (no start_block):
+	// the stream, the cursor and the delivery jobs are gone; Postgres has
+	// the messages and (DESIGN.md) the chain cursor must survive too.
+	{name: "redis-restart-empty", opt: options{startAtHead: true}, load: 20 * time.Second, dupWindow: 3 * time.Second,
+		fault: func(c *cluster, start time.Time) time.Time {
+			sleepUntil(start, 7*time.Second)
+			c.redis.restart(true)
+			return time.Now()
+		}},
+	// Redis back empty while ingest is down too (a machine restart): the
+	// ingest processes start on an empty Redis, with no cursor there.
+	{name: "redis-empty-ingest-restart", opt: options{startAtHead: true}, load: 20 * time.Second, dupWindow: 3 * time.Second,
+		knownGap: "issue 14: ingest with no cursor in Redis starts at the head (seen: 140 of 1,206 missing, blocks 50-60, mined while it was down)",
+		fault: func(c *cluster, start time.Time) time.Time {
+			sleepUntil(start, 7*time.Second)
+			c.roles["ingest-a"].kill()
+			c.roles["ingest-b"].kill()
+			c.redis.restart(true)
+			time.Sleep(2 * time.Second)
+			c.roles["ingest-a"].start()
+			c.roles["ingest-b"].start()
+			return time.Now()
+		}},
+	// The same with start_block set: ingest, finding no cursor, goes back
+	// to block 1 and the per-block dedup in Postgres' unique keys absorbs
+	// the replay.
+	{name: "redis-restart-empty-start-block", load: 20 * time.Second, dupWindow: 3 * time.Second,
+		fault: func(c *cluster, start time.Time) time.Time {
+			sleepUntil(start, 7*time.Second)
+			c.redis.restart(true)
+			return time.Now()
+		}},
+	{name: "redis-restart-data", opt: options{durableRedis: true}, load: 20 * time.Second, dupWindow: 3 * time.Second,
+		fault: func(c *cluster, start time.Time) time.Time {
+			sleepUntil(start, 7*time.Second)
+			c.redis.restart(false)
+			return time.Now()
+		}},
+	{name: "postgres-restart", opt: options{privatePG: true}, load: 20 * time.Second, dupWindow: 3 * time.Second,
+		fault: func(c *cluster, start time.Time) time.Time {
+			sleepUntil(start, 7*time.Second)
+			c.pg.crashRestart(3 * time.Second)
+			return time.Now()
+		}},
+	{name: "postgres-terminate", load: 20 * time.Second, dupWindow: 3 * time.Second,
+		fault: every(5*time.Second, 4*time.Second, 13*time.Second, func(c *cluster, i int) { terminateBackends(c) })},
+	{name: "rpc-drop", load: 20 * time.Second,
+		fault: every(3*time.Second, 3*time.Second, 15*time.Second, func(c *cluster, i int) { c.devnet.control("drop", "") })},
+	{name: "rpc-stall", load: 20 * time.Second,
+		fault: func(c *cluster, start time.Time) time.Time {
+			sleepUntil(start, 5*time.Second)
+			c.devnet.control("stall", `{"ms":5000}`)
+			sleepUntil(start, 13*time.Second)
+			c.devnet.control("stall", `{"ms":3000}`)
+			return time.Now().Add(3 * time.Second)
+		}},
+	{name: "reorg-1-to-10", load: 25 * time.Second, endpoints: reorgEndpoints,
+		fault: every(4*time.Second, 1500*time.Millisecond, 18*time.Second, func(c *cluster, i int) {
+			c.devnet.control("reorg", fmt.Sprintf(`{"depth":%d}`, i+1))
+		})},
+	{name: "head-skip", load: 20 * time.Second,
+		fault: every(5*time.Second, 5*time.Second, 15*time.Second, func(c *cluster, i int) {
+			c.devnet.control("skip", fmt.Sprintf(`{"n":%d}`, 10+20*i))
+		})},
+	{name: "receivers-flaky", load: 25 * time.Second, endpoints: flakyEndpoints,
+		fault: func(c *cluster, start time.Time) time.Time {
+			sleepUntil(start, 6*time.Second)
+			e := c.ep("approvals-toggled")
+			c.endpointCmd("disable", e)
+			sleepUntil(start, 12*time.Second)
+			c.endpointCmd("enable", e)
+			h, _ := c.devnet.head()
+			e.enabledHead, e.toggled = h.Number, true
+			return time.Now()
+		}},
+	{name: "endpoint-deleted", load: 20 * time.Second, endpoints: deleteEndpoints,
+		knownGap: "issue 12: an endpoint deleted mid-flight jams the deliver result writer (seen: every webhook acknowledged, but 820 messages of the other endpoints not final after 90 s; deliver retries `insert attempts: delivery_history_message_id_fkey` forever)",
+		fault: func(c *cluster, start time.Time) time.Time {
+			sleepUntil(start, 7*time.Second)
+			e := c.ep("doomed")
+			c.endpointCmd("delete", e)
+			e.deletedAt = time.Now()
+			return time.Now()
+		}},
+	{name: "hot-endpoint", load: 10 * time.Second, endpoints: hotEndpoints,
+		knownGap: "issue 12: a hot endpoint is capped near 130 webhooks/s by drop-and-sweep (seen: 7,200 of 20,175 still pending 90 s after 10 s at 2,000 events/s)",
+		opt:      options{blockTime: 100 * time.Millisecond, logsPerBlock: 200}, drain: 90 * time.Second},
+}
+
+// reorgEndpoints: reorgs go up to 10 blocks deep, so the endpoints with
+// confirmations have more than 10 (fewer may rightly see an orphan).
+func reorgEndpoints(contract string) []*endpointSpec {
+	return []*endpointSpec{
+		{name: "transfers-c0", confirmations: 0, topic0: topicTransfer},
+		{name: "transfers-c11", confirmations: 11, topic0: topicTransfer},
+		{name: "contract-c12", confirmations: 12, address: contract},
+		{name: "contract-c0", confirmations: 0, address: contract},
+	}
+}
+
+func flakyEndpoints(contract string) []*endpointSpec {
+	return []*endpointSpec{
+		{name: "transfers-ok", confirmations: 1, topic0: topicTransfer},
+		{name: "transfers-fail20", confirmations: 0, topic0: topicTransfer, policy: fail20},
+		{name: "contract-hang", confirmations: 2, address: contract, policy: hangSome},
+		{name: "transfers-410", confirmations: 0, topic0: topicTransfer, policy: gone410After, goes410: true},
+		{name: "approvals-toggled", confirmations: 0, topic0: topicApproval},
+	}
+}
+
+func deleteEndpoints(contract string) []*endpointSpec {
+	eps := standardEndpoints(contract)
+	// Every log, one attempt in five held past the timeout: plenty in
+	// flight and in retry when it is deleted.
+	return append(eps, &endpointSpec{name: "doomed", confirmations: 0, policy: hangSome})
+}
+
+// hotEndpoints: one endpoint taking every log (the devnet mines 2,000
+// logs/s in this scenario) beside 100 quiet ones, each taking the rare
+// small Transfers of one token.
+func hotEndpoints(contract string) []*endpointSpec {
+	eps := []*endpointSpec{{name: "hot", confirmations: 0}}
+	tokens := devnetContracts()[:4]
+	for i := range 100 {
+		eps = append(eps, &endpointSpec{name: fmt.Sprintf("quiet-%03d", i), confirmations: 1, topic0: topicTransfer,
+			address: tokens[i%len(tokens)], valueBelow: big.NewInt(10_000)})
+	}
+	return eps
+}
+
+const devnetSeed = 17
+
+// devnetContracts are the contracts the suite's devnet emits logs from
+// (tokens first): the same seed gives the same world.
+func devnetContracts() []string {
+	var out []string
+	for _, a := range devnet.New(devnet.Config{Seed: devnetSeed}).Contracts() {
+		out = append(out, strings.ToLower(a.Hex()))
+	}
+	return out
+}
+
+func (c *cluster) ep(name string) *endpointSpec {
+	for _, e := range c.eps {
+		if e.name == name {
+			return e
+		}
+	}
+	c.t.Fatalf("no endpoint %s", name)
+	return nil
+}
+
+// TestFaults runs every scenario, one at a time, each on its own cluster.
+func TestFaults(t *testing.T) {
+	all := os.Getenv("FAULTS_ALL") == "1"
+	for _, sc := range scenarios {
+		t.Run(sc.name, func(t *testing.T) {
+			if sc.knownGap != "" && !all {
+				fmt.Printf("faults: %-22s SKIPPED known gap: %s (FAULTS_ALL=1 runs it)\n", sc.name, sc.knownGap)
+				t.Skipf("known gap: %s", sc.knownGap)
+			}
+			runScenario(t, sc)
+		})
+	}
+}
+
+func runScenario(t *testing.T, sc scenario) {
+	began := time.Now()
+	c := newCluster(t, sc.opt)
+	mk := sc.endpoints
+	if mk == nil {
+		mk = standardEndpoints
+	}
+	// The fourth contract is a token (Transfer and Approval logs).
+	for _, e := range mk(devnetContracts()[3]) {
+		c.createEndpoint(e)
+	}
+	c.startRoles()
+
+	start := time.Now()
+	c.devnet.control("resume", "")
+	var faultEnd time.Time
+	if sc.fault != nil {
+		faultEnd = sc.fault(c, start)
+	}
+	sleepUntil(start, sc.load)
+	tr := c.readTruth()
+	loadTime := time.Since(start)
+	drain := sc.drain
+	if drain == 0 {
+		drain = 90 * time.Second
+	}
+	tl := c.drain(tr, faultEnd, drain)
+
+	bound := int(math.Ceil(float64(tl.delivered) / loadTime.Seconds() * sc.dupWindow.Seconds()))
+	line := fmt.Sprintf("faults: %-22s %s dup_bound=%d blocks=%d exits=%d took=%s", sc.name, tl, bound, tr.head, c.exits(),
+		time.Since(began).Round(time.Second))
+	if sc.knownGap != "" {
+		line += " (known gap: " + sc.knownGap + ")"
+	}
+	fmt.Println(line)
+	if tl.violations() > 0 || tl.dup > bound {
+		t.Errorf("%s\n  e.g.:\n    %s", line, strings.Join(tl.examples, "\n    "))
+	}
+	if tl.expected == 0 {
+		t.Errorf("%s: nothing expected: the scenario proves nothing", sc.name)
+	}
+}
