@@ -4,6 +4,7 @@ package faults
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -74,8 +75,6 @@ type cluster struct {
 var baseSettings = map[string]string{
 	"ETHHOOK_LOG_FORMAT":              "json",
 	"ETHHOOK_LOG_LEVEL":               "info",
-	"ETHHOOK_SECRET_KEY":              "00000000000000000000000000000000000000000000000000000000000000fa",
-	"ETHHOOK_JWT_SECRET":              "faults-suite-jwt-secret-0123456789abcdef",
 	"ETHHOOK_DELIVERY_TIMEOUT":        "2s",
 	"ETHHOOK_DELIVERY_RETRY_SCHEDULE": "0s,1s,2s,2s,2s,2s,2s,2s,2s,2s,2s,2s",
 	"ETHHOOK_SHUTDOWN_GRACE":          "5s",
@@ -114,11 +113,14 @@ func newCluster(t *testing.T, opt options) *cluster {
 	for k, v := range baseSettings {
 		settings[k] = v
 	}
+	// Fresh secrets per scenario: serve refuses well-known ones.
+	settings["ETHHOOK_SECRET_KEY"] = randomHex(32)
+	settings["ETHHOOK_JWT_SECRET"] = randomHex(32)
 	settings["ETHHOOK_DATABASE_URL"] = c.pgURL
 	settings["ETHHOOK_REDIS_URL"] = c.redis.url()
 	// Only the receiver's address may be a private target; every other
 	// loopback port (Postgres, Redis, the roles) stays refused.
-	settings["ETHHOOK_DELIVERY_ALLOW_CIDRS"] = strings.Split(c.recv.addr(), ":")[0] + "/32"
+	settings["ETHHOOK_DELIVERY_ALLOW_CIDRS"] = c.recv.addr()
 	for k, v := range opt.env {
 		settings[k] = v
 	}
@@ -314,4 +316,13 @@ func (c *cluster) printTails() {
 		c.t.Logf("--- %s log tail (%s):\n%s", name, p.logPath, tail(p.logPath, 25))
 	}
 	c.t.Logf("--- redis log tail:\n%s", tail(c.redis.logPath, 10))
+}
+
+// randomHex is n random bytes in hex.
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return fmt.Sprintf("%x", b)
 }
