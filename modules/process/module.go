@@ -75,6 +75,9 @@ type Module struct {
 	afterCommit func(context.Context)
 	// beforeHandle, when set (tests), runs between a read and its handling.
 	beforeHandle func(context.Context, []rueidis.XRangeEntry)
+	// afterLoad, when set (tests), runs between the first index load and
+	// the start of listening for endpoint changes.
+	afterLoad func()
 }
 
 // New builds the module for chains (each chain's stream is read).
@@ -115,6 +118,9 @@ func (m *Module) Ready() bool { return m.ready.Load() }
 func (m *Module) Run(ctx context.Context) error {
 	if err := m.reload(ctx); err != nil {
 		return err
+	}
+	if m.afterLoad != nil {
+		m.afterLoad()
 	}
 	for _, c := range m.chains {
 		if err := m.ensureGroup(ctx, c.ID); err != nil {
@@ -289,11 +295,12 @@ func (m *Module) listenPostgres(ctx context.Context) error {
 			if _, err := conn.Exec(ctx, "LISTEN "+endpoint.NotifyChannel); err != nil {
 				return err
 			}
-			// Changes made while not listening: catch up.
-			if attempt > 0 {
-				if err := m.reload(ctx); err != nil {
-					return err
-				}
+			// Changes committed while not listening: catch up. Also on the
+			// first LISTEN: Run's load came before it, and a change committed
+			// in between (the demo seeds its endpoint as process starts)
+			// would otherwise wait for the periodic reload, its events unmatched.
+			if err := m.reload(ctx); err != nil {
+				return err
 			}
 			attempt = 0
 			for {

@@ -414,6 +414,23 @@ func TestEndpointChangesAreMatchedWithoutRestart(t *testing.T) {
 	}
 }
 
+// TestEndpointCreatedAsProcessStartsIsMatched creates an endpoint after
+// process loaded its index and before it listens for changes (as the demo
+// seeds its endpoint while serve --all starts): the announcement is missed,
+// so only a load after subscribing can see it; with the periodic reload an
+// hour away, the endpoint would go unmatched for that hour.
+func TestEndpointCreatedAsProcessStartsIsMatched(t *testing.T) {
+	e := newEnv(t)
+	e.cfg.Process.RefreshInterval = time.Hour
+	var ep hook.Endpoint
+	r := e.start(func(m *Module) {
+		m.afterLoad = func() { ep = e.endpoint(endpoint.Input{Filter: hook.Filter{Addresses: []string{token}}}) }
+	})
+	e.eventually("endpoint created during start indexed", func() bool { return r.m.ix.get(ep.ID) != nil })
+	e.publish(transfer("ee", 1, 0, token, alice, bob, 1))
+	e.eventually("endpoint created during start matched", func() bool { return e.count(ep.ID) > 0 })
+}
+
 func TestBatchingEndpointGetsBatchPayloads(t *testing.T) {
 	e := newEnv(t)
 	ep := e.endpoint(endpoint.Input{Filter: hook.Filter{Addresses: []string{token}}, BatchMax: 3, BatchWaitMS: 300})
