@@ -29,7 +29,13 @@ func newAppCmd(rt *Runtime) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			a, err := tenant.New(pool).CreateApplication(cmd.Context(), hook.Operator, name, plan)
+			store := tenant.New(pool).WithDefaultPlan(rt.Cfg.Admin.DefaultPlan)
+			if plan == "" {
+				if err := store.CheckDefaultPlan(cmd.Context()); err != nil {
+					return err
+				}
+			}
+			a, err := store.CreateApplication(cmd.Context(), hook.Operator, name, plan)
 			if err != nil {
 				return err
 			}
@@ -41,7 +47,7 @@ func newAppCmd(rt *Runtime) *cobra.Command {
 		},
 	}
 	create.Flags().StringVar(&name, "name", "", "application name (required)")
-	create.Flags().StringVar(&plan, "plan", "", "plan id (default: free)")
+	create.Flags().StringVar(&plan, "plan", "", "plan id (default: admin.default_plan, unlimited unless configured)")
 	_ = create.MarkFlagRequired("name")
 
 	var cursor string

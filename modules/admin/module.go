@@ -95,7 +95,7 @@ func New(o Options) (*Module, error) {
 		keys:    o.Keys,
 		chains:  o.Chains,
 		log:     o.Log,
-		store:   tenant.New(o.Pool).LimitAppsPerUser(o.Config.MaxAppsPerUser),
+		store:   tenant.New(o.Pool).LimitAppsPerUser(o.Config.MaxAppsPerUser).WithDefaultPlan(o.Config.DefaultPlan),
 		limiter: newLimiter(o.Redis, o.Keys.Prefix),
 	}
 	// Validate has checked them.
@@ -172,6 +172,9 @@ func (m *Module) Run(ctx context.Context) error {
 }
 
 func (m *Module) bootstrap(ctx context.Context) error {
+	if err := m.store.CheckDefaultPlan(ctx); err != nil {
+		return fmt.Errorf("admin: %w", err)
+	}
 	u, pw, created, err := m.store.Bootstrap(ctx, m.cfg.BootstrapEmail)
 	if err != nil {
 		return fmt.Errorf("admin: %w", err)
@@ -198,6 +201,16 @@ func (m *Module) releaseOnce(ctx context.Context) {
 	}
 	if err != nil && ctx.Err() == nil {
 		m.log.Error("release messages held at quota", zap.Error(err))
+	}
+	reached, err := m.store.NoteQuotaReached(ctx)
+	if err != nil && ctx.Err() == nil {
+		m.log.Error("look for applications at their quota", zap.Error(err))
+	}
+	for _, r := range reached {
+		// Once per application and month (see NoteQuotaReached).
+		m.log.Warn("application reached its monthly quota: new webhooks are held as quota_exceeded until the month turns or its plan is raised",
+			zap.String("app", r.AppID), zap.String("app_name", r.AppName), zap.String("plan", r.PlanID),
+			zap.Int64("deliveries", r.Deliveries), zap.Int64("monthly_quota", r.Quota))
 	}
 }
 

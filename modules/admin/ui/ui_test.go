@@ -240,7 +240,10 @@ func TestCreateApplicationShowsFieldErrors(t *testing.T) {
 func TestUsagePageShowsQuotaReached(t *testing.T) {
 	h := newHarness(t)
 	h.user("admin@example.com", tenant.RoleAdmin)
-	a := h.app("Shop")
+	a, err := h.store.CreateApplication(context.Background(), hook.Operator, "Shop", "free")
+	if err != nil {
+		t.Fatal(err)
+	}
 	month := time.Now().UTC().Format("2006-01") + "-01"
 	if _, err := h.store.Pool().Exec(context.Background(), `INSERT INTO usage (app_id, month, deliveries) VALUES ($1, $2, 10000)`, a.ID, month); err != nil {
 		t.Fatal(err)
