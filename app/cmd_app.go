@@ -22,7 +22,7 @@ func newAppCmd(rt *Runtime) *cobra.Command {
 	var name, plan string
 	create := &cobra.Command{
 		Use:   "create --name NAME",
-		Short: "Create an application and print its id",
+		Short: "Create an application and print its id (--json: the application)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			pool, err := rt.Postgres(cmd.Context())
@@ -40,7 +40,7 @@ func newAppCmd(rt *Runtime) *cobra.Command {
 				return err
 			}
 			if asJSON {
-				return printJSON(cmd.OutOrStdout(), map[string]string{"id": a.ID})
+				return printJSON(cmd.OutOrStdout(), a) // as POST /api/v1/applications answers
 			}
 			_, err = fmt.Fprintln(cmd.OutOrStdout(), a.ID)
 			return err
@@ -57,6 +57,9 @@ func newAppCmd(rt *Runtime) *cobra.Command {
 		Short: "List applications",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkLimit(cmd, limit); err != nil {
+				return err
+			}
 			pool, err := rt.Postgres(cmd.Context())
 			if err != nil {
 				return err
@@ -83,7 +86,7 @@ func newAppCmd(rt *Runtime) *cobra.Command {
 		},
 	}
 	list.Flags().StringVar(&cursor, "cursor", "", "cursor of the next page")
-	list.Flags().IntVar(&limit, "limit", 0, "page size (default 50)")
+	list.Flags().IntVar(&limit, "limit", 0, limitUsage)
 	cmd.AddCommand(create, list)
 	return cmd
 }
