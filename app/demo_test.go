@@ -12,6 +12,7 @@ import (
 	"github.com/ethhook/ethhook/endpoint"
 	"github.com/ethhook/ethhook/hook"
 	"github.com/ethhook/ethhook/internal/testenv"
+	"github.com/ethhook/ethhook/migrations"
 	"github.com/ethhook/ethhook/tenant"
 )
 
@@ -48,5 +49,38 @@ func TestDemoAppIsOnAPlanWithoutRateLimitOrQuota(t *testing.T) {
 	}
 	if plan.MonthlyQuota != 0 || plan.RateLimit != 0 {
 		t.Fatalf("demo app %s (endpoint %s) is on plan %+v: it caps the demo's ~12 webhooks/s", appID, epID, plan)
+	}
+}
+
+// An existing database's demo app was created on 'free'; migration 00062
+// moves it (found by its endpoint, as seed finds it) to 'unlimited', and
+// leaves other applications on 'free' alone.
+func TestMigrationMovesAnExistingDemoAppOffTheFreePlan(t *testing.T) {
+	pool := testenv.PG(t)
+	ctx := context.Background()
+	m, err := migrations.New(pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if res, err := m.Down(ctx); err != nil || len(res) != 1 || res[0].Version != 62 {
+		t.Fatalf("down: %+v %v", res, err)
+	}
+	for _, q := range []string{
+		`INSERT INTO applications (id, name, plan_id) VALUES ('app_demo', 'demo', 'free'), ('app_shop', 'shop', 'free'), ('app_fake', 'demo', 'free')`,
+		`INSERT INTO endpoints (id, app_id, url, secret_enc, description) VALUES ('ep_demo', 'app_demo', 'http://127.0.0.1:9000/webhook', '\x00', '` + demoDescription + `')`,
+	} {
+		if _, err := pool.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := m.Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]string{"app_demo": "unlimited", "app_shop": "free", "app_fake": "free"} {
+		var plan string
+		if err := pool.QueryRow(ctx, `SELECT plan_id FROM applications WHERE id = $1`, id).Scan(&plan); err != nil || plan != want {
+			t.Errorf("%s on plan %q (%v), want %q", id, plan, err, want)
+		}
 	}
 }
