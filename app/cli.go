@@ -100,6 +100,9 @@ func strictUsage(root *cobra.Command) {
 			c.Annotations[groupAnnotation] = "true"
 			return
 		}
+		if c.Args == nil { // a leaf that takes no arguments: an extra one is a mistake, not ignored
+			c.Args = cobra.NoArgs
+		}
 		if check := c.Args; check != nil {
 			c.Args = func(c *cobra.Command, args []string) error {
 				if err := check(c, args); err != nil {

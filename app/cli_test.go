@@ -53,6 +53,7 @@ func TestUsageErrorsExitTwoWithAHintOnStderr(t *testing.T) {
 		{[]string{"endpoint", "show"}, "accepts 1 arg(s), received 0"},
 		{[]string{"app", "create"}, `required flag(s) "name" not set`},
 		{[]string{"version", "--bogus"}, "unknown flag: --bogus"},
+		{[]string{"config", "env", "extra"}, `unknown command "extra" for "ethhook config env"`},
 		{[]string{"app", "list", "--limit", "201"}, "--limit must be between 1 and 200, got 201"},
 		{[]string{"message", "list", "--limit", "0"}, "--limit must be between 1 and 200, got 0"},
 		{[]string{"listen", "--status", "201", "--forward-to", "http://127.0.0.1:1/"}, "--status and --forward-to exclude each other"},
