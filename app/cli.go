@@ -68,7 +68,10 @@ func notFound(err error, what, id string) error {
 	if errors.Is(err, hook.ErrNotFound) {
 		return fmt.Errorf("%s %s not found", what, id)
 	}
-	return err
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", what, id, err)
+	}
+	return nil
 }
 
 // strictUsage makes every misuse of the tree a usageError: a command group

@@ -168,7 +168,10 @@ func newEndpointCmd(rt *Runtime) *cobra.Command {
 				// application it was looked for in.
 				return fmt.Errorf("endpoint %s not found in application %s", args[0], appID)
 			}
-			return notFound(err, "application", appID)
+			if errors.Is(err, hook.ErrNotFound) {
+				return fmt.Errorf("application %s not found", appID)
+			}
+			return err
 		}
 	}
 
