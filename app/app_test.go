@@ -220,10 +220,15 @@ func TestHelpListsEnvironmentVariables(t *testing.T) {
 		}
 	}
 	out, _ := run(t, nil, "--help")
-	for _, want := range []string{"--log-level", "ETHHOOK_LOG_LEVEL", "METRICS_PORT"} {
+	for _, want := range []string{"--log-level", "ETHHOOK_LOG_LEVEL"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("root help lacks %s", want)
 		}
+	}
+	// The listeners' flags belong to the roles that listen.
+	out, _ = run(t, nil, "serve", "--help")
+	if !strings.Contains(out, "METRICS_PORT") {
+		t.Fatalf("serve help lacks METRICS_PORT")
 	}
 }
 

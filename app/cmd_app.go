@@ -22,26 +22,32 @@ func newAppCmd(rt *Runtime) *cobra.Command {
 	var name, plan string
 	create := &cobra.Command{
 		Use:   "create --name NAME",
-		Short: "Create an application and print its id",
+		Short: "Create an application and print its id (--json: the application)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			pool, err := rt.Postgres(cmd.Context())
 			if err != nil {
 				return err
 			}
-			a, err := tenant.New(pool).CreateApplication(cmd.Context(), hook.Operator, name, plan)
+			store := tenant.New(pool).WithDefaultPlan(rt.Cfg.Admin.DefaultPlan)
+			if plan == "" {
+				if err := store.CheckDefaultPlan(cmd.Context()); err != nil {
+					return err
+				}
+			}
+			a, err := store.CreateApplication(cmd.Context(), hook.Operator, name, plan)
 			if err != nil {
 				return err
 			}
 			if asJSON {
-				return printJSON(cmd.OutOrStdout(), map[string]string{"id": a.ID})
+				return printJSON(cmd.OutOrStdout(), a) // as POST /api/v1/applications answers
 			}
 			_, err = fmt.Fprintln(cmd.OutOrStdout(), a.ID)
 			return err
 		},
 	}
 	create.Flags().StringVar(&name, "name", "", "application name (required)")
-	create.Flags().StringVar(&plan, "plan", "", "plan id (default: free)")
+	create.Flags().StringVar(&plan, "plan", "", "plan id (default: admin.default_plan, unlimited unless configured)")
 	_ = create.MarkFlagRequired("name")
 
 	var cursor string
@@ -51,6 +57,9 @@ func newAppCmd(rt *Runtime) *cobra.Command {
 		Short: "List applications",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkLimit(cmd, limit); err != nil {
+				return err
+			}
 			pool, err := rt.Postgres(cmd.Context())
 			if err != nil {
 				return err
@@ -77,7 +86,7 @@ func newAppCmd(rt *Runtime) *cobra.Command {
 		},
 	}
 	list.Flags().StringVar(&cursor, "cursor", "", "cursor of the next page")
-	list.Flags().IntVar(&limit, "limit", 0, "page size (default 50)")
+	list.Flags().IntVar(&limit, "limit", 0, limitUsage)
 	cmd.AddCommand(create, list)
 	return cmd
 }

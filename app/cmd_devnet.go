@@ -103,6 +103,7 @@ the control API (or 'ethhook devnet control'):
 
 func newDevnetControlCmd(rt *Runtime) *cobra.Command {
 	var url string
+	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "control ACTION [key=value ...]",
 		Short: "Send a fault or mining command to a running devnet",
@@ -146,10 +147,19 @@ func newDevnetControlCmd(rt *Runtime) *cobra.Command {
 			if resp.StatusCode != http.StatusOK {
 				return fmt.Errorf("devnet control %s: %s: %s", args[0], resp.Status, bytes.TrimSpace(out))
 			}
+			if asJSON {
+				// The devnet answers JSON; check it is, so a script gets JSON or an error.
+				var v any
+				if err := json.Unmarshal(out, &v); err != nil {
+					return fmt.Errorf("devnet control %s: the devnet's answer is not JSON: %q", args[0], bytes.TrimSpace(out))
+				}
+				return printJSON(cmd.OutOrStdout(), v)
+			}
 			_, err = cmd.OutOrStdout().Write(out)
 			return err
 		},
 	}
 	cmd.Flags().StringVar(&url, "url", "", "devnet base URL (default http://<devnet.addr>)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }

@@ -2,6 +2,7 @@ package app
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -155,13 +156,22 @@ func newEndpointCmd(rt *Runtime) *cobra.Command {
 	withService := func(run func(c *cobra.Command, svc *endpoint.Service, args []string) error) func(*cobra.Command, []string) error {
 		return func(c *cobra.Command, args []string) error {
 			if appID == "" {
-				return fmt.Errorf("--app is required")
+				return usageErrorf("--app is required")
 			}
 			svc, err := endpointService(rt, c)
 			if err != nil {
 				return err
 			}
-			return run(c, svc, args)
+			err = run(c, svc, args)
+			if len(args) == 1 && errors.Is(err, hook.ErrNotFound) {
+				// The service does not say which: the endpoint, or the
+				// application it was looked for in.
+				return fmt.Errorf("endpoint %s not found in application %s", args[0], appID)
+			}
+			if errors.Is(err, hook.ErrNotFound) {
+				return fmt.Errorf("application %s not found", appID)
+			}
+			return err
 		}
 	}
 
@@ -185,7 +195,11 @@ func newEndpointCmd(rt *Runtime) *cobra.Command {
 				return err
 			}
 			if asJSON {
-				return printJSON(c.OutOrStdout(), map[string]any{"id": e.ID, "secret": secret, "endpoint": e})
+				// As POST .../endpoints answers: the endpoint and its secret, side by side.
+				return printJSON(c.OutOrStdout(), struct {
+					hook.Endpoint
+					Secret string `json:"secret"`
+				}{e, secret})
 			}
 			_, err = fmt.Fprintf(c.OutOrStdout(), "%s\nsecret: %s (shown once; `ethhook endpoint secret` shows it again)\n", e.ID, secret)
 			return err
@@ -200,6 +214,9 @@ func newEndpointCmd(rt *Runtime) *cobra.Command {
 		Short: "List an application's endpoints",
 		Args:  cobra.NoArgs,
 		RunE: withService(func(c *cobra.Command, svc *endpoint.Service, args []string) error {
+			if err := checkLimit(c, limit); err != nil {
+				return err
+			}
 			eps, next, err := svc.List(c.Context(), scope, appID, cursor, limit)
 			if err != nil {
 				return err
@@ -222,7 +239,7 @@ func newEndpointCmd(rt *Runtime) *cobra.Command {
 		}),
 	}
 	list.Flags().StringVar(&cursor, "cursor", "", "cursor of the next page")
-	list.Flags().IntVar(&limit, "limit", 0, "page size (default 50)")
+	list.Flags().IntVar(&limit, "limit", 0, limitUsage)
 
 	showCmd := &cobra.Command{
 		Use:   "show --app ID ENDPOINT_ID",
@@ -336,7 +353,7 @@ func newEndpointCmd(rt *Runtime) *cobra.Command {
 		if err != nil {
 			return nil, err
 		}
-		return map[string]string{"id": id, "secret": s}, nil
+		return map[string]string{"secret": s}, nil // as GET .../secret answers
 	})
 	var overlap time.Duration
 	rotate := simple("rotate-secret", "Make a new signing secret; the old one keeps signing for --overlap", func(c *cobra.Command, svc *endpoint.Service, id string) (any, error) {
@@ -344,7 +361,7 @@ func newEndpointCmd(rt *Runtime) *cobra.Command {
 		if err != nil {
 			return nil, err
 		}
-		return map[string]string{"id": id, "secret": s}, nil
+		return map[string]string{"secret": s}, nil // as POST .../rotate-secret answers
 	})
 	rotate.Flags().DurationVar(&overlap, "overlap", 24*time.Hour, "how long the old secret still signs")
 

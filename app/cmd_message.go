@@ -76,6 +76,9 @@ func newMessageCmd(rt *Runtime) *cobra.Command {
 		Short: "List messages, newest first (filter by endpoint, state, event, tx, blocks, time)",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, args []string) error {
+			if err := checkLimit(c, f.Limit); err != nil {
+				return err
+			}
 			svc, err := messageService(rt, c)
 			if err != nil {
 				return err
@@ -92,8 +95,8 @@ func newMessageCmd(rt *Runtime) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				return msgWriteJSON(c.OutOrStdout(), page)
+			if asJSON { // the API's list shape
+				return msgWriteJSON(c.OutOrStdout(), map[string]any{"data": page.Messages, "next_cursor": page.NextCursor})
 			}
 			tw := tabwriter.NewWriter(c.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tENDPOINT\tSTATE\tATTEMPTS\tLAST\tBLOCK\tEVENT\tCREATED")
@@ -125,7 +128,7 @@ func newMessageCmd(rt *Runtime) *cobra.Command {
 	lf.StringVar(&since, "since", "", "created at or after (RFC 3339, date, or duration ago like 24h)")
 	lf.StringVar(&until, "until", "", "created before (RFC 3339, date, or duration ago)")
 	lf.StringVar(&f.Cursor, "cursor", "", "continue a previous listing")
-	lf.IntVar(&f.Limit, "limit", 50, "page size (max 500)")
+	lf.IntVar(&f.Limit, "limit", 50, limitUsage)
 
 	show := &cobra.Command{
 		Use:   "show <message id>",
@@ -138,7 +141,7 @@ func newMessageCmd(rt *Runtime) *cobra.Command {
 			}
 			m, atts, err := svc.Get(c.Context(), hook.Operator, args[0])
 			if err != nil {
-				return fmt.Errorf("message %s: %w", args[0], err)
+				return notFound(err, "message", args[0])
 			}
 			if asJSON {
 				return msgWriteJSON(c.OutOrStdout(), map[string]any{"message": m, "attempts": atts})
@@ -179,7 +182,7 @@ func newMessageCmd(rt *Runtime) *cobra.Command {
 			}
 			m, err := svc.Replay(c.Context(), hook.Operator, args[0])
 			if err != nil {
-				return fmt.Errorf("replay %s: %w", args[0], err)
+				return fmt.Errorf("replay: %w", notFound(err, "message", args[0]))
 			}
 			if asJSON {
 				return msgWriteJSON(c.OutOrStdout(), m)
@@ -213,10 +216,10 @@ func newMessageCmd(rt *Runtime) *cobra.Command {
 			rr.FromBlock, rr.ToBlock = msgBlockFlag(c, "from-block", rFrom), msgBlockFlag(c, "to-block", rTo)
 			n, err := svc.ReplayRange(c.Context(), hook.Operator, rr)
 			if err != nil {
-				return fmt.Errorf("replay range: %w", err)
+				return fmt.Errorf("replay range: %w", notFound(err, "endpoint", rr.EndpointID))
 			}
 			if asJSON {
-				return msgWriteJSON(c.OutOrStdout(), map[string]any{"endpoint_id": rr.EndpointID, "replayed": n})
+				return msgWriteJSON(c.OutOrStdout(), map[string]any{"replayed": n}) // as POST .../replay answers
 			}
 			fmt.Fprintf(c.OutOrStdout(), "queued %d messages of %s again\n", n, rr.EndpointID)
 			return nil

@@ -39,8 +39,8 @@ func TestMessageCommandsListShowAndReplay(t *testing.T) {
 		}
 	}
 	out, err := runCmd(t, newMessageCmd(rt), "list", "--endpoint", "ep_1", "--state", "dead", "--json")
-	var page struct{ Messages []struct{ ID string } }
-	if err != nil || json.Unmarshal([]byte(out), &page) != nil || len(page.Messages) != 1 || page.Messages[0].ID != "msg_1" {
+	var page struct{ Data []struct{ ID string } }
+	if err != nil || json.Unmarshal([]byte(out), &page) != nil || len(page.Data) != 1 || page.Data[0].ID != "msg_1" {
 		t.Fatalf("list: %v\n%s", err, out)
 	}
 	if out, err := runCmd(t, newMessageCmd(rt), "show", "msg_1"); err != nil || !strings.Contains(out, "#8") || !strings.Contains(out, "HTTP 503") {

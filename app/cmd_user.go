@@ -23,6 +23,8 @@ func newUserCmd(rt *Runtime) *cobra.Command {
 		Use:   "user",
 		Short: "Manage admin API users",
 	}
+	var asJSON bool
+	cmd.PersistentFlags().BoolVar(&asJSON, "json", false, "print JSON")
 	var email string
 	var admin bool
 	var apps []string
@@ -40,7 +42,7 @@ stdin is not a terminal, from its first line:
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if email == "" {
-				return errors.New("--email is required")
+				return usageErrorf("--email is required")
 			}
 			pw, err := readPassword(cmd.InOrStdin(), cmd.ErrOrStderr())
 			if err != nil {
@@ -61,6 +63,9 @@ stdin is not a terminal, from its first line:
 			}
 			if err := store.Audit(cmd.Context(), tenant.AuditEntry{Actor: "operator", ActorType: "operator", Action: "user.create", ResourceID: u.ID}); err != nil {
 				rt.Log.Warn("audit user creation: " + err.Error())
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), u) // as POST /api/v1/users answers
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "created %s user %s (%s)\n", u.Role, u.Email, u.ID)
 			return nil

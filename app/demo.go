@@ -40,7 +40,10 @@ func (d *demo) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	apps := tenant.New(pool)
+	apps := tenant.New(pool).WithDefaultPlan(d.rt.Cfg.Admin.DefaultPlan)
+	if err := apps.CheckDefaultPlan(ctx); err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
 	eps := endpoint.New(pool, box, rdb, d.rt.Keys(), d.rt.Cfg.Chains)
 	addr := d.rt.Cfg.Devnet.DemoAddr
 	appID, epID, secret, err := d.seed(ctx, apps, eps, "http://"+addr+"/webhook")

@@ -10,6 +10,13 @@ import (
 	"github.com/ethhook/ethhook/migrations"
 )
 
+// migrationJSON is one migration in `ethhook migrate ... --json`.
+type migrationJSON struct {
+	Version int64  `json:"version"`
+	Name    string `json:"name"`
+	Applied bool   `json:"applied"`
+}
+
 func newMigrateCmd(rt *Runtime) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "migrate",
@@ -18,6 +25,22 @@ func newMigrateCmd(rt *Runtime) *cobra.Command {
 Safe to run from several places at once (CI, every replica's start): a
 Postgres advisory lock makes them apply each migration once.
 ` + envHelp("database_url"),
+	}
+	var asJSON bool
+	cmd.PersistentFlags().BoolVar(&asJSON, "json", false, "print JSON")
+	// results prints what up or down did: a line each, or a JSON list.
+	results := func(w io.Writer, verb string, res []migrations.Result) {
+		if asJSON {
+			out := make([]migrationJSON, 0, len(res))
+			for _, r := range res {
+				out = append(out, migrationJSON{Version: r.Version, Name: r.Name, Applied: verb == "applied"})
+			}
+			printJSON(w, out)
+			return
+		}
+		for _, r := range res {
+			fmt.Fprintf(w, "%s %s\n", verb, r.Name)
+		}
 	}
 	run := func(f func(ctx context.Context, m *migrations.Migrator, w io.Writer) error) func(*cobra.Command, []string) error {
 		return func(cmd *cobra.Command, args []string) error {
@@ -39,13 +62,11 @@ Postgres advisory lock makes them apply each migration once.
 		Args:  cobra.NoArgs,
 		RunE: run(func(ctx context.Context, m *migrations.Migrator, w io.Writer) error {
 			res, err := m.Up(ctx)
-			for _, r := range res {
-				fmt.Fprintf(w, "applied %s\n", r.Name)
-			}
+			results(w, "applied", res)
 			if err != nil {
 				return fmt.Errorf("migrate up: %w", err)
 			}
-			if len(res) == 0 {
+			if len(res) == 0 && !asJSON {
 				fmt.Fprintln(w, "schema is up to date")
 			}
 			return nil
@@ -56,13 +77,11 @@ Postgres advisory lock makes them apply each migration once.
 		Args:  cobra.NoArgs,
 		RunE: run(func(ctx context.Context, m *migrations.Migrator, w io.Writer) error {
 			res, err := m.Down(ctx)
-			for _, r := range res {
-				fmt.Fprintf(w, "rolled back %s\n", r.Name)
-			}
+			results(w, "rolled back", res)
 			if err != nil {
 				return fmt.Errorf("migrate down: %w", err)
 			}
-			if len(res) == 0 {
+			if len(res) == 0 && !asJSON {
 				fmt.Fprintln(w, "nothing to roll back")
 			}
 			return nil
@@ -75,6 +94,13 @@ Postgres advisory lock makes them apply each migration once.
 			st, err := m.Status(ctx)
 			if err != nil {
 				return err
+			}
+			if asJSON {
+				out := make([]migrationJSON, 0, len(st))
+				for _, s := range st {
+					out = append(out, migrationJSON{Version: s.Version, Name: s.Name, Applied: s.Applied})
+				}
+				return printJSON(w, out)
 			}
 			for _, s := range st {
 				state := "pending"

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -21,10 +22,41 @@ import (
 )
 
 // Build information, set with -ldflags "-X github.com/ethhook/ethhook/app.Version=...".
+// Without them (go build, go install) Commit comes from the VCS revision
+// Go stamps into the binary, so ethhook_build_info names the commit anyway.
 var (
 	Version = "dev"
 	Commit  = "unknown"
 )
+
+func init() { Commit = commitOf(Commit, debug.ReadBuildInfo) }
+
+// commitOf is commit unless it is "unknown" and the build info has a
+// vcs.revision (with "-dirty" when the tree had changes).
+func commitOf(commit string, read func() (*debug.BuildInfo, bool)) string {
+	if commit != "unknown" {
+		return commit
+	}
+	bi, ok := read()
+	if !ok {
+		return commit
+	}
+	var rev, dirty string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = "-dirty"
+			}
+		}
+	}
+	if rev == "" {
+		return commit
+	}
+	return rev + dirty
+}
 
 // newLogger builds zap: JSON for production, a readable console for development.
 func newLogger(c config.Log) (*zap.Logger, error) {
@@ -43,7 +75,7 @@ func newLogger(c config.Log) (*zap.Logger, error) {
 		zc.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
 	}
 	zc.Level = zap.NewAtomicLevelAt(level)
-	return zc.Build()
+	return zc.Build(zap.WrapCore(dedupFields))
 }
 
 // newRegistry is the process's Prometheus registry with the Go and process

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
 	"sort"
 	"strings"
 	"syscall"
@@ -18,32 +19,55 @@ import (
 	"github.com/ethhook/ethhook/config"
 )
 
-// globalFlags are the root's persistent flags and the config keys they set.
-var globalFlags = []struct {
+type flagKey struct {
 	name, key, usage string
-}{
+}
+
+// globalFlags are the root's persistent flags and the config keys they set.
+var globalFlags = []flagKey{
 	{"database-url", "database_url", "Postgres URL"},
 	{"redis-url", "redis.url", "Redis URL"},
 	{"redis-prefix", "redis.prefix", "prefix of every Redis key"},
+	{"log-level", "log.level", "debug, info, warn or error"},
+	{"log-format", "log.format", "json or console"},
+}
+
+// serverFlags are the flags of the long-running roles only (serve, ingest,
+// deliver, devnet, bench), so `ethhook app create --help` does not list
+// listen addresses it never opens.
+var serverFlags = []flagKey{
 	{"http-addr", "http_addr", "address of the admin API, web UI, /healthz and /readyz"},
 	{"metrics-port", "metrics_port", "port of /metrics (0 disables); on http_addr's host when that is loopback, else every interface"},
 	{"metrics-addr", "metrics_addr", "address of /metrics (host:port), instead of --metrics-port"},
-	{"log-level", "log.level", "debug, info, warn or error"},
-	{"log-format", "log.format", "json or console"},
 	{"shutdown-grace", "shutdown_grace", "how long a stop may drain before the process gives up"},
 }
+
+// addServerFlags gives a long-running command the serverFlags.
+func addServerFlags(cmd *cobra.Command) *cobra.Command {
+	defaults := config.Keys()
+	for _, f := range serverFlags {
+		usage := fmt.Sprintf("%s (env %s)", f.usage, strings.Join(config.EnvNames(f.key), ", "))
+		cmd.Flags().String(f.name, fmt.Sprint(defaults[f.key]), usage)
+	}
+	return cmd
+}
+
+// groupAnnotation marks a command that only holds subcommands (see strictUsage).
+const groupAnnotation = "ethhook/group"
 
 // noConfig marks commands that run without loading the configuration.
 const noConfig = "ethhook/no-config"
 
-// Execute runs the command line and exits with its status.
+// Execute runs the command line and exits with its status: 1 when a
+// command failed, 2 when it was called wrongly.
 func Execute() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := NewRoot().ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "ethhook:", err)
-		os.Exit(1)
+	if cmd, err := NewRoot().ExecuteContextC(ctx); err != nil {
+		code := report(os.Stderr, cmd, err)
+		stop()
+		os.Exit(code)
 	}
+	stop()
 }
 
 // NewRoot builds the command tree (exported for tests).
@@ -63,13 +87,16 @@ Settings come from flags, then environment variables, then the YAML file
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			if cmd.Annotations[groupAnnotation] == "true" {
+				return nil // it only prints its help
+			}
 			for c := cmd; c != nil; c = c.Parent() {
 				if c.Annotations[noConfig] == "true" {
 					return nil
 				}
 			}
 			keys := map[string]string{}
-			for _, f := range globalFlags {
+			for _, f := range append(globalFlags, serverFlags...) {
 				keys[f.name] = f.key
 			}
 			cfg, err := config.Load(config.Options{File: configFile, Flags: cmd.Flags(), FlagKeys: keys})
@@ -83,6 +110,9 @@ Settings come from flags, then environment variables, then the YAML file
 			for _, w := range cfg.Warnings() {
 				rt.Log.Warn("INSECURE: " + w)
 			}
+			for _, w := range config.EnvWarnings(os.Environ()) {
+				rt.Log.Warn(w)
+			}
 			rt.Registry = newRegistry()
 			return nil
 		},
@@ -95,14 +125,20 @@ Settings come from flags, then environment variables, then the YAML file
 		root.PersistentFlags().String(f.name, fmt.Sprint(defaults[f.key]), usage)
 	}
 	root.AddCommand(
-		newServeCmd(rt),
-		newIngestCmd(rt),
-		newDeliverCmd(rt),
+		addServerFlags(newServeCmd(rt)),
+		addServerFlags(newIngestCmd(rt)),
+		addServerFlags(newDeliverCmd(rt)),
 		newMigrateCmd(rt),
 		newConfigCmd(rt),
 		newVersionCmd(),
 	)
 	root.AddCommand(extraCommands(rt)...)
+	for _, c := range root.Commands() {
+		if c.Name() == "devnet" || c.Name() == "bench" {
+			addServerFlags(c)
+		}
+	}
+	strictUsage(root)
 	return root
 }
 
@@ -128,24 +164,43 @@ func envHelp(prefixes ...string) string {
 }
 
 func newVersionCmd() *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:         "version",
 		Short:       "Print the version",
 		Annotations: map[string]string{noConfig: "true"},
 		Args:        cobra.NoArgs,
-		Run: func(cmd *cobra.Command, args []string) {
-			fmt.Fprintf(cmd.OutOrStdout(), "ethhook %s (commit %s)\n", Version, Commit)
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if asJSON { // the labels of ethhook_build_info
+				return printJSON(cmd.OutOrStdout(), map[string]string{"version": Version, "commit": Commit, "goversion": runtime.Version()})
+			}
+			_, err := fmt.Fprintf(cmd.OutOrStdout(), "ethhook %s (commit %s)\n", Version, Commit)
+			return err
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+// envVar is one row of `ethhook config env --json`.
+type envVar struct {
+	Key     string   `json:"key"`
+	Env     []string `json:"env"`
+	Default any      `json:"default"`
 }
 
 func newConfigCmd(rt *Runtime) *cobra.Command {
+	var asJSON bool
 	cmd := &cobra.Command{Use: "config", Short: "Inspect the configuration"}
+	cmd.PersistentFlags().BoolVar(&asJSON, "json", false, "print JSON")
 	cmd.AddCommand(&cobra.Command{
 		Use:   "print",
-		Short: "Print the effective configuration as YAML, secrets masked",
+		Short: "Print the effective configuration as YAML (--json: JSON), secrets masked",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), rt.Cfg.Masked())
+			}
 			out, err := rt.Cfg.MaskedYAML()
 			if err != nil {
 				return err
@@ -159,7 +214,7 @@ func newConfigCmd(rt *Runtime) *cobra.Command {
 		Short:       "List every setting with its environment variables and default",
 		Args:        cobra.NoArgs,
 		Annotations: map[string]string{noConfig: "true"},
-		Run: func(cmd *cobra.Command, args []string) {
+		RunE: func(cmd *cobra.Command, args []string) error {
 			keys := config.Keys()
 			names := make([]string, 0, len(keys))
 			for k := range keys {
@@ -167,11 +222,19 @@ func newConfigCmd(rt *Runtime) *cobra.Command {
 			}
 			sort.Strings(names)
 			w := cmd.OutOrStdout()
+			if asJSON {
+				rows := make([]envVar, 0, len(names))
+				for _, k := range names {
+					rows = append(rows, envVar{Key: k, Env: config.EnvNames(k), Default: keys[k]})
+				}
+				return printJSON(w, rows)
+			}
 			for _, k := range names {
 				fmt.Fprintf(w, "%-40s %-50s default %v\n", k, strings.Join(config.EnvNames(k), ", "), keys[k])
 			}
 			fmt.Fprintln(w, "chains (YAML list)                       ETHEREUM_WS_URL, ARBITRUM_WS_URL, OPTIMISM_WS_URL, BASE_WS_URL, SEPOLIA_WS_URL, ... (comma-separated URLs)")
 			fmt.Fprintln(w, "redis.url (legacy)                       REDIS_HOST, REDIS_PORT, REDIS_PASSWORD")
+			return nil
 		},
 	})
 	return cmd

@@ -54,6 +54,11 @@ type Admin struct {
 	// holds endpoints, messages and attempts); 0 means no cap. Admins are
 	// not capped: they create applications for others.
 	MaxAppsPerUser int `mapstructure:"max_apps_per_user"`
+	// DefaultPlan is the plan (an id in the plans table) of new
+	// applications that name none, the demo's included. The default,
+	// "unlimited", has no quota and no rate limit: a self-hosted operator
+	// is not a free-tier customer. Checked against the plans at start.
+	DefaultPlan string `mapstructure:"default_plan"`
 }
 
 // DefaultAdmin holds the admin defaults.
@@ -72,6 +77,7 @@ func DefaultAdmin() Admin {
 		WriteTimeout:          60 * time.Second,
 		IdleTimeout:           120 * time.Second,
 		MaxAppsPerUser:        20,
+		DefaultPlan:           "unlimited",
 	}
 }
 
@@ -125,6 +131,9 @@ func (c Admin) Validate() error {
 	}
 	if c.MaxAppsPerUser < 0 {
 		errs = append(errs, fmt.Errorf("admin.max_apps_per_user (ETHHOOK_ADMIN_MAX_APPS_PER_USER): must be 0 (no cap) or more, got %d", c.MaxAppsPerUser))
+	}
+	if c.DefaultPlan == "" {
+		errs = append(errs, fmt.Errorf("admin.default_plan (ETHHOOK_ADMIN_DEFAULT_PLAN): must name a plan, e.g. unlimited or free"))
 	}
 	return errors.Join(errs...)
 }

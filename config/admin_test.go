@@ -33,7 +33,7 @@ func TestAdminLoginSettingsLoadFromTheEnvironmentWithSafeDefaults(t *testing.T) 
 
 func TestAdminLoginSettingsAreValidatedNamingKeyAndValue(t *testing.T) {
 	for _, tc := range []struct{ env, val, want string }{
-		{"ETHHOOK_ADMIN_TRUSTED_PROXIES", "10.0.0.0/8,proxy.internal", `admin.trusted_proxies (ETHHOOK_ADMIN_TRUSTED_PROXIES): "proxy.internal" is not a CIDR`},
+		{"ETHHOOK_ADMIN_TRUSTED_PROXIES", "10.0.0.0/8,proxy.internal", `admin.trusted_proxies (ETHHOOK_ADMIN_TRUSTED_PROXIES=10.0.0.0/8,proxy.internal): "proxy.internal" is not a CIDR`},
 		{"ETHHOOK_ADMIN_TRUSTED_PROXIES", "10.0.0.7", `"10.0.0.7" is not a CIDR`},
 		{"ETHHOOK_ADMIN_TRUSTED_PROXIES", "10.0.0.0/33", `"10.0.0.0/33"`},
 		{"ETHHOOK_ADMIN_LOGIN_ACCOUNT_RATE_LIMIT", "-1", "admin.login_account_rate_limit (ETHHOOK_ADMIN_LOGIN_ACCOUNT_RATE_LIMIT): must be 0 (off) or more, got -1"},

@@ -42,19 +42,21 @@ type Options struct {
 // Load builds the effective configuration (flags > environment > file >
 // defaults) and validates it.
 func Load(opts Options) (Config, error) {
-	cfg, err := load(opts)
+	cfg, source, err := load(opts)
 	if err != nil {
 		return cfg, err
 	}
-	return cfg, cfg.Validate()
+	return cfg, annotate(cfg.Validate(), source)
 }
 
-func load(opts Options) (Config, error) {
+// load reads the configuration and returns with it where each key's value
+// came from (see sourceOf), for error messages.
+func load(opts Options) (Config, func(key string) string, error) {
 	v := viper.New()
 	for key, val := range leaves(reflect.ValueOf(Defaults()), "") {
 		v.SetDefault(key, val)
 		if err := v.BindEnv(append([]string{key}, EnvNames(key)...)...); err != nil {
-			return Config{}, err
+			return Config{}, nil, err
 		}
 	}
 	file := opts.File
@@ -67,25 +69,30 @@ func load(opts Options) (Config, error) {
 		v.SetConfigFile(file)
 		v.SetConfigType("yaml")
 		if err := v.ReadInConfig(); err != nil {
-			return Config{}, fmt.Errorf("read config file %s: %w", file, err)
+			return Config{}, nil, fmt.Errorf("read config file %s: %w", file, err)
 		}
 	}
 	if opts.Flags != nil {
 		for name, key := range opts.FlagKeys {
 			if f := opts.Flags.Lookup(name); f != nil {
 				if err := v.BindPFlag(key, f); err != nil {
-					return Config{}, fmt.Errorf("bind flag --%s: %w", name, err)
+					return Config{}, nil, fmt.Errorf("bind flag --%s: %w", name, err)
 				}
 			}
 		}
 	}
 	var cfg Config
-	hook := viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
+	decode := mapstructure.ComposeDecodeHookFunc(
 		mapstructure.StringToTimeDurationHookFunc(),
 		mapstructure.StringToSliceHookFunc(","),
-	))
-	if err := v.UnmarshalExact(&cfg, hook); err != nil {
-		return Config{}, fmt.Errorf("invalid config: %w", err)
+	)
+	// Each bad value named with where it came from, before the whole
+	// decode would report only the first in mapstructure's words.
+	if err := checkValues(v, opts, file, decode); err != nil {
+		return Config{}, nil, fmt.Errorf("invalid config: %w", err)
+	}
+	if err := v.UnmarshalExact(&cfg, viper.DecodeHook(decode)); err != nil {
+		return Config{}, nil, fmt.Errorf("invalid config: %w", err)
 	}
 	if !v.IsSet("redis.url") || v.Get("redis.url") == Defaults().Redis.URL {
 		if u := legacyRedisURL(cfg.Redis.URL); u != "" {
@@ -93,7 +100,7 @@ func load(opts Options) (Config, error) {
 		}
 	}
 	cfg.Chains = resolveChains(cfg.Chains, os.Getenv)
-	return cfg, nil
+	return cfg, func(key string) string { return sourceOf(key, v, opts, file) }, nil
 }
 
 // legacyRedisURL builds a URL from REDIS_HOST, REDIS_PORT and REDIS_PASSWORD

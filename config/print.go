@@ -7,6 +7,10 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
+// Masked is the effective configuration as plain maps and lists keyed by
+// the config keys, secrets masked as in MaskedYAML (for JSON output).
+func (c Config) Masked() any { return masked(reflect.ValueOf(c)) }
+
 // MaskedYAML renders the effective configuration as YAML with secrets
 // masked: passwords and API-key paths in URLs, keys and JWT secrets.
 func (c Config) MaskedYAML() ([]byte, error) {

@@ -13,8 +13,10 @@ import (
 	"github.com/ethhook/ethhook/hook"
 )
 
-// DefaultPlanID is the plan a new application gets when none is named.
-const DefaultPlanID = "free"
+// DefaultPlanID is the plan a new application gets when none is named and
+// the operator configured no other (admin.default_plan): a self-hosted
+// operator is not a free-tier customer, so out of the box nothing is capped.
+const DefaultPlanID = "unlimited"
 
 // Application is a tenant: it owns endpoints, messages, API keys and usage.
 type Application struct {
@@ -69,8 +71,50 @@ func (s *Store) LimitAppsPerUser(n int) *Store {
 	return s
 }
 
+// WithDefaultPlan makes id the plan of new applications that name none
+// (admin.default_plan); empty keeps DefaultPlanID. Check it exists with
+// CheckDefaultPlan. It returns s for chaining after New.
+func (s *Store) WithDefaultPlan(id string) *Store {
+	if id != "" {
+		s.defaultPlan = id
+	}
+	return s
+}
+
+// DefaultPlan is the plan new applications get when they name none.
+func (s *Store) DefaultPlan() string {
+	if s.defaultPlan == "" {
+		return DefaultPlanID
+	}
+	return s.defaultPlan
+}
+
+// CheckDefaultPlan fails, naming the setting and the plans there are, when
+// the default plan does not exist, so a typo stops the process at start
+// instead of failing every application create.
+func (s *Store) CheckDefaultPlan(ctx context.Context) error {
+	id := s.DefaultPlan()
+	_, err := s.GetPlan(ctx, id)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, hook.ErrNotFound) {
+		return fmt.Errorf("check admin.default_plan: %w", err)
+	}
+	var ids []string
+	rows, qerr := s.pool.Query(ctx, `SELECT id FROM plans ORDER BY id`)
+	if qerr == nil {
+		ids, qerr = pgx.CollectRows(rows, pgx.RowTo[string])
+	}
+	if qerr != nil {
+		return fmt.Errorf("admin.default_plan (ETHHOOK_ADMIN_DEFAULT_PLAN)=%q: no such plan", id)
+	}
+	return fmt.Errorf("admin.default_plan (ETHHOOK_ADMIN_DEFAULT_PLAN)=%q: no such plan; plans are: %s (create one with POST /api/v1/plans)",
+		id, strings.Join(ids, ", "))
+}
+
 // CreateApplication creates an application. Admins may name any plan
-// (empty = DefaultPlanID); members get the default plan and become members
+// (empty = the default plan, see WithDefaultPlan); members get the default plan and become members
 // of the new application, up to LimitAppsPerUser; API keys cannot create
 // applications.
 func (s *Store) CreateApplication(ctx context.Context, scope hook.Scope, name, planID string) (Application, error) {
@@ -82,9 +126,9 @@ func (s *Store) CreateApplication(ctx context.Context, scope hook.Scope, name, p
 	}
 	name = strings.TrimSpace(name)
 	if planID == "" {
-		planID = DefaultPlanID
+		planID = s.DefaultPlan()
 	}
-	if !scope.Admin && planID != DefaultPlanID {
+	if !scope.Admin && planID != s.DefaultPlan() {
 		return Application{}, &ValidationError{Fields: map[string]string{"plan_id": "only an admin can choose a plan"}}
 	}
 	var app Application

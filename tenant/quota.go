@@ -8,11 +8,31 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/ethhook/ethhook/hook"
 )
 
-// QuotaCacheTTL is how long QuotaExceeded trusts an answer. Deliveries in
-// that window may overshoot the quota a little; nothing is lost either way.
+// The monthly quota is a cap on messages admitted for delivery, not only on
+// deliveries made: QuotaExceeded counts the deliveries of the month plus
+// the messages still on their way (pending, delivering, failed and due for
+// a retry), so a backlog cannot run past the quota once it drains. (It
+// once counted deliveries only: a demo app with a backlog of ~2,600 pending
+// messages reached 12,848 deliveries of a 10,000 quota.)
+//
+// How far it can overshoot: an answer "under quota" is cached for
+// QuotaCacheTTL only while more than quotaCacheHeadroom messages are left;
+// closer to the quota every check reads Postgres. Process checks once per
+// application per batch of stream entries, so the overshoot is at most the
+// messages one such batch creates for the application, times the process
+// replicas checking at the same moment. Messages that end dead free their
+// share of the quota again (held messages are then released).
+
+// QuotaCacheTTL is how long QuotaExceeded trusts an answer.
 const QuotaCacheTTL = 5 * time.Second
+
+// quotaCacheHeadroom is the number of messages left below which an "under
+// quota" answer is not cached, so the last ones are counted exactly.
+const quotaCacheHeadroom = 1000
 
 type quotaEntry struct {
 	exceeded bool
@@ -59,8 +79,9 @@ type QuotaStatus struct {
 	Month      string    `json:"month"`         // YYYY-MM (UTC)
 	Deliveries int64     `json:"deliveries"`    // successful deliveries this month
 	Quota      int64     `json:"monthly_quota"` // 0 = unlimited
-	Exceeded   bool      `json:"exceeded"`
-	Held       int64     `json:"held"` // messages waiting in state quota_exceeded
+	InFlight   int64     `json:"in_flight"`     // admitted, not yet delivered or dead (counted only under a quota)
+	Exceeded   bool      `json:"exceeded"`      // deliveries + in_flight reached the quota: new messages are held
+	Held       int64     `json:"held"`          // messages waiting in state quota_exceeded
 	ResetsAt   time.Time `json:"resets_at"`
 }
 
@@ -79,14 +100,30 @@ func (s *Store) quotaNow(ctx context.Context, q Querier, appID string, now time.
 	if err != nil {
 		return st, fmt.Errorf("quota of application %s: %w", appID, err)
 	}
-	st.Exceeded = st.Quota > 0 && st.Deliveries >= st.Quota
+	if st.Quota == 0 {
+		return st, nil // unlimited: nothing to count
+	}
+	if err := q.QueryRow(ctx, `SELECT count(*) FROM messages WHERE app_id = $1 AND state IN ($2, $3, $4)`,
+		appID, hook.StatePending, hook.StateDelivering, hook.StateFailed).Scan(&st.InFlight); err != nil {
+		return st, fmt.Errorf("count messages on their way of %s: %w", appID, err)
+	}
+	st.Exceeded = st.Deliveries+st.InFlight >= st.Quota
 	return st, nil
+}
+
+// left is how many more messages the quota admits (-1 = unlimited).
+func (st QuotaStatus) left() int64 {
+	if st.Quota == 0 {
+		return -1
+	}
+	return max(0, st.Quota-st.Deliveries-st.InFlight)
 }
 
 // QuotaExceeded reports whether appID has used its plan's monthly delivery
 // quota (a quota of 0 is unlimited). Process calls it when it creates a
 // message and stores the message as hook.StateQuotaExceeded when true.
-// Answers are cached for QuotaCacheTTL.
+// Answers are cached for QuotaCacheTTL, except close to the quota (see
+// the comment at the top of this file for how far it can overshoot).
 func (s *Store) QuotaExceeded(ctx context.Context, appID string) (bool, error) {
 	now := time.Now()
 	if v, ok := s.quota.get(appID, now); ok {
@@ -96,7 +133,9 @@ func (s *Store) QuotaExceeded(ctx context.Context, appID string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	s.quota.put(appID, st.Exceeded, now)
+	if st.Exceeded || st.left() < 0 || st.left() > quotaCacheHeadroom {
+		s.quota.put(appID, st.Exceeded, now)
+	}
 	return st.Exceeded, nil
 }
 

@@ -71,6 +71,9 @@ type Store struct {
 	quota   *quotaCache
 	hashes  *hashGate
 	maxApps int // applications a member may create; 0 = no cap
+	// defaultPlan is the plan of new applications that name none; empty
+	// means DefaultPlanID.
+	defaultPlan string
 }
 
 // New returns a Store on pool; it computes at most DefaultPasswordHashes

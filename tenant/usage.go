@@ -133,13 +133,8 @@ func (s *Store) ReleaseHeld(ctx context.Context, rdb rueidis.Client, keys hook.K
 			return nil
 		}
 		n := int64(max)
-		if st.Quota > 0 {
-			var inflight int64
-			if err := tx.QueryRow(ctx, `SELECT count(*) FROM messages WHERE app_id = $1 AND state IN ($2, $3, $4)`,
-				appID, hook.StatePending, hook.StateDelivering, hook.StateFailed).Scan(&inflight); err != nil {
-				return err
-			}
-			n = min(n, st.Quota-st.Deliveries-inflight)
+		if left := st.left(); left >= 0 {
+			n = min(n, left)
 		}
 		if n <= 0 {
 			return nil
@@ -218,4 +213,82 @@ func (s *Store) AppsOverQuota(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("count applications over quota: %w", err)
 	}
 	return n, nil
+}
+
+// QuotaReached is an application that reached its plan's quota this month.
+type QuotaReached struct {
+	AppID      string
+	AppName    string
+	PlanID     string
+	Deliveries int64
+	Quota      int64
+}
+
+// NoteQuotaReached returns the applications that reached their quota this
+// month (deliveries at the quota, or messages held for it) and were not
+// returned before this month: each application once a month, across every
+// process, because the moment is stored in usage.quota_reached_at. The
+// caller logs them, so the operator hears of it once, not per message.
+func (s *Store) NoteQuotaReached(ctx context.Context) ([]QuotaReached, error) {
+	m := monthStart(time.Now())
+	rows, err := s.pool.Query(ctx, `WITH reached AS (
+			SELECT a.id AS app_id, COALESCE(u.deliveries, 0) AS deliveries
+			FROM applications a JOIN plans p ON p.id = a.plan_id
+			LEFT JOIN usage u ON u.app_id = a.id AND u.month = $1
+			WHERE p.monthly_quota > 0 AND u.quota_reached_at IS NULL
+				AND (COALESCE(u.deliveries, 0) >= p.monthly_quota
+					OR a.id IN (SELECT app_id FROM messages WHERE state = $2))
+		), noted AS (
+			INSERT INTO usage AS u (app_id, month, deliveries, quota_reached_at)
+			SELECT app_id, $1, 0, now() FROM reached
+			ON CONFLICT (app_id, month) DO UPDATE SET quota_reached_at = EXCLUDED.quota_reached_at
+				WHERE u.quota_reached_at IS NULL
+			RETURNING u.app_id, u.deliveries
+		)
+		SELECT n.app_id, a.name, p.id, n.deliveries, p.monthly_quota
+		FROM noted n JOIN applications a ON a.id = n.app_id JOIN plans p ON p.id = a.plan_id
+		ORDER BY n.app_id`, m, hook.StateQuotaExceeded)
+	if err != nil {
+		return nil, fmt.Errorf("note applications at quota: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (QuotaReached, error) {
+		var q QuotaReached
+		return q, r.Scan(&q.AppID, &q.AppName, &q.PlanID, &q.Deliveries, &q.Quota)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("note applications at quota: %w", err)
+	}
+	return out, nil
+}
+
+// Backlog is a rate-limited endpoint with messages due longer than a while.
+type Backlog struct {
+	AppID      string
+	EndpointID string
+	RateLimit  int   // events/s, the endpoint's or else its plan's
+	Waiting    int64 // pending messages due for longer than the threshold
+}
+
+// RateLimitBacklogs lists the endpoints with a rate limit (their own or
+// their plan's) that have pending messages due for more than olderThan:
+// more arrives than the limit lets out, so the backlog grows. The caller
+// logs when an endpoint starts and stops being behind.
+func (s *Store) RateLimitBacklogs(ctx context.Context, olderThan time.Duration) ([]Backlog, error) {
+	rows, err := s.pool.Query(ctx, `SELECT m.app_id, m.endpoint_id, COALESCE(NULLIF(e.rate_limit, 0), p.rate_limit), count(*)
+		FROM messages m JOIN endpoints e ON e.id = m.endpoint_id
+		JOIN applications a ON a.id = e.app_id JOIN plans p ON p.id = a.plan_id
+		WHERE m.state = $1 AND m.next_attempt_at < now() - make_interval(secs => $2)
+			AND (e.rate_limit > 0 OR p.rate_limit > 0) AND e.enabled
+		GROUP BY 1, 2, 3 ORDER BY 2`, hook.StatePending, olderThan.Seconds())
+	if err != nil {
+		return nil, fmt.Errorf("find rate-limited endpoints behind: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Backlog, error) {
+		var b Backlog
+		return b, r.Scan(&b.AppID, &b.EndpointID, &b.RateLimit, &b.Waiting)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("find rate-limited endpoints behind: %w", err)
+	}
+	return out, nil
 }

@@ -72,6 +72,9 @@ type Module struct {
 	messages  *message.Service
 	openapi   map[string]any
 	ready     atomic.Bool
+	// behind holds the endpoints behind their rate limit at the last
+	// release pass (only Run's goroutine touches it).
+	behind map[string]bool
 }
 
 // New builds the module and its router.
@@ -95,7 +98,7 @@ func New(o Options) (*Module, error) {
 		keys:    o.Keys,
 		chains:  o.Chains,
 		log:     o.Log,
-		store:   tenant.New(o.Pool).LimitAppsPerUser(o.Config.MaxAppsPerUser),
+		store:   tenant.New(o.Pool).LimitAppsPerUser(o.Config.MaxAppsPerUser).WithDefaultPlan(o.Config.DefaultPlan),
 		limiter: newLimiter(o.Redis, o.Keys.Prefix),
 	}
 	// Validate has checked them.
@@ -172,6 +175,9 @@ func (m *Module) Run(ctx context.Context) error {
 }
 
 func (m *Module) bootstrap(ctx context.Context) error {
+	if err := m.store.CheckDefaultPlan(ctx); err != nil {
+		return fmt.Errorf("admin: %w", err)
+	}
 	u, pw, created, err := m.store.Bootstrap(ctx, m.cfg.BootstrapEmail)
 	if err != nil {
 		return fmt.Errorf("admin: %w", err)
@@ -199,6 +205,48 @@ func (m *Module) releaseOnce(ctx context.Context) {
 	if err != nil && ctx.Err() == nil {
 		m.log.Error("release messages held at quota", zap.Error(err))
 	}
+	reached, err := m.store.NoteQuotaReached(ctx)
+	if err != nil && ctx.Err() == nil {
+		m.log.Error("look for applications at their quota", zap.Error(err))
+	}
+	for _, r := range reached {
+		// Once per application and month (see NoteQuotaReached).
+		m.log.Warn("application reached its monthly quota: new webhooks are held as quota_exceeded until the month turns or its plan is raised",
+			zap.String("app", r.AppID), zap.String("app_name", r.AppName), zap.String("plan", r.PlanID),
+			zap.Int64("deliveries", r.Deliveries), zap.Int64("monthly_quota", r.Quota))
+	}
+	m.noteBacklogs(ctx)
+}
+
+// backlogAge is how long a due message waits on a rate-limited endpoint
+// before the endpoint counts as behind its rate limit.
+const backlogAge = time.Minute
+
+// noteBacklogs logs once when a rate-limited endpoint falls behind (more
+// arrives than its limit lets out) and once when it has caught up, not
+// per message or per pass. Each admin process keeps its own record.
+func (m *Module) noteBacklogs(ctx context.Context) {
+	list, err := m.store.RateLimitBacklogs(ctx, backlogAge)
+	if err != nil {
+		if ctx.Err() == nil {
+			m.log.Error("look for rate-limited endpoints behind", zap.Error(err))
+		}
+		return
+	}
+	now := map[string]bool{}
+	for _, b := range list {
+		now[b.EndpointID] = true
+		if !m.behind[b.EndpointID] {
+			m.log.Warn("endpoint is behind its rate limit: messages wait longer than "+backlogAge.String()+"; raise the endpoint's or the plan's rate_limit, or expect the backlog to grow",
+				zap.String("app", b.AppID), zap.String("endpoint", b.EndpointID), zap.Int("rate_limit", b.RateLimit), zap.Int64("waiting", b.Waiting))
+		}
+	}
+	for id := range m.behind {
+		if !now[id] {
+			m.log.Info("endpoint caught up with its rate limit", zap.String("endpoint", id))
+		}
+	}
+	m.behind = now
 }
 
 var requestIDRe = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)

@@ -69,7 +69,7 @@ func newEnv(t testing.TB) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := pool.Exec(ctx, `INSERT INTO plans (id, name, monthly_quota, max_endpoints) VALUES ('unlimited', 'U', 0, 0)`); err != nil {
+	if _, err := pool.Exec(ctx, `INSERT INTO plans (id, name, monthly_quota, max_endpoints) VALUES ('unlimited', 'U', 0, 0) ON CONFLICT DO NOTHING`); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := pool.Exec(ctx, `UPDATE applications SET plan_id = 'unlimited' WHERE id = $1`, a.ID); err != nil {

@@ -51,7 +51,7 @@ type endpointsData struct {
 
 // quotaBanner tells an application's pages that its quota is reached.
 type quotaBanner struct {
-	Deliveries, Quota, Held int64
+	Deliveries, Quota, Held, InFlight int64
 }
 
 func (u *UI) quotaBanner(c echo.Context, appID string) *quotaBanner {
@@ -59,7 +59,7 @@ func (u *UI) quotaBanner(c echo.Context, appID string) *quotaBanner {
 	if err != nil || !st.Exceeded {
 		return nil
 	}
-	return &quotaBanner{Deliveries: st.Deliveries, Quota: st.Quota, Held: st.Held}
+	return &quotaBanner{Deliveries: st.Deliveries, Quota: st.Quota, Held: st.Held, InFlight: st.InFlight}
 }
 
 func (u *UI) endpointsPage(c echo.Context) error {

@@ -240,7 +240,10 @@ func TestCreateApplicationShowsFieldErrors(t *testing.T) {
 func TestUsagePageShowsQuotaReached(t *testing.T) {
 	h := newHarness(t)
 	h.user("admin@example.com", tenant.RoleAdmin)
-	a := h.app("Shop")
+	a, err := h.store.CreateApplication(context.Background(), hook.Operator, "Shop", "free")
+	if err != nil {
+		t.Fatal(err)
+	}
 	month := time.Now().UTC().Format("2006-01") + "-01"
 	if _, err := h.store.Pool().Exec(context.Background(), `INSERT INTO usage (app_id, month, deliveries) VALUES ($1, $2, 10000)`, a.ID, month); err != nil {
 		t.Fatal(err)
@@ -251,6 +254,45 @@ func TestUsagePageShowsQuotaReached(t *testing.T) {
 	wantStatus(t, resp, body, http.StatusOK)
 	if !strings.Contains(body, "Quota reached") {
 		t.Fatalf("usage page does not say the quota is reached:\n%s", body)
+	}
+}
+
+// Messages admitted but not yet delivered count against the quota, so the
+// pages say "quota reached" once they fill it, before the deliveries do.
+func TestAppPagesSayQuotaReachedWhenMessagesOnTheirWayFillIt(t *testing.T) {
+	h := newHarness(t)
+	h.user("admin@example.com", tenant.RoleAdmin)
+	ctx := context.Background()
+	if _, err := h.store.CreatePlan(ctx, hook.Operator, tenant.Plan{ID: "tiny", Name: "Tiny", MonthlyQuota: 2}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := h.store.CreateApplication(ctx, hook.Operator, "Shop", "tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := h.store.Pool()
+	ep := tenant.NewID("ep")
+	if _, err := pool.Exec(ctx, `INSERT INTO endpoints (id, app_id, url, secret_enc) VALUES ($1, $2, 'https://example.com/h', '\x00')`, ep, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		id := tenant.NewID("msg")
+		if _, err := pool.Exec(ctx, `INSERT INTO messages (id, app_id, endpoint_id, event_id, type, webhook_id, chain_id, block_number, payload, state)
+			VALUES ($1, $2, $3, $1, 'log', $1, 31337, $4, '{}', 'pending')`, id, a.ID, ep, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := h.client()
+	c.login("admin@example.com")
+	for page, want := range map[string]string{
+		"/apps/" + a.ID:            "0 of 2 deliveries this month, 2 more on their way",
+		"/apps/" + a.ID + "/usage": "(2 messages admitted before it are still on their way)",
+	} {
+		resp, body := c.get(page)
+		wantStatus(t, resp, body, http.StatusOK)
+		if !strings.Contains(body, "Quota reached") || !strings.Contains(body, want) {
+			t.Errorf("%s does not say the quota is reached by 2 messages on their way:\n%s", page, body)
+		}
 	}
 }
 

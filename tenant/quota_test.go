@@ -1,0 +1,136 @@
+package tenant
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ethhook/ethhook/hook"
+)
+
+// The demo sends ~12 webhooks/s; at that rate 24 hours are 1,036,800
+// deliveries, a hundred times the old free quota. An application on the
+// default plan must pass every quota check all day.
+func TestDefaultPlanAppNeverHoldsThroughADayOfDemoTraffic(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	app, err := s.CreateApplication(ctx, hook.Operator, "demo", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.GetPlan(ctx, app.PlanID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.ID != "unlimited" || p.MonthlyQuota != 0 || p.RateLimit != 0 || p.MaxEndpoints != 0 {
+		t.Fatalf("new application's plan %+v, want unlimited with no quota, rate limit or endpoint cap", p)
+	}
+	seedMessages(t, s, app.ID, hook.StatePending, 2600) // the backlog the demo once built
+	const perHour = 12 * 3600
+	for hour := 1; hour <= 24; hour++ {
+		setUsage(t, s, app.ID, time.Now(), int64(hour*perHour))
+		s.quota.reset() // read Postgres every hour, not the cache
+		if over, err := s.QuotaExceeded(ctx, app.ID); err != nil || over {
+			t.Fatalf("hour %d (%d deliveries): exceeded=%v err=%v", hour, hour*perHour, over, err)
+		}
+	}
+	st, err := s.Usage(ctx, hook.Operator, app.ID)
+	if err != nil || st.Exceeded || st.Deliveries != 24*perHour {
+		t.Fatalf("usage after a day: %+v %v", st, err)
+	}
+	if reached, err := s.NoteQuotaReached(ctx); err != nil || len(reached) != 0 {
+		t.Fatalf("unlimited application noted at quota: %+v %v", reached, err)
+	}
+}
+
+func TestDefaultPlanIsTheConfiguredOneAndATypoIsNamed(t *testing.T) {
+	s := newStore(t).WithDefaultPlan("free")
+	ctx := context.Background()
+	if err := s.CheckDefaultPlan(ctx); err != nil {
+		t.Fatal(err)
+	}
+	app, err := s.CreateApplication(ctx, hook.Operator, "A", "")
+	if err != nil || app.PlanID != "free" {
+		t.Fatalf("app %+v %v, want plan free", app, err)
+	}
+	// A member may create applications on the configured default only.
+	user := insertUser(t, s, "m@example.com")
+	if _, err := s.CreateApplication(ctx, hook.Scope{UserID: user}, "B", "free"); err != nil {
+		t.Fatalf("member naming the default plan: %v", err)
+	}
+	err = s.WithDefaultPlan("unlimted").CheckDefaultPlan(ctx)
+	if err == nil {
+		t.Fatal("a default plan that does not exist passed the check")
+	}
+	for _, want := range []string{"ETHHOOK_ADMIN_DEFAULT_PLAN", `"unlimted"`, "free, unlimited"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Fatalf("error %q does not say %s", err, want)
+		}
+	}
+}
+
+// Usage once went to 12,848 of a 10,000 quota: the check counted deliveries
+// only, so every message of a backlog admitted before the quota was
+// reached was delivered after it. Messages on their way count now.
+func TestQuotaCountsMessagesOnTheirWaySoABacklogCannotRunPastIt(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	if _, err := s.CreatePlan(ctx, hook.Operator, Plan{ID: "small", Name: "Small", MonthlyQuota: 10000}); err != nil {
+		t.Fatal(err)
+	}
+	app, err := s.CreateApplication(ctx, hook.Operator, "A", "small")
+	if err != nil {
+		t.Fatal(err)
+	}
+	setUsage(t, s, app.ID, time.Now(), 7400)
+	seedMessages(t, s, app.ID, hook.StatePending, 2000)
+	seedMessages(t, s, app.ID, hook.StateFailed, 599) // due for a retry
+	seedMessages(t, s, app.ID, hook.StateDead, 50)    // never delivered: not counted
+	if over, err := s.QuotaExceeded(ctx, app.ID); err != nil || over {
+		t.Fatalf("9,999 of 10,000 admitted: exceeded=%v err=%v", over, err)
+	}
+	// One more admitted message uses the last of the quota. The answer
+	// above is not cached this close to the quota, so the next check sees it.
+	seedMessages(t, s, app.ID, hook.StateDelivering, 1)
+	if over, err := s.QuotaExceeded(ctx, app.ID); err != nil || !over {
+		t.Fatalf("10,000 of 10,000 admitted: exceeded=%v err=%v", over, err)
+	}
+	st, err := s.Usage(ctx, hook.Operator, app.ID)
+	if err != nil || !st.Exceeded || st.InFlight != 2600 || st.Deliveries != 7400 {
+		t.Fatalf("usage %+v %v", st, err)
+	}
+}
+
+func TestQuotaReachedIsNotedOnceAMonth(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	if _, err := s.CreatePlan(ctx, hook.Operator, Plan{ID: "tiny", Name: "Tiny", MonthlyQuota: 3}); err != nil {
+		t.Fatal(err)
+	}
+	used, _ := s.CreateApplication(ctx, hook.Operator, "used", "tiny")
+	held, _ := s.CreateApplication(ctx, hook.Operator, "held", "tiny")
+	under, _ := s.CreateApplication(ctx, hook.Operator, "under", "tiny")
+	setUsage(t, s, used.ID, time.Now(), 3)
+	seedMessages(t, s, held.ID, hook.StateQuotaExceeded, 2) // no usage row yet this month
+	setUsage(t, s, under.ID, time.Now(), 2)
+	setUsage(t, s, under.ID, time.Now().AddDate(0, -1, 0), 3) // last month does not count
+
+	reached, err := s.NoteQuotaReached(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]QuotaReached{}
+	for _, r := range reached {
+		got[r.AppID] = r
+	}
+	if len(got) != 2 || got[used.ID].Deliveries != 3 || got[used.ID].Quota != 3 || got[held.ID].AppName != "held" {
+		t.Fatalf("noted %+v, want used and held", reached)
+	}
+	for i := 0; i < 3; i++ {
+		setUsage(t, s, used.ID, time.Now(), int64(4+i)) // more messages past the quota
+		if again, err := s.NoteQuotaReached(ctx); err != nil || len(again) != 0 {
+			t.Fatalf("noted again: %+v %v", again, err)
+		}
+	}
+}
