@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/ethhook/ethhook/chaincursor"
 	"github.com/ethhook/ethhook/config"
 	"github.com/ethhook/ethhook/hook"
 	"github.com/ethhook/ethhook/internal/testenv"
@@ -30,6 +31,8 @@ type env struct {
 	prefix string
 	cfg    config.Config
 	chain  config.Chain
+	// cursors, when set, is the durable cursor store the ingester is given.
+	cursors *chaincursor.Store
 }
 
 func newEnv(t testing.TB, dcfg devnet.Config) *env {
@@ -54,6 +57,13 @@ func newEnv(t testing.TB, dcfg devnet.Config) *env {
 		Name: "devnet", ID: testChainID, WSURLs: []string{wsURL(srv)},
 		ReorgDepth: 16, BlockTime: 50 * time.Millisecond, StartBlock: &zero,
 	}
+	// A fence that exists, as on a Redis that has seen the chain before:
+	// tokens then count acquisitions from 1 (lease.lua starts a missing
+	// fence at the clock, see TestEmptyRedisRestartsTheFenceAboveOldTokens).
+	fence := hook.Keys{Prefix: prefix}.Chain(testChainID, "fence")
+	if err := rdb.Do(context.Background(), rdb.B().Set().Key(fence).Value("0").Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
 	return &env{t: t, node: n, srv: srv, rdb: rdb, prefix: prefix, cfg: cfg, chain: ch}
 }
 
@@ -75,7 +85,7 @@ func (e *env) start(chains []config.Chain, opts ...func(*Module)) *runner {
 	if testing.Verbose() {
 		log = zaptest.NewLogger(e.t, zaptest.Level(zap.InfoLevel))
 	}
-	m, err := New(e.cfg, chains, e.rdb, log, prometheus.NewRegistry())
+	m, err := New(e.cfg, chains, e.rdb, e.cursors, log, prometheus.NewRegistry())
 	if err != nil {
 		e.t.Fatalf("New: %v", err)
 	}
