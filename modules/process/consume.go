@@ -356,6 +356,10 @@ type removal struct {
 	endpointID, appID, eventID string
 	chainID, blockNumber       int64
 	removedMsg                 msgRow // the log.removed message, if one is due
+	// afterLog: the log it removes is earlier in the same read. Otherwise
+	// the removal is applied before the read's logs are written, as if
+	// it had been read alone: a log that follows it is then suppressed.
+	afterLog bool
 }
 
 func newMessageID() string { return "msg_" + ulid.Make().String() }
@@ -399,6 +403,7 @@ func (m *Module) handle(ctx context.Context, chainID uint64, entries []rueidis.X
 	}
 	var matches []match
 	var events []hook.Event
+	removalIDs := map[string]bool{}
 	for _, e := range entries {
 		ackIDs = append(ackIDs, e.ID)
 		if e.FieldValues == nil {
@@ -411,7 +416,14 @@ func (m *Module) handle(ctx context.Context, chainID uint64, entries []rueidis.X
 			continue
 		}
 		events = append(events, ev)
+		if ev.Type == hook.TypeLogRemoved {
+			removalIDs[ev.ID] = true
+		}
 	}
+	// Which (endpoint, event) logs come before a removal of the same event
+	// in this read: only those are retracted after being written (see
+	// removal.afterLog). Only kept when the read has removals.
+	logsRead := map[[2]string]bool{}
 	m.ix.mu.RLock()
 	for i := range events {
 		ev := &events[i]
@@ -442,6 +454,9 @@ func (m *Module) handle(ctx context.Context, chainID uint64, entries []rueidis.X
 				conf = h - ev.Block.Number
 			}
 			typ := ev.Type
+			if typ == hook.TypeLog && len(removalIDs) > 0 {
+				logsRead[[2]string{t.ep.ID, ev.ID}] = true
+			}
 			body, err := json.Marshal(newPayload(ev, typ, t.ep.ID, r, conf))
 			if err != nil {
 				m.ix.mu.RUnlock()
@@ -456,7 +471,8 @@ func (m *Module) handle(ctx context.Context, chainID uint64, entries []rueidis.X
 			case typ == hook.TypeLogRemoved:
 				row.state = state(t.ep.AppID)
 				removals = append(removals, removal{endpointID: t.ep.ID, appID: t.ep.AppID, eventID: ev.ID,
-					chainID: row.chainID, blockNumber: row.blockNumber, removedMsg: row})
+					chainID: row.chainID, blockNumber: row.blockNumber, removedMsg: row,
+					afterLog: logsRead[[2]string{t.ep.ID, ev.ID}]})
 			case t.direct():
 				row.state = state(t.ep.AppID)
 				direct = append(direct, row)
@@ -627,14 +643,35 @@ type querier interface {
 }
 
 // writeWithRemovals writes a batch that has removals: each removal reads
-// the state it cancels, under the chain's exclusive lock.
+// the state it cancels, under the chain's exclusive lock. The outcome is
+// the one of handling the entries one by one in stream order, whatever
+// the batching: a removal is applied before the batch's logs unless the
+// log it removes came before it (then after, and it retracts the log).
+// Removals and logs of different events do not touch each other's rows.
 func (m *Module) writeWithRemovals(ctx context.Context, chainID uint64, direct []msgRow, holds []holdRow, removals []removal) ([]msgRow, error) {
 	var queued []msgRow
+	apply := func(tx pgx.Tx, afterLog bool) error {
+		for _, rm := range removals {
+			if rm.afterLog != afterLog {
+				continue
+			}
+			q, err := m.applyRemoval(ctx, tx, rm)
+			if err != nil {
+				return err
+			}
+			queued = append(queued, q...)
+		}
+		return nil
+	}
 	err := pgx.BeginFunc(ctx, m.pool, func(tx pgx.Tx) error {
 		queued = queued[:0]
 		if err := lockChain(ctx, tx, chainID, true); err != nil {
 			return err
 		}
+		if err := apply(tx, false); err != nil {
+			return err
+		}
+		// The tombstones just written suppress the logs they precede.
 		q, err := m.insertMessages(ctx, tx, direct, true)
 		if err != nil {
 			return err
@@ -643,14 +680,7 @@ func (m *Module) writeWithRemovals(ctx context.Context, chainID uint64, direct [
 		if err := insertHolds(ctx, tx, holds); err != nil {
 			return err
 		}
-		for _, rm := range removals {
-			q, err := m.applyRemoval(ctx, tx, rm)
-			if err != nil {
-				return err
-			}
-			queued = append(queued, q...)
-		}
-		return nil
+		return apply(tx, true)
 	})
 	return queued, err
 }
