@@ -50,7 +50,15 @@ func (r *chainRunner) resume(ctx context.Context, prev cursor) error {
 	if r.m.cursors != nil {
 		var err error
 		if durable, err = r.m.cursors.Load(ctx, r.ch.ID); err != nil {
-			return err
+			if !r.cur.Set {
+				// Without either cursor, starting anywhere could skip
+				// blocks: wait for Postgres (the session is retried).
+				return fmt.Errorf("Redis has no cursor for the chain: %w", err)
+			}
+			// Postgres is only needed when Redis lost state: an outage of
+			// it must not stop ingest.
+			r.log.Warn("cannot read the durable cursor; going on from Redis's", zap.Error(err))
+			return nil
 		}
 	}
 	switch {

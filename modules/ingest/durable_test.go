@@ -149,3 +149,21 @@ func TestEmptyRedisRestartsTheFenceAboveOldTokens(t *testing.T) {
 		}
 	}
 }
+
+// TestPostgresDownDoesNotStopIngestWhileRedisHasTheCursor: the durable
+// cursor is needed only when Redis lost state; while Postgres cannot be
+// reached, sessions go on from Redis's cursor.
+func TestPostgresDownDoesNotStopIngestWhileRedisHasTheCursor(t *testing.T) {
+	e := newEnv(t, devnet.Config{Seed: 65, LogsPerBlock: 3})
+	e.node.Mine(5)
+	first := e.start(nil)
+	e.waitCaughtUp()
+	first.stop()
+	pool := testenv.PG(t)
+	e.cursors = chaincursor.New(pool)
+	pool.Close() // Postgres unreachable
+	e.start(nil)
+	e.node.Mine(5)
+	e.waitCaughtUp()
+	e.verify()
+}

@@ -2,6 +2,7 @@ package process
 
 import (
 	"context"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -19,6 +20,11 @@ import (
 //     pending (cursorHead), which covers blocks without logs.
 // Both are raised in memory and stored by the releaser, monotonic by
 // block number (an older read settling late never moves it back).
+
+// cursorEvery is how often at most the releaser stores the durable cursor:
+// a cursor a little behind only means a few more blocks fetched again
+// after Redis lost state, and it keeps the write off every read.
+const cursorEvery = time.Second
 
 // above reports whether cursor a is set and higher than b.
 func above(a, b hook.Cursor) bool { return a.Set && (!b.Set || a.Number > b.Number) }

@@ -38,6 +38,7 @@ func (m *Module) releaser(ctx context.Context, chainID uint64) error {
 	tick := time.NewTicker(m.cfg.ReleaseInterval)
 	defer tick.Stop()
 	var persisted uint64
+	var lastCursor time.Time
 	durable, err := m.cursors.Load(ctx, chainID)
 	if err != nil && ctx.Err() == nil {
 		log.Warn("load durable chain cursor", zap.Error(err))
@@ -59,7 +60,9 @@ func (m *Module) releaser(ctx context.Context, chainID uint64) error {
 		if err := m.settleHead(ctx, chainID, ht); err != nil && ctx.Err() == nil {
 			log.Warn("settle chain head", zap.Error(err))
 		}
-		durable = m.storeCursor(ctx, log, chainID, ht, durable)
+		if time.Since(lastCursor) >= cursorEvery {
+			durable, lastCursor = m.storeCursor(ctx, log, chainID, ht, durable), time.Now()
+		}
 		head := ht.safeHead()
 		if head > persisted {
 			var h int64
