@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/rueidis"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
@@ -56,13 +57,6 @@ func newEnv(t testing.TB, dcfg devnet.Config) *env {
 	ch := config.Chain{
 		Name: "devnet", ID: testChainID, WSURLs: []string{wsURL(srv)},
 		ReorgDepth: 16, BlockTime: 50 * time.Millisecond, StartBlock: &zero,
-	}
-	// A fence that exists, as on a Redis that has seen the chain before:
-	// tokens then count acquisitions from 1 (lease.lua starts a missing
-	// fence at the clock, see TestEmptyRedisRestartsTheFenceAboveOldTokens).
-	fence := hook.Keys{Prefix: prefix}.Chain(testChainID, "fence")
-	if err := rdb.Do(context.Background(), rdb.B().Set().Key(fence).Value("0").Build()).Error(); err != nil {
-		t.Fatal(err)
 	}
 	return &env{t: t, node: n, srv: srv, rdb: rdb, prefix: prefix, cfg: cfg, chain: ch}
 }
@@ -119,6 +113,22 @@ func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// fence is the chain's fencing token in Redis.
+func (e *env) fence() string {
+	s, _ := e.rdb.Do(context.Background(), e.rdb.B().Get().Key(hook.Keys{Prefix: e.prefix}.Chain(testChainID, "fence")).Build()).ToString()
+	return s
+}
+
+// fenceAtAcquire waits until r holds the chain's lease and returns the
+// fencing token it got.
+func (e *env) fenceAtAcquire(r *runner) string {
+	e.t.Helper()
+	eventually(e.t, 10*time.Second, "the lease to be acquired", func() bool {
+		return testutil.ToFloat64(r.m.met.leaseHolder.WithLabelValues(e.chain.Name)) == 1
+	})
+	return e.fence()
 }
 
 func (e *env) cursor() string {
