@@ -195,3 +195,24 @@ func TestPostgresDownDoesNotStopIngestWhileRedisHasTheCursor(t *testing.T) {
 	e.waitCaughtUp()
 	e.verify()
 }
+
+// TestRedisLosingItsStateWithoutADurableCursorGoesOnFromItsOwn: with no
+// durable cursor (none configured, or process never stored one), a
+// session that finds Redis empty goes on from this process's last cursor,
+// not from the head.
+func TestRedisLosingItsStateWithoutADurableCursorGoesOnFromItsOwn(t *testing.T) {
+	e := newEnv(t, devnet.Config{Seed: 67, LogsPerBlock: 3})
+	e.chain.StartBlock = nil
+	ctx := context.Background()
+	r := e.start(nil)
+	e.node.Mine(5)
+	e.waitCaughtUp()
+	at := e.node.Head().Number
+	testenv.DeleteKeys(ctx, e.rdb, e.prefix)
+	e.node.Mine(8)
+	e.waitCaughtUp()
+	e.liveFrom(at + 1)
+	if got := redisLost(r, "empty"); got != 1 {
+		t.Fatalf("redis_state_lost_total{found=empty} = %v, want 1", got)
+	}
+}
