@@ -105,6 +105,9 @@ type pipeline struct {
 	stopMining func()
 	// startProcess starts a process module; stopProcess stops it.
 	startProcess, stopProcess func()
+	// startIngest starts an ingest module (a new process: nothing in
+	// memory); stopIngest stops it.
+	startIngest, stopIngest func()
 }
 
 // run runs m until the test ends or the returned stop is called.
@@ -198,12 +201,14 @@ func newPipeline(t *testing.T) *pipeline {
 	if testing.Verbose() {
 		log = zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel))
 	}
-	reg := prometheus.NewRegistry()
-	ing, err := ingest.New(cfg, chains, rdb, chaincursor.New(p.pool), log.With(zap.String("module", "ingest")), reg)
-	if err != nil {
-		t.Fatal(err)
+	p.startIngest = func() {
+		ing, err := ingest.New(cfg, chains, rdb, chaincursor.New(p.pool), log.With(zap.String("module", "ingest")), prometheus.NewRegistry())
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.stopIngest = p.run(ing)
 	}
-	p.run(ing)
+	p.startIngest()
 	p.startProcess = func() {
 		proc, err := process.New(cfg, p.pool, rdb, chains, log.With(zap.String("module", "process")), prometheus.NewRegistry())
 		if err != nil {
@@ -289,6 +294,24 @@ func (p *pipeline) waitBlocks(n uint64) {
 	}
 }
 
+// waitDurable waits until process has stored a durable cursor: before
+// that, a fresh deployment whose Redis is lost has nothing to resume from
+// but ingest's own memory.
+func (p *pipeline) waitDurable() {
+	p.t.Helper()
+	store := chaincursor.New(p.pool)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if c, err := store.Load(context.Background(), config.DevnetChainID); err == nil && c.Set {
+			return
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatal("process stored no durable cursor within 30s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // checkExactlyOnce stops mining and waits (bounded) until every canonical
 // log has exactly one message per endpoint (the held endpoint's up to the
 // confirmed depth); it fails naming what is missing or doubled.
@@ -343,6 +366,7 @@ func (p *pipeline) checkExactlyOnce() {
 func TestRedisFlushedMidRunLosesNoBlock(t *testing.T) {
 	p := newPipeline(t)
 	p.waitBlocks(20)
+	p.waitDurable()
 	p.stopProcess()
 	behind := p.cursor().Number + 10
 	deadline := time.Now().Add(30 * time.Second)
@@ -367,9 +391,27 @@ func TestRedisFlushedMidRunLosesNoBlock(t *testing.T) {
 func TestRedisRestartedEmptyMidRunLosesNoBlock(t *testing.T) {
 	p := newPipeline(t)
 	p.waitBlocks(20)
+	p.waitDurable()
 	p.redis.kill()
 	time.Sleep(500 * time.Millisecond) // blocks go on being mined meanwhile
 	p.redis.start()
+	at := p.node.Head().Number
+	p.waitBlocks(at + 20)
+	p.checkExactlyOnce()
+}
+
+// TestRedisEmptyUnderARestartedIngestLosesNoBlock: ingest and Redis go
+// down together (a machine restart) while blocks are mined; a new ingest
+// process, with nothing in memory, starts on an empty Redis.
+func TestRedisEmptyUnderARestartedIngestLosesNoBlock(t *testing.T) {
+	p := newPipeline(t)
+	p.waitBlocks(20)
+	p.waitDurable()
+	p.stopIngest()
+	p.redis.kill()
+	time.Sleep(500 * time.Millisecond) // blocks go on being mined meanwhile
+	p.redis.start()
+	p.startIngest()
 	at := p.node.Head().Number
 	p.waitBlocks(at + 20)
 	p.checkExactlyOnce()

@@ -61,7 +61,10 @@ func (m *Module) releaser(ctx context.Context, chainID uint64) error {
 			log.Warn("settle chain head", zap.Error(err))
 		}
 		if time.Since(lastCursor) >= cursorEvery {
-			durable, lastCursor = m.storeCursor(ctx, log, chainID, ht, durable), time.Now()
+			var wrote bool
+			if durable, wrote = m.storeCursor(ctx, log, chainID, ht, durable); wrote {
+				lastCursor = time.Now()
+			}
 		}
 		head := ht.safeHead()
 		if head > persisted {
