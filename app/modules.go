@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
+	"github.com/ethhook/ethhook/chaincursor"
 	"github.com/ethhook/ethhook/config"
 	"github.com/ethhook/ethhook/modules/admin"
 	"github.com/ethhook/ethhook/modules/deliver"
@@ -75,8 +76,14 @@ var moduleSpecs = []moduleSpec{
 		resumeDevnet(ctx, rt, m)
 		return m, nil
 	}},
-	{name: "ingest", build: func(ctx context.Context, rt *Runtime, o runOptions) (Module, error) {
+	// ingest needs Postgres for the durable chain cursors it resumes from
+	// when Redis loses its state.
+	{name: "ingest", needsPG: true, build: func(ctx context.Context, rt *Runtime, o runOptions) (Module, error) {
 		chains, err := selectChains(rt.Cfg.Chains, o.chains)
+		if err != nil {
+			return nil, err
+		}
+		pool, err := rt.Postgres(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -84,7 +91,7 @@ var moduleSpecs = []moduleSpec{
 		if err != nil {
 			return nil, err
 		}
-		return ingest.New(rt.Cfg, chains, rdb, logFor(rt, "ingest"), rt.Registry)
+		return ingest.New(rt.Cfg, chains, rdb, chaincursor.New(pool), logFor(rt, "ingest"), rt.Registry)
 	}},
 	{name: "process", needsPG: true, build: func(ctx context.Context, rt *Runtime, o runOptions) (Module, error) {
 		pool, err := rt.Postgres(ctx)

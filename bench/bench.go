@@ -39,6 +39,7 @@ import (
 	"github.com/redis/rueidis"
 	"go.uber.org/zap"
 
+	"github.com/ethhook/ethhook/chaincursor"
 	"github.com/ethhook/ethhook/config"
 	"github.com/ethhook/ethhook/endpoint"
 	"github.com/ethhook/ethhook/hook"
@@ -237,7 +238,7 @@ func Run(ctx context.Context, d Deps, o Options) (res Result, err error) {
 	// The pipeline.
 	reg := prometheus.NewRegistry()
 	mlog := log.WithOptions(zap.IncreaseLevel(zap.WarnLevel))
-	ing, err := ingest.New(cfg, cfg.Chains, d.Redis, mlog.With(zap.String("module", "ingest")), reg)
+	ing, err := ingest.New(cfg, cfg.Chains, d.Redis, chaincursor.New(d.Pool), mlog.With(zap.String("module", "ingest")), reg)
 	if err != nil {
 		return res, err
 	}

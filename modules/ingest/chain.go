@@ -70,6 +70,7 @@ type chainRunner struct {
 	mOversized, mRejected, mEmpty   prometheus.Counter
 	mDropped, mInvalid              prometheus.Counter
 	mLeaseLost, mLeaseRetaken       prometheus.Counter
+	mRedisLost                      *prometheus.CounterVec
 	mReorg                          prometheus.Observer
 	mRPCErr, mHeadJumps             *prometheus.CounterVec
 	mRPCLat                         prometheus.ObserverVec
@@ -109,6 +110,7 @@ func newChainRunner(m *Module, ch config.Chain) *chainRunner {
 	r.process = r.newProcessGate()
 	r.mRPCErr = mt.rpcErrors.MustCurryWith(prometheus.Labels{"chain": n})
 	r.mHeadJumps = mt.headJumps.MustCurryWith(prometheus.Labels{"chain": n})
+	r.mRedisLost = mt.redisLost.MustCurryWith(prometheus.Labels{"chain": n})
 	r.mRPCLat = mt.rpcLatency.MustCurryWith(prometheus.Labels{"chain": n})
 	return r
 }
@@ -393,7 +395,11 @@ func (r *chainRunner) session(ctx context.Context, ep *endpoint) (healthy bool, 
 			r.bf = h
 		}
 	}
+	prev := r.cur
 	if r.cur, r.win, err = r.st.load(ctx); err != nil {
+		return false, err
+	}
+	if err := r.resume(ctx, prev); err != nil {
 		return false, err
 	}
 	if r.cur.Set {

@@ -10,10 +10,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/rueidis"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/ethhook/ethhook/chaincursor"
 	"github.com/ethhook/ethhook/config"
 	"github.com/ethhook/ethhook/hook"
 	"github.com/ethhook/ethhook/internal/testenv"
@@ -30,6 +32,8 @@ type env struct {
 	prefix string
 	cfg    config.Config
 	chain  config.Chain
+	// cursors, when set, is the durable cursor store the ingester is given.
+	cursors *chaincursor.Store
 }
 
 func newEnv(t testing.TB, dcfg devnet.Config) *env {
@@ -75,7 +79,7 @@ func (e *env) start(chains []config.Chain, opts ...func(*Module)) *runner {
 	if testing.Verbose() {
 		log = zaptest.NewLogger(e.t, zaptest.Level(zap.InfoLevel))
 	}
-	m, err := New(e.cfg, chains, e.rdb, log, prometheus.NewRegistry())
+	m, err := New(e.cfg, chains, e.rdb, e.cursors, log, prometheus.NewRegistry())
 	if err != nil {
 		e.t.Fatalf("New: %v", err)
 	}
@@ -109,6 +113,22 @@ func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// fence is the chain's fencing token in Redis.
+func (e *env) fence() string {
+	s, _ := e.rdb.Do(context.Background(), e.rdb.B().Get().Key(hook.Keys{Prefix: e.prefix}.Chain(testChainID, "fence")).Build()).ToString()
+	return s
+}
+
+// fenceAtAcquire waits until r holds the chain's lease and returns the
+// fencing token it got.
+func (e *env) fenceAtAcquire(r *runner) string {
+	e.t.Helper()
+	eventually(e.t, 10*time.Second, "the lease to be acquired", func() bool {
+		return testutil.ToFloat64(r.m.met.leaseHolder.WithLabelValues(e.chain.Name)) == 1
+	})
+	return e.fence()
 }
 
 func (e *env) cursor() string {

@@ -21,6 +21,7 @@ type metrics struct {
 	restarts, rejectedLogs, emptyRefetch *prometheus.CounterVec
 	leaseLost, leaseRetaken              *prometheus.CounterVec
 	droppedHeads, invalid, headJumps     *prometheus.CounterVec
+	redisLost                            *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -51,6 +52,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		leaseRetaken: c("lease_retaken_total", "Times this process found its lease lapsed (not renewed in time) and took it again with the same fencing token."),
 		droppedHeads: c("dropped_notifications_total", "newHeads notifications dropped to keep the queue within ingest.notification_queue_bytes (heads are hints: the gap is backfilled)."),
 		invalid:      c("invalid_answers_total", "Node answers refused because a header or log broke the JSON-RPC spec or a bound (hex fields, sizes, number ranges)."),
+		redisLost:    c("redis_state_lost_total", "Sessions that found Redis without the chain's state (no cursor, or one older than the durable cursor) and resumed with a backfill, by what was found (empty, behind).", "found"),
 		headJumps:    c("head_jumps_total", "Heads more than ingest.max_head_jump past the known head, by outcome (confirmed, refused).", "outcome"),
 		reorgs: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "ethhook_ingest_reorg_depth", Help: "Reorgs by depth (orphaned blocks).",
@@ -62,7 +64,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"chain", "method"}),
 	}
 	for _, col := range []prometheus.Collector{m.head, m.committed, m.lag, m.leaseHolder, m.heldBack, m.logs, m.blocks, m.backfilled,
-		m.reconnects, m.rpcErrors, m.malformed, m.wrongChain, m.oversized, m.restarts, m.rejectedLogs, m.emptyRefetch, m.leaseLost, m.leaseRetaken, m.droppedHeads, m.invalid, m.headJumps, m.reorgs, m.rpcLatency} {
+		m.reconnects, m.rpcErrors, m.malformed, m.wrongChain, m.oversized, m.restarts, m.rejectedLogs, m.emptyRefetch, m.leaseLost, m.leaseRetaken, m.droppedHeads, m.invalid, m.headJumps, m.redisLost, m.reorgs, m.rpcLatency} {
 		if err := reg.Register(col); err != nil {
 			return nil, err
 		}

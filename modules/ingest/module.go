@@ -23,6 +23,7 @@ import (
 	"github.com/redis/rueidis"
 	"go.uber.org/zap"
 
+	"github.com/ethhook/ethhook/chaincursor"
 	"github.com/ethhook/ethhook/config"
 )
 
@@ -32,6 +33,7 @@ type Module struct {
 	rdb     rueidis.Client
 	log     *zap.Logger
 	met     *metrics
+	cursors *chaincursor.Store // durable chain cursors; nil: Redis only
 	runners []*chainRunner
 	started atomic.Bool
 
@@ -50,8 +52,12 @@ func (m *Module) step(chain, name string) {
 
 // New builds the ingest module for chains (usually cfg.Chains, or the
 // subset named by `ethhook ingest --chains=`). cfg supplies Redis.Prefix,
-// DedupTTL() and the Ingest settings. reg may be nil (no metrics export).
-func New(cfg config.Config, chains []config.Chain, rdb rueidis.Client, log *zap.Logger, reg prometheus.Registerer) (*Module, error) {
+// DedupTTL() and the Ingest settings. cursors is the durable copy of the
+// chain cursors that a session resumes from when Redis lost its state
+// (see durable.go); nil leaves Redis the only record, and a Redis that
+// comes back empty makes ingest start again at the head. reg may be nil
+// (no metrics export).
+func New(cfg config.Config, chains []config.Chain, rdb rueidis.Client, cursors *chaincursor.Store, log *zap.Logger, reg prometheus.Registerer) (*Module, error) {
 	if rdb == nil {
 		return nil, errors.New("ingest: nil redis client")
 	}
@@ -74,7 +80,7 @@ func New(cfg config.Config, chains []config.Chain, rdb rueidis.Client, log *zap.
 	if err != nil {
 		return nil, fmt.Errorf("ingest: register metrics: %w", err)
 	}
-	m := &Module{cfg: cfg, rdb: rdb, log: log.Named("ingest"), met: met}
+	m := &Module{cfg: cfg, rdb: rdb, cursors: cursors, log: log.Named("ingest"), met: met}
 	seen := map[uint64]string{}
 	for i, ch := range chains {
 		switch {

@@ -44,28 +44,11 @@ var (
 	errNotCanonical = errors.New("chain changed while fetching")
 )
 
-// cursor is the last committed block of a chain.
-type cursor struct {
-	Number uint64
-	Hash   string
-	Set    bool
-}
+// cursor is the last committed block of a chain (one format for every
+// module: hook.Cursor).
+type cursor = hook.Cursor
 
-func (c cursor) String() string {
-	if !c.Set {
-		return ""
-	}
-	return strconv.FormatUint(c.Number, 10) + ":" + c.Hash
-}
-
-func parseCursor(s string) (cursor, error) {
-	num, hash, ok := strings.Cut(s, ":")
-	n, err := strconv.ParseUint(num, 10, 64)
-	if !ok || err != nil || hash == "" {
-		return cursor{}, fmt.Errorf("bad cursor %q", s)
-	}
-	return cursor{Number: n, Hash: hash, Set: true}, nil
-}
+func parseCursor(s string) (cursor, error) { return hook.ParseCursor(s) }
 
 // winEntry is one block of the canonical-chain window.
 type winEntry struct{ Hash, Parent string }

@@ -33,15 +33,22 @@ import (
 // reads deliver entries in stream order, so every earlier entry was
 // delivered, and an entry leaves the pending list only when its output is
 // committed.
+//
+// The same marks give the chain's durable cursor (see cursor.go): a read's
+// highest log block was committed by ingest on top of the cursor its
+// parent names, so once the mark is safe every entry up to that cursor is
+// handled.
 type headTracker struct {
-	mu    sync.Mutex
-	marks []readMark // finished reads not yet known to be safe
-	head  uint64
+	mu     sync.Mutex
+	marks  []readMark // finished reads not yet known to be safe
+	head   uint64
+	cursor hook.Cursor // the highest cursor known to be fully handled
 }
 
 type readMark struct {
 	last  streamID
 	block uint64
+	below hook.Cursor // the cursor ingest committed block on (unset: unknown)
 }
 
 // maxMarks bounds the marks kept while an earlier entry stays pending (a
@@ -50,19 +57,21 @@ const maxMarks = 4096
 
 func newHeadTracker() *headTracker { return &headTracker{} }
 
-// finish records a committed read: its last entry id and highest log
-// block. It reports whether the read may raise the head.
-func (h *headTracker) finish(last streamID, maxBlock uint64) bool {
+// finish records a committed read: its last entry id, highest log block
+// and the cursor below that block. It reports whether the read may raise
+// the head.
+func (h *headTracker) finish(last streamID, maxBlock uint64, below hook.Cursor) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if maxBlock <= h.head {
+	raisesHead := maxBlock > h.head
+	if !raisesHead && !above(below, h.cursor) {
 		return false // can raise nothing
 	}
-	h.marks = append(h.marks, readMark{last, maxBlock})
+	h.marks = append(h.marks, readMark{last, maxBlock, below})
 	if len(h.marks) > maxMarks {
 		h.marks = mergeMarks(h.marks)
 	}
-	return true
+	return raisesHead
 }
 
 // mergeMarks halves marks by merging neighbours in id order into the later
@@ -73,7 +82,11 @@ func mergeMarks(ms []readMark) []readMark {
 	for i := 0; i < len(ms); i += 2 {
 		m := ms[i]
 		if i+1 < len(ms) {
-			m = readMark{ms[i+1].last, max(m.block, ms[i+1].block)}
+			n := ms[i+1]
+			if above(m.below, n.below) {
+				n.below = m.below
+			}
+			m = readMark{n.last, max(m.block, n.block), n.below}
 		}
 		out = append(out, m)
 	}
@@ -96,6 +109,9 @@ func (h *headTracker) settle(lowestPending streamID, nonePending bool) {
 	for _, m := range h.marks {
 		if nonePending || m.last.less(lowestPending) {
 			h.head = max(h.head, m.block)
+			if above(m.below, h.cursor) {
+				h.cursor = m.below
+			}
 		} else {
 			keep = append(keep, m)
 		}
@@ -235,11 +251,11 @@ func (m *Module) consume(ctx context.Context, chainID uint64, worker int) error 
 		// The same entries are retried until they are handled: while they
 		// are pending no later read raises the safe head past them.
 		for try := 0; ; try++ {
-			maxBlock, held, err := m.handle(ctx, chainID, entries)
+			maxBlock, below, held, err := m.handle(ctx, chainID, entries)
 			if err == nil {
 				// The releaser has work only when the head may rise or a
 				// hold was added; its ticker covers batch timers.
-				if ht.finish(last, maxBlock) || held {
+				if ht.finish(last, maxBlock, below) || held {
 					m.kickRelease(chainID)
 				}
 				break
@@ -340,14 +356,19 @@ type removal struct {
 	endpointID, appID, eventID string
 	chainID, blockNumber       int64
 	removedMsg                 msgRow // the log.removed message, if one is due
+	// afterLog: the log it removes is earlier in the same read. Otherwise
+	// the removal is applied before the read's logs are written, as if
+	// it had been read alone: a log that follows it is then suppressed.
+	afterLog bool
 }
 
 func newMessageID() string { return "msg_" + ulid.Make().String() }
 
 // handle turns stream entries into durable output, queues the jobs and
-// acknowledges the entries. It returns the highest block of their logs and
+// acknowledges the entries. It returns the highest block of their logs,
+// the cursor ingest committed that block on (from its parent hash) and
 // whether any event was held (confirmations or batching).
-func (m *Module) handle(ctx context.Context, chainID uint64, entries []rueidis.XRangeEntry) (uint64, bool, error) {
+func (m *Module) handle(ctx context.Context, chainID uint64, entries []rueidis.XRangeEntry) (uint64, hook.Cursor, bool, error) {
 	if m.beforeHandle != nil {
 		m.beforeHandle(ctx, entries)
 	}
@@ -357,6 +378,7 @@ func (m *Module) handle(ctx context.Context, chainID uint64, entries []rueidis.X
 		holds    []holdRow
 		removals []removal
 		maxBlock uint64
+		below    hook.Cursor
 		ackIDs   = make([]string, 0, len(entries))
 		cache    filter.Cache
 		quota    = map[string]string{}
@@ -381,6 +403,7 @@ func (m *Module) handle(ctx context.Context, chainID uint64, entries []rueidis.X
 	}
 	var matches []match
 	var events []hook.Event
+	removalIDs := map[string]bool{}
 	for _, e := range entries {
 		ackIDs = append(ackIDs, e.ID)
 		if e.FieldValues == nil {
@@ -393,13 +416,23 @@ func (m *Module) handle(ctx context.Context, chainID uint64, entries []rueidis.X
 			continue
 		}
 		events = append(events, ev)
+		if ev.Type == hook.TypeLogRemoved {
+			removalIDs[ev.ID] = true
+		}
 	}
+	// Which (endpoint, event) logs come before a removal of the same event
+	// in this read: only those are retracted after being written (see
+	// removal.afterLog). Only kept when the read has removals.
+	logsRead := map[[2]string]bool{}
 	m.ix.mu.RLock()
 	for i := range events {
 		ev := &events[i]
 		m.met.eventsIn.WithLabelValues(chain, ev.Type).Inc()
 		if ev.Type == hook.TypeLog {
 			maxBlock = max(maxBlock, ev.Block.Number)
+			if b := ev.Block; b.Number > 0 && b.ParentHash != "" && (!below.Set || b.Number-1 > below.Number) {
+				below = hook.Cursor{Number: b.Number - 1, Hash: b.ParentHash, Set: true}
+			}
 		}
 		cache.Reset()
 		matches = matches[:0]
@@ -421,10 +454,13 @@ func (m *Module) handle(ctx context.Context, chainID uint64, entries []rueidis.X
 				conf = h - ev.Block.Number
 			}
 			typ := ev.Type
+			if typ == hook.TypeLog && len(removalIDs) > 0 {
+				logsRead[[2]string{t.ep.ID, ev.ID}] = true
+			}
 			body, err := json.Marshal(newPayload(ev, typ, t.ep.ID, r, conf))
 			if err != nil {
 				m.ix.mu.RUnlock()
-				return 0, false, fmt.Errorf("encode payload of %s for %s: %w", ev.ID, t.ep.ID, err)
+				return 0, hook.Cursor{}, false, fmt.Errorf("encode payload of %s for %s: %w", ev.ID, t.ep.ID, err)
 			}
 			row := msgRow{
 				id: newMessageID(), appID: t.ep.AppID, endpointID: t.ep.ID, eventID: ev.ID, typ: typ,
@@ -435,7 +471,8 @@ func (m *Module) handle(ctx context.Context, chainID uint64, entries []rueidis.X
 			case typ == hook.TypeLogRemoved:
 				row.state = state(t.ep.AppID)
 				removals = append(removals, removal{endpointID: t.ep.ID, appID: t.ep.AppID, eventID: ev.ID,
-					chainID: row.chainID, blockNumber: row.blockNumber, removedMsg: row})
+					chainID: row.chainID, blockNumber: row.blockNumber, removedMsg: row,
+					afterLog: logsRead[[2]string{t.ep.ID, ev.ID}]})
 			case t.direct():
 				row.state = state(t.ep.AppID)
 				direct = append(direct, row)
@@ -456,17 +493,17 @@ func (m *Module) handle(ctx context.Context, chainID uint64, entries []rueidis.X
 		queued, err = m.writeBatch(ctx, chainID, direct, holds)
 	}
 	if err != nil {
-		return 0, false, err
+		return 0, hook.Cursor{}, false, err
 	}
 	if m.afterCommit != nil && len(direct)+len(holds)+len(removals) > 0 {
 		m.afterCommit(ctx)
 	}
 	if err := m.enqueue(ctx, queued); err != nil {
-		return 0, false, err
+		return 0, hook.Cursor{}, false, err
 	}
 	queuedAt := time.Now()
 	if err := m.rdb.Do(ctx, m.rdb.B().Xack().Key(m.keys.Events(chainID)).Group(Group).Id(ackIDs...).Build()).Error(); err != nil {
-		return 0, false, fmt.Errorf("acknowledge %d entries: %w", len(ackIDs), err)
+		return 0, hook.Cursor{}, false, fmt.Errorf("acknowledge %d entries: %w", len(ackIDs), err)
 	}
 	for _, id := range ackIDs {
 		if ms, _, ok := strings.Cut(id, "-"); ok {
@@ -479,7 +516,7 @@ func (m *Module) handle(ctx context.Context, chainID uint64, entries []rueidis.X
 			}
 		}
 	}
-	return maxBlock, len(holds) > 0, nil
+	return maxBlock, below, len(holds) > 0, nil
 }
 
 // lockChain takes the chain's advisory lock: exclusive for transactions
@@ -606,14 +643,35 @@ type querier interface {
 }
 
 // writeWithRemovals writes a batch that has removals: each removal reads
-// the state it cancels, under the chain's exclusive lock.
+// the state it cancels, under the chain's exclusive lock. The outcome is
+// the one of handling the entries one by one in stream order, whatever
+// the batching: a removal is applied before the batch's logs unless the
+// log it removes came before it (then after, and it retracts the log).
+// Removals and logs of different events do not touch each other's rows.
 func (m *Module) writeWithRemovals(ctx context.Context, chainID uint64, direct []msgRow, holds []holdRow, removals []removal) ([]msgRow, error) {
 	var queued []msgRow
+	apply := func(tx pgx.Tx, afterLog bool) error {
+		for _, rm := range removals {
+			if rm.afterLog != afterLog {
+				continue
+			}
+			q, err := m.applyRemoval(ctx, tx, rm)
+			if err != nil {
+				return err
+			}
+			queued = append(queued, q...)
+		}
+		return nil
+	}
 	err := pgx.BeginFunc(ctx, m.pool, func(tx pgx.Tx) error {
 		queued = queued[:0]
 		if err := lockChain(ctx, tx, chainID, true); err != nil {
 			return err
 		}
+		if err := apply(tx, false); err != nil {
+			return err
+		}
+		// The tombstones just written suppress the logs they precede.
 		q, err := m.insertMessages(ctx, tx, direct, true)
 		if err != nil {
 			return err
@@ -622,14 +680,7 @@ func (m *Module) writeWithRemovals(ctx context.Context, chainID uint64, direct [
 		if err := insertHolds(ctx, tx, holds); err != nil {
 			return err
 		}
-		for _, rm := range removals {
-			q, err := m.applyRemoval(ctx, tx, rm)
-			if err != nil {
-				return err
-			}
-			queued = append(queued, q...)
-		}
-		return nil
+		return apply(tx, true)
 	})
 	return queued, err
 }

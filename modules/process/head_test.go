@@ -1,14 +1,18 @@
 package process
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/ethhook/ethhook/hook"
+)
 
 func sid(ms, seq uint64) streamID { return streamID{ms, seq} }
 
 func TestHeadRisesOnlyOverReadsBelowTheLowestPendingEntry(t *testing.T) {
 	h := newHeadTracker()
-	h.finish(sid(10, 0), 100)
-	h.finish(sid(20, 1), 120)
-	h.finish(sid(30, 0), 130)
+	h.finish(sid(10, 0), 100, hook.Cursor{})
+	h.finish(sid(20, 1), 120, hook.Cursor{})
+	h.finish(sid(30, 0), 130, hook.Cursor{})
 
 	h.settle(sid(20, 0), false) // an entry of another read (20-0) is pending
 	if got := h.safeHead(); got != 100 {
@@ -22,7 +26,7 @@ func TestHeadRisesOnlyOverReadsBelowTheLowestPendingEntry(t *testing.T) {
 	if got := h.safeHead(); got != 130 || h.hasMarks() {
 		t.Fatalf("head %d marks %v, want 130 and none", got, h.marks)
 	}
-	h.finish(sid(40, 0), 125) // lower than the head: nothing to remember
+	h.finish(sid(40, 0), 125, hook.Cursor{}) // lower than the head: nothing to remember
 	if h.hasMarks() {
 		t.Fatal("a read below the head left a mark")
 	}
@@ -31,7 +35,7 @@ func TestHeadRisesOnlyOverReadsBelowTheLowestPendingEntry(t *testing.T) {
 func TestMergedMarksNeverRaiseTheHeadEarly(t *testing.T) {
 	h := newHeadTracker()
 	for i := uint64(1); i <= maxMarks+1; i++ {
-		h.finish(sid(i, 0), 1000+i)
+		h.finish(sid(i, 0), 1000+i, hook.Cursor{})
 	}
 	if len(h.marks) > maxMarks {
 		t.Fatalf("%d marks kept, cap %d", len(h.marks), maxMarks)

@@ -36,6 +36,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/ethhook/ethhook/chaincursor"
 	"github.com/ethhook/ethhook/config"
 	"github.com/ethhook/ethhook/endpoint"
 	"github.com/ethhook/ethhook/filter"
@@ -58,6 +59,9 @@ type Module struct {
 	log    *zap.Logger
 	met    *metrics
 	quota  *tenant.Store
+	// cursors stores the chain cursor up to which every entry is handled
+	// (what ingest resumes from when Redis loses its state).
+	cursors *chaincursor.Store
 
 	ix      *index
 	ready   atomic.Bool
@@ -98,7 +102,7 @@ func New(cfg config.Config, pool *pgxpool.Pool, rdb rueidis.Client, chains []con
 	}
 	m := &Module{
 		cfg: cfg.Process, pool: pool, rdb: rdb, keys: hook.Keys{Prefix: cfg.Redis.Prefix}, chains: chains,
-		log: log.With(zap.String("module", "process")), met: met, quota: tenant.New(pool),
+		log: log.With(zap.String("module", "process")), met: met, quota: tenant.New(pool), cursors: chaincursor.New(pool),
 		ix: newIndex(), changed: make(chan string, 1024), releaseCh: map[uint64]chan struct{}{},
 	}
 	for _, c := range chains {

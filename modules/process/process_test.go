@@ -155,17 +155,46 @@ func TestReorgConfirmedEndpointsNeverGetOrphansAndZeroConfGetRemoved(t *testing.
 }
 
 func TestRemovalBeforeTheLogSuppressesIt(t *testing.T) {
-	e := newEnv(t)
-	fast := e.endpoint(endpoint.Input{Filter: hook.Filter{Addresses: []string{token}}})
-	e.cfg.Process.Workers = 1 // one reader: entries are handled in stream order
-	e.start()
-	ev := transfer("cc", 50, 3, token, alice, bob, 1)
-	// As when a dead consumer's log entry is reclaimed after its removal was handled.
-	e.publish(removed(ev), ev, transfer("cc", 51, 0, token, alice, bob, 2))
-	e.eventually("the later log", func() bool { return e.count(fast.ID) == 1 })
-	e.eventually("stream drained", e.drained)
-	if msgs := e.messages(fast.ID); len(msgs) != 1 || msgs[0].EventID == ev.ID {
-		t.Fatalf("removed-before-sent log was delivered: %+v", msgs)
+	// Whether the removal and the log arrive in one read or in two must
+	// not matter: both are forced here, not left to timing.
+	for _, split := range []bool{false, true} {
+		name := "one read"
+		if split {
+			name = "two reads"
+		}
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t)
+			fast := e.endpoint(endpoint.Input{Filter: hook.Filter{Addresses: []string{token}}})
+			// Held one block: the later log would release it.
+			held := e.endpoint(endpoint.Input{Filter: hook.Filter{Addresses: []string{token}}, Confirmations: intp(1)})
+			e.cfg.Process.Workers = 1 // one reader: entries are handled in stream order
+			ev := transfer("cc", 50, 3, token, alice, bob, 1)
+			later := transfer("cc", 51, 0, token, alice, bob, 2)
+			// As when a dead consumer's log entry is reclaimed after its removal was handled.
+			if split {
+				e.start()
+				e.publish(removed(ev))
+				e.eventually("the removal handled", e.drained)
+				e.publish(ev, later)
+			} else {
+				// Published before process starts: its first read takes all three.
+				e.publish(removed(ev), ev, later)
+				e.start()
+			}
+			e.eventually("the later log", func() bool { return e.count(fast.ID) >= 1 })
+			e.eventually("stream drained", e.drained)
+			if msgs := e.messages(fast.ID); len(msgs) != 1 || msgs[0].EventID != later.ID {
+				t.Fatalf("removed-before-sent log was delivered: %+v", msgs)
+			}
+			var st string
+			if err := e.pool.QueryRow(context.Background(), `SELECT state FROM process_holds WHERE endpoint_id = $1 AND event_id = $2`,
+				held.ID, ev.ID).Scan(&st); err != nil || st != "removed" {
+				t.Fatalf("hold of the removed log for the held endpoint: %q %v, want removed", st, err)
+			}
+			if msgs := e.messages(held.ID); len(msgs) != 0 {
+				t.Fatalf("held endpoint got %+v, want nothing (removed; the later log is not deep enough)", msgs)
+			}
+		})
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -39,6 +38,11 @@ func (m *Module) releaser(ctx context.Context, chainID uint64) error {
 	tick := time.NewTicker(m.cfg.ReleaseInterval)
 	defer tick.Stop()
 	var persisted uint64
+	var lastCursor time.Time
+	durable, err := m.cursors.Load(ctx, chainID)
+	if err != nil && ctx.Err() == nil {
+		log.Warn("load durable chain cursor", zap.Error(err))
+	}
 	lastGauge := time.Time{}
 	for {
 		select {
@@ -47,13 +51,20 @@ func (m *Module) releaser(ctx context.Context, chainID uint64) error {
 		case <-tick.C:
 			// The ingest cursor moves on blocks without logs; it is safe to use
 			// once every entry published before it was read and acknowledged.
-			if n, ok := m.cursorHead(ctx, chainID); ok {
-				ht.raise(n)
+			if c, ok := m.cursorHead(ctx, chainID); ok {
+				ht.raise(c.Number)
+				ht.raiseCursor(c)
 			}
 		case <-m.releaseCh[chainID]:
 		}
 		if err := m.settleHead(ctx, chainID, ht); err != nil && ctx.Err() == nil {
 			log.Warn("settle chain head", zap.Error(err))
+		}
+		if time.Since(lastCursor) >= cursorEvery {
+			var wrote bool
+			if durable, wrote = m.storeCursor(ctx, log, chainID, ht, durable); wrote {
+				lastCursor = time.Now()
+			}
 		}
 		head := ht.safeHead()
 		if head > persisted {
@@ -95,21 +106,22 @@ func (m *Module) releaser(ctx context.Context, chainID uint64) error {
 	}
 }
 
-// cursorHead reads the ingest cursor ("<number>:<hash>") and returns its
-// block number if the group has nothing unread or unacknowledged.
-func (m *Module) cursorHead(ctx context.Context, chainID uint64) (uint64, bool) {
+// cursorHead reads the ingest cursor and returns it if the group has
+// nothing unread or unacknowledged. The cursor is read first: every entry
+// of its blocks was added before, so a group found caught up after has
+// handled them all.
+func (m *Module) cursorHead(ctx context.Context, chainID uint64) (hook.Cursor, bool) {
 	raw, err := m.rdb.Do(ctx, m.rdb.B().Get().Key(m.keys.Chain(chainID, "cursor")).Build()).ToString()
 	if err != nil {
-		return 0, false
+		return hook.Cursor{}, false
 	}
-	num, _, ok := strings.Cut(raw, ":")
-	n, err := strconv.ParseUint(num, 10, 64)
-	if !ok || err != nil {
-		return 0, false
+	c, err := hook.ParseCursor(raw)
+	if err != nil {
+		return hook.Cursor{}, false
 	}
 	groups, err := m.rdb.Do(ctx, m.rdb.B().XinfoGroups().Key(m.keys.Events(chainID)).Build()).ToArray()
 	if err != nil {
-		return 0, false
+		return hook.Cursor{}, false
 	}
 	for _, g := range groups {
 		info, err := g.AsMap()
@@ -123,10 +135,10 @@ func (m *Module) cursorHead(ctx context.Context, chainID uint64) (uint64, bool) 
 		pending, err1 := pendMsg.AsInt64()
 		lag, err2 := lagMsg.AsInt64()
 		if err1 == nil && err2 == nil && pending == 0 && lag == 0 {
-			return n, true
+			return c, true
 		}
 	}
-	return 0, false
+	return hook.Cursor{}, false
 }
 
 type heldRow struct {

@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/ethhook/ethhook/chaincursor"
 	"github.com/ethhook/ethhook/config"
 	"github.com/ethhook/ethhook/endpoint"
 	"github.com/ethhook/ethhook/hook"
@@ -193,7 +194,7 @@ func newStack(t *testing.T) *stack {
 
 	// The pipeline.
 	reg := prometheus.NewRegistry()
-	ing, err := ingest.New(cfg, chains, s.rdb, log.With(zap.String("module", "ingest")), reg)
+	ing, err := ingest.New(cfg, chains, s.rdb, chaincursor.New(s.pool), log.With(zap.String("module", "ingest")), reg)
 	if err != nil {
 		t.Fatal(err)
 	}
