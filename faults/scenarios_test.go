@@ -125,7 +125,6 @@ var scenarios = []scenario{
 	// Redis back empty while ingest is down too (a machine restart): the
 	// ingest processes start on an empty Redis, with no cursor there.
 	{name: "redis-empty-ingest-restart", opt: options{startAtHead: true}, load: 20 * time.Second, dupWindow: 3 * time.Second,
-		knownGap: "issue 14: ingest with no cursor in Redis starts at the head (seen: 140 of 1,206 missing, blocks 50-60, mined while it was down)",
 		fault: func(c *cluster, start time.Time) time.Time {
 			sleepUntil(start, 7*time.Second)
 			c.roles["ingest-a"].kill()
