@@ -8,7 +8,9 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/ethhook/ethhook/chaincursor"
 	"github.com/ethhook/ethhook/config"
+	"github.com/ethhook/ethhook/hook"
 	"github.com/ethhook/ethhook/internal/testenv"
 	"github.com/ethhook/ethhook/modules/devnet"
 )
@@ -21,6 +23,7 @@ func TestRestartedDevnetResumesAtIngestsCursor(t *testing.T) {
 	cfg := config.Defaults()
 	cfg.Redis.URL = testenv.RedisURL()
 	cfg.Redis.Prefix = prefix
+	cfg.DatabaseURL = testenv.PGURL(t)
 	rt := &Runtime{Cfg: cfg, Log: zap.NewNop()}
 	defer rt.Close()
 
@@ -48,5 +51,20 @@ func TestRestartedDevnetResumesAtIngestsCursor(t *testing.T) {
 	resumeDevnet(context.Background(), rt2, fresh)
 	if n := fresh.Node().Head().Number; n != 0 {
 		t.Fatalf("devnet at block %d with no stored cursor, want 0", n)
+	}
+
+	// Redis lost its state, Postgres kept the durable cursor: the devnet
+	// mines up to it, so ingest's resume from it finds the block.
+	pool, err := rt2.Postgres(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chaincursor.New(pool).Advance(context.Background(), cfg.Devnet.ChainID, hook.Cursor{Number: 25, Hash: strings.ToLower(b25.Hash.Hex()), Set: true}); err != nil {
+		t.Fatal(err)
+	}
+	afterLoss := devnet.NewModule(cfg.Devnet, nil)
+	resumeDevnet(context.Background(), rt2, afterLoss)
+	if n := afterLoss.Node().Head().Number; n != 25 {
+		t.Fatalf("devnet at block %d with only the durable cursor at 25, want 25", n)
 	}
 }

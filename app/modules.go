@@ -15,6 +15,7 @@ import (
 
 	"github.com/ethhook/ethhook/chaincursor"
 	"github.com/ethhook/ethhook/config"
+	"github.com/ethhook/ethhook/hook"
 	"github.com/ethhook/ethhook/modules/admin"
 	"github.com/ethhook/ethhook/modules/deliver"
 	"github.com/ethhook/ethhook/modules/devnet"
@@ -35,25 +36,29 @@ type moduleSpec struct {
 const maxDevnetFastForward = 200_000
 
 // resumeDevnet mines the embedded devnet up to the block ingest last
-// committed for it (its cursor in Redis), so a restarted `serve --all` goes
-// on delivering at once. Without Redis or a cursor it does nothing.
+// committed for it (its cursor in Redis, or the durable one in Postgres when
+// Redis lost its state), so a restarted `serve --all` goes on delivering at
+// once. With neither it does nothing.
 func resumeDevnet(ctx context.Context, rt *Runtime, m *devnet.Module) {
-	rdb, err := rt.Redis()
-	if err != nil {
-		return
+	var n uint64
+	if rdb, err := rt.Redis(); err == nil {
+		if raw, err := rdb.Do(ctx, rdb.B().Get().Key(rt.Keys().Chain(rt.Cfg.Devnet.ChainID, "cursor")).Build()).ToString(); err == nil {
+			if c, err := hook.ParseCursor(raw); err == nil {
+				n = c.Number
+			}
+		}
 	}
-	raw, err := rdb.Do(ctx, rdb.B().Get().Key(rt.Keys().Chain(rt.Cfg.Devnet.ChainID, "cursor")).Build()).ToString()
-	if err != nil {
-		return
+	if pool, err := rt.Postgres(ctx); err == nil {
+		if c, err := chaincursor.New(pool).Load(ctx, rt.Cfg.Devnet.ChainID); err == nil && c.Set {
+			n = max(n, c.Number)
+		}
 	}
-	num, _, _ := strings.Cut(raw, ":")
-	n, err := strconv.ParseUint(num, 10, 64)
-	if err != nil {
+	if n == 0 {
 		return
 	}
 	log := logFor(rt, "devnet")
 	if n > maxDevnetFastForward {
-		log.Warn("ingest's stored cursor for the devnet is too far ahead to mine up to at start; ingest waits until the devnet gets there (delete the chain's Redis keys to start over)",
+		log.Warn("ingest's stored cursor for the devnet is too far ahead to mine up to at start; ingest waits until the devnet gets there (to start over, delete the chain's Redis keys and its chain_cursors row)",
 			zap.Uint64("cursor", n), zap.Int("max", maxDevnetFastForward))
 		return
 	}
