@@ -60,6 +60,9 @@ const (
 	writers = 1
 )
 
+// drainTimeout bounds how long Run waits for the writers on the way out.
+const drainTimeout = 10 * time.Second
+
 // Option adjusts a Module (tests inject a clock and jitter source).
 type Option func(*Module)
 
@@ -202,9 +205,15 @@ func (m *Module) Run(ctx context.Context) error {
 	err := g.Wait()
 	m.ready.Store(false)
 
-	// Runners stop with gctx; wait for the last sends to report.
+	// Runners stop with gctx; wait for the last sends to report. The
+	// writers drain what is left, for at most drainTimeout: with Postgres
+	// away they would retry forever, and what they could not write is
+	// repaired anyway (the leases run out and the sweeper offers the
+	// messages again).
 	m.sends.Wait()
 	m.results.close()
+	drain := time.AfterFunc(drainTimeout, stopWriter)
+	defer drain.Stop()
 	var werr error
 	for range writers {
 		if err := <-writerDone; err != nil {
