@@ -34,7 +34,7 @@ func TestSweeperLeavesMessagesWhoseJobsAreStillUnread(t *testing.T) {
 		}
 		return n
 	}
-	if err := m.sweepOnce(ctx, ""); err != nil {
+	if err := m.sweepOnce(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if n := jobs(); n != 1 {
@@ -46,7 +46,7 @@ func TestSweeperLeavesMessagesWhoseJobsAreStillUnread(t *testing.T) {
 	if err := e.rdb.Do(ctx, e.rdb.B().Xreadgroup().Group(consumerGroup, "gone").Count(10).Streams().Key(e.keys().DeliverJobs()).Id(">").Build()).Error(); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.sweepOnce(ctx, ""); err != nil {
+	if err := m.sweepOnce(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if n := jobs(); n != 2 {

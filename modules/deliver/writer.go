@@ -133,7 +133,7 @@ func (m *Module) writer(ctx context.Context) error {
 			return err
 		}
 		clear(batch[:n])
-		m.release(ids, 0)
+		m.hold.release(ids, 0)
 	}
 }
 
