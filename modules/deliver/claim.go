@@ -8,7 +8,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/rueidis"
-	"go.uber.org/zap"
 )
 
 // This file is deliver's side of the messages state machine: claiming
@@ -117,9 +116,10 @@ func (m *Module) unschedule(ctx context.Context, jobs []*job) {
 	for i, j := range jobs {
 		members[i] = j.id + " " + j.endpointID
 	}
-	if err := m.rdb.Do(ctx, m.rdb.B().Zrem().Key(m.retriesKey()).Member(members...).Build()).Error(); err != nil && ctx.Err() == nil {
-		// Harmless: the promoter offers the entry once more and its claim finds nothing to do.
-		m.log.Warn("remove stale scheduled retries", zap.Int("messages", len(members)), zap.Error(err))
+	// A failure is harmless: the promoter offers the entry once more and
+	// its claim finds nothing to do.
+	if err := m.rdb.Do(ctx, m.rdb.B().Zrem().Key(m.retriesKey()).Member(members...).Build()).Error(); ctx.Err() == nil {
+		m.redisOut.report("remove stale scheduled retries", err)
 	}
 }
 

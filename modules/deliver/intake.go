@@ -52,10 +52,11 @@ func (m *Module) intake(ctx context.Context, consumer string) error {
 				}
 				continue
 			}
-			m.log.Warn("read delivery jobs", zap.Error(err))
+			m.redisOut.fail("read delivery jobs", err)
 			sleep.For(ctx, time.Second)
 			continue
 		}
+		m.redisOut.ok()
 		if entries := res[key]; len(entries) > 0 {
 			m.handleEntries(ctx, entries)
 		}
@@ -117,13 +118,14 @@ func (m *Module) handleEntries(ctx context.Context, entries []rueidis.XRangeEntr
 		var err error
 		jobs, err = m.claim(ctx, want)
 		if err == nil {
+			m.pgOut.ok()
 			m.unschedule(ctx, jobs)
 			break
 		}
 		if ctx.Err() != nil {
 			break // not acknowledged: read again by XAUTOCLAIM, and the sweeper has the messages anyway
 		}
-		m.log.Warn("claim messages", zap.Error(err))
+		m.pgOut.fail("claim messages", err)
 		sleep.For(ctx, time.Second)
 	}
 	m.hold.settle(held, jobs)

@@ -111,7 +111,9 @@ func (l *lane) run(ctx context.Context) {
 	for ctx.Err() == nil {
 		ep, err := m.endpoints.get(ctx, l.id)
 		if err != nil {
-			m.log.Warn("load endpoint", zapEndpoint(l.id), zap.Error(err))
+			if ctx.Err() == nil {
+				m.pgOut.fail("load endpoint", err)
+			}
 			if !wait(time.Second, nil) {
 				return
 			}
@@ -208,10 +210,11 @@ func (l *lane) maybePull(ctx context.Context) <-chan struct{} {
 func (l *lane) pull(ctx context.Context, n int, gen uint64) {
 	m := l.m
 	jobs, err := m.pull(ctx, l.id, n)
+	if ctx.Err() == nil {
+		m.pgOut.report("pull messages", err)
+	}
 	if err == nil {
 		m.unschedule(ctx, jobs)
-	} else if ctx.Err() == nil {
-		m.log.Warn("pull messages", zapEndpoint(l.id), zap.Error(err))
 	}
 	m.hold.settle(n, jobs)
 	l.mu.Lock()
@@ -281,8 +284,10 @@ func (l *lane) handBackQueue(ctx context.Context) {
 		return
 	}
 	l.m.hold.release(ids, bytes)
-	if _, err := l.m.handBack(ctx, ids, false); err != nil {
-		l.m.log.Warn("hand back messages of disabled endpoint", zapEndpoint(l.id), zap.Error(err))
+	// A failure leaves them leased, not held: the lease runs out and the
+	// sweeper offers them again.
+	if _, err := l.m.handBack(ctx, ids, false); ctx.Err() == nil {
+		l.m.pgOut.report("hand back messages", err)
 	}
 }
 

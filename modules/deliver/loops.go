@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
-	"go.uber.org/zap"
 
 	"github.com/ethhook/ethhook/internal/sleep"
 )
@@ -26,10 +25,11 @@ func (m *Module) promoter(ctx context.Context) error {
 			n, err := m.promote.Exec(ctx, m.rdb, keys, []string{fmt.Sprint(m.now().UnixMilli()), "1000"}).AsInt64()
 			if err != nil {
 				if ctx.Err() == nil {
-					m.log.Warn("promote due retries", zap.Error(err))
+					m.redisOut.fail("promote due retries", err)
 				}
 				break
 			}
+			m.redisOut.ok()
 			if n < 1000 {
 				break
 			}
@@ -55,14 +55,15 @@ func (m *Module) heartbeat(ctx context.Context) error {
 		// SKIP LOCKED: the heartbeat never waits on a row the result writer
 		// holds (that row is being finished anyway), so the two cannot
 		// deadlock; a skipped row is renewed on the next beat.
-		if _, err := m.pool.Exec(ctx, `
+		_, err := m.pool.Exec(ctx, `
 			WITH locked AS (
 			    SELECT id FROM messages WHERE id = ANY($3) AND state = 'delivering' AND lease_owner = $1
 			    FOR UPDATE SKIP LOCKED
 			)
 			UPDATE messages m SET lease_until = $2 FROM locked WHERE m.id = locked.id`,
-			m.owner, m.now().Add(m.cfg.LeaseTimeout), ids); err != nil && ctx.Err() == nil {
-			m.log.Warn("renew leases", zap.Error(err))
+			m.owner, m.now().Add(m.cfg.LeaseTimeout), ids)
+		if ctx.Err() == nil {
+			m.pgOut.report("renew leases", err)
 		}
 	}
 }
@@ -83,7 +84,7 @@ func (m *Module) listenChanges(ctx context.Context) error {
 			break
 		}
 		if err != nil {
-			m.log.Warn("endpoint change subscription", zap.Error(err))
+			m.redisOut.fail("endpoint change subscription", err)
 		}
 		sleep.For(ctx, time.Second)
 	}

@@ -106,6 +106,10 @@ type Module struct {
 	results resultQueue
 	sends   sync.WaitGroup // lanes, their sends and pulls
 	ready   atomic.Bool
+
+	// Outages of Redis and Postgres, as every loop sees them: two log
+	// lines per outage, not one per failed attempt.
+	redisOut, pgOut *outage
 }
 
 // New builds the deliver module.
@@ -146,6 +150,7 @@ func New(cfg config.Config, pool *pgxpool.Pool, rdb rueidis.Client, box *seal.Bo
 		results:   newResultQueue(),
 	}
 	m.lanes = &lanes{m: m, by: map[string]*lane{}}
+	m.redisOut, m.pgOut = newOutage(m.log, "redis"), newOutage(m.log, "postgres")
 	m.endpoints = endpointCache{m: m, by: map[string]*endpoint{}}
 	for _, o := range opts {
 		o(m)

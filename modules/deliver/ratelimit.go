@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"time"
-
-	"go.uber.org/zap"
 )
 
 // rateKey is an endpoint's GCRA state.
@@ -20,9 +18,10 @@ func (m *Module) rateWait(ctx context.Context, ep *endpoint) time.Duration {
 	us, err := m.gcra.Exec(ctx, m.rdb, []string{m.rateKey(ep.id)}, []string{fmt.Sprint(interval), "0"}).AsInt64()
 	if err != nil {
 		if ctx.Err() == nil {
-			m.log.Warn("rate limiter", zapEndpoint(ep.id), zap.Error(err))
+			m.redisOut.fail("rate limit", err)
 		}
 		return 100 * time.Millisecond // fail closed but keep going
 	}
+	m.redisOut.ok()
 	return time.Duration(us) * time.Microsecond
 }

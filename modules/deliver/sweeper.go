@@ -26,9 +26,7 @@ func (m *Module) sweeper(ctx context.Context) error {
 		if !sleep.For(ctx, m.cfg.SweepInterval-m.cfg.SweepInterval/10+jitter) {
 			return ctx.Err()
 		}
-		if err := m.sweepOnce(ctx); err != nil && ctx.Err() == nil {
-			m.log.Warn("sweep messages", zap.Error(err))
-		}
+		_ = m.sweepOnce(ctx) // reported to the outages
 		if time.Since(lastGauges) > min(15*time.Second, 5*m.cfg.SweepInterval) {
 			lastGauges = time.Now()
 			m.refreshGauges(ctx)
@@ -58,17 +56,24 @@ func (m *Module) sweepOnce(ctx context.Context) error {
 			    OR (m.state = 'failed' AND m.next_attempt_at < LEAST($3, $5)))
 			  AND m.endpoint_id <> ALL($4)
 			ORDER BY m.created_at LIMIT 5000`, stale.Milliseconds(), now, now.Add(-stale), busy, readUpTo)
-	if err != nil {
-		return fmt.Errorf("find overlooked messages: %w", err)
+	var pairs []idPair
+	if err == nil {
+		pairs, err = pgx.CollectRows(rows, pgx.RowToStructByPos[idPair])
 	}
-	pairs, err := pgx.CollectRows(rows, pgx.RowToStructByPos[idPair])
+	if ctx.Err() == nil {
+		m.pgOut.report("sweep messages", err)
+	}
 	if err != nil {
 		return fmt.Errorf("find overlooked messages: %w", err)
 	}
 	if len(pairs) > 0 {
 		m.log.Debug("re-offering messages", zap.Int("messages", len(pairs)))
 	}
-	return m.offer(ctx, pairs)
+	err = m.offer(ctx, pairs)
+	if ctx.Err() == nil && len(pairs) > 0 {
+		m.redisOut.report("re-offer messages", err)
+	}
+	return err
 }
 
 // jobsReadUpTo is the time of the last jobs-stream entry the deliver group

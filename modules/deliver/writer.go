@@ -146,6 +146,7 @@ func (m *Module) writeAll(ctx context.Context, batch []result) error {
 	for {
 		err := m.write(ctx, batch)
 		if err == nil {
+			m.pgOut.ok()
 			return nil
 		}
 		if isForeignKeyViolation(err) {
@@ -162,7 +163,7 @@ func (m *Module) writeAll(ctx context.Context, batch []result) error {
 		if ctx.Err() != nil {
 			return fmt.Errorf("write %d delivery results: %w", len(batch), err)
 		}
-		m.log.Warn("write delivery results, retrying", zap.Int("results", len(batch)), zap.Error(err))
+		m.pgOut.fail("write delivery results", err)
 		sleep.For(ctx, time.Second)
 	}
 }
@@ -346,9 +347,9 @@ func (m *Module) write(ctx context.Context, batch []result) error {
 		for _, r := range retries {
 			cmd = cmd.ScoreMember(float64(r.next.UnixMilli()), r.job.id+" "+r.job.endpointID)
 		}
-		if err := m.rdb.Do(ctx, cmd.Build()).Error(); err != nil {
-			m.log.Warn("schedule retries (the sweeper will recover them)", zap.Int("retries", len(retries)), zap.Error(err))
-		}
+		// A lost ZADD is recovered by the sweeper (the message is failed
+		// and overdue in Postgres).
+		m.redisOut.report("schedule retries", m.rdb.Do(ctx, cmd.Build()).Error())
 	}
 	for _, id := range disabled {
 		m.markDisabled(id)
