@@ -19,9 +19,11 @@
 // (decide.go) turns each attempt into the message's next state; results are
 // written in batches (writer.go: history, message state, usage); retries go
 // to a Redis sorted set scored by due time, moved back to the job stream
-// when due. A heartbeat renews this process's leases; a sweeper
-// (sweeper.go), off the hot path, re-offers messages no live process holds,
-// so killing every deliver process loses nothing.
+// when due. A heartbeat renews this process's leases; a liveness key
+// (liveness.go) lets the other processes retry the messages of one that was
+// killed within seconds; a sweeper (sweeper.go), off the hot path, re-offers
+// messages no live process holds, so killing every deliver process loses
+// nothing.
 package deliver
 
 import (
@@ -110,6 +112,8 @@ type Module struct {
 	// Outages of Redis and Postgres, as every loop sees them: two log
 	// lines per outage, not one per failed attempt.
 	redisOut, pgOut *outage
+
+	sending *sendingSet // attempts under way, listed for the liveness check
 }
 
 // New builds the deliver module.
@@ -148,6 +152,7 @@ func New(cfg config.Config, pool *pgxpool.Pool, rdb rueidis.Client, box *seal.Bo
 		promote:   rueidis.NewLuaScript(promoteScript),
 		hold:      newHoldings(dc.MaxHeld, dc.MaxHeldMiB, met.held),
 		results:   newResultQueue(),
+		sending:   &sendingSet{ids: map[string]struct{}{}},
 	}
 	m.lanes = &lanes{m: m, by: map[string]*lane{}}
 	m.redisOut, m.pgOut = newOutage(m.log, "redis"), newOutage(m.log, "postgres")
@@ -191,6 +196,7 @@ func (m *Module) Run(ctx context.Context) error {
 	g.Go(func() error { return m.promoter(gctx) })
 	g.Go(func() error { return m.sweeper(gctx) })
 	g.Go(func() error { return m.heartbeat(gctx) })
+	g.Go(func() error { return m.liveness(gctx) })
 	g.Go(func() error { return m.listenChanges(gctx) })
 	m.ready.Store(true)
 	err := g.Wait()
@@ -218,6 +224,7 @@ func (m *Module) Run(ctx context.Context) error {
 	} else if n > 0 {
 		m.log.Info("handed back held messages", zap.Int("messages", n))
 	}
+	m.endLiveness(rctx)
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		err = nil
 	}

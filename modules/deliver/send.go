@@ -12,7 +12,9 @@ import (
 // the writer.
 func (m *Module) send(ctx context.Context, l *lane, ep *endpoint, j *job) {
 	defer m.sends.Done()
+	m.sending.add(j.id)
 	a := m.post(ctx, ep, j)
+	m.sending.done(j.id)
 	m.sem.Release(1)
 	// The payload is not needed any more: a retry claims the message again.
 	size := int64(len(j.payload))
