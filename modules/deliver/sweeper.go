@@ -39,7 +39,8 @@ func (m *Module) sweepOnce(ctx context.Context) error {
 	now := m.now()
 	stale := 3 * m.cfg.SweepInterval
 	// A lane that suspects a backlog, or is half full, pulls its endpoint's
-	// waiting messages itself: offering them would only add jobs.
+	// waiting messages itself: offering them would only add jobs. Expired
+	// leases are offered whatever the lane: a pull does not take them.
 	busy := m.lanes.busy()
 	// Under a backlog, messages whose jobs still wait unread in the
 	// stream look overlooked; offering them again would add work exactly
@@ -51,10 +52,10 @@ func (m *Module) sweepOnce(ctx context.Context) error {
 	}
 	rows, err := m.pool.Query(ctx, `
 			SELECT m.id, m.endpoint_id FROM messages m JOIN endpoints e ON e.id = m.endpoint_id AND e.enabled
-			WHERE ((m.state = 'pending' AND m.updated_at < LEAST(now() - $1::bigint * interval '1 millisecond', $5))
-			    OR (m.state = 'delivering' AND m.lease_until < $2)
-			    OR (m.state = 'failed' AND m.next_attempt_at < LEAST($3, $5)))
-			  AND m.endpoint_id <> ALL($4)
+			WHERE (m.state = 'delivering' AND m.lease_until < $2)
+			   OR (((m.state = 'pending' AND m.updated_at < LEAST(now() - $1::bigint * interval '1 millisecond', $5))
+			        OR (m.state = 'failed' AND m.next_attempt_at < LEAST($3, $5)))
+			       AND m.endpoint_id <> ALL($4))
 			ORDER BY m.created_at LIMIT 5000`, stale.Milliseconds(), now, now.Add(-stale), busy, readUpTo)
 	var pairs []idPair
 	if err == nil {
