@@ -38,7 +38,6 @@ type lane struct {
 	cleared   uint64 // the hint a pull that came back short answered
 	pulling   bool
 	pullAfter time.Time // after a failed pull, not before this
-	retired   bool
 	br        breaker
 }
 

@@ -62,7 +62,6 @@ func (ls *lanes) retire(l *lane, forget bool) bool {
 	if len(l.queue) > 0 || l.inflight > 0 || l.reserved > 0 || l.pulling || (!forget && l.backlogLocked()) {
 		return false
 	}
-	l.retired = true
 	if ls.by[l.id] == l {
 		delete(ls.by, l.id)
 	}
@@ -93,14 +92,4 @@ func (ls *lanes) busy() []string {
 		l.mu.Unlock()
 	}
 	return out
-}
-
-// poke wakes the endpoint's lane, if it has one.
-func (ls *lanes) poke(id string) {
-	ls.mu.Lock()
-	l := ls.by[id]
-	ls.mu.Unlock()
-	if l != nil {
-		l.poke()
-	}
 }
