@@ -34,10 +34,11 @@ type Delivery struct {
 	// endpoints' response time: 256 keeps up with 2,500/s at 100 ms
 	// (ETHHOOK_DELIVERY_MAX_IN_FLIGHT).
 	MaxInFlight int `mapstructure:"max_in_flight"`
-	// QueuePerEndpoint caps messages one process holds in memory per endpoint;
-	// the rest stay pending in Postgres until the sweeper offers them again.
-	// Each held message keeps its payload in memory; 100 is ten times the
-	// default concurrency per endpoint, enough to keep every slot busy.
+	// QueuePerEndpoint caps messages one process holds in memory per endpoint
+	// (queued and in flight); the rest stay pending in Postgres and the
+	// endpoint's lane pulls them as it makes room. Each held message keeps its
+	// payload in memory; 100 is ten times the default concurrency per
+	// endpoint, enough to keep every slot busy between two pulls.
 	QueuePerEndpoint int `mapstructure:"queue_per_endpoint"`
 	// MaxHeld caps the messages one process holds in all (queued, in
 	// flight, and sent but not yet recorded in Postgres). At the cap the
@@ -54,7 +55,7 @@ type Delivery struct {
 	// claimed it without a heartbeat; after that the sweeper re-offers it.
 	LeaseTimeout time.Duration `mapstructure:"lease_timeout"`
 	// SweepInterval is how often Postgres is swept for messages no live
-	// process holds (crash, lost job, parked overflow).
+	// process holds (crash, lost job); it is not on the delivery path.
 	SweepInterval time.Duration `mapstructure:"sweep_interval"`
 	// BreakerThreshold consecutive failures open an endpoint's circuit breaker;
 	// BreakerCooldown is the first wait before a probe (doubling up to 5 min).

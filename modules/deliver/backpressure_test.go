@@ -37,7 +37,7 @@ func TestMaxHeldLeavesJobsInTheStream(t *testing.T) {
 		}
 	}
 	m, _ := e.start(t)
-	held := func() int { m.mu.Lock(); defer m.mu.Unlock(); return len(m.held) }
+	held := m.hold.count
 	eventually(t, "MaxHeld requests to arrive", func() bool { return rc.count() == maxHeld })
 	unread := func() int64 {
 		n, err := e.rdb.Do(context.Background(), e.rdb.B().Xlen().Key(e.keys().DeliverJobs()).Build()).AsInt64()

@@ -20,7 +20,7 @@ import (
 
 // benchMessages inserts n pending messages spread over endpoints (as process
 // does, with CopyFrom) and XADDs their jobs.
-func benchMessages(b *testing.B, e *env, app string, eps []string, n int, payload func(i int) string) {
+func benchMessages(b testing.TB, e *env, app string, eps []string, n int, payload func(i int) string) {
 	b.Helper()
 	ctx := context.Background()
 	rows := make([][]any, 0, n)

@@ -40,6 +40,9 @@ func TestHelperDeliverProcess(t *testing.T) {
 	cfg.Delivery.LeaseTimeout = 4 * time.Second
 	cfg.Delivery.Timeout = 3 * time.Second
 	cfg.Delivery.SweepInterval = 300 * time.Millisecond
+	if d, err := time.ParseDuration(os.Getenv("ETHHOOK_DELIVER_CHILD_LEASE")); err == nil {
+		cfg.Delivery.LeaseTimeout, cfg.Delivery.SweepInterval = d, d
+	}
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer cancel()
 	pool, err := pgxpool.New(ctx, os.Getenv("ETHHOOK_DELIVER_CHILD_DB"))

@@ -5,6 +5,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
 	"github.com/ethhook/ethhook/internal/testenv"
 )
 
@@ -112,4 +117,67 @@ func TestLeaseOfAClaimWhoseAnswerWasLostRunsOut(t *testing.T) {
 	if rc.count() != 1 {
 		t.Fatalf("%d requests, want 1", rc.count())
 	}
+}
+
+// Redis connections dropped again and again while deliver works (promoter,
+// intake, a rate-limited endpoint): the outage is logged when it starts and
+// when it ends, with a count of the failures meanwhile, not a line per
+// failed attempt from each loop.
+func TestRedisOutageLogsWhenItStartsAndEndsNotPerAttempt(t *testing.T) {
+	e := newEnv(t)
+	name := "deliver-under-test-" + e.prefix
+	rc := newReceiver(t, nil)
+	app := e.app(t, "unlimited")
+	ep, _ := e.endpoint(t, app, rc.URL, epOpt{rateLimit: 200}) // every send asks the Redis rate limiter
+	testRedis := e.rdb
+	e.rdb = testenv.NamedRedis(t, name)
+	core, logs := observer.New(zapcore.InfoLevel)
+	m, err := New(e.cfg, e.pool, e.rdb, e.box, "t", zap.New(core), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.rdb = testRedis
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	var ids []string
+	killed := int64(0)
+	for range 40 {
+		for range 5 {
+			id, _ := e.message(t, app, ep, "")
+			ids = append(ids, id)
+		}
+		for range 5 {
+			killed += testenv.DropRedis(t, testRedis, name)
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	if killed == 0 {
+		t.Fatal("no connection of the module was dropped: the test proves nothing")
+	}
+	for _, id := range ids {
+		e.waitState(t, id, "succeeded")
+	}
+	eventually(t, "the outage to be logged as over", func() bool { return !m.redisOut.isDown() })
+	starts, ends, failures := 0, 0, int64(0)
+	for _, l := range logs.All() {
+		switch {
+		case l.Message == "redis unavailable":
+			starts++
+		case l.Message == "redis available again":
+			ends++
+			failures += l.ContextMap()["failures"].(int64)
+		case l.Level >= zapcore.WarnLevel:
+			t.Errorf("a line per failure: %s %v", l.Message, l.ContextMap())
+		}
+	}
+	if starts == 0 {
+		t.Fatalf("%d connections dropped but no outage logged", killed)
+	}
+	if starts != ends {
+		t.Errorf("%d outages started, %d ended", starts, ends)
+	}
+	t.Logf("%d connections dropped; %d outages logged, %d failed calls counted", killed, starts, failures)
 }

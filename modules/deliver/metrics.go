@@ -10,6 +10,7 @@ type metrics struct {
 	held         prometheus.Gauge
 	breakersOpen prometheus.Gauge
 	disabled     prometheus.Gauge
+	dropped      *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -43,8 +44,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "ethhook_deliver_endpoints_disabled",
 			Help: "Disabled endpoints, from Postgres.",
 		}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ethhook_deliver_results_dropped_total",
+			Help: "Attempt results not recorded, by reason (message_gone: the message was deleted with its endpoint or app while the attempt was in flight).",
+		}, []string{"reason"}),
 	}
-	for _, c := range []prometheus.Collector{m.attempts, m.latency, m.messages, m.scheduled, m.held, m.breakersOpen, m.disabled} {
+	for _, c := range []prometheus.Collector{m.attempts, m.latency, m.messages, m.scheduled, m.held, m.breakersOpen, m.disabled, m.dropped} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -4,18 +4,26 @@
 // time, and a row in delivery_history for every attempt.
 //
 // Flow: process inserts a messages row (pending) and XADDs a job to
-// hook.Keys.DeliverJobs(). Intake reads jobs with a consumer group and claims
-// their messages in one conditional UPDATE (pending, due failed, or
-// lease-expired delivering -> delivering, lease_owner = this process), so a
-// duplicated job is harmless. Intake reads only as many jobs as the
-// process-wide caps on held messages and payload bytes leave room for
-// (MaxHeld, MaxHeldMiB), so under overload the backlog waits in Redis and
-// Postgres, not in memory. Claimed messages wait in a per-endpoint queue;
-// each endpoint's runner sends them under its caps; results are written in
-// batches (history, message state, usage); retries go to a Redis sorted set
-// scored by due time, moved back to the job stream when due. A heartbeat
-// renews this process's leases; a sweeper re-offers messages no live process
-// holds, so killing every deliver process loses nothing.
+// hook.Keys.DeliverJobs(). An endpoint's pending work waits in Postgres; the
+// job only announces it. Intake (intake.go) reads jobs with a consumer group
+// and claims their messages for their endpoints' lanes in one conditional
+// UPDATE (claim.go: pending, due failed, or lease-expired delivering ->
+// delivering, lease_owner = this process), so a duplicated job is harmless.
+// A job whose lane is full is acknowledged and becomes a backlog hint: the
+// lane (lane.go) pulls its endpoint's next messages from Postgres itself
+// whenever it has room, so one busy endpoint is limited only by its
+// concurrency, its latency and its rate limit. Whatever claims first
+// reserves room in the process-wide holdings (holdings.go: MaxHeld,
+// MaxHeldMiB), so under overload the backlog waits in Redis and Postgres,
+// not in memory. Each lane sends under its endpoint's caps; decide
+// (decide.go) turns each attempt into the message's next state; results are
+// written in batches (writer.go: history, message state, usage); retries go
+// to a Redis sorted set scored by due time, moved back to the job stream
+// when due. A heartbeat renews this process's leases; a liveness key
+// (liveness.go) lets the other processes retry the messages of one that was
+// killed within seconds; a sweeper (sweeper.go), off the hot path, re-offers
+// messages no live process holds, so killing every deliver process loses
+// nothing.
 package deliver
 
 import (
@@ -60,6 +68,9 @@ const (
 	writers = 1
 )
 
+// drainTimeout bounds how long Run waits for the writers on the way out.
+const drainTimeout = 10 * time.Second
+
 // Option adjusts a Module (tests inject a clock and jitter source).
 type Option func(*Module)
 
@@ -91,25 +102,18 @@ type Module struct {
 	promote   *rueidis.Lua
 	endpoints endpointCache
 
-	// Memory held for messages is bounded: held is the messages this
-	// process claimed and has not finished with (queued, in flight, or sent
-	// and waiting for the writer), heldBytes their payloads still in memory
-	// (a payload is dropped once its attempt is made). Intake reads no jobs
-	// while either is at its cap (MaxHeld, MaxHeldMiB); room is poked when
-	// they shrink. The heartbeat renews the leases of held only: a claim
-	// whose answer was lost (the connection dropped after its commit) leaves
-	// a lease nobody here holds, which must run out for the sweeper.
-	mu         sync.Mutex
-	eps        map[string]*epState
-	held       map[string]struct{} // message ids
-	heldBytes  int64
-	avgPayload int64 // running average payload size, to size reads by bytes
-	room       chan struct{}
+	hold  *holdings // process-wide caps on held messages
+	lanes *lanes    // one per endpoint with work here
 
 	results resultQueue
-	sends   sync.WaitGroup
-	sweep   chan string // endpoint id to sweep now ("" = all)
+	sends   sync.WaitGroup // lanes, their sends and pulls
 	ready   atomic.Bool
+
+	// Outages of Redis and Postgres, as every loop sees them: two log
+	// lines per outage, not one per failed attempt.
+	redisOut, pgOut *outage
+
+	sending *sendingSet // attempts under way, listed for the liveness check
 }
 
 // New builds the deliver module.
@@ -132,27 +136,26 @@ func New(cfg config.Config, pool *pgxpool.Pool, rdb rueidis.Client, box *seal.Bo
 		version = "dev"
 	}
 	m := &Module{
-		cfg:        dc,
-		pool:       pool,
-		rdb:        rdb,
-		keys:       hook.Keys{Prefix: cfg.Redis.Prefix},
-		box:        box,
-		log:        log.With(zap.String("module", "deliver")),
-		met:        met,
-		userAgent:  "ethhook/" + version,
-		owner:      fmt.Sprintf("%s-%d-%s", host, os.Getpid(), ulid.Make().String()),
-		now:        time.Now,
-		schedule:   sched,
-		sem:        semaphore.NewWeighted(int64(dc.MaxInFlight)),
-		gcra:       rueidis.NewLuaScript(gcraScript),
-		promote:    rueidis.NewLuaScript(promoteScript),
-		eps:        map[string]*epState{},
-		held:       map[string]struct{}{},
-		avgPayload: 64 << 10,
-		room:       make(chan struct{}, 1),
-		results:    newResultQueue(),
-		sweep:      make(chan string, 64),
+		cfg:       dc,
+		pool:      pool,
+		rdb:       rdb,
+		keys:      hook.Keys{Prefix: cfg.Redis.Prefix},
+		box:       box,
+		log:       log.With(zap.String("module", "deliver")),
+		met:       met,
+		userAgent: "ethhook/" + version,
+		owner:     fmt.Sprintf("%s-%d-%s", host, os.Getpid(), ulid.Make().String()),
+		now:       time.Now,
+		schedule:  sched,
+		sem:       semaphore.NewWeighted(int64(dc.MaxInFlight)),
+		gcra:      rueidis.NewLuaScript(gcraScript),
+		promote:   rueidis.NewLuaScript(promoteScript),
+		hold:      newHoldings(dc.MaxHeld, dc.MaxHeldMiB, met.held),
+		results:   newResultQueue(),
+		sending:   &sendingSet{ids: map[string]struct{}{}},
 	}
+	m.lanes = &lanes{m: m, by: map[string]*lane{}}
+	m.redisOut, m.pgOut = newOutage(m.log, "redis"), newOutage(m.log, "postgres")
 	m.endpoints = endpointCache{m: m, by: map[string]*endpoint{}}
 	for _, o := range opts {
 		o(m)
@@ -170,11 +173,6 @@ func (m *Module) Ready() bool { return m.ready.Load() }
 // retriesKey is the sorted set of scheduled retries (member "<message id> <endpoint id>").
 func (m *Module) retriesKey() string { return m.keys.Prefix + "{deliver}:retries" }
 
-// rateKey is an endpoint's GCRA state.
-func (m *Module) rateKey(endpointID string) string {
-	return m.keys.Prefix + "deliver:rate:{" + endpointID + "}"
-}
-
 // Run delivers until ctx ends. On the way out it stops taking jobs, aborts
 // requests in flight (their messages are delivered again later), writes the
 // results it has and hands its unsent messages back as pending.
@@ -191,20 +189,28 @@ func (m *Module) Run(ctx context.Context) error {
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
+	m.lanes.ctx = gctx
 	for i := range intakes {
 		g.Go(func() error { return m.intake(gctx, fmt.Sprintf("%s-%d", m.owner, i)) })
 	}
 	g.Go(func() error { return m.promoter(gctx) })
 	g.Go(func() error { return m.sweeper(gctx) })
 	g.Go(func() error { return m.heartbeat(gctx) })
+	g.Go(func() error { return m.liveness(gctx) })
 	g.Go(func() error { return m.listenChanges(gctx) })
 	m.ready.Store(true)
 	err := g.Wait()
 	m.ready.Store(false)
 
-	// Runners stop with gctx; wait for the last sends to report.
+	// Lanes stop with gctx; wait for the last sends to report. The
+	// writers drain what is left, for at most drainTimeout: with Postgres
+	// away they would retry forever, and what they could not write is
+	// repaired anyway (the leases run out and the sweeper offers the
+	// messages again).
 	m.sends.Wait()
 	m.results.close()
+	drain := time.AfterFunc(drainTimeout, stopWriter)
+	defer drain.Stop()
 	var werr error
 	for range writers {
 		if err := <-writerDone; err != nil {
@@ -218,6 +224,7 @@ func (m *Module) Run(ctx context.Context) error {
 	} else if n > 0 {
 		m.log.Info("handed back held messages", zap.Int("messages", n))
 	}
+	m.endLiveness(rctx)
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		err = nil
 	}

@@ -34,7 +34,7 @@ func TestSweeperLeavesMessagesWhoseJobsAreStillUnread(t *testing.T) {
 		}
 		return n
 	}
-	if err := m.sweepOnce(ctx, ""); err != nil {
+	if err := m.sweepOnce(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if n := jobs(); n != 1 {
@@ -46,10 +46,48 @@ func TestSweeperLeavesMessagesWhoseJobsAreStillUnread(t *testing.T) {
 	if err := e.rdb.Do(ctx, e.rdb.B().Xreadgroup().Group(consumerGroup, "gone").Count(10).Streams().Key(e.keys().DeliverJobs()).Id(">").Build()).Error(); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.sweepOnce(ctx, ""); err != nil {
+	if err := m.sweepOnce(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if n := jobs(); n != 2 {
 		t.Fatalf("%d jobs after sweeping with the job read and lost, want 2 (offered again)", n)
+	}
+}
+
+// A lane that suspects a backlog pulls its endpoint's waiting messages
+// itself, so the sweeper does not offer them; but a pull never takes an
+// expired lease (a process died holding it), so that one is offered even
+// while the endpoint's lane is busy.
+func TestSweeperOffersExpiredLeasesOfABusyEndpoint(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	app := e.app(t, "")
+	ep, _ := e.endpoint(t, app, "http://127.0.0.1:9/hook", epOpt{})
+	m, err := New(e.cfg, e.pool, e.rdb, e.box, "1.2.3", testLogger(t), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.ensureGroup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	m.lanes.by[ep] = &lane{id: ep, m: m, depth: 10, hinted: 1} // busy: a backlog is suspected (no goroutine runs it)
+	waiting, _ := e.insertMessage(t, app, ep, "", 0)
+	leased, _ := e.insertMessage(t, app, ep, "", 0)
+	if _, err := e.pool.Exec(ctx, `UPDATE messages SET updated_at = now() - interval '1 hour' WHERE id = $1`, waiting); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.pool.Exec(ctx, `UPDATE messages SET state = 'delivering', lease_owner = 'gone', lease_until = now() - interval '1 minute'
+		WHERE id = $1`, leased); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.sweepOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := e.rdb.Do(ctx, e.rdb.B().Xrange().Key(e.keys().DeliverJobs()).Start("-").End("+").Build()).AsXRange()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 || entries[0].FieldValues["message_id"] != leased {
+		t.Fatalf("offered %v, want only the expired lease %s", entries, leased)
 	}
 }

@@ -3,12 +3,14 @@ package deliver
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"go.uber.org/zap"
 
 	"github.com/ethhook/ethhook/hook"
@@ -123,24 +125,90 @@ func (m *Module) writer(ctx context.Context) error {
 			k, _ := m.results.take(batch[n:])
 			n += k
 		}
-		for {
-			err := m.write(ctx, batch[:n])
-			if err == nil {
-				break
-			}
-			if ctx.Err() != nil {
-				return fmt.Errorf("write %d delivery results: %w", n, err)
-			}
-			m.log.Warn("write delivery results, retrying", zap.Int("results", n), zap.Error(err))
-			sleep.For(ctx, time.Second)
-		}
 		ids := make([]string, n)
 		for i, r := range batch[:n] {
 			ids[i] = r.job.id
 		}
+		if err := m.writeAll(ctx, batch[:n]); err != nil {
+			return err
+		}
 		clear(batch[:n])
-		m.release(ids, 0)
+		m.hold.release(ids, 0)
 	}
+}
+
+// writeAll writes a batch, retrying failures until ctx ends. Results for
+// messages that no longer exist (their endpoint or app was deleted while the
+// attempt was in flight) cannot be written, as delivery_history references
+// messages: they are dropped, counted and logged once for the batch, and the
+// rest is written. Anything else (Postgres away) is retried as it is.
+func (m *Module) writeAll(ctx context.Context, batch []result) error {
+	for {
+		err := m.write(ctx, batch)
+		if err == nil {
+			m.pgOut.ok()
+			return nil
+		}
+		if isForeignKeyViolation(err) {
+			kept, ferr := m.dropVanished(ctx, batch)
+			if ferr == nil {
+				batch = kept
+				if len(batch) == 0 {
+					return nil
+				}
+				continue
+			}
+			err = ferr
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("write %d delivery results: %w", len(batch), err)
+		}
+		m.pgOut.fail("write delivery results", err)
+		sleep.For(ctx, time.Second)
+	}
+}
+
+// dropVanished returns the results of batch whose messages still exist
+// (reusing batch's array), counting the others as dropped.
+func (m *Module) dropVanished(ctx context.Context, batch []result) ([]result, error) {
+	ids := make([]string, len(batch))
+	for i, r := range batch {
+		ids[i] = r.job.id
+	}
+	rows, err := m.pool.Query(ctx, `SELECT id FROM messages WHERE id = ANY($1)`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("find messages of %d results: %w", len(batch), err)
+	}
+	exist, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("find messages of %d results: %w", len(batch), err)
+	}
+	live := make(map[string]bool, len(exist))
+	for _, id := range exist {
+		live[id] = true
+	}
+	kept := batch[:0]
+	endpoints := map[string]bool{}
+	for _, r := range batch {
+		if live[r.job.id] {
+			kept = append(kept, r)
+		} else {
+			endpoints[r.job.endpointID] = true
+		}
+	}
+	dropped := len(batch) - len(kept)
+	clear(batch[len(kept):])
+	if dropped > 0 {
+		m.met.dropped.WithLabelValues("message_gone").Add(float64(dropped))
+		m.log.Info("dropped results of deleted messages", zap.Int("results", dropped),
+			zap.Int("written", len(kept)), zap.Strings("endpoints", keys(endpoints)))
+	}
+	return kept, nil
+}
+
+func isForeignKeyViolation(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23503" // foreign_key_violation
 }
 
 func (m *Module) write(ctx context.Context, batch []result) error {
@@ -279,9 +347,9 @@ func (m *Module) write(ctx context.Context, batch []result) error {
 		for _, r := range retries {
 			cmd = cmd.ScoreMember(float64(r.next.UnixMilli()), r.job.id+" "+r.job.endpointID)
 		}
-		if err := m.rdb.Do(ctx, cmd.Build()).Error(); err != nil {
-			m.log.Warn("schedule retries (the sweeper will recover them)", zap.Int("retries", len(retries)), zap.Error(err))
-		}
+		// A lost ZADD is recovered by the sweeper (the message is failed
+		// and overdue in Postgres).
+		m.redisOut.report("schedule retries", m.rdb.Do(ctx, cmd.Build()).Error())
 	}
 	for _, id := range disabled {
 		m.markDisabled(id)

@@ -1,0 +1,146 @@
+package deliver
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/redis/rueidis"
+	"go.uber.org/zap"
+
+	"github.com/ethhook/ethhook/internal/sleep"
+)
+
+// readBatch is the most jobs one read takes.
+const readBatch = 1000
+
+// intake reads delivery jobs and claims their messages for their lanes. A
+// job is an announcement that an endpoint has work: what its lane has no
+// room for is acknowledged and left to the lane, which pulls it from
+// Postgres when it has room. Intake reads no more jobs than the process may
+// hold messages (MaxHeld, MaxHeldMiB): at the cap the jobs wait in the stream.
+func (m *Module) intake(ctx context.Context, consumer string) error {
+	key := m.keys.DeliverJobs()
+	lastReclaim := time.Now()
+	for {
+		count, ok := m.hold.waitRoom(ctx, readBatch)
+		if !ok {
+			return ctx.Err()
+		}
+		// Entries read by a process that died before acknowledging them.
+		if time.Since(lastReclaim) > m.cfg.LeaseTimeout {
+			lastReclaim = time.Now()
+			r, err := m.rdb.Do(ctx, m.rdb.B().Xautoclaim().Key(key).Group(consumerGroup).Consumer(consumer).
+				MinIdleTime(fmt.Sprint(m.cfg.LeaseTimeout.Milliseconds())).Start("0-0").Count(int64(count)).Build()).ToArray()
+			if err == nil && len(r) >= 2 {
+				if entries, err := r[1].AsXRange(); err == nil && len(entries) > 0 {
+					m.handleEntries(ctx, entries)
+				}
+			}
+			continue
+		}
+		res, err := m.rdb.Do(ctx, m.rdb.B().Xreadgroup().Group(consumerGroup, consumer).Count(int64(count)).Block(1000).
+			Streams().Key(key).Id(">").Build()).AsXRead()
+		if err != nil && !rueidis.IsRedisNil(err) {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if isNoGroup(err) {
+				if err := m.ensureGroup(ctx); err != nil {
+					m.log.Warn("recreate consumer group", zap.Error(err))
+				}
+				continue
+			}
+			m.redisOut.fail("read delivery jobs", err)
+			sleep.For(ctx, time.Second)
+			continue
+		}
+		m.redisOut.ok()
+		if entries := res[key]; len(entries) > 0 {
+			m.handleEntries(ctx, entries)
+		}
+	}
+}
+
+func isNoGroup(err error) bool {
+	re, ok := rueidis.IsRedisErr(err)
+	return ok && strings.HasPrefix(re.Error(), "NOGROUP")
+}
+
+// handleEntries claims the messages of a batch of jobs for their lanes, as
+// far as the lanes and the process-wide caps have room; the rest become
+// backlog hints. Then the jobs are acknowledged: every one of them is either
+// claimed, or its lane knows to pull.
+func (m *Module) handleEntries(ctx context.Context, entries []rueidis.XRangeEntry) {
+	ids := make([]string, 0, len(entries))
+	byEndpoint := map[string][]string{}
+	var order []string
+	for _, e := range entries {
+		ids = append(ids, e.ID)
+		mid, eid := e.FieldValues["message_id"], e.FieldValues["endpoint_id"]
+		if mid == "" || eid == "" {
+			continue
+		}
+		if _, ok := byEndpoint[eid]; !ok {
+			order = append(order, eid)
+		}
+		byEndpoint[eid] = append(byEndpoint[eid], mid)
+	}
+	total := 0
+	for _, mids := range byEndpoint {
+		total += len(mids)
+	}
+	held := m.hold.reserve(total)
+	left := held
+	type share struct {
+		l *lane
+		n int
+	}
+	shares := make([]share, 0, len(order))
+	want := make([]string, 0, held)
+	for _, eid := range order {
+		mids := byEndpoint[eid]
+		// reserve hints the lane for whatever it is not given here,
+		// including what the process-wide caps leave out.
+		l, n := m.lanes.reserve(eid, len(mids))
+		if n > left {
+			l.settle(n-left, nil)
+			n = left
+			l.hint()
+		}
+		left -= n
+		shares = append(shares, share{l, n})
+		want = append(want, mids[:n]...)
+	}
+	var jobs []*job
+	for len(want) > 0 {
+		var err error
+		jobs, err = m.claim(ctx, want)
+		if err == nil {
+			m.pgOut.ok()
+			m.unschedule(ctx, jobs)
+			break
+		}
+		if ctx.Err() != nil {
+			break // not acknowledged: read again by XAUTOCLAIM, and the sweeper has the messages anyway
+		}
+		m.pgOut.fail("claim messages", err)
+		sleep.For(ctx, time.Second)
+	}
+	m.hold.settle(held, jobs)
+	claimed := map[string][]*job{}
+	for _, j := range jobs {
+		claimed[j.endpointID] = append(claimed[j.endpointID], j)
+	}
+	for _, s := range shares {
+		s.l.settle(s.n, claimed[s.l.id])
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	key := m.keys.DeliverJobs()
+	m.rdb.DoMulti(ctx,
+		m.rdb.B().Xack().Key(key).Group(consumerGroup).Id(ids...).Build(),
+		m.rdb.B().Xdel().Key(key).Id(ids...).Build())
+}

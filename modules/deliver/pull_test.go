@@ -1,0 +1,142 @@
+package deliver
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+)
+
+// drained waits until no message is waiting or delivering, failing when
+// nothing moves for 30 s (not a timing bound: a stuck backlog never moves).
+func (e *env) drained(t testing.TB, want int) {
+	t.Helper()
+	last, since := -1, time.Now()
+	for {
+		n := e.countRows(t, `SELECT count(*) FROM messages WHERE state = 'succeeded'`)
+		if n >= want {
+			return
+		}
+		if n != last {
+			last, since = n, time.Now()
+		}
+		if time.Since(since) > 30*time.Second {
+			t.Fatalf("backlog stuck: %d of %d messages succeeded", n, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// countingReceiver counts requests per webhook-id.
+type countingReceiver struct {
+	mu   sync.Mutex
+	seen map[string]int
+}
+
+func (c *countingReceiver) handle(_ int, r *http.Request) (int, http.Header) {
+	c.mu.Lock()
+	c.seen[r.Header.Get("webhook-id")]++
+	c.mu.Unlock()
+	return 204, nil
+}
+
+func (c *countingReceiver) check(t testing.TB, want int) {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.seen) != want {
+		t.Fatalf("receiver saw %d distinct webhooks, want %d", len(c.seen), want)
+	}
+	for id, n := range c.seen {
+		if n != 1 {
+			t.Fatalf("webhook %s received %d times", id, n)
+		}
+	}
+}
+
+// One endpoint with a backlog of 20,000 messages (200 times its lane's
+// depth) gets every one of them once, with the sweeper effectively off: the
+// lane pulls its backlog from Postgres whenever it has room. Before, the
+// jobs a full queue refused were dropped and only the sweeper offered those
+// messages again.
+func TestHotEndpointDrainsItsBacklogWithoutTheSweeper(t *testing.T) {
+	if testing.Short() {
+		t.Skip("20,000 deliveries")
+	}
+	e := newEnv(t)
+	e.cfg.Delivery.SweepInterval = time.Hour
+	const n = 20000
+	c := &countingReceiver{seen: map[string]int{}}
+	rc := newReceiver(t, c.handle)
+	app := e.app(t, "unlimited")
+	ep, _ := e.endpoint(t, app, rc.URL, epOpt{})
+	benchMessages(t, e, app, []string{ep}, n, func(i int) string { return fmt.Sprintf(`{"id":"1:0xabc:%d","type":"log"}`, i) })
+	m, _ := e.start(t)
+	e.drained(t, n)
+	c.check(t, n)
+	eventually(t, "nothing held", func() bool { return m.hold.count() == 0 })
+}
+
+// Many endpoints, each with more messages than its lane holds, and a
+// process-wide cap below what they want together: every message is
+// delivered once, with the sweeper effectively off.
+func TestManyEndpointsWithBacklogsAllDrainWithoutTheSweeper(t *testing.T) {
+	e := newEnv(t)
+	e.cfg.Delivery.SweepInterval = time.Hour
+	e.cfg.Delivery.QueuePerEndpoint = 4
+	e.cfg.Delivery.MaxHeld = 100
+	const endpoints, per = 200, 15
+	c := &countingReceiver{seen: map[string]int{}}
+	rc := newReceiver(t, c.handle)
+	app := e.app(t, "unlimited")
+	eps := make([]string, endpoints)
+	for i := range eps {
+		eps[i], _ = e.endpoint(t, app, rc.URL, epOpt{})
+	}
+	benchMessages(t, e, app, eps, endpoints*per, func(i int) string { return fmt.Sprintf(`{"id":"1:0xabc:%d","type":"log"}`, i) })
+	e.start(t)
+	e.drained(t, endpoints*per)
+	c.check(t, endpoints*per)
+}
+
+// A disabled endpoint's messages wait pending, not sent, however many there
+// are; enabled again, it gets all of them (a backlog five times its lane's
+// depth), with the sweeper effectively off.
+func TestDisabledEndpointBacklogWaitsAndResumesOnEnable(t *testing.T) {
+	e := newEnv(t)
+	e.cfg.Delivery.SweepInterval = time.Hour
+	e.cfg.Delivery.QueuePerEndpoint = 20
+	const n = 100
+	c := &countingReceiver{seen: map[string]int{}}
+	rc := newReceiver(t, c.handle)
+	app := e.app(t, "unlimited")
+	ep, _ := e.endpoint(t, app, rc.URL, epOpt{})
+	ctx := context.Background()
+	if _, err := e.pool.Exec(ctx, `UPDATE endpoints SET enabled = false WHERE id = $1`, ep); err != nil {
+		t.Fatal(err)
+	}
+	benchMessages(t, e, app, []string{ep}, n, func(i int) string { return fmt.Sprintf(`{"id":"1:0xabc:%d","type":"log"}`, i) })
+	m, _ := e.start(t)
+	eventually(t, "the jobs read", func() bool {
+		left, err := e.rdb.Do(ctx, e.rdb.B().Xlen().Key(e.keys().DeliverJobs()).Build()).AsInt64()
+		return err == nil && left == 0
+	})
+	time.Sleep(500 * time.Millisecond) // room for a wrong send to show
+	if got := rc.count(); got != 0 {
+		t.Fatalf("disabled endpoint got %d requests", got)
+	}
+	if p := e.countRows(t, `SELECT count(*) FROM messages WHERE state = 'pending'`); p != n {
+		t.Fatalf("%d messages pending, want %d", p, n)
+	}
+	if h := m.hold.count(); h != 0 {
+		t.Fatalf("%d messages held for a disabled endpoint", h)
+	}
+	if _, err := e.pool.Exec(ctx, `UPDATE endpoints SET enabled = true WHERE id = $1`, ep); err != nil {
+		t.Fatal(err)
+	}
+	e.rdb.Do(ctx, e.rdb.B().Publish().Channel(e.keys().EndpointsChanged()).Message(ep).Build())
+	e.drained(t, n)
+	c.check(t, n)
+}

@@ -1,0 +1,138 @@
+package deliver
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"go.uber.org/zap"
+
+	"github.com/ethhook/ethhook/internal/sleep"
+)
+
+// sweeper repairs what a crash or a lost write left behind, off the hot
+// path: it re-offers pending messages whose job was lost (and whose lane, if
+// any, does not know of them), delivering ones whose lease ran out (their
+// process died), failed ones overdue (their scheduled retry was lost). It
+// also refreshes the queue gauges.
+func (m *Module) sweeper(ctx context.Context) error {
+	lastGauges := time.Time{}
+	for {
+		jitter := time.Duration(rand.Int64N(int64(m.cfg.SweepInterval)/5 + 1))
+		if !sleep.For(ctx, m.cfg.SweepInterval-m.cfg.SweepInterval/10+jitter) {
+			return ctx.Err()
+		}
+		_ = m.sweepOnce(ctx) // reported to the outages
+		if time.Since(lastGauges) > min(15*time.Second, 5*m.cfg.SweepInterval) {
+			lastGauges = time.Now()
+			m.refreshGauges(ctx)
+		}
+	}
+}
+
+// sweepOnce offers overlooked messages: see sweeper.
+func (m *Module) sweepOnce(ctx context.Context) error {
+	now := m.now()
+	stale := 3 * m.cfg.SweepInterval
+	// A lane that suspects a backlog, or is half full, pulls its endpoint's
+	// waiting messages itself: offering them would only add jobs. Expired
+	// leases are offered whatever the lane: a pull does not take them.
+	busy := m.lanes.busy()
+	// Under a backlog, messages whose jobs still wait unread in the
+	// stream look overlooked; offering them again would add work exactly
+	// when delivery is behind. Only messages older than what the group
+	// has read (less the margin) can have lost their job.
+	readUpTo := time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC) // no backlog: no extra bound
+	if read, ok := m.jobsReadUpTo(ctx); ok {
+		readUpTo = read.Add(-stale)
+	}
+	rows, err := m.pool.Query(ctx, `
+			SELECT m.id, m.endpoint_id FROM messages m JOIN endpoints e ON e.id = m.endpoint_id AND e.enabled
+			WHERE (m.state = 'delivering' AND m.lease_until < $2)
+			   OR (((m.state = 'pending' AND m.updated_at < LEAST(now() - $1::bigint * interval '1 millisecond', $5))
+			        OR (m.state = 'failed' AND m.next_attempt_at < LEAST($3, $5)))
+			       AND m.endpoint_id <> ALL($4))
+			ORDER BY m.created_at LIMIT 5000`, stale.Milliseconds(), now, now.Add(-stale), busy, readUpTo)
+	var pairs []idPair
+	if err == nil {
+		pairs, err = pgx.CollectRows(rows, pgx.RowToStructByPos[idPair])
+	}
+	if ctx.Err() == nil {
+		m.pgOut.report("sweep messages", err)
+	}
+	if err != nil {
+		return fmt.Errorf("find overlooked messages: %w", err)
+	}
+	if len(pairs) > 0 {
+		m.log.Debug("re-offering messages", zap.Int("messages", len(pairs)))
+	}
+	err = m.offer(ctx, pairs)
+	if ctx.Err() == nil && len(pairs) > 0 {
+		m.redisOut.report("re-offer messages", err)
+	}
+	return err
+}
+
+// jobsReadUpTo is the time of the last jobs-stream entry the deliver group
+// read, when entries wait unread behind it (a backlog); ok is false when
+// nothing is unread or Redis cannot tell.
+func (m *Module) jobsReadUpTo(ctx context.Context) (time.Time, bool) {
+	groups, err := m.rdb.Do(ctx, m.rdb.B().XinfoGroups().Key(m.keys.DeliverJobs()).Build()).ToArray()
+	if err != nil {
+		return time.Time{}, false
+	}
+	for _, g := range groups {
+		info, err := g.AsMap()
+		if err != nil {
+			return time.Time{}, false
+		}
+		nameMsg, lastMsg, lagMsg := info["name"], info["last-delivered-id"], info["lag"]
+		if name, _ := nameMsg.ToString(); name != consumerGroup {
+			continue
+		}
+		if lag, err := lagMsg.AsInt64(); err == nil && lag == 0 {
+			return time.Time{}, false // nothing unread: no backlog
+		}
+		// lag is nil when Redis cannot compute it (entries deleted): a backlog may exist.
+		last, err := lastMsg.ToString()
+		if err != nil {
+			return time.Time{}, false
+		}
+		msPart, _, _ := strings.Cut(last, "-")
+		ms, err := strconv.ParseInt(msPart, 10, 64)
+		if err != nil {
+			return time.Time{}, false
+		}
+		return time.UnixMilli(ms), true
+	}
+	return time.Time{}, false
+}
+
+func (m *Module) refreshGauges(ctx context.Context) {
+	rows, err := m.pool.Query(ctx, `SELECT state, count(*) FROM messages WHERE state IN ('pending', 'delivering', 'failed') GROUP BY state`)
+	if err == nil {
+		counts := map[string]float64{"pending": 0, "delivering": 0, "failed": 0}
+		for rows.Next() {
+			var s string
+			var n int64
+			if rows.Scan(&s, &n) == nil {
+				counts[s] = float64(n)
+			}
+		}
+		rows.Close()
+		for s, n := range counts {
+			m.met.messages.WithLabelValues(s).Set(n)
+		}
+	}
+	var disabled int64
+	if m.pool.QueryRow(ctx, `SELECT count(*) FROM endpoints WHERE NOT enabled`).Scan(&disabled) == nil {
+		m.met.disabled.Set(float64(disabled))
+	}
+	if n, err := m.rdb.Do(ctx, m.rdb.B().Zcard().Key(m.retriesKey()).Build()).AsInt64(); err == nil {
+		m.met.scheduled.Set(float64(n))
+	}
+}
