@@ -188,7 +188,6 @@ var scenarios = []scenario{
 			return time.Now()
 		}},
 	{name: "endpoint-deleted", load: 20 * time.Second, endpoints: deleteEndpoints,
-		knownGap: "issue 12: an endpoint deleted mid-flight jams the deliver result writer (seen: every webhook acknowledged, but 820 messages of the other endpoints not final after 90 s; deliver retries `insert attempts: delivery_history_message_id_fkey` forever)",
 		fault: func(c *cluster, start time.Time) time.Time {
 			sleepUntil(start, 7*time.Second)
 			e := c.ep("doomed")
@@ -197,8 +196,7 @@ var scenarios = []scenario{
 			return time.Now()
 		}},
 	{name: "hot-endpoint", load: 10 * time.Second, endpoints: hotEndpoints,
-		knownGap: "issue 12: a hot endpoint is capped near 130 webhooks/s by drop-and-sweep (seen: 7,200 of 20,175 still pending 90 s after 10 s at 2,000 events/s)",
-		opt:      options{blockTime: 100 * time.Millisecond, logsPerBlock: 200}, drain: 90 * time.Second},
+		opt: options{blockTime: 100 * time.Millisecond, logsPerBlock: 200}, drain: 90 * time.Second},
 }
 
 // reorgEndpoints: reorgs go up to 10 blocks deep, so the endpoints with
