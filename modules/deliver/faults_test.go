@@ -77,13 +77,29 @@ func (e *env) runThroughFaults(t *testing.T, useOwn, useTest func(), drop func()
 	// A claim whose answer was lost leaves a lease this process does not
 	// hold: it is not renewed, runs out (LeaseTimeout), and the sweeper
 	// offers the message again.
-	eventually(t, "every message succeeded", func() bool {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
 		var n int
 		if err := e.pool.QueryRow(ctx, `SELECT count(*) FROM messages WHERE state = 'succeeded'`).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
-		return n == len(ids)
-	})
+		if n == len(ids) {
+			break
+		}
+		if time.Now().After(deadline) {
+			rows, _ := e.pool.Query(ctx, `SELECT id, state, coalesce(lease_owner, ''), lease_until, attempts FROM messages WHERE state <> 'succeeded' LIMIT 10`)
+			for rows.Next() {
+				var id, state, owner string
+				var until *time.Time
+				var attempts int
+				_ = rows.Scan(&id, &state, &owner, &until, &attempts)
+				t.Logf("not succeeded: %s %s owner=%q lease_until=%v attempts=%d", id, state, owner, until, attempts)
+			}
+			rows.Close()
+			t.Fatalf("timed out: %d of %d messages succeeded", n, len(ids))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	got := map[string]int{}
 	for _, r := range rc.got() {
 		got[r.header.Get("webhook-id")]++

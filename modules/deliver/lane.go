@@ -135,7 +135,7 @@ func (l *lane) run(ctx context.Context) {
 			if empty && m.lanes.retire(l, false) {
 				return
 			}
-			if !wait(time.Minute, holdRoom) {
+			if !wait(l.nextPullIn(time.Minute), holdRoom) {
 				return
 			}
 			continue
@@ -200,6 +200,23 @@ func (l *lane) maybePull(ctx context.Context) <-chan struct{} {
 		l.pull(ctx, n, gen)
 	}()
 	return nil
+}
+
+// nextPullIn is how long the run loop may wait, at most d: until a pull
+// that failed may be tried again, when a backlog is suspected. Nothing else
+// pokes the lane then, and the sweeper leaves a busy lane's backlog to it.
+func (l *lane) nextPullIn(d time.Duration) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.backlogLocked() || l.pulling {
+		return d
+	}
+	// Only a retry in the future needs the timer: otherwise the lane is
+	// full or pulling, and an attempt's end or the pull's pokes it.
+	if r := l.pullAfter.Sub(l.m.now()); r > 0 && r < d {
+		return r
+	}
+	return d
 }
 
 // pull claims up to n of the endpoint's waiting messages. A pull that comes

@@ -140,3 +140,24 @@ func TestDisabledEndpointBacklogWaitsAndResumesOnEnable(t *testing.T) {
 	e.drained(t, n)
 	c.check(t, n)
 }
+
+// A lane whose pull failed waits for nothing but its retry time: no job,
+// attempt or sweep pokes it (the sweeper leaves a busy lane's backlog to the
+// lane), so waiting the run loop's usual minute would leave its backlog
+// pending that long (seen with Postgres connections dropped under load).
+func TestLaneRetriesAFailedPullAtItsRetryTimeNotAfterAMinute(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	l := &lane{m: &Module{now: func() time.Time { return now }}, depth: 10}
+	if d := l.nextPullIn(time.Minute); d != time.Minute {
+		t.Fatalf("no backlog: waits %s, want the full minute", d)
+	}
+	l.hinted = 1
+	l.pullAfter = now.Add(time.Second)
+	if d := l.nextPullIn(time.Minute); d != time.Second {
+		t.Fatalf("backlog, pull failed: waits %s, want 1s (until the retry)", d)
+	}
+	l.pullAfter = now.Add(-time.Second)
+	if d := l.nextPullIn(time.Minute); d != time.Minute {
+		t.Fatalf("backlog, retry time past (lane full): waits %s, want the minute (an attempt's end pokes it)", d)
+	}
+}
