@@ -40,6 +40,9 @@ type options struct {
 	// with no cursor starts at the current head, so only blocks after the
 	// setup are expected. Otherwise ingest starts at block 1 and backfills.
 	startAtHead bool
+	// redisCluster runs a Redis Cluster of 3 masters with a replica each
+	// (c.rc) instead of the single private redis-server (c.redis).
+	redisCluster bool
 	// env adds or overrides settings of every role.
 	env map[string]string
 }
@@ -59,6 +62,7 @@ type cluster struct {
 	devnetProc *proc
 	devnet     *devnetClient
 	redis      *redisServer
+	rc         *redisCluster // only with redisCluster
 	recv       *receiver
 	roles      map[string]*proc
 	order      []string // role names in start order
@@ -93,6 +97,7 @@ func newCluster(t *testing.T, opt options) *cluster {
 	// Registered first, so it runs last: every process is killed however
 	// the test ends, after the log tails are printed.
 	t.Cleanup(c.killAll)
+	t.Cleanup(c.keepLogs)
 	t.Cleanup(func() {
 		if t.Failed() {
 			c.printTails()
@@ -100,7 +105,14 @@ func newCluster(t *testing.T, opt options) *cluster {
 	})
 
 	c.recv = newReceiver(t, 3*time.Second)
-	c.redis = startRedis(t, c.dir, opt.durableRedis)
+	redisURL := ""
+	if opt.redisCluster {
+		c.rc = startRedisCluster(t, c.dir)
+		redisURL = c.rc.url()
+	} else {
+		c.redis = startRedis(t, c.dir, opt.durableRedis)
+		redisURL = c.redis.url()
+	}
 	if opt.privatePG {
 		c.pg = startPostgres(t)
 		c.pgURL = c.pg.url(c.pg.dbName)
@@ -117,7 +129,7 @@ func newCluster(t *testing.T, opt options) *cluster {
 	settings["ETHHOOK_SECRET_KEY"] = randomHex(32)
 	settings["ETHHOOK_JWT_SECRET"] = randomHex(32)
 	settings["ETHHOOK_DATABASE_URL"] = c.pgURL
-	settings["ETHHOOK_REDIS_URL"] = c.redis.url()
+	settings["ETHHOOK_REDIS_URL"] = redisURL
 	// Only the receiver's address may be a private target; every other
 	// loopback port (Postgres, Redis, the roles) stays refused.
 	settings["ETHHOOK_DELIVERY_ALLOW_CIDRS"] = c.recv.addr()
@@ -308,6 +320,9 @@ func (c *cluster) killAll() {
 	if c.redis != nil {
 		c.redis.kill()
 	}
+	if c.rc != nil {
+		c.rc.kill()
+	}
 }
 
 func (c *cluster) printTails() {
@@ -315,7 +330,14 @@ func (c *cluster) printTails() {
 		p := c.roles[name]
 		c.t.Logf("--- %s log tail (%s):\n%s", name, p.logPath, tail(p.logPath, 25))
 	}
-	c.t.Logf("--- redis log tail:\n%s", tail(c.redis.logPath, 10))
+	if c.redis != nil {
+		c.t.Logf("--- redis log tail:\n%s", tail(c.redis.logPath, 10))
+	}
+	if c.rc != nil {
+		for _, n := range c.rc.nodes {
+			c.t.Logf("--- %s log tail:\n%s", n.name, tail(n.logPath, 10))
+		}
+	}
 }
 
 // randomHex is n random bytes in hex.
@@ -325,4 +347,25 @@ func randomHex(n int) string {
 		panic(err)
 	}
 	return fmt.Sprintf("%x", b)
+}
+
+// keepLogs copies every process's log to $FAULTS_LOGS/<test name>/ when
+// that is set (the scenario's own directory is removed with the test).
+func (c *cluster) keepLogs() {
+	root := os.Getenv("FAULTS_LOGS")
+	if root == "" {
+		return
+	}
+	dst := filepath.Join(root, strings.ReplaceAll(c.t.Name(), "/", "_"))
+	logs, _ := filepath.Glob(filepath.Join(c.dir, "*.log"))
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		c.t.Logf("keep logs: %v", err)
+		return
+	}
+	for _, l := range logs {
+		if b, err := os.ReadFile(l); err == nil {
+			_ = os.WriteFile(filepath.Join(dst, filepath.Base(l)), b, 0o644)
+		}
+	}
+	c.t.Logf("logs kept in %s", dst)
 }

@@ -29,6 +29,7 @@ type endpointSpec struct {
 	topic2        string   // Transfer: the recipient, as a 32-byte topic
 	valueBelow    *big.Int // `--where 'value < N'`
 	policy        policy
+	rateLimit     int // events/s, --rate-limit (0: the plan's, none)
 
 	id, secret string
 
@@ -68,6 +69,9 @@ func (c *cluster) createEndpoint(e *endpointSpec) {
 	}
 	if e.topic2 != "" {
 		args = append(args, "--topic2", e.topic2)
+	}
+	if e.rateLimit > 0 {
+		args = append(args, "--rate-limit", strconv.Itoa(e.rateLimit))
 	}
 	if e.valueBelow != nil {
 		args = append(args, "--event", "Transfer(address indexed from, address indexed to, uint256 value)", "--where", "value < "+e.valueBelow.String())

@@ -32,12 +32,19 @@ type redisServer struct {
 // nothing that was acknowledged: "restarted with its data" means exactly that.
 func startRedis(t testing.TB, dir string, durable bool) *redisServer {
 	t.Helper()
+	return startRedisNamed(t, dir, "redis", durable)
+}
+
+// startRedisNamed starts a redis-server called name (its log and data
+// directory are named after it) with extra arguments.
+func startRedisNamed(t testing.TB, dir, name string, durable bool, extra ...string) *redisServer {
+	t.Helper()
 	path, err := exec.LookPath("redis-server")
 	if err != nil {
 		t.Fatalf("the fault suite needs redis-server (apt-get install redis-server): %v", err)
 	}
 	port := freePort(t)
-	data := filepath.Join(dir, "redis-data")
+	data := filepath.Join(dir, name+"-data")
 	if err := os.MkdirAll(data, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -47,8 +54,9 @@ func startRedis(t testing.TB, dir string, durable bool) *redisServer {
 	} else {
 		args = append(args, "--appendonly", "no")
 	}
-	r := &redisServer{proc: &proc{t: t, name: "redis", path: path, args: args, env: []string{"PATH=" + os.Getenv("PATH")},
-		dir: dir, logPath: filepath.Join(dir, "redis.log")}, port: port, dataDir: data}
+	args = append(args, extra...)
+	r := &redisServer{proc: &proc{t: t, name: name, path: path, args: args, env: []string{"PATH=" + os.Getenv("PATH")},
+		dir: dir, logPath: filepath.Join(dir, name+".log")}, port: port, dataDir: data}
 	r.start()
 	r.waitUp()
 	return r
