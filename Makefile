@@ -20,7 +20,7 @@ RUN_ENV := ETHHOOK_LOG_FORMAT=console
 SECRETS_FILE ?= .ethhook/secrets.env
 LOAD_SECRETS = while IFS='=' read -r k v; do if [[ $$k == ETHHOOK_* && -z "$${!k:-}" ]]; then export "$$k=$$v"; fi; done < $(SECRETS_FILE)
 
-.PHONY: help build run services test test/unit test/browser test/faults lint bench clean
+.PHONY: help build run services test test/unit test/browser test/faults test/cluster lint bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z/_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -51,7 +51,10 @@ test/browser: services ## the web UI in a real headless Chromium
 	@$(MAKE) --no-print-directory test/clean
 
 test/faults: services ## kill, restart and cut every part of the pipeline under load; account every webhook against the chain
-	$(GO) test -tags faults -count=1 -p 1 -timeout 20m -v ./faults/ | grep --line-buffered -v "^=== "; exit $${PIPESTATUS[0]}
+	$(GO) test -tags faults -count=1 -p 1 -timeout 20m -v -run '^TestFaults$$' ./faults/ | grep --line-buffered -v "^=== "; exit $${PIPESTATUS[0]}
+
+test/cluster: services ## the pipeline split by roles on a 3-master, 3-replica Redis Cluster; kill -9 a master mid-load, account every webhook
+	$(GO) test -tags faults -count=1 -p 1 -timeout 15m -v -run '^TestCluster$$' ./faults/ | grep --line-buffered -v "^=== "; exit $${PIPESTATUS[0]}
 
 test/clean:
 	@$(GO) run ./internal/testenv/cleanup

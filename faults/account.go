@@ -27,6 +27,7 @@ type tally struct {
 	notDisabled int // endpoints answering 410 that are still enabled
 
 	maxLate  time.Duration
+	lateOf   string   // the webhook that was maxLate late: endpoint, id, block, first ack
 	examples []string // a few missing ids and violations, for the failure message
 }
 
@@ -153,7 +154,11 @@ func (c *cluster) account(tr truth, faultEnd time.Time) tally {
 					from = faultEnd
 				}
 				if !from.IsZero() {
-					t.maxLate = max(t.maxLate, a.firstAck.Sub(from))
+					if d := a.firstAck.Sub(from); d > t.maxLate {
+						t.maxLate = d
+						t.lateOf = fmt.Sprintf("%s %s (block %d, first acknowledged %s)", e.name, id, l.Block,
+							a.firstAck.UTC().Format("15:04:05.000"))
+					}
 				}
 			}
 		}

@@ -4,6 +4,7 @@ package faults
 
 import (
 	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -92,6 +93,17 @@ func killMasterAt(at time.Duration, what string, tag func(c *cluster) string) fu
 			promoted.Round(100*time.Millisecond), rejoined.Round(100*time.Millisecond))
 		fmt.Println(line)
 		c.t.Log(line)
+		if os.Getenv("FAULTS_DIAG") != "" {
+			go func() {
+				for i := 0; i < 20; i++ {
+					m := c.rc.masterOf(c.rc.keySlot(hook.ChainTag(chainID)))
+					s, _ := cli(m.port, "xpending", "ethhook:{31337}:events", hook.EventsGroup)
+					s2, _ := cli(m.port, "xpending", "ethhook:{31337}:events", hook.EventsGroup, "-", "+", "3")
+					fmt.Printf("diag %s: %q %q\n", time.Now().UTC().Format("15:04:05.0"), s, s2)
+					time.Sleep(2 * time.Second)
+				}
+			}()
+		}
 		return time.Now()
 	}
 }

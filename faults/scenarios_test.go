@@ -315,6 +315,7 @@ func runScenario(t *testing.T, sc scenario) {
 		line += " (known gap: " + sc.knownGap + ")"
 	}
 	fmt.Println(line)
+	t.Logf("latest: %s", tl.lateOf)
 	if tl.violations() > 0 || tl.dup > bound {
 		t.Errorf("%s\n  e.g.:\n    %s", line, strings.Join(tl.examples, "\n    "))
 	}
