@@ -26,9 +26,10 @@ type tally struct {
 	afterDelete int // webhooks that arrived for a deleted endpoint well after the delete
 	notDisabled int // endpoints answering 410 that are still enabled
 
-	maxLate  time.Duration
-	lateOf   string   // the webhook that was maxLate late: endpoint, id, block, first ack
-	examples []string // a few missing ids and violations, for the failure message
+	maxLate        time.Duration
+	lateOf         string   // the webhook that was maxLate late: endpoint, id, block, first ack
+	lateEP, lateID string   // its endpoint id and event id
+	examples       []string // a few missing ids and violations, for the failure message
 }
 
 func (t tally) violations() int {
@@ -156,6 +157,7 @@ func (c *cluster) account(tr truth, faultEnd time.Time) tally {
 				if !from.IsZero() {
 					if d := a.firstAck.Sub(from); d > t.maxLate {
 						t.maxLate = d
+						t.lateEP, t.lateID = e.id, id
 						t.lateOf = fmt.Sprintf("%s %s (block %d, first acknowledged %s)", e.name, id, l.Block,
 							a.firstAck.UTC().Format("15:04:05.000"))
 					}

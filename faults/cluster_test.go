@@ -5,6 +5,8 @@ package faults
 import (
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -94,16 +96,43 @@ func killMasterAt(at time.Duration, what string, tag func(c *cluster) string) fu
 		fmt.Println(line)
 		c.t.Log(line)
 		if os.Getenv("FAULTS_DIAG") != "" {
-			go func() {
-				for i := 0; i < 20; i++ {
-					m := c.rc.masterOf(c.rc.keySlot(hook.ChainTag(chainID)))
-					s, _ := cli(m.port, "xpending", "ethhook:{31337}:events", hook.EventsGroup)
-					s2, _ := cli(m.port, "xpending", "ethhook:{31337}:events", hook.EventsGroup, "-", "+", "3")
-					fmt.Printf("diag %s: %q %q\n", time.Now().UTC().Format("15:04:05.0"), s, s2)
-					time.Sleep(2 * time.Second)
-				}
-			}()
+			go diagQueues(c)
 		}
 		return time.Now()
+	}
+}
+
+// diagQueues prints, every 2 s for 40 s, the chain stream's and the
+// delivery jobs' pending entries (FAULTS_DIAG): what a failover left read
+// but unacknowledged.
+func diagQueues(c *cluster) {
+	port := func(key string) int {
+		nodes, err := c.rc.view()
+		if err != nil {
+			return 0
+		}
+		s, _ := cli(c.rc.nodes[0].port, "cluster", "keyslot", key)
+		slot, _ := strconv.Atoi(s)
+		for _, n := range nodes {
+			if n.flags["master"] && !n.flags["fail"] && n.owns(slot) {
+				return n.port()
+			}
+		}
+		return 0
+	}
+	events, jobs := "ethhook:"+hook.ChainTag(chainID)+":events", "ethhook:{deliver}:jobs"
+	for range 20 {
+		ep, jp := port(events), port(jobs)
+		if ep == 0 || jp == 0 {
+			return
+		}
+		e, _ := cli(ep, "xpending", events, hook.EventsGroup)
+		g, _ := cli(jp, "xinfo", "groups", jobs)
+		p, _ := cli(jp, "xpending", jobs, "deliver", "-", "+", "10")
+		r, _ := cli(jp, "xrange", jobs, "-", "+", "COUNT", "10")
+		flat := func(s string) string { return strings.ReplaceAll(s, "\n", " ") }
+		fmt.Printf("diag %s: events pending=%q jobs groups=%q pending=%q entries=%q\n", time.Now().UTC().Format("15:04:05.0"),
+			flat(e), flat(g), flat(p), flat(r))
+		time.Sleep(2 * time.Second)
 	}
 }

@@ -316,10 +316,61 @@ func runScenario(t *testing.T, sc scenario) {
 	}
 	fmt.Println(line)
 	t.Logf("latest: %s", tl.lateOf)
+	if os.Getenv("FAULTS_DIAG") != "" && tl.lateID != "" {
+		c.diagMessage(tl.lateEP, tl.lateID)
+	}
 	if tl.violations() > 0 || tl.dup > bound {
 		t.Errorf("%s\n  e.g.:\n    %s", line, strings.Join(tl.examples, "\n    "))
 	}
 	if tl.expected == 0 {
 		t.Errorf("%s: nothing expected: the scenario proves nothing", sc.name)
+	}
+}
+
+// diagMessage prints the history of one event's message (FAULTS_DIAG).
+func (c *cluster) diagMessage(endpointID, eventID string) {
+	ctx := context.Background()
+	var id, state string
+	var created, updated time.Time
+	var attempts int
+	if err := c.pool.QueryRow(ctx, `SELECT id, state, attempts, created_at, updated_at FROM messages
+		WHERE endpoint_id = $1 AND event_id = $2`, endpointID, eventID).Scan(&id, &state, &attempts, &created, &updated); err != nil {
+		fmt.Printf("diag: message of %s: %v\n", eventID, err)
+		return
+	}
+	fmt.Printf("diag: message %s state=%s attempts=%d created=%s updated=%s\n", id, state, attempts,
+		created.UTC().Format("15:04:05.000"), updated.UTC().Format("15:04:05.000"))
+	rows, err := c.pool.Query(ctx, `SELECT attempt, coalesce(status_code, 0), error, created_at FROM delivery_history WHERE message_id = $1 ORDER BY id`, id)
+	if err != nil {
+		return
+	}
+	for rows.Next() {
+		var a, code int
+		var e string
+		var at time.Time
+		if rows.Scan(&a, &code, &e, &at) == nil {
+			fmt.Printf("diag:   attempt %d status %d %q at %s\n", a, code, e, at.UTC().Format("15:04:05.000"))
+		}
+	}
+	rows.Close()
+	// Messages whose first attempt came 10 s or more after they were
+	// created, per endpoint: one burst or a few strays.
+	rows, err = c.pool.Query(ctx, `SELECT e.url, count(*), min(m.created_at), max(m.created_at)
+		FROM messages m JOIN endpoints e ON e.id = m.endpoint_id
+		JOIN delivery_history h ON h.message_id = m.id AND h.attempt = 1
+		WHERE h.created_at > m.created_at + interval '10 seconds' GROUP BY e.url`)
+	if err != nil {
+		fmt.Printf("diag: late messages: %v\n", err)
+		return
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var url string
+		var n int
+		var lo, hi time.Time
+		if rows.Scan(&url, &n, &lo, &hi) == nil {
+			fmt.Printf("diag: %d messages of %s first attempted 10 s or more after their creation (created %s to %s)\n",
+				n, url, lo.UTC().Format("15:04:05.000"), hi.UTC().Format("15:04:05.000"))
+		}
 	}
 }
