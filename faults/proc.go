@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -216,15 +217,44 @@ func tail(path string, n int) string {
 	return "    " + strings.Join(lines, "\n    ")
 }
 
-// freePort asks the kernel for a free loopback port.
+// Listen ports come from below Linux's ephemeral range (32768-60999 by
+// default), where the kernel never picks the source port of an outgoing
+// connection: a role restarted on its port must find it free, and a port the
+// kernel handed out for ":0" can meanwhile become another connection's
+// source port, or be handed out again to the next caller before the first
+// one binds it (seen: deliver-2's metrics port was deliver-1's HTTP port).
+// No port is handed out twice in one run.
+const (
+	listenPortMin = 20000
+	listenPortMax = 32767
+)
+
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
+// freePort returns a loopback port that is free now and was not handed out
+// before in this run.
 func freePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	for range 1000 {
+		port := listenPortMin + rand.IntN(listenPortMax-listenPortMin+1)
+		if handedOut.ports[port] {
+			continue
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		handedOut.ports[port] = true
+		return port
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free loopback port below the ephemeral range")
+	return 0
 }
 
 // poll calls ok every interval until it returns true or d passes.

@@ -34,7 +34,10 @@ func startRedisCluster(t testing.TB, dir string) *redisCluster {
 	for i := range 6 {
 		rc.nodes = append(rc.nodes, startRedisNamed(t, dir, fmt.Sprintf("redis-%d", i), false,
 			"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-			"--cluster-node-timeout", strconv.Itoa(int(clusterNodeTimeout/time.Millisecond))))
+			"--cluster-node-timeout", strconv.Itoa(int(clusterNodeTimeout/time.Millisecond)),
+			// The bus port is the node's port + 10000 unless set: give it a
+			// free one of its own, below the ephemeral range like every port.
+			"--cluster-port", strconv.Itoa(freePort(t))))
 	}
 	args := []string{"--cluster", "create"}
 	for _, n := range rc.nodes {
