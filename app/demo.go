@@ -61,7 +61,7 @@ func (d *demo) Run(ctx context.Context) error {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	d.log.Info("demo: signed webhooks of the devnet's Transfer events arrive at the built-in receiver and are logged here as `webhook received`; see them in the web UI and API as well",
 		zap.String("receiver", "http://"+addr+"/webhook"), zap.String("app", appID), zap.String("endpoint", epID),
-		zap.String("ui", "http://"+d.rt.Cfg.HTTPAddr))
+		zap.String("ui", browseURL(d.rt.Cfg.HTTPAddr)))
 	d.ready.Store(true)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -133,3 +133,17 @@ func (w *logWriter) Write(p []byte) (int, error) {
 }
 
 var _ io.Writer = (*logWriter)(nil)
+
+// browseURL is the address a person on this machine opens for a listen
+// address: ":8080" and "0.0.0.0:8080" listen everywhere, but "http://:8080"
+// is no URL a browser takes.
+func browseURL(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "http://" + listen
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}

@@ -84,3 +84,18 @@ func TestMigrationMovesAnExistingDemoAppOffTheFreePlan(t *testing.T) {
 		}
 	}
 }
+
+func TestTheDemoLogsAURLABrowserOpens(t *testing.T) {
+	for listen, want := range map[string]string{
+		":8080":          "http://localhost:8080",
+		"0.0.0.0:8080":   "http://localhost:8080",
+		"[::]:8080":      "http://localhost:8080",
+		"127.0.0.1:8080": "http://127.0.0.1:8080",
+		"[::1]:8080":     "http://[::1]:8080",
+		"example.com:80": "http://example.com:80",
+	} {
+		if got := browseURL(listen); got != want {
+			t.Errorf("browseURL(%q) = %q, want %q", listen, got, want)
+		}
+	}
+}
