@@ -32,7 +32,7 @@ services: ## make sure Postgres and Redis run (installs them from Debian package
 	@scripts/services.sh
 
 run: build ## run the whole pipeline on the built-in devnet (installs Postgres/Redis if needed)
-	@ETHHOOK_TEST_DATABASE_URL=$$ETHHOOK_DATABASE_URL scripts/services.sh --create-db $$(basename "$${ETHHOOK_DATABASE_URL%%\?*}")
+	@ETHHOOK_TEST_DATABASE_URL=$$ETHHOOK_DATABASE_URL ETHHOOK_TEST_REDIS_URL=$$ETHHOOK_REDIS_URL scripts/services.sh --create-db $$(basename "$${ETHHOOK_DATABASE_URL%%\?*}")
 	@$(BIN) secrets init --file $(SECRETS_FILE)
 	@$(LOAD_SECRETS) && $(RUN_ENV) $(BIN) migrate up && $(RUN_ENV) $(BIN) serve --all
 
