@@ -2,6 +2,7 @@ package deliver
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -64,7 +65,17 @@ func TestHelperDeliverProcess(t *testing.T) {
 	m.Run(ctx)
 }
 
-func TestCrashMidDeliveryLosesNothingAndKeepsWebhookID(t *testing.T) {
+// childEnv is a test env whose database and sealing key a child deliver
+// process (TestHelperDeliverProcess) can share: the database by URL, the key
+// as hex.
+type childEnv struct {
+	*env
+	url string
+	key []byte
+}
+
+func newChildEnv(t *testing.T) *childEnv {
+	t.Helper()
 	url := testenv.PGURL(t)
 	pool, err := pgxpool.New(context.Background(), url)
 	if err != nil {
@@ -74,10 +85,27 @@ func TestCrashMidDeliveryLosesNothingAndKeepsWebhookID(t *testing.T) {
 	e := newEnv(t)
 	e.pool = pool
 	key := make([]byte, 32)
-	for i := range key {
-		key[i] = byte(i * 7)
-	}
+	rand.Read(key)
 	e.box, _ = seal.New(key)
+	return &childEnv{env: e, url: url, key: key}
+}
+
+// startChild starts a child deliver process on the env's database, Redis
+// prefix and key, with extra environment (ETHHOOK_DELIVER_CHILD_LEASE=...).
+func (c *childEnv) startChild(t *testing.T, extra ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperDeliverProcess$", "-test.count=1")
+	cmd.Env = append(append(os.Environ(), "ETHHOOK_DELIVER_CHILD=1", "ETHHOOK_DELIVER_CHILD_DB="+c.url,
+		"ETHHOOK_DELIVER_CHILD_PREFIX="+c.prefix, "ETHHOOK_DELIVER_CHILD_KEY="+hex.EncodeToString(c.key)), extra...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd
+}
+
+func TestCrashMidDeliveryLosesNothingAndKeepsWebhookID(t *testing.T) {
+	e := newChildEnv(t)
+	pool := e.pool
 	e.cfg.Delivery.LeaseTimeout = 4 * time.Second
 	e.cfg.Delivery.Timeout = 3 * time.Second
 
@@ -96,12 +124,7 @@ func TestCrashMidDeliveryLosesNothingAndKeepsWebhookID(t *testing.T) {
 			ids = append(ids, id)
 		}
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperDeliverProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), "ETHHOOK_DELIVER_CHILD=1", "ETHHOOK_DELIVER_CHILD_DB="+url,
-		"ETHHOOK_DELIVER_CHILD_PREFIX="+e.prefix, "ETHHOOK_DELIVER_CHILD_KEY="+hex.EncodeToString(key))
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd := e.startChild(t)
 	eventually(t, "requests in flight in the child", func() bool { return rc.count() >= 15 })
 	cmd.Process.Kill() // SIGKILL: no cleanup of any kind
 	cmd.Wait()

@@ -2,21 +2,14 @@ package deliver
 
 import (
 	"context"
-	"encoding/hex"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/ethhook/ethhook/hook"
-	"github.com/ethhook/ethhook/internal/testenv"
-	"github.com/ethhook/ethhook/seal"
 )
 
 // A deliver process killed with SIGKILL while 20 requests are in flight:
@@ -27,19 +20,7 @@ import (
 // interrupted, and the receiver gets those webhooks again with the same
 // webhook-id.
 func TestKilledProcessMessagesAreRetriedByAnotherBeforeTheirLeasesRunOut(t *testing.T) {
-	url := testenv.PGURL(t)
-	pool, err := pgxpool.New(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	e := newEnv(t)
-	e.pool = pool
-	key := make([]byte, 32)
-	for i := range key {
-		key[i] = byte(i * 11)
-	}
-	e.box, _ = seal.New(key)
+	e := newChildEnv(t)
 	e.cfg.Delivery.LeaseTimeout = time.Hour
 	e.cfg.Delivery.SweepInterval = time.Hour
 
@@ -68,13 +49,7 @@ func TestKilledProcessMessagesAreRetriedByAnotherBeforeTheirLeasesRunOut(t *test
 			ids = append(ids, id)
 		}
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperDeliverProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), "ETHHOOK_DELIVER_CHILD=1", "ETHHOOK_DELIVER_CHILD_DB="+url,
-		"ETHHOOK_DELIVER_CHILD_PREFIX="+e.prefix, "ETHHOOK_DELIVER_CHILD_KEY="+hex.EncodeToString(key),
-		"ETHHOOK_DELIVER_CHILD_LEASE=1h")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd := e.startChild(t, "ETHHOOK_DELIVER_CHILD_LEASE=1h")
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	ctx := context.Background()
 	// Wait until the child's liveness record lists all 20 attempts.
@@ -96,7 +71,7 @@ func TestKilledProcessMessagesAreRetriedByAnotherBeforeTheirLeasesRunOut(t *test
 		e.waitState(t, id, hook.StateSucceeded)
 	}
 	var interrupted int
-	if err := pool.QueryRow(ctx, `SELECT count(*) FROM delivery_history WHERE error_class = 'interrupted' AND attempt = 1`).Scan(&interrupted); err != nil {
+	if err := e.pool.QueryRow(ctx, `SELECT count(*) FROM delivery_history WHERE error_class = 'interrupted' AND attempt = 1`).Scan(&interrupted); err != nil {
 		t.Fatal(err)
 	}
 	if interrupted != len(ids) {
