@@ -20,7 +20,7 @@ RUN_ENV := ETHHOOK_LOG_FORMAT=console
 SECRETS_FILE ?= .ethhook/secrets.env
 LOAD_SECRETS = while IFS='=' read -r k v; do if [[ $$k == ETHHOOK_* && -z "$${!k:-}" ]]; then export "$$k=$$v"; fi; done < $(SECRETS_FILE)
 
-.PHONY: help build run services test test/unit test/browser test/faults test/cluster lint bench clean
+.PHONY: help build run services test test/unit test/browser test/faults test/cluster lint bench soak fresh-check clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z/_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -31,8 +31,11 @@ build: ## build bin/ethhook
 services: ## make sure Postgres and Redis run (installs them from Debian packages when missing)
 	@scripts/services.sh
 
-run: build ## run the whole pipeline on the built-in devnet (installs Postgres/Redis if needed)
+# services.sh runs before the build: on a fresh machine it installs the CA
+# certificates Go needs to download the modules.
+run: ## run the whole pipeline on the built-in devnet (installs Postgres/Redis if needed)
 	@ETHHOOK_TEST_DATABASE_URL=$$ETHHOOK_DATABASE_URL ETHHOOK_TEST_REDIS_URL=$$ETHHOOK_REDIS_URL scripts/services.sh --create-db $$(basename "$${ETHHOOK_DATABASE_URL%%\?*}")
+	@$(MAKE) --no-print-directory build
 	@$(BIN) secrets init --file $(SECRETS_FILE)
 	@$(LOAD_SECRETS) && $(RUN_ENV) $(BIN) migrate up && $(RUN_ENV) $(BIN) serve --all
 
@@ -55,6 +58,12 @@ test/faults: services ## kill, restart and cut every part of the pipeline under 
 
 test/cluster: services ## the pipeline split by roles on a 3-master, 3-replica Redis Cluster; kill -9 a master mid-load, account every webhook
 	$(GO) test -tags faults -count=1 -p 1 -timeout 15m -v -run '^TestCluster$$' ./faults/ | grep --line-buffered -v "^=== "; exit $${PIPESTATUS[0]}
+
+soak: ## serve --all on the devnet at SOAK_RATE events/s (1000) for SOAK_DURATION (1h); writes docs/soak/soak.{csv,png}; fails if anything keeps growing (not in CI)
+	SOAK_OUT=$${SOAK_OUT:-docs/soak} $(GO) test -tags 'faults soak' -count=1 -p 1 -timeout 0 -v -run '^TestSoak$$' ./faults/ | grep --line-buffered -v "^=== "; exit $${PIPESTATUS[0]}
+
+fresh-check: ## prove the quick start on a debootstrapped Debian bookworm root (root, network, ~30 min; not in CI)
+	@scripts/fresh-check.sh
 
 test/clean:
 	@$(GO) run ./internal/testenv/cleanup

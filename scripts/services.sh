@@ -24,11 +24,28 @@ hostport() {
   [ "$host" = "$rest" ] && port=$2
   echo "$host" "$port"
 }
+# su runs the command in the caller's directory, which the postgres user
+# may not enter (a checkout under /root): "could not change directory".
+as_postgres() { (cd / && su postgres -c "$1"); }
 reachable() { timeout 2 bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null; }
 is_local() { case "$1" in 127.0.0.1|localhost|::1) return 0;; *) return 1;; esac; }
 
 read -r PG_HOST PG_PORT < <(hostport "$PG_URL" 5432)
 read -r REDIS_HOST REDIS_PORT < <(hostport "$REDIS_URL" 6379)
+
+# Go needs a CA bundle to download modules (proxy.golang.org is HTTPS) and
+# a minimal Debian (debootstrap, a container image) has none: install it
+# as root, else say what is missing. Not fatal: a filled module cache or a
+# GOPROXY without TLS gets by without it.
+if [ ! -s /etc/ssl/certs/ca-certificates.crt ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "services: installing ca-certificates from Debian packages (Go downloads modules over HTTPS)" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ca-certificates >/dev/null
+  else
+    echo "services: no CA bundle (/etc/ssl/certs/ca-certificates.crt): Go cannot download modules; install ca-certificates" >&2
+  fi
+fi
 
 need_pg=0; need_redis=0
 reachable "$PG_HOST" "$PG_PORT" || need_pg=1
@@ -57,8 +74,8 @@ if [ $need_pg = 1 ] || [ $need_redis = 1 ]; then
     explain "They are not running, and this script can install them only as root on a Debian-based system."
   fi
   export DEBIAN_FRONTEND=noninteractive
-  pkgs=()
-  if [ $need_pg = 1 ] && ! ls /etc/postgresql/*/main >/dev/null 2>&1; then pkgs+=(postgresql postgresql-client); fi
+  pkgs=(); installed_pg=0
+  if [ $need_pg = 1 ] && ! ls /etc/postgresql/*/main >/dev/null 2>&1; then pkgs+=(postgresql postgresql-client); installed_pg=1; fi
   if [ $need_redis = 1 ] && ! command -v redis-server >/dev/null; then pkgs+=(redis-server); fi
   if [ ${#pkgs[@]} -gt 0 ]; then
     echo "services: installing ${pkgs[*]} from Debian packages" >&2
@@ -68,14 +85,29 @@ if [ $need_pg = 1 ] || [ $need_redis = 1 ]; then
   if [ $need_pg = 1 ]; then
     ver=$(ls /etc/postgresql | sort -V | tail -1)
     conf=/etc/postgresql/$ver/main/postgresql.conf
-    grep -q "^listen_addresses = 'localhost'" "$conf" || echo "listen_addresses = 'localhost'" >> "$conf"
+    # On a machine with systemd (or any init that runs the package's start
+    # script) installing postgresql has just started the cluster on the
+    # default port 5432: set our port, then restart it. A cluster that ran
+    # before this script is someone's: it is not moved to another port.
+    status=$(pg_lsclusters -h "$ver" main 2>/dev/null | awk '{print $4}')
+    running_port=$(pg_lsclusters -h "$ver" main 2>/dev/null | awk '{print $3}')
+    if [ "$status" = online ] && [ "$running_port" != "$PG_PORT" ] && [ $installed_pg = 0 ]; then
+      explain "PostgreSQL $ver already runs on port $running_port: point ETHHOOK_DATABASE_URL (and ETHHOOK_TEST_DATABASE_URL) at it, or change its port yourself."
+    fi
+    sed -i -E "s/^#?listen_addresses = .*/listen_addresses = 'localhost'/; s/^#?port = [0-9]+/port = $PG_PORT/" "$conf"
     grep -q "^port = $PG_PORT" "$conf" || echo "port = $PG_PORT" >> "$conf"
-    echo "services: starting PostgreSQL $ver on 127.0.0.1:$PG_PORT" >&2
-    pg_ctlcluster --skip-systemctl-redirect "$ver" main start 2>/dev/null || pg_ctlcluster "$ver" main start
+    grep -q "^listen_addresses = 'localhost'" "$conf" || echo "listen_addresses = 'localhost'" >> "$conf"
+    action=start; [ "$status" = online ] && action=restart
+    echo "services: ${action}ing PostgreSQL $ver on 127.0.0.1:$PG_PORT" >&2
+    if [ -d /run/systemd/system ]; then
+      pg_ctlcluster "$ver" main "$action" # redirected to systemctl, which keeps supervising it
+    else
+      pg_ctlcluster --skip-systemctl-redirect "$ver" main "$action"
+    fi
     for _ in $(seq 1 30); do reachable 127.0.0.1 "$PG_PORT" && break; sleep 1; done
     # The URLs carry the password 'postgres'; a trust-auth server ignores it.
-    su postgres -c "psql -p $PG_PORT -qc \"ALTER USER postgres PASSWORD 'postgres'\"" >/dev/null
-    su postgres -c "psql -p $PG_PORT -tAc \"SELECT 1 FROM pg_database WHERE datname='test'\"" | grep -q 1 || su postgres -c "createdb -p $PG_PORT test"
+    as_postgres "psql -p $PG_PORT -qc \"ALTER USER postgres PASSWORD 'postgres'\"" >/dev/null
+    as_postgres "psql -p $PG_PORT -tAc \"SELECT 1 FROM pg_database WHERE datname='test'\"" | grep -q 1 || as_postgres "createdb -p $PG_PORT test"
   fi
   if [ $need_redis = 1 ]; then
     echo "services: starting Redis on 127.0.0.1:$REDIS_PORT" >&2

@@ -1,0 +1,96 @@
+//go:build faults && soak
+
+package faults
+
+import (
+	"fmt"
+	"image/color"
+	"os"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/font"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
+)
+
+// plotSoak draws one panel per metric against minutes, with the end of the
+// warm-up marked: what the verdict judges is right of that line.
+func plotSoak(path string, samples []soakSample, cfg soakConfig) error {
+	const mib = 1 << 20
+	panels := []struct {
+		title, unit string
+		get         func(soakSample) float64
+	}{
+		{"RSS of serve --all", "MiB", func(s soakSample) float64 { return s.rss / mib }},
+		{"goroutines of serve --all", "", func(s soakSample) float64 { return s.goroutines }},
+		{"database size (pg_database_size)", "MiB", func(s soakSample) float64 { return s.dbSize / mib }},
+		{"Redis used_memory", "MiB", func(s soakSample) float64 { return s.redisMem / mib }},
+		{"backlog (messages not yet delivered)", "messages", func(s soakSample) float64 { return s.backlog }},
+		{"p99 delivery latency (mined -> acknowledged)", "s", func(s soakSample) float64 { return s.p99.Seconds() }},
+		{"webhooks acknowledged", "per s", func(s soakSample) float64 { return s.ackRate }},
+	}
+	rows := make([][]*plot.Plot, len(panels))
+	warm := cfg.warmup.Minutes()
+	for i, pn := range panels {
+		p := plot.New()
+		p.Title.Text = pn.title
+		p.X.Label.Text = "minutes"
+		p.Y.Label.Text = pn.unit
+		p.Y.Min = 0
+		pts := make(plotter.XYs, len(samples))
+		top := 0.0
+		for j, s := range samples {
+			pts[j].X, pts[j].Y = s.elapsed.Minutes(), pn.get(s)
+			top = max(top, pts[j].Y)
+		}
+		l, err := plotter.NewLine(pts)
+		if err != nil {
+			return fmt.Errorf("%s: %w", pn.title, err)
+		}
+		l.Color = color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff}
+		l.Width = vg.Points(1.5)
+		sc, err := plotter.NewScatter(pts)
+		if err != nil {
+			return fmt.Errorf("%s: %w", pn.title, err)
+		}
+		sc.GlyphStyle.Radius = vg.Points(1.5)
+		sc.GlyphStyle.Color = l.Color
+		p.Add(plotter.NewGrid(), l, sc)
+		if top == 0 {
+			top = 1
+		}
+		p.Y.Max = top * 1.1
+		mark, err := plotter.NewLine(plotter.XYs{{X: warm, Y: 0}, {X: warm, Y: p.Y.Max}})
+		if err != nil {
+			return err
+		}
+		mark.Color = color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff}
+		mark.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
+		p.Add(mark)
+		rows[i] = []*plot.Plot{p}
+	}
+	const w, h = 8 * vg.Inch, 2.1 * vg.Inch
+	img := vgimg.New(w, h*vg.Length(len(panels)))
+	dc := draw.New(img)
+	// A title line for the whole figure.
+	title := fmt.Sprintf("ethhook soak: %s (dashed: end of warm-up)", cfg)
+	dc.FillText(draw.TextStyle{Color: color.Black, Font: font.From(plot.DefaultFont, 11), Handler: plot.DefaultTextHandler,
+		XAlign: draw.XCenter, YAlign: draw.YTop}, vg.Point{X: w / 2, Y: dc.Max.Y - vg.Points(4)}, title)
+	dc.Max.Y -= vg.Points(18)
+	t := draw.Tiles{Rows: len(panels), Cols: 1, PadY: vg.Points(6), PadX: vg.Points(6), PadTop: vg.Points(4), PadBottom: vg.Points(4)}
+	cv := plot.Align(rows, t, dc)
+	for i := range rows {
+		rows[i][0].Draw(cv[i][0])
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
