@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"image/color"
 	"os"
+	"strings"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/font"
@@ -38,7 +39,7 @@ func plotSoak(path string, samples []soakSample, cfg soakConfig) error {
 		p.Title.Text = pn.title
 		p.X.Label.Text = "minutes"
 		p.Y.Label.Text = pn.unit
-		p.Y.Min = 0
+		p.Y.Min, p.X.Min = 0, 0
 		pts := make(plotter.XYs, len(samples))
 		top := 0.0
 		for j, s := range samples {
@@ -75,10 +76,15 @@ func plotSoak(path string, samples []soakSample, cfg soakConfig) error {
 	img := vgimg.New(w, h*vg.Length(len(panels)))
 	dc := draw.New(img)
 	// A title line for the whole figure.
-	title := fmt.Sprintf("ethhook soak: %s (dashed: end of warm-up)", cfg)
-	dc.FillText(draw.TextStyle{Color: color.Black, Font: font.From(plot.DefaultFont, 11), Handler: plot.DefaultTextHandler,
-		XAlign: draw.XCenter, YAlign: draw.YTop}, vg.Point{X: w / 2, Y: dc.Max.Y - vg.Points(4)}, title)
-	dc.Max.Y -= vg.Points(18)
+	style := draw.TextStyle{Color: color.Black, Font: font.From(plot.DefaultFont, 10), Handler: plot.DefaultTextHandler,
+		XAlign: draw.XCenter, YAlign: draw.YTop}
+	for i, line := range []string{
+		fmt.Sprintf("ethhook soak: serve --all at %d events/s (%d logs every %s) for %s, sampled every %s", cfg.rate, cfg.logsPerBlock, cfg.blockTime, cfg.duration, cfg.sample),
+		fmt.Sprintf("judged after the warm-up of %s (dashed line); retention: %s", cfg.warmup, strings.Join(cfg.retentionVariablesNames, " ")),
+	} {
+		dc.FillText(style, vg.Point{X: w / 2, Y: dc.Max.Y - vg.Points(4+14*float64(i))}, line)
+	}
+	dc.Max.Y -= vg.Points(34)
 	t := draw.Tiles{Rows: len(panels), Cols: 1, PadY: vg.Points(6), PadX: vg.Points(6), PadTop: vg.Points(4), PadBottom: vg.Points(4)}
 	cv := plot.Align(rows, t, dc)
 	for i := range rows {
