@@ -24,6 +24,9 @@
 #   FRESH_RUN_SECONDS  how long `make run` runs (default 60)
 #   FRESH_SKIP_TEST=1  skip `make test` (to iterate on the make run part)
 #   FRESH_MIRROR   Debian mirror (default http://deb.debian.org/debian)
+#   FRESH_EXTRA_CA local CA certificates to trust once ca-certificates is
+#                  installed (default /usr/local/share/ca-certificates/*.crt,
+#                  e.g. a TLS-intercepting proxy's; empty on most machines)
 set -euo pipefail
 
 [ "$(id -u)" = 0 ] || { echo "fresh-check: run as root (debootstrap, chroot, mount)" >&2; exit 1; }
@@ -72,12 +75,8 @@ if [ "${FRESH_REBOOTSTRAP:-0}" = 1 ] || [ ! -e "$DIR/base/.ethhook-base-ok" ]; t
 fi
 
 # --- a fresh copy of it, with mounts and a cleanup that undoes them ----------
-in_root() { # pids of processes whose root directory is the chroot
-  local p
-  for p in /proc/[0-9]*; do
-    [ "$(readlink "$p/root" 2>/dev/null)" = "$ROOT" ] && echo "${p#/proc/}"
-  done
-  return 0
+in_root() { # pids of processes whose root directory is the chroot (one find, not a readlink per process)
+  find /proc -mindepth 2 -maxdepth 2 -name root -lname "$ROOT" 2>/dev/null | cut -d/ -f3
 }
 WATCH_PID=""
 cleanup() {
@@ -107,6 +106,15 @@ cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
 # Redis on 6379 of the shared network. Deny them, as a container does.
 # (scripts/services.sh also handles a cluster that the install did start.)
 printf '#!/bin/sh\nexit 101\n' > "$ROOT/usr/sbin/policy-rc.d" && chmod 755 "$ROOT/usr/sbin/policy-rc.d"
+# This machine's own local CAs (a TLS-intercepting egress proxy, a company
+# CA) go where Debian's ca-certificates picks them up when it is installed:
+# until then the root still has no CA bundle, as on a fresh machine.
+extra_ca=$(ls ${FRESH_EXTRA_CA:-/usr/local/share/ca-certificates/*.crt} 2>/dev/null || true)
+if [ -n "$extra_ca" ]; then
+  mkdir -p "$ROOT/usr/local/share/ca-certificates"
+  cp $extra_ca "$ROOT/usr/local/share/ca-certificates/"
+  say "local CAs of this machine copied to the root's /usr/local/share/ca-certificates (used once ca-certificates is installed): $(echo $extra_ca | xargs -n1 basename | tr '\n' ' ')"
+fi
 
 phase "Go copied in from $GOSRC ($("$GOSRC/bin/go" version | awk '{print $3}'))"
 cp -a "$GOSRC" "$ROOT/usr/local/go"
