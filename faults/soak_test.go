@@ -26,7 +26,8 @@ import (
 // variable of the environment is passed to serve, and with none set the
 // soak sets ETHHOOK_RETENTION_MESSAGES and ETHHOOK_RETENTION_HISTORY to
 // SOAK_RETENTION (10m). A binary that does not know them ignores them (and
-// its database grows: the soak says so).
+// its database grows: the soak says so). The events stream is capped at two
+// minutes of events (ETHHOOK_INGEST_STREAM_MAX_LEN, unless set).
 func TestSoak(t *testing.T) {
 	cfg := soakConfigFromEnv(t)
 	t.Logf("soak: %s", cfg)
@@ -188,6 +189,15 @@ func soakConfigFromEnv(t *testing.T) soakConfig {
 			ret = "10m"
 		}
 		c.env["ETHHOOK_RETENTION_MESSAGES"], c.env["ETHHOOK_RETENTION_HISTORY"] = ret, ret
+	}
+	// The events stream is retention too: by default it keeps 1,000,000
+	// entries (about 1.1 KB each for the devnet's logs: 1.1 GB of Redis),
+	// which at 100 events/s takes 3 hours to reach. Two minutes of events
+	// (at least the binary's minimum, 1,000) reach it within the warm-up.
+	if os.Getenv("ETHHOOK_INGEST_STREAM_MAX_LEN") == "" {
+		c.env["ETHHOOK_INGEST_STREAM_MAX_LEN"] = strconv.Itoa(max(1000, 120*c.rate))
+	} else {
+		c.env["ETHHOOK_INGEST_STREAM_MAX_LEN"] = os.Getenv("ETHHOOK_INGEST_STREAM_MAX_LEN")
 	}
 	for k, v := range c.env {
 		c.retentionVariablesNames = append(c.retentionVariablesNames, k+"="+v)
