@@ -56,10 +56,11 @@ explain() {
 EthHook needs PostgreSQL (>= 13) at $PG_HOST:$PG_PORT and Redis (>= 6.2) at $REDIS_HOST:$REDIS_PORT.
 $1
 Either start them yourself, e.g. on Debian/Ubuntu as root:
-  apt-get update && apt-get install -y postgresql redis-server
-  pg_ctlcluster --skip-systemctl-redirect \$(ls /etc/postgresql) main start
-  su postgres -c "psql -c \"ALTER USER postgres PASSWORD 'postgres'\"" && su postgres -c "createdb test"
-  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
+  apt-get update && apt-get install -y postgresql redis-server ca-certificates
+  sed -i 's/^#\?port = .*/port = $PG_PORT/' /etc/postgresql/*/main/postgresql.conf
+  pg_ctlcluster --skip-systemctl-redirect \$(ls /etc/postgresql) main restart
+  cd / && su postgres -c "psql -p $PG_PORT -c \"ALTER USER postgres PASSWORD 'postgres'\"" && su postgres -c "createdb -p $PG_PORT test"
+  redis-server --daemonize yes --bind 127.0.0.1 --port $REDIS_PORT --save "" --appendonly no
 or with Docker:  docker compose up -d postgres redis
 or point ETHHOOK_DATABASE_URL / ETHHOOK_REDIS_URL (and ETHHOOK_TEST_*) at servers you have.
 MSG
