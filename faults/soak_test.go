@@ -26,11 +26,24 @@ import (
 // variable of the environment is passed to serve, and with none set the
 // soak sets ETHHOOK_RETENTION_MESSAGES and ETHHOOK_RETENTION_HISTORY to
 // SOAK_RETENTION (10m). A binary that does not know them ignores them (and
-// its database grows: the soak says so). The events stream is capped at two
+// its database grows: the soak says so). SOAK_REPLOT=<csv> only draws the
+// plot of an earlier run again (with the same SOAK_* settings). The events stream is capped at two
 // minutes of events (ETHHOOK_INGEST_STREAM_MAX_LEN, unless set).
 func TestSoak(t *testing.T) {
 	cfg := soakConfigFromEnv(t)
 	t.Logf("soak: %s", cfg)
+	if in := os.Getenv("SOAK_REPLOT"); in != "" {
+		samples, err := readSoakCSV(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := filepath.Join(cfg.out, "soak.png")
+		if err := plotSoak(out, samples, cfg); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Printf("soak: plotted %d samples of %s to %s\n", len(samples), in, out)
+		return
+	}
 
 	c := newCluster(t, options{all: true, privatePG: true, blockTime: cfg.blockTime, logsPerBlock: cfg.logsPerBlock,
 		startAtHead: true, env: cfg.env})

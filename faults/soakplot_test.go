@@ -3,10 +3,13 @@
 package faults
 
 import (
+	"encoding/csv"
 	"fmt"
 	"image/color"
 	"os"
+	"strconv"
 	"strings"
+	"time"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/font"
@@ -72,19 +75,21 @@ func plotSoak(path string, samples []soakSample, cfg soakConfig) error {
 		p.Add(mark)
 		rows[i] = []*plot.Plot{p}
 	}
-	const w, h = 8 * vg.Inch, 2.1 * vg.Inch
+	const w, h = 9 * vg.Inch, 2.1 * vg.Inch
 	img := vgimg.New(w, h*vg.Length(len(panels)))
 	dc := draw.New(img)
 	// A title line for the whole figure.
-	style := draw.TextStyle{Color: color.Black, Font: font.From(plot.DefaultFont, 10), Handler: plot.DefaultTextHandler,
+	style := draw.TextStyle{Color: color.Black, Font: font.From(plot.DefaultFont, 9), Handler: plot.DefaultTextHandler,
 		XAlign: draw.XCenter, YAlign: draw.YTop}
-	for i, line := range []string{
-		fmt.Sprintf("ethhook soak: serve --all at %d events/s (%d logs every %s) for %s, sampled every %s", cfg.rate, cfg.logsPerBlock, cfg.blockTime, cfg.duration, cfg.sample),
-		fmt.Sprintf("judged after the warm-up of %s (dashed line); retention: %s", cfg.warmup, strings.Join(cfg.retentionVariablesNames, " ")),
-	} {
-		dc.FillText(style, vg.Point{X: w / 2, Y: dc.Max.Y - vg.Points(4+14*float64(i))}, line)
+	lines := []string{
+		fmt.Sprintf("ethhook soak: serve --all at %d events/s (%d logs every %s) for %s, sampled every %s, judged after the warm-up of %s (dashed line)",
+			cfg.rate, cfg.logsPerBlock, cfg.blockTime, cfg.duration, cfg.sample, cfg.warmup),
+		"settings: " + strings.Join(cfg.retentionVariablesNames, " "),
 	}
-	dc.Max.Y -= vg.Points(34)
+	for i, line := range lines {
+		dc.FillText(style, vg.Point{X: w / 2, Y: dc.Max.Y - vg.Points(4+12*float64(i))}, line)
+	}
+	dc.Max.Y -= vg.Points(30)
 	t := draw.Tiles{Rows: len(panels), Cols: 1, PadY: vg.Points(6), PadX: vg.Points(6), PadTop: vg.Points(4), PadBottom: vg.Points(4)}
 	cv := plot.Align(rows, t, dc)
 	for i := range rows {
@@ -99,4 +104,33 @@ func plotSoak(path string, samples []soakSample, cfg soakConfig) error {
 		return err
 	}
 	return f.Close()
+}
+
+// readSoakCSV reads a table writeSoakCSV wrote (SOAK_REPLOT: draw the plot
+// again, e.g. after changing it, without running the soak again).
+func readSoakCSV(path string) ([]soakSample, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		return nil, err
+	}
+	var out []soakSample
+	for i, r := range rows {
+		if i == 0 || len(r) != len(soakHeader) {
+			continue
+		}
+		v := make([]float64, len(r))
+		for j, c := range r {
+			if v[j], err = strconv.ParseFloat(c, 64); err != nil {
+				return nil, fmt.Errorf("%s line %d column %s: %w", path, i+1, soakHeader[j], err)
+			}
+		}
+		out = append(out, soakSample{elapsed: time.Duration(v[0] * float64(time.Second)), rss: v[1], goroutines: v[2], dbSize: v[3],
+			redisMem: v[4], backlog: v[5], p99: time.Duration(v[6]) * time.Millisecond, ackRate: v[7], head: uint64(v[8])})
+	}
+	return out, nil
 }
