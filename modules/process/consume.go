@@ -241,6 +241,7 @@ func (m *Module) consume(ctx context.Context, chainID uint64, worker int) error 
 			continue
 		}
 		attempt = 0
+		m.noteLiveRead(len(entries))
 		if len(entries) == 0 {
 			continue
 		}
