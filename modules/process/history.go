@@ -297,3 +297,7 @@ func (m *Module) handleHistory(ctx context.Context, chainID uint64, key string, 
 	}
 	return nil
 }
+
+// SetHistoryRate sets the ceiling of history events/s per chain (tests and
+// benchmarks slow or speed history with it); call it before Run.
+func (m *Module) SetHistoryRate(n int) { m.historyRate = n }
