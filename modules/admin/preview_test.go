@@ -106,3 +106,40 @@ func TestDeadLettersAreListedAndReplayedByAdminsOnly(t *testing.T) {
 type errString string
 
 func (e errString) Error() string { return string(e) }
+
+// historyPreviewAndDeadLetters walks the history, preview and dead-letter
+// routes (TestEveryRouteHappyPath).
+func (h *harness) historyPreviewAndDeadLetters(t *testing.T, appID, tok string) {
+	ctx := context.Background()
+	node := devnet.New(devnet.Config{ChainID: config.DevnetChainID, Seed: 3, LogsPerBlock: 2})
+	node.Mine(20)
+	srv := httptest.NewServer(node.Handler())
+	defer srv.Close()
+	saved := h.m.chains
+	h.m.chains = []config.Chain{{Name: "devnet", ID: config.DevnetChainID, WSURLs: []string{"ws" + strings.TrimPrefix(srv.URL, "http") + "/"}}}
+	defer func() { h.m.chains = saved }()
+	base := "/api/v1/applications/" + appID + "/endpoints"
+	var pv previewView
+	h.must(200, "POST", base+"/preview", tok, map[string]any{"filter": map[string]any{"chains": []int{31337}}, "from_block": 1}).json(t, &pv)
+	if pv.ToBlock != 20 || pv.Matches == 0 {
+		t.Fatalf("preview %+v", pv)
+	}
+	var ep endpointCreated
+	h.must(201, "POST", base, tok, map[string]any{"url": "https://example.com/hist", "from_block": 5,
+		"filter": map[string]any{"chains": []int{31337}}}).json(t, &ep)
+	var hv historyView
+	h.must(200, "GET", base+"/"+ep.ID+"/history", tok, nil).json(t, &hv)
+	if hv.FromBlock != 5 || hv.State != "pending" {
+		t.Fatalf("history %+v", hv)
+	}
+	fields := map[string]string{"id": "31337:0xcd:0", "type": "log", "event": "{}"}
+	if err := deadletter.Move(ctx, h.m.rdb, h.keys, config.DevnetChainID, rueidis.XRangeEntry{ID: "1-1", FieldValues: fields}, errString("x"), 5); err != nil {
+		t.Fatal(err)
+	}
+	var list List[deadLetterView]
+	h.must(200, "GET", "/api/v1/dead-letters?limit=10", h.admin, nil).json(t, &list)
+	if len(list.Data) != 1 {
+		t.Fatalf("dead letters %+v", list)
+	}
+	h.must(202, "POST", "/api/v1/dead-letters/"+list.Data[0].ID+"/replay", h.admin, nil)
+}
