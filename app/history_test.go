@@ -32,7 +32,7 @@ import (
 // histEnv is ingest (with its historian) and process against a devnet
 // over real sockets, a fresh database and a key prefix of the shared Redis.
 type histEnv struct {
-	t       *testing.T
+	t       testing.TB
 	node    *devnet.Node
 	rdb     rueidis.Client
 	keys    hook.Keys
@@ -46,7 +46,7 @@ type histEnv struct {
 	stopMining                func()
 }
 
-func newHistEnv(t *testing.T, dc devnet.Config, premine int) *histEnv {
+func newHistEnv(t testing.TB, dc devnet.Config, premine int) *histEnv {
 	t.Helper()
 	rdb, prefix := testenv.Redis(t)
 	e := &histEnv{t: t, rdb: rdb, keys: hook.Keys{Prefix: prefix}, pool: testenv.PG(t),
@@ -124,7 +124,7 @@ func newHistEnv(t *testing.T, dc devnet.Config, premine int) *histEnv {
 	return e
 }
 
-func newDevnetServer(t *testing.T, n *devnet.Node) string {
+func newDevnetServer(t testing.TB, n *devnet.Node) string {
 	t.Helper()
 	srv := httptest.NewServer(n.Handler())
 	t.Cleanup(srv.Close)

@@ -43,10 +43,10 @@ type (
 		FromBlock uint64 `json:"from_block"`
 		ToBlock   uint64 `json:"to_block"`
 		// ScannedTo is the last block counted (below ToBlock when truncated).
-		ScannedTo uint64 `json:"scanned_to"`
-		Truncated bool   `json:"truncated"` // more than MaxPreviewLogs logs: counts cover from_block..scanned_to
-		Logs      int    `json:"logs"`      // logs of the filter's addresses/topics
-		Matches   int    `json:"matches"`   // messages the subscription would create: deliveries counted against the quota
+		ScannedTo uint64             `json:"scanned_to"`
+		Truncated bool               `json:"truncated"` // more than MaxPreviewLogs logs: counts cover from_block..scanned_to
+		Logs      int                `json:"logs"`      // logs of the filter's addresses/topics
+		Matches   int                `json:"matches"`   // messages the subscription would create: deliveries counted against the quota
 		Sample    []previewEvent     `json:"sample"`
 		Quota     tenant.QuotaStatus `json:"quota"` // the application's standing this month
 	}

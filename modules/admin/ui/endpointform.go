@@ -274,7 +274,7 @@ func parseEndpointForm(form url.Values) endpointForm {
 		OtherChains: form.Get("other_chains"), Addresses: form.Get("addresses"), Events: form["events"],
 		OtherEvents: form.Get("other_events"), ABI: strings.TrimSpace(form.Get("abi")), RawConds: form.Get("raw_conditions"),
 		Confirmations: strings.TrimSpace(form.Get("confirmations")), BatchMax: strings.TrimSpace(form.Get("batch_max")),
-		FromBlock:     strings.TrimSpace(form.Get("from_block")),
+		FromBlock:   strings.TrimSpace(form.Get("from_block")),
 		BatchWaitMS: strings.TrimSpace(form.Get("batch_wait_ms")), RateLimit: strings.TrimSpace(form.Get("rate_limit")),
 		RetrySchedule:  form.Get("retry_schedule"),
 		AllowRedirects: form.Get("allow_redirects") != "",
