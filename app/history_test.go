@@ -409,3 +409,30 @@ func TestHistoryResumesAfterRestart(t *testing.T) {
 	}
 	e.checkOnce(inHistory, want)
 }
+
+// TestHistoryOverItsEventBoundFails: a history whose range holds more
+// events than the bound ends failed with an error naming the bound, and
+// the endpoint keeps its live delivery.
+func TestHistoryOverItsEventBoundFails(t *testing.T) {
+	e := newHistEnv(t, devnet.Config{Seed: 43, LogsPerBlock: 3, FixedLogs: true}, 100)
+	e.histOpt.MaxEvents = 50
+	e.startIngest()
+	e.startProcess()
+	e.waitFor("ingest's first block", func() bool { return e.cursor() > 0 })
+	from := uint64(1)
+	ep := e.create(endpoint.Input{URL: "https://receiver.example/hist", FromBlock: &from, Filter: hook.Filter{Chains: []uint64{config.DevnetChainID}}})
+	e.waitFor("history failed", func() bool { return e.history(ep.ID).State == hook.HistoryFailed })
+	if h := e.history(ep.ID); !strings.Contains(h.Error, "MaxHistoryEvents") || !strings.Contains(h.Error, "50") {
+		t.Fatalf("failed history's error: %q", h.Error)
+	}
+	start := e.cursor()
+	e.mine()
+	e.waitFor("live messages after the failure", func() bool {
+		for _, m := range e.messages(ep.ID) {
+			if uint64(m.block) > start {
+				return true
+			}
+		}
+		return false
+	})
+}

@@ -48,6 +48,9 @@ type HistoryOptions struct {
 	MaxQueued int64
 	// Poll is how often an idle historian looks for work (default 1s).
 	Poll time.Duration
+	// MaxEvents fails a history with more events (default
+	// endpoint.MaxHistoryEvents; tests lower it).
+	MaxEvents int64
 }
 
 func (o HistoryOptions) withDefaults() HistoryOptions {
@@ -59,6 +62,9 @@ func (o HistoryOptions) withDefaults() HistoryOptions {
 	}
 	if o.Poll <= 0 {
 		o.Poll = time.Second
+	}
+	if o.MaxEvents <= 0 || o.MaxEvents > epsvc.MaxHistoryEvents {
+		o.MaxEvents = epsvc.MaxHistoryEvents
 	}
 	return o
 }

@@ -11,7 +11,6 @@ import (
 	"github.com/redis/rueidis"
 	"go.uber.org/zap"
 
-	epsvc "github.com/ethhook/ethhook/endpoint"
 	"github.com/ethhook/ethhook/hook"
 	"github.com/ethhook/ethhook/internal/sleep"
 	"github.com/ethhook/ethhook/modules/ingest/rpc"
@@ -92,9 +91,9 @@ func (h *historian) fetch(ctx context.Context, j *job, q map[string]any, log *za
 		}
 		failures = 0
 		h.span.observe(tried, bytes)
-		if j.events+int64(len(logs)) > epsvc.MaxHistoryEvents {
+		if j.events+int64(len(logs)) > h.opt.MaxEvents {
 			return failf("blocks %d..%d hold more than %d matching events (MaxHistoryEvents); narrow the filter or pick a later from_block",
-				j.from, end, epsvc.MaxHistoryEvents)
+				j.from, end, h.opt.MaxEvents)
 		}
 		evs, err := h.events(ctx, conn, logs)
 		if err != nil {
