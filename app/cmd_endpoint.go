@@ -176,6 +176,7 @@ func newEndpointCmd(rt *Runtime) *cobra.Command {
 	}
 
 	var cf endpointFlags
+	var fromBlock int64
 	create := &cobra.Command{
 		Use:   "create --app ID --url URL --chain CHAIN [flags]",
 		Short: "Create an endpoint; prints its id and signing secret (shown only now)",
@@ -189,6 +190,13 @@ func newEndpointCmd(rt *Runtime) *cobra.Command {
 				BatchWaitMS: cf.batchWaitMS, RateLimit: cf.rateLimit, RetrySchedule: splitSchedule(cf.retry), AllowRedirects: cf.allowRedirects}
 			if cf.confirmations >= 0 {
 				in.Confirmations = &cf.confirmations
+			}
+			if c.Flags().Changed("from-block") {
+				if fromBlock < 0 {
+					return fmt.Errorf("--from-block: must be a block number, 0 or more, got %d", fromBlock)
+				}
+				n := uint64(fromBlock)
+				in.FromBlock = &n
 			}
 			e, secret, err := svc.Create(c.Context(), scope, appID, in)
 			if err != nil {
@@ -206,6 +214,7 @@ func newEndpointCmd(rt *Runtime) *cobra.Command {
 		}),
 	}
 	cf.register(create)
+	create.Flags().Int64Var(&fromBlock, "from-block", 0, "also deliver the matching events from this block up to now (history; needs exactly one --chain)")
 
 	var cursor string
 	var limit int

@@ -96,7 +96,12 @@ var moduleSpecs = []moduleSpec{
 		if err != nil {
 			return nil, err
 		}
-		return ingest.New(rt.Cfg, chains, rdb, chaincursor.New(pool), logFor(rt, "ingest"), rt.Registry)
+		im, err := ingest.New(rt.Cfg, chains, rdb, chaincursor.New(pool), logFor(rt, "ingest"), rt.Registry)
+		if err != nil {
+			return nil, err
+		}
+		im.EnableHistory(pool, ingest.HistoryOptions{}) // endpoints created with from_block
+		return im, nil
 	}},
 	{name: "process", needsPG: true, build: func(ctx context.Context, rt *Runtime, o runOptions) (Module, error) {
 		pool, err := rt.Postgres(ctx)

@@ -36,6 +36,11 @@ type Process struct {
 	// in the events stream (and ingest holds back after it) instead of
 	// growing Redis without bound (ETHHOOK_PROCESS_MAX_QUEUED_JOBS).
 	MaxQueuedJobs int64 `mapstructure:"max_queued_jobs"`
+	// PoisonTries is how many times process tries a stream entry that
+	// fails on its own (a data error, not an outage) before it moves the
+	// entry to the chain's dead-letter stream, so it no longer holds later
+	// entries and confirmations back (ETHHOOK_PROCESS_POISON_TRIES).
+	PoisonTries int `mapstructure:"poison_tries"`
 }
 
 // DefaultProcess holds the process defaults.
@@ -47,7 +52,7 @@ func DefaultProcess() Process {
 	return Process{
 		ClaimIdle: 30 * time.Second, ReadCount: 500, Consumer: host, Workers: 4,
 		BlockTimeout: time.Second, RefreshInterval: time.Minute, ReleaseInterval: 200 * time.Millisecond,
-		HoldRetention: 24 * time.Hour, MaxQueuedJobs: 1_000_000,
+		HoldRetention: 24 * time.Hour, MaxQueuedJobs: 1_000_000, PoisonTries: 5,
 	}
 }
 
@@ -77,6 +82,9 @@ func (c Process) Validate() error {
 	}
 	if c.MaxQueuedJobs < 1000 {
 		errs = append(errs, fmt.Errorf("process.max_queued_jobs (ETHHOOK_PROCESS_MAX_QUEUED_JOBS): must be at least 1000, got %d", c.MaxQueuedJobs))
+	}
+	if c.PoisonTries < 1 || c.PoisonTries > 100 {
+		errs = append(errs, fmt.Errorf("process.poison_tries (ETHHOOK_PROCESS_POISON_TRIES): must be 1..100, got %d", c.PoisonTries))
 	}
 	if c.HoldRetention < time.Minute {
 		errs = append(errs, fmt.Errorf("process.hold_retention: must be at least 1m, got %s", c.HoldRetention))

@@ -83,6 +83,9 @@ type Input struct {
 	RateLimit      int      `json:"rate_limit"`
 	RetrySchedule  []string `json:"retry_schedule"`
 	AllowRedirects bool     `json:"allow_redirects"`
+	// FromBlock, when set, also delivers the matching events from this
+	// block up to the live head (the endpoint's history; see history.go).
+	FromBlock *uint64 `json:"from_block,omitempty"`
 }
 
 // Patch changes an endpoint; nil fields stay as they are.
@@ -306,6 +309,11 @@ func (s *Service) Create(ctx context.Context, scope hook.Scope, appID string, in
 	if err := validate(&e); err != nil {
 		return hook.Endpoint{}, "", err
 	}
+	if fields := map[string]string{}; in.FromBlock != nil {
+		if s.checkFromBlock(ctx, in.FromBlock, e.Filter, fields); len(fields) > 0 {
+			return hook.Endpoint{}, "", &ValidationError{Fields: fields}
+		}
+	}
 	secret, err := sign.NewSecret()
 	if err != nil {
 		return hook.Endpoint{}, "", fmt.Errorf("new signing secret: %w", err)
@@ -341,6 +349,9 @@ func (s *Service) Create(ctx context.Context, scope hook.Scope, appID string, in
 		if e, err = scan(row); err != nil {
 			return fmt.Errorf("insert endpoint: %w", err)
 		}
+		if err := insertHistory(ctx, tx, &e, in.FromBlock); err != nil {
+			return err
+		}
 		return notify(ctx, tx, e.ID)
 	})
 	if err != nil {
@@ -361,6 +372,9 @@ func (s *Service) Get(ctx context.Context, scope hook.Scope, appID, id string) (
 	}
 	if err != nil {
 		return e, fmt.Errorf("get endpoint %s: %w", id, err)
+	}
+	if e.History, err = LoadHistory(ctx, s.pool, e.ID); err != nil {
+		return e, err
 	}
 	return e, nil
 }

@@ -26,6 +26,9 @@ type Endpoint struct {
 	AllowRedirects bool      `json:"allow_redirects"` // follow HTTP redirects when delivering
 	CreatedAt      time.Time `json:"created_at"`
 	UpdatedAt      time.Time `json:"updated_at"`
+	// History is set for an endpoint created with from_block (filled by
+	// the endpoint service's Create and Get, not by the pipeline's loads).
+	History *History `json:"history,omitempty"`
 }
 
 // Batching reports whether the endpoint gets batch payloads.

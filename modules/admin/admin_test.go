@@ -188,6 +188,7 @@ func TestEveryRouteHappyPath(t *testing.T) {
 	}
 
 	h.endpointsAndMessages(t, app.ID, a)
+	h.historyPreviewAndDeadLetters(t, app.ID, a)
 
 	var u userView
 	h.must(201, "POST", "/api/v1/users", a, userCreate{Email: "m@example.com", Password: "member-password", AppIDs: []string{app.ID}}).json(t, &u)

@@ -283,6 +283,7 @@ func (m *Module) buildRouter() {
 	m.e = e
 	m.api = e.Group(Prefix)
 	m.routes = append(append(m.apiRoutes(), m.endpointRoutes()...), m.messageRoutes()...)
+	m.routes = append(append(m.routes, m.previewRoutes()...), m.historyRoutes()...)
 	m.openapi = m.OpenAPI()
 	for _, r := range m.routes {
 		var mw []echo.MiddlewareFunc

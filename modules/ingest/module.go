@@ -19,6 +19,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/rueidis"
 	"go.uber.org/zap"
@@ -36,6 +37,10 @@ type Module struct {
 	cursors *chaincursor.Store // durable chain cursors; nil: Redis only
 	runners []*chainRunner
 	started atomic.Bool
+
+	// histPool, when set (EnableHistory), runs a historian per chain.
+	histPool *pgxpool.Pool
+	histOpt  HistoryOptions
 
 	// noRelease keeps the lease on stop, as a crash would (tests).
 	noRelease bool
@@ -127,6 +132,13 @@ func (m *Module) Run(ctx context.Context) error {
 			defer wg.Done()
 			r.supervise(ctx)
 		}()
+		if m.histPool != nil {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				newHistorian(r, m.histPool, m.histOpt).run(ctx)
+			}()
+		}
 	}
 	wg.Wait()
 	return nil

@@ -241,6 +241,7 @@ func (m *Module) consume(ctx context.Context, chainID uint64, worker int) error 
 			continue
 		}
 		attempt = 0
+		m.noteLiveRead(len(entries))
 		if len(entries) == 0 {
 			continue
 		}
@@ -248,23 +249,17 @@ func (m *Module) consume(ctx context.Context, chainID uint64, worker int) error 
 		if err != nil {
 			return err // Redis made the id: it cannot be malformed
 		}
-		// The same entries are retried until they are handled: while they
-		// are pending no later read raises the safe head past them.
-		for try := 0; ; try++ {
-			maxBlock, below, held, err := m.handle(ctx, chainID, entries)
-			if err == nil {
-				// The releaser has work only when the head may rise or a
-				// hold was added; its ticker covers batch timers.
-				if ht.finish(last, maxBlock, below) || held {
-					m.kickRelease(chainID)
-				}
-				break
-			}
-			if ctx.Err() != nil {
-				return nil
-			}
-			log.Warn("handle stream entries; retrying", zap.Int("entries", len(entries)), zap.Int("try", try), zap.Error(err))
-			sleep.For(ctx, backoff(try))
+		// The same entries are retried until they are handled (or an
+		// entry is dead-lettered, see poison.go): while they are pending
+		// no later read raises the safe head past them.
+		maxBlock, below, held, ok := m.handleRead(ctx, chainID, entries, log)
+		if !ok {
+			return nil
+		}
+		// The releaser has work only when the head may rise or a hold was
+		// added; its ticker covers batch timers.
+		if ht.finish(last, maxBlock, below) || held {
+			m.kickRelease(chainID)
 		}
 	}
 	return nil

@@ -73,6 +73,12 @@ type Module struct {
 	releaseCh map[uint64]chan struct{}
 	heads     map[uint64]*headTracker
 
+	// liveBusy is when a live read last took a full batch (history waits).
+	liveBusy atomic.Int64
+	// historyRate caps history events/s per chain; 0 = DefaultHistoryRate.
+	historyRate int
+	xmet        *extraMetrics // history and dead letters
+
 	// onQueued, when set (benchmarks), sees when each stream entry's output was queued.
 	onQueued func(entryID string, queuedAt time.Time)
 	// afterCommit, when set (tests), runs between a batch's commit and its queueing.
@@ -109,6 +115,9 @@ func New(cfg config.Config, pool *pgxpool.Pool, rdb rueidis.Client, chains []con
 		m.releaseCh[c.ID] = make(chan struct{}, 1)
 	}
 	m.delivery = m.newDeliveryGate()
+	if m.xmet, err = newExtraMetrics(reg); err != nil {
+		return nil, fmt.Errorf("process: register metrics: %w", err)
+	}
 	return m, nil
 }
 
@@ -153,6 +162,7 @@ func (m *Module) Run(ctx context.Context) error {
 			return nil
 		})
 		g.Go(func() error { return m.releaser(ctx, c.ID) })
+		g.Go(func() error { return m.consumeHistory(ctx, c.ID) })
 	}
 	err := g.Wait()
 	if ctx.Err() != nil {

@@ -71,11 +71,16 @@ func (a *endpointAdapter) Get(ctx context.Context, scope hook.Scope, appID, id s
 
 func (a *endpointAdapter) Create(ctx context.Context, scope hook.Scope, appID string, ep hook.Endpoint) (hook.Endpoint, error) {
 	conf := ep.Confirmations
-	out, _, err := a.s.Create(ctx, scope, appID, endpoint.Input{
+	in := endpoint.Input{
 		URL: ep.URL, Description: ep.Description, Filter: ep.Filter, Confirmations: &conf,
 		BatchMax: ep.BatchMax, BatchWaitMS: ep.BatchWaitMS, RateLimit: ep.RateLimit,
 		RetrySchedule: ep.RetrySchedule, AllowRedirects: ep.AllowRedirects,
-	})
+	}
+	if ep.History != nil { // the form's from_block
+		from := ep.History.FromBlock
+		in.FromBlock = &from
+	}
+	out, _, err := a.s.Create(ctx, scope, appID, in)
 	if err != nil {
 		return out, uiErr(err)
 	}

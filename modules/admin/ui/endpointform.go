@@ -28,6 +28,7 @@ type endpointForm struct {
 	Conds          []condRow
 	RawConds       string // conditions the rows cannot express, one per line
 	Confirmations  string
+	FromBlock      string // new endpoints only: deliver history from this block
 	BatchMax       string
 	BatchWaitMS    string
 	RateLimit      string
@@ -273,6 +274,7 @@ func parseEndpointForm(form url.Values) endpointForm {
 		OtherChains: form.Get("other_chains"), Addresses: form.Get("addresses"), Events: form["events"],
 		OtherEvents: form.Get("other_events"), ABI: strings.TrimSpace(form.Get("abi")), RawConds: form.Get("raw_conditions"),
 		Confirmations: strings.TrimSpace(form.Get("confirmations")), BatchMax: strings.TrimSpace(form.Get("batch_max")),
+		FromBlock:   strings.TrimSpace(form.Get("from_block")),
 		BatchWaitMS: strings.TrimSpace(form.Get("batch_wait_ms")), RateLimit: strings.TrimSpace(form.Get("rate_limit")),
 		RetrySchedule:  form.Get("retry_schedule"),
 		AllowRedirects: form.Get("allow_redirects") != "",
@@ -324,6 +326,14 @@ func (f *endpointForm) toEndpoint() hook.Endpoint {
 		BatchWaitMS:   num("batch_wait_ms", f.BatchWaitMS),
 		RateLimit:     num("rate_limit", f.RateLimit),
 		RetrySchedule: lines(f.RetrySchedule),
+	}
+	if f.FromBlock != "" {
+		// Carried to the create call on History (see endpointAdapter.Create).
+		if n, err := strconv.ParseUint(f.FromBlock, 10, 64); err != nil {
+			f.Fields["from_block"] = "must be a block number, 0 or more"
+		} else {
+			ep.History = &hook.History{FromBlock: n}
+		}
 	}
 	ep.Filter.Chains = append(ep.Filter.Chains, f.Chains...)
 	for _, s := range lines(f.OtherChains) {

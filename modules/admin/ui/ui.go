@@ -172,6 +172,7 @@ func (u *UI) Routes(e *echo.Echo) {
 	a.POST("/users", u.createUser)
 	a.POST("/users/:user", u.updateUser)
 	a.POST("/users/:user/delete", u.deleteUser)
+	u.deadLetterRoutes(a)
 	if u.endpoints != nil {
 		u.endpointRoutes(a)
 	}

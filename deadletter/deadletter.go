@@ -1,0 +1,174 @@
+// Package deadletter owns the chains' dead-letter streams,
+// `<prefix>{<chain_id>}:deadletters`: stream entries that process failed
+// on process.poison_tries times in a row with an error of the entry's own
+// (a data error, not an outage). Process moves an entry there atomically
+// with its acknowledgement (so it no longer holds later entries and
+// confirmations back); an admin lists them and replays one, which puts its
+// original fields back on the chain's events stream once the cause is fixed.
+package deadletter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/ethhook/ethhook/hook"
+)
+
+// MaxError bounds the stored error text (bytes).
+const MaxError = 2000
+
+// MaxLen caps a dead-letter stream (approximate trim): a flood of bad
+// entries must not grow Redis without bound.
+const MaxLen = 100_000
+
+// field prefix of the original entry's fields.
+const orig = "f:"
+
+// Letter is one dead-lettered stream entry.
+type Letter struct {
+	ID      string            `json:"id"` // "<chain id>-<dead-letter entry id>", for replay
+	ChainID uint64            `json:"chain_id"`
+	EntryID string            `json:"entry_id"` // the events stream entry it was
+	Error   string            `json:"error"`
+	Tries   int               `json:"tries"`
+	At      time.Time         `json:"at"`
+	Fields  map[string]string `json:"fields"` // the original entry (id, type, event)
+}
+
+// Key is the chain's dead-letter stream.
+func Key(k hook.Keys, chainID uint64) string { return k.Chain(chainID, "deadletters") }
+
+// moveScript appends the dead letter (KEYS[2], ARGV[4..]) and
+// acknowledges the entry ARGV[2] of group ARGV[1] on KEYS[1], atomically.
+var moveScript = rueidis.NewLuaScript(`
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', unpack(ARGV, 4))
+return redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])`)
+
+// Move dead-letters entry (of the events stream) with its error.
+func Move(ctx context.Context, rdb rueidis.Client, k hook.Keys, chainID uint64, entry rueidis.XRangeEntry, cause error, tries int) error {
+	msg := cause.Error()
+	if len(msg) > MaxError {
+		msg = msg[:MaxError]
+	}
+	args := []string{hook.EventsGroup, entry.ID, strconv.Itoa(MaxLen),
+		"entry", entry.ID, "error", msg, "tries", strconv.Itoa(tries), "at", strconv.FormatInt(time.Now().UnixMilli(), 10)}
+	keys := make([]string, 0, len(entry.FieldValues))
+	for f := range entry.FieldValues {
+		keys = append(keys, f)
+	}
+	sort.Strings(keys)
+	for _, f := range keys {
+		args = append(args, orig+f, entry.FieldValues[f])
+	}
+	if err := moveScript.Exec(ctx, rdb, []string{k.Events(chainID), Key(k, chainID)}, args).Error(); err != nil {
+		return fmt.Errorf("dead-letter entry %s of chain %d: %w", entry.ID, chainID, err)
+	}
+	return nil
+}
+
+func parse(chainID uint64, e rueidis.XRangeEntry) Letter {
+	l := Letter{ID: strconv.FormatUint(chainID, 10) + "-" + e.ID, ChainID: chainID, Fields: map[string]string{}}
+	for f, v := range e.FieldValues {
+		switch {
+		case strings.HasPrefix(f, orig):
+			l.Fields[f[len(orig):]] = v
+		case f == "entry":
+			l.EntryID = v
+		case f == "error":
+			l.Error = v
+		case f == "tries":
+			l.Tries, _ = strconv.Atoi(v)
+		case f == "at":
+			ms, _ := strconv.ParseInt(v, 10, 64)
+			l.At = time.UnixMilli(ms).UTC()
+		}
+	}
+	return l
+}
+
+// List returns up to limit letters of the chains, newest first.
+func List(ctx context.Context, rdb rueidis.Client, k hook.Keys, chains []uint64, limit int) ([]Letter, error) {
+	var out []Letter
+	for _, c := range chains {
+		es, err := rdb.Do(ctx, rdb.B().Xrevrange().Key(Key(k, c)).End("+").Start("-").Count(int64(limit)).Build()).AsXRange()
+		if err != nil && !rueidis.IsRedisNil(err) {
+			return nil, fmt.Errorf("list dead letters of chain %d: %w", c, err)
+		}
+		for _, e := range es {
+			out = append(out, parse(c, e))
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].At.After(out[j].At) })
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+// ErrNotFound: no such dead letter (never was, or replayed already).
+var ErrNotFound = errors.New("no such dead letter")
+
+// ErrBadID: the id is not "<chain id>-<ms>-<seq>".
+var ErrBadID = errors.New(`dead letter id must be "<chain id>-<ms>-<seq>"`)
+
+// ParseID splits a Letter.ID.
+func ParseID(id string) (uint64, string, error) {
+	c, rest, ok := strings.Cut(id, "-")
+	chain, err := strconv.ParseUint(c, 10, 64)
+	ms, seq, ok2 := strings.Cut(rest, "-")
+	_, err1 := strconv.ParseUint(ms, 10, 64)
+	_, err2 := strconv.ParseUint(seq, 10, 64)
+	if !ok || !ok2 || err != nil || err1 != nil || err2 != nil || len(id) > 64 {
+		return 0, "", fmt.Errorf("%w, got %q", ErrBadID, id)
+	}
+	return chain, rest, nil
+}
+
+// replayScript moves dead letter ARGV[1] of KEYS[1] back to the events
+// stream KEYS[2] (its original fields), atomically; 0 if it is gone.
+var replayScript = rueidis.NewLuaScript(`
+local e = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])
+if #e == 0 then return 0 end
+local f = e[1][2]
+local out = {}
+for i = 1, #f, 2 do
+  if string.sub(f[i], 1, 2) == 'f:' then
+    out[#out + 1] = string.sub(f[i], 3)
+    out[#out + 1] = f[i + 1]
+  end
+end
+if #out == 0 then return redis.error_reply('dead letter has no original fields') end
+redis.call('XADD', KEYS[2], '*', unpack(out))
+redis.call('XDEL', KEYS[1], ARGV[1])
+return 1`)
+
+// Replay puts the letter's original entry back on its chain's events
+// stream (process handles it like any new entry) and removes the letter.
+func Replay(ctx context.Context, rdb rueidis.Client, k hook.Keys, id string) (Letter, error) {
+	chain, entry, err := ParseID(id)
+	if err != nil {
+		return Letter{}, err
+	}
+	es, err := rdb.Do(ctx, rdb.B().Xrange().Key(Key(k, chain)).Start(entry).End(entry).Build()).AsXRange()
+	if err != nil && !rueidis.IsRedisNil(err) {
+		return Letter{}, fmt.Errorf("read dead letter %s: %w", id, err)
+	}
+	if len(es) == 0 {
+		return Letter{}, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	n, err := replayScript.Exec(ctx, rdb, []string{Key(k, chain), k.Events(chain)}, []string{entry}).AsInt64()
+	if err != nil {
+		return Letter{}, fmt.Errorf("replay dead letter %s: %w", id, err)
+	}
+	if n == 0 {
+		return Letter{}, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	return parse(chain, es[0]), nil
+}

@@ -1,0 +1,93 @@
+package process
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/ethhook/ethhook/deadletter"
+	"github.com/ethhook/ethhook/endpoint"
+	"github.com/ethhook/ethhook/hook"
+)
+
+// TestPoisonEntryIsDeadLetteredAndReplayedAfterTheFix publishes, in one
+// read, good events around two that process cannot handle: one Postgres
+// rejects for now (a trigger, the "cause" fixed later) and one it always
+// rejects (a NUL byte in the transaction hash). Both go to the dead-letter
+// stream after poison_tries tries with their errors; the later events are
+// delivered, including to an endpoint that waits for a confirmation (the
+// safe head is not held back); replaying the first after the trigger is
+// dropped makes its message.
+func TestPoisonEntryIsDeadLetteredAndReplayedAfterTheFix(t *testing.T) {
+	e := newEnv(t)
+	e.cfg.Process.PoisonTries = 3
+	ctx := context.Background()
+	direct := e.endpoint(endpoint.Input{})
+	one := 1
+	held := e.endpoint(endpoint.Input{Confirmations: &one})
+
+	const token, a, b = "0x1111111111111111111111111111111111111111", "0x2222222222222222222222222222222222222222", "0x3333333333333333333333333333333333333333"
+	good1 := transfer("aa", 1, 0, token, a, b, 1)
+	fixable := transfer("aa", 2, 0, token, a, b, 2)
+	broken := transfer("aa", 3, 0, token, a, b, 3)
+	broken.Transaction.Hash = "0x\x00bad"
+	good2 := transfer("aa", 4, 0, token, a, b, 4)
+	good3 := transfer("aa", 5, 0, token, a, b, 5)
+	_, err := e.pool.Exec(ctx, `CREATE FUNCTION reject_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN IF NEW.event_id = '`+fixable.ID+`' THEN RAISE EXCEPTION 'poison test: event % rejected', NEW.event_id; END IF; RETURN NEW; END $$;
+		CREATE TRIGGER reject_poison BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION reject_poison();`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.publish(good1, fixable, broken, good2, good3)
+	e.start()
+
+	has := func(ep, id string) bool {
+		for _, m := range e.messages(ep) {
+			if m.EventID == id && m.Type == hook.TypeLog {
+				return true
+			}
+		}
+		return false
+	}
+	e.eventually("later events delivered past the poison", func() bool { return has(direct.ID, good3.ID) && has(held.ID, good2.ID) })
+	if has(direct.ID, fixable.ID) || has(direct.ID, broken.ID) {
+		t.Fatal("a poison event has a message")
+	}
+	var letters []deadletter.Letter
+	e.eventually("two dead letters", func() bool {
+		letters, err = deadletter.List(ctx, e.rdb, e.keys, []uint64{testChain}, 10)
+		return err == nil && len(letters) == 2
+	})
+	byEvent := map[string]deadletter.Letter{}
+	for _, l := range letters {
+		byEvent[l.Fields["id"]] = l
+		if l.Tries != 3 || l.EntryID == "" {
+			t.Fatalf("dead letter %+v: want 3 tries and its entry id", l)
+		}
+	}
+	if l := byEvent[fixable.ID]; !strings.Contains(l.Error, "poison test") {
+		t.Fatalf("dead letter of the rejected event: %+v", l)
+	}
+	if l := byEvent[broken.ID]; !strings.Contains(l.Error, "0x00") {
+		t.Fatalf("dead letter of the NUL event: %+v", l)
+	}
+	// Nothing of the dead letters stays pending in the group.
+	e.eventually("nothing pending", func() bool { return e.pending() == 0 })
+
+	// Fix the cause, replay: the event gets its message.
+	if _, err := e.pool.Exec(ctx, `DROP TRIGGER reject_poison ON messages`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := deadletter.Replay(ctx, e.rdb, e.keys, byEvent[fixable.ID].ID); err != nil {
+		t.Fatal(err)
+	}
+	e.eventually("replayed event delivered", func() bool { return has(direct.ID, fixable.ID) })
+	if _, err := deadletter.Replay(ctx, e.rdb, e.keys, byEvent[fixable.ID].ID); err == nil {
+		t.Fatal("a dead letter replayed twice")
+	}
+	left, err := deadletter.List(ctx, e.rdb, e.keys, []uint64{testChain}, 10)
+	if err != nil || len(left) != 1 || left[0].Fields["id"] != broken.ID {
+		t.Fatalf("dead letters after the replay: %+v %v", left, err)
+	}
+}
