@@ -45,7 +45,18 @@ type finality struct {
 	next        time.Time     // next poll
 	unsupported [2]bool       // the node answered that it has no such tag
 	backwards   [2]bool       // a tag is below the published one (logged once)
+	refused     [2]string     // the last tagged hash refused (logged once per hash)
 	loaded      bool
+}
+
+// firstRefusal reports whether hash is a new refusal of tag i (to log it
+// once, not at every poll while the node keeps answering it).
+func (f *finality) firstRefusal(i int, hash string) bool {
+	if f.refused[i] == hash {
+		return false
+	}
+	f.refused[i] = hash
+	return true
 }
 
 func (f *finality) tag(i int) *hook.Cursor {
@@ -198,7 +209,9 @@ func (r *chainRunner) verifyTag(ctx context.Context, i int, tag string, h *heade
 		if i == 1 {
 			return cursor{}, false, r.foreign(ctx, "finalized_changed", fmt.Sprintf("finalized block %d is %s here, %s was reported finalized before", n, h.Hash, pub.Hash))
 		}
-		log.Warn("node's safe block changed hash (a reorg of a safe block); keeping the one published")
+		if r.fin.firstRefusal(i, h.Hash) {
+			log.Warn("node's safe block changed hash (a reorg of a safe block); keeping the one published")
+		}
 		return cursor{}, false, nil
 	case pub.Set && n < pub.Number:
 		if !r.fin.backwards[i] {
@@ -219,8 +232,10 @@ func (r *chainRunner) verifyTag(ctx context.Context, i int, tag string, h *heade
 			// Our branch disagrees with the node's tag: a reorg we have not
 			// followed yet (the next head unwinds it), or a broken node.
 			// Either way nothing is published on that block.
-			r.mFinalityRefused.WithLabelValues("not_committed").Inc()
-			log.Warn("node's tagged block is not the one committed; not publishing it", zap.String("committed", e.Hash))
+			if r.fin.firstRefusal(i, h.Hash) {
+				r.mFinalityRefused.WithLabelValues("not_committed").Inc()
+				log.Warn("node's tagged block is not the one committed; not publishing it", zap.String("committed", e.Hash))
+			}
 			return cursor{}, false, nil
 		}
 		return cursor{Number: n, Hash: h.Hash, Set: true}, true, nil
@@ -236,8 +251,10 @@ func (r *chainRunner) verifyTag(ctx context.Context, i int, tag string, h *heade
 		return cursor{}, false, nil
 	}
 	if at.Hash != low.Hash {
-		r.mFinalityRefused.WithLabelValues("not_committed").Inc()
-		log.Warn("node's chain does not hold the window's oldest block; not publishing the tag", zap.Uint64("window_start", low.Number))
+		if r.fin.firstRefusal(i, h.Hash) {
+			r.mFinalityRefused.WithLabelValues("not_committed").Inc()
+			log.Warn("node's chain does not hold the window's oldest block; not publishing the tag", zap.Uint64("window_start", low.Number))
+		}
 		return cursor{}, false, nil
 	}
 	return cursor{Number: n, Hash: h.Hash, Set: true}, true, nil
