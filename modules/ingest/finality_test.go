@@ -47,7 +47,9 @@ func TestHostileFinalityAnswersAreNeverPublished(t *testing.T) {
 				return nil
 			}
 			return editJSON(result, func(m map[string]any) { m["number"] = "0x1" })
-		}, func(r *runner) float64 { return testutil.ToFloat64(r.m.met.finalityRefused.WithLabelValues("devnet", "order")) }},
+		}, func(r *runner) float64 {
+			return testutil.ToFloat64(r.m.met.finalityRefused.WithLabelValues("devnet", "order"))
+		}},
 		{"a hash never committed", func(params, result json.RawMessage) json.RawMessage {
 			if !tagged(params, "finalized") && !tagged(params, "safe") {
 				return nil
