@@ -846,6 +846,15 @@ func (r *chainRunner) reorg(ctx context.Context, target header) error {
 			break
 		}
 		if pn < minWin {
+			if !r.windowFull(minWin) {
+				// The window is still filling (Redis lost state, see
+				// durable.go): nothing tells a deep reorg from a foreign
+				// node below it but the finalized block (checkAncestor).
+				r.log.Error("reorg deeper than the window, which is still refilling after Redis lost state; logs of older orphaned blocks cannot be retracted",
+					zap.Uint64("block", uint64(target.Number)), zap.Uint64("window_start", minWin))
+				anc = cursor{Number: pn, Hash: h.ParentHash, Set: true}
+				break
+			}
 			return r.foreign(ctx, "deeper_than_bound", fmt.Sprintf("reorg at block %d reaches below the window's block %d", uint64(target.Number), minWin))
 		}
 		if !deepChecked && pn+r.keep <= r.cur.Number+1 {

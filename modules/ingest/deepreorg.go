@@ -42,8 +42,8 @@ func (r *chainRunner) checkDeep(ctx context.Context, at uint64) error {
 		}
 	}
 	low, ok := r.oldestWindow()
-	if !ok {
-		return nil
+	if !ok || !r.windowFull(low.Number) {
+		return nil // a window still refilling bounds nothing (see reorg)
 	}
 	h, err := r.getHeader(ctx, "eth_getBlockByNumber", hexNum(low.Number))
 	if err != nil {
@@ -54,6 +54,16 @@ func (r *chainRunner) checkDeep(ctx context.Context, at uint64) error {
 			at, low.Number, r.deep-1, h.Hash, low.Hash))
 	}
 	return nil
+}
+
+// windowFull reports whether the window (lowest block minWin) holds
+// max_reorg_depth blocks below the cursor, or every block down to the
+// configured start: only then is a reorg below it deeper than the bound.
+func (r *chainRunner) windowFull(minWin uint64) bool {
+	if sb := r.ch.StartBlock; sb != nil && minWin <= *sb {
+		return true
+	}
+	return minWin == 0 || r.cur.Number-minWin+2 >= r.deep
 }
 
 // checkAncestor refuses a common ancestor below the finalized block (a
