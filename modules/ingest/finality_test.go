@@ -89,3 +89,36 @@ func TestHostileFinalityAnswersAreNeverPublished(t *testing.T) {
 	eventually(t, 10*time.Second, "the honest finalized block published", func() bool { return strings.HasSuffix(e.finality(), want) })
 	e.verify()
 }
+
+// TestForeignNodeIsGivenUpForTheChainsOtherURL: the chain's first URL
+// starts serving another devnet with the same chain id (another history)
+// mid-session. Ingest refuses it (counted), unwinds and retracts nothing,
+// and goes on over the chain's second URL exactly.
+func TestForeignNodeIsGivenUpForTheChainsOtherURL(t *testing.T) {
+	e := newEnv(t, devnet.Config{Seed: 82, LogsPerBlock: 2, SafeDepth: 2, FinalizedDepth: 4})
+	e.cfg.Ingest.FinalityPollInterval = 20 * time.Millisecond
+	first, second := newFakeNode(t, e.node), newFakeNode(t, e.node)
+	e.chain.WSURLs = []string{first.url(), second.url()}
+	e.node.Mine(30)
+	r := e.start(nil)
+	e.waitCaughtUp()
+	eventually(t, 10*time.Second, "finalized block published", func() bool { return e.finality() != "" })
+	other := devnet.New(devnet.Config{ChainID: testChainID, Seed: 999, LogsPerBlock: 2, SafeDepth: 2, FinalizedDepth: 4})
+	other.Mine(40)
+	first.backend.Store(other)
+	e.node.Mine(5)
+	e.waitCaughtUp()
+	foreign := func() float64 {
+		n := 0.0
+		for _, reason := range []string{"deeper_than_bound", "contradicts_finalized", "finalized_changed"} {
+			n += testutil.ToFloat64(r.m.met.foreign.WithLabelValues("devnet", reason))
+		}
+		return n
+	}
+	eventually(t, 10*time.Second, "the foreign node refused", func() bool { return foreign() >= 1 })
+	e.node.Mine(5)
+	e.waitCaughtUp()
+	if _, removed := e.verify(); removed != 0 {
+		t.Fatalf("%d removals published: the foreign node's branch was applied", removed)
+	}
+}
