@@ -30,6 +30,7 @@ func devnetFlags(fs *pflag.FlagSet, d *config.Devnet) map[string]func() {
 	fs.Uint64("max-log-range", def.MaxLogRange, "eth_getLogs max block span, 0 = unlimited (beyond: -32005)")
 	fs.Int("max-log-results", def.MaxLogResults, "eth_getLogs max results, 0 = unlimited (beyond: -32005)")
 	fs.Uint64("finalized-depth", def.FinalizedDepth, "blocks the finalized tag lags the head")
+	fs.Uint64("safe-depth", def.SafeDepth, "blocks the safe tag lags the head (0: half of finalized-depth)")
 	fs.Uint64("retain-blocks", def.RetainBlocks, "keep logs of only the newest N blocks in memory (older: rebuilt on demand; 0 = all)")
 	fs.Int("retain-logs", def.RetainLogs, "and of no more blocks than hold N logs, about 1 KB each (0 = no bound by logs)")
 	fs.Int("reorg-every", 0, "fault: a reorg every N blocks (0 = never)")
@@ -52,7 +53,7 @@ func devnetFlags(fs *pflag.FlagSet, d *config.Devnet) map[string]func() {
 		"addr": str("addr", &d.Addr), "chain-id": u64("chain-id", &d.ChainID), "seed": i64("seed", &d.Seed),
 		"block-time": dur("block-time", &d.BlockTime), "logs-per-block": num("logs-per-block", &d.LogsPerBlock),
 		"fixed-logs": boo("fixed-logs", &d.FixedLogs), "max-log-range": u64("max-log-range", &d.MaxLogRange),
-		"max-log-results": num("max-log-results", &d.MaxLogResults), "finalized-depth": u64("finalized-depth", &d.FinalizedDepth),
+		"max-log-results": num("max-log-results", &d.MaxLogResults), "finalized-depth": u64("finalized-depth", &d.FinalizedDepth), "safe-depth": u64("safe-depth", &d.SafeDepth),
 		"retain-blocks": u64("retain-blocks", &d.RetainBlocks), "retain-logs": num("retain-logs", &d.RetainLogs),
 		"reorg-every": num("reorg-every", &d.ReorgEvery), "reorg-depth": num("reorg-depth", &d.ReorgDepth),
 		"skip-every": num("skip-every", &d.SkipEvery), "skip-count": num("skip-count", &d.SkipCount),

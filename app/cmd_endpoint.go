@@ -27,6 +27,8 @@ type endpointFlags struct {
 	confirmations                    int
 	batchMax, batchWaitMS, rateLimit int
 	allowRedirects                   bool
+	finality                         string
+	twoPhase                         bool
 }
 
 func (f *endpointFlags) register(cmd *cobra.Command) {
@@ -42,6 +44,8 @@ func (f *endpointFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.abiFile, "abi", "", "file with the contract ABI (JSON) to decode with")
 	fl.StringArrayVar(&f.where, "where", nil, "condition on decoded arguments, e.g. 'value >= 1000' (repeatable, all must hold)")
 	fl.IntVar(&f.confirmations, "confirmations", -1, "blocks deep before delivery (default: the chain's default)")
+	fl.StringVar(&f.finality, "finality", "", "latest, confirmations:N, safe or finalized (the node's tags); replaces --confirmations")
+	fl.BoolVar(&f.twoPhase, "two-phase", false, "deliver each log at once, then log.finalized (same event id) at the finality stage")
 	fl.IntVar(&f.batchMax, "batch-max", 0, "deliver up to this many events per POST (0 = no batching)")
 	fl.IntVar(&f.batchWaitMS, "batch-wait-ms", 0, "longest an event waits for its batch, in ms")
 	fl.IntVar(&f.rateLimit, "rate-limit", 0, "max events/s to this endpoint (0 = plan default)")
@@ -147,8 +151,8 @@ func newEndpointCmd(rt *Runtime) *cobra.Command {
 		}
 		b, _ := json.MarshalIndent(e.Filter, "  ", "  ")
 		w := tabwriter.NewWriter(c.OutOrStdout(), 0, 4, 2, ' ', 0)
-		fmt.Fprintf(w, "id\t%s\napp\t%s\nurl\t%s\nenabled\t%v %s\nconfirmations\t%d\nbatch\tmax %d, wait %d ms\nrate limit\t%d/s\nretry schedule\t%s\ndescription\t%s\nfilter\t%s\n",
-			e.ID, e.AppID, e.URL, e.Enabled, e.DisabledReason, e.Confirmations, e.BatchMax, e.BatchWaitMS, e.RateLimit,
+		fmt.Fprintf(w, "id\t%s\napp\t%s\nurl\t%s\nenabled\t%v %s\nconfirmations\t%d\nfinality\t%s (two-phase %v)\nbatch\tmax %d, wait %d ms\nrate limit\t%d/s\nretry schedule\t%s\ndescription\t%s\nfilter\t%s\n",
+			e.ID, e.AppID, e.URL, e.Enabled, e.DisabledReason, e.Confirmations, e.Finality, e.TwoPhase, e.BatchMax, e.BatchWaitMS, e.RateLimit,
 			strings.Join(e.RetrySchedule, ","), e.Description, b)
 		return w.Flush()
 	}
@@ -198,6 +202,10 @@ func newEndpointCmd(rt *Runtime) *cobra.Command {
 				n := uint64(fromBlock)
 				in.FromBlock = &n
 			}
+			if cf.finality != "" {
+				in.Finality = &cf.finality
+			}
+			in.TwoPhase = cf.twoPhase
 			e, secret, err := svc.Create(c.Context(), scope, appID, in)
 			if err != nil {
 				return err
@@ -293,6 +301,12 @@ func newEndpointCmd(rt *Runtime) *cobra.Command {
 			}
 			if changed("confirmations") {
 				p.Confirmations = &uf.confirmations
+			}
+			if changed("finality") {
+				p.Finality = &uf.finality
+			}
+			if changed("two-phase") {
+				p.TwoPhase = &uf.twoPhase
 			}
 			if changed("batch-max") {
 				p.BatchMax = &uf.batchMax

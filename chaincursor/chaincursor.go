@@ -67,3 +67,36 @@ func (s *Store) Advance(ctx context.Context, chainID uint64, c hook.Cursor) (hoo
 	out.Number, out.Set = uint64(n), true
 	return out, nil
 }
+
+// Finalized returns the highest block ingest reported finalized for the
+// chain; it is unset when none was recorded.
+func (s *Store) Finalized(ctx context.Context, chainID uint64) (hook.Cursor, error) {
+	var n *int64
+	var h *string
+	err := s.pool.QueryRow(ctx, `SELECT finalized_number, finalized_hash FROM chain_cursors WHERE chain_id = $1`, int64(chainID)).Scan(&n, &h)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return hook.Cursor{}, nil
+	case err != nil:
+		return hook.Cursor{}, fmt.Errorf("load finalized block of chain %d: %w", chainID, err)
+	case n == nil || h == nil:
+		return hook.Cursor{}, nil
+	}
+	return hook.Cursor{Number: uint64(*n), Hash: *h, Set: true}, nil
+}
+
+// RecordFinalized stores c as the chain's reported finalized block if it is
+// above the stored one (it never moves back). It writes nothing while the
+// chain has no cursor row yet (process creates it): a row made here would
+// be a cursor that process never vouched for.
+func (s *Store) RecordFinalized(ctx context.Context, chainID uint64, c hook.Cursor) error {
+	if !c.Set {
+		return errors.New("record finalized block: unset cursor")
+	}
+	_, err := s.pool.Exec(ctx, `UPDATE chain_cursors SET finalized_number = $2, finalized_hash = $3
+		WHERE chain_id = $1 AND (finalized_number IS NULL OR finalized_number < $2)`, int64(chainID), int64(c.Number), c.Hash)
+	if err != nil {
+		return fmt.Errorf("record finalized block %s of chain %d: %w", c, chainID, err)
+	}
+	return nil
+}

@@ -22,6 +22,11 @@ type Chain struct {
 	// ReorgDepth is how many recent blocks the ingestor remembers to detect
 	// and unwind reorgs.
 	ReorgDepth int `mapstructure:"reorg_depth"`
+	// MaxReorgDepth bounds a deep reorg (deeper than reorg_depth: orphaned
+	// blocks retracted as whole blocks); a deeper one, or one below the
+	// block the node reported finalized, is taken for a wrong or broken
+	// node and not applied. 0 means 4 x reorg_depth.
+	MaxReorgDepth int `mapstructure:"max_reorg_depth"`
 
 	source string // the environment variable that gave the URLs, for errors
 }

@@ -239,6 +239,9 @@ func validateChains(chains []Chain) []error {
 		if ch.ReorgDepth < 1 || ch.ReorgDepth > 10000 {
 			errs = append(errs, fmt.Errorf("%s.reorg_depth: must be 1..10000, got %d", key, ch.ReorgDepth))
 		}
+		if ch.MaxReorgDepth != 0 && (ch.MaxReorgDepth < ch.ReorgDepth || ch.MaxReorgDepth > 100000) {
+			errs = append(errs, fmt.Errorf("%s.max_reorg_depth: must be reorg_depth (%d)..100000 or 0 (4 x reorg_depth), got %d", key, ch.ReorgDepth, ch.MaxReorgDepth))
+		}
 		if ch.BlockTime < 0 {
 			errs = append(errs, fmt.Errorf("%s.block_time: must not be negative", key))
 		}

@@ -31,6 +31,9 @@ type Devnet struct {
 	MaxLogResults int    `mapstructure:"max_log_results"`
 	// FinalizedDepth is how many blocks the "finalized" tag lags the head.
 	FinalizedDepth uint64 `mapstructure:"finalized_depth"`
+	// SafeDepth is how many blocks the "safe" tag lags the head; 0 = half
+	// of finalized_depth.
+	SafeDepth uint64 `mapstructure:"safe_depth"`
 	// RetainBlocks keeps logs of only the newest N blocks in memory; older
 	// ones are rebuilt from the seed on demand. 0 keeps everything.
 	RetainBlocks uint64 `mapstructure:"retain_blocks"`

@@ -51,6 +51,10 @@ type Ingest struct {
 	// for eth_chainId again (also asked at every connect, before a reorg
 	// of more than two blocks and before a long head jump is followed).
 	ChainIDCheckInterval time.Duration `mapstructure:"chain_id_check_interval"`
+	// FinalityPollInterval is how often the node's "safe" and "finalized"
+	// blocks are asked for (endpoints with finality safe or finalized wait
+	// for them); 0 takes the head poll interval.
+	FinalityPollInterval time.Duration `mapstructure:"finality_poll_interval"`
 }
 
 // DefaultIngest holds the ingest defaults.
@@ -110,6 +114,9 @@ func (c Ingest) Validate() error {
 	}
 	if c.ChainIDCheckInterval <= 0 {
 		errs = append(errs, fmt.Errorf("ingest.chain_id_check_interval: must be positive, got %s", c.ChainIDCheckInterval))
+	}
+	if c.FinalityPollInterval < 0 {
+		errs = append(errs, fmt.Errorf("ingest.finality_poll_interval: must not be negative, got %s", c.FinalityPollInterval))
 	}
 	if c.MaxHeadJump < 1 {
 		errs = append(errs, fmt.Errorf("ingest.max_head_jump: must be at least 1"))

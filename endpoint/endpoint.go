@@ -77,7 +77,13 @@ type Input struct {
 	Description string      `json:"description"`
 	Filter      hook.Filter `json:"filter"`
 	// Confirmations nil takes the highest default of the endpoint's chains.
-	Confirmations  *int     `json:"confirmations"`
+	Confirmations *int `json:"confirmations"`
+	// Finality is latest, confirmations:N, safe or finalized; nil keeps
+	// Confirmations' meaning (it sets the same count when both are given).
+	Finality *string `json:"finality"`
+	// TwoPhase delivers each log at once and a log.finalized (same event id)
+	// at the finality stage; needs a stage other than latest, no batching.
+	TwoPhase       bool     `json:"two_phase"`
 	BatchMax       int      `json:"batch_max"`
 	BatchWaitMS    int      `json:"batch_wait_ms"`
 	RateLimit      int      `json:"rate_limit"`
@@ -93,7 +99,9 @@ type Patch struct {
 	URL            *string      `json:"url"`
 	Description    *string      `json:"description"`
 	Filter         *hook.Filter `json:"filter"`
-	Confirmations  *int         `json:"confirmations"`
+	Confirmations  *int         `json:"confirmations"` // sets confirmations:N (latest for 0)
+	Finality       *string      `json:"finality"`      // latest, confirmations:N, safe or finalized
+	TwoPhase       *bool        `json:"two_phase"`
 	BatchMax       *int         `json:"batch_max"`
 	BatchWaitMS    *int         `json:"batch_wait_ms"`
 	RateLimit      *int         `json:"rate_limit"`
@@ -118,7 +126,7 @@ func New(pool *pgxpool.Pool, box *seal.Box, rdb rueidis.Client, keys hook.Keys, 
 }
 
 const cols = `id, app_id, url, description, enabled, disabled_reason, filter, confirmations, batch_max, batch_wait_ms,
-	rate_limit, retry_schedule, allow_redirects, created_at, updated_at`
+	rate_limit, retry_schedule, allow_redirects, created_at, updated_at, finality, two_phase`
 
 // Scan reads one endpoints row selected with the columns of Columns.
 func scan(row pgx.Row) (hook.Endpoint, error) {
@@ -126,10 +134,11 @@ func scan(row pgx.Row) (hook.Endpoint, error) {
 	var filterJSON []byte
 	var sched string
 	err := row.Scan(&e.ID, &e.AppID, &e.URL, &e.Description, &e.Enabled, &e.DisabledReason, &filterJSON, &e.Confirmations,
-		&e.BatchMax, &e.BatchWaitMS, &e.RateLimit, &sched, &e.AllowRedirects, &e.CreatedAt, &e.UpdatedAt)
+		&e.BatchMax, &e.BatchWaitMS, &e.RateLimit, &sched, &e.AllowRedirects, &e.CreatedAt, &e.UpdatedAt, &e.Stage, &e.TwoPhase)
 	if err != nil {
 		return e, err
 	}
+	e.Finality = hook.FormatFinality(e.Stage, e.Confirmations)
 	if err := json.Unmarshal(filterJSON, &e.Filter); err != nil {
 		return e, fmt.Errorf("endpoint %s: decode filter: %w", e.ID, err)
 	}
@@ -224,6 +233,14 @@ func validate(e *hook.Endpoint) error {
 	if e.Confirmations < 0 || e.Confirmations > MaxConfirmations {
 		fields["confirmations"] = fmt.Sprintf("must be 0..%d, got %d", MaxConfirmations, e.Confirmations)
 	}
+	switch {
+	case e.Stage != "" && e.Stage != hook.StageSafe && e.Stage != hook.StageFinalized:
+		fields["finality"] = fmt.Sprintf("must be latest, confirmations:N, safe or finalized, got %q", e.Stage)
+	case e.TwoPhase && !e.Held():
+		fields["two_phase"] = "needs a finality other than latest (confirmations:N, safe or finalized): the second phase is sent there"
+	case e.TwoPhase && e.BatchMax > 1:
+		fields["two_phase"] = fmt.Sprintf("cannot be combined with batching (batch_max %d)", e.BatchMax)
+	}
 	if e.BatchMax < 0 || e.BatchMax > MaxBatch {
 		fields["batch_max"] = fmt.Sprintf("must be 0..%d (0 or 1 = no batching), got %d", MaxBatch, e.BatchMax)
 	}
@@ -301,10 +318,16 @@ func (s *Service) Create(ctx context.Context, scope hook.Scope, appID string, in
 		BatchMax: in.BatchMax, BatchWaitMS: in.BatchWaitMS, RateLimit: in.RateLimit,
 		RetrySchedule: in.RetrySchedule, AllowRedirects: in.AllowRedirects,
 	}
+	e.TwoPhase = in.TwoPhase
 	if in.Confirmations != nil {
 		e.Confirmations = *in.Confirmations
 	} else {
 		e.Confirmations = s.defaultConfirmations(in.Filter.Chains)
+	}
+	if in.Finality != nil {
+		if err := applyFinality(&e, *in.Finality, in.Confirmations); err != nil {
+			return hook.Endpoint{}, "", err
+		}
 	}
 	if err := validate(&e); err != nil {
 		return hook.Endpoint{}, "", err
@@ -342,10 +365,10 @@ func (s *Service) Create(ctx context.Context, scope hook.Scope, appID string, in
 			return fmt.Errorf("%w (%d of %d)", ErrLimitReached, used, max)
 		}
 		row := tx.QueryRow(ctx, `INSERT INTO endpoints (id, app_id, url, description, filter, confirmations, batch_max, batch_wait_ms,
-				rate_limit, retry_schedule, allow_redirects, secret_enc)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING `+cols,
+				rate_limit, retry_schedule, allow_redirects, secret_enc, finality, two_phase)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING `+cols,
 			e.ID, appID, e.URL, e.Description, filterJSON, e.Confirmations, e.BatchMax, e.BatchWaitMS,
-			e.RateLimit, strings.Join(e.RetrySchedule, ","), e.AllowRedirects, sealed)
+			e.RateLimit, strings.Join(e.RetrySchedule, ","), e.AllowRedirects, sealed, e.Stage, e.TwoPhase)
 		if e, err = scan(row); err != nil {
 			return fmt.Errorf("insert endpoint: %w", err)
 		}
@@ -453,10 +476,10 @@ func (s *Service) change(ctx context.Context, scope hook.Scope, appID, id string
 		out, err = scan(tx.QueryRow(ctx, `UPDATE endpoints SET url = $2, description = $3, enabled = $4, disabled_reason = $5,
 				filter = $6, confirmations = $7, batch_max = $8, batch_wait_ms = $9, rate_limit = $10, retry_schedule = $11,
 				allow_redirects = $12, failing_since = CASE WHEN $4 AND NOT enabled THEN NULL ELSE failing_since END,
-				updated_at = now()
+				finality = $13, two_phase = $14, updated_at = now()
 			WHERE id = $1 RETURNING `+cols,
 			e.ID, e.URL, e.Description, e.Enabled, e.DisabledReason, filterJSON, e.Confirmations, e.BatchMax, e.BatchWaitMS,
-			e.RateLimit, strings.Join(e.RetrySchedule, ","), e.AllowRedirects))
+			e.RateLimit, strings.Join(e.RetrySchedule, ","), e.AllowRedirects, e.Stage, e.TwoPhase))
 		if err != nil {
 			return fmt.Errorf("update endpoint %s: %w", id, err)
 		}
@@ -482,7 +505,15 @@ func (s *Service) Update(ctx context.Context, scope hook.Scope, appID, id string
 			e.Filter = *p.Filter
 		}
 		if p.Confirmations != nil {
-			e.Confirmations = *p.Confirmations
+			e.Confirmations, e.Stage = *p.Confirmations, "" // confirmations:N
+		}
+		if p.Finality != nil {
+			if err := applyFinality(e, *p.Finality, p.Confirmations); err != nil {
+				return err
+			}
+		}
+		if p.TwoPhase != nil {
+			e.TwoPhase = *p.TwoPhase
 		}
 		if p.BatchMax != nil {
 			e.BatchMax = *p.BatchMax
@@ -598,4 +629,19 @@ func (s *Service) RotateSecret(ctx context.Context, scope hook.Scope, appID, id 
 	}
 	s.publish(ctx, id)
 	return secret, nil
+}
+
+// applyFinality sets e's stage and count from a finality setting; conf is
+// the confirmations given beside it, which must agree.
+func applyFinality(e *hook.Endpoint, finality string, conf *int) error {
+	stage, n, err := hook.ParseFinality(finality)
+	if err != nil {
+		return &ValidationError{Fields: map[string]string{"finality": err.Error()}}
+	}
+	if conf != nil && *conf != n {
+		return &ValidationError{Fields: map[string]string{"confirmations": fmt.Sprintf("%d disagrees with finality %q (give one of them)", *conf, finality)}}
+	}
+	e.Stage, e.Confirmations = stage, n
+	e.Finality = hook.FormatFinality(stage, n)
+	return nil
 }

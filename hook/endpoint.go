@@ -24,12 +24,19 @@ type Endpoint struct {
 	RateLimit      int       `json:"rate_limit"`      // events/s, 0 = plan default
 	RetrySchedule  []string  `json:"retry_schedule"`  // empty = the configured default
 	AllowRedirects bool      `json:"allow_redirects"` // follow HTTP redirects when delivering
+	Stage          string    `json:"-"`               // "" (Confirmations counts), StageSafe or StageFinalized (the node's tags)
+	Finality       string    `json:"finality"`        // the API's view: latest, confirmations:N, safe, finalized (FormatFinality)
+	TwoPhase       bool      `json:"two_phase"`       // a log at once, then log.finalized (same event id) at the stage
 	CreatedAt      time.Time `json:"created_at"`
 	UpdatedAt      time.Time `json:"updated_at"`
 	// History is set for an endpoint created with from_block (filled by
 	// the endpoint service's Create and Get, not by the pipeline's loads).
 	History *History `json:"history,omitempty"`
 }
+
+// Held reports whether the endpoint's events wait before their (final)
+// message: for confirmations or a finality stage.
+func (e *Endpoint) Held() bool { return e.Confirmations > 0 || e.Stage != "" }
 
 // Batching reports whether the endpoint gets batch payloads.
 func (e *Endpoint) Batching() bool { return e.BatchMax > 1 }

@@ -66,11 +66,15 @@ func EventID(chainID uint64, blockHash string, logIndex uint) string {
 }
 
 // WebhookID is the Standard Webhooks message id for a single-event message:
-// the event id for a log, "<event id>:removed" for its retraction, so that a
-// receiver deduplicating on webhook-id still sees the retraction.
+// the event id for a log, "<event id>:removed" for its retraction and
+// "<event id>:finalized" for its finality confirmation (two-phase), so that a
+// receiver deduplicating on webhook-id still sees both.
 func WebhookID(eventID, typ string) string {
-	if typ == TypeLogRemoved {
+	switch typ {
+	case TypeLogRemoved:
 		return eventID + ":removed"
+	case TypeLogFinalized:
+		return eventID + ":finalized"
 	}
 	return eventID
 }

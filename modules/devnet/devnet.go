@@ -26,9 +26,12 @@ type Config struct {
 	FixedLogs     bool          // every block (except genesis) has exactly LogsPerBlock logs
 	MaxLogRange   uint64        // max toBlock-fromBlock+1 of eth_getLogs; 0 = unlimited; exceeding -> -32005
 	MaxLogResults int           // max logs one eth_getLogs returns; 0 = unlimited; exceeding -> -32005
-	// FinalizedDepth is how far the "finalized" tag lags the head ("safe" lags
-	// half of it). 0 means 64.
+	// FinalizedDepth is how far the "finalized" tag lags the head. 0 means 64.
 	FinalizedDepth uint64
+	// SafeDepth is how far the "safe" tag lags the head. 0 means half of
+	// FinalizedDepth. Both can be changed, stalled and jumped at run time
+	// (finality.go, /control/finality).
+	SafeDepth uint64
 	// RetainBlocks keeps the logs and JSON of only the newest N canonical
 	// blocks in memory; older blocks keep their header and are rebuilt
 	// from the seed when asked for (same hashes, same logs). 0 keeps all.
@@ -94,6 +97,8 @@ type Node struct {
 	orphaned []*block
 	branch   uint64
 
+	fin finality // the safe and finalized tags
+
 	paused     atomic.Bool  // Run mines nothing while set (Pause/Resume)
 	stallUntil atomic.Int64 // unix nanos
 	stallMu    sync.Mutex
@@ -127,6 +132,9 @@ func New(cfg Config) *Node {
 	if cfg.FinalizedDepth == 0 {
 		cfg.FinalizedDepth = 64
 	}
+	if cfg.SafeDepth == 0 {
+		cfg.SafeDepth = cfg.FinalizedDepth / 2
+	}
 	if cfg.ReorgEvery > 0 && cfg.ReorgDepth <= 0 {
 		cfg.ReorgDepth = 1
 	}
@@ -147,6 +155,7 @@ func New(cfg Config) *Node {
 		stallCh:      make(chan struct{}),
 		cache:        make(map[common.Hash]*block),
 	}
+	n.fin.safeDepth, n.fin.finalizedDepth = cfg.SafeDepth, cfg.FinalizedDepth
 	if s := uint64(cfg.BlockTime.Round(time.Second) / time.Second); s > 1 {
 		n.secsPerBlock = s
 	}

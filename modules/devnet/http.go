@@ -83,6 +83,9 @@ func infos(bs []Block) []BlockInfo {
 //	POST /control/ratelimit {"n":k}   POST /control/emptylogs
 //	POST /control/pause               POST /control/resume
 //	GET  /control/head                GET  /control/stats
+//	GET  /control/finality            POST /control/finality {"safe_depth":s,"finalized_depth":f}
+//	POST /control/finality/stall      POST /control/finality/jump {"n":block} (default: the head)
+//	POST /control/finality/resume
 func (n *Node) serveControl(w http.ResponseWriter, r *http.Request) {
 	action := strings.TrimPrefix(r.URL.Path, "/control/")
 	if r.Method == http.MethodGet {
@@ -91,6 +94,8 @@ func (n *Node) serveControl(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusOK, info(n.Head()))
 		case "stats":
 			writeJSON(w, http.StatusOK, n.Stats())
+		case "finality":
+			writeJSON(w, http.StatusOK, n.Finality())
 		default:
 			writeJSON(w, http.StatusNotFound, map[string]string{"error": "unknown control " + action})
 		}
@@ -101,9 +106,11 @@ func (n *Node) serveControl(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var p struct {
-		N     *int `json:"n"`
-		Depth *int `json:"depth"`
-		MS    *int `json:"ms"`
+		N              *int    `json:"n"`
+		Depth          *int    `json:"depth"`
+		MS             *int    `json:"ms"`
+		SafeDepth      *uint64 `json:"safe_depth"`
+		FinalizedDepth *uint64 `json:"finalized_depth"`
 	}
 	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<16))
 	if len(strings.TrimSpace(string(body))) > 0 {
@@ -147,6 +154,30 @@ func (n *Node) serveControl(w http.ResponseWriter, r *http.Request) {
 	case "pause":
 		n.Pause()
 		writeJSON(w, http.StatusOK, map[string]any{"ok": true, "head": info(n.Head())})
+	case "finality":
+		var s, f uint64
+		if p.SafeDepth != nil {
+			s = *p.SafeDepth
+		}
+		if p.FinalizedDepth != nil {
+			f = *p.FinalizedDepth
+		}
+		n.SetFinalityDepths(s, f)
+		writeJSON(w, http.StatusOK, n.Finality())
+	case "finality/stall":
+		writeJSON(w, http.StatusOK, n.StallFinality())
+	case "finality/jump":
+		to := n.Head().Number
+		if p.N != nil {
+			if *p.N < 0 {
+				writeJSON(w, http.StatusBadRequest, map[string]string{"error": "n: must not be negative"})
+				return
+			}
+			to = uint64(*p.N)
+		}
+		writeJSON(w, http.StatusOK, n.JumpFinality(to))
+	case "finality/resume":
+		writeJSON(w, http.StatusOK, n.ResumeFinality())
 	case "resume":
 		n.Resume()
 		writeJSON(w, http.StatusOK, map[string]any{"ok": true, "head": info(n.Head())})

@@ -38,6 +38,7 @@ func ConfigFrom(c config.Devnet) Config {
 		MaxLogRange:    c.MaxLogRange,
 		MaxLogResults:  c.MaxLogResults,
 		FinalizedDepth: c.FinalizedDepth,
+		SafeDepth:      c.SafeDepth,
 		RetainBlocks:   c.RetainBlocks,
 		RetainLogs:     c.RetainLogs,
 		ReorgEvery:     c.ReorgEvery,

@@ -376,9 +376,11 @@ func (n *Node) parseBlockNumber(raw json.RawMessage, pos int, forLogs bool) (uin
 		}
 		return head, nil
 	case "finalized":
-		return sub(head, n.cfg.FinalizedDepth), nil
+		_, f := n.fin.tags(head)
+		return f, nil
 	case "safe":
-		return sub(head, n.cfg.FinalizedDepth/2), nil
+		s, _ := n.fin.tags(head)
+		return s, nil
 	}
 	v, err := hexutil.DecodeUint64(s)
 	if err != nil {

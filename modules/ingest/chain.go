@@ -42,7 +42,8 @@ type chainRunner struct {
 	ing    config.Ingest
 	log    *zap.Logger
 	st     *store
-	keep   uint64 // window depth
+	keep   uint64 // blocks whose entries are kept for log.removed (reorg_depth+1)
+	deep   uint64 // window depth: hashes kept to find deep reorgs' ancestors (max_reorg_depth+1)
 	eps    []*endpoint
 	epIdx  int
 	holder string
@@ -61,6 +62,8 @@ type chainRunner struct {
 
 	commits uint64 // successful commits, ever
 
+	fin finality // the node's safe and finalized blocks (finality.go)
+
 	process *backpressure.Gate // holds commits back while process is far behind
 
 	mHead, mCommitted, mLag, mLease prometheus.Gauge
@@ -74,6 +77,9 @@ type chainRunner struct {
 	mReorg                          prometheus.Observer
 	mRPCErr, mHeadJumps             *prometheus.CounterVec
 	mRPCLat                         prometheus.ObserverVec
+	mFinality                       *prometheus.GaugeVec
+	mFinalityRefused, mForeign      *prometheus.CounterVec
+	mDeepReorgs                     prometheus.Counter
 }
 
 func newChainRunner(m *Module, ch config.Chain) *chainRunner {
@@ -91,6 +97,7 @@ func newChainRunner(m *Module, ch config.Chain) *chainRunner {
 		log:    m.log.With(zap.String("chain", ch.Name), zap.Uint64("chain_id", ch.ID)),
 		st:     newStore(m.rdb, m.cfg.Redis.Prefix, ch.ID, ing.StreamMaxLen, m.cfg.DedupTTL()),
 		keep:   uint64(depth) + 1,
+		deep:   uint64(maxReorgDepth(depth, ch.MaxReorgDepth)) + 1,
 		holder: holderID(),
 		span:   newSpan(maxRange, answerBudget(ing.MaxMessageBytes)),
 	}
@@ -112,6 +119,10 @@ func newChainRunner(m *Module, ch config.Chain) *chainRunner {
 	r.mHeadJumps = mt.headJumps.MustCurryWith(prometheus.Labels{"chain": n})
 	r.mRedisLost = mt.redisLost.MustCurryWith(prometheus.Labels{"chain": n})
 	r.mRPCLat = mt.rpcLatency.MustCurryWith(prometheus.Labels{"chain": n})
+	r.mFinality = mt.finality.MustCurryWith(prometheus.Labels{"chain": n})
+	r.mFinalityRefused = mt.finalityRefused.MustCurryWith(prometheus.Labels{"chain": n})
+	r.mForeign = mt.foreign.MustCurryWith(prometheus.Labels{"chain": n})
+	r.mDeepReorgs = mt.deepReorgs.WithLabelValues(n)
 	return r
 }
 
@@ -298,9 +309,10 @@ func (r *chainRunner) active(ctx context.Context) error {
 		if errors.Is(err, errFenced) {
 			return err
 		}
-		if errors.Is(err, errWrongChain) {
+		if errors.Is(err, errWrongChain) || errors.Is(err, errForeignNode) {
 			// At session start, on a deep reorg, a head jump or the
-			// periodic check (chainid.go): nothing of it was committed.
+			// periodic check (chainid.go), or a node that contradicts
+			// the committed chain (foreign.go): nothing of it was committed.
 			ep.refuse(time.Now(), wrongChainOpen)
 			r.epIdx = (i + 1) % len(r.eps)
 		} else if healthy {
@@ -416,6 +428,10 @@ func (r *chainRunner) session(ctx context.Context, ep *endpoint) (healthy bool, 
 	if err := r.syncTo(ctx, head); err != nil {
 		return false, err
 	}
+	r.fin.next, r.fin.unsupported, r.fin.loaded = time.Time{}, [2]bool{}, false // a new node: ask it
+	if err := r.pollFinality(ctx); err != nil {
+		return false, err
+	}
 	r.ready.Store(true)
 	r.log.Info("live", zap.String("url", ep.redacted), zap.Uint64("block", r.cur.Number))
 	var dropped uint64 // sub.Dropped already counted
@@ -469,6 +485,9 @@ func (r *chainRunner) session(ctx context.Context, ep *endpoint) (healthy bool, 
 			if h, err = r.latest(ctx); err == nil {
 				err = r.syncTo(ctx, h)
 			}
+		}
+		if err == nil {
+			err = r.pollFinality(ctx)
 		}
 		if err != nil {
 			return true, err
@@ -736,19 +755,25 @@ func (r *chainRunner) commit(ctx context.Context, blocks []*block, storeFrom uin
 		}
 		return 0, "", false
 	}
+	trimWindow := func(n uint64) (uint64, bool) {
+		if n < r.deep {
+			return 0, false
+		}
+		return n - r.deep, true
+	}
 	if !r.process.Wait(ctx) {
 		return ctx.Err()
 	}
 	r.m.step(r.ch.Name, "commit")
 	pub, skipped, err := r.st.commit(ctx, commitReq{
-		token: r.token, expect: r.cur, blocks: blocks, storeFrom: storeFrom, trim: trim, chainName: r.ch.Name,
+		token: r.token, expect: r.cur, blocks: blocks, storeFrom: storeFrom, trim: trim, trimWindow: trimWindow, chainName: r.ch.Name,
 	})
 	if err != nil {
 		return fmt.Errorf("commit blocks %d..%d: %w", uint64(blocks[0].Number), uint64(blocks[len(blocks)-1].Number), err)
 	}
 	for _, b := range blocks {
 		n := uint64(b.Number)
-		if t, _, ok := trim(n); ok {
+		if t, ok := trimWindow(n); ok {
 			delete(r.win, t)
 		}
 		r.win[n] = winEntry{Hash: b.Hash, Parent: b.ParentHash}
@@ -804,6 +829,7 @@ func (r *chainRunner) reorg(ctx context.Context, target header) error {
 		minWin = min(minWin, n)
 	}
 	var anc cursor
+	deepChecked := false
 	for {
 		if h.Number == 0 {
 			return fmt.Errorf("reorg at block %d: no common ancestor down to genesis", uint64(target.Number))
@@ -813,11 +839,29 @@ func (r *chainRunner) reorg(ctx context.Context, target header) error {
 			anc = cursor{Number: pn, Hash: h.ParentHash, Set: true}
 			break
 		}
-		if len(r.win) == 0 || pn < minWin {
-			r.log.Error("reorg deeper than the window; logs of older orphaned blocks cannot be retracted",
-				zap.Uint64("block", uint64(target.Number)), zap.Uint64("window_start", minWin))
+		if len(r.win) == 0 {
+			r.log.Error("reorg with an empty window (Redis lost state); logs of older orphaned blocks cannot be retracted",
+				zap.Uint64("block", uint64(target.Number)))
 			anc = cursor{Number: pn, Hash: h.ParentHash, Set: true}
 			break
+		}
+		if pn < minWin {
+			if !r.windowFull(minWin) {
+				// The window is still filling (Redis lost state, see
+				// durable.go): nothing tells a deep reorg from a foreign
+				// node below it but the finalized block (checkAncestor).
+				r.log.Error("reorg deeper than the window, which is still refilling after Redis lost state; logs of older orphaned blocks cannot be retracted",
+					zap.Uint64("block", uint64(target.Number)), zap.Uint64("window_start", minWin))
+				anc = cursor{Number: pn, Hash: h.ParentHash, Set: true}
+				break
+			}
+			return r.foreign(ctx, "deeper_than_bound", fmt.Sprintf("reorg at block %d reaches below the window's block %d", uint64(target.Number), minWin))
+		}
+		if !deepChecked && pn+r.keep <= r.cur.Number+1 {
+			deepChecked = true
+			if err := r.checkDeep(ctx, uint64(target.Number)); err != nil {
+				return err
+			}
 		}
 		p, err := r.headerByHash(ctx, h.ParentHash)
 		if err != nil {
@@ -836,6 +880,9 @@ func (r *chainRunner) reorg(ctx context.Context, target header) error {
 			return fmt.Errorf("reorg of %d blocks at block %d: %w", r.cur.Number-anc.Number, uint64(target.Number), err)
 		}
 	}
+	if err := r.checkAncestor(ctx, anc, uint64(target.Number)); err != nil {
+		return err
+	}
 	var orphans []orphan
 	for n := r.cur.Number; n > anc.Number; n-- {
 		if e, ok := r.win[n]; ok {
@@ -846,8 +893,9 @@ func (r *chainRunner) reorg(ctx context.Context, target header) error {
 	if err != nil {
 		return err
 	}
+	deep := r.blockRemovals(orphans)
 	r.m.step(r.ch.Name, "rewind")
-	if err := r.st.rewind(ctx, r.token, r.cur, anc, orphans, removals); err != nil {
+	if err := r.st.rewind(ctx, r.token, r.cur, anc, orphans, removals, deep); err != nil {
 		return fmt.Errorf("unwind %d orphaned blocks to %d: %w", len(orphans), anc.Number, err)
 	}
 	for n := range r.win {

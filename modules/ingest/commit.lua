@@ -1,11 +1,12 @@
 -- Commit blocks to a chain's events stream atomically.
 -- KEYS[1] fence, KEYS[2] cursor, KEYS[3] events stream, KEYS[4] window,
---   then per block: KEYS blk (dedup), blog (published entries), trimblog.
+--   then per block: KEYS blk (dedup), blog (published entries), trimblog (the
+--   blog to delete; the block's own blog key when none).
 -- ARGV[1] fencing token, ARGV[2] expected cursor ("" = no cursor yet),
 -- ARGV[3] stream maxlen (approximate; see trim.lua), ARGV[4] dedup TTL seconds,
 -- ARGV[5] blog TTL seconds, ARGV[6] number of blocks, then per block:
 --   number, hash, parent, store blog (0/1), number to trim from the window
---   ("" = none), event count, then count x (id, event json).
+--   ("" = none; the window keeps more blocks than their blogs), event count, then count x (id, event json).
 -- Returns {published entries, blocks skipped as duplicates}.
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return redis.error_reply('FENCED stale fencing token ' .. ARGV[1])
@@ -49,6 +50,8 @@ for _ = 1, n do
   redis.call('HSET', KEYS[4], num, hash .. ':' .. parent)
   if trim ~= '' then
     redis.call('HDEL', KEYS[4], trim)
+  end
+  if trimblog ~= blog then
     redis.call('DEL', trimblog)
   end
   last = num .. ':' .. hash

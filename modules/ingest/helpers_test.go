@@ -160,6 +160,9 @@ func (e *env) stream() []entry {
 			e.t.Fatalf("xrange: %v", err)
 		}
 		for _, x := range es {
+			if t := x.FieldValues["type"]; t == hook.TypeFinality {
+				continue // the node's safe/finalized blocks (finality.go), no event
+			}
 			out = append(out, entry{ID: x.FieldValues["id"], Type: x.FieldValues["type"], Event: x.FieldValues["event"]})
 		}
 		if len(es) < 10000 {

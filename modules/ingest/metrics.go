@@ -22,6 +22,8 @@ type metrics struct {
 	leaseLost, leaseRetaken              *prometheus.CounterVec
 	droppedHeads, invalid, headJumps     *prometheus.CounterVec
 	redisLost                            *prometheus.CounterVec
+	finality                             *prometheus.GaugeVec
+	finalityRefused, foreign, deepReorgs *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -54,6 +56,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		invalid:      c("invalid_answers_total", "Node answers refused because a header or log broke the JSON-RPC spec or a bound (hex fields, sizes, number ranges)."),
 		redisLost:    c("redis_state_lost_total", "Sessions that found Redis without the chain's state (no cursor, or one older than the durable cursor) and resumed with a backfill, by what was found (empty, behind).", "found"),
 		headJumps:    c("head_jumps_total", "Heads more than ingest.max_head_jump past the known head, by outcome (confirmed, refused).", "outcome"),
+		finality: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ethhook_ingest_finality_block",
+			Help: "The node's safe and finalized blocks as published to the events stream, by tag."}, []string{"chain", "tag"}),
+		finalityRefused: c("finality_refused_total", "Safe/finalized answers not published, by reason (order: finalized above safe; backwards: below the published one; not_committed: not the block ingest committed).", "reason"),
+		foreign:         c("foreign_node_total", "Sessions given up because the node contradicted what ingest committed or reported finalized (a wrong or broken node; nothing was unwound), by reason.", "reason"),
+		deepReorgs:      c("deep_reorgs_total", "Reorgs deeper than the chain's reorg_depth (entries kept) but within max_reorg_depth, unwound by retracting whole blocks."),
 		reorgs: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "ethhook_ingest_reorg_depth", Help: "Reorgs by depth (orphaned blocks).",
 			Buckets: []float64{1, 2, 3, 4, 6, 8, 12, 16, 32, 64},
@@ -64,7 +71,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"chain", "method"}),
 	}
 	for _, col := range []prometheus.Collector{m.head, m.committed, m.lag, m.leaseHolder, m.heldBack, m.logs, m.blocks, m.backfilled,
-		m.reconnects, m.rpcErrors, m.malformed, m.wrongChain, m.oversized, m.restarts, m.rejectedLogs, m.emptyRefetch, m.leaseLost, m.leaseRetaken, m.droppedHeads, m.invalid, m.headJumps, m.redisLost, m.reorgs, m.rpcLatency} {
+		m.reconnects, m.rpcErrors, m.malformed, m.wrongChain, m.oversized, m.restarts, m.rejectedLogs, m.emptyRefetch, m.leaseLost, m.leaseRetaken, m.droppedHeads, m.invalid, m.headJumps, m.redisLost, m.reorgs, m.rpcLatency,
+		m.finality, m.finalityRefused, m.foreign, m.deepReorgs} {
 		if err := reg.Register(col); err != nil {
 			return nil, err
 		}

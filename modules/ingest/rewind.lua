@@ -4,7 +4,9 @@
 -- ARGV[1] fencing token, ARGV[2] expected cursor, ARGV[3] new cursor
 -- (the common ancestor, "number:hash"), ARGV[4] stream maxlen,
 -- ARGV[5] number of orphaned blocks, then their numbers, then the count of
--- removal entries, then count x (id, event json) published as log.removed.
+-- removal entries, then count x (id, event json) published as log.removed, then
+-- the count of whole blocks retracted (deep reorg), then each "number:hash"
+-- published as block.removed.
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return redis.error_reply('FENCED stale fencing token ' .. ARGV[1])
 end
@@ -28,7 +30,14 @@ for _ = 1, ne do
   redis.call('XADD', KEYS[3], '*', 'id', ARGV[a], 'type', 'log.removed', 'event', ARGV[a + 1])
   a = a + 2
 end
-if ne > 0 then
+-- Orphaned blocks older than the kept entries: retracted as whole blocks.
+local nb = tonumber(ARGV[a])
+a = a + 1
+for _ = 1, nb do
+  redis.call('XADD', KEYS[3], '*', 'type', 'block.removed', 'block', ARGV[a])
+  a = a + 1
+end
+if ne + nb > 0 then
   trim_events(KEYS[3], ARGV[4])
 end
 redis.call('SET', KEYS[2], ARGV[3])

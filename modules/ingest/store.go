@@ -137,8 +137,10 @@ type commitReq struct {
 	// storeFrom: blocks numbered >= storeFrom keep their entries (blog)
 	// for reorg removal; older backfilled blocks are beyond any reorg.
 	storeFrom uint64
-	// trim gives the window entry that block n pushes out, if any.
+	// trim gives the block whose stored entries block n pushes out, if any.
 	trim func(n uint64) (uint64, string, bool)
+	// trimWindow gives the window entry block n pushes out; nil: trim's.
+	trimWindow func(n uint64) (uint64, bool)
 	// chainName is the event's chain.name.
 	chainName string
 }
@@ -185,9 +187,15 @@ func (s *store) commit(ctx context.Context, r commitReq) (published, skipped int
 		if num >= r.storeFrom {
 			store = "1"
 		}
-		trim, trimBlog := "", s.blogKey(b.Hash)
+		trim, trimBlog := "", s.blogKey(b.Hash) // the block's own blog key: nothing to trim
 		if tn, th, ok := r.trim(num); ok {
 			trim, trimBlog = strconv.FormatUint(tn, 10), s.blogKey(th)
+		}
+		if r.trimWindow != nil {
+			trim = ""
+			if tn, ok := r.trimWindow(num); ok {
+				trim = strconv.FormatUint(tn, 10)
+			}
 		}
 		keys = append(keys, s.blkKey(b.Hash), s.blogKey(b.Hash), trimBlog)
 		args = append(args, strconv.FormatUint(num, 10), b.Hash, b.ParentHash, store, trim, strconv.Itoa(len(b.logs)))
@@ -312,7 +320,7 @@ func asRemoved(line []byte) (string, string, error) {
 }
 
 // rewind publishes removals and moves the cursor back to the ancestor.
-func (s *store) rewind(ctx context.Context, token int64, expect, to cursor, orphans []orphan, removals []string) error {
+func (s *store) rewind(ctx context.Context, token int64, expect, to cursor, orphans []orphan, removals []string, blocks []hook.BlockRemoved) error {
 	keys := make([]string, 0, 4+2*len(orphans))
 	keys = append(keys, s.fence, s.cursor, s.events, s.window)
 	args := make([]string, 0, 6+len(orphans)+len(removals))
@@ -323,6 +331,10 @@ func (s *store) rewind(ctx context.Context, token int64, expect, to cursor, orph
 	}
 	args = append(args, strconv.Itoa(len(removals)/2))
 	args = append(args, removals...)
+	args = append(args, strconv.Itoa(len(blocks)))
+	for _, b := range blocks {
+		args = append(args, b.Block.String())
+	}
 	return scriptErr("rewind script", rewindScript.Exec(ctx, s.rdb, keys, args).Error())
 }
 

@@ -42,13 +42,15 @@ type headTracker struct {
 	mu     sync.Mutex
 	marks  []readMark // finished reads not yet known to be safe
 	head   uint64
-	cursor hook.Cursor // the highest cursor known to be fully handled
+	cursor hook.Cursor   // the highest cursor known to be fully handled
+	fin    finalityHeads // the node's safe and finalized heads, applied (finality.go)
 }
 
 type readMark struct {
 	last  streamID
 	block uint64
 	below hook.Cursor // the cursor ingest committed block on (unset: unknown)
+	fin   finalityHeads
 }
 
 // maxMarks bounds the marks kept while an earlier entry stays pending (a
@@ -67,7 +69,7 @@ func (h *headTracker) finish(last streamID, maxBlock uint64, below hook.Cursor) 
 	if !raisesHead && !above(below, h.cursor) {
 		return false // can raise nothing
 	}
-	h.marks = append(h.marks, readMark{last, maxBlock, below})
+	h.marks = append(h.marks, readMark{last: last, block: maxBlock, below: below})
 	if len(h.marks) > maxMarks {
 		h.marks = mergeMarks(h.marks)
 	}
@@ -86,7 +88,9 @@ func mergeMarks(ms []readMark) []readMark {
 			if above(m.below, n.below) {
 				n.below = m.below
 			}
-			m = readMark{n.last, max(m.block, n.block), n.below}
+			fin := m.fin
+			fin.raise(n.fin)
+			m = readMark{n.last, max(m.block, n.block), n.below, fin}
 		}
 		out = append(out, m)
 	}
@@ -109,6 +113,7 @@ func (h *headTracker) settle(lowestPending streamID, nonePending bool) {
 	for _, m := range h.marks {
 		if nonePending || m.last.less(lowestPending) {
 			h.head = max(h.head, m.block)
+			h.fin.raise(m.fin)
 			if above(m.below, h.cursor) {
 				h.cursor = m.below
 			}
@@ -344,6 +349,8 @@ type holdRow struct {
 	endpointID, eventID, appID        string
 	chainID, blockNumber, releaseBlok int64
 	payload                           []byte
+	stage                             int16  // stageCount, stageSafe, stageFinalized
+	releaseType                       string // the released message's type: log, or log.finalized (two-phase)
 }
 
 // removal is a log.removed event for one endpoint.
@@ -399,10 +406,18 @@ func (m *Module) handle(ctx context.Context, chainID uint64, entries []rueidis.X
 	var matches []match
 	var events []hook.Event
 	removalIDs := map[string]bool{}
+	fin, finLast, blockRemovals, specialErrs := specialEntries(entries)
 	for _, e := range entries {
 		ackIDs = append(ackIDs, e.ID)
 		if e.FieldValues == nil {
 			continue // deleted from the stream (trimmed) while pending
+		}
+		if t := e.FieldValues["type"]; t == hook.TypeFinality || t == hook.TypeBlockRemoved {
+			if err := specialErrs[e.ID]; err != nil {
+				m.met.badEntries.WithLabelValues(chain).Inc()
+				m.log.Error("unreadable stream entry skipped", zap.Uint64("chain", chainID), zap.String("entry", e.ID), zap.Error(err))
+			}
+			continue
 		}
 		ev, err := parseEntry(e.FieldValues)
 		if err != nil {
@@ -472,8 +487,12 @@ func (m *Module) handle(ctx context.Context, chainID uint64, entries []rueidis.X
 				row.state = state(t.ep.AppID)
 				direct = append(direct, row)
 			default:
-				holds = append(holds, holdRow{endpointID: t.ep.ID, eventID: ev.ID, appID: t.ep.AppID, chainID: row.chainID,
-					blockNumber: row.blockNumber, releaseBlok: row.blockNumber + int64(t.ep.Confirmations), payload: body})
+				if t.ep.TwoPhase {
+					// The first phase at once; the hold makes the log.finalized.
+					row.state = state(t.ep.AppID)
+					direct = append(direct, row)
+				}
+				holds = append(holds, newHold(t, ev, row, body))
 			}
 		}
 	}
@@ -486,6 +505,13 @@ func (m *Module) handle(ctx context.Context, chainID uint64, entries []rueidis.X
 		queued, err = m.writeWithRemovals(ctx, chainID, direct, holds, removals)
 	case len(direct)+len(holds) > 0:
 		queued, err = m.writeBatch(ctx, chainID, direct, holds)
+	}
+	if err == nil && len(blockRemovals) > 0 {
+		// After the read's logs: every log of an orphaned block precedes
+		// its block.removed in the stream.
+		var q []msgRow
+		q, err = m.applyBlockRemovals(ctx, chainID, blockRemovals)
+		queued = append(queued, q...)
 	}
 	if err != nil {
 		return 0, hook.Cursor{}, false, err
@@ -509,6 +535,11 @@ func (m *Module) handle(ctx context.Context, chainID uint64, entries []rueidis.X
 					m.onQueued(id, queuedAt)
 				}
 			}
+		}
+	}
+	if fin != (finalityHeads{}) {
+		if id, err := parseStreamID(finLast); err == nil && m.tracker(chainID).finishFinality(id, fin) {
+			m.kickRelease(chainID)
 		}
 	}
 	return maxBlock, below, len(holds) > 0, nil
@@ -725,10 +756,12 @@ func (m *Module) writeBatch(ctx context.Context, chainID uint64, direct []msgRow
 	return m.toQueue(ctx, m.pool, direct, inserted)
 }
 
-const insertHoldsSQL = `INSERT INTO process_holds (endpoint_id, event_id, app_id, chain_id, block_number, release_block, state, payload)
-	SELECT t.endpoint_id, t.event_id, t.app_id, t.chain_id, t.block_number, t.release_block, 'held', t.payload::json
-	FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::int8[], $7::text[])
-		AS t(endpoint_id, event_id, app_id, chain_id, block_number, release_block, payload)
+const insertHoldsSQL = `INSERT INTO process_holds (endpoint_id, event_id, app_id, chain_id, block_number, release_block, state, payload,
+		stage, release_type)
+	SELECT t.endpoint_id, t.event_id, t.app_id, t.chain_id, t.block_number, t.release_block, 'held', t.payload::json,
+		t.stage, t.release_type
+	FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::int8[], $7::text[], $8::int2[], $9::text[])
+		AS t(endpoint_id, event_id, app_id, chain_id, block_number, release_block, payload, stage, release_type)
 	WHERE EXISTS (SELECT 1 FROM endpoints e WHERE e.id = t.endpoint_id)
 	ON CONFLICT (endpoint_id, event_id) DO NOTHING`
 
@@ -736,11 +769,15 @@ func insertHoldsArgs(rows []holdRow) []any {
 	n := len(rows)
 	eps, evs, apps := make([]string, n), make([]string, n), make([]string, n)
 	chains, blocks, rel := make([]int64, n), make([]int64, n), make([]int64, n)
-	pls := make([]string, n)
+	pls, stages, types := make([]string, n), make([]int16, n), make([]string, n)
 	for i, r := range rows {
 		eps[i], evs[i], apps[i], chains[i], blocks[i], rel[i], pls[i] = r.endpointID, r.eventID, r.appID, r.chainID, r.blockNumber, r.releaseBlok, string(r.payload)
+		stages[i], types[i] = r.stage, r.releaseType
+		if types[i] == "" {
+			types[i] = hook.TypeLog
+		}
 	}
-	return []any{eps, evs, apps, chains, blocks, rel, pls}
+	return []any{eps, evs, apps, chains, blocks, rel, pls, stages, types}
 }
 
 func insertHolds(ctx context.Context, tx pgx.Tx, rows []holdRow) error {
@@ -770,14 +807,15 @@ func (m *Module) applyRemoval(ctx context.Context, tx pgx.Tx, rm removal) ([]msg
 		if err != nil {
 			return nil, fmt.Errorf("suppress held %s for %s: %w", rm.eventID, rm.endpointID, err)
 		}
-		return nil, nil
+		// A two-phase endpoint got the log at once: it gets the removal
+		// too (the check below finds the log message).
 	}
 	var queued bool
 	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM messages WHERE endpoint_id = $1 AND event_id = $2 AND type = 'log')`,
 		rm.endpointID, rm.eventID).Scan(&queued); err != nil {
 		return nil, fmt.Errorf("look for message of %s for %s: %w", rm.eventID, rm.endpointID, err)
 	}
-	if queued || st == "released" {
+	if queued || st == "released" { // queued covers a two-phase endpoint's first phase
 		return m.insertMessages(ctx, tx, []msgRow{rm.removedMsg}, false)
 	}
 	if st == "" {

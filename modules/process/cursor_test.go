@@ -32,7 +32,7 @@ func TestHandledCursorNeverPassesAPendingEntry(t *testing.T) {
 }
 
 func TestMergedMarksKeepTheHighestCursor(t *testing.T) {
-	ms := mergeMarks([]readMark{{sid(1, 0), 10, at(9, "0x9")}, {sid(2, 0), 8, at(7, "0x7")}})
+	ms := mergeMarks([]readMark{{last: sid(1, 0), block: 10, below: at(9, "0x9")}, {last: sid(2, 0), block: 8, below: at(7, "0x7")}})
 	if len(ms) != 1 || ms[0].last != sid(2, 0) || ms[0].block != 10 || ms[0].below != at(9, "0x9") {
 		t.Fatalf("merged = %+v", ms)
 	}

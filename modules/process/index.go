@@ -14,8 +14,8 @@ type target struct {
 }
 
 // direct reports whether the endpoint's events become messages at once
-// (no confirmations to wait for, no batch to fill).
-func (t *target) direct() bool { return t.ep.Confirmations == 0 && !t.ep.Batching() }
+// (no confirmations or finality stage to wait for, no batch to fill).
+func (t *target) direct() bool { return !t.ep.Held() && !t.ep.Batching() }
 
 type pairKey struct{ addr, topic0 string }
 

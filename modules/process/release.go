@@ -31,10 +31,12 @@ func (m *Module) releaser(ctx context.Context, chainID uint64) error {
 	log := m.log.With(zap.Uint64("chain", chainID))
 	ht := m.tracker(chainID)
 	// Start from the head stored by earlier runs and other processes.
-	var stored int64
-	if err := m.pool.QueryRow(ctx, `SELECT head FROM process_heads WHERE chain_id = $1`, int64(chainID)).Scan(&stored); err == nil {
+	var stored, storedSafe, storedFinal int64
+	if err := m.pool.QueryRow(ctx, `SELECT head, safe_head, finalized_head FROM process_heads WHERE chain_id = $1`, int64(chainID)).Scan(&stored, &storedSafe, &storedFinal); err == nil {
 		ht.raise(uint64(stored))
+		ht.raiseFinality(finalityHeads{safe: uint64(storedSafe), final: uint64(storedFinal)})
 	}
+	persistedFin := ht.finality()
 	tick := time.NewTicker(m.cfg.ReleaseInterval)
 	defer tick.Stop()
 	var persisted uint64
@@ -66,16 +68,21 @@ func (m *Module) releaser(ctx context.Context, chainID uint64) error {
 				lastCursor = time.Now()
 			}
 		}
-		head := ht.safeHead()
-		if head > persisted {
-			var h int64
-			err := m.pool.QueryRow(ctx, `INSERT INTO process_heads (chain_id, head) VALUES ($1, $2)
-				ON CONFLICT (chain_id) DO UPDATE SET head = GREATEST(process_heads.head, EXCLUDED.head), updated_at = now()
-				RETURNING head`, int64(chainID), int64(head)).Scan(&h)
+		head, fin := ht.safeHead(), ht.finality()
+		if head > persisted || fin != persistedFin {
+			var h, hs, hf int64
+			err := m.pool.QueryRow(ctx, `INSERT INTO process_heads (chain_id, head, safe_head, finalized_head) VALUES ($1, $2, $3, $4)
+				ON CONFLICT (chain_id) DO UPDATE SET head = GREATEST(process_heads.head, EXCLUDED.head),
+					safe_head = GREATEST(process_heads.safe_head, EXCLUDED.safe_head),
+					finalized_head = GREATEST(process_heads.finalized_head, EXCLUDED.finalized_head), updated_at = now()
+				RETURNING head, safe_head, finalized_head`, int64(chainID), int64(head), int64(fin.safe), int64(fin.final)).Scan(&h, &hs, &hf)
 			if err == nil {
 				persisted = uint64(h)
 				ht.raise(uint64(h))
 				head = max(head, uint64(h))
+				ht.raiseFinality(finalityHeads{safe: uint64(hs), final: uint64(hf)})
+				fin = ht.finality()
+				persistedFin = fin
 			} else if ctx.Err() == nil {
 				log.Warn("store chain head", zap.Error(err))
 			}
@@ -84,7 +91,7 @@ func (m *Module) releaser(ctx context.Context, chainID uint64) error {
 			// Not cancelled by shutdown: a commit whose outcome we did not
 			// see would leave released messages without jobs.
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-			n, err := m.release(rctx, chainID, head)
+			n, err := m.release(rctx, chainID, head, fin)
 			cancel()
 			if err != nil {
 				if ctx.Err() == nil {
@@ -146,10 +153,13 @@ type heldRow struct {
 	blockNumber                int64
 	payload                    []byte
 	createdAt                  time.Time
+	releaseType                string // log, or log.finalized (two-phase)
 }
 
-// release releases due holds of one chain; it returns how many rows it read.
-func (m *Module) release(ctx context.Context, chainID uint64, head uint64) (int, error) {
+// release releases due holds of one chain: those counted in blocks against
+// head, those at a finality stage against the node's heads fin. It returns
+// how many rows it read.
+func (m *Module) release(ctx context.Context, chainID uint64, head uint64, fin finalityHeads) (int, error) {
 	var read int
 	var queued []msgRow
 	err := pgx.BeginFunc(ctx, m.pool, func(tx pgx.Tx) error {
@@ -157,16 +167,18 @@ func (m *Module) release(ctx context.Context, chainID uint64, head uint64) (int,
 		if err := lockChain(ctx, tx, chainID, false); err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, `SELECT endpoint_id, event_id, app_id, block_number, payload, created_at FROM process_holds
-			WHERE chain_id = $1 AND state = 'held' AND release_block <= $2
-			ORDER BY endpoint_id, block_number, event_id LIMIT $3 FOR UPDATE SKIP LOCKED`, int64(chainID), int64(head), releaseLimit)
+		rows, err := tx.Query(ctx, `SELECT endpoint_id, event_id, app_id, block_number, payload, created_at, release_type FROM process_holds
+			WHERE chain_id = $1 AND state = 'held' AND ((stage = 0 AND release_block <= $2)
+				OR (stage = 1 AND block_number <= $4) OR (stage = 2 AND block_number <= $5))
+			ORDER BY endpoint_id, block_number, event_id LIMIT $3 FOR UPDATE SKIP LOCKED`,
+			int64(chainID), int64(head), releaseLimit, int64(fin.safe), int64(fin.final))
 		if err != nil {
 			return fmt.Errorf("read due holds: %w", err)
 		}
 		var due []heldRow
 		for rows.Next() {
 			var h heldRow
-			if err := rows.Scan(&h.endpointID, &h.eventID, &h.appID, &h.blockNumber, &h.payload, &h.createdAt); err != nil {
+			if err := rows.Scan(&h.endpointID, &h.eventID, &h.appID, &h.blockNumber, &h.payload, &h.createdAt, &h.releaseType); err != nil {
 				rows.Close()
 				return fmt.Errorf("read due holds: %w", err)
 			}
@@ -284,12 +296,17 @@ func singleMessage(chainID uint64, h heldRow, head uint64) (msgRow, error) {
 	if err != nil {
 		return msgRow{}, err
 	}
+	typ := hook.TypeLog
+	if h.releaseType == hook.TypeLogFinalized {
+		typ = hook.TypeLogFinalized
+	}
+	p.Type = typ
 	body, err := json.Marshal(p)
 	if err != nil {
 		return msgRow{}, err
 	}
-	return msgRow{id: newMessageID(), appID: h.appID, endpointID: h.endpointID, eventID: h.eventID, typ: hook.TypeLog,
-		webhookID: hook.WebhookID(h.eventID, hook.TypeLog), chainID: int64(chainID), blockNumber: h.blockNumber,
+	return msgRow{id: newMessageID(), appID: h.appID, endpointID: h.endpointID, eventID: h.eventID, typ: typ,
+		webhookID: hook.WebhookID(h.eventID, typ), chainID: int64(chainID), blockNumber: h.blockNumber,
 		blockHash: p.Block.Hash, txHash: p.Transaction.Hash, payload: body}, nil
 }
 

@@ -71,8 +71,9 @@ func (a *endpointAdapter) Get(ctx context.Context, scope hook.Scope, appID, id s
 
 func (a *endpointAdapter) Create(ctx context.Context, scope hook.Scope, appID string, ep hook.Endpoint) (hook.Endpoint, error) {
 	conf := ep.Confirmations
+	fin := hook.FormatFinality(ep.Stage, ep.Confirmations)
 	in := endpoint.Input{
-		URL: ep.URL, Description: ep.Description, Filter: ep.Filter, Confirmations: &conf,
+		URL: ep.URL, Description: ep.Description, Filter: ep.Filter, Confirmations: &conf, Finality: &fin, TwoPhase: ep.TwoPhase,
 		BatchMax: ep.BatchMax, BatchWaitMS: ep.BatchWaitMS, RateLimit: ep.RateLimit,
 		RetrySchedule: ep.RetrySchedule, AllowRedirects: ep.AllowRedirects,
 	}
@@ -91,8 +92,9 @@ func (a *endpointAdapter) Create(ctx context.Context, scope hook.Scope, appID st
 }
 
 func (a *endpointAdapter) Update(ctx context.Context, scope hook.Scope, appID, id string, ep hook.Endpoint) (hook.Endpoint, error) {
+	fin := hook.FormatFinality(ep.Stage, ep.Confirmations)
 	out, err := a.s.Update(ctx, scope, appID, id, endpoint.Patch{
-		URL: &ep.URL, Description: &ep.Description, Filter: &ep.Filter, Confirmations: &ep.Confirmations,
+		URL: &ep.URL, Description: &ep.Description, Filter: &ep.Filter, Confirmations: &ep.Confirmations, Finality: &fin, TwoPhase: &ep.TwoPhase,
 		BatchMax: &ep.BatchMax, BatchWaitMS: &ep.BatchWaitMS, RateLimit: &ep.RateLimit,
 		RetrySchedule: &ep.RetrySchedule, AllowRedirects: &ep.AllowRedirects,
 	})

@@ -29,6 +29,8 @@ type endpointForm struct {
 	RawConds       string // conditions the rows cannot express, one per line
 	Confirmations  string
 	FromBlock      string // new endpoints only: deliver history from this block
+	Stage          string // "" (confirmations count), safe or finalized
+	TwoPhase       bool
 	BatchMax       string
 	BatchWaitMS    string
 	RateLimit      string
@@ -212,6 +214,7 @@ func formFromEndpoint(ep hook.Endpoint, chains []config.Chain) endpointForm {
 		URL: ep.URL, Description: ep.Description, AllowRedirects: ep.AllowRedirects, Enabled: ep.Enabled,
 		Confirmations: strconv.Itoa(ep.Confirmations), BatchMax: strconv.Itoa(ep.BatchMax),
 		BatchWaitMS: strconv.Itoa(ep.BatchWaitMS), RateLimit: strconv.Itoa(ep.RateLimit),
+		Stage: ep.Stage, TwoPhase: ep.TwoPhase,
 		RetrySchedule: strings.Join(ep.RetrySchedule, ", "),
 		Addresses:     strings.Join(ep.Filter.Addresses, "\n"),
 	}
@@ -278,6 +281,8 @@ func parseEndpointForm(form url.Values) endpointForm {
 		BatchWaitMS: strings.TrimSpace(form.Get("batch_wait_ms")), RateLimit: strings.TrimSpace(form.Get("rate_limit")),
 		RetrySchedule:  form.Get("retry_schedule"),
 		AllowRedirects: form.Get("allow_redirects") != "",
+		Stage:          strings.TrimSpace(form.Get("stage")),
+		TwoPhase:       form.Get("two_phase") != "",
 		Enabled:        form.Get("enabled") != "",
 		Fields:         map[string]string{},
 	}
@@ -326,6 +331,10 @@ func (f *endpointForm) toEndpoint() hook.Endpoint {
 		BatchWaitMS:   num("batch_wait_ms", f.BatchWaitMS),
 		RateLimit:     num("rate_limit", f.RateLimit),
 		RetrySchedule: lines(f.RetrySchedule),
+		Stage:         f.Stage, TwoPhase: f.TwoPhase,
+	}
+	if ep.Stage != "" {
+		ep.Confirmations = 0 // the stage replaces the count
 	}
 	if f.FromBlock != "" {
 		// Carried to the create call on History (see endpointAdapter.Create).

@@ -114,3 +114,20 @@ func TestEventPickerOffersTheBuiltInEventsAsDeclarations(t *testing.T) {
 		t.Fatal("bad ABI accepted")
 	}
 }
+
+func TestEndpointFormCarriesFinalityAndTwoPhase(t *testing.T) {
+	f := parseEndpointForm(url.Values{"url": {"https://example.com/x"}, "chains": {"31337"},
+		"confirmations": {"7"}, "stage": {"finalized"}, "two_phase": {"1"}})
+	ep := f.toEndpoint()
+	if ep.Stage != hook.StageFinalized || !ep.TwoPhase || ep.Confirmations != 0 {
+		t.Fatalf("endpoint stage %q two-phase %v confirmations %d, want finalized, two-phase, 0", ep.Stage, ep.TwoPhase, ep.Confirmations)
+	}
+	back := formFromEndpoint(ep, nil)
+	if back.Stage != hook.StageFinalized || !back.TwoPhase {
+		t.Fatalf("form from endpoint: stage %q two-phase %v", back.Stage, back.TwoPhase)
+	}
+	count := parseEndpointForm(url.Values{"confirmations": {"4"}})
+	if ep := count.toEndpoint(); ep.Stage != "" || ep.Confirmations != 4 || ep.TwoPhase {
+		t.Fatalf("count only: %+v", ep)
+	}
+}
