@@ -20,7 +20,7 @@ RUN_ENV := ETHHOOK_LOG_FORMAT=console
 SECRETS_FILE ?= .ethhook/secrets.env
 LOAD_SECRETS = while IFS='=' read -r k v; do if [[ $$k == ETHHOOK_* && -z "$${!k:-}" ]]; then export "$$k=$$v"; fi; done < $(SECRETS_FILE)
 
-.PHONY: help build run services test test/unit test/browser test/faults test/cluster lint bench clean
+.PHONY: help build run services test test/unit test/browser test/faults test/cluster test/contract lint bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z/_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -55,6 +55,9 @@ test/faults: services ## kill, restart and cut every part of the pipeline under 
 
 test/cluster: services ## the pipeline split by roles on a 3-master, 3-replica Redis Cluster; kill -9 a master mid-load, account every webhook
 	$(GO) test -tags faults -count=1 -p 1 -timeout 15m -v -run '^TestCluster$$' ./faults/ | grep --line-buffered -v "^=== "; exit $${PIPESTATUS[0]}
+
+test/contract: services ## the OpenAPI document against Redocly lint and a generated TypeScript client (needs node and npm; installs them when missing)
+	@scripts/contract.sh
 
 test/clean:
 	@$(GO) run ./internal/testenv/cleanup

@@ -130,6 +130,8 @@ func scan(row pgx.Row) (hook.Endpoint, error) {
 	if err := json.Unmarshal(filterJSON, &e.Filter); err != nil {
 		return e, fmt.Errorf("endpoint %s: decode filter: %w", e.ID, err)
 	}
+	// Never null in the API: the document says array.
+	e.RetrySchedule = []string{}
 	if sched != "" {
 		e.RetrySchedule = strings.Split(sched, ",")
 	}
@@ -297,6 +299,9 @@ func (s *Service) Create(ctx context.Context, scope hook.Scope, appID string, in
 		AppID: appID, URL: strings.TrimSpace(in.URL), Description: in.Description, Enabled: true, Filter: in.Filter,
 		BatchMax: in.BatchMax, BatchWaitMS: in.BatchWaitMS, RateLimit: in.RateLimit,
 		RetrySchedule: in.RetrySchedule, AllowRedirects: in.AllowRedirects,
+	}
+	if e.RetrySchedule == nil {
+		e.RetrySchedule = []string{}
 	}
 	if in.Confirmations != nil {
 		e.Confirmations = *in.Confirmations
