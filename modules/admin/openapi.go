@@ -79,6 +79,11 @@ func (r route) statuses() []int {
 	if strings.Contains(r.path, ":") {
 		out = append(out, 404)
 	}
+	for _, q := range r.query {
+		if q.name == "app_id" {
+			out = append(out, 404) // an application the caller cannot see
+		}
+	}
 	if r.body != nil {
 		out = append(out, 413)
 	}

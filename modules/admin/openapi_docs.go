@@ -73,7 +73,7 @@ var fieldDocs = func() map[string]map[string]any {
 		"admin.userUpdate.role":          enumOf(roles),
 		"admin.userCreate.email":         {"format": "email"},
 		"tenant.User.role":               enumOf(roles),
-		"tenant.AuditEntry.actor_type":   enumOf([]any{"user", "api_key", "system"}),
+		"tenant.AuditEntry.actor_type":   enumOf([]any{"user", "api_key", "system", "anonymous"}),
 		"admin.planCreate.id":            {"pattern": "^[a-z0-9_-]{1,40}$", "examples": []any{"pro"}},
 		"admin.planCreate.monthly_quota": with(between(0, tenant.MaxPlanQuota), "description", "successful deliveries a month; 0 = unlimited"),
 		"admin.planCreate.max_endpoints": with(between(0, tenant.MaxPlanEndpoints), "description", "0 = unlimited"),
