@@ -21,7 +21,7 @@ func TestOpenAPIDocumentMatchesTheRouterBothWays(t *testing.T) {
 	var doc struct {
 		OpenAPI    string                               `json:"openapi"`
 		Paths      map[string]map[string]map[string]any `json:"paths"`
-		Components map[string]map[string]any `json:"components"`
+		Components map[string]map[string]any            `json:"components"`
 	}
 	r := h.must(200, "GET", "/api/v1/openapi.json", "", nil)
 	r.json(t, &doc)
