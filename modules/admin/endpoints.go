@@ -75,6 +75,9 @@ func serviceError(err error) error {
 		return &apiError{Status: http.StatusForbidden, Code: "plan_limit", Message: err.Error() + "; an admin can raise the plan"}
 	case errors.Is(err, message.ErrInvalid):
 		return &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: err.Error()}
+	case errors.Is(err, message.ErrEndpointDisabled):
+		// A replay would wait, unsent, until the endpoint is enabled.
+		return &apiError{Status: http.StatusConflict, Code: "endpoint_disabled", Message: err.Error() + "; PATCH enabled: true first"}
 	case errors.Is(err, message.ErrConflict):
 		return &apiError{Status: http.StatusConflict, Code: "conflict", Message: err.Error()}
 	}
@@ -321,25 +324,14 @@ func (m *Module) SendTest(ctx context.Context, scope hook.Scope, appID, endpoint
 	return id, nil
 }
 
-// errDisabled refuses a replay to a disabled endpoint: the messages would
-// only wait, unsent, until it is enabled again.
-func errDisabled(ep hook.Endpoint) error {
-	return &apiError{Status: http.StatusConflict, Code: "endpoint_disabled",
-		Message: fmt.Sprintf("endpoint %s is disabled (%s): nothing would be sent; enable it first (PATCH enabled: true), then replay", ep.ID, ep.DisabledReason)}
-}
-
 func (m *Module) handleReplayEndpoint(c echo.Context) error {
 	appID, id := c.Param("app_id"), c.Param("endpoint_id")
-	ep, err := m.endpoints.Get(c.Request().Context(), scopeOf(c), appID, id)
-	if err != nil {
+	if _, err := m.endpoints.Get(c.Request().Context(), scopeOf(c), appID, id); err != nil {
 		return serviceError(err)
 	}
 	var req replayRequest
 	if err := bind(c, &req); err != nil {
 		return err
-	}
-	if !ep.Enabled {
-		return errDisabled(ep)
 	}
 	r := message.Range{EndpointID: id, FromBlock: req.FromBlock, ToBlock: req.ToBlock, OnlyFailed: req.OnlyFailed}
 	if req.Since != nil {
@@ -441,13 +433,6 @@ func (m *Module) handleReplayMessage(c echo.Context) error {
 	msg, _, err := m.messageOf(c)
 	if err != nil {
 		return err
-	}
-	ep, err := m.endpoints.Get(c.Request().Context(), scopeOf(c), msg.AppID, msg.EndpointID)
-	if err != nil {
-		return serviceError(err)
-	}
-	if !ep.Enabled {
-		return errDisabled(ep)
 	}
 	out, err := m.messages.Replay(c.Request().Context(), scopeOf(c), msg.ID)
 	if err != nil {

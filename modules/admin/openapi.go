@@ -50,7 +50,7 @@ var errorStatuses = map[int]errorStatus{
 	401: {"Unauthorized", "missing or invalid credentials (unauthorized), or a wrong email or password (invalid_credentials)", "unauthorized", "missing or invalid credentials: send Authorization: Bearer <token or ethk_ key>", false},
 	403: {"Forbidden", "not allowed for this caller (forbidden: an API key on a users-only route, a member on an admin route), password_change_required, or plan_limit", "forbidden", "API keys cannot create or delete applications; log in as a user", false},
 	404: {"NotFound", "no such resource, or another tenant's", "not_found", "not found", false},
-	409: {"Conflict", "the change collides with the resource's state or an existing one", "conflict", `plan "pro" already exists`, false},
+	409: {"Conflict", "the change collides with the resource's state or an existing one (conflict), or a replay to a disabled endpoint (endpoint_disabled: enable it first)", "conflict", `plan "pro" already exists`, false},
 	413: {"PayloadTooLarge", "the request body is larger than admin.body_limit", "body_too_large", "request body is larger than the limit", false},
 	422: {"IdempotencyKeyReused", "the Idempotency-Key was used within 24 h for a request with another body or route", "idempotency_key_reused", "Idempotency-Key \"k1\" was used for another request body; use a new key", false},
 	429: {"TooManyRequests", "a request or sign-in limit is reached; retry after Retry-After seconds", "rate_limited", "rate limit reached; retry after 12 s", true},
@@ -141,7 +141,7 @@ func (m *Module) OpenAPI() map[string]any {
 			"title":   "EthHook admin API",
 			"version": "1",
 			"description": "Webhooks for EVM contract events. Authenticate with `Authorization: Bearer <token>` where the token is a JWT from POST /api/v1/auth/login or an application API key (ethk_...). " +
-				"Lists take cursor and limit and answer {data, next_cursor}. Errors are {\"error\": {\"code\", \"message\", \"fields\"}}; codes: invalid_request, invalid_json, unauthorized, invalid_credentials, forbidden, password_change_required (the account, such as the first-run bootstrap admin, must change its password with POST /api/v1/auth/password before anything else), plan_limit, not_found, conflict, idempotency_key_reused, rate_limited, busy (503: too many password checks at once; retry), body_too_large, method_not_allowed (405: a documented path asked with a method it does not serve), internal. " +
+				"Lists take cursor and limit and answer {data, next_cursor}. Errors are {\"error\": {\"code\", \"message\", \"fields\"}}; codes: invalid_request, invalid_json, unauthorized, invalid_credentials, forbidden, password_change_required (the account, such as the first-run bootstrap admin, must change its password with POST /api/v1/auth/password before anything else), plan_limit, not_found, conflict, endpoint_disabled (409: a replay to a disabled endpoint), idempotency_key_reused, rate_limited, busy (503: too many password checks at once; retry), body_too_large, method_not_allowed (405: a documented path asked with a method it does not serve), internal. " +
 				"Only users create and revoke API keys; an API key cannot. Every answer carries X-Request-Id. POSTs that create things take an Idempotency-Key header: the same key and body within 24 h answer the first response again. " +
 				"The webhooks section describes the bodies EthHook POSTs to endpoints, signed per Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature).",
 		},
