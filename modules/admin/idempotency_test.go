@@ -133,3 +133,28 @@ func TestDisabledReasonIsKeptOrRefused(t *testing.T) {
 		t.Fatalf("new reason of a disabled endpoint: %+v", got)
 	}
 }
+
+// TestIdempotencyKeyEndsAfter24Hours: a key older than a day is free again
+// (a new body creates), and the purge drops such rows.
+func TestIdempotencyKeyEndsAfter24Hours(t *testing.T) {
+	h := newHarness(t)
+	idem := map[string]string{"Idempotency-Key": "old-1"}
+	h.must(201, "POST", "/api/v1/applications", h.admin, appCreate{Name: "day one"})
+	if r := h.doWith("POST", "/api/v1/applications", h.admin, appCreate{Name: "day one"}, idem); r.Code != 201 {
+		t.Fatalf("%d %s", r.Code, r.Body)
+	}
+	if _, err := h.store.Pool().Exec(t.Context(), `UPDATE idempotency_keys SET created_at = now() - interval '25 hours'`); err != nil {
+		t.Fatal(err)
+	}
+	if r := h.doWith("POST", "/api/v1/applications", h.admin, appCreate{Name: "day two"}, idem); r.Code != 201 || r.Header.Get("Idempotent-Replayed") != "" {
+		t.Fatalf("a key past 24 h with a new body: %d %s", r.Code, r.Body)
+	}
+	if _, err := h.store.Pool().Exec(t.Context(), `UPDATE idempotency_keys SET created_at = now() - interval '25 hours'`); err != nil {
+		t.Fatal(err)
+	}
+	h.m.purgeIdempotencyKeys(t.Context())
+	var n int
+	if err := h.store.Pool().QueryRow(t.Context(), `SELECT count(*) FROM idempotency_keys`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d keys after the purge (%v)", n, err)
+	}
+}
