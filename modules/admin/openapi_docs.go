@@ -98,7 +98,10 @@ var fieldDocs = func() map[string]map[string]any {
 	for k, v := range endpointDocs {
 		d["endpoint.Input."+k] = v
 		d["endpoint.Patch."+k] = v
+		d["hook.Endpoint."+k] = v
 	}
+	d["admin.endpointPatch.disabled_reason"] = map[string]any{"maxLength": maxDisabledReason,
+		"description": "with \"enabled\": false, why (shown with the endpoint); on a disabled endpoint, a new reason"}
 	return d
 }()
 
