@@ -39,6 +39,14 @@ func (w *teeWriter) Write(b []byte) (int, error) {
 	return w.ResponseWriter.Write(b)
 }
 
+// requestHash identifies a request for its Idempotency-Key.
+func requestHash(method, path string, body []byte) []byte {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s %s\n", method, path)
+	h.Write(body)
+	return h.Sum(nil)
+}
+
 func validIdempotencyKey(k string) bool {
 	if len(k) == 0 || len(k) > maxIdempotencyKey {
 		return false
@@ -80,10 +88,7 @@ func (m *Module) idempotency(next echo.HandlerFunc) echo.HandlerFunc {
 			return badRequest("could not read the request body")
 		}
 		c.Request().Body = io.NopCloser(bytes.NewReader(body))
-		h := sha256.New()
-		fmt.Fprintf(h, "%s %s\n", c.Request().Method, c.Request().URL.Path)
-		h.Write(body)
-		sum := h.Sum(nil)
+		sum := requestHash(c.Request().Method, c.Request().URL.Path, body)
 
 		ctx := c.Request().Context()
 		owned, err := m.claimIdempotencyKey(ctx, scope, key, sum)

@@ -158,3 +158,26 @@ func TestIdempotencyKeyEndsAfter24Hours(t *testing.T) {
 		t.Fatalf("%d keys after the purge (%v)", n, err)
 	}
 }
+
+// TestIdempotencyKeyOfARunningRequestIsAConflict: while the first request
+// with a key runs (its row has no answer yet), a retry gets 409 and
+// Retry-After, and creates nothing.
+func TestIdempotencyKeyOfARunningRequestIsAConflict(t *testing.T) {
+	h := newHarness(t)
+	var me whoami
+	h.must(200, "GET", "/api/v1/auth/me", h.admin, nil).json(t, &me)
+	body := []byte(`{"name":"running"}`)
+	if _, err := h.store.Pool().Exec(t.Context(), `INSERT INTO idempotency_keys (scope, key, request_hash) VALUES ($1, 'run-1', $2)`,
+		"user:"+me.ID, requestHash("POST", "/api/v1/applications", body)); err != nil {
+		t.Fatal(err)
+	}
+	r := h.doWith("POST", "/api/v1/applications", h.admin, body, map[string]string{"Idempotency-Key": "run-1"})
+	if r.Code != 409 || r.Header.Get("Retry-After") == "" || !strings.Contains(string(r.Body), "still running") {
+		t.Fatalf("%d %v %s", r.Code, r.Header, r.Body)
+	}
+	var apps List[appView]
+	h.must(200, "GET", "/api/v1/applications?name=running", h.admin, nil).json(t, &apps)
+	if len(apps.Data) != 0 {
+		t.Fatalf("a retry of a running request created %d applications", len(apps.Data))
+	}
+}
