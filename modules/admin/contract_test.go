@@ -187,3 +187,40 @@ func TestTestEventBodyMatchesTheWebhooksSection(t *testing.T) {
 		t.Fatal("a test body validates as a log webhook: the schemas do not tell the types apart")
 	}
 }
+
+// TestEventTypesShowOnlyTheCallersEndpoints: the catalogue lists the
+// built-in events for everyone, and an endpoint's ABI events only to its
+// own tenant; another tenant's app_id is 404.
+func TestEventTypesShowOnlyTheCallersEndpoints(t *testing.T) {
+	h := newHarness(t)
+	_, appA, keyA := h.member("a@example.com")
+	userB, _, keyB := h.member("b@example.com")
+	abi := `[{"type":"event","name":"Minted","anonymous":false,"inputs":[{"name":"to","type":"address","indexed":true},{"name":"amount","type":"uint256","indexed":false}]}]`
+	h.must(201, "POST", "/api/v1/applications/"+appA+"/endpoints", keyA, map[string]any{"url": "https://example.com/h",
+		"filter": map[string]any{"chains": []int{1}, "abi": json.RawMessage(abi)}})
+	count := func(tok, query string) (builtin, own int) {
+		var l List[eventTypeView]
+		h.must(200, "GET", "/api/v1/event-types"+query, tok, nil).json(t, &l)
+		for _, e := range l.Data {
+			if e.Source == "builtin" {
+				builtin++
+			} else if e.Name == "Minted" {
+				own++
+				if e.ArgsSchema["required"] == nil || len(e.Args) != 2 {
+					t.Fatalf("event type without its arguments: %+v", e)
+				}
+			}
+		}
+		return builtin, own
+	}
+	if b, own := count(keyA, ""); b == 0 || own != 1 {
+		t.Fatalf("tenant A sees %d built-in and %d own events", b, own)
+	}
+	if b, own := count(keyB, ""); b == 0 || own != 0 {
+		t.Fatalf("tenant B sees %d built-in and %d of A's events", b, own)
+	}
+	if _, own := count(h.admin, ""); own != 1 {
+		t.Fatalf("an admin sees %d of A's events", own)
+	}
+	h.must(404, "GET", "/api/v1/event-types?app_id="+appA, userB, nil)
+}
