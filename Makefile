@@ -20,7 +20,7 @@ RUN_ENV := ETHHOOK_LOG_FORMAT=console
 SECRETS_FILE ?= .ethhook/secrets.env
 LOAD_SECRETS = while IFS='=' read -r k v; do if [[ $$k == ETHHOOK_* && -z "$${!k:-}" ]]; then export "$$k=$$v"; fi; done < $(SECRETS_FILE)
 
-.PHONY: help build run services test test/unit test/browser test/faults test/cluster lint bench soak fresh-check clean
+.PHONY: help build run services test test/unit test/browser test/faults test/cluster test/contract lint bench soak fresh-check clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z/_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -64,6 +64,9 @@ soak: ## serve --all on the devnet at SOAK_RATE events/s (1000) for SOAK_DURATIO
 
 fresh-check: ## prove the quick start on a debootstrapped Debian bookworm root (root, network, ~30 min; not in CI)
 	@scripts/fresh-check.sh
+
+test/contract: services ## the OpenAPI document against Redocly lint and a generated TypeScript client (needs node and npm; installs them when missing)
+	@scripts/contract.sh
 
 test/clean:
 	@$(GO) run ./internal/testenv/cleanup

@@ -142,6 +142,8 @@ func scan(row pgx.Row) (hook.Endpoint, error) {
 	if err := json.Unmarshal(filterJSON, &e.Filter); err != nil {
 		return e, fmt.Errorf("endpoint %s: decode filter: %w", e.ID, err)
 	}
+	// Never null in the API: the document says array.
+	e.RetrySchedule = []string{}
 	if sched != "" {
 		e.RetrySchedule = strings.Split(sched, ",")
 	}
@@ -319,6 +321,9 @@ func (s *Service) Create(ctx context.Context, scope hook.Scope, appID string, in
 		RetrySchedule: in.RetrySchedule, AllowRedirects: in.AllowRedirects,
 	}
 	e.TwoPhase = in.TwoPhase
+	if e.RetrySchedule == nil {
+		e.RetrySchedule = []string{}
+	}
 	if in.Confirmations != nil {
 		e.Confirmations = *in.Confirmations
 	} else {
@@ -595,8 +600,14 @@ func (s *Service) Secret(ctx context.Context, scope hook.Scope, appID, id string
 	return string(plain), nil
 }
 
-// RotateSecret makes a new signing secret and returns it; the old one keeps
-// signing (next to the new one) for overlap, so receivers can switch over.
+// MaxOldSecrets bounds the rotated-out secrets that still sign: a rotation
+// beyond it drops the one whose overlap ends first.
+const MaxOldSecrets = 5
+
+// RotateSecret makes a new signing secret and returns it; the current one
+// keeps signing (next to the new one) for overlap, and so does every older
+// one until its own overlap ends, up to MaxOldSecrets, so receivers can
+// switch over at their pace.
 func (s *Service) RotateSecret(ctx context.Context, scope hook.Scope, appID, id string, overlap time.Duration) (string, error) {
 	if err := tenant.Visible(ctx, s.pool, scope, appID); err != nil {
 		return "", err
@@ -613,14 +624,24 @@ func (s *Service) RotateSecret(ctx context.Context, scope hook.Scope, appID, id 
 		return "", fmt.Errorf("seal signing secret: %w", err)
 	}
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `UPDATE endpoints SET old_secret_enc = secret_enc,
-				old_secret_expires_at = now() + make_interval(secs => $3), secret_enc = $4, updated_at = now()
-			WHERE id = $1 AND app_id = $2`, id, appID, overlap.Seconds(), sealed)
+		// The current secret joins the old ones (each keeps its own
+		// expiry); expired ones and those past the bound (the oldest) go.
+		tag, err := tx.Exec(ctx, `INSERT INTO endpoint_old_secrets (endpoint_id, secret_enc, expires_at)
+			SELECT id, secret_enc, now() + make_interval(secs => $3) FROM endpoints WHERE id = $1 AND app_id = $2 FOR UPDATE`,
+			id, appID, overlap.Seconds())
 		if err != nil {
 			return fmt.Errorf("rotate secret of endpoint %s: %w", id, err)
 		}
 		if tag.RowsAffected() == 0 {
 			return hook.ErrNotFound
+		}
+		if _, err := tx.Exec(ctx, `UPDATE endpoints SET secret_enc = $2, updated_at = now() WHERE id = $1`, id, sealed); err != nil {
+			return fmt.Errorf("rotate secret of endpoint %s: %w", id, err)
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM endpoint_old_secrets WHERE endpoint_id = $1 AND (expires_at <= now() OR id NOT IN (
+				SELECT id FROM endpoint_old_secrets WHERE endpoint_id = $1 AND expires_at > now() ORDER BY expires_at DESC, id DESC LIMIT $2))`,
+			id, MaxOldSecrets); err != nil {
+			return fmt.Errorf("drop expired secrets of endpoint %s: %w", id, err)
 		}
 		return notify(ctx, tx, id)
 	})

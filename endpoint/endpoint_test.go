@@ -96,7 +96,7 @@ func TestCreateReturnsSecretOnceAndStoresItSealed(t *testing.T) {
 		t.Fatalf("rotate: %q %v", rotated, err)
 	}
 	var oldSealed []byte
-	if err := e.pool.QueryRow(ctx, `SELECT old_secret_enc FROM endpoints WHERE id = $1`, ep.ID).Scan(&oldSealed); err != nil {
+	if err := e.pool.QueryRow(ctx, `SELECT secret_enc FROM endpoint_old_secrets WHERE endpoint_id = $1`, ep.ID).Scan(&oldSealed); err != nil {
 		t.Fatal(err)
 	}
 	if old, err := e.box.Open(ep.ID, oldSealed); err != nil || string(old) != secret {
@@ -104,6 +104,65 @@ func TestCreateReturnsSecretOnceAndStoresItSealed(t *testing.T) {
 	}
 	if now, _ := e.svc.Secret(ctx, hook.Operator, app, ep.ID); now != rotated {
 		t.Fatal("Secret does not return the rotated secret")
+	}
+}
+
+// TestRotationKeepsEveryUnexpiredOldSecretUpToTheBound: a second
+// rotation keeps the first's secret signing until its own overlap ends;
+// rotations past MaxOldSecrets drop the one that expires first, and an
+// overlap of 0 keeps nothing.
+func TestRotationKeepsEveryUnexpiredOldSecretUpToTheBound(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	app := e.app(t, "a")
+	ep, first, err := e.svc.Create(ctx, hook.Operator, app, transferInput)
+	if err != nil {
+		t.Fatal(err)
+	}
+	olds := func() []string {
+		rows, err := e.pool.Query(ctx, `SELECT secret_enc FROM endpoint_old_secrets WHERE endpoint_id = $1 AND expires_at > now() ORDER BY expires_at DESC`, ep.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			var b []byte
+			if err := rows.Scan(&b); err != nil {
+				t.Fatal(err)
+			}
+			plain, err := e.box.Open(ep.ID, b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, string(plain))
+		}
+		return out
+	}
+	second, err := e.svc.RotateSecret(ctx, hook.Operator, app, ep.ID, 2*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.RotateSecret(ctx, hook.Operator, app, ep.ID, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if got := olds(); len(got) != 2 || got[0] != first || got[1] != second {
+		t.Fatalf("after two rotations the old secrets are %d, want the first (2 h) and the second (1 h)", len(got))
+	}
+	for i := 0; i < MaxOldSecrets+2; i++ {
+		if _, err := e.svc.RotateSecret(ctx, hook.Operator, app, ep.ID, time.Duration(3+i)*time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var n int
+	if err := e.pool.QueryRow(ctx, `SELECT count(*) FROM endpoint_old_secrets WHERE endpoint_id = $1`, ep.ID).Scan(&n); err != nil || n != MaxOldSecrets {
+		t.Fatalf("%d old secrets kept, want the bound %d (%v)", n, MaxOldSecrets, err)
+	}
+	if _, err := e.svc.RotateSecret(ctx, hook.Operator, app, ep.ID, 0); err != nil {
+		t.Fatal(err)
+	}
+	if got := olds(); len(got) != MaxOldSecrets {
+		t.Fatalf("an overlap of 0 changed the others: %d", len(got))
 	}
 }
 

@@ -82,6 +82,38 @@ func Reseal(ctx context.Context, pool *pgxpool.Pool, from, to *seal.Box) (Reseal
 				batch.Queue(`UPDATE endpoints SET secret_enc = $2, old_secret_enc = $3 WHERE id = $1`, r.id, cur, old)
 			}
 		}
+		// Rotated-out secrets that still sign (endpoint_old_secrets).
+		orows, err := tx.Query(ctx, `SELECT id, endpoint_id, secret_enc FROM endpoint_old_secrets ORDER BY id FOR UPDATE`)
+		if err != nil {
+			return fmt.Errorf("read old endpoint secrets: %w", err)
+		}
+		type oldRow struct {
+			id       int64
+			endpoint string
+			sealed   []byte
+		}
+		var olds []oldRow
+		for orows.Next() {
+			var r oldRow
+			if err := orows.Scan(&r.id, &r.endpoint, &r.sealed); err != nil {
+				orows.Close()
+				return fmt.Errorf("read old endpoint secrets: %w", err)
+			}
+			olds = append(olds, r)
+		}
+		orows.Close()
+		if err := orows.Err(); err != nil {
+			return fmt.Errorf("read old endpoint secrets: %w", err)
+		}
+		for _, r := range olds {
+			out, changed, err := reseal(r.endpoint, "old secret", r.sealed)
+			if err != nil {
+				return err
+			}
+			if changed {
+				batch.Queue(`UPDATE endpoint_old_secrets SET secret_enc = $2 WHERE id = $1`, r.id, out)
+			}
+		}
 		if batch.Len() == 0 {
 			return nil
 		}

@@ -128,7 +128,7 @@ func TestV1SecretsOpenAndResealMovesEverySecretToTheNewKey(t *testing.T) {
 	if _, err := svc.RotateSecret(ctx, hook.Operator, app, v2ep.ID, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.pool.QueryRow(ctx, `SELECT old_secret_enc FROM endpoints WHERE id = $1`, v2ep.ID).Scan(&old); err != nil {
+	if err := e.pool.QueryRow(ctx, `SELECT secret_enc FROM endpoint_old_secrets WHERE endpoint_id = $1`, v2ep.ID).Scan(&old); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := to.Open(v2ep.ID, old); err != nil || string(got) != v2secret {

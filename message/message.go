@@ -27,7 +27,29 @@ import (
 var (
 	ErrInvalid  = errors.New("invalid request")
 	ErrConflict = errors.New("message cannot be replayed now")
+	// ErrEndpointDisabled refuses a replay to a disabled endpoint: the
+	// messages would wait, unsent, until it is enabled again.
+	ErrEndpointDisabled = errors.New("the endpoint is disabled: enable it first, then replay")
 )
+
+// endpointEnabled reads whether endpoint id (within the scope) is enabled.
+func (s *Service) endpointEnabled(ctx context.Context, sc hook.Scope, id string) error {
+	var eq query
+	eq.where("id = %s", id)
+	eq.scope(sc, "app_id")
+	var enabled bool
+	var reason string
+	err := s.pool.QueryRow(ctx, "SELECT enabled, disabled_reason FROM endpoints WHERE "+eq.sql(), eq.args...).Scan(&enabled, &reason)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return hook.ErrNotFound
+	case err != nil:
+		return fmt.Errorf("read endpoint %s: %w", id, err)
+	case !enabled:
+		return fmt.Errorf("%w (endpoint %s: %s)", ErrEndpointDisabled, id, reason)
+	}
+	return nil
+}
 
 // Service reads and replays messages.
 type Service struct {
@@ -305,6 +327,9 @@ func (s *Service) Replay(ctx context.Context, sc hook.Scope, id string) (Message
 	if err != nil {
 		return Message{}, fmt.Errorf("replay message %s: %w", id, err)
 	}
+	if err := s.endpointEnabled(ctx, hook.Operator, endpointID); err != nil {
+		return Message{}, err
+	}
 	tag, err := s.pool.Exec(ctx, "UPDATE messages SET "+replaySet+" WHERE id = $1 AND state NOT IN ('delivering', 'quota_exceeded')", id)
 	if err != nil {
 		return Message{}, fmt.Errorf("replay message %s: %w", id, err)
@@ -340,14 +365,8 @@ func (s *Service) ReplayRange(ctx context.Context, sc hook.Scope, r Range) (int,
 	if r.Since.IsZero() && r.Until.IsZero() && r.FromBlock == nil && r.ToBlock == nil {
 		return 0, fmt.Errorf("%w: give a time range (since/until) or a block range", ErrInvalid)
 	}
-	var eq query
-	eq.where("id = %s", r.EndpointID)
-	eq.scope(sc, "app_id")
-	var one int
-	if err := s.pool.QueryRow(ctx, "SELECT 1 FROM endpoints WHERE "+eq.sql(), eq.args...).Scan(&one); errors.Is(err, pgx.ErrNoRows) {
-		return 0, hook.ErrNotFound
-	} else if err != nil {
-		return 0, fmt.Errorf("replay range: %w", err)
+	if err := s.endpointEnabled(ctx, sc, r.EndpointID); err != nil {
+		return 0, err
 	}
 	var q query
 	q.where("endpoint_id = %s", r.EndpointID)

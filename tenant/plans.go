@@ -90,7 +90,7 @@ func (s *Store) CreatePlan(ctx context.Context, scope hook.Scope, p Plan) (Plan,
 	out, err := scanPlan(s.pool.QueryRow(ctx, `INSERT INTO plans AS p (id, name, monthly_quota, max_endpoints, rate_limit)
 		VALUES ($1, $2, $3, $4, $5) RETURNING `+planCols, p.ID, strings.TrimSpace(p.Name), p.MonthlyQuota, p.MaxEndpoints, p.RateLimit))
 	if isUnique(err) {
-		return Plan{}, invalid("id", fmt.Sprintf("plan %q already exists", p.ID))
+		return Plan{}, fmt.Errorf("plan %q already exists: %w", p.ID, ErrConflict)
 	}
 	if err != nil {
 		return Plan{}, fmt.Errorf("create plan: %w", err)

@@ -56,7 +56,8 @@ func TestUsersAuthenticateAndOnlyAdminsManageThem(t *testing.T) {
 		t.Fatalf("unknown user: %v", err)
 	}
 	var ve *ValidationError
-	if _, err := s.CreateUser(ctx, hook.Operator, NewUser{Email: "BOB@example.com", Password: "0123456789"}); !errors.As(err, &ve) || ve.Fields["email"] == "" {
+	// A duplicate is a conflict (409 in the API), not a bad request.
+	if _, err := s.CreateUser(ctx, hook.Operator, NewUser{Email: "BOB@example.com", Password: "0123456789"}); !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "already exists") {
 		t.Fatalf("duplicate email: %v", err)
 	}
 	if _, err := s.CreateUser(ctx, hook.Operator, NewUser{Email: "not-an-email", Password: "short"}); !errors.As(err, &ve) {

@@ -132,7 +132,7 @@ func (s *Store) CreateUser(ctx context.Context, scope hook.Scope, nu NewUser) (U
 		return setMembers(ctx, tx, u.ID, nu.AppIDs)
 	})
 	if isUnique(err) {
-		return User{}, &ValidationError{Fields: map[string]string{"email": "a user with this email already exists"}}
+		return User{}, fmt.Errorf("a user with email %q already exists: %w", email, ErrConflict)
 	}
 	if err != nil {
 		var ve *ValidationError

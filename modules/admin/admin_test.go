@@ -21,9 +21,7 @@ func TestOpenAPIDocumentMatchesTheRouterBothWays(t *testing.T) {
 	var doc struct {
 		OpenAPI    string                               `json:"openapi"`
 		Paths      map[string]map[string]map[string]any `json:"paths"`
-		Components struct {
-			Schemas map[string]any `json:"schemas"`
-		} `json:"components"`
+		Components map[string]map[string]any            `json:"components"`
 	}
 	r := h.must(200, "GET", "/api/v1/openapi.json", "", nil)
 	r.json(t, &doc)
@@ -62,8 +60,8 @@ func TestOpenAPIDocumentMatchesTheRouterBothWays(t *testing.T) {
 		switch x := v.(type) {
 		case map[string]any:
 			if ref, ok := x["$ref"].(string); ok {
-				name := strings.TrimPrefix(ref, "#/components/schemas/")
-				if _, ok := doc.Components.Schemas[name]; !ok {
+				parts := strings.Split(strings.TrimPrefix(ref, "#/components/"), "/")
+				if _, ok := doc.Components[parts[0]][parts[len(parts)-1]]; len(parts) != 2 || !ok {
 					t.Errorf("dangling $ref %s", ref)
 				}
 			}
@@ -203,6 +201,7 @@ func TestEveryRouteHappyPath(t *testing.T) {
 
 	var audit List[auditView]
 	h.must(200, "GET", "/api/v1/audit-log?app_id="+app.ID, a, nil).json(t, &audit)
+	h.must(200, "GET", "/api/v1/event-types", a, nil)
 	actions := map[string]bool{}
 	for _, e := range audit.Data {
 		actions[e.Action] = true
@@ -674,6 +673,8 @@ func (h *harness) endpointsAndMessages(t *testing.T, appID, tok string) {
 	if rot.Secret == "" || rot.Secret == ep.Secret {
 		t.Fatalf("rotated %q", rot.Secret)
 	}
+	// Replays refuse a disabled endpoint (409): enable it again.
+	h.must(200, "PATCH", base+"/"+ep.ID, tok, map[string]any{"enabled": true})
 	var sent testSent
 	h.must(202, "POST", base+"/"+ep.ID+"/test", tok, nil).json(t, &sent)
 	// Pretend deliver answered the test message, so it can be replayed.

@@ -216,6 +216,9 @@ func (m *Module) handleChainEvents(c echo.Context) error {
 		if addr != "" && !strings.EqualFold(ev.Log.Address, addr) {
 			continue
 		}
+		if ev.Log.Topics == nil {
+			ev.Log.Topics = []string{} // the document says array
+		}
 		out = append(out, eventView{StreamID: e.ID, Event: ev})
 	}
 	return c.JSON(http.StatusOK, listOf(out, next))

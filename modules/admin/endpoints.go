@@ -20,6 +20,12 @@ import (
 // DefaultRotateOverlap is how long a rotated-out secret keeps signing.
 const DefaultRotateOverlap = 24 * time.Hour
 
+// maxDisabledReason bounds the reason a user gives for disabling.
+const maxDisabledReason = 1000
+
+// maxOverlapSeconds bounds a rotation's overlap (30 days).
+const maxOverlapSeconds = 30 * 86400
+
 type (
 	endpointView    = hook.Endpoint
 	endpointCreated struct {
@@ -69,6 +75,9 @@ func serviceError(err error) error {
 		return &apiError{Status: http.StatusForbidden, Code: "plan_limit", Message: err.Error() + "; an admin can raise the plan"}
 	case errors.Is(err, message.ErrInvalid):
 		return &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: err.Error()}
+	case errors.Is(err, message.ErrEndpointDisabled):
+		// A replay would wait, unsent, until the endpoint is enabled.
+		return &apiError{Status: http.StatusConflict, Code: "endpoint_disabled", Message: err.Error() + "; PATCH enabled: true first"}
 	case errors.Is(err, message.ErrConflict):
 		return &apiError{Status: http.StatusConflict, Code: "conflict", Message: err.Error()}
 	}
@@ -93,7 +102,7 @@ func (m *Module) endpointRoutes() []route {
 			auth: authUser, query: withPage(qparam{"enabled", "boolean", "only enabled (true) or disabled (false) endpoints, within each page"}),
 			resp: List[endpointView]{}, status: 200, h: m.handleListEndpoints},
 		{method: http.MethodPost, path: base, id: "createEndpoint", summary: "Create an endpoint; the answer holds its signing secret", tag: "endpoints",
-			auth: authUser, body: endpoint.Input{}, resp: endpointCreated{}, status: 201, h: m.handleCreateEndpoint},
+			auth: authUser, body: endpoint.Input{}, resp: endpointCreated{}, status: 201, idempotent: true, errs: []int{403}, h: m.handleCreateEndpoint},
 		{method: http.MethodGet, path: base + "/:endpoint_id", id: "getEndpoint", summary: "Get an endpoint", tag: "endpoints",
 			auth: authUser, resp: endpointView{}, status: 200, h: m.handleGetEndpoint},
 		{method: http.MethodPatch, path: base + "/:endpoint_id", id: "updateEndpoint", summary: "Change an endpoint, enable or disable it", tag: "endpoints",
@@ -103,11 +112,11 @@ func (m *Module) endpointRoutes() []route {
 		{method: http.MethodGet, path: base + "/:endpoint_id/secret", id: "getEndpointSecret", summary: "Reveal the signing secret", tag: "endpoints",
 			auth: authUser, resp: secretView{}, status: 200, h: m.handleGetSecret},
 		{method: http.MethodPost, path: base + "/:endpoint_id/secret/rotate", id: "rotateEndpointSecret", summary: "Rotate the signing secret (the old one keeps signing for the overlap)", tag: "endpoints",
-			auth: authUser, body: rotateRequest{}, resp: secretView{}, status: 200, h: m.handleRotateSecret},
+			auth: authUser, body: rotateRequest{}, bodyOptional: true, resp: secretView{}, status: 200, h: m.handleRotateSecret},
 		{method: http.MethodPost, path: base + "/:endpoint_id/test", id: "testEndpoint", summary: "Send a test event through real delivery", tag: "endpoints",
-			auth: authUser, resp: testSent{}, status: 202, h: m.handleTestEndpoint},
+			auth: authUser, resp: testSent{}, status: 202, idempotent: true, errs: []int{409}, h: m.handleTestEndpoint},
 		{method: http.MethodPost, path: base + "/:endpoint_id/replay", id: "replayEndpoint", summary: "Replay the endpoint's finished messages in a time and/or block range", tag: "endpoints",
-			auth: authUser, body: replayRequest{}, resp: replayed{}, status: 202, h: m.handleReplayEndpoint},
+			auth: authUser, body: replayRequest{}, resp: replayed{}, status: 202, idempotent: true, errs: []int{409}, h: m.handleReplayEndpoint},
 	}
 }
 
@@ -127,7 +136,7 @@ func (m *Module) messageRoutes() []route {
 		{method: http.MethodGet, path: base + "/:message_id", id: "getMessage", summary: "A message with its payload and every attempt", tag: "messages",
 			auth: authUser, resp: messageDetail{}, status: 200, h: m.handleGetMessage},
 		{method: http.MethodPost, path: base + "/:message_id/replay", id: "replayMessage", summary: "Send a message again (same webhook-id)", tag: "messages",
-			auth: authUser, resp: messageView{}, status: 202, h: m.handleReplayMessage},
+			auth: authUser, resp: messageView{}, status: 202, idempotent: true, errs: []int{409}, h: m.handleReplayMessage},
 	}
 }
 
@@ -192,12 +201,25 @@ func (m *Module) handleUpdateEndpoint(c echo.Context) error {
 	if err := bind(c, &p); err != nil {
 		return err
 	}
+	if len(p.DisabledReason) > maxDisabledReason {
+		return fieldError("disabled_reason", fmt.Sprintf("at most %d characters", maxDisabledReason))
+	}
 	if p.Patch != (endpoint.Patch{}) {
 		if ep, err = m.endpoints.Update(ctx, scopeOf(c), appID, id, p.Patch); err != nil {
 			return serviceError(err)
 		}
 	}
-	if p.Enabled != nil && *p.Enabled != ep.Enabled {
+	disabling := p.Enabled != nil && !*p.Enabled
+	if p.DisabledReason != "" && !disabling {
+		if p.Enabled != nil || ep.Enabled {
+			return fieldError("disabled_reason", "only with \"enabled\": false, or to change the reason of a disabled endpoint")
+		}
+		// A new reason for an endpoint that stays disabled.
+		if ep, err = m.endpoints.Disable(ctx, scopeOf(c), appID, id, p.DisabledReason); err != nil {
+			return serviceError(err)
+		}
+	}
+	if p.Enabled != nil && (*p.Enabled != ep.Enabled || (disabling && p.DisabledReason != "" && p.DisabledReason != ep.DisabledReason)) {
 		if *p.Enabled {
 			ep, err = m.endpoints.Enable(ctx, scopeOf(c), appID, id)
 		} else {
@@ -241,7 +263,7 @@ func (m *Module) handleRotateSecret(c echo.Context) error {
 	}
 	overlap := DefaultRotateOverlap
 	if req.OverlapSeconds != nil {
-		if *req.OverlapSeconds < 0 || *req.OverlapSeconds > 30*86400 {
+		if *req.OverlapSeconds < 0 || *req.OverlapSeconds > maxOverlapSeconds {
 			return fieldError("overlap_seconds", "must be between 0 and 2592000 (30 days)")
 		}
 		overlap = time.Duration(*req.OverlapSeconds) * time.Second
@@ -286,10 +308,7 @@ func (m *Module) SendTest(ctx context.Context, scope hook.Scope, appID, endpoint
 	}
 	id := tenant.NewID("msg")
 	eventID := "test:" + id
-	payload, err := json.Marshal(map[string]any{
-		"id": eventID, "type": "test", "api_version": "1", "endpoint_id": ep.ID, "chain": chain,
-		"message": "This is a test event from EthHook.", "sent_at": time.Now().UTC().Format(time.RFC3339),
-	})
+	payload, err := json.Marshal(testPayload(eventID, ep.ID, chain, time.Now()))
 	if err != nil {
 		return "", fmt.Errorf("encode test payload: %w", err)
 	}

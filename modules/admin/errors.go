@@ -93,7 +93,7 @@ func toAPIError(err error) *apiError {
 	case errors.Is(err, tenant.ErrAppLimit):
 		return &apiError{Status: http.StatusForbidden, Code: "plan_limit", Message: err.Error()}
 	case errors.Is(err, tenant.ErrConflict):
-		return &apiError{Status: http.StatusConflict, Code: "conflict", Message: err.Error()}
+		return &apiError{Status: http.StatusConflict, Code: "conflict", Message: strings.TrimSuffix(err.Error(), ": "+tenant.ErrConflict.Error())}
 	case errors.As(err, &he):
 		return fromHTTPError(he)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ethhook/ethhook/config"
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/contract"
 	"github.com/ethhook/ethhook/internal/testenv"
 	"github.com/ethhook/ethhook/seal"
 	"github.com/ethhook/ethhook/tenant"
@@ -27,6 +28,9 @@ type harness struct {
 	store *tenant.Store
 	keys  hook.Keys
 	admin string // admin JWT
+	// contract is the served OpenAPI document: every answer do gets from
+	// a documented operation is checked against it.
+	contract *contract.Doc
 }
 
 func testConfig() config.Admin {
@@ -57,6 +61,13 @@ func newHarness(t testing.TB, mod ...func(*config.Admin)) *harness {
 		t.Fatal(err)
 	}
 	h := &harness{t: t, m: m, reg: reg, store: m.Store(), keys: keys}
+	doc, err := json.Marshal(m.openapi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.contract, err = contract.Load(doc, contract.Options{Closed: true}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := h.store.CreateUser(context.Background(), hook.Operator, tenant.NewUser{Email: "root@example.com", Password: "root-password", Role: tenant.RoleAdmin}); err != nil {
 		t.Fatal(err)
 	}
@@ -89,6 +100,12 @@ func (r resp) errCode(t testing.TB) ErrorBody {
 // do sends a request; body may be nil, a string (sent raw) or a value (JSON).
 func (h *harness) do(method, path, token string, body any) resp {
 	h.t.Helper()
+	return h.doWith(method, path, token, body, nil)
+}
+
+// doWith is do with extra request headers.
+func (h *harness) doWith(method, path, token string, body any, hdr map[string]string) resp {
+	h.t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -110,12 +127,34 @@ func (h *harness) do(method, path, token string, body any) resp {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	req = req.WithContext(ctx)
 	rec := httptest.NewRecorder()
 	h.m.Handler().ServeHTTP(rec, req)
+	h.checkContract(req, rec)
 	return resp{Code: rec.Code, Header: rec.Header(), Body: rec.Body.Bytes()}
+}
+
+// checkContract validates an answer of a documented operation against the
+// served document (undocumented paths, HEAD and the web UI are skipped).
+func (h *harness) checkContract(req *http.Request, rec *httptest.ResponseRecorder) {
+	h.t.Helper()
+	if h.contract == nil || req.Method == http.MethodHead || rec.Code == http.StatusMethodNotAllowed {
+		return
+	}
+	if id, _ := h.contract.Operation(req.Method, req.URL.Path); id == "" {
+		return
+	}
+	if rec.Code == http.StatusNotFound && bytes.Contains(rec.Body.Bytes(), []byte("no such route")) {
+		return
+	}
+	if err := h.contract.CheckResponse(req.Method, req.URL.Path, rec.Code, rec.Header(), rec.Body.Bytes()); err != nil {
+		h.t.Errorf("contract: %v", err)
+	}
 }
 
 // must sends a request and fails unless the status is want.

@@ -216,6 +216,7 @@ func (m *Module) releaseOnce(ctx context.Context) {
 			zap.Int64("deliveries", r.Deliveries), zap.Int64("monthly_quota", r.Quota))
 	}
 	m.noteBacklogs(ctx)
+	m.purgeIdempotencyKeys(ctx)
 }
 
 // backlogAge is how long a due message waits on a rate-limited endpoint
@@ -291,6 +292,9 @@ func (m *Module) buildRouter() {
 			mw = append(mw, m.requireAuth(r.auth == authAdmin, r.beforePasswordChange))
 		}
 		mw = append(mw, onlyQuery(r.query))
+		if r.idempotent {
+			mw = append(mw, m.idempotency)
+		}
 		m.api.Add(r.method, r.path, r.h, mw...)
 	}
 }

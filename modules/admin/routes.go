@@ -41,7 +41,16 @@ type route struct {
 	// checksPassword: the route computes a password hash, so it may answer
 	// 503 busy when too many are being computed.
 	checksPassword bool
-	h              echo.HandlerFunc
+	// idempotent: a POST that creates something; it takes an
+	// Idempotency-Key header (see idempotency.go).
+	idempotent bool
+	// bodyOptional: the body may be left out (every field has a default).
+	bodyOptional bool
+	// errs are the route's own error statuses beyond those its middleware
+	// and path imply (see route.statuses), such as 409.
+	errs        []int
+	description string
+	h           echo.HandlerFunc
 }
 
 var (
@@ -146,7 +155,7 @@ func (m *Module) apiRoutes() []route {
 			auth: authUser, query: withPage(qparam{"name", "string", "name contains (case-insensitive)"}, qparam{"plan_id", "string", "on this plan"}),
 			resp: List[appView]{}, status: 200, h: m.handleListApps},
 		{method: http.MethodPost, path: "/applications", id: "createApplication", summary: "Create an application (users only)", tag: "applications",
-			auth: authUser, body: appCreate{}, resp: appView{}, status: 201, h: m.handleCreateApp},
+			auth: authUser, body: appCreate{}, resp: appView{}, status: 201, idempotent: true, h: m.handleCreateApp},
 		{method: http.MethodGet, path: "/applications/:app_id", id: "getApplication", summary: "Get an application", tag: "applications",
 			auth: authUser, resp: appView{}, status: 200, h: m.handleGetApp},
 		{method: http.MethodPatch, path: "/applications/:app_id", id: "updateApplication", summary: "Rename an application or (admin) change its plan", tag: "applications",
@@ -178,7 +187,7 @@ func (m *Module) apiRoutes() []route {
 		{method: http.MethodGet, path: "/plans", id: "listPlans", summary: "List plans", tag: "plans",
 			auth: authUser, query: withPage(qparam{"name", "string", "name contains"}), resp: List[planView]{}, status: 200, h: m.handleListPlans},
 		{method: http.MethodPost, path: "/plans", id: "createPlan", summary: "Create a plan (admin)", tag: "plans",
-			auth: authAdmin, body: planCreate{}, resp: planView{}, status: 201, h: m.handleCreatePlan},
+			auth: authAdmin, body: planCreate{}, resp: planView{}, status: 201, errs: []int{409}, h: m.handleCreatePlan},
 		{method: http.MethodGet, path: "/plans/:plan_id", id: "getPlan", summary: "Get a plan", tag: "plans",
 			auth: authUser, resp: planView{}, status: 200, h: m.handleGetPlan},
 		{method: http.MethodPatch, path: "/plans/:plan_id", id: "updatePlan", summary: "Change a plan (admin); raised quotas release held messages", tag: "plans",
@@ -188,15 +197,17 @@ func (m *Module) apiRoutes() []route {
 			auth: authAdmin, query: withPage(qparam{"email", "string", "email contains"}, qparam{"role", "string", "admin or member"}, qparam{"app_id", "string", "members of this application"}),
 			resp: List[userView]{}, status: 200, h: m.handleListUsers},
 		{method: http.MethodPost, path: "/users", id: "createUser", summary: "Create a user (admin)", tag: "users",
-			auth: authAdmin, body: userCreate{}, resp: userView{}, status: 201, checksPassword: true, h: m.handleCreateUser},
+			auth: authAdmin, body: userCreate{}, resp: userView{}, status: 201, checksPassword: true, errs: []int{409}, h: m.handleCreateUser},
 		{method: http.MethodGet, path: "/users/:user_id", id: "getUser", summary: "Get a user (admin, or yourself)", tag: "users",
 			auth: authUser, resp: userView{}, status: 200, h: m.handleGetUser},
 		{method: http.MethodPatch, path: "/users/:user_id", id: "updateUser",
 			summary: "Change a user (admin; members only their own password, with current_password); a new password or role revokes the user's tokens", tag: "users",
-			auth: authUser, body: userUpdate{}, resp: userView{}, status: 200, checksPassword: true, h: m.handleUpdateUser},
+			auth: authUser, body: userUpdate{}, resp: userView{}, status: 200, checksPassword: true, errs: []int{409}, h: m.handleUpdateUser},
 		{method: http.MethodDelete, path: "/users/:user_id", id: "deleteUser", summary: "Delete a user (admin)", tag: "users",
-			auth: authAdmin, status: 204, h: m.handleDeleteUser},
+			auth: authAdmin, status: 204, errs: []int{409}, h: m.handleDeleteUser},
 
+		{method: http.MethodGet, path: "/event-types", id: "listEventTypes", summary: "Event types: the built-in decoded events and your endpoints' ABI events, with argument schemas", tag: "event-types",
+			auth: authUser, query: withPage(qparam{"app_id", "string", "only this application's endpoints"}), resp: List[eventTypeView]{}, status: 200, h: m.handleEventTypes},
 		{method: http.MethodGet, path: "/audit-log", id: "listAudit", summary: "Audit log of changes, newest first (admins: all; others: their applications)", tag: "audit",
 			auth: authUser, query: withPage(qparam{"app_id", "string", "application"}, qparam{"action", "string", "action, or a prefix ending in '.'"}, qparam{"actor", "string", "usr_ or key_ id"}),
 			resp: List[auditView]{}, status: 200, h: m.handleListAudit},

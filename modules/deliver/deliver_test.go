@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -114,6 +115,39 @@ func TestDeliveredWebhookIsSignedPerStandardWebhooksAndLogged(t *testing.T) {
 }
 
 func mustJSON(v any) []byte { b, _ := json.Marshal(v); return b }
+
+// TestEveryUnexpiredRotatedSecretSigns: after several rotations each old
+// secret still in its overlap signs (one v1, signature each, all verify);
+// an expired one does not.
+func TestEveryUnexpiredRotatedSecretSigns(t *testing.T) {
+	e := newEnv(t)
+	rc := newReceiver(t, nil)
+	app := e.app(t, "")
+	ep, secret := e.endpoint(t, app, rc.URL, epOpt{})
+	var olds []string
+	for i := 0; i < 3; i++ {
+		old := "whsec_" + base64.StdEncoding.EncodeToString([]byte(fmt.Sprintf("old-secret-%d-0123456789abcdef012", i)))
+		e.oldSecret(t, ep, old, time.Now().Add(time.Duration(i+1)*time.Hour))
+		olds = append(olds, old)
+	}
+	expired := "whsec_" + base64.StdEncoding.EncodeToString([]byte("expired-secret-0123456789abcdef0"))
+	e.oldSecret(t, ep, expired, time.Now().Add(-time.Minute))
+	id, _ := e.message(t, app, ep, "")
+	e.start(t)
+	e.waitState(t, id, hook.StateSucceeded)
+	r := rc.got()[0]
+	if sigs := strings.Fields(r.header.Get("webhook-signature")); len(sigs) != 4 {
+		t.Fatalf("want 4 signatures (current + 3 unexpired), header %q", r.header.Get("webhook-signature"))
+	}
+	for _, s := range append([]string{secret}, olds...) {
+		if !verifyStandardWebhook(s, r.header, r.body) {
+			t.Fatalf("secret %s does not verify: %q", s[:12], r.header.Get("webhook-signature"))
+		}
+	}
+	if verifyStandardWebhook(expired, r.header, r.body) {
+		t.Fatal("an expired secret still signs")
+	}
+}
 
 func TestRotationSignsWithBothSecretsUntilOldExpires(t *testing.T) {
 	e := newEnv(t)

@@ -26,21 +26,29 @@ type endpoint struct {
 	allowRedirects bool
 	policy         retry.Policy
 	key            []byte
-	oldKey         []byte
-	oldExpires     time.Time
+	old            []oldKey // rotated-out secrets, newest expiry first
 	loaded         time.Time
 	missing        bool
 }
 
 const endpointTTL = 30 * time.Second
 
-// keys returns the signing keys valid at now: the current one, plus the old
-// one until its rotation overlap ends.
+// oldKey is a rotated-out secret that signs until expires.
+type oldKey struct {
+	key     []byte
+	expires time.Time
+}
+
+// keys returns the signing keys valid at now: the current one, plus every
+// old one until its rotation overlap ends.
 func (e *endpoint) keys(now time.Time) [][]byte {
-	if e.oldKey != nil && now.Before(e.oldExpires) {
-		return [][]byte{e.key, e.oldKey}
+	out := [][]byte{e.key}
+	for _, o := range e.old {
+		if now.Before(o.expires) {
+			out = append(out, o.key)
+		}
 	}
-	return [][]byte{e.key}
+	return out
 }
 
 type endpointCache struct {
@@ -85,15 +93,14 @@ func (c *endpointCache) load(ctx context.Context, id string) (*endpoint, error) 
 	var (
 		epRate, planRate int
 		schedule         string
-		secret, oldSec   []byte
-		oldExp           *time.Time
+		secret           []byte
 	)
 	err := m.pool.QueryRow(ctx, `
 		SELECT e.app_id, e.url, e.enabled, e.rate_limit, p.rate_limit, e.retry_schedule, e.allow_redirects,
-		       e.secret_enc, e.old_secret_enc, e.old_secret_expires_at
+		       e.secret_enc
 		FROM endpoints e JOIN applications a ON a.id = e.app_id JOIN plans p ON p.id = a.plan_id
 		WHERE e.id = $1`, id).Scan(&e.appID, &e.url, &e.enabled, &epRate, &planRate, &schedule, &e.allowRedirects,
-		&secret, &oldSec, &oldExp)
+		&secret)
 	if errors.Is(err, pgx.ErrNoRows) {
 		e.missing = true
 		return e, nil
@@ -118,11 +125,27 @@ func (c *endpointCache) load(ctx context.Context, id string) (*endpoint, error) 
 	if e.key, err = m.openSecret(id, secret); err != nil {
 		return nil, fmt.Errorf("endpoint %s secret: %w", id, err)
 	}
-	if oldSec != nil && oldExp != nil {
-		if e.oldKey, err = m.openSecret(id, oldSec); err != nil {
+	// Rotation keeps at most endpoint.MaxOldSecrets; the LIMIT only
+	// bounds what a hand-edited table could hold.
+	rows, err := m.pool.Query(ctx, `SELECT secret_enc, expires_at FROM endpoint_old_secrets
+		WHERE endpoint_id = $1 AND expires_at > now() ORDER BY expires_at DESC LIMIT 16`, id)
+	if err != nil {
+		return nil, fmt.Errorf("load old secrets of endpoint %s: %w", id, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var sealed []byte
+		var o oldKey
+		if err := rows.Scan(&sealed, &o.expires); err != nil {
+			return nil, fmt.Errorf("load old secrets of endpoint %s: %w", id, err)
+		}
+		if o.key, err = m.openSecret(id, sealed); err != nil {
 			return nil, fmt.Errorf("endpoint %s old secret: %w", id, err)
 		}
-		e.oldExpires = *oldExp
+		e.old = append(e.old, o)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load old secrets of endpoint %s: %w", id, err)
 	}
 	return e, nil
 }

@@ -92,21 +92,29 @@ func (e *env) endpoint(t testing.TB, app, url string, o epOpt) (string, string) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	var oldEnc []byte
-	var oldExp *time.Time
-	if o.oldSecret != "" {
-		if oldEnc, err = e.box.Seal(id, []byte(o.oldSecret)); err != nil {
-			t.Fatal(err)
-		}
-		oldExp = &o.oldExpires
-	}
 	_, err = e.pool.Exec(context.Background(), `
-		INSERT INTO endpoints (id, app_id, url, rate_limit, retry_schedule, allow_redirects, secret_enc, old_secret_enc, old_secret_expires_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, id, app, url, o.rateLimit, o.schedule, o.allowRedirects, enc, oldEnc, oldExp)
+		INSERT INTO endpoints (id, app_id, url, rate_limit, retry_schedule, allow_redirects, secret_enc)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`, id, app, url, o.rateLimit, o.schedule, o.allowRedirects, enc)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if o.oldSecret != "" {
+		e.oldSecret(t, id, o.oldSecret, o.oldExpires)
+	}
 	return id, secret
+}
+
+// oldSecret adds a rotated-out secret of endpoint id that signs until expires.
+func (e *env) oldSecret(t testing.TB, id, secret string, expires time.Time) {
+	t.Helper()
+	sealed, err := e.box.Seal(id, []byte(secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.pool.Exec(context.Background(), `INSERT INTO endpoint_old_secrets (endpoint_id, secret_enc, expires_at) VALUES ($1, $2, $3)`,
+		id, sealed, expires); err != nil {
+		t.Fatal(err)
+	}
 }
 
 var msgSeq sync.Mutex

@@ -172,7 +172,7 @@ func messageErr(err error) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, message.ErrConflict):
+	case errors.Is(err, message.ErrConflict), errors.Is(err, message.ErrEndpointDisabled):
 		return fmt.Errorf("%w (%v)", ErrCannotReplay, err)
 	case errors.Is(err, message.ErrInvalid):
 		field := "filter"
@@ -291,6 +291,9 @@ func (a *messageAdapter) ReplayRange(ctx context.Context, scope hook.Scope, appI
 		EndpointID: r.EndpointID, Since: timeOf(r.Since), Until: timeOf(r.Until),
 		FromBlock: blockPtr(r.FromBlock), ToBlock: blockPtr(r.ToBlock), OnlyFailed: r.OnlyFailed,
 	})
+	if errors.Is(err, message.ErrEndpointDisabled) {
+		return 0, &tenant.ValidationError{Fields: map[string]string{"endpoint": err.Error()}}
+	}
 	if errors.Is(err, hook.ErrNotFound) {
 		// The endpoint is not this application's: say so on the form.
 		return 0, &tenant.ValidationError{Fields: map[string]string{"endpoint": "no such endpoint in this application"}}
