@@ -137,6 +137,7 @@ func TestServeRefusesToStartWithPendingMigrations(t *testing.T) {
 	}}
 	moduleSpecs = append(moduleSpecs, spec)
 	t.Cleanup(func() { moduleSpecs = moduleSpecs[:len(moduleSpecs)-1] })
+	clearMetricsEnv(t)
 	env := map[string]string{"ETHHOOK_DATABASE_URL": testenv.EmptyPGURL(t), "ETHHOOK_LOG_LEVEL": "error", "ETHHOOK_HTTP_ADDR": fmt.Sprintf("127.0.0.1:%d", freePort(t)), "METRICS_PORT": "0"}
 	_, err := run(t, env, "serve", "--modules=pgprobe")
 	if err == nil || !strings.Contains(err.Error(), "pending migration(s): 00001_init.sql") || !strings.Contains(err.Error(), "ethhook migrate up") {
@@ -156,6 +157,7 @@ func TestServeExposesHealthReadinessAndMetrics(t *testing.T) {
 	moduleSpecs = append(moduleSpecs, moduleSpec{name: "probe", build: func(ctx context.Context, rt *Runtime, o runOptions) (Module, error) { return probe, nil }})
 	t.Cleanup(func() { moduleSpecs = moduleSpecs[:len(moduleSpecs)-1] })
 	httpPort, metricsPort := freePort(t), freePort(t)
+	clearMetricsEnv(t)
 	for k, v := range map[string]string{"ETHHOOK_LOG_LEVEL": "error", "ETHHOOK_HTTP_ADDR": fmt.Sprintf("127.0.0.1:%d", httpPort), "METRICS_PORT": fmt.Sprint(metricsPort)} {
 		t.Setenv(k, v)
 	}

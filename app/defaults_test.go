@@ -287,6 +287,16 @@ func clearConfigEnv(t *testing.T) {
 	}
 }
 
+// clearMetricsEnv unsets the names that win over METRICS_PORT, so that a
+// test setting METRICS_PORT is not overridden by the caller's environment
+// (seen: `make test` with ETHHOOK_METRICS_PORT exported for `make run`).
+func clearMetricsEnv(t *testing.T) {
+	for _, k := range []string{"ETHHOOK_METRICS_PORT", "ETHHOOK_METRICS_ADDR"} {
+		t.Setenv(k, "")
+		os.Unsetenv(k)
+	}
+}
+
 func TestDevInsecureStartsWithAWarnLine(t *testing.T) {
 	clearConfigEnv(t)
 	t.Chdir(t.TempDir())
@@ -334,6 +344,7 @@ func TestMetricsListenOnLoopbackWhenTheAPIDoes(t *testing.T) {
 	}
 
 	// Only METRICS_PORT: on http_addr's loopback host, not every interface.
+	clearMetricsEnv(t)
 	httpPort, metricsPort := freePort(t), freePort(t)
 	t.Setenv("ETHHOOK_LOG_LEVEL", "error")
 	t.Setenv("ETHHOOK_HTTP_ADDR", fmt.Sprintf("127.0.0.1:%d", httpPort))

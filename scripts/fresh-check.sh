@@ -89,6 +89,7 @@ cleanup() {
   for m in dev/pts dev/shm proc; do mountpoint -q "$ROOT/$m" && umount -l "$ROOT/$m"; done
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM # so that a kill or Ctrl-C runs the cleanup too
 
 phase "fresh root from the cached base"
 if [ -d "$ROOT" ]; then
