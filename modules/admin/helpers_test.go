@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -154,7 +155,10 @@ func (h *harness) checkContract(req *http.Request, rec *httptest.ResponseRecorde
 	}
 	if err := h.contract.CheckResponse(req.Method, req.URL.Path, rec.Code, rec.Header(), rec.Body.Bytes()); err != nil {
 		h.t.Errorf("contract: %v", err)
+		return
 	}
+	id, _ := h.contract.Operation(req.Method, req.URL.Path)
+	checkedOps.Store(id+" "+strconv.Itoa(rec.Code), true)
 }
 
 // must sends a request and fails unless the status is want.

@@ -283,8 +283,7 @@ func (m *Module) buildRouter() {
 	e.Use(cleanInput)
 	m.e = e
 	m.api = e.Group(Prefix)
-	m.routes = append(append(m.apiRoutes(), m.endpointRoutes()...), m.messageRoutes()...)
-	m.routes = append(append(m.routes, m.previewRoutes()...), m.historyRoutes()...)
+	m.routes = m.routeTable()
 	m.openapi = m.OpenAPI()
 	for _, r := range m.routes {
 		var mw []echo.MiddlewareFunc
@@ -356,4 +355,13 @@ func cleanString(s string) bool {
 		}
 	}
 	return true
+}
+
+// routeTable lists every API route: the one table that registers the
+// handlers and writes the OpenAPI document.
+func (m *Module) routeTable() []route {
+	rs := append(m.apiRoutes(), m.endpointRoutes()...)
+	rs = append(rs, m.messageRoutes()...)
+	rs = append(rs, m.previewRoutes()...)
+	return append(rs, m.historyRoutes()...)
 }
