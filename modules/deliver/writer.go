@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,6 +27,7 @@ type result struct {
 	state   string
 	next    time.Time // due time of the next attempt when state is failed
 	disable string    // reason to disable the endpoint (410 Gone)
+	note    string    // added to the attempt's error (a FIFO lane moving on)
 }
 
 const (
@@ -132,6 +134,7 @@ func (m *Module) writer(ctx context.Context) error {
 		if err := m.writeAll(ctx, batch[:n]); err != nil {
 			return err
 		}
+		m.hintOrdered(batch[:n])
 		clear(batch[:n])
 		m.hold.release(ids, 0)
 	}
@@ -233,7 +236,11 @@ func (m *Module) write(ctx context.Context, batch []result) error {
 			s := int32(a.status)
 			status = &s
 		}
-		hist = append(hist, []any{j.id, j.endpointID, j.appID, int32(r.attempt), status, a.errClass, a.errText,
+		errText := a.errText
+		if r.note != "" {
+			errText = strings.TrimPrefix(errText+"; "+r.note, "; ")
+		}
+		hist = append(hist, []any{j.id, j.endpointID, j.appID, int32(r.attempt), status, a.errClass, errText,
 			string(reqH), string(respH), a.excerpt, int32(a.latency.Milliseconds()), r.at})
 		ids = append(ids, j.id)
 		states = append(states, r.state)
@@ -357,6 +364,19 @@ func (m *Module) write(ctx context.Context, batch []result) error {
 		m.rdb.Do(ctx, m.rdb.B().Publish().Channel(m.keys.EndpointsChanged()).Message(id).Build())
 	}
 	return nil
+}
+
+// hintOrdered tells the lanes of FIFO endpoints that results were written:
+// a group whose message was in flight may be pulled again now (fifo.go).
+func (m *Module) hintOrdered(batch []result) {
+	var last string
+	for _, r := range batch {
+		if r.job.fifo && r.job.endpointID != last && m.lanes.ctx != nil && m.lanes.ctx.Err() == nil {
+			// Its lane may have retired meanwhile: hint starts one.
+			last = r.job.endpointID
+			m.lanes.hint(last)
+		}
+	}
 }
 
 func orEmpty(h map[string]string) map[string]string {
