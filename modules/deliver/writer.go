@@ -128,13 +128,17 @@ func (m *Module) writer(ctx context.Context) error {
 			n += k
 		}
 		ids := make([]string, n)
+		var ordered []string // FIFO endpoints with results here
 		for i, r := range batch[:n] {
 			ids[i] = r.job.id
+			if r.job.fifo && (len(ordered) == 0 || ordered[len(ordered)-1] != r.job.endpointID) {
+				ordered = append(ordered, r.job.endpointID)
+			}
 		}
 		if err := m.writeAll(ctx, batch[:n]); err != nil {
 			return err
 		}
-		m.hintOrdered(batch[:n])
+		m.hintOrdered(ordered)
 		clear(batch[:n])
 		m.hold.release(ids, 0)
 	}
@@ -368,14 +372,13 @@ func (m *Module) write(ctx context.Context, batch []result) error {
 
 // hintOrdered tells the lanes of FIFO endpoints that results were written:
 // a group whose message was in flight may be pulled again now (fifo.go).
-func (m *Module) hintOrdered(batch []result) {
-	var last string
-	for _, r := range batch {
-		if r.job.fifo && r.job.endpointID != last && m.lanes.ctx != nil && m.lanes.ctx.Err() == nil {
-			// Its lane may have retired meanwhile: hint starts one.
-			last = r.job.endpointID
-			m.lanes.hint(last)
-		}
+// Their lanes may have retired meanwhile: a hint starts one.
+func (m *Module) hintOrdered(endpoints []string) {
+	if m.lanes.ctx == nil || m.lanes.ctx.Err() != nil {
+		return // shutting down: nothing is pulled any more
+	}
+	for _, id := range endpoints {
+		m.lanes.hint(id)
 	}
 }
 

@@ -75,6 +75,7 @@ func (a *endpointAdapter) Create(ctx context.Context, scope hook.Scope, appID st
 		URL: ep.URL, Description: ep.Description, Filter: ep.Filter, Confirmations: &conf,
 		BatchMax: ep.BatchMax, BatchWaitMS: ep.BatchWaitMS, RateLimit: ep.RateLimit,
 		RetrySchedule: ep.RetrySchedule, AllowRedirects: ep.AllowRedirects,
+		Ordering: ep.Ordering, FIFOKey: ep.FIFOKey,
 	})
 	if err != nil {
 		return out, uiErr(err)
@@ -90,6 +91,7 @@ func (a *endpointAdapter) Update(ctx context.Context, scope hook.Scope, appID, i
 		URL: &ep.URL, Description: &ep.Description, Filter: &ep.Filter, Confirmations: &ep.Confirmations,
 		BatchMax: &ep.BatchMax, BatchWaitMS: &ep.BatchWaitMS, RateLimit: &ep.RateLimit,
 		RetrySchedule: &ep.RetrySchedule, AllowRedirects: &ep.AllowRedirects,
+		Ordering: &ep.Ordering, FIFOKey: &ep.FIFOKey,
 	})
 	return out, uiErr(err)
 }
