@@ -52,6 +52,7 @@ func newEnv(t testing.TB) *env {
 	d.Timeout = 5 * time.Second
 	d.LeaseTimeout = 6 * time.Second
 	d.SweepInterval = 300 * time.Millisecond
+	d.MetricsInterval = 200 * time.Millisecond
 	return e
 }
 

@@ -195,6 +195,7 @@ func (m *Module) Run(ctx context.Context) error {
 	}
 	g.Go(func() error { return m.promoter(gctx) })
 	g.Go(func() error { return m.sweeper(gctx) })
+	g.Go(func() error { return m.metricsLoop(gctx) })
 	g.Go(func() error { return m.heartbeat(gctx) })
 	g.Go(func() error { return m.liveness(gctx) })
 	g.Go(func() error { return m.listenChanges(gctx) })
