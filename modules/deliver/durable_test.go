@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"strconv"
 	"sort"
 	"strings"
 	"sync"
@@ -43,6 +44,9 @@ func TestHelperDeliverProcess(t *testing.T) {
 	cfg.Delivery.SweepInterval = 300 * time.Millisecond
 	if d, err := time.ParseDuration(os.Getenv("ETHHOOK_DELIVER_CHILD_LEASE")); err == nil {
 		cfg.Delivery.LeaseTimeout, cfg.Delivery.SweepInterval = d, d
+	}
+	if n, err := strconv.Atoi(os.Getenv("ETHHOOK_DELIVER_CHILD_CONCURRENCY")); err == nil {
+		cfg.Delivery.ConcurrencyPerEndpoint, cfg.Delivery.QueuePerEndpoint = n, n
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer cancel()
