@@ -298,3 +298,37 @@ func TestFIFORemovalArrivesAfterItsLog(t *testing.T) {
 		t.Fatalf("received %s, want %s", strings.Join(got, ","), want)
 	}
 }
+
+// More ordering groups than one pull looks at (fifoGroupsPerPull), the
+// first ones in key order all stalled: pulls go round the groups, so the
+// groups after them are delivered too.
+func TestFIFOPullsGoRoundMoreGroupsThanOnePullLooksAt(t *testing.T) {
+	e := newEnv(t)
+	e.cfg.Delivery.SweepInterval = time.Hour
+	e.cfg.Delivery.BreakerThreshold = 1 << 20 // the failures are the point: the breaker must not pause the endpoint
+	stalled := fifoGroupsPerPull + 10
+	group := func(i int) string { return fmt.Sprintf("1/0x%04d", i) } // key order = i order
+	l := &orderLog{fail: func(o ordered) int {
+		var i int
+		fmt.Sscanf(o.group, "1/0x%d", &i)
+		if i < stalled {
+			return 500
+		}
+		return 0
+	}}
+	rc := newOrderedReceiver(t, l)
+	app := e.app(t, "unlimited")
+	ep := e.fifoEndpoint(t, app, rc.URL, "contract", "0s,1h")
+	const free = 20
+	for b := 1; b <= 2; b++ {
+		for i := range stalled + free {
+			e.insertOrdered(t, app, ep, ordered{block: b, index: i, typ: "log", group: group(i)})
+		}
+	}
+	e.start(t)
+	e.drained(t, 2*free)
+	checkOrder(t, l.got(), nil)
+	if n := e.countRows(t, `SELECT count(*) FROM messages WHERE state = 'failed'`); n != stalled {
+		t.Fatalf("%d messages failed, want one per stalled group (%d)", n, stalled)
+	}
+}

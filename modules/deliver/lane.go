@@ -184,6 +184,7 @@ func (l *lane) run(ctx context.Context) {
 		// have taken its group's messages out meanwhile (groupDone).
 		next = l.nextLocked()
 		if next < 0 {
+			l.br.probing = false // the probe slot was not used
 			l.mu.Unlock()
 			m.sem.Release(1)
 			continue
@@ -273,7 +274,12 @@ func (l *lane) pull(ctx context.Context, n int, gen uint64, fifo bool, cursor st
 		l.pullAfter = m.now().Add(time.Second)
 	case fifo && next != "":
 		// More ordering groups than one pull looks at: the next pull
-		// goes on from where this one stopped.
+		// goes on from where this one stopped, at once unless this one
+		// found every group it looked at held back (then a moment later:
+		// a stalled endpoint with many keys must not spin on Postgres).
+		if len(jobs) == 0 {
+			l.pullAfter = m.now().Add(250 * time.Millisecond)
+		}
 	case len(jobs) < n && l.hinted == gen:
 		l.cleared = gen
 	}
