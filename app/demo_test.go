@@ -63,8 +63,13 @@ func TestMigrationMovesAnExistingDemoAppOffTheFreePlan(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	if res, err := m.Down(ctx); err != nil || len(res) != 1 || res[0].Version != 62 {
-		t.Fatalf("down: %+v %v", res, err)
+	// Step down past 00062 (later migrations come off first).
+	for v := int64(0); v != 62; {
+		res, err := m.Down(ctx)
+		if err != nil || len(res) != 1 || res[0].Version < 62 {
+			t.Fatalf("down: %+v %v", res, err)
+		}
+		v = res[0].Version
 	}
 	for _, q := range []string{
 		`INSERT INTO applications (id, name, plan_id) VALUES ('app_demo', 'demo', 'free'), ('app_shop', 'shop', 'free'), ('app_fake', 'demo', 'free')`,
