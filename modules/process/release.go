@@ -288,7 +288,8 @@ func singleMessage(chainID uint64, h heldRow, head uint64) (msgRow, error) {
 	if err != nil {
 		return msgRow{}, err
 	}
-	return msgRow{id: newMessageID(), appID: h.appID, endpointID: h.endpointID, eventID: h.eventID, typ: hook.TypeLog,
+	id := hook.MessageID(h.endpointID, h.eventID, hook.TypeLog, time.Unix(int64(p.Block.Timestamp), 0), time.Now())
+	return msgRow{id: id, appID: h.appID, endpointID: h.endpointID, eventID: h.eventID, typ: hook.TypeLog,
 		webhookID: hook.WebhookID(h.eventID, hook.TypeLog), chainID: int64(chainID), blockNumber: h.blockNumber,
 		blockHash: p.Block.Hash, txHash: p.Transaction.Hash, payload: body}, nil
 }
