@@ -95,3 +95,6 @@ func HorizonsAt(ctx context.Context, pool *pgxpool.Pool, cfg config.Retention, n
 		Audit:    now.Add(-cfg.Audit),
 	}, nil
 }
+
+// SetClock replaces the module's clock (tests run rounds days ahead).
+func (m *Module) SetClock(now func() time.Time) { m.now = now }
