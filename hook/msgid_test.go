@@ -40,6 +40,9 @@ func TestMessageIDOfAnOldOrFutureBlockTakesTheCurrentDay(t *testing.T) {
 		if at, _ := MessageTime(id); !at.Equal(today) {
 			t.Errorf("block at %s: id time %s, want %s", block, at, today)
 		}
+		if block.After(now) {
+			continue // later it is inside the window: it takes its own time
+		}
 		if again := MessageID("ep_1", "1:0xab:3", TypeLog, block, now.Add(8*time.Hour)); again != id {
 			t.Errorf("block at %s: %s later the same day became %s", block, id, again)
 		}
