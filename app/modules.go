@@ -124,7 +124,7 @@ var moduleSpecs = []moduleSpec{
 		}
 		am, err := admin.New(admin.Options{
 			Config: rt.Cfg.Admin, Pool: pool, Redis: rdb, Keys: rt.Keys(), Chains: rt.Cfg.Chains,
-			Log: logFor(rt, "admin"), Registerer: rt.Registry, Box: box,
+			Log: logFor(rt, "admin"), Registerer: rt.Registry, Box: box, Retention: rt.Cfg.Retention.Messages,
 		})
 		if err != nil {
 			return nil, err

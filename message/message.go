@@ -31,9 +31,10 @@ var (
 
 // Service reads and replays messages.
 type Service struct {
-	pool *pgxpool.Pool
-	rdb  rueidis.Client
-	keys hook.Keys
+	pool      *pgxpool.Pool
+	rdb       rueidis.Client
+	keys      hook.Keys
+	retention time.Duration // retention.messages; 0: DefaultRetention
 }
 
 // New returns the message service. rdb and keys are used to hand replayed
@@ -261,10 +262,13 @@ func (s *Service) Get(ctx context.Context, sc hook.Scope, id string) (Message, [
 	q.scope(sc, "m.app_id")
 	m, err := scanMessage(s.pool.QueryRow(ctx, "SELECT "+listColumns+", m.payload FROM messages m WHERE "+q.sql(), q.args...), true)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Message{}, nil, hook.ErrNotFound
+		return Message{}, nil, s.goneIfPast(ctx, id)
 	}
 	if err != nil {
 		return Message{}, nil, fmt.Errorf("get message %s: %w", id, err)
+	}
+	if err := s.checkRetention(ctx, m); err != nil {
+		return Message{}, nil, err
 	}
 	rows, err := s.pool.Query(ctx, `
 		SELECT id, attempt, status_code, error_class, error, request_headers, response_headers, response_excerpt, latency_ms, created_at
@@ -297,13 +301,18 @@ func (s *Service) Replay(ctx context.Context, sc hook.Scope, id string) (Message
 	var q query
 	q.where("id = %s", id)
 	q.scope(sc, "app_id")
-	var endpointID, state string
-	err := s.pool.QueryRow(ctx, "SELECT endpoint_id, state FROM messages WHERE "+q.sql(), q.args...).Scan(&endpointID, &state)
+	var endpointID, state, appID string
+	var createdAt time.Time
+	err := s.pool.QueryRow(ctx, "SELECT endpoint_id, state, app_id, created_at FROM messages WHERE "+q.sql(), q.args...).
+		Scan(&endpointID, &state, &appID, &createdAt)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Message{}, hook.ErrNotFound
+		return Message{}, s.goneIfPast(ctx, id)
 	}
 	if err != nil {
 		return Message{}, fmt.Errorf("replay message %s: %w", id, err)
+	}
+	if err := s.checkRetention(ctx, Message{ID: id, AppID: appID, CreatedAt: createdAt}); err != nil {
+		return Message{}, err
 	}
 	tag, err := s.pool.Exec(ctx, "UPDATE messages SET "+replaySet+" WHERE id = $1 AND state NOT IN ('delivering', 'quota_exceeded')", id)
 	if err != nil {

@@ -53,6 +53,9 @@ func partitions(ctx context.Context, tx pgx.Tx, parent string, byID bool) ([]par
 	}
 	out := make([]partition, 0, len(rs))
 	for _, r := range rs {
+		if r.Bound == "DEFAULT" {
+			continue // messages_default: ids that fit no day (migration 00063)
+		}
 		m := boundRE.FindStringSubmatch(r.Bound)
 		if m == nil {
 			return nil, fmt.Errorf("partition %s of %s: unexpected bound %q", r.Name, parent, r.Bound)
@@ -252,4 +255,26 @@ func Drop(ctx context.Context, pool *pgxpool.Pool, h Horizons) ([]string, error)
 		return nil
 	})
 	return dropped, err
+}
+
+// OldestMessageTime is the start of the oldest messages partition: a
+// message id of an earlier time is past retention (its day was dropped).
+// The zero time while the migration's legacy partition (from MINVALUE) is
+// still there.
+func OldestMessageTime(ctx context.Context, pool *pgxpool.Pool) (time.Time, error) {
+	var lo time.Time
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		ms, err := partitions(ctx, tx, "messages", true)
+		if err != nil || len(ms) == 0 {
+			return err
+		}
+		lo = ms[0].lo
+		for _, p := range ms[1:] {
+			if p.lo.Before(lo) {
+				lo = p.lo
+			}
+		}
+		return nil
+	})
+	return lo, err
 }

@@ -71,6 +71,8 @@ func serviceError(err error) error {
 		return &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: err.Error()}
 	case errors.Is(err, message.ErrConflict):
 		return &apiError{Status: http.StatusConflict, Code: "conflict", Message: err.Error()}
+	case errors.Is(err, message.ErrPastRetention):
+		return &apiError{Status: http.StatusGone, Code: "past_retention", Message: err.Error()}
 	}
 	return err
 }

@@ -48,6 +48,8 @@ type Options struct {
 	// the endpoints and messages routes are left out of the API (and of
 	// its OpenAPI document).
 	Box *seal.Box
+	// Retention is retention.messages: older messages answer 410 Gone.
+	Retention time.Duration
 }
 
 // Module serves the admin API and runs its background work (first-run
@@ -108,7 +110,7 @@ func New(o Options) (*Module, error) {
 		signin.Config{IPLimit: o.Config.LoginRateLimit, AccountLimit: o.Config.LoginAccountRateLimit}, o.Log.Named("signin"))
 	if o.Box != nil {
 		m.endpoints = endpoint.New(o.Pool, o.Box, o.Redis, o.Keys, o.Chains)
-		m.messages = message.New(o.Pool, o.Redis, o.Keys)
+		m.messages = message.New(o.Pool, o.Redis, o.Keys).WithRetention(o.Retention)
 	} else {
 		m.log.Warn("no secret key (ETHHOOK_SECRET_KEY): the endpoints and messages API routes are off")
 	}
