@@ -217,6 +217,16 @@ func (m *Module) releaseOnce(ctx context.Context) {
 			zap.String("app", r.AppID), zap.String("app_name", r.AppName), zap.String("plan", r.PlanID),
 			zap.Int64("deliveries", r.Deliveries), zap.Int64("monthly_quota", r.Quota))
 	}
+	full, err := m.store.NoteStorageFull(ctx)
+	if err != nil && ctx.Err() == nil {
+		m.log.Error("look for applications at their storage limit", zap.Error(err))
+	}
+	for _, f := range full {
+		// Once each time the application reaches it (see NoteStorageFull).
+		m.log.Warn("application reached its plan's storage limit (stored messages plus attempts): new webhooks are held as quota_exceeded until retention frees room or its plan is raised",
+			zap.String("app", f.AppID), zap.String("app_name", f.AppName), zap.String("plan", f.PlanID),
+			zap.Int64("stored", f.Stored), zap.Int64("max_stored", f.MaxStored))
+	}
 	m.noteBacklogs(ctx)
 }
 
