@@ -209,6 +209,16 @@ func (s *Service) List(ctx context.Context, sc hook.Scope, f Filter) (Page, erro
 	if !f.Until.IsZero() {
 		q.where("m.created_at < %s", f.Until)
 	}
+	// Listings of one application hide what is past its retention (its day
+	// may be kept for plans with a longer one).
+	if app := f.AppID; app != "" || sc.AppID != "" {
+		if app == "" {
+			app = sc.AppID
+		}
+		if err := s.retainedSince(ctx, &q, app); err != nil {
+			return Page{}, err
+		}
+	}
 	if f.Cursor != "" {
 		at, id, err := decodeCursor(f.Cursor)
 		if err != nil {
@@ -358,8 +368,16 @@ func (s *Service) ReplayRange(ctx context.Context, sc hook.Scope, r Range) (int,
 	} else if err != nil {
 		return 0, fmt.Errorf("replay range: %w", err)
 	}
+	var appID string
+	if err := s.pool.QueryRow(ctx, `SELECT app_id FROM endpoints WHERE id = $1`, r.EndpointID).Scan(&appID); err != nil {
+		return 0, fmt.Errorf("replay range: %w", err)
+	}
 	var q query
-	q.where("endpoint_id = %s", r.EndpointID)
+	q.where("m.endpoint_id = %s", r.EndpointID)
+	// Nothing past the application's retention is replayed.
+	if err := s.retainedSince(ctx, &q, appID); err != nil {
+		return 0, err
+	}
 	if !r.Since.IsZero() {
 		q.where("created_at >= %s", r.Since)
 	}
@@ -377,7 +395,7 @@ func (s *Service) ReplayRange(ctx context.Context, sc hook.Scope, r Range) (int,
 	} else {
 		q.conds = append(q.conds, "state IN ('succeeded', 'failed', 'dead')")
 	}
-	rows, err := s.pool.Query(ctx, "UPDATE messages SET "+replaySet+" WHERE "+q.sql()+" RETURNING id", q.args...)
+	rows, err := s.pool.Query(ctx, "UPDATE messages m SET "+replaySet+" WHERE "+q.sql()+" RETURNING id", q.args...)
 	if err != nil {
 		return 0, fmt.Errorf("replay range of endpoint %s: %w", r.EndpointID, err)
 	}

@@ -62,18 +62,40 @@ func (s *Service) checkRetention(ctx context.Context, m Message) error {
 	if !ok {
 		return nil // a hand-made id (messages_default): never dropped
 	}
-	var days int
-	if err := s.pool.QueryRow(ctx, `SELECT p.retention_days FROM applications a JOIN plans p ON p.id = a.plan_id WHERE a.id = $1`,
-		m.AppID).Scan(&days); err != nil {
-		return fmt.Errorf("retention of application %s: %w", m.AppID, err)
-	}
-	keep := s.keep()
-	if days > 0 {
-		keep = time.Duration(days) * 24 * time.Hour
+	keep, err := s.appKeep(ctx, m.AppID)
+	if err != nil {
+		return err
 	}
 	if at.Before(time.Now().Add(-keep)) {
 		return fmt.Errorf("%w: message %s is from %s, older than application %s's retention of %s",
 			ErrPastRetention, m.ID, at.UTC().Format(time.RFC3339), m.AppID, keep)
 	}
+	return nil
+}
+
+// appKeep is how long appID's messages are kept: its plan's retention_days,
+// else retention.messages.
+func (s *Service) appKeep(ctx context.Context, appID string) (time.Duration, error) {
+	var days int
+	if err := s.pool.QueryRow(ctx, `SELECT p.retention_days FROM applications a JOIN plans p ON p.id = a.plan_id WHERE a.id = $1`,
+		appID).Scan(&days); err != nil {
+		return 0, fmt.Errorf("retention of application %s: %w", appID, err)
+	}
+	if days > 0 {
+		return time.Duration(days) * 24 * time.Hour, nil
+	}
+	return s.keep(), nil
+}
+
+// retainedSince adds to q the condition that hides appID's messages past
+// its retention: ids sort by their time (hook.MessageID), so it is a bound
+// on the primary key that also prunes partitions. Hand-made ids (not
+// "msg_" and a ULID) sort after every bound and are kept.
+func (s *Service) retainedSince(ctx context.Context, q *query, appID string) error {
+	keep, err := s.appKeep(ctx, appID)
+	if err != nil {
+		return err
+	}
+	q.where("m.id >= %s", retention.IDBound(time.Now().Add(-keep)))
 	return nil
 }

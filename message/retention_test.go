@@ -48,6 +48,19 @@ func TestGetAndReplayPastRetentionSayRetention(t *testing.T) {
 	if _, _, err := svc.Get(ctx, hook.Operator, long); err != nil {
 		t.Errorf("get of a message within retention.messages: %v", err)
 	}
+	// Nor is it listed or replayed by range; the other application's is.
+	for app, want := range map[string]int{"app_s": 0, "app_l": 1} {
+		page, err := svc.List(ctx, hook.Operator, Filter{AppID: app})
+		if err != nil || len(page.Messages) != want {
+			t.Errorf("list of %s: %d messages (%v), want %d", app, len(page.Messages), err, want)
+		}
+	}
+	if n, err := svc.ReplayRange(ctx, hook.Operator, Range{EndpointID: "ep_s", Since: threeDays.Add(-time.Hour)}); err != nil || n != 0 {
+		t.Errorf("replay range of the short plan's endpoint: %d (%v), want 0", n, err)
+	}
+	if n, err := svc.ReplayRange(ctx, hook.Operator, Range{EndpointID: "ep_l", Since: threeDays.Add(-time.Hour)}); err != nil || n != 1 {
+		t.Errorf("replay range of the long plan's endpoint: %d (%v), want 1", n, err)
+	}
 
 	// Made today; then 40 days pass and retention drops today's partition.
 	gone := insert("ep_l", "app_l", now)
