@@ -48,6 +48,19 @@ END $$;
 -- +goose StatementEnd
 
 -- +goose StatementBegin
+CREATE OR REPLACE FUNCTION pg_temp.ulid_ms(id text) RETURNS timestamptz LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    alphabet constant text := '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+    ms bigint := 0;
+BEGIN
+    FOR i IN 1..10 LOOP
+        ms := ms * 32 + position(substr(id, i, 1) IN alphabet) - 1;
+    END LOOP;
+    RETURN to_timestamp(ms / 1000.0);
+END $$;
+-- +goose StatementEnd
+
+-- +goose StatementBegin
 DO $$
 DECLARE
     tomorrow_end timestamptz := date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' + interval '2 days';
@@ -56,7 +69,10 @@ DECLARE
     id_bound text;
 BEGIN
     -- Rows stamped in the future (clock skew) must still fit the legacy range.
+    -- The time in the newest id counts too (hook.MessageID takes the block's).
     SELECT greatest(max(created_at), max(updated_at)) INTO newest FROM messages;
+    newest := greatest(newest, (SELECT pg_temp.ulid_ms(substr(max(id), 5)) FROM messages
+        WHERE id ~ '^msg_[0-9A-HJKMNP-TV-Z]{26}$'));
     bound := greatest(tomorrow_end, date_trunc('day', coalesce(newest, now()) AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' + interval '2 days');
     id_bound := 'msg_' || pg_temp.ulid_time(bound);
 
@@ -122,8 +138,46 @@ END $$;
 -- +goose StatementEnd
 
 -- +goose Down
+-- Back to plain tables: every row is copied (every partition, the default
+-- ones too), then the original constraints and indexes are rebuilt under
+-- their original names. Fails on the UNIQUE (endpoint_id, event_id, type)
+-- if a message was stored twice across the upgrade (see hook.MessageID).
 -- +goose StatementBegin
 DO $$ BEGIN
-    RAISE EXCEPTION 'migration 00063 (time-partitioned messages, delivery_history, audit_log) cannot be rolled back: restore the backup taken before upgrading';
+    CREATE TABLE messages_plain (LIKE messages INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE);
+    INSERT INTO messages_plain SELECT * FROM messages;
+    CREATE TABLE delivery_history_plain (LIKE delivery_history INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE);
+    INSERT INTO delivery_history_plain SELECT * FROM delivery_history;
+    CREATE TABLE audit_log_plain (LIKE audit_log INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE);
+    INSERT INTO audit_log_plain SELECT * FROM audit_log;
+    ALTER SEQUENCE delivery_history_id_seq OWNED BY delivery_history_plain.id;
+    ALTER SEQUENCE audit_log_id_seq OWNED BY audit_log_plain.id;
+    DROP TABLE delivery_history;
+    DROP TABLE messages;
+    DROP TABLE audit_log;
+
+    ALTER TABLE messages_plain RENAME TO messages;
+    ALTER TABLE messages ADD CONSTRAINT messages_pkey PRIMARY KEY (id);
+    ALTER TABLE messages ADD CONSTRAINT messages_endpoint_id_event_id_type_key UNIQUE (endpoint_id, event_id, type);
+    ALTER TABLE messages ADD CONSTRAINT messages_endpoint_id_fkey
+        FOREIGN KEY (endpoint_id) REFERENCES endpoints (id) ON DELETE CASCADE;
+    CREATE INDEX messages_app_created ON messages (app_id, created_at DESC, id DESC);
+    CREATE INDEX messages_endpoint_created ON messages (endpoint_id, created_at DESC, id DESC);
+    CREATE INDEX messages_state ON messages (state, updated_at) WHERE state IN ('pending', 'delivering', 'failed', 'quota_exceeded');
+    CREATE INDEX messages_tx ON messages (tx_hash);
+    CREATE INDEX messages_block ON messages (endpoint_id, block_number);
+    CREATE INDEX messages_endpoint_pending ON messages (endpoint_id, created_at, id) WHERE state = 'pending';
+    CREATE INDEX messages_endpoint_failed ON messages (endpoint_id, next_attempt_at) WHERE state = 'failed';
+
+    ALTER TABLE delivery_history_plain RENAME TO delivery_history;
+    ALTER TABLE delivery_history ADD CONSTRAINT delivery_history_pkey PRIMARY KEY (id);
+    ALTER TABLE delivery_history ADD CONSTRAINT delivery_history_message_id_fkey
+        FOREIGN KEY (message_id) REFERENCES messages (id) ON DELETE CASCADE;
+    CREATE INDEX delivery_history_message ON delivery_history (message_id, attempt);
+    CREATE INDEX delivery_history_endpoint ON delivery_history (endpoint_id, created_at DESC);
+
+    ALTER TABLE audit_log_plain RENAME TO audit_log;
+    ALTER TABLE audit_log ADD CONSTRAINT audit_log_pkey PRIMARY KEY (id);
+    CREATE INDEX audit_log_app ON audit_log (app_id, id DESC);
 END $$;
 -- +goose StatementEnd
