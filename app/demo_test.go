@@ -68,8 +68,8 @@ func TestMigrationMovesAnExistingDemoAppOffTheFreePlan(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	// The database as the release before 00062 left it (00063 cannot be
-	// rolled back, so it is built up to 00061 rather than rolled down).
+	// The database as the release before 00062 left it, built up to 00061
+	// (rolling back from the newest would also undo later migrations).
 	if res, err := m.UpTo(ctx, 61); err != nil || len(res) == 0 || res[len(res)-1].Version != 61 {
 		t.Fatalf("up to 61: %+v %v", res, err)
 	}
