@@ -24,7 +24,7 @@ func messageService(rt *Runtime, cmd *cobra.Command) (*message.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return message.New(pool, rdb, rt.Keys()), nil
+	return message.New(pool, rdb, rt.Keys()).WithRetention(rt.Cfg.Retention.Messages), nil
 }
 
 // parseWhen reads an RFC 3339 time, a date (2006-01-02), or a duration

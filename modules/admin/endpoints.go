@@ -80,6 +80,8 @@ func serviceError(err error) error {
 		return &apiError{Status: http.StatusConflict, Code: "endpoint_disabled", Message: err.Error() + "; PATCH enabled: true first"}
 	case errors.Is(err, message.ErrConflict):
 		return &apiError{Status: http.StatusConflict, Code: "conflict", Message: err.Error()}
+	case errors.Is(err, message.ErrPastRetention):
+		return &apiError{Status: http.StatusGone, Code: "past_retention", Message: err.Error()}
 	}
 	return err
 }

@@ -48,6 +48,8 @@ type Options struct {
 	// the endpoints and messages routes are left out of the API (and of
 	// its OpenAPI document).
 	Box *seal.Box
+	// Retention is retention.messages: older messages answer 410 Gone.
+	Retention time.Duration
 }
 
 // Module serves the admin API and runs its background work (first-run
@@ -108,7 +110,7 @@ func New(o Options) (*Module, error) {
 		signin.Config{IPLimit: o.Config.LoginRateLimit, AccountLimit: o.Config.LoginAccountRateLimit}, o.Log.Named("signin"))
 	if o.Box != nil {
 		m.endpoints = endpoint.New(o.Pool, o.Box, o.Redis, o.Keys, o.Chains)
-		m.messages = message.New(o.Pool, o.Redis, o.Keys)
+		m.messages = message.New(o.Pool, o.Redis, o.Keys).WithRetention(o.Retention)
 	} else {
 		m.log.Warn("no secret key (ETHHOOK_SECRET_KEY): the endpoints and messages API routes are off")
 	}
@@ -214,6 +216,16 @@ func (m *Module) releaseOnce(ctx context.Context) {
 		m.log.Warn("application reached its monthly quota: new webhooks are held as quota_exceeded until the month turns or its plan is raised",
 			zap.String("app", r.AppID), zap.String("app_name", r.AppName), zap.String("plan", r.PlanID),
 			zap.Int64("deliveries", r.Deliveries), zap.Int64("monthly_quota", r.Quota))
+	}
+	full, err := m.store.NoteStorageFull(ctx)
+	if err != nil && ctx.Err() == nil {
+		m.log.Error("look for applications at their storage limit", zap.Error(err))
+	}
+	for _, f := range full {
+		// Once each time the application reaches it (see NoteStorageFull).
+		m.log.Warn("application reached its plan's storage limit (stored messages plus attempts): new webhooks are held as quota_exceeded until retention frees room or its plan is raised",
+			zap.String("app", f.AppID), zap.String("app_name", f.AppName), zap.String("plan", f.PlanID),
+			zap.Int64("stored", f.Stored), zap.Int64("max_stored", f.MaxStored))
 	}
 	m.noteBacklogs(ctx)
 	m.purgeIdempotencyKeys(ctx)

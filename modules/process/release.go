@@ -309,7 +309,8 @@ func singleMessage(chainID uint64, ep *hook.Endpoint, h heldRow, head uint64) (m
 	if err != nil {
 		return msgRow{}, err
 	}
-	r := msgRow{id: newMessageID(), appID: h.appID, endpointID: h.endpointID, eventID: h.eventID, typ: typ,
+	id := hook.MessageID(h.endpointID, h.eventID, typ, time.Unix(int64(p.Block.Timestamp), 0), time.Now())
+	r := msgRow{id: id, appID: h.appID, endpointID: h.endpointID, eventID: h.eventID, typ: typ,
 		webhookID: hook.WebhookID(h.eventID, typ), chainID: int64(chainID), blockNumber: h.blockNumber,
 		blockHash: p.Block.Hash, txHash: p.Transaction.Hash, payload: body}
 	r.order(ep, &p.Log)
