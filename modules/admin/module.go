@@ -307,8 +307,9 @@ func (m *Module) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		if route == "" {
 			route = "unmatched"
 		}
-		m.metrics.requests.WithLabelValues(c.Request().Method, route, fmt.Sprint(status)).Inc()
-		m.metrics.latency.WithLabelValues(c.Request().Method, route).Observe(time.Since(start).Seconds())
+		method := metricMethod(c.Request().Method)
+		m.metrics.requests.WithLabelValues(method, route, fmt.Sprint(status)).Inc()
+		m.metrics.latency.WithLabelValues(method, route).Observe(time.Since(start).Seconds())
 		p := callerOf(c)
 		m.log.Info("request", zap.String("request_id", requestID(c)), zap.String("method", c.Request().Method),
 			zap.String("route", route), zap.Int("status", status), zap.Duration("latency", time.Since(start)),

@@ -262,6 +262,7 @@ func (l *lane) finish(h health, now time.Time) {
 	case healthDown:
 		if l.br.record(false, now) == 1 {
 			m.met.breakersOpen.Inc()
+			m.met.breakersOpened.Inc()
 			m.log.Info("circuit breaker opened", zapEndpoint(l.id), zap.Int("failures", l.br.fails))
 		}
 	default:

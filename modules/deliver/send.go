@@ -36,6 +36,7 @@ func (m *Module) send(ctx context.Context, l *lane, ep *endpoint, j *job) {
 		m.met.latency.Observe(now.Sub(j.createdAt).Seconds())
 	}
 	m.met.attempts.WithLabelValues(o.metricOutcome(), statusClass(a.status)).Inc()
+	m.met.attemptTime.Observe(a.latency.Seconds())
 	if o.state != hook.StateSucceeded {
 		m.log.Debug("delivery failed", zapEndpoint(j.endpointID), zap.String("message", j.id),
 			zap.Int("attempt", r.attempt), zap.Int("status", a.status), zap.String("error", a.errText), zap.String("state", r.state))
