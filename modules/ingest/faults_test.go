@@ -66,7 +66,9 @@ func TestStandbyTakesOverWithoutGapOrDuplicate(t *testing.T) {
 	b := e.start(nil)
 	stop := miner(e.node, 20*time.Millisecond)
 	defer stop()
-	lease := func(r *runner) float64 { return testutil.ToFloat64(r.m.met.leaseHolder.WithLabelValues("devnet", "31337")) }
+	lease := func(r *runner) float64 {
+		return testutil.ToFloat64(r.m.met.leaseHolder.WithLabelValues("devnet", "31337"))
+	}
 	eventually(t, 10*time.Second, "standby to be ready", b.m.Ready)
 	time.Sleep(300 * time.Millisecond)
 	if lease(a) != 1 || lease(b) != 0 {
