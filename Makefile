@@ -20,7 +20,13 @@ RUN_ENV := ETHHOOK_LOG_FORMAT=console
 SECRETS_FILE ?= .ethhook/secrets.env
 LOAD_SECRETS = while IFS='=' read -r k v; do if [[ $$k == ETHHOOK_* && -z "$${!k:-}" ]]; then export "$$k=$$v"; fi; done < $(SECRETS_FILE)
 
-.PHONY: help build run services test test/unit test/browser test/faults test/cluster lint bench clean
+# promtool for test/ops, built once from the Go module proxy into a cache
+# outside the tree (a big build: minutes the first time, nothing after).
+PROMTOOL_VERSION ?= v0.316.0
+TOOLS_DIR ?= $(HOME)/.cache/ethhook
+PROMTOOL := $(TOOLS_DIR)/promtool-$(PROMTOOL_VERSION)/promtool
+
+.PHONY: help build run services test test/unit test/browser test/faults test/cluster test/ops lint bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z/_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -55,6 +61,15 @@ test/faults: services ## kill, restart and cut every part of the pipeline under 
 
 test/cluster: services ## the pipeline split by roles on a 3-master, 3-replica Redis Cluster; kill -9 a master mid-load, account every webhook
 	$(GO) test -tags faults -count=1 -p 1 -timeout 15m -v -run '^TestCluster$$' ./faults/ | grep --line-buffered -v "^=== "; exit $${PIPESTATUS[0]}
+
+$(PROMTOOL):
+	mkdir -p $(dir $@)
+	GOBIN=$(abspath $(dir $@)) GOFLAGS= $(GO) install -trimpath github.com/prometheus/prometheus/cmd/promtool@$(PROMTOOL_VERSION)
+
+test/ops: services $(PROMTOOL) ## check and unit-test deploy/prometheus/alerts.yml with promtool; deploy/ queries against a real /metrics scrape
+	$(PROMTOOL) check rules deploy/prometheus/alerts.yml
+	cd deploy/prometheus && $(PROMTOOL) test rules alerts_test.yml
+	$(GO) test -count=1 -p 1 ./deploy/
 
 test/clean:
 	@$(GO) run ./internal/testenv/cleanup

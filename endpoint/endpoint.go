@@ -83,6 +83,9 @@ type Input struct {
 	RateLimit      int      `json:"rate_limit"`
 	RetrySchedule  []string `json:"retry_schedule"`
 	AllowRedirects bool     `json:"allow_redirects"`
+	// OpsEvents makes an operational endpoint (admin only): it receives
+	// EthHook's own events of these types (package ops), not chain logs.
+	OpsEvents []string `json:"ops_events,omitempty"`
 }
 
 // Patch changes an endpoint; nil fields stay as they are.
@@ -96,6 +99,7 @@ type Patch struct {
 	RateLimit      *int         `json:"rate_limit"`
 	RetrySchedule  *[]string    `json:"retry_schedule"`
 	AllowRedirects *bool        `json:"allow_redirects"`
+	OpsEvents      *[]string    `json:"ops_events"`
 }
 
 // Service is the endpoint service.
@@ -115,7 +119,7 @@ func New(pool *pgxpool.Pool, box *seal.Box, rdb rueidis.Client, keys hook.Keys, 
 }
 
 const cols = `id, app_id, url, description, enabled, disabled_reason, filter, confirmations, batch_max, batch_wait_ms,
-	rate_limit, retry_schedule, allow_redirects, created_at, updated_at`
+	rate_limit, retry_schedule, allow_redirects, created_at, updated_at, ops_events`
 
 // Scan reads one endpoints row selected with the columns of Columns.
 func scan(row pgx.Row) (hook.Endpoint, error) {
@@ -123,7 +127,7 @@ func scan(row pgx.Row) (hook.Endpoint, error) {
 	var filterJSON []byte
 	var sched string
 	err := row.Scan(&e.ID, &e.AppID, &e.URL, &e.Description, &e.Enabled, &e.DisabledReason, &filterJSON, &e.Confirmations,
-		&e.BatchMax, &e.BatchWaitMS, &e.RateLimit, &sched, &e.AllowRedirects, &e.CreatedAt, &e.UpdatedAt)
+		&e.BatchMax, &e.BatchWaitMS, &e.RateLimit, &sched, &e.AllowRedirects, &e.CreatedAt, &e.UpdatedAt, &e.OpsEvents)
 	if err != nil {
 		return e, err
 	}
@@ -242,7 +246,20 @@ func validate(e *hook.Endpoint) error {
 			fields["retry_schedule"] = fmt.Sprintf("at most %d delays, got %d", MaxRetries, len(e.RetrySchedule))
 		}
 	}
-	filter.Normalize(&e.Filter)
+	if len(e.OpsEvents) > 0 {
+		validateOps(e, fields)
+	} else {
+		filter.Normalize(&e.Filter)
+		validateFilter(e, fields)
+	}
+	if len(fields) > 0 {
+		return &ValidationError{Fields: fields}
+	}
+	return nil
+}
+
+// validateFilter checks a chain endpoint's filter.
+func validateFilter(e *hook.Endpoint, fields map[string]string) {
 	if _, err := filter.Compile(e.Filter); err != nil {
 		var fe filter.Errors
 		if errors.As(err, &fe) {
@@ -262,10 +279,6 @@ func validate(e *hook.Endpoint) error {
 			e.Filter.ABI = json.RawMessage(compact.String())
 		}
 	}
-	if len(fields) > 0 {
-		return &ValidationError{Fields: fields}
-	}
-	return nil
 }
 
 // notify announces a change inside tx.
@@ -296,7 +309,10 @@ func (s *Service) Create(ctx context.Context, scope hook.Scope, appID string, in
 	e := hook.Endpoint{
 		AppID: appID, URL: strings.TrimSpace(in.URL), Description: in.Description, Enabled: true, Filter: in.Filter,
 		BatchMax: in.BatchMax, BatchWaitMS: in.BatchWaitMS, RateLimit: in.RateLimit,
-		RetrySchedule: in.RetrySchedule, AllowRedirects: in.AllowRedirects,
+		RetrySchedule: in.RetrySchedule, AllowRedirects: in.AllowRedirects, OpsEvents: in.OpsEvents,
+	}
+	if len(in.OpsEvents) > 0 && !scope.Admin {
+		return hook.Endpoint{}, "", ErrAdminOnly
 	}
 	if in.Confirmations != nil {
 		e.Confirmations = *in.Confirmations
@@ -334,10 +350,10 @@ func (s *Service) Create(ctx context.Context, scope hook.Scope, appID string, in
 			return fmt.Errorf("%w (%d of %d)", ErrLimitReached, used, max)
 		}
 		row := tx.QueryRow(ctx, `INSERT INTO endpoints (id, app_id, url, description, filter, confirmations, batch_max, batch_wait_ms,
-				rate_limit, retry_schedule, allow_redirects, secret_enc)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING `+cols,
+				rate_limit, retry_schedule, allow_redirects, secret_enc, ops_events)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING `+cols,
 			e.ID, appID, e.URL, e.Description, filterJSON, e.Confirmations, e.BatchMax, e.BatchWaitMS,
-			e.RateLimit, strings.Join(e.RetrySchedule, ","), e.AllowRedirects, sealed)
+			e.RateLimit, strings.Join(e.RetrySchedule, ","), e.AllowRedirects, sealed, opsEvents(e.OpsEvents))
 		if e, err = scan(row); err != nil {
 			return fmt.Errorf("insert endpoint: %w", err)
 		}
@@ -426,8 +442,12 @@ func (s *Service) change(ctx context.Context, scope hook.Scope, appID, id string
 		if err != nil {
 			return fmt.Errorf("read endpoint %s: %w", id, err)
 		}
+		wasOps := len(e.OpsEvents) > 0
 		if err := fn(&e); err != nil {
 			return err
+		}
+		if (wasOps || len(e.OpsEvents) > 0) && !scope.Admin {
+			return ErrAdminOnly
 		}
 		if err := validate(&e); err != nil {
 			return err
@@ -439,10 +459,10 @@ func (s *Service) change(ctx context.Context, scope hook.Scope, appID, id string
 		out, err = scan(tx.QueryRow(ctx, `UPDATE endpoints SET url = $2, description = $3, enabled = $4, disabled_reason = $5,
 				filter = $6, confirmations = $7, batch_max = $8, batch_wait_ms = $9, rate_limit = $10, retry_schedule = $11,
 				allow_redirects = $12, failing_since = CASE WHEN $4 AND NOT enabled THEN NULL ELSE failing_since END,
-				updated_at = now()
+				ops_events = $13, updated_at = now()
 			WHERE id = $1 RETURNING `+cols,
 			e.ID, e.URL, e.Description, e.Enabled, e.DisabledReason, filterJSON, e.Confirmations, e.BatchMax, e.BatchWaitMS,
-			e.RateLimit, strings.Join(e.RetrySchedule, ","), e.AllowRedirects))
+			e.RateLimit, strings.Join(e.RetrySchedule, ","), e.AllowRedirects, opsEvents(e.OpsEvents)))
 		if err != nil {
 			return fmt.Errorf("update endpoint %s: %w", id, err)
 		}
@@ -484,6 +504,9 @@ func (s *Service) Update(ctx context.Context, scope hook.Scope, appID, id string
 		}
 		if p.AllowRedirects != nil {
 			e.AllowRedirects = *p.AllowRedirects
+		}
+		if p.OpsEvents != nil {
+			e.OpsEvents = *p.OpsEvents
 		}
 		return nil
 	})

@@ -65,6 +65,8 @@ func serviceError(err error) error {
 		return nil
 	case errors.As(err, &ve):
 		return &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: ve.Error(), Fields: ve.Fields}
+	case errors.Is(err, endpoint.ErrAdminOnly):
+		return &apiError{Status: http.StatusForbidden, Code: "forbidden", Message: err.Error()}
 	case errors.Is(err, endpoint.ErrLimitReached):
 		return &apiError{Status: http.StatusForbidden, Code: "plan_limit", Message: err.Error() + "; an admin can raise the plan"}
 	case errors.Is(err, message.ErrInvalid):

@@ -28,6 +28,7 @@ import (
 	"github.com/ethhook/ethhook/hook"
 	"github.com/ethhook/ethhook/internal/signin"
 	"github.com/ethhook/ethhook/message"
+	"github.com/ethhook/ethhook/ops"
 	"github.com/ethhook/ethhook/seal"
 	"github.com/ethhook/ethhook/tenant"
 )
@@ -72,6 +73,8 @@ type Module struct {
 	messages  *message.Service
 	openapi   map[string]any
 	ready     atomic.Bool
+	ops       *ops.Emitter // operational webhooks: quota.reached, ingest.stalled
+	stalls    stallWatch   // Run's goroutine only
 	// behind holds the endpoints behind their rate limit at the last
 	// release pass (only Run's goroutine touches it).
 	behind map[string]bool
@@ -100,6 +103,7 @@ func New(o Options) (*Module, error) {
 		log:     o.Log,
 		store:   tenant.New(o.Pool).LimitAppsPerUser(o.Config.MaxAppsPerUser).WithDefaultPlan(o.Config.DefaultPlan),
 		limiter: newLimiter(o.Redis, o.Keys.Prefix),
+		ops:     ops.New(o.Pool, o.Redis, o.Keys),
 	}
 	// Validate has checked them.
 	m.trusted, _ = o.Config.TrustedProxyPrefixes()
@@ -214,7 +218,9 @@ func (m *Module) releaseOnce(ctx context.Context) {
 		m.log.Warn("application reached its monthly quota: new webhooks are held as quota_exceeded until the month turns or its plan is raised",
 			zap.String("app", r.AppID), zap.String("app_name", r.AppName), zap.String("plan", r.PlanID),
 			zap.Int64("deliveries", r.Deliveries), zap.Int64("monthly_quota", r.Quota))
+		m.emitQuotaReached(ctx, r, time.Now())
 	}
+	m.checkStalls(ctx, time.Now())
 	m.noteBacklogs(ctx)
 }
 

@@ -264,6 +264,7 @@ func (l *lane) finish(h health, now time.Time) {
 			m.met.breakersOpen.Inc()
 			m.met.breakersOpened.Inc()
 			m.log.Info("circuit breaker opened", zapEndpoint(l.id), zap.Int("failures", l.br.fails))
+			go m.emitBreakerOpened(l.id, l.br.fails, now)
 		}
 	default:
 		l.br.probing = false
