@@ -86,6 +86,8 @@ type Input struct {
 	// OpsEvents makes an operational endpoint (admin only): it receives
 	// EthHook's own events of these types (package ops), not chain logs.
 	OpsEvents []string `json:"ops_events,omitempty"`
+	// Headers are static headers sent with every delivery (see MaxHeaders).
+	Headers map[string]string `json:"headers,omitempty"`
 }
 
 // Patch changes an endpoint; nil fields stay as they are.
@@ -100,6 +102,8 @@ type Patch struct {
 	RetrySchedule  *[]string    `json:"retry_schedule"`
 	AllowRedirects *bool        `json:"allow_redirects"`
 	OpsEvents      *[]string    `json:"ops_events"`
+	// Headers replaces the whole set; {} removes them all.
+	Headers *map[string]string `json:"headers"`
 }
 
 // Service is the endpoint service.
@@ -119,7 +123,7 @@ func New(pool *pgxpool.Pool, box *seal.Box, rdb rueidis.Client, keys hook.Keys, 
 }
 
 const cols = `id, app_id, url, description, enabled, disabled_reason, filter, confirmations, batch_max, batch_wait_ms,
-	rate_limit, retry_schedule, allow_redirects, created_at, updated_at, ops_events`
+	rate_limit, retry_schedule, allow_redirects, created_at, updated_at, ops_events, headers`
 
 // Scan reads one endpoints row selected with the columns of Columns.
 func scan(row pgx.Row) (hook.Endpoint, error) {
@@ -127,7 +131,7 @@ func scan(row pgx.Row) (hook.Endpoint, error) {
 	var filterJSON []byte
 	var sched string
 	err := row.Scan(&e.ID, &e.AppID, &e.URL, &e.Description, &e.Enabled, &e.DisabledReason, &filterJSON, &e.Confirmations,
-		&e.BatchMax, &e.BatchWaitMS, &e.RateLimit, &sched, &e.AllowRedirects, &e.CreatedAt, &e.UpdatedAt, &e.OpsEvents)
+		&e.BatchMax, &e.BatchWaitMS, &e.RateLimit, &sched, &e.AllowRedirects, &e.CreatedAt, &e.UpdatedAt, &e.OpsEvents, &e.Headers)
 	if err != nil {
 		return e, err
 	}
@@ -246,6 +250,7 @@ func validate(e *hook.Endpoint) error {
 			fields["retry_schedule"] = fmt.Sprintf("at most %d delays, got %d", MaxRetries, len(e.RetrySchedule))
 		}
 	}
+	validateHeaders(e, fields)
 	if len(e.OpsEvents) > 0 {
 		validateOps(e, fields)
 	} else {
@@ -309,7 +314,7 @@ func (s *Service) Create(ctx context.Context, scope hook.Scope, appID string, in
 	e := hook.Endpoint{
 		AppID: appID, URL: strings.TrimSpace(in.URL), Description: in.Description, Enabled: true, Filter: in.Filter,
 		BatchMax: in.BatchMax, BatchWaitMS: in.BatchWaitMS, RateLimit: in.RateLimit,
-		RetrySchedule: in.RetrySchedule, AllowRedirects: in.AllowRedirects, OpsEvents: in.OpsEvents,
+		RetrySchedule: in.RetrySchedule, AllowRedirects: in.AllowRedirects, OpsEvents: in.OpsEvents, Headers: in.Headers,
 	}
 	if len(in.OpsEvents) > 0 && !scope.Admin {
 		return hook.Endpoint{}, "", ErrAdminOnly
@@ -350,10 +355,10 @@ func (s *Service) Create(ctx context.Context, scope hook.Scope, appID string, in
 			return fmt.Errorf("%w (%d of %d)", ErrLimitReached, used, max)
 		}
 		row := tx.QueryRow(ctx, `INSERT INTO endpoints (id, app_id, url, description, filter, confirmations, batch_max, batch_wait_ms,
-				rate_limit, retry_schedule, allow_redirects, secret_enc, ops_events)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING `+cols,
+				rate_limit, retry_schedule, allow_redirects, secret_enc, ops_events, headers)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING `+cols,
 			e.ID, appID, e.URL, e.Description, filterJSON, e.Confirmations, e.BatchMax, e.BatchWaitMS,
-			e.RateLimit, strings.Join(e.RetrySchedule, ","), e.AllowRedirects, sealed, opsEvents(e.OpsEvents))
+			e.RateLimit, strings.Join(e.RetrySchedule, ","), e.AllowRedirects, sealed, opsEvents(e.OpsEvents), headersJSON(e.Headers))
 		if e, err = scan(row); err != nil {
 			return fmt.Errorf("insert endpoint: %w", err)
 		}
@@ -459,10 +464,10 @@ func (s *Service) change(ctx context.Context, scope hook.Scope, appID, id string
 		out, err = scan(tx.QueryRow(ctx, `UPDATE endpoints SET url = $2, description = $3, enabled = $4, disabled_reason = $5,
 				filter = $6, confirmations = $7, batch_max = $8, batch_wait_ms = $9, rate_limit = $10, retry_schedule = $11,
 				allow_redirects = $12, failing_since = CASE WHEN $4 AND NOT enabled THEN NULL ELSE failing_since END,
-				ops_events = $13, updated_at = now()
+				ops_events = $13, headers = $14, updated_at = now()
 			WHERE id = $1 RETURNING `+cols,
 			e.ID, e.URL, e.Description, e.Enabled, e.DisabledReason, filterJSON, e.Confirmations, e.BatchMax, e.BatchWaitMS,
-			e.RateLimit, strings.Join(e.RetrySchedule, ","), e.AllowRedirects, opsEvents(e.OpsEvents)))
+			e.RateLimit, strings.Join(e.RetrySchedule, ","), e.AllowRedirects, opsEvents(e.OpsEvents), headersJSON(e.Headers)))
 		if err != nil {
 			return fmt.Errorf("update endpoint %s: %w", id, err)
 		}
@@ -507,6 +512,9 @@ func (s *Service) Update(ctx context.Context, scope hook.Scope, appID, id string
 		}
 		if p.OpsEvents != nil {
 			e.OpsEvents = *p.OpsEvents
+		}
+		if p.Headers != nil {
+			e.Headers = *p.Headers
 		}
 		return nil
 	})

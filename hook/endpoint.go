@@ -26,9 +26,12 @@ type Endpoint struct {
 	AllowRedirects bool     `json:"allow_redirects"` // follow HTTP redirects when delivering
 	// OpsEvents, when not empty, makes an operational endpoint: it gets
 	// EthHook's own events of these types (package ops), never chain logs.
-	OpsEvents []string  `json:"ops_events,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	OpsEvents []string `json:"ops_events,omitempty"`
+	// Headers are static headers sent with every delivery (canonical
+	// names); they never replace the Standard Webhooks headers.
+	Headers   map[string]string `json:"headers,omitempty"`
+	CreatedAt time.Time         `json:"created_at"`
+	UpdatedAt time.Time         `json:"updated_at"`
 }
 
 // Batching reports whether the endpoint gets batch payloads.
