@@ -27,6 +27,7 @@ type endpointFlags struct {
 	confirmations                    int
 	batchMax, batchWaitMS, rateLimit int
 	allowRedirects                   bool
+	headers, opsEvents               []string
 }
 
 func (f *endpointFlags) register(cmd *cobra.Command) {
@@ -47,6 +48,24 @@ func (f *endpointFlags) register(cmd *cobra.Command) {
 	fl.IntVar(&f.rateLimit, "rate-limit", 0, "max events/s to this endpoint (0 = plan default)")
 	fl.StringVar(&f.retry, "retry-schedule", "", "retry delays, e.g. 0s,5s,5m,30m (default: the configured schedule)")
 	fl.BoolVar(&f.allowRedirects, "allow-redirects", false, "follow HTTP redirects")
+	fl.StringArrayVar(&f.headers, "header", nil, "static header sent with every delivery, 'Name: value' (repeatable; on update the given set replaces the old, --header '' clears it)")
+	fl.StringArrayVar(&f.opsEvents, "ops-event", nil, "make an operational endpoint for EthHook's own events of this type: endpoint.disabled, breaker.opened, quota.reached, ingest.stalled, dead_letter.created (repeatable; admin only)")
+}
+
+// headerMap parses --header values "Name: value"; "" alone clears.
+func (f *endpointFlags) headerMap() (map[string]string, error) {
+	out := map[string]string{}
+	for _, h := range f.headers {
+		if h == "" {
+			continue
+		}
+		name, value, ok := strings.Cut(h, ":")
+		if !ok || strings.TrimSpace(name) == "" {
+			return nil, fmt.Errorf("--header %q: want 'Name: value'", h)
+		}
+		out[strings.TrimSpace(name)] = strings.TrimSpace(value)
+	}
+	return out, nil
 }
 
 // filter builds the filter from the flags over base: only the parts whose
@@ -186,7 +205,11 @@ func newEndpointCmd(rt *Runtime) *cobra.Command {
 				return err
 			}
 			in := endpoint.Input{URL: cf.url, Description: cf.description, Filter: f, BatchMax: cf.batchMax,
-				BatchWaitMS: cf.batchWaitMS, RateLimit: cf.rateLimit, RetrySchedule: splitSchedule(cf.retry), AllowRedirects: cf.allowRedirects}
+				BatchWaitMS: cf.batchWaitMS, RateLimit: cf.rateLimit, RetrySchedule: splitSchedule(cf.retry), AllowRedirects: cf.allowRedirects,
+				OpsEvents: cf.opsEvents}
+			if in.Headers, err = cf.headerMap(); err != nil {
+				return err
+			}
 			if cf.confirmations >= 0 {
 				in.Confirmations = &cf.confirmations
 			}
@@ -300,6 +323,16 @@ func newEndpointCmd(rt *Runtime) *cobra.Command {
 			}
 			if changed("allow-redirects") {
 				p.AllowRedirects = &uf.allowRedirects
+			}
+			if changed("header") {
+				h, err := uf.headerMap()
+				if err != nil {
+					return err
+				}
+				p.Headers = &h
+			}
+			if changed("ops-event") {
+				p.OpsEvents = &uf.opsEvents
 			}
 			e, err := svc.Update(c.Context(), scope, appID, args[0], p)
 			if err != nil {
