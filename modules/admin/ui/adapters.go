@@ -74,7 +74,7 @@ func (a *endpointAdapter) Create(ctx context.Context, scope hook.Scope, appID st
 	out, _, err := a.s.Create(ctx, scope, appID, endpoint.Input{
 		URL: ep.URL, Description: ep.Description, Filter: ep.Filter, Confirmations: &conf,
 		BatchMax: ep.BatchMax, BatchWaitMS: ep.BatchWaitMS, RateLimit: ep.RateLimit,
-		RetrySchedule: ep.RetrySchedule, AllowRedirects: ep.AllowRedirects,
+		RetrySchedule: ep.RetrySchedule, AllowRedirects: ep.AllowRedirects, Headers: ep.Headers,
 	})
 	if err != nil {
 		return out, uiErr(err)
@@ -89,7 +89,7 @@ func (a *endpointAdapter) Update(ctx context.Context, scope hook.Scope, appID, i
 	out, err := a.s.Update(ctx, scope, appID, id, endpoint.Patch{
 		URL: &ep.URL, Description: &ep.Description, Filter: &ep.Filter, Confirmations: &ep.Confirmations,
 		BatchMax: &ep.BatchMax, BatchWaitMS: &ep.BatchWaitMS, RateLimit: &ep.RateLimit,
-		RetrySchedule: &ep.RetrySchedule, AllowRedirects: &ep.AllowRedirects,
+		RetrySchedule: &ep.RetrySchedule, AllowRedirects: &ep.AllowRedirects, Headers: &ep.Headers,
 	})
 	return out, uiErr(err)
 }

@@ -34,6 +34,7 @@ type endpointForm struct {
 	RetrySchedule  string
 	AllowRedirects bool
 	Enabled        bool
+	Headers        string // custom headers, one "Name: value" per line
 	// Fields holds errors of fields the form parses itself (numbers).
 	Fields map[string]string
 }
@@ -213,6 +214,7 @@ func formFromEndpoint(ep hook.Endpoint, chains []config.Chain) endpointForm {
 		BatchWaitMS: strconv.Itoa(ep.BatchWaitMS), RateLimit: strconv.Itoa(ep.RateLimit),
 		RetrySchedule: strings.Join(ep.RetrySchedule, ", "),
 		Addresses:     strings.Join(ep.Filter.Addresses, "\n"),
+		Headers:       headerLines(ep.Headers),
 	}
 	known := map[uint64]bool{}
 	for _, c := range chains {
@@ -277,6 +279,7 @@ func parseEndpointForm(form url.Values) endpointForm {
 		RetrySchedule:  form.Get("retry_schedule"),
 		AllowRedirects: form.Get("allow_redirects") != "",
 		Enabled:        form.Get("enabled") != "",
+		Headers:        form.Get("headers"),
 		Fields:         map[string]string{},
 	}
 	for _, s := range form["chains"] {
@@ -324,6 +327,20 @@ func (f *endpointForm) toEndpoint() hook.Endpoint {
 		BatchWaitMS:   num("batch_wait_ms", f.BatchWaitMS),
 		RateLimit:     num("rate_limit", f.RateLimit),
 		RetrySchedule: lines(f.RetrySchedule),
+	}
+	for _, l := range strings.Split(f.Headers, "\n") {
+		if strings.TrimSpace(l) == "" {
+			continue
+		}
+		name, value, ok := strings.Cut(l, ":")
+		if !ok || strings.TrimSpace(name) == "" {
+			f.Fields["headers"] = "“" + strings.TrimSpace(l) + "” is not Name: value"
+			continue
+		}
+		if ep.Headers == nil {
+			ep.Headers = map[string]string{} // nil (none) on save clears them
+		}
+		ep.Headers[strings.TrimSpace(name)] = strings.TrimSpace(value)
 	}
 	ep.Filter.Chains = append(ep.Filter.Chains, f.Chains...)
 	for _, s := range lines(f.OtherChains) {
@@ -375,4 +392,18 @@ func trimAll(in []string) []string {
 		}
 	}
 	return out
+}
+
+// headerLines shows custom headers one "Name: value" per line, sorted.
+func headerLines(h map[string]string) string {
+	names := make([]string, 0, len(h))
+	for k := range h {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, k := range names {
+		b.WriteString(k + ": " + h[k] + "\n")
+	}
+	return b.String()
 }

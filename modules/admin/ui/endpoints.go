@@ -137,6 +137,13 @@ func (u *UI) invalidEndpoint(c echo.Context, ep *hook.Endpoint, f endpointForm, 
 	if ep != nil {
 		title = "Endpoint"
 	}
+	// The service names a bad header "headers.<Name>"; the form has one
+	// headers box, so they are shown together under it.
+	for k, v := range fields {
+		if name, ok := strings.CutPrefix(k, "headers."); ok {
+			fields["headers"] = strings.TrimPrefix(fields["headers"]+"; "+name+": "+v, "; ")
+		}
+	}
 	return u.render(c, http.StatusUnprocessableEntity, "endpoint", view{Title: title, Nav: "apps", App: a, AppNav: "endpoints",
 		Fields: fields, Error: msg, Data: u.endpointData(ep, f)})
 }
