@@ -124,7 +124,9 @@ func (m *Module) messageRoutes() []route {
 				qparam{"endpoint_id", "string", "endpoint"}, qparam{"state", "string", "pending, delivering, succeeded, failed, dead, quota_exceeded"},
 				qparam{"event_id", "string", "event id"}, qparam{"tx_hash", "string", "transaction hash"},
 				qparam{"from_block", "integer", "first block (inclusive)"}, qparam{"to_block", "integer", "last block (inclusive)"},
-				qparam{"since", "string", "created at or after (RFC 3339)"}, qparam{"until", "string", "created before (RFC 3339)"}),
+				qparam{"since", "string", "created at or after (RFC 3339)"}, qparam{"until", "string", "created before (RFC 3339)"},
+				qparam{"status_code", "integer", "HTTP status of the last attempt (100..599)"},
+				qparam{"arg", "string", "decoded argument name:value, e.g. to:0xabc (repeatable, at most 3, all must hold; searches at most 7 days of since..until, default the last 24 h)"}),
 			resp: List[messageView]{}, status: 200, h: m.handleListMessages},
 		{method: http.MethodGet, path: base + "/:message_id", id: "getMessage", summary: "A message with its payload and every attempt", tag: "messages",
 			auth: authUser, resp: messageDetail{}, status: 200, h: m.handleGetMessage},
@@ -380,6 +382,21 @@ func (m *Module) handleListMessages(c echo.Context) error {
 	}
 	if f.Until, err = timeQuery(c, "until"); err != nil {
 		return err
+	}
+	if sc, err := int64Query(c, "status_code"); err != nil {
+		return err
+	} else if sc != nil {
+		if *sc < 100 || *sc > 599 {
+			return fieldError("status_code", fmt.Sprintf("must be an HTTP status 100..599, got %d", *sc))
+		}
+		f.StatusCode = int(*sc)
+	}
+	for _, v := range c.QueryParams()["arg"] {
+		a, err := message.ParseArg(v)
+		if err != nil {
+			return fieldError("arg", err.Error())
+		}
+		f.Args = append(f.Args, a)
 	}
 	p, err := m.messages.List(c.Request().Context(), scopeOf(c), f)
 	if err != nil {

@@ -173,3 +173,24 @@ func TestQuotaReachedIsSentOnceAMonth(t *testing.T) {
 		t.Fatalf("quota.reached data %v", d)
 	}
 }
+
+// TestMessageSearchParametersAreCheckedNamingTheKey: status_code and arg
+// reach the message service; bad values are 400 naming the parameter.
+func TestMessageSearchParametersAreCheckedNamingTheKey(t *testing.T) {
+	h := newHarness(t)
+	tok, appID, _ := h.member("s@example.com")
+	base := "/api/v1/applications/" + appID + "/messages"
+	h.must(200, "GET", base+"?status_code=500&arg=to:0xabc&arg=value:5", tok, nil)
+	for q, want := range map[string]string{
+		"?status_code=abc":                 "status_code",
+		"?status_code=700":                 "status_code",
+		"?arg=to":                          "arg",
+		"?arg=a:1&arg=b:1&arg=c:1&arg=d:1": "at most 3",
+		"?arg=to:0x1&since=2026-01-01T00:00:00Z&until=2026-02-01T00:00:00Z": "at most 168h",
+	} {
+		r := h.must(400, "GET", base+q, tok, nil)
+		if !strings.Contains(string(r.Body), want) {
+			t.Errorf("%s: %s, want %q", q, r.Body, want)
+		}
+	}
+}
