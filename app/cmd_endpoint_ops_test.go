@@ -12,7 +12,7 @@ import (
 )
 
 // TestEndpointCommandsSetHeadersAndOperationalEvents: --header on create
-// and update (the given set replaces the old; '' clears), a malformed or
+// and update (the given set replaces the old; ” clears), a malformed or
 // reserved header is an error naming it, and --ops-event makes an
 // operational endpoint without a chain.
 func TestEndpointCommandsSetHeadersAndOperationalEvents(t *testing.T) {

@@ -96,7 +96,7 @@ type Filter struct {
 	// 0x values compare case-insensitively); see MaxArgs and ArgsWindow.
 	Args   []Arg
 	Cursor string // from Page.NextCursor
-	Limit      int    // default 50, at most 500
+	Limit  int    // default 50, at most 500
 }
 
 // Page is one page of a listing, newest first.
