@@ -91,3 +91,47 @@ func TestSearchByDecodedArgumentAndStatusCode(t *testing.T) {
 		t.Fatalf("ParseArg without colon: %v", err)
 	}
 }
+
+// TestEndpointHealthOverTheLastHourAndDay: attempts of ep_A at known times
+// give the success rate, percentiles and newest failure per window; an
+// attempt older than a day counts in neither; another app cannot see it.
+func TestEndpointHealthOverTheLastHourAndDay(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	now := time.Date(2026, 3, 2, 12, 0, 0, 0, time.UTC)
+	if _, err := f.svc.pool.Exec(ctx, `DELETE FROM delivery_history`); err != nil {
+		t.Fatal(err)
+	}
+	add := func(ago time.Duration, status *int, latency int, errText string) {
+		if _, err := f.svc.pool.Exec(ctx, `INSERT INTO delivery_history (message_id, endpoint_id, app_id, attempt, status_code, error, latency_ms, created_at)
+			VALUES ('msg_A00', 'ep_A', 'app_A', 1, $1, $2, $3, $4)`, status, errText, latency, now.Add(-ago)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ok, bad := 200, 503
+	for i := 1; i <= 9; i++ {
+		add(time.Duration(i)*time.Minute, &ok, 10*i, "") // last hour: 9 x 2xx, 10..90 ms
+	}
+	add(30*time.Minute, &bad, 1000, "HTTP 503")   // last hour: one 503
+	add(5*time.Hour, nil, 5000, "connect refused") // day only: a timeout-like failure
+	add(25*time.Hour, &bad, 9000, "too old")       // neither
+	hs, err := f.svc.Health(ctx, hook.Operator, "app_A", "ep_A", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, d := hs[0], hs[1]
+	if h.Window != "1h" || h.Attempts != 10 || h.Succeeded != 9 || h.SuccessRate != 0.9 || h.P50MS != 55 || h.LastError == nil ||
+		h.LastError.Error != "HTTP 503" || *h.LastError.StatusCode != 503 {
+		t.Fatalf("1h: %+v (last error %+v)", h, h.LastError)
+	}
+	if d.Window != "24h" || d.Attempts != 11 || d.Succeeded != 9 || d.P99MS < 1000 || d.P99MS > 5000 || d.LastError.Error != "HTTP 503" {
+		t.Fatalf("24h: %+v", d)
+	}
+	if _, err := f.svc.Health(ctx, hook.Scope{AppID: "app_B"}, "app_A", "ep_A", now); !errors.Is(err, hook.ErrNotFound) {
+		t.Fatalf("another app's key: %v", err)
+	}
+	empty, err := f.svc.Health(ctx, hook.Operator, "app_B", "ep_B", now)
+	if err != nil || empty[0].Attempts != 0 || empty[0].SuccessRate != 1 || empty[0].LastError != nil {
+		t.Fatalf("no attempts: %+v %v", empty, err)
+	}
+}

@@ -50,6 +50,10 @@ type (
 	replayed struct {
 		Replayed int `json:"replayed"`
 	}
+	endpointHealth struct {
+		EndpointID string           `json:"endpoint_id"`
+		Windows    []message.Health `json:"windows"` // 1h, then 24h
+	}
 	messageView   = message.Message
 	messageDetail struct {
 		Message  messageView       `json:"message"`
@@ -106,6 +110,8 @@ func (m *Module) endpointRoutes() []route {
 			auth: authUser, resp: secretView{}, status: 200, h: m.handleGetSecret},
 		{method: http.MethodPost, path: base + "/:endpoint_id/secret/rotate", id: "rotateEndpointSecret", summary: "Rotate the signing secret (the old one keeps signing for the overlap)", tag: "endpoints",
 			auth: authUser, body: rotateRequest{}, resp: secretView{}, status: 200, h: m.handleRotateSecret},
+		{method: http.MethodGet, path: base + "/:endpoint_id/health", id: "getEndpointHealth", summary: "Success rate, p50/p99 latency and last error over the last hour and day", tag: "endpoints",
+			auth: authUser, resp: endpointHealth{}, status: 200, h: m.handleEndpointHealth},
 		{method: http.MethodPost, path: base + "/:endpoint_id/test", id: "testEndpoint", summary: "Send a test event through real delivery", tag: "endpoints",
 			auth: authUser, resp: testSent{}, status: 202, h: m.handleTestEndpoint},
 		{method: http.MethodPost, path: base + "/:endpoint_id/replay", id: "replayEndpoint", summary: "Replay the endpoint's finished messages in a time and/or block range", tag: "endpoints",
@@ -440,4 +446,13 @@ func (m *Module) handleReplayMessage(c echo.Context) error {
 	}
 	m.audit(c, "message.replay", msg.AppID, msg.ID, nil)
 	return c.JSON(http.StatusAccepted, out)
+}
+
+func (m *Module) handleEndpointHealth(c echo.Context) error {
+	appID, id := c.Param("app_id"), c.Param("endpoint_id")
+	ws, err := m.messages.Health(c.Request().Context(), scopeOf(c), appID, id, time.Now())
+	if err != nil {
+		return serviceError(err)
+	}
+	return c.JSON(http.StatusOK, endpointHealth{EndpointID: id, Windows: ws})
 }
