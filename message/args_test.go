@@ -112,7 +112,7 @@ func TestEndpointHealthOverTheLastHourAndDay(t *testing.T) {
 	for i := 1; i <= 9; i++ {
 		add(time.Duration(i)*time.Minute, &ok, 10*i, "") // last hour: 9 x 2xx, 10..90 ms
 	}
-	add(30*time.Minute, &bad, 1000, "HTTP 503")   // last hour: one 503
+	add(30*time.Minute, &bad, 1000, "HTTP 503")    // last hour: one 503
 	add(5*time.Hour, nil, 5000, "connect refused") // day only: a timeout-like failure
 	add(25*time.Hour, &bad, 9000, "too old")       // neither
 	hs, err := f.svc.Health(ctx, hook.Operator, "app_A", "ep_A", now)
