@@ -266,6 +266,12 @@ func (a *messageAdapter) Get(ctx context.Context, scope hook.Scope, appID, id st
 	return uiMessage(m), out, nil
 }
 
+// Health is the endpoint's health over the last hour and day.
+func (a *messageAdapter) Health(ctx context.Context, scope hook.Scope, appID, id string) ([]message.Health, error) {
+	hs, err := a.s.Health(ctx, scope, appID, id, time.Now())
+	return hs, uiErr(err)
+}
+
 func (a *messageAdapter) Replay(ctx context.Context, scope hook.Scope, appID, id string) error {
 	sc, err := appScope(scope, appID)
 	if err != nil {
