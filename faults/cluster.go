@@ -263,7 +263,7 @@ func (c *cluster) ingestLeader() *proc {
 	var leader *proc
 	err := poll(20*time.Second, 200*time.Millisecond, func() bool {
 		for _, n := range []string{"ingest-a", "ingest-b"} {
-			if p := c.roles[n]; p != nil && p.metric(`ethhook_ingest_lease_holder{chain="devnet"}`) == 1 {
+			if p := c.roles[n]; p != nil && p.metric(`ethhook_ingest_lease_holder{chain="devnet",chain_id="31337"}`) == 1 {
 				leader = p
 				return true
 			}

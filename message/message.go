@@ -113,8 +113,13 @@ type Filter struct {
 	ToBlock    *int64
 	Since      time.Time
 	Until      time.Time
-	Cursor     string // from Page.NextCursor
-	Limit      int    // default 50, at most 500
+	// StatusCode matches the last attempt's HTTP status (100..599).
+	StatusCode int
+	// Args match decoded arguments (payload decoded.args.<Name> = Value;
+	// 0x values compare case-insensitively); see MaxArgs and ArgsWindow.
+	Args   []Arg
+	Cursor string // from Page.NextCursor
+	Limit  int    // default 50, at most 500
 }
 
 // Page is one page of a listing, newest first.
@@ -240,6 +245,15 @@ func (s *Service) List(ctx context.Context, sc hook.Scope, f Filter) (Page, erro
 		if err := s.retainedSince(ctx, &q, app); err != nil {
 			return Page{}, err
 		}
+	}
+	if f.StatusCode != 0 {
+		if f.StatusCode < 100 || f.StatusCode > 599 {
+			return Page{}, fmt.Errorf("%w: status_code %d is not an HTTP status (100..599)", ErrInvalid, f.StatusCode)
+		}
+		q.where("m.last_status = %s", f.StatusCode)
+	}
+	if err := argsWhere(&q, &f, time.Now()); err != nil {
+		return Page{}, err
 	}
 	if f.Cursor != "" {
 		at, id, err := decodeCursor(f.Cursor)

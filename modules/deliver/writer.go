@@ -368,8 +368,17 @@ func (m *Module) write(ctx context.Context, batch []result) error {
 	}
 	for _, id := range disabled {
 		m.markDisabled(id)
+		m.met.disabledTotal.Inc()
 		m.log.Warn("endpoint disabled", zapEndpoint(id), zap.String("reason", disable[id]))
 		m.rdb.Do(ctx, m.rdb.B().Publish().Channel(m.keys.EndpointsChanged()).Message(id).Build())
+	}
+	for _, id := range disabled {
+		m.emitDisabled(ctx, id)
+	}
+	for _, r := range batch {
+		if r.state == hook.StateDead {
+			m.emitDeadLetter(ctx, r)
+		}
 	}
 	return nil
 }

@@ -387,7 +387,7 @@ func (m *Module) handle(ctx context.Context, chainID uint64, entries []rueidis.X
 	if m.beforeHandle != nil {
 		m.beforeHandle(ctx, entries)
 	}
-	chain := strconv.FormatUint(chainID, 10)
+	chain, cid := m.chainLabels(chainID)
 	now := time.Now() // one clock for every message id of these entries (hook.MessageID)
 	var (
 		direct   []msgRow
@@ -435,7 +435,7 @@ func (m *Module) handle(ctx context.Context, chainID uint64, entries []rueidis.X
 		}
 		ev, err := parseEntry(e.FieldValues)
 		if err != nil {
-			m.met.badEntries.WithLabelValues(chain).Inc()
+			m.met.badEntries.WithLabelValues(chain, cid).Inc()
 			m.log.Error("unreadable stream entry skipped", zap.Uint64("chain", chainID), zap.String("entry", e.ID), zap.Error(err))
 			continue
 		}
@@ -451,7 +451,7 @@ func (m *Module) handle(ctx context.Context, chainID uint64, entries []rueidis.X
 	m.ix.mu.RLock()
 	for i := range events {
 		ev := &events[i]
-		m.met.eventsIn.WithLabelValues(chain, ev.Type).Inc()
+		m.met.eventsIn.WithLabelValues(chain, cid, ev.Type).Inc()
 		if ev.Type == hook.TypeLog {
 			maxBlock = max(maxBlock, ev.Block.Number)
 			if b := ev.Block; b.Number > 0 && b.ParentHash != "" && (!below.Set || b.Number-1 > below.Number) {
@@ -468,9 +468,9 @@ func (m *Module) handle(ctx context.Context, chainID uint64, entries []rueidis.X
 		for _, mt := range matches {
 			t, r := mt.t, mt.r
 			if ev.Type == hook.TypeLog {
-				m.met.matches.WithLabelValues(chain).Inc()
+				m.met.matches.WithLabelValues(chain, cid).Inc()
 				if r.DecodeErr != nil {
-					m.met.decodeErrors.WithLabelValues(chain).Inc()
+					m.met.decodeErrors.WithLabelValues(chain, cid).Inc()
 				}
 			}
 			var conf uint64
@@ -545,7 +545,7 @@ func (m *Module) handle(ctx context.Context, chainID uint64, entries []rueidis.X
 		if ms, _, ok := strings.Cut(id, "-"); ok {
 			if n, err := strconv.ParseInt(ms, 10, 64); err == nil {
 				d := queuedAt.Sub(time.UnixMilli(n))
-				m.met.latency.WithLabelValues(chain).Observe(d.Seconds())
+				m.met.latency.WithLabelValues(chain, cid).Observe(d.Seconds())
 				if m.onQueued != nil {
 					m.onQueued(id, queuedAt)
 				}

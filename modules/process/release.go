@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -106,7 +105,7 @@ func (m *Module) releaser(ctx context.Context, chainID uint64) error {
 		if time.Since(lastGauge) > 5*time.Second {
 			var held int64
 			if err := m.pool.QueryRow(ctx, `SELECT count(*) FROM process_holds WHERE chain_id = $1 AND state = 'held'`, int64(chainID)).Scan(&held); err == nil {
-				m.met.held.WithLabelValues(strconv.FormatUint(chainID, 10)).Set(float64(held))
+				m.met.held.WithLabelValues(m.chainLabels(chainID)).Set(float64(held))
 			}
 			lastGauge = time.Now()
 		}
