@@ -45,11 +45,20 @@ run: ## run the whole pipeline on the built-in devnet (installs Postgres/Redis i
 	@$(BIN) secrets init --file $(SECRETS_FILE)
 	@$(LOAD_SECRETS) && $(RUN_ENV) $(BIN) migrate up && $(RUN_ENV) $(BIN) serve --all
 
-test: services lint test/unit test/clean ## the full check: gofmt, go vet, every Go test against real Postgres and Redis
+test: services lint test/unit test/clean ## the full check: gofmt, go vet, staticcheck, every Go test against real Postgres and Redis
 
-lint: ## gofmt and go vet
+# staticcheck's default checks (bugs, dead code, simplifications, style),
+# pinned, from the Go module proxy (built once into Go's cache).
+STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+lint: ## gofmt, go vet and staticcheck (also over the faults, soak and browser build tags)
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags 'faults soak' ./faults/
+	$(GO) vet -tags browser ./modules/admin/ui/
+	$(STATICCHECK) ./...
+	$(STATICCHECK) -tags 'faults soak' ./faults/
+	$(STATICCHECK) -tags browser ./modules/admin/ui/
 
 test/unit: ## go test ./... (Postgres and Redis must be up: see make services)
 	$(GO) test -count=1 -timeout 25m ./...

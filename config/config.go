@@ -305,10 +305,3 @@ func redactPassword(raw string) string { return redact.Credentials(raw) }
 
 // RedactURL is redactURL for other packages' logs.
 func RedactURL(raw string) string { return redactURL(raw) }
-
-func atoiDefault(s string, def int) int {
-	if n, err := strconv.Atoi(s); err == nil {
-		return n
-	}
-	return def
-}

@@ -276,27 +276,6 @@ func (c *cluster) ingestLeader() *proc {
 	return leader
 }
 
-// load resumes mining for d, calling fault (if any) at its offset.
-func (c *cluster) load(d time.Duration, faults ...timedFault) {
-	c.t.Helper()
-	start := time.Now()
-	c.devnet.control("resume", "")
-	for _, f := range faults {
-		if w := time.Until(start.Add(f.at)); w > 0 {
-			time.Sleep(w)
-		}
-		f.do()
-	}
-	if w := time.Until(start.Add(d)); w > 0 {
-		time.Sleep(w)
-	}
-}
-
-type timedFault struct {
-	at time.Duration
-	do func()
-}
-
 // restartKilled kills p with SIGKILL, waits, and starts it again.
 func (c *cluster) killAndRestart(p *proc, down time.Duration) {
 	c.t.Logf("kill -9 %s", p.name)
