@@ -22,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/oklog/ulid/v2"
 	"github.com/redis/rueidis"
+	"go.uber.org/zap"
 
 	"github.com/ethhook/ethhook/hook"
 )
@@ -98,6 +99,21 @@ type Emitter struct {
 // pending messages).
 func New(pool *pgxpool.Pool, rdb rueidis.Client, keys hook.Keys) *Emitter {
 	return &Emitter{pool: pool, rdb: rdb, keys: keys}
+}
+
+// notifyTimeout bounds the queueing of one event by Notify (two small
+// queries and an XADD), so a slow Postgres cannot hold the caller.
+const notifyTimeout = 10 * time.Second
+
+// Notify is Emit for callers that must not fail on it: the event reports a
+// state change that is stored anyway, so a failure is logged on log, not
+// returned.
+func (o *Emitter) Notify(ctx context.Context, log *zap.Logger, ev Event) {
+	ctx, cancel := context.WithTimeout(ctx, notifyTimeout)
+	defer cancel()
+	if _, err := o.Emit(ctx, ev); err != nil && ctx.Err() == nil {
+		log.Warn("operational event not queued", zap.String("type", ev.Type), zap.String("event", ev.ID()), zap.Error(err))
+	}
 }
 
 // Emit queues ev for every enabled endpoint subscribed to its type and

@@ -14,18 +14,8 @@ import (
 	"github.com/ethhook/ethhook/tenant"
 )
 
-// opsTimeout bounds the queueing of one operational event.
-const opsTimeout = 10 * time.Second
-
-// emit queues an operational event; a failure is logged, never returned:
-// the event reports a state that is stored anyway.
-func (m *Module) emit(ctx context.Context, ev ops.Event) {
-	ctx, cancel := context.WithTimeout(ctx, opsTimeout)
-	defer cancel()
-	if _, err := m.ops.Emit(ctx, ev); err != nil && ctx.Err() == nil {
-		m.log.Warn("operational event not queued", zap.String("type", ev.Type), zap.String("event", ev.ID()), zap.Error(err))
-	}
-}
+// emit queues an operational event (see ops.Emitter.Notify).
+func (m *Module) emit(ctx context.Context, ev ops.Event) { m.ops.Notify(ctx, m.log, ev) }
 
 // emitQuotaReached reports an application at its monthly quota, once per
 // application and month (NoteQuotaReached returns each once; the key

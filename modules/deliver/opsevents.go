@@ -11,19 +11,8 @@ import (
 	"github.com/ethhook/ethhook/ops"
 )
 
-// opsTimeout bounds one operational event's queueing (two small queries
-// and an XADD), so a slow Postgres cannot hold a writer or a goroutine.
-const opsTimeout = 10 * time.Second
-
-// emit queues an operational event and logs a failure; it never fails the
-// caller: the event is a notice, the state change it reports is stored.
-func (m *Module) emit(ctx context.Context, ev ops.Event) {
-	ctx, cancel := context.WithTimeout(ctx, opsTimeout)
-	defer cancel()
-	if _, err := m.ops.Emit(ctx, ev); err != nil && ctx.Err() == nil {
-		m.log.Warn("operational event not queued", zap.String("type", ev.Type), zap.String("event", ev.ID()), zap.Error(err))
-	}
-}
+// emit queues an operational event (see ops.Emitter.Notify).
+func (m *Module) emit(ctx context.Context, ev ops.Event) { m.ops.Notify(ctx, m.log, ev) }
 
 // emitDisabled reports an endpoint deliver just disabled, with the reason
 // stored on it. The key is the endpoint and the second it was disabled.

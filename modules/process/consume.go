@@ -292,23 +292,10 @@ func (m *Module) newDeliveryGate() *backpressure.Gate {
 	}
 }
 
-// read is XREADGROUP from id ("0": own pending entries, ">": new ones).
+// read is XREADGROUP of the events group from id ("0": own pending
+// entries, ">": new ones).
 func (m *Module) read(ctx context.Context, key, id string, block time.Duration) ([]rueidis.XRangeEntry, error) {
-	b := m.rdb.B().Xreadgroup().Group(Group, m.cfg.Consumer).Count(m.cfg.ReadCount)
-	var cmd rueidis.Completed
-	if block > 0 {
-		cmd = b.Block(block.Milliseconds()).Streams().Key(key).Id(id).Build()
-	} else {
-		cmd = b.Streams().Key(key).Id(id).Build()
-	}
-	res, err := m.rdb.Do(ctx, cmd).AsXRead()
-	if rueidis.IsRedisNil(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return res[key], nil
+	return m.readGroup(ctx, key, Group, id, m.cfg.ReadCount, block)
 }
 
 // autoclaim takes over entries idle longer than ClaimIdle (a dead consumer's).
