@@ -29,6 +29,7 @@ type endpointFlags struct {
 	allowRedirects                   bool
 	finality                         string
 	twoPhase                         bool
+	ordering, fifoKey                string
 }
 
 func (f *endpointFlags) register(cmd *cobra.Command) {
@@ -51,6 +52,8 @@ func (f *endpointFlags) register(cmd *cobra.Command) {
 	fl.IntVar(&f.rateLimit, "rate-limit", 0, "max events/s to this endpoint (0 = plan default)")
 	fl.StringVar(&f.retry, "retry-schedule", "", "retry delays, e.g. 0s,5s,5m,30m (default: the configured schedule)")
 	fl.BoolVar(&f.allowRedirects, "allow-redirects", false, "follow HTTP redirects")
+	fl.StringVar(&f.ordering, "ordering", "", "delivery order: parallel (default) or fifo (in chain order, a failing webhook holds later ones back)")
+	fl.StringVar(&f.fifoKey, "fifo-key", "", "with --ordering fifo, one order per value of: contract, topic1, topic2 or topic3 (default: one order per chain)")
 }
 
 // filter builds the filter from the flags over base: only the parts whose
@@ -114,6 +117,14 @@ func chainID(rt *Runtime, s string) (uint64, error) {
 	return 0, fmt.Errorf("--chain: %q is neither a chain id nor a known chain name", s)
 }
 
+// ordering is how show prints an endpoint's delivery order.
+func ordering(e hook.Endpoint) string {
+	if e.FIFO() && e.FIFOKey != "" {
+		return e.Ordering + " by " + e.FIFOKey
+	}
+	return e.Ordering
+}
+
 func splitSchedule(s string) []string {
 	if strings.TrimSpace(s) == "" {
 		return nil
@@ -151,9 +162,9 @@ func newEndpointCmd(rt *Runtime) *cobra.Command {
 		}
 		b, _ := json.MarshalIndent(e.Filter, "  ", "  ")
 		w := tabwriter.NewWriter(c.OutOrStdout(), 0, 4, 2, ' ', 0)
-		fmt.Fprintf(w, "id\t%s\napp\t%s\nurl\t%s\nenabled\t%v %s\nconfirmations\t%d\nfinality\t%s (two-phase %v)\nbatch\tmax %d, wait %d ms\nrate limit\t%d/s\nretry schedule\t%s\ndescription\t%s\nfilter\t%s\n",
+		fmt.Fprintf(w, "id\t%s\napp\t%s\nurl\t%s\nenabled\t%v %s\nconfirmations\t%d\nfinality\t%s (two-phase %v)\nbatch\tmax %d, wait %d ms\nrate limit\t%d/s\nordering\t%s\nretry schedule\t%s\ndescription\t%s\nfilter\t%s\n",
 			e.ID, e.AppID, e.URL, e.Enabled, e.DisabledReason, e.Confirmations, e.Finality, e.TwoPhase, e.BatchMax, e.BatchWaitMS, e.RateLimit,
-			strings.Join(e.RetrySchedule, ","), e.Description, b)
+			ordering(e), strings.Join(e.RetrySchedule, ","), e.Description, b)
 		return w.Flush()
 	}
 	// withService checks --app and opens the endpoint service before run.
@@ -191,7 +202,8 @@ func newEndpointCmd(rt *Runtime) *cobra.Command {
 				return err
 			}
 			in := endpoint.Input{URL: cf.url, Description: cf.description, Filter: f, BatchMax: cf.batchMax,
-				BatchWaitMS: cf.batchWaitMS, RateLimit: cf.rateLimit, RetrySchedule: splitSchedule(cf.retry), AllowRedirects: cf.allowRedirects}
+				BatchWaitMS: cf.batchWaitMS, RateLimit: cf.rateLimit, RetrySchedule: splitSchedule(cf.retry), AllowRedirects: cf.allowRedirects,
+				Ordering: cf.ordering, FIFOKey: cf.fifoKey}
 			if cf.confirmations >= 0 {
 				in.Confirmations = &cf.confirmations
 			}
@@ -323,6 +335,12 @@ func newEndpointCmd(rt *Runtime) *cobra.Command {
 			}
 			if changed("allow-redirects") {
 				p.AllowRedirects = &uf.allowRedirects
+			}
+			if changed("ordering") {
+				p.Ordering = &uf.ordering
+			}
+			if changed("fifo-key") {
+				p.FIFOKey = &uf.fifoKey
 			}
 			e, err := svc.Update(c.Context(), scope, appID, args[0], p)
 			if err != nil {

@@ -70,6 +70,18 @@ func TestAppAndEndpointCommandsRoundTrip(t *testing.T) {
 		!strings.Contains(out, `"value \u003e= 5"`) || !strings.Contains(out, `"confirmations": 2`) {
 		t.Fatalf("update: %v\n%s", err, out)
 	}
+	if out, err = runCmd(t, newEndpointCmd(rt), "update", "--app", app.ID, created.ID, "--ordering", "fifo", "--json"); err != nil ||
+		!strings.Contains(out, `"ordering": "fifo"`) {
+		t.Fatalf("update --ordering fifo: %v\n%s", err, out)
+	}
+	if out, err = runCmd(t, newEndpointCmd(rt), "update", "--app", app.ID, created.ID, "--fifo-key", "topic1"); err == nil ||
+		!strings.Contains(err.Error(), "fifo_key") || !strings.Contains(err.Error(), "batch") {
+		t.Fatalf("update --fifo-key with batching: %v\n%s", err, out)
+	}
+	if out, err = runCmd(t, newEndpointCmd(rt), "update", "--app", app.ID, created.ID, "--batch-max", "0", "--fifo-key", "topic1"); err != nil ||
+		!strings.Contains(out, "fifo by topic1") {
+		t.Fatalf("update --fifo-key: %v\n%s", err, out)
+	}
 	if out, err = runCmd(t, newEndpointCmd(rt), "disable", "--app", app.ID, created.ID, "--json"); err != nil || !strings.Contains(out, `"enabled": false`) {
 		t.Fatalf("disable: %v\n%s", err, out)
 	}

@@ -61,7 +61,25 @@ type Delivery struct {
 	// BreakerCooldown is the first wait before a probe (doubling up to 5 min).
 	BreakerThreshold int           `mapstructure:"breaker_threshold"`
 	BreakerCooldown  time.Duration `mapstructure:"breaker_cooldown"`
+	// MetricsTopEndpoints is how many endpoints, those with the largest
+	// backlog, get per-endpoint metrics (queue depth, oldest pending age,
+	// in flight, attempts by outcome), so label cardinality stays bounded
+	// (ETHHOOK_DELIVERY_METRICS_TOP_ENDPOINTS; 0 = none but
+	// MetricsEndpoints).
+	MetricsTopEndpoints int `mapstructure:"metrics_top_endpoints"`
+	// MetricsEndpoints are endpoint ids that always get per-endpoint
+	// metrics, backlog or not (ETHHOOK_DELIVERY_METRICS_ENDPOINTS=ep_..,ep_..).
+	MetricsEndpoints []string `mapstructure:"metrics_endpoints"`
+	// MetricsInterval is how often the queue gauges are read from Postgres
+	// (ETHHOOK_DELIVERY_METRICS_INTERVAL).
+	MetricsInterval time.Duration `mapstructure:"metrics_interval"`
 }
+
+// Bounds of the per-endpoint metrics (their label cardinality).
+const (
+	MaxMetricsTopEndpoints = 1000
+	MaxMetricsEndpoints    = 1000
+)
 
 // DefaultDelivery holds the delivery defaults.
 func DefaultDelivery() Delivery {
@@ -81,6 +99,8 @@ func DefaultDelivery() Delivery {
 		SweepInterval:          10 * time.Second,
 		BreakerThreshold:       10,
 		BreakerCooldown:        10 * time.Second,
+		MetricsTopEndpoints:    20,
+		MetricsInterval:        10 * time.Second,
 	}
 }
 
@@ -181,6 +201,23 @@ func (c Delivery) Validate() error {
 	}
 	if c.BreakerCooldown <= 0 {
 		errs = append(errs, fmt.Errorf("delivery.breaker_cooldown: must be positive, got %s", c.BreakerCooldown))
+	}
+	if c.MetricsTopEndpoints < 0 || c.MetricsTopEndpoints > MaxMetricsTopEndpoints {
+		errs = append(errs, fmt.Errorf("delivery.metrics_top_endpoints (ETHHOOK_DELIVERY_METRICS_TOP_ENDPOINTS): must be 0..%d, got %d",
+			MaxMetricsTopEndpoints, c.MetricsTopEndpoints))
+	}
+	if len(c.MetricsEndpoints) > MaxMetricsEndpoints {
+		errs = append(errs, fmt.Errorf("delivery.metrics_endpoints (ETHHOOK_DELIVERY_METRICS_ENDPOINTS): at most %d endpoints, got %d",
+			MaxMetricsEndpoints, len(c.MetricsEndpoints)))
+	}
+	for _, id := range c.MetricsEndpoints {
+		if !strings.HasPrefix(id, "ep_") || len(id) > 64 {
+			errs = append(errs, fmt.Errorf("delivery.metrics_endpoints (ETHHOOK_DELIVERY_METRICS_ENDPOINTS): %q is not an endpoint id (ep_...)", id))
+			break
+		}
+	}
+	if c.MetricsInterval < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("delivery.metrics_interval (ETHHOOK_DELIVERY_METRICS_INTERVAL): must be at least 100ms, got %s", c.MetricsInterval))
 	}
 	return errors.Join(errs...)
 }

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -49,7 +50,7 @@ const (
 
 // ValidationError names what is wrong with each bad field; the admin API
 // maps it to 400. Keys are field names: url, description, confirmations,
-// batch_max, batch_wait_ms, rate_limit, retry_schedule, and filter parts
+// batch_max, batch_wait_ms, rate_limit, retry_schedule, ordering, fifo_key, and filter parts
 // (chains, addresses[0], topics[1][0], events[0], abi, where[1]).
 type ValidationError struct {
 	Fields map[string]string
@@ -92,6 +93,10 @@ type Input struct {
 	// FromBlock, when set, also delivers the matching events from this
 	// block up to the live head (the endpoint's history; see history.go).
 	FromBlock *uint64 `json:"from_block,omitempty"`
+	// Ordering is "parallel" (default, also when empty) or "fifo".
+	Ordering string `json:"ordering,omitempty"`
+	// FIFOKey splits a FIFO endpoint's order by contract, topic1, topic2 or topic3.
+	FIFOKey string `json:"fifo_key,omitempty"`
 }
 
 // Patch changes an endpoint; nil fields stay as they are.
@@ -107,6 +112,8 @@ type Patch struct {
 	RateLimit      *int         `json:"rate_limit"`
 	RetrySchedule  *[]string    `json:"retry_schedule"`
 	AllowRedirects *bool        `json:"allow_redirects"`
+	Ordering       *string      `json:"ordering"`
+	FIFOKey        *string      `json:"fifo_key"`
 }
 
 // Service is the endpoint service.
@@ -126,7 +133,7 @@ func New(pool *pgxpool.Pool, box *seal.Box, rdb rueidis.Client, keys hook.Keys, 
 }
 
 const cols = `id, app_id, url, description, enabled, disabled_reason, filter, confirmations, batch_max, batch_wait_ms,
-	rate_limit, retry_schedule, allow_redirects, created_at, updated_at, finality, two_phase`
+	rate_limit, retry_schedule, allow_redirects, ordering, fifo_key, created_at, updated_at, finality, two_phase`
 
 // Scan reads one endpoints row selected with the columns of Columns.
 func scan(row pgx.Row) (hook.Endpoint, error) {
@@ -134,7 +141,7 @@ func scan(row pgx.Row) (hook.Endpoint, error) {
 	var filterJSON []byte
 	var sched string
 	err := row.Scan(&e.ID, &e.AppID, &e.URL, &e.Description, &e.Enabled, &e.DisabledReason, &filterJSON, &e.Confirmations,
-		&e.BatchMax, &e.BatchWaitMS, &e.RateLimit, &sched, &e.AllowRedirects, &e.CreatedAt, &e.UpdatedAt, &e.Stage, &e.TwoPhase)
+		&e.BatchMax, &e.BatchWaitMS, &e.RateLimit, &sched, &e.AllowRedirects, &e.Ordering, &e.FIFOKey, &e.CreatedAt, &e.UpdatedAt, &e.Stage, &e.TwoPhase)
 	if err != nil {
 		return e, err
 	}
@@ -264,6 +271,23 @@ func validate(e *hook.Endpoint) error {
 			fields["retry_schedule"] = fmt.Sprintf("at most %d delays, got %d", MaxRetries, len(e.RetrySchedule))
 		}
 	}
+	if e.Ordering == "" {
+		e.Ordering = hook.OrderingParallel
+	}
+	switch {
+	case e.Ordering != hook.OrderingParallel && e.Ordering != hook.OrderingFIFO:
+		fields["ordering"] = fmt.Sprintf("must be %q or %q, got %q", hook.OrderingParallel, hook.OrderingFIFO, e.Ordering)
+	case e.FIFOKey == "tx_from":
+		// eth_getLogs does not say who sent a transaction: knowing would
+		// cost one more RPC call per transaction on the ingest path.
+		fields["fifo_key"] = `"tx_from" is not available: logs do not carry the transaction's sender; use contract or topic1..topic3`
+	case e.FIFOKey != "" && !slices.Contains(hook.FIFOKeys, e.FIFOKey):
+		fields["fifo_key"] = fmt.Sprintf("must be one of %s (or empty), got %q", strings.Join(hook.FIFOKeys, ", "), e.FIFOKey)
+	case e.FIFOKey != "" && e.Ordering != hook.OrderingFIFO:
+		fields["fifo_key"] = fmt.Sprintf("only applies with ordering %q, got ordering %q", hook.OrderingFIFO, e.Ordering)
+	case e.FIFOKey != "" && e.BatchMax > 1:
+		fields["fifo_key"] = fmt.Sprintf("cannot be combined with batching (batch_max %d): a batch mixes keys", e.BatchMax)
+	}
 	filter.Normalize(&e.Filter)
 	if _, err := filter.Compile(e.Filter); err != nil {
 		var fe filter.Errors
@@ -319,6 +343,7 @@ func (s *Service) Create(ctx context.Context, scope hook.Scope, appID string, in
 		AppID: appID, URL: strings.TrimSpace(in.URL), Description: in.Description, Enabled: true, Filter: in.Filter,
 		BatchMax: in.BatchMax, BatchWaitMS: in.BatchWaitMS, RateLimit: in.RateLimit,
 		RetrySchedule: in.RetrySchedule, AllowRedirects: in.AllowRedirects,
+		Ordering: strings.TrimSpace(in.Ordering), FIFOKey: strings.TrimSpace(in.FIFOKey),
 	}
 	e.TwoPhase = in.TwoPhase
 	if e.RetrySchedule == nil {
@@ -370,10 +395,10 @@ func (s *Service) Create(ctx context.Context, scope hook.Scope, appID string, in
 			return fmt.Errorf("%w (%d of %d)", ErrLimitReached, used, max)
 		}
 		row := tx.QueryRow(ctx, `INSERT INTO endpoints (id, app_id, url, description, filter, confirmations, batch_max, batch_wait_ms,
-				rate_limit, retry_schedule, allow_redirects, secret_enc, finality, two_phase)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING `+cols,
+				rate_limit, retry_schedule, allow_redirects, secret_enc, finality, two_phase, ordering, fifo_key)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING `+cols,
 			e.ID, appID, e.URL, e.Description, filterJSON, e.Confirmations, e.BatchMax, e.BatchWaitMS,
-			e.RateLimit, strings.Join(e.RetrySchedule, ","), e.AllowRedirects, sealed, e.Stage, e.TwoPhase)
+			e.RateLimit, strings.Join(e.RetrySchedule, ","), e.AllowRedirects, sealed, e.Stage, e.TwoPhase, e.Ordering, e.FIFOKey)
 		if e, err = scan(row); err != nil {
 			return fmt.Errorf("insert endpoint: %w", err)
 		}
@@ -481,10 +506,10 @@ func (s *Service) change(ctx context.Context, scope hook.Scope, appID, id string
 		out, err = scan(tx.QueryRow(ctx, `UPDATE endpoints SET url = $2, description = $3, enabled = $4, disabled_reason = $5,
 				filter = $6, confirmations = $7, batch_max = $8, batch_wait_ms = $9, rate_limit = $10, retry_schedule = $11,
 				allow_redirects = $12, failing_since = CASE WHEN $4 AND NOT enabled THEN NULL ELSE failing_since END,
-				finality = $13, two_phase = $14, updated_at = now()
+				finality = $13, two_phase = $14, ordering = $15, fifo_key = $16, updated_at = now()
 			WHERE id = $1 RETURNING `+cols,
 			e.ID, e.URL, e.Description, e.Enabled, e.DisabledReason, filterJSON, e.Confirmations, e.BatchMax, e.BatchWaitMS,
-			e.RateLimit, strings.Join(e.RetrySchedule, ","), e.AllowRedirects, e.Stage, e.TwoPhase))
+			e.RateLimit, strings.Join(e.RetrySchedule, ","), e.AllowRedirects, e.Stage, e.TwoPhase, e.Ordering, e.FIFOKey))
 		if err != nil {
 			return fmt.Errorf("update endpoint %s: %w", id, err)
 		}
@@ -534,6 +559,15 @@ func (s *Service) Update(ctx context.Context, scope hook.Scope, appID, id string
 		}
 		if p.AllowRedirects != nil {
 			e.AllowRedirects = *p.AllowRedirects
+		}
+		if p.Ordering != nil {
+			e.Ordering = strings.TrimSpace(*p.Ordering)
+			if e.Ordering != hook.OrderingFIFO && p.FIFOKey == nil {
+				e.FIFOKey = "" // back to parallel: the key means nothing any more
+			}
+		}
+		if p.FIFOKey != nil {
+			e.FIFOKey = strings.TrimSpace(*p.FIFOKey)
 		}
 		return nil
 	})

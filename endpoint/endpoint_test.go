@@ -406,3 +406,56 @@ func TestPlanCapsEndpointsPerApplication(t *testing.T) {
 		t.Fatalf("6th endpoint on the free plan: %v", err)
 	}
 }
+
+// ordering and fifo_key are stored, returned, patched and validated with
+// errors that name the field and the bad value; parallel is the default
+// and turning an endpoint back to parallel drops its key.
+func TestOrderingAndFIFOKeyRoundTripAndValidate(t *testing.T) {
+	e := newEnv(t)
+	app := e.app(t, "a")
+	ctx := context.Background()
+	plain, _, err := e.svc.Create(ctx, hook.Operator, app, transferInput)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plain.Ordering != hook.OrderingParallel || plain.FIFOKey != "" {
+		t.Fatalf("default ordering %q key %q, want parallel and none", plain.Ordering, plain.FIFOKey)
+	}
+	in := transferInput
+	in.Ordering, in.FIFOKey = "fifo", "topic1"
+	ep, _, err := e.svc.Create(ctx, hook.Operator, app, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.svc.Get(ctx, hook.Operator, app, ep.ID)
+	if err != nil || !got.FIFO() || got.FIFOKey != "topic1" {
+		t.Fatalf("get: %+v %v", got, err)
+	}
+	key := "contract"
+	if got, err = e.svc.Update(ctx, hook.Operator, app, ep.ID, Patch{FIFOKey: &key}); err != nil || got.FIFOKey != "contract" || !got.FIFO() {
+		t.Fatalf("patch key: %+v %v", got, err)
+	}
+	par := "parallel"
+	if got, err = e.svc.Update(ctx, hook.Operator, app, ep.ID, Patch{Ordering: &par}); err != nil || got.FIFO() || got.FIFOKey != "" {
+		t.Fatalf("patch back to parallel: ordering %q key %q, %v", got.Ordering, got.FIFOKey, err)
+	}
+	for _, c := range []struct{ ordering, key, field, says string }{
+		{"random", "", "ordering", `"random"`},
+		{"fifo", "tx_hash", "fifo_key", `"tx_hash"`},
+		{"fifo", "tx_from", "fifo_key", "sender"},
+		{"parallel", "topic1", "fifo_key", "only applies"},
+	} {
+		bad := transferInput
+		bad.Ordering, bad.FIFOKey = c.ordering, c.key
+		_, _, err := e.svc.Create(ctx, hook.Operator, app, bad)
+		var ve *ValidationError
+		if !errors.As(err, &ve) || !strings.Contains(ve.Fields[c.field], c.says) {
+			t.Fatalf("ordering %q key %q: %v, want %s naming %s", c.ordering, c.key, err, c.field, c.says)
+		}
+	}
+	batched := transferInput
+	batched.Ordering, batched.FIFOKey, batched.BatchMax, batched.BatchWaitMS = "fifo", "topic2", 10, 100
+	if _, _, err := e.svc.Create(ctx, hook.Operator, app, batched); err == nil || !strings.Contains(err.Error(), "batch") {
+		t.Fatalf("fifo_key with batching: %v, want refused", err)
+	}
+}

@@ -2,6 +2,8 @@ package hook
 
 import (
 	"encoding/json"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -18,15 +20,17 @@ type Endpoint struct {
 	Enabled        bool      `json:"enabled"`
 	DisabledReason string    `json:"disabled_reason,omitempty"`
 	Filter         Filter    `json:"filter"`
-	Confirmations  int       `json:"confirmations"`   // 0 = at once (may see log.removed)
-	BatchMax       int       `json:"batch_max"`       // >1 batches up to this many events per POST
-	BatchWaitMS    int       `json:"batch_wait_ms"`   // longest an event waits for its batch to fill
-	RateLimit      int       `json:"rate_limit"`      // events/s, 0 = plan default
-	RetrySchedule  []string  `json:"retry_schedule"`  // empty = the configured default
-	AllowRedirects bool      `json:"allow_redirects"` // follow HTTP redirects when delivering
-	Stage          string    `json:"-"`               // "" (Confirmations counts), StageSafe or StageFinalized (the node's tags)
-	Finality       string    `json:"finality"`        // the API's view: latest, confirmations:N, safe, finalized (FormatFinality)
-	TwoPhase       bool      `json:"two_phase"`       // a log at once, then log.finalized (same event id) at the stage
+	Confirmations  int       `json:"confirmations"`      // 0 = at once (may see log.removed)
+	BatchMax       int       `json:"batch_max"`          // >1 batches up to this many events per POST
+	BatchWaitMS    int       `json:"batch_wait_ms"`      // longest an event waits for its batch to fill
+	RateLimit      int       `json:"rate_limit"`         // events/s, 0 = plan default
+	RetrySchedule  []string  `json:"retry_schedule"`     // empty = the configured default
+	AllowRedirects bool      `json:"allow_redirects"`    // follow HTTP redirects when delivering
+	Stage          string    `json:"-"`                  // "" (Confirmations counts), StageSafe or StageFinalized (the node's tags)
+	Finality       string    `json:"finality"`           // the API's view: latest, confirmations:N, safe, finalized (FormatFinality)
+	TwoPhase       bool      `json:"two_phase"`          // a log at once, then log.finalized (same event id) at the stage
+	Ordering       string    `json:"ordering"`           // OrderingParallel (default) or OrderingFIFO
+	FIFOKey        string    `json:"fifo_key,omitempty"` // FIFO per this log field: contract, topic1..topic3; "" = one order per chain
 	CreatedAt      time.Time `json:"created_at"`
 	UpdatedAt      time.Time `json:"updated_at"`
 	// History is set for an endpoint created with from_block (filled by
@@ -37,6 +41,38 @@ type Endpoint struct {
 // Held reports whether the endpoint's events wait before their (final)
 // message: for confirmations or a finality stage.
 func (e *Endpoint) Held() bool { return e.Confirmations > 0 || e.Stage != "" }
+
+// Delivery orderings of an endpoint.
+const (
+	OrderingParallel = "parallel" // up to the concurrency cap at once, in no particular order
+	OrderingFIFO     = "fifo"     // in chain order, one at a time per ordering group
+)
+
+// FIFOKeys are the values of Endpoint.FIFOKey besides "" (one order per chain).
+var FIFOKeys = []string{"contract", "topic1", "topic2", "topic3"}
+
+// FIFO reports whether the endpoint gets its webhooks in chain order.
+func (e *Endpoint) FIFO() bool { return e.Ordering == OrderingFIFO }
+
+// FIFOGroup is the ordering group of a log for a FIFO endpoint with key
+// fifoKey: "<chain id>", or "<chain id>/<value>" where value is the log's
+// contract address or topic (empty when the log has no such topic). A FIFO
+// endpoint's webhooks keep chain order within a group; groups do not wait
+// for each other. Block numbers of two chains do not compare, so each chain
+// is its own order.
+func FIFOGroup(chainID uint64, fifoKey, address string, topics []string) string {
+	g := strconv.FormatUint(chainID, 10)
+	switch fifoKey {
+	case "contract":
+		return g + "/" + strings.ToLower(address)
+	case "topic1", "topic2", "topic3":
+		if i := int(fifoKey[5] - '0'); i < len(topics) {
+			return g + "/" + strings.ToLower(topics[i])
+		}
+		return g + "/"
+	}
+	return g
+}
 
 // Batching reports whether the endpoint gets batch payloads.
 func (e *Endpoint) Batching() bool { return e.BatchMax > 1 }

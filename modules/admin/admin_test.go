@@ -663,6 +663,17 @@ func (h *harness) endpointsAndMessages(t *testing.T, appID, tok string) {
 	if upd.Description != "new" || upd.Enabled {
 		t.Fatalf("updated %+v", upd)
 	}
+	if upd.Ordering != "parallel" {
+		t.Fatalf("default ordering %q", upd.Ordering)
+	}
+	h.must(200, "PATCH", base+"/"+ep.ID, tok, map[string]any{"ordering": "fifo", "fifo_key": "topic1"}).json(t, &upd)
+	if upd.Ordering != "fifo" || upd.FIFOKey != "topic1" {
+		t.Fatalf("ordering %q fifo_key %q after PATCH", upd.Ordering, upd.FIFOKey)
+	}
+	if bad := h.must(400, "PATCH", base+"/"+ep.ID, tok, map[string]any{"fifo_key": "tx_hash"}).errCode(t); !strings.Contains(bad.Error.Message, "fifo_key") ||
+		!strings.Contains(bad.Error.Message, "tx_hash") {
+		t.Fatalf("bad fifo_key: %+v", bad)
+	}
 	var sec secretView
 	h.must(200, "GET", base+"/"+ep.ID+"/secret", tok, nil).json(t, &sec)
 	if sec.Secret != ep.Secret {

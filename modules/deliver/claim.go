@@ -21,6 +21,13 @@ type job struct {
 	payload                          []byte
 	attempts, retryBase              int
 	createdAt                        time.Time
+
+	// Ordered delivery (fifo.go): set on messages pulled in order.
+	fifo     bool
+	group    string // messages.fifo_key
+	block    int64
+	logIndex int32
+	typ      string
 }
 
 const jobColumns = `m.id, m.endpoint_id, m.app_id, m.webhook_id, m.payload, m.attempts, m.retry_base, m.created_at`
@@ -28,13 +35,14 @@ const jobColumns = `m.id, m.endpoint_id, m.app_id, m.webhook_id, m.payload, m.at
 // claim takes ownership of messages that are pending, due for retry, or
 // held by a process whose lease ran out, for enabled endpoints only. A
 // message already claimed (a duplicated job, or its lane pulled it first)
-// is simply not returned.
+// is simply not returned. So is an ordered message of a FIFO endpoint: only
+// its lane's ordered pull (fifo.go) takes those.
 func (m *Module) claim(ctx context.Context, ids []string) ([]*job, error) {
 	now := m.now()
 	rows, err := m.pool.Query(ctx, `
 		UPDATE messages m SET state = 'delivering', lease_owner = $2, lease_until = $3, updated_at = now()
 		FROM endpoints e
-		WHERE m.id = ANY($1) AND e.id = m.endpoint_id AND e.enabled
+		WHERE m.id = ANY($1) AND e.id = m.endpoint_id AND e.enabled AND (m.fifo_key IS NULL OR e.ordering <> 'fifo')
 		  AND (m.state = 'pending'
 		       OR (m.state = 'failed' AND m.next_attempt_at <= $4)
 		       OR (m.state = 'delivering' AND m.lease_until < $4))

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -43,6 +44,9 @@ func TestHelperDeliverProcess(t *testing.T) {
 	cfg.Delivery.SweepInterval = 300 * time.Millisecond
 	if d, err := time.ParseDuration(os.Getenv("ETHHOOK_DELIVER_CHILD_LEASE")); err == nil {
 		cfg.Delivery.LeaseTimeout, cfg.Delivery.SweepInterval = d, d
+	}
+	if n, err := strconv.Atoi(os.Getenv("ETHHOOK_DELIVER_CHILD_CONCURRENCY")); err == nil {
+		cfg.Delivery.ConcurrencyPerEndpoint, cfg.Delivery.QueuePerEndpoint = n, n
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer cancel()

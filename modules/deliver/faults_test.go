@@ -197,3 +197,64 @@ func TestRedisOutageLogsWhenItStartsAndEndsNotPerAttempt(t *testing.T) {
 	}
 	t.Logf("%d connections dropped; %d outages logged, %d failed calls counted", killed, starts, failures)
 }
+
+// Postgres connections terminated again and again while deliver works
+// (intake's claims, lanes' pulls, the writer, the heartbeat, the sweeper):
+// the outage is logged when it starts and when it ends, with a count of
+// the failures meanwhile, not a line per failed call from each loop.
+func TestPostgresOutageLogsWhenItStartsAndEndsNotPerAttempt(t *testing.T) {
+	e := newEnv(t)
+	name := "deliver-under-test-" + e.prefix
+	rc := newReceiver(t, nil)
+	app := e.app(t, "unlimited")
+	ep, _ := e.endpoint(t, app, rc.URL, epOpt{})
+	testPool := e.pool
+	core, logs := observer.New(zapcore.InfoLevel)
+	m, err := New(e.cfg, testenv.NamedPool(t, testPool, name), e.rdb, e.box, "t", zap.New(core), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	var ids []string
+	killed := 0
+	for range 40 {
+		for range 5 {
+			id, _ := e.message(t, app, ep, "")
+			ids = append(ids, id)
+		}
+		for range 5 {
+			killed += testenv.DropPostgres(t, name)
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	if killed == 0 {
+		t.Fatal("no connection of the module was terminated: the test proves nothing")
+	}
+	for _, id := range ids {
+		e.waitState(t, id, "succeeded")
+	}
+	eventually(t, "the outage to be logged as over", func() bool { return !m.pgOut.isDown() })
+	starts, ends, failures := 0, 0, int64(0)
+	for _, l := range logs.All() {
+		switch {
+		case l.Message == "postgres unavailable":
+			starts++
+		case l.Message == "postgres available again":
+			ends++
+			failures += l.ContextMap()["failures"].(int64)
+		case l.Level >= zapcore.WarnLevel:
+			t.Errorf("a line per failure: %s %v", l.Message, l.ContextMap())
+		}
+	}
+	if starts == 0 {
+		t.Fatalf("%d connections terminated but no outage logged", killed)
+	}
+	if starts != ends {
+		t.Errorf("%d outages started, %d ended", starts, ends)
+	}
+	t.Logf("%d connections terminated; %d outages logged, %d failed calls counted", killed, starts, failures)
+}

@@ -134,7 +134,15 @@ func (m *Module) handleEntries(ctx context.Context, entries []rueidis.XRangeEntr
 		claimed[j.endpointID] = append(claimed[j.endpointID], j)
 	}
 	for _, s := range shares {
-		s.l.settle(s.n, claimed[s.l.id])
+		got := claimed[s.l.id]
+		s.l.settle(s.n, got)
+		if len(got) < s.n {
+			// A FIFO endpoint's ordered messages are not claimed here:
+			// their jobs say its lane has work to pull (fifo.go).
+			if ep := m.endpoints.peek(s.l.id); ep == nil || ep.fifo {
+				s.l.hint()
+			}
+		}
 	}
 	if ctx.Err() != nil {
 		return

@@ -39,6 +39,12 @@ type lane struct {
 	pulling   bool
 	pullAfter time.Time // after a failed pull, not before this
 	br        breaker
+
+	// Ordered delivery (fifo.go): whether the endpoint is FIFO, the groups
+	// with a message in flight here, where the next ordered pull starts.
+	fifo          bool
+	sendingGroups map[string]bool
+	fifoCursor    string
 }
 
 func (l *lane) poke() {
@@ -127,9 +133,18 @@ func (l *lane) run(ctx context.Context) {
 			}
 			continue
 		}
+		if ep.fifo != l.fifo {
+			// Ordered messages are only pulled (intake does not claim
+			// them): a lane turning FIFO looks for them at once.
+			l.mu.Lock()
+			l.fifo = ep.fifo
+			l.hinted++
+			l.mu.Unlock()
+		}
 		holdRoom := l.maybePull(ctx)
 		l.mu.Lock()
-		if len(l.queue) == 0 || l.inflight >= m.cfg.ConcurrencyPerEndpoint {
+		next := l.nextLocked()
+		if next < 0 || l.inflight >= m.cfg.ConcurrencyPerEndpoint {
 			empty := len(l.queue) == 0
 			l.mu.Unlock()
 			if empty && m.lanes.retire(l, false) {
@@ -165,9 +180,16 @@ func (l *lane) run(ctx context.Context) {
 			return
 		}
 		l.mu.Lock()
-		j := l.queue[0]
-		l.queue[0] = nil
-		l.queue = l.queue[1:]
+		// Only this loop takes from the queue, but a failed attempt may
+		// have taken its group's messages out meanwhile (groupDone).
+		next = l.nextLocked()
+		if next < 0 {
+			l.br.probing = false // the probe slot was not used
+			l.mu.Unlock()
+			m.sem.Release(1)
+			continue
+		}
+		j := l.takeLocked(next)
 		l.inflight++
 		l.mu.Unlock()
 		m.sends.Add(1)
@@ -193,11 +215,11 @@ func (l *lane) maybePull(ctx context.Context) <-chan struct{} {
 	}
 	l.pulling = true
 	l.reserved += n
-	gen := l.hinted
+	gen, fifo, cursor := l.hinted, l.fifo, l.fifoCursor
 	m.sends.Add(1)
 	go func() {
 		defer m.sends.Done()
-		l.pull(ctx, n, gen)
+		l.pull(ctx, n, gen, fifo, cursor)
 	}()
 	return nil
 }
@@ -223,9 +245,16 @@ func (l *lane) nextPullIn(d time.Duration) time.Duration {
 // back short clears the hint it answered (gen), unless a newer hint came in
 // meanwhile: that one may be for a message committed after the pull's
 // snapshot.
-func (l *lane) pull(ctx context.Context, n int, gen uint64) {
+func (l *lane) pull(ctx context.Context, n int, gen uint64, fifo bool, cursor string) {
 	m := l.m
-	jobs, err := m.pull(ctx, l.id, n)
+	var jobs []*job
+	var err error
+	next := cursor
+	if fifo {
+		jobs, next, err = m.pullFIFO(ctx, l.id, cursor, n)
+	} else {
+		jobs, err = m.pull(ctx, l.id, n)
+	}
 	if ctx.Err() == nil {
 		m.pgOut.report("pull messages", err)
 	}
@@ -237,9 +266,20 @@ func (l *lane) pull(ctx context.Context, n int, gen uint64) {
 	l.reserved -= n
 	l.pulling = false
 	l.queue = append(l.queue, jobs...)
+	if fifo {
+		l.fifoCursor = next
+	}
 	switch {
 	case err != nil:
 		l.pullAfter = m.now().Add(time.Second)
+	case fifo && next != "":
+		// More ordering groups than one pull looks at: the next pull
+		// goes on from where this one stopped, at once unless this one
+		// found every group it looked at held back (then a moment later:
+		// a stalled endpoint with many keys must not spin on Postgres).
+		if len(jobs) == 0 {
+			l.pullAfter = m.now().Add(250 * time.Millisecond)
+		}
 	case len(jobs) < n && l.hinted == gen:
 		l.cleared = gen
 	}
@@ -272,9 +312,10 @@ func (l *lane) finish(h health, now time.Time) {
 }
 
 // abandon notes an attempt cut short by shutdown: nothing is learnt.
-func (l *lane) abandon() {
+func (l *lane) abandon(j *job) {
 	l.mu.Lock()
 	l.inflight--
+	delete(l.sendingGroups, j.group)
 	l.mu.Unlock()
 }
 

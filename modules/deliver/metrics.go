@@ -11,6 +11,7 @@ type metrics struct {
 	breakersOpen prometheus.Gauge
 	disabled     prometheus.Gauge
 	dropped      *prometheus.CounterVec
+	ep           *endpointMetrics
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -48,8 +49,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "ethhook_deliver_results_dropped_total",
 			Help: "Attempt results not recorded, by reason (message_gone: the message was deleted with its endpoint or app while the attempt was in flight).",
 		}, []string{"reason"}),
+		ep: newEndpointMetrics(),
 	}
-	for _, c := range []prometheus.Collector{m.attempts, m.latency, m.messages, m.scheduled, m.held, m.breakersOpen, m.disabled, m.dropped} {
+	for _, c := range append([]prometheus.Collector{m.attempts, m.latency, m.messages, m.scheduled, m.held, m.breakersOpen, m.disabled, m.dropped},
+		m.ep.collectors()...) {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -12,7 +12,9 @@
 // A job whose lane is full is acknowledged and becomes a backlog hint: the
 // lane (lane.go) pulls its endpoint's next messages from Postgres itself
 // whenever it has room, so one busy endpoint is limited only by its
-// concurrency, its latency and its rate limit. Whatever claims first
+// concurrency, its latency and its rate limit. A FIFO endpoint's ordered
+// messages are only pulled, in chain order, one in flight per ordering
+// group (fifo.go). Whatever claims first
 // reserves room in the process-wide holdings (holdings.go: MaxHeld,
 // MaxHeldMiB), so under overload the backlog waits in Redis and Postgres,
 // not in memory. Each lane sends under its endpoint's caps; decide
@@ -195,6 +197,7 @@ func (m *Module) Run(ctx context.Context) error {
 	}
 	g.Go(func() error { return m.promoter(gctx) })
 	g.Go(func() error { return m.sweeper(gctx) })
+	g.Go(func() error { return m.metricsLoop(gctx) })
 	g.Go(func() error { return m.heartbeat(gctx) })
 	g.Go(func() error { return m.liveness(gctx) })
 	g.Go(func() error { return m.listenChanges(gctx) })

@@ -22,13 +22,16 @@ func (m *Module) send(ctx context.Context, l *lane, ep *endpoint, j *job) {
 	if ctx.Err() != nil {
 		// Shutting down: the attempt was cut short by us, not the receiver.
 		// Nothing is recorded; Run hands the message back.
-		l.abandon()
+		l.abandon(j)
 		m.hold.release([]string{j.id}, size)
 		return
 	}
 	now := m.now()
 	o := decide(a, j.attempts+1-j.retryBase, ep.policy)
 	r := result{job: j, attempt: j.attempts + 1, a: a, at: now, state: o.state, disable: o.disable}
+	if j.fifo && o.state == hook.StateDead {
+		r.note = fifoMovedOn
+	}
 	if o.state == hook.StateFailed {
 		r.next = now.Add(o.after)
 	}
@@ -36,11 +39,15 @@ func (m *Module) send(ctx context.Context, l *lane, ep *endpoint, j *job) {
 		m.met.latency.Observe(now.Sub(j.createdAt).Seconds())
 	}
 	m.met.attempts.WithLabelValues(o.metricOutcome(), statusClass(a.status)).Inc()
+	m.met.ep.attempt(j.endpointID, o.metricOutcome())
 	if o.state != hook.StateSucceeded {
 		m.log.Debug("delivery failed", zapEndpoint(j.endpointID), zap.String("message", j.id),
 			zap.Int("attempt", r.attempt), zap.Int("status", a.status), zap.String("error", a.errText), zap.String("state", r.state))
 	}
 	m.hold.release(nil, size) // still held until the writer has recorded it
+	if j.fifo {
+		m.holdBack(ctx, l.groupDone(j, o.state == hook.StateFailed))
+	}
 	l.finish(o.health, now)
 	if o.disable != "" {
 		m.markDisabled(j.endpointID)

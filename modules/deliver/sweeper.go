@@ -17,20 +17,15 @@ import (
 // sweeper repairs what a crash or a lost write left behind, off the hot
 // path: it re-offers pending messages whose job was lost (and whose lane, if
 // any, does not know of them), delivering ones whose lease ran out (their
-// process died), failed ones overdue (their scheduled retry was lost). It
-// also refreshes the queue gauges.
+// process died), failed ones overdue (their scheduled retry was lost).
+// (The queue gauges are refreshed by metricsLoop.)
 func (m *Module) sweeper(ctx context.Context) error {
-	lastGauges := time.Time{}
 	for {
 		jitter := time.Duration(rand.Int64N(int64(m.cfg.SweepInterval)/5 + 1))
 		if !sleep.For(ctx, m.cfg.SweepInterval-m.cfg.SweepInterval/10+jitter) {
 			return ctx.Err()
 		}
 		_ = m.sweepOnce(ctx) // reported to the outages
-		if time.Since(lastGauges) > min(15*time.Second, 5*m.cfg.SweepInterval) {
-			lastGauges = time.Now()
-			m.refreshGauges(ctx)
-		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,6 +27,7 @@ type result struct {
 	state   string
 	next    time.Time // due time of the next attempt when state is failed
 	disable string    // reason to disable the endpoint (410 Gone)
+	note    string    // added to the attempt's error (a FIFO lane moving on)
 }
 
 const (
@@ -126,12 +128,17 @@ func (m *Module) writer(ctx context.Context) error {
 			n += k
 		}
 		ids := make([]string, n)
+		var ordered []string // FIFO endpoints with results here
 		for i, r := range batch[:n] {
 			ids[i] = r.job.id
+			if r.job.fifo && (len(ordered) == 0 || ordered[len(ordered)-1] != r.job.endpointID) {
+				ordered = append(ordered, r.job.endpointID)
+			}
 		}
 		if err := m.writeAll(ctx, batch[:n]); err != nil {
 			return err
 		}
+		m.hintOrdered(ordered)
 		clear(batch[:n])
 		m.hold.release(ids, 0)
 	}
@@ -233,7 +240,11 @@ func (m *Module) write(ctx context.Context, batch []result) error {
 			s := int32(a.status)
 			status = &s
 		}
-		hist = append(hist, []any{j.id, j.endpointID, j.appID, int32(r.attempt), status, a.errClass, a.errText,
+		errText := a.errText
+		if r.note != "" {
+			errText = strings.TrimPrefix(errText+"; "+r.note, "; ")
+		}
+		hist = append(hist, []any{j.id, j.endpointID, j.appID, int32(r.attempt), status, a.errClass, errText,
 			string(reqH), string(respH), a.excerpt, int32(a.latency.Milliseconds()), r.at})
 		ids = append(ids, j.id)
 		states = append(states, r.state)
@@ -357,6 +368,18 @@ func (m *Module) write(ctx context.Context, batch []result) error {
 		m.rdb.Do(ctx, m.rdb.B().Publish().Channel(m.keys.EndpointsChanged()).Message(id).Build())
 	}
 	return nil
+}
+
+// hintOrdered tells the lanes of FIFO endpoints that results were written:
+// a group whose message was in flight may be pulled again now (fifo.go).
+// Their lanes may have retired meanwhile: a hint starts one.
+func (m *Module) hintOrdered(endpoints []string) {
+	if m.lanes.ctx == nil || m.lanes.ctx.Err() != nil {
+		return // shutting down: nothing is pulled any more
+	}
+	for _, id := range endpoints {
+		m.lanes.hint(id)
+	}
 }
 
 func orEmpty(h map[string]string) map[string]string {

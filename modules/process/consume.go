@@ -342,6 +342,19 @@ type msgRow struct {
 	blockHash, txHash                              string
 	payload                                        []byte
 	state                                          string
+	// For FIFO endpoints (deliver orders by them): the log's index in its
+	// block and its ordering group (hook.FIFOGroup); fifoKey is "" for
+	// parallel endpoints and stored as NULL.
+	logIndex int32
+	fifoKey  string
+}
+
+// order sets the FIFO columns of r for endpoint ep and log lg.
+func (r *msgRow) order(ep *hook.Endpoint, lg *hook.Log) {
+	r.logIndex = int32(lg.Index)
+	if ep != nil && ep.FIFO() {
+		r.fifoKey = hook.FIFOGroup(uint64(r.chainID), ep.FIFOKey, lg.Address, lg.Topics)
+	}
 }
 
 // holdRow is a process_holds row to insert.
@@ -477,6 +490,7 @@ func (m *Module) handle(ctx context.Context, chainID uint64, entries []rueidis.X
 				webhookID: hook.WebhookID(ev.ID, typ), chainID: int64(ev.Chain.ID), blockNumber: int64(ev.Block.Number),
 				blockHash: ev.Block.Hash, txHash: ev.Transaction.Hash, payload: body,
 			}
+			row.order(&t.ep, &ev.Log)
 			switch {
 			case typ == hook.TypeLogRemoved:
 				row.state = state(t.ep.AppID)
@@ -567,12 +581,13 @@ func lockSQL(exclusive bool) string {
 // that exist already and, with tombstones ($13), those whose event was
 // removed before it was queued. It returns the ids it inserted.
 const insertMessagesSQL = `INSERT INTO messages (id, app_id, endpoint_id, event_id, type, webhook_id, chain_id, block_number,
-		block_hash, tx_hash, payload, state)
+		block_hash, tx_hash, payload, state, log_index, fifo_key)
 	SELECT t.id, t.app_id, t.endpoint_id, t.event_id, t.type, t.webhook_id, t.chain_id, t.block_number,
-		t.block_hash, t.tx_hash, t.payload::json, t.state
+		t.block_hash, t.tx_hash, t.payload::json, t.state, t.log_index, NULLIF(t.fifo_key, '')
 	FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[], $8::int8[],
-		$9::text[], $10::text[], $11::text[], $12::text[])
-		AS t(id, app_id, endpoint_id, event_id, type, webhook_id, chain_id, block_number, block_hash, tx_hash, payload, state)
+		$9::text[], $10::text[], $11::text[], $12::text[], $14::int4[], $15::text[])
+		AS t(id, app_id, endpoint_id, event_id, type, webhook_id, chain_id, block_number, block_hash, tx_hash, payload, state,
+			log_index, fifo_key)
 	WHERE EXISTS (SELECT 1 FROM endpoints e WHERE e.id = t.endpoint_id)
 	  AND (NOT $13 OR NOT EXISTS (SELECT 1 FROM process_holds h
 			WHERE h.endpoint_id = t.endpoint_id AND h.event_id = t.event_id AND h.state = 'removed'))
@@ -584,11 +599,13 @@ func insertMessagesArgs(rows []msgRow, tombstones bool) []any {
 	ids, apps, eps, evs, typs, whs := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	chains, blocks := make([]int64, n), make([]int64, n)
 	bhs, txs, pls, sts := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	lis, fks := make([]int32, n), make([]string, n)
 	for i, r := range rows {
 		ids[i], apps[i], eps[i], evs[i], typs[i], whs[i] = r.id, r.appID, r.endpointID, r.eventID, r.typ, r.webhookID
 		chains[i], blocks[i], bhs[i], txs[i], pls[i], sts[i] = r.chainID, r.blockNumber, r.blockHash, r.txHash, string(r.payload), r.state
+		lis[i], fks[i] = r.logIndex, r.fifoKey
 	}
-	return []any{ids, apps, eps, evs, typs, whs, chains, blocks, bhs, txs, pls, sts, tombstones}
+	return []any{ids, apps, eps, evs, typs, whs, chains, blocks, bhs, txs, pls, sts, tombstones, lis, fks}
 }
 
 // readInserted collects the ids insertMessagesSQL returned.

@@ -229,7 +229,7 @@ func (m *Module) release(ctx context.Context, chainID uint64, head uint64, fin f
 					if n < k && now.Sub(oldest) < wait {
 						break // a partial batch waits for more events or for its time
 					}
-					msg, err := batchMessage(chainID, t.ep.ID, group[:n], head)
+					msg, err := batchMessage(chainID, &t.ep, group[:n], head)
 					if err != nil {
 						return err
 					}
@@ -242,8 +242,12 @@ func (m *Module) release(ctx context.Context, chainID uint64, head uint64, fin f
 				}
 				continue
 			}
+			var ep *hook.Endpoint
+			if t != nil {
+				ep = &t.ep
+			}
 			for _, h := range group {
-				msg, err := singleMessage(chainID, h, head)
+				msg, err := singleMessage(chainID, ep, h, head)
 				if err != nil {
 					return err
 				}
@@ -291,7 +295,7 @@ func setConfirmations(payload []byte, head uint64, block int64) (*Payload, error
 	return &p, nil
 }
 
-func singleMessage(chainID uint64, h heldRow, head uint64) (msgRow, error) {
+func singleMessage(chainID uint64, ep *hook.Endpoint, h heldRow, head uint64) (msgRow, error) {
 	p, err := setConfirmations(h.payload, head, h.blockNumber)
 	if err != nil {
 		return msgRow{}, err
@@ -305,19 +309,28 @@ func singleMessage(chainID uint64, h heldRow, head uint64) (msgRow, error) {
 	if err != nil {
 		return msgRow{}, err
 	}
-	return msgRow{id: newMessageID(), appID: h.appID, endpointID: h.endpointID, eventID: h.eventID, typ: typ,
+	r := msgRow{id: newMessageID(), appID: h.appID, endpointID: h.endpointID, eventID: h.eventID, typ: typ,
 		webhookID: hook.WebhookID(h.eventID, typ), chainID: int64(chainID), blockNumber: h.blockNumber,
-		blockHash: p.Block.Hash, txHash: p.Transaction.Hash, payload: body}, nil
+		blockHash: p.Block.Hash, txHash: p.Transaction.Hash, payload: body}
+	r.order(ep, &p.Log)
+	return r, nil
 }
 
-func batchMessage(chainID uint64, endpointID string, hs []heldRow, head uint64) (msgRow, error) {
+// batchMessage makes one message of held events; a FIFO endpoint orders
+// it by its last event (endpoint validation refuses a fifo_key with batching).
+func batchMessage(chainID uint64, ep *hook.Endpoint, hs []heldRow, head uint64) (msgRow, error) {
+	endpointID := ep.ID
 	id := "batch_" + ulid.Make().String()
 	bp := BatchPayload{ID: id, Type: hook.TypeBatch, APIVersion: APIVersion, EndpointID: endpointID}
 	var top int64
+	var last hook.Log
 	for _, h := range hs {
 		p, err := setConfirmations(h.payload, head, h.blockNumber)
 		if err != nil {
 			return msgRow{}, err
+		}
+		if h.blockNumber >= top {
+			last = p.Log
 		}
 		b, err := json.Marshal(p)
 		if err != nil {
@@ -330,6 +343,8 @@ func batchMessage(chainID uint64, endpointID string, hs []heldRow, head uint64) 
 	if err != nil {
 		return msgRow{}, err
 	}
-	return msgRow{id: newMessageID(), appID: hs[0].appID, endpointID: endpointID, eventID: id, typ: hook.TypeBatch,
-		webhookID: id, chainID: int64(chainID), blockNumber: top, payload: body}, nil
+	r := msgRow{id: newMessageID(), appID: hs[0].appID, endpointID: endpointID, eventID: id, typ: hook.TypeBatch,
+		webhookID: id, chainID: int64(chainID), blockNumber: top, payload: body}
+	r.order(ep, &last)
+	return r, nil
 }

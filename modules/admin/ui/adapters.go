@@ -76,6 +76,7 @@ func (a *endpointAdapter) Create(ctx context.Context, scope hook.Scope, appID st
 		URL: ep.URL, Description: ep.Description, Filter: ep.Filter, Confirmations: &conf, Finality: &fin, TwoPhase: ep.TwoPhase,
 		BatchMax: ep.BatchMax, BatchWaitMS: ep.BatchWaitMS, RateLimit: ep.RateLimit,
 		RetrySchedule: ep.RetrySchedule, AllowRedirects: ep.AllowRedirects,
+		Ordering: ep.Ordering, FIFOKey: ep.FIFOKey,
 	}
 	if ep.History != nil { // the form's from_block
 		from := ep.History.FromBlock
@@ -97,6 +98,7 @@ func (a *endpointAdapter) Update(ctx context.Context, scope hook.Scope, appID, i
 		URL: &ep.URL, Description: &ep.Description, Filter: &ep.Filter, Confirmations: &ep.Confirmations, Finality: &fin, TwoPhase: &ep.TwoPhase,
 		BatchMax: &ep.BatchMax, BatchWaitMS: &ep.BatchWaitMS, RateLimit: &ep.RateLimit,
 		RetrySchedule: &ep.RetrySchedule, AllowRedirects: &ep.AllowRedirects,
+		Ordering: &ep.Ordering, FIFOKey: &ep.FIFOKey,
 	})
 	return out, uiErr(err)
 }

@@ -36,6 +36,8 @@ type endpointForm struct {
 	RateLimit      string
 	RetrySchedule  string
 	AllowRedirects bool
+	Ordering       string // parallel or fifo
+	FIFOKey        string // "", contract, topic1..topic3
 	Enabled        bool
 	// Fields holds errors of fields the form parses itself (numbers).
 	Fields map[string]string
@@ -200,7 +202,7 @@ func lines(s string) []string {
 // newEndpointForm is the form for a new endpoint: every configured chain
 // ticked when there is only one, confirmations from that chain's default.
 func newEndpointForm(chains []config.Chain) endpointForm {
-	f := endpointForm{Enabled: true, Confirmations: "0", BatchMax: "0", BatchWaitMS: "0", RateLimit: "0"}
+	f := endpointForm{Enabled: true, Confirmations: "0", BatchMax: "0", BatchWaitMS: "0", RateLimit: "0", Ordering: hook.OrderingParallel}
 	if len(chains) == 1 {
 		f.Chains = []uint64{chains[0].ID}
 		f.Confirmations = strconv.Itoa(chains[0].Confirmations)
@@ -212,6 +214,7 @@ func newEndpointForm(chains []config.Chain) endpointForm {
 func formFromEndpoint(ep hook.Endpoint, chains []config.Chain) endpointForm {
 	f := endpointForm{
 		URL: ep.URL, Description: ep.Description, AllowRedirects: ep.AllowRedirects, Enabled: ep.Enabled,
+		Ordering: ep.Ordering, FIFOKey: ep.FIFOKey,
 		Confirmations: strconv.Itoa(ep.Confirmations), BatchMax: strconv.Itoa(ep.BatchMax),
 		BatchWaitMS: strconv.Itoa(ep.BatchWaitMS), RateLimit: strconv.Itoa(ep.RateLimit),
 		Stage: ep.Stage, TwoPhase: ep.TwoPhase,
@@ -283,6 +286,8 @@ func parseEndpointForm(form url.Values) endpointForm {
 		AllowRedirects: form.Get("allow_redirects") != "",
 		Stage:          strings.TrimSpace(form.Get("stage")),
 		TwoPhase:       form.Get("two_phase") != "",
+		Ordering:       strings.TrimSpace(form.Get("ordering")),
+		FIFOKey:        strings.TrimSpace(form.Get("fifo_key")),
 		Enabled:        form.Get("enabled") != "",
 		Fields:         map[string]string{},
 	}
@@ -326,6 +331,7 @@ func (f *endpointForm) toEndpoint() hook.Endpoint {
 	}
 	ep := hook.Endpoint{
 		URL: f.URL, Description: f.Description, Enabled: f.Enabled, AllowRedirects: f.AllowRedirects,
+		Ordering: f.Ordering, FIFOKey: f.FIFOKey,
 		Confirmations: num("confirmations", f.Confirmations),
 		BatchMax:      num("batch_max", f.BatchMax),
 		BatchWaitMS:   num("batch_wait_ms", f.BatchWaitMS),

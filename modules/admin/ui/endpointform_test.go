@@ -50,6 +50,7 @@ func TestFilterBuilderRoundTripsAnEndpoint(t *testing.T) {
 	chains := []config.Chain{devnet}
 	ep := hook.Endpoint{
 		URL: "https://example.com/x", Enabled: false, Confirmations: 2, RetrySchedule: []string{"1s"},
+		Ordering: "fifo", FIFOKey: "topic2",
 		Filter: hook.Filter{
 			Chains: []uint64{31337, 1}, Addresses: []string{"0xaa"},
 			Events: []string{"event Transfer(address indexed from, address indexed to, uint256 value)", "Foo(uint256)"},

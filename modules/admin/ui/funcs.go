@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ethhook/ethhook/config"
+	"github.com/ethhook/ethhook/hook"
 )
 
 var funcs = template.FuncMap{
@@ -18,6 +19,7 @@ var funcs = template.FuncMap{
 	"chainName": chainLabel,
 	"pretty":    prettyJSON,
 	"join":      strings.Join,
+	"fifoKeys":  func() []string { return hook.FIFOKeys },
 	"stateClass": func(state string) string {
 		switch state {
 		case "succeeded":

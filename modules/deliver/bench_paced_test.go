@@ -1,0 +1,240 @@
+package deliver
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+	"github.com/redis/rueidis"
+
+	"github.com/ethhook/ethhook/config"
+	"github.com/ethhook/ethhook/sign"
+)
+
+// Paced benchmarks (issue 12): a producer commits messages at a steady rate
+// for a while (INSERT then XADD, as process does), a receiver answering in
+// about 1 ms measures the time from each commit to the request's arrival.
+// They report p50/p99 committed -> received, webhooks received per second
+// over the window, and the backlog (messages not finished) 5 s after the
+// producer stops. Production defaults for sweep interval, concurrency and
+// queue depth. The window is ETHHOOK_BENCH_SECONDS (default 60); -benchtime
+// 1x: one run is one window.
+//
+//	go test -run '^$' -bench 'Paced' -benchtime 1x -timeout 30m ./modules/deliver/
+
+type pacedResult struct {
+	lat      []time.Duration
+	received int
+	window   time.Duration
+	backlog  int
+}
+
+func benchSeconds() time.Duration {
+	if n, err := strconv.Atoi(os.Getenv("ETHHOOK_BENCH_SECONDS")); err == nil && n > 0 {
+		return time.Duration(n) * time.Second
+	}
+	return 60 * time.Second
+}
+
+// manyEndpoints inserts n endpoints pointing at url in one batch.
+func (e *env) manyEndpoints(b testing.TB, app, url string, n int, fifo bool) []string {
+	b.Helper()
+	ordering := "parallel"
+	if fifo {
+		ordering = "fifo"
+	}
+	ids := make([]string, n)
+	secs := make([][]byte, n)
+	for i := range ids {
+		ids[i] = "ep_" + ulid.Make().String()
+		s, _ := sign.NewSecret()
+		var err error
+		if secs[i], err = e.box.Seal(ids[i], []byte(s)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if _, err := e.pool.Exec(context.Background(), `INSERT INTO endpoints (id, app_id, url, secret_enc, ordering)
+		SELECT id, $2, $3, s, $5 FROM unnest($1::text[], $4::bytea[]) AS t(id, s)`, ids, app, url, secs, ordering); err != nil {
+		b.Fatal(err)
+	}
+	return ids
+}
+
+func pacedRun(b *testing.B, endpoints int, rate int, fifo bool) pacedResult {
+	e := newEnv(b)
+	e.cfg.Delivery.SweepInterval = config.DefaultDelivery().SweepInterval
+	window := benchSeconds()
+	var mu sync.Mutex
+	var res pacedResult
+	var first, last time.Time
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		time.Sleep(time.Millisecond)
+		var sent int64
+		if _, p, ok := strings.Cut(string(body), `"sent":`); ok {
+			fmt.Sscanf(p, "%d", &sent)
+		}
+		now := time.Now()
+		mu.Lock()
+		res.lat = append(res.lat, now.Sub(time.Unix(0, sent)))
+		if first.IsZero() {
+			first = now
+		}
+		last = now
+		mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	b.Cleanup(srv.Close)
+	app := e.app(b, "unlimited")
+	eps := e.manyEndpoints(b, app, srv.URL, endpoints, fifo)
+	e.start(b)
+	time.Sleep(500 * time.Millisecond)
+	ctx := context.Background()
+	b.ResetTimer()
+	const tickEvery = 10 * time.Millisecond
+	tick := time.NewTicker(tickEvery)
+	defer tick.Stop()
+	start := time.Now()
+	seq := 0
+	for time.Since(start) < window {
+		<-tick.C
+		// Catch up on late ticks (a busy machine): the rate holds over the window.
+		per := min(int(time.Since(start).Seconds()*float64(rate))-seq, rate/10)
+		if per <= 0 {
+			continue
+		}
+		committed := time.Now().UnixNano()
+		ids, epIDs, evs, pls := make([]string, per), make([]string, per), make([]string, per), make([]string, per)
+		blocks, idx, keys := make([]int64, per), make([]int32, per), make([]*string, per)
+		jobs := make(rueidis.Commands, 0, per)
+		for j := range per {
+			ids[j] = "msg_" + ulid.Make().String()
+			epIDs[j] = eps[seq%len(eps)]
+			evs[j] = fmt.Sprintf("1:0x%064x:%d", seq, seq)
+			blocks[j], idx[j] = int64(seq/100), int32(seq%100)
+			pls[j] = fmt.Sprintf(`{"id":%q,"sent":%d}`, evs[j], committed)
+			if fifo {
+				g := "1"
+				keys[j] = &g
+			}
+			jobs = append(jobs, e.rdb.B().Xadd().Key(e.keys().DeliverJobs()).Id("*").FieldValue().
+				FieldValue("message_id", ids[j]).FieldValue("endpoint_id", epIDs[j]).Build())
+			seq++
+		}
+		if _, err := e.pool.Exec(ctx, `INSERT INTO messages (id, app_id, endpoint_id, event_id, type, webhook_id, chain_id,
+				block_number, log_index, fifo_key, payload, state)
+			SELECT id, $2, ep, ev, 'log', ev, 1, bn, li, fk, pl::json, 'pending'
+			FROM unnest($1::text[], $3::text[], $4::text[], $5::int8[], $6::int4[], $7::text[], $8::text[]) AS t(id, ep, ev, bn, li, fk, pl)`,
+			ids, app, epIDs, evs, blocks, idx, keys, pls); err != nil {
+			b.Fatal(err)
+		}
+		e.rdb.DoMulti(ctx, jobs...)
+	}
+	produced := seq
+	time.Sleep(5 * time.Second)
+	res.backlog = e.countRows(b, `SELECT count(*) FROM messages WHERE state IN ('pending', 'delivering', 'failed')`)
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		mu.Lock()
+		n := len(res.lat)
+		mu.Unlock()
+		if n >= produced || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	b.StopTimer()
+	mu.Lock()
+	defer mu.Unlock()
+	res.received = len(res.lat)
+	res.window = last.Sub(first)
+	if res.received < produced {
+		b.Logf("received %d of %d within 2 min of the end", res.received, produced)
+	}
+	sort.Slice(res.lat, func(i, j int) bool { return res.lat[i] < res.lat[j] })
+	if len(res.lat) > 0 {
+		b.ReportMetric(float64(res.lat[len(res.lat)/2].Microseconds())/1000, "p50_ms")
+		b.ReportMetric(float64(res.lat[len(res.lat)*99/100].Microseconds())/1000, "p99_ms")
+	}
+	b.ReportMetric(float64(res.received)/res.window.Seconds(), "webhooks/s")
+	b.ReportMetric(float64(res.backlog), "backlog_after_5s")
+	b.ReportMetric(float64(produced), "produced")
+	return res
+}
+
+// One hot endpoint at 2,000 events/s.
+func BenchmarkPacedHotEndpoint2000PerSecond(b *testing.B) { pacedRun(b, 1, 2000, false) }
+
+// 10,000 endpoints at 1 event/s each.
+func BenchmarkPacedTenThousandEndpointsOnePerSecond(b *testing.B) { pacedRun(b, 10000, 10000, false) }
+
+// One FIFO endpoint (one order) at 500 events/s.
+func BenchmarkPacedFIFOEndpoint500PerSecond(b *testing.B) { pacedRun(b, 1, 500, true) }
+
+// BenchmarkFIFOEndpointBacklog: one FIFO endpoint (one ordering group)
+// answering in about 1 ms drains a backlog of b.N messages in order;
+// reports webhooks/s. A FIFO group has one request in flight at a time, so
+// this is bounded by 1 / (latency + per-message overhead).
+//
+//	go test -run '^$' -bench FIFOEndpointBacklog -benchtime 3000x ./modules/deliver/
+func BenchmarkFIFOEndpointBacklog(b *testing.B) {
+	e := newEnv(b)
+	e.cfg.Delivery.SweepInterval = config.DefaultDelivery().SweepInterval
+	var mu sync.Mutex
+	var got []int
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		time.Sleep(time.Millisecond)
+		var n int
+		if _, p, ok := strings.Cut(string(body), `"n":`); ok {
+			fmt.Sscanf(p, "%d", &n)
+		}
+		mu.Lock()
+		got = append(got, n)
+		mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	b.Cleanup(srv.Close)
+	app := e.app(b, "unlimited")
+	ep := e.manyEndpoints(b, app, srv.URL, 1, true)[0]
+	ctx := context.Background()
+	if _, err := e.pool.Exec(ctx, `INSERT INTO messages (id, app_id, endpoint_id, event_id, type, webhook_id, chain_id,
+			block_number, log_index, fifo_key, payload, state)
+		SELECT 'msg_' || lpad(i::text, 26, '0'), $1, $2, '1:0xabc:' || i, 'log', '1:0xabc:' || i, 1, i / 10, i % 10, '1',
+		       json_build_object('n', i), 'pending'
+		FROM generate_series(0, $3 - 1) AS i`, app, ep, b.N); err != nil {
+		b.Fatal(err)
+	}
+	e.offer(b, "msg_none", ep) // one job: the lane pulls the rest
+	b.ResetTimer()
+	start := time.Now()
+	e.start(b)
+	for {
+		var n int
+		e.pool.QueryRow(ctx, `SELECT count(*) FROM messages WHERE state = 'succeeded'`).Scan(&n)
+		if n >= b.N {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	el := time.Since(start)
+	b.StopTimer()
+	mu.Lock()
+	defer mu.Unlock()
+	for i := 1; i < len(got); i++ {
+		if got[i] < got[i-1] {
+			b.Fatalf("out of order: %d after %d", got[i], got[i-1])
+		}
+	}
+	b.ReportMetric(float64(b.N)/el.Seconds(), "webhooks/s")
+}
