@@ -20,7 +20,13 @@ RUN_ENV := ETHHOOK_LOG_FORMAT=console
 SECRETS_FILE ?= .ethhook/secrets.env
 LOAD_SECRETS = while IFS='=' read -r k v; do if [[ $$k == ETHHOOK_* && -z "$${!k:-}" ]]; then export "$$k=$$v"; fi; done < $(SECRETS_FILE)
 
-.PHONY: help build run services test test/unit test/browser test/faults test/cluster test/contract lint bench soak fresh-check clean
+# promtool for test/ops, built once from the Go module proxy into a cache
+# outside the tree (a big build: minutes the first time, nothing after).
+PROMTOOL_VERSION ?= v0.316.0
+TOOLS_DIR ?= $(HOME)/.cache/ethhook
+PROMTOOL := $(TOOLS_DIR)/promtool-$(PROMTOOL_VERSION)/promtool
+
+.PHONY: help build run services test test/unit test/browser test/faults test/cluster test/contract test/ops lint bench soak fresh-check clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z/_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -39,11 +45,20 @@ run: ## run the whole pipeline on the built-in devnet (installs Postgres/Redis i
 	@$(BIN) secrets init --file $(SECRETS_FILE)
 	@$(LOAD_SECRETS) && $(RUN_ENV) $(BIN) migrate up && $(RUN_ENV) $(BIN) serve --all
 
-test: services lint test/unit test/clean ## the full check: gofmt, go vet, every Go test against real Postgres and Redis
+test: services lint test/unit test/clean ## the full check: gofmt, go vet, staticcheck, every Go test against real Postgres and Redis
 
-lint: ## gofmt and go vet
+# staticcheck's default checks (bugs, dead code, simplifications, style),
+# pinned, from the Go module proxy (built once into Go's cache).
+STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+lint: ## gofmt, go vet and staticcheck (also over the faults, soak and browser build tags)
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags 'faults soak' ./faults/
+	$(GO) vet -tags browser ./modules/admin/ui/
+	$(STATICCHECK) ./...
+	$(STATICCHECK) -tags 'faults soak' ./faults/
+	$(STATICCHECK) -tags browser ./modules/admin/ui/
 
 test/unit: ## go test ./... (Postgres and Redis must be up: see make services)
 	$(GO) test -count=1 -timeout 25m ./...
@@ -67,6 +82,14 @@ fresh-check: ## prove the quick start on a debootstrapped Debian bookworm root (
 
 test/contract: services ## the OpenAPI document against Redocly lint and a generated TypeScript client (needs node and npm; installs them when missing)
 	@scripts/contract.sh
+$(PROMTOOL):
+	mkdir -p $(dir $@)
+	GOBIN=$(abspath $(dir $@)) GOFLAGS= $(GO) install -trimpath github.com/prometheus/prometheus/cmd/promtool@$(PROMTOOL_VERSION)
+
+test/ops: services $(PROMTOOL) ## check and unit-test deploy/prometheus/alerts.yml with promtool; deploy/ queries against a real /metrics scrape
+	$(PROMTOOL) check rules deploy/prometheus/alerts.yml
+	cd deploy/prometheus && $(PROMTOOL) test rules alerts_test.yml
+	$(GO) test -count=1 -p 1 ./deploy/
 
 test/clean:
 	@$(GO) run ./internal/testenv/cleanup

@@ -30,6 +30,7 @@ type endpointFlags struct {
 	finality                         string
 	twoPhase                         bool
 	ordering, fifoKey                string
+	headers, opsEvents               []string
 }
 
 func (f *endpointFlags) register(cmd *cobra.Command) {
@@ -54,6 +55,24 @@ func (f *endpointFlags) register(cmd *cobra.Command) {
 	fl.BoolVar(&f.allowRedirects, "allow-redirects", false, "follow HTTP redirects")
 	fl.StringVar(&f.ordering, "ordering", "", "delivery order: parallel (default) or fifo (in chain order, a failing webhook holds later ones back)")
 	fl.StringVar(&f.fifoKey, "fifo-key", "", "with --ordering fifo, one order per value of: contract, topic1, topic2 or topic3 (default: one order per chain)")
+	fl.StringArrayVar(&f.headers, "header", nil, "static header sent with every delivery, 'Name: value' (repeatable; on update the given set replaces the old, --header '' clears it)")
+	fl.StringArrayVar(&f.opsEvents, "ops-event", nil, "make an operational endpoint for EthHook's own events of this type: endpoint.disabled, breaker.opened, quota.reached, ingest.stalled, dead_letter.created (repeatable; admin only)")
+}
+
+// headerMap parses --header values "Name: value"; "" alone clears.
+func (f *endpointFlags) headerMap() (map[string]string, error) {
+	out := map[string]string{}
+	for _, h := range f.headers {
+		if h == "" {
+			continue
+		}
+		name, value, ok := strings.Cut(h, ":")
+		if !ok || strings.TrimSpace(name) == "" {
+			return nil, fmt.Errorf("--header %q: want 'Name: value'", h)
+		}
+		out[strings.TrimSpace(name)] = strings.TrimSpace(value)
+	}
+	return out, nil
 }
 
 // filter builds the filter from the flags over base: only the parts whose
@@ -203,7 +222,11 @@ func newEndpointCmd(rt *Runtime) *cobra.Command {
 			}
 			in := endpoint.Input{URL: cf.url, Description: cf.description, Filter: f, BatchMax: cf.batchMax,
 				BatchWaitMS: cf.batchWaitMS, RateLimit: cf.rateLimit, RetrySchedule: splitSchedule(cf.retry), AllowRedirects: cf.allowRedirects,
-				Ordering: cf.ordering, FIFOKey: cf.fifoKey}
+				Ordering: cf.ordering, FIFOKey: cf.fifoKey,
+				OpsEvents: cf.opsEvents}
+			if in.Headers, err = cf.headerMap(); err != nil {
+				return err
+			}
 			if cf.confirmations >= 0 {
 				in.Confirmations = &cf.confirmations
 			}
@@ -341,6 +364,16 @@ func newEndpointCmd(rt *Runtime) *cobra.Command {
 			}
 			if changed("fifo-key") {
 				p.FIFOKey = &uf.fifoKey
+			}
+			if changed("header") {
+				h, err := uf.headerMap()
+				if err != nil {
+					return err
+				}
+				p.Headers = &h
+			}
+			if changed("ops-event") {
+				p.OpsEvents = &uf.opsEvents
 			}
 			e, err := svc.Update(c.Context(), scope, appID, args[0], p)
 			if err != nil {

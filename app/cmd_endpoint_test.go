@@ -61,7 +61,7 @@ func TestAppAndEndpointCommandsRoundTrip(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &created); err != nil || !strings.HasPrefix(created.Secret, "whsec_") {
 		t.Fatalf("endpoint create --json: %q", out)
 	}
-	out, err = runCmd(t, newEndpointCmd(rt), "create", "--app", app.ID, "--url", "https://example.com/h", "--chain", "1",
+	_, err = runCmd(t, newEndpointCmd(rt), "create", "--app", app.ID, "--url", "https://example.com/h", "--chain", "1",
 		"--event", "Transfer(address,address,uint256)", "--where", "vaule >= 1000")
 	if err == nil || !strings.Contains(err.Error(), `where[0]: unknown argument "vaule"`) {
 		t.Fatalf("bad condition: %v", err)

@@ -24,7 +24,7 @@ func messageService(rt *Runtime, cmd *cobra.Command) (*message.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return message.New(pool, rdb, rt.Keys()), nil
+	return message.New(pool, rdb, rt.Keys()).WithRetention(rt.Cfg.Retention.Messages), nil
 }
 
 // parseWhen reads an RFC 3339 time, a date (2006-01-02), or a duration
@@ -69,6 +69,7 @@ func newMessageCmd(rt *Runtime) *cobra.Command {
 	var (
 		f                  message.Filter
 		since, until       string
+		argFlags           []string
 		fromBlock, toBlock int64
 	)
 	list := &cobra.Command{
@@ -91,6 +92,14 @@ func newMessageCmd(rt *Runtime) *cobra.Command {
 				return fmt.Errorf("--until: %w", err)
 			}
 			flt.FromBlock, flt.ToBlock = msgBlockFlag(c, "from-block", fromBlock), msgBlockFlag(c, "to-block", toBlock)
+			flt.Args = nil
+			for _, a := range argFlags {
+				arg, err := message.ParseArg(a)
+				if err != nil {
+					return fmt.Errorf("--arg: %w", err)
+				}
+				flt.Args = append(flt.Args, arg)
+			}
 			page, err := svc.List(c.Context(), hook.Operator, flt)
 			if err != nil {
 				return err
@@ -128,6 +137,8 @@ func newMessageCmd(rt *Runtime) *cobra.Command {
 	lf.StringVar(&since, "since", "", "created at or after (RFC 3339, date, or duration ago like 24h)")
 	lf.StringVar(&until, "until", "", "created before (RFC 3339, date, or duration ago)")
 	lf.StringVar(&f.Cursor, "cursor", "", "continue a previous listing")
+	lf.IntVar(&f.StatusCode, "status-code", 0, "HTTP status of the last attempt (100..599)")
+	lf.StringArrayVar(&argFlags, "arg", nil, "decoded argument name:value, e.g. to:0xabc (repeatable, at most 3; searches at most 7 days, default the last 24h)")
 	lf.IntVar(&f.Limit, "limit", 50, limitUsage)
 
 	show := &cobra.Command{

@@ -43,6 +43,20 @@ func TestMessageCommandsListShowAndReplay(t *testing.T) {
 	if err != nil || json.Unmarshal([]byte(out), &page) != nil || len(page.Data) != 1 || page.Data[0].ID != "msg_1" {
 		t.Fatalf("list: %v\n%s", err, out)
 	}
+	// Search by decoded argument and by last status.
+	if _, err := pool.Exec(context.Background(), `UPDATE messages SET payload = '{"decoded":{"args":{"to":"0xab"}}}', last_status = 201 WHERE id = 'msg_2'`); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"--arg", "to:0xAB"}, {"--status-code", "201"}} {
+		out, err := runCmd(t, newMessageCmd(rt), append([]string{"list", "--json"}, args...)...)
+		var found struct{ Data []struct{ ID string } }
+		if err != nil || json.Unmarshal([]byte(out), &found) != nil || len(found.Data) != 1 || found.Data[0].ID != "msg_2" {
+			t.Fatalf("list %v: %v\n%s", args, err, out)
+		}
+	}
+	if _, err := runCmd(t, newMessageCmd(rt), "list", "--arg", "to"); err == nil || !strings.Contains(err.Error(), "--arg") {
+		t.Fatalf("list --arg to: %v", err)
+	}
 	if out, err := runCmd(t, newMessageCmd(rt), "show", "msg_1"); err != nil || !strings.Contains(out, "#8") || !strings.Contains(out, "HTTP 503") {
 		t.Fatalf("show: %v\n%s", err, out)
 	}

@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ethhook/ethhook/migrations"
+	"github.com/ethhook/ethhook/retention"
 )
 
 // migrationJSON is one migration in `ethhook migrate ... --json`.
@@ -65,6 +68,19 @@ Postgres advisory lock makes them apply each migration once.
 			results(w, "applied", res)
 			if err != nil {
 				return fmt.Errorf("migrate up: %w", err)
+			}
+			// Partitions for today and the days ahead, so a fresh database
+			// takes traffic before any retention module ran.
+			pool, err := rt.Postgres(ctx)
+			if err != nil {
+				return err
+			}
+			created, err := retention.Ensure(ctx, pool, time.Now(), rt.Cfg.Retention.AheadDays)
+			if err != nil {
+				return fmt.Errorf("migrate up: create partitions ahead: %w", err)
+			}
+			if len(created) > 0 && !asJSON {
+				fmt.Fprintf(w, "created partitions %s\n", strings.Join(created, ", "))
 			}
 			if len(res) == 0 && !asJSON {
 				fmt.Fprintln(w, "schema is up to date")

@@ -21,6 +21,7 @@ import (
 	"github.com/ethhook/ethhook/modules/devnet"
 	"github.com/ethhook/ethhook/modules/ingest"
 	"github.com/ethhook/ethhook/modules/process"
+	"github.com/ethhook/ethhook/retention"
 )
 
 // moduleSpec is a module the binary can run; serve --all runs every one, in
@@ -128,7 +129,7 @@ var moduleSpecs = []moduleSpec{
 		}
 		am, err := admin.New(admin.Options{
 			Config: rt.Cfg.Admin, Pool: pool, Redis: rdb, Keys: rt.Keys(), Chains: rt.Cfg.Chains,
-			Log: logFor(rt, "admin"), Registerer: rt.Registry, Box: box,
+			Log: logFor(rt, "admin"), Registerer: rt.Registry, Box: box, Retention: rt.Cfg.Retention.Messages,
 		})
 		if err != nil {
 			return nil, err
@@ -138,6 +139,15 @@ var moduleSpecs = []moduleSpec{
 			return nil, err
 		}
 		return am, nil
+	}},
+	// retention creates the traffic tables' partitions ahead and drops
+	// those past retention; safe in every process (an advisory lock).
+	{name: "retention", needsPG: true, build: func(ctx context.Context, rt *Runtime, o runOptions) (Module, error) {
+		pool, err := rt.Postgres(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return retention.New(rt.Cfg.Retention, pool, logFor(rt, "retention")), nil
 	}},
 }
 

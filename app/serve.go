@@ -104,6 +104,14 @@ func runModules(ctx context.Context, rt *Runtime, names []string, o runOptions) 
 		}
 		specs = append(specs, moduleSpecs[i])
 	}
+	// Every role that writes messages, attempts or audit rows also runs
+	// retention: without it the partitions created ahead run out after
+	// retention.ahead_days. Several processes running it is safe (it
+	// serializes on an advisory lock) and cheap (one round an interval).
+	writes := func(s moduleSpec) bool { return s.name == "process" || s.name == "deliver" || s.name == "admin" }
+	if slices.ContainsFunc(specs, writes) && !slices.ContainsFunc(specs, func(s moduleSpec) bool { return s.name == "retention" }) {
+		specs = append(specs, moduleSpecs[slices.IndexFunc(moduleSpecs, func(s moduleSpec) bool { return s.name == "retention" })])
+	}
 	// Keep pipeline order whatever order the user named them in.
 	slices.SortStableFunc(specs, func(a, b moduleSpec) int {
 		return slices.IndexFunc(moduleSpecs, func(s moduleSpec) bool { return s.name == a.name }) -

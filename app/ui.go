@@ -33,7 +33,7 @@ func mountUI(rt *Runtime, am *admin.Module, pool *pgxpool.Pool, rdb rueidis.Clie
 		Keys:           rt.Keys(),
 		Tenant:         am.Store(),
 		Endpoints:      ui.EndpointsFrom(endpoint.New(pool, box, rdb, rt.Keys(), rt.Cfg.Chains), 0, am.SendTest),
-		Messages:       ui.MessagesFrom(message.New(pool, rdb, rt.Keys())),
+		Messages:       ui.MessagesFrom(message.New(pool, rdb, rt.Keys()).WithRetention(rt.Cfg.Retention.Messages)),
 		Chains:         rt.Cfg.Chains,
 		SessionTTL:     rt.Cfg.Admin.JWTTTL,
 		SecureCookies:  secureCookies(rt.Cfg.HTTPAddr),

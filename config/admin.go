@@ -39,6 +39,10 @@ type Admin struct {
 	// QuotaReleaseInterval is how often messages held at quota are checked
 	// for release (plan raised, month turned).
 	QuotaReleaseInterval time.Duration `mapstructure:"quota_release_interval"`
+	// IngestStallAfter: a chain whose committed cursor did not move for
+	// this long is reported once as an ingest.stalled operational webhook
+	// (checked every quota_release_interval); 0 turns the check off.
+	IngestStallAfter time.Duration `mapstructure:"ingest_stall_after"`
 	// ReadHeaderTimeout, ReadTimeout, WriteTimeout and IdleTimeout bound
 	// every connection to the process's HTTP listeners (API, web UI,
 	// health and metrics) in time, so a client that trickles its headers
@@ -72,6 +76,7 @@ func DefaultAdmin() Admin {
 		MaxConcurrentLogins:   4,
 		BootstrapEmail:        "admin@ethhook.local",
 		QuotaReleaseInterval:  10 * time.Second,
+		IngestStallAfter:      5 * time.Minute,
 		ReadHeaderTimeout:     5 * time.Second,
 		ReadTimeout:           30 * time.Second,
 		WriteTimeout:          60 * time.Second,
@@ -110,6 +115,9 @@ func (c Admin) Validate() error {
 	}
 	if a, err := mail.ParseAddress(c.BootstrapEmail); err != nil || a.Address != c.BootstrapEmail {
 		errs = append(errs, fmt.Errorf("admin.bootstrap_email: %q is not an email address", c.BootstrapEmail))
+	}
+	if c.IngestStallAfter != 0 && (c.IngestStallAfter < time.Second || c.IngestStallAfter > 24*time.Hour) {
+		errs = append(errs, fmt.Errorf("admin.ingest_stall_after (ETHHOOK_ADMIN_INGEST_STALL_AFTER): must be 0 (off) or 1s..24h, got %s", c.IngestStallAfter))
 	}
 	if c.QuotaReleaseInterval < time.Second {
 		errs = append(errs, fmt.Errorf("admin.quota_release_interval: must be at least 1s, got %s", c.QuotaReleaseInterval))

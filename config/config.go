@@ -51,6 +51,8 @@ type Config struct {
 	Delivery Delivery `mapstructure:"delivery"`
 	Admin    Admin    `mapstructure:"admin"`
 	Devnet   Devnet   `mapstructure:"devnet"`
+	// Retention bounds messages, delivery_history and audit_log.
+	Retention Retention `mapstructure:"retention"`
 }
 
 // Redis is the connection to the Redis server that holds streams and queues.
@@ -80,6 +82,7 @@ func Defaults() Config {
 		Delivery:        DefaultDelivery(),
 		Admin:           DefaultAdmin(),
 		Devnet:          DefaultDevnet(),
+		Retention:       DefaultRetention(),
 	}
 }
 
@@ -180,7 +183,7 @@ func (c Config) Validate() error {
 		}
 	}
 	errs = append(errs, validateChains(c.Chains)...)
-	for _, err := range []error{c.Ingest.Validate(), c.Process.Validate(), c.Delivery.Validate(), c.Admin.Validate(), c.Devnet.Validate()} {
+	for _, err := range []error{c.Ingest.Validate(), c.Process.Validate(), c.Delivery.Validate(), c.Admin.Validate(), c.Devnet.Validate(), c.Retention.Validate()} {
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -302,10 +305,3 @@ func redactPassword(raw string) string { return redact.Credentials(raw) }
 
 // RedactURL is redactURL for other packages' logs.
 func RedactURL(raw string) string { return redactURL(raw) }
-
-func atoiDefault(s string, def int) int {
-	if n, err := strconv.Atoi(s); err == nil {
-		return n
-	}
-	return def
-}

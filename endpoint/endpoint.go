@@ -97,6 +97,11 @@ type Input struct {
 	Ordering string `json:"ordering,omitempty"`
 	// FIFOKey splits a FIFO endpoint's order by contract, topic1, topic2 or topic3.
 	FIFOKey string `json:"fifo_key,omitempty"`
+	// OpsEvents makes an operational endpoint (admin only): it receives
+	// EthHook's own events of these types (package ops), not chain logs.
+	OpsEvents []string `json:"ops_events,omitempty"`
+	// Headers are static headers sent with every delivery (see MaxHeaders).
+	Headers map[string]string `json:"headers,omitempty"`
 }
 
 // Patch changes an endpoint; nil fields stay as they are.
@@ -114,6 +119,9 @@ type Patch struct {
 	AllowRedirects *bool        `json:"allow_redirects"`
 	Ordering       *string      `json:"ordering"`
 	FIFOKey        *string      `json:"fifo_key"`
+	OpsEvents      *[]string    `json:"ops_events"`
+	// Headers replaces the whole set; {} removes them all.
+	Headers *map[string]string `json:"headers"`
 }
 
 // Service is the endpoint service.
@@ -133,7 +141,7 @@ func New(pool *pgxpool.Pool, box *seal.Box, rdb rueidis.Client, keys hook.Keys, 
 }
 
 const cols = `id, app_id, url, description, enabled, disabled_reason, filter, confirmations, batch_max, batch_wait_ms,
-	rate_limit, retry_schedule, allow_redirects, ordering, fifo_key, created_at, updated_at, finality, two_phase`
+	rate_limit, retry_schedule, allow_redirects, ordering, fifo_key, created_at, updated_at, finality, two_phase, ops_events, headers`
 
 // Scan reads one endpoints row selected with the columns of Columns.
 func scan(row pgx.Row) (hook.Endpoint, error) {
@@ -141,7 +149,8 @@ func scan(row pgx.Row) (hook.Endpoint, error) {
 	var filterJSON []byte
 	var sched string
 	err := row.Scan(&e.ID, &e.AppID, &e.URL, &e.Description, &e.Enabled, &e.DisabledReason, &filterJSON, &e.Confirmations,
-		&e.BatchMax, &e.BatchWaitMS, &e.RateLimit, &sched, &e.AllowRedirects, &e.Ordering, &e.FIFOKey, &e.CreatedAt, &e.UpdatedAt, &e.Stage, &e.TwoPhase)
+		&e.BatchMax, &e.BatchWaitMS, &e.RateLimit, &sched, &e.AllowRedirects, &e.Ordering, &e.FIFOKey, &e.CreatedAt, &e.UpdatedAt, &e.Stage, &e.TwoPhase,
+		&e.OpsEvents, &e.Headers)
 	if err != nil {
 		return e, err
 	}
@@ -288,7 +297,21 @@ func validate(e *hook.Endpoint) error {
 	case e.FIFOKey != "" && e.BatchMax > 1:
 		fields["fifo_key"] = fmt.Sprintf("cannot be combined with batching (batch_max %d): a batch mixes keys", e.BatchMax)
 	}
-	filter.Normalize(&e.Filter)
+	validateHeaders(e, fields)
+	if len(e.OpsEvents) > 0 {
+		validateOps(e, fields)
+	} else {
+		filter.Normalize(&e.Filter)
+		validateFilter(e, fields)
+	}
+	if len(fields) > 0 {
+		return &ValidationError{Fields: fields}
+	}
+	return nil
+}
+
+// validateFilter checks a chain endpoint's filter.
+func validateFilter(e *hook.Endpoint, fields map[string]string) {
 	if _, err := filter.Compile(e.Filter); err != nil {
 		var fe filter.Errors
 		if errors.As(err, &fe) {
@@ -308,10 +331,6 @@ func validate(e *hook.Endpoint) error {
 			e.Filter.ABI = json.RawMessage(compact.String())
 		}
 	}
-	if len(fields) > 0 {
-		return &ValidationError{Fields: fields}
-	}
-	return nil
 }
 
 // notify announces a change inside tx.
@@ -342,8 +361,11 @@ func (s *Service) Create(ctx context.Context, scope hook.Scope, appID string, in
 	e := hook.Endpoint{
 		AppID: appID, URL: strings.TrimSpace(in.URL), Description: in.Description, Enabled: true, Filter: in.Filter,
 		BatchMax: in.BatchMax, BatchWaitMS: in.BatchWaitMS, RateLimit: in.RateLimit,
-		RetrySchedule: in.RetrySchedule, AllowRedirects: in.AllowRedirects,
+		RetrySchedule: in.RetrySchedule, AllowRedirects: in.AllowRedirects, OpsEvents: in.OpsEvents, Headers: in.Headers,
 		Ordering: strings.TrimSpace(in.Ordering), FIFOKey: strings.TrimSpace(in.FIFOKey),
+	}
+	if len(in.OpsEvents) > 0 && !scope.Admin {
+		return hook.Endpoint{}, "", ErrAdminOnly
 	}
 	e.TwoPhase = in.TwoPhase
 	if e.RetrySchedule == nil {
@@ -395,10 +417,11 @@ func (s *Service) Create(ctx context.Context, scope hook.Scope, appID string, in
 			return fmt.Errorf("%w (%d of %d)", ErrLimitReached, used, max)
 		}
 		row := tx.QueryRow(ctx, `INSERT INTO endpoints (id, app_id, url, description, filter, confirmations, batch_max, batch_wait_ms,
-				rate_limit, retry_schedule, allow_redirects, secret_enc, finality, two_phase, ordering, fifo_key)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING `+cols,
+				rate_limit, retry_schedule, allow_redirects, secret_enc, finality, two_phase, ordering, fifo_key, ops_events, headers)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) RETURNING `+cols,
 			e.ID, appID, e.URL, e.Description, filterJSON, e.Confirmations, e.BatchMax, e.BatchWaitMS,
-			e.RateLimit, strings.Join(e.RetrySchedule, ","), e.AllowRedirects, sealed, e.Stage, e.TwoPhase, e.Ordering, e.FIFOKey)
+			e.RateLimit, strings.Join(e.RetrySchedule, ","), e.AllowRedirects, sealed, e.Stage, e.TwoPhase, e.Ordering, e.FIFOKey,
+			opsEvents(e.OpsEvents), headersJSON(e.Headers))
 		if e, err = scan(row); err != nil {
 			return fmt.Errorf("insert endpoint: %w", err)
 		}
@@ -493,8 +516,12 @@ func (s *Service) change(ctx context.Context, scope hook.Scope, appID, id string
 		if err != nil {
 			return fmt.Errorf("read endpoint %s: %w", id, err)
 		}
+		wasOps := len(e.OpsEvents) > 0
 		if err := fn(&e); err != nil {
 			return err
+		}
+		if (wasOps || len(e.OpsEvents) > 0) && !scope.Admin {
+			return ErrAdminOnly
 		}
 		if err := validate(&e); err != nil {
 			return err
@@ -506,10 +533,11 @@ func (s *Service) change(ctx context.Context, scope hook.Scope, appID, id string
 		out, err = scan(tx.QueryRow(ctx, `UPDATE endpoints SET url = $2, description = $3, enabled = $4, disabled_reason = $5,
 				filter = $6, confirmations = $7, batch_max = $8, batch_wait_ms = $9, rate_limit = $10, retry_schedule = $11,
 				allow_redirects = $12, failing_since = CASE WHEN $4 AND NOT enabled THEN NULL ELSE failing_since END,
-				finality = $13, two_phase = $14, ordering = $15, fifo_key = $16, updated_at = now()
+				finality = $13, two_phase = $14, ordering = $15, fifo_key = $16, ops_events = $17, headers = $18, updated_at = now()
 			WHERE id = $1 RETURNING `+cols,
 			e.ID, e.URL, e.Description, e.Enabled, e.DisabledReason, filterJSON, e.Confirmations, e.BatchMax, e.BatchWaitMS,
-			e.RateLimit, strings.Join(e.RetrySchedule, ","), e.AllowRedirects, e.Stage, e.TwoPhase, e.Ordering, e.FIFOKey))
+			e.RateLimit, strings.Join(e.RetrySchedule, ","), e.AllowRedirects, e.Stage, e.TwoPhase, e.Ordering, e.FIFOKey,
+			opsEvents(e.OpsEvents), headersJSON(e.Headers)))
 		if err != nil {
 			return fmt.Errorf("update endpoint %s: %w", id, err)
 		}
@@ -568,6 +596,12 @@ func (s *Service) Update(ctx context.Context, scope hook.Scope, appID, id string
 		}
 		if p.FIFOKey != nil {
 			e.FIFOKey = strings.TrimSpace(*p.FIFOKey)
+		}
+		if p.OpsEvents != nil {
+			e.OpsEvents = *p.OpsEvents
+		}
+		if p.Headers != nil {
+			e.Headers = *p.Headers
 		}
 		return nil
 	})

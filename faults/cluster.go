@@ -263,7 +263,7 @@ func (c *cluster) ingestLeader() *proc {
 	var leader *proc
 	err := poll(20*time.Second, 200*time.Millisecond, func() bool {
 		for _, n := range []string{"ingest-a", "ingest-b"} {
-			if p := c.roles[n]; p != nil && p.metric(`ethhook_ingest_lease_holder{chain="devnet"}`) == 1 {
+			if p := c.roles[n]; p != nil && p.metric(`ethhook_ingest_lease_holder{chain="devnet",chain_id="31337"}`) == 1 {
 				leader = p
 				return true
 			}
@@ -274,27 +274,6 @@ func (c *cluster) ingestLeader() *proc {
 		c.t.Fatalf("no ingest process holds the devnet lease")
 	}
 	return leader
-}
-
-// load resumes mining for d, calling fault (if any) at its offset.
-func (c *cluster) load(d time.Duration, faults ...timedFault) {
-	c.t.Helper()
-	start := time.Now()
-	c.devnet.control("resume", "")
-	for _, f := range faults {
-		if w := time.Until(start.Add(f.at)); w > 0 {
-			time.Sleep(w)
-		}
-		f.do()
-	}
-	if w := time.Until(start.Add(d)); w > 0 {
-		time.Sleep(w)
-	}
-}
-
-type timedFault struct {
-	at time.Duration
-	do func()
 }
 
 // restartKilled kills p with SIGKILL, waits, and starts it again.

@@ -13,26 +13,32 @@ import (
 // validates and saves it, process matches against it, deliver sends to it.
 // The signing secret is never part of it (see endpoint.Service.Secret).
 type Endpoint struct {
-	ID             string    `json:"id"`
-	AppID          string    `json:"app_id"`
-	URL            string    `json:"url"`
-	Description    string    `json:"description"`
-	Enabled        bool      `json:"enabled"`
-	DisabledReason string    `json:"disabled_reason,omitempty"`
-	Filter         Filter    `json:"filter"`
-	Confirmations  int       `json:"confirmations"`      // 0 = at once (may see log.removed)
-	BatchMax       int       `json:"batch_max"`          // >1 batches up to this many events per POST
-	BatchWaitMS    int       `json:"batch_wait_ms"`      // longest an event waits for its batch to fill
-	RateLimit      int       `json:"rate_limit"`         // events/s, 0 = plan default
-	RetrySchedule  []string  `json:"retry_schedule"`     // empty = the configured default
-	AllowRedirects bool      `json:"allow_redirects"`    // follow HTTP redirects when delivering
-	Stage          string    `json:"-"`                  // "" (Confirmations counts), StageSafe or StageFinalized (the node's tags)
-	Finality       string    `json:"finality"`           // the API's view: latest, confirmations:N, safe, finalized (FormatFinality)
-	TwoPhase       bool      `json:"two_phase"`          // a log at once, then log.finalized (same event id) at the stage
-	Ordering       string    `json:"ordering"`           // OrderingParallel (default) or OrderingFIFO
-	FIFOKey        string    `json:"fifo_key,omitempty"` // FIFO per this log field: contract, topic1..topic3; "" = one order per chain
-	CreatedAt      time.Time `json:"created_at"`
-	UpdatedAt      time.Time `json:"updated_at"`
+	ID             string   `json:"id"`
+	AppID          string   `json:"app_id"`
+	URL            string   `json:"url"`
+	Description    string   `json:"description"`
+	Enabled        bool     `json:"enabled"`
+	DisabledReason string   `json:"disabled_reason,omitempty"`
+	Filter         Filter   `json:"filter"`
+	Confirmations  int      `json:"confirmations"`      // 0 = at once (may see log.removed)
+	BatchMax       int      `json:"batch_max"`          // >1 batches up to this many events per POST
+	BatchWaitMS    int      `json:"batch_wait_ms"`      // longest an event waits for its batch to fill
+	RateLimit      int      `json:"rate_limit"`         // events/s, 0 = plan default
+	RetrySchedule  []string `json:"retry_schedule"`     // empty = the configured default
+	AllowRedirects bool     `json:"allow_redirects"`    // follow HTTP redirects when delivering
+	Stage          string   `json:"-"`                  // "" (Confirmations counts), StageSafe or StageFinalized (the node's tags)
+	Finality       string   `json:"finality"`           // the API's view: latest, confirmations:N, safe, finalized (FormatFinality)
+	TwoPhase       bool     `json:"two_phase"`          // a log at once, then log.finalized (same event id) at the stage
+	Ordering       string   `json:"ordering"`           // OrderingParallel (default) or OrderingFIFO
+	FIFOKey        string   `json:"fifo_key,omitempty"` // FIFO per this log field: contract, topic1..topic3; "" = one order per chain
+	// OpsEvents, when not empty, makes an operational endpoint: it gets
+	// EthHook's own events of these types (package ops), never chain logs.
+	OpsEvents []string `json:"ops_events,omitempty"`
+	// Headers are static headers sent with every delivery (canonical
+	// names); they never replace the Standard Webhooks headers.
+	Headers   map[string]string `json:"headers,omitempty"`
+	CreatedAt time.Time         `json:"created_at"`
+	UpdatedAt time.Time         `json:"updated_at"`
 	// History is set for an endpoint created with from_block (filled by
 	// the endpoint service's Create and Get, not by the pipeline's loads).
 	History *History `json:"history,omitempty"`

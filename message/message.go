@@ -53,9 +53,10 @@ func (s *Service) endpointEnabled(ctx context.Context, sc hook.Scope, id string)
 
 // Service reads and replays messages.
 type Service struct {
-	pool *pgxpool.Pool
-	rdb  rueidis.Client
-	keys hook.Keys
+	pool      *pgxpool.Pool
+	rdb       rueidis.Client
+	keys      hook.Keys
+	retention time.Duration // retention.messages; 0: DefaultRetention
 }
 
 // New returns the message service. rdb and keys are used to hand replayed
@@ -112,8 +113,13 @@ type Filter struct {
 	ToBlock    *int64
 	Since      time.Time
 	Until      time.Time
-	Cursor     string // from Page.NextCursor
-	Limit      int    // default 50, at most 500
+	// StatusCode matches the last attempt's HTTP status (100..599).
+	StatusCode int
+	// Args match decoded arguments (payload decoded.args.<Name> = Value;
+	// 0x values compare case-insensitively); see MaxArgs and ArgsWindow.
+	Args   []Arg
+	Cursor string // from Page.NextCursor
+	Limit  int    // default 50, at most 500
 }
 
 // Page is one page of a listing, newest first.
@@ -230,6 +236,25 @@ func (s *Service) List(ctx context.Context, sc hook.Scope, f Filter) (Page, erro
 	if !f.Until.IsZero() {
 		q.where("m.created_at < %s", f.Until)
 	}
+	// Listings of one application hide what is past its retention (its day
+	// may be kept for plans with a longer one).
+	if app := f.AppID; app != "" || sc.AppID != "" {
+		if app == "" {
+			app = sc.AppID
+		}
+		if err := s.retainedSince(ctx, &q, app); err != nil {
+			return Page{}, err
+		}
+	}
+	if f.StatusCode != 0 {
+		if f.StatusCode < 100 || f.StatusCode > 599 {
+			return Page{}, fmt.Errorf("%w: status_code %d is not an HTTP status (100..599)", ErrInvalid, f.StatusCode)
+		}
+		q.where("m.last_status = %s", f.StatusCode)
+	}
+	if err := argsWhere(&q, &f, time.Now()); err != nil {
+		return Page{}, err
+	}
 	if f.Cursor != "" {
 		at, id, err := decodeCursor(f.Cursor)
 		if err != nil {
@@ -283,10 +308,13 @@ func (s *Service) Get(ctx context.Context, sc hook.Scope, id string) (Message, [
 	q.scope(sc, "m.app_id")
 	m, err := scanMessage(s.pool.QueryRow(ctx, "SELECT "+listColumns+", m.payload FROM messages m WHERE "+q.sql(), q.args...), true)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Message{}, nil, hook.ErrNotFound
+		return Message{}, nil, s.goneIfPast(ctx, id)
 	}
 	if err != nil {
 		return Message{}, nil, fmt.Errorf("get message %s: %w", id, err)
+	}
+	if err := s.checkRetention(ctx, m); err != nil {
+		return Message{}, nil, err
 	}
 	rows, err := s.pool.Query(ctx, `
 		SELECT id, attempt, status_code, error_class, error, request_headers, response_headers, response_excerpt, latency_ms, created_at
@@ -319,13 +347,18 @@ func (s *Service) Replay(ctx context.Context, sc hook.Scope, id string) (Message
 	var q query
 	q.where("id = %s", id)
 	q.scope(sc, "app_id")
-	var endpointID, state string
-	err := s.pool.QueryRow(ctx, "SELECT endpoint_id, state FROM messages WHERE "+q.sql(), q.args...).Scan(&endpointID, &state)
+	var endpointID, state, appID string
+	var createdAt time.Time
+	err := s.pool.QueryRow(ctx, "SELECT endpoint_id, state, app_id, created_at FROM messages WHERE "+q.sql(), q.args...).
+		Scan(&endpointID, &state, &appID, &createdAt)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Message{}, hook.ErrNotFound
+		return Message{}, s.goneIfPast(ctx, id)
 	}
 	if err != nil {
 		return Message{}, fmt.Errorf("replay message %s: %w", id, err)
+	}
+	if err := s.checkRetention(ctx, Message{ID: id, AppID: appID, CreatedAt: createdAt}); err != nil {
+		return Message{}, err
 	}
 	if err := s.endpointEnabled(ctx, hook.Operator, endpointID); err != nil {
 		return Message{}, err
@@ -368,8 +401,16 @@ func (s *Service) ReplayRange(ctx context.Context, sc hook.Scope, r Range) (int,
 	if err := s.endpointEnabled(ctx, sc, r.EndpointID); err != nil {
 		return 0, err
 	}
+	var appID string
+	if err := s.pool.QueryRow(ctx, `SELECT app_id FROM endpoints WHERE id = $1`, r.EndpointID).Scan(&appID); err != nil {
+		return 0, fmt.Errorf("replay range: %w", err)
+	}
 	var q query
-	q.where("endpoint_id = %s", r.EndpointID)
+	q.where("m.endpoint_id = %s", r.EndpointID)
+	// Nothing past the application's retention is replayed.
+	if err := s.retainedSince(ctx, &q, appID); err != nil {
+		return 0, err
+	}
 	if !r.Since.IsZero() {
 		q.where("created_at >= %s", r.Since)
 	}
@@ -387,7 +428,7 @@ func (s *Service) ReplayRange(ctx context.Context, sc hook.Scope, r Range) (int,
 	} else {
 		q.conds = append(q.conds, "state IN ('succeeded', 'failed', 'dead')")
 	}
-	rows, err := s.pool.Query(ctx, "UPDATE messages SET "+replaySet+" WHERE "+q.sql()+" RETURNING id", q.args...)
+	rows, err := s.pool.Query(ctx, "UPDATE messages m SET "+replaySet+" WHERE "+q.sql()+" RETURNING id", q.args...)
 	if err != nil {
 		return 0, fmt.Errorf("replay range of endpoint %s: %w", r.EndpointID, err)
 	}

@@ -55,6 +55,13 @@ func (m *Migrator) Up(ctx context.Context) ([]Result, error) {
 	return results(res), err
 }
 
+// UpTo applies the pending migrations up to and including version (tests
+// build a database as an older release left it).
+func (m *Migrator) UpTo(ctx context.Context, version int64) ([]Result, error) {
+	res, err := m.p.UpTo(ctx, version)
+	return results(res), err
+}
+
 // Down rolls back the newest applied migration.
 func (m *Migrator) Down(ctx context.Context) ([]Result, error) {
 	r, err := m.p.Down(ctx)

@@ -16,12 +16,18 @@ import (
 
 // Plan is a billing plan assigned to applications.
 type Plan struct {
-	ID           string    `json:"id"`
-	Name         string    `json:"name"`
-	MonthlyQuota int64     `json:"monthly_quota"` // successful deliveries per calendar month (UTC); 0 = unlimited
-	MaxEndpoints int       `json:"max_endpoints"` // 0 = unlimited
-	RateLimit    int       `json:"rate_limit"`    // max events/s per endpoint; 0 = unlimited
-	CreatedAt    time.Time `json:"created_at"`
+	ID           string `json:"id"`
+	Name         string `json:"name"`
+	MonthlyQuota int64  `json:"monthly_quota"` // successful deliveries per calendar month (UTC); 0 = unlimited
+	MaxEndpoints int    `json:"max_endpoints"` // 0 = unlimited
+	RateLimit    int    `json:"rate_limit"`    // max events/s per endpoint; 0 = unlimited
+	// RetentionDays keeps the plan's messages this many days instead of
+	// retention.messages (0); older ones answer 410 past_retention.
+	RetentionDays int `json:"retention_days"`
+	// MaxStored caps an application's stored messages plus attempts (0 =
+	// unlimited); at the cap new messages are held as quota_exceeded.
+	MaxStored int64     `json:"max_stored"`
+	CreatedAt time.Time `json:"created_at"`
 }
 
 // PlanUpdate changes a plan; nil leaves a field alone.
@@ -30,6 +36,9 @@ type PlanUpdate struct {
 	MonthlyQuota *int64
 	MaxEndpoints *int
 	RateLimit    *int
+	// RetentionDays and MaxStored: see Plan.
+	RetentionDays *int
+	MaxStored     *int64
 }
 
 var planIDRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,39}$`)
@@ -42,7 +51,24 @@ const (
 	MaxPlanQuota     = 1_000_000_000_000 // deliveries a month
 	MaxPlanEndpoints = 1_000_000         // endpoints per application
 	MaxPlanRateLimit = 1_000_000         // events/s per endpoint
+	MaxPlanRetention = 3650              // days (the column's CHECK)
+	MaxPlanStored    = 1 << 50           // rows (messages plus attempts)
 )
+
+// validateStorage checks the plan's retention and storage fields.
+func validateStorage(days *int, stored *int64) error {
+	fields := map[string]string{}
+	if days != nil && (*days < 0 || *days > MaxPlanRetention) {
+		fields["retention_days"] = fmt.Sprintf("must be 0 (retention.messages) to %d, got %d", MaxPlanRetention, *days)
+	}
+	if stored != nil && (*stored < 0 || *stored > MaxPlanStored) {
+		fields["max_stored"] = fmt.Sprintf("must be 0 (unlimited) to %d, got %d", int64(MaxPlanStored), *stored)
+	}
+	if len(fields) > 0 {
+		return &ValidationError{Fields: fields}
+	}
+	return nil
+}
 
 func validatePlan(name *string, quota *int64, maxEP, rate *int) error {
 	fields := map[string]string{}
@@ -66,11 +92,11 @@ func validatePlan(name *string, quota *int64, maxEP, rate *int) error {
 	return nil
 }
 
-const planCols = `p.id, p.name, p.monthly_quota, p.max_endpoints, p.rate_limit, p.created_at`
+const planCols = `p.id, p.name, p.monthly_quota, p.max_endpoints, p.rate_limit, p.retention_days, p.max_stored, p.created_at`
 
 func scanPlan(row pgx.Row) (Plan, error) {
 	var p Plan
-	err := row.Scan(&p.ID, &p.Name, &p.MonthlyQuota, &p.MaxEndpoints, &p.RateLimit, &p.CreatedAt)
+	err := row.Scan(&p.ID, &p.Name, &p.MonthlyQuota, &p.MaxEndpoints, &p.RateLimit, &p.RetentionDays, &p.MaxStored, &p.CreatedAt)
 	return p, err
 }
 
@@ -87,8 +113,12 @@ func (s *Store) CreatePlan(ctx context.Context, scope hook.Scope, p Plan) (Plan,
 	if err := validatePlan(&p.Name, &p.MonthlyQuota, &p.MaxEndpoints, &p.RateLimit); err != nil {
 		return Plan{}, err
 	}
-	out, err := scanPlan(s.pool.QueryRow(ctx, `INSERT INTO plans AS p (id, name, monthly_quota, max_endpoints, rate_limit)
-		VALUES ($1, $2, $3, $4, $5) RETURNING `+planCols, p.ID, strings.TrimSpace(p.Name), p.MonthlyQuota, p.MaxEndpoints, p.RateLimit))
+	if err := validateStorage(&p.RetentionDays, &p.MaxStored); err != nil {
+		return Plan{}, err
+	}
+	out, err := scanPlan(s.pool.QueryRow(ctx, `INSERT INTO plans AS p (id, name, monthly_quota, max_endpoints, rate_limit, retention_days, max_stored)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING `+planCols, p.ID, strings.TrimSpace(p.Name), p.MonthlyQuota, p.MaxEndpoints, p.RateLimit,
+		p.RetentionDays, p.MaxStored))
 	if isUnique(err) {
 		return Plan{}, fmt.Errorf("plan %q already exists: %w", p.ID, ErrConflict)
 	}
@@ -143,14 +173,18 @@ func (s *Store) UpdatePlan(ctx context.Context, scope hook.Scope, id string, u P
 	if err := validatePlan(u.Name, u.MonthlyQuota, u.MaxEndpoints, u.RateLimit); err != nil {
 		return Plan{}, err
 	}
+	if err := validateStorage(u.RetentionDays, u.MaxStored); err != nil {
+		return Plan{}, err
+	}
 	if u.Name != nil {
 		n := strings.TrimSpace(*u.Name)
 		u.Name = &n
 	}
 	p, err := scanPlan(s.pool.QueryRow(ctx, `UPDATE plans p SET name = COALESCE($2, p.name),
 			monthly_quota = COALESCE($3, p.monthly_quota), max_endpoints = COALESCE($4, p.max_endpoints),
-			rate_limit = COALESCE($5, p.rate_limit)
-		WHERE p.id = $1 RETURNING `+planCols, id, u.Name, u.MonthlyQuota, u.MaxEndpoints, u.RateLimit))
+			rate_limit = COALESCE($5, p.rate_limit), retention_days = COALESCE($6, p.retention_days),
+			max_stored = COALESCE($7, p.max_stored)
+		WHERE p.id = $1 RETURNING `+planCols, id, u.Name, u.MonthlyQuota, u.MaxEndpoints, u.RateLimit, u.RetentionDays, u.MaxStored))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Plan{}, hook.ErrNotFound
 	}

@@ -83,6 +83,13 @@ type QuotaStatus struct {
 	Exceeded   bool      `json:"exceeded"`      // deliveries + in_flight reached the quota: new messages are held
 	Held       int64     `json:"held"`          // messages waiting in state quota_exceeded
 	ResetsAt   time.Time `json:"resets_at"`
+	// Storage by plan (max_stored, 0 = unlimited): the application's stored
+	// messages plus their delivery attempts. At the limit new messages are
+	// held (quota_exceeded) as at the monthly quota, so an endpoint that
+	// always fails cannot fill the disk; retention frees the space.
+	MaxStored   int64 `json:"max_stored"`
+	StoredRows  int64 `json:"stored_rows"`  // counted only under a limit
+	StorageFull bool  `json:"storage_full"` // stored_rows reached max_stored: new messages are held
 }
 
 // quotaNow reads the application's quota standing (no scope check: callers
@@ -90,33 +97,48 @@ type QuotaStatus struct {
 func (s *Store) quotaNow(ctx context.Context, q Querier, appID string, now time.Time) (QuotaStatus, error) {
 	m := monthStart(now)
 	st := QuotaStatus{AppID: appID, Month: m.Format("2006-01"), ResetsAt: m.AddDate(0, 1, 0)}
-	err := q.QueryRow(ctx, `SELECT a.plan_id, p.monthly_quota,
+	err := q.QueryRow(ctx, `SELECT a.plan_id, p.monthly_quota, p.max_stored,
 			COALESCE((SELECT u.deliveries FROM usage u WHERE u.app_id = a.id AND u.month = $2), 0)
 		FROM applications a JOIN plans p ON p.id = a.plan_id WHERE a.id = $1`, appID, m).
-		Scan(&st.PlanID, &st.Quota, &st.Deliveries)
+		Scan(&st.PlanID, &st.Quota, &st.MaxStored, &st.Deliveries)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return st, fmt.Errorf("quota of application %s: no such application", appID)
 	}
 	if err != nil {
 		return st, fmt.Errorf("quota of application %s: %w", appID, err)
 	}
+	if st.MaxStored > 0 {
+		if st.StoredRows, err = storedRows(ctx, q, appID); err != nil {
+			return st, err
+		}
+		st.StorageFull = st.StoredRows >= st.MaxStored
+	}
 	if st.Quota == 0 {
-		return st, nil // unlimited: nothing to count
+		st.Exceeded = st.StorageFull
+		return st, nil // no monthly quota: nothing more to count
 	}
 	if err := q.QueryRow(ctx, `SELECT count(*) FROM messages WHERE app_id = $1 AND state IN ($2, $3, $4)`,
 		appID, hook.StatePending, hook.StateDelivering, hook.StateFailed).Scan(&st.InFlight); err != nil {
 		return st, fmt.Errorf("count messages on their way of %s: %w", appID, err)
 	}
-	st.Exceeded = st.Deliveries+st.InFlight >= st.Quota
+	st.Exceeded = st.Deliveries+st.InFlight >= st.Quota || st.StorageFull
 	return st, nil
 }
 
-// left is how many more messages the quota admits (-1 = unlimited).
+// left is how many more messages the quota and the storage limit admit
+// (-1 = unlimited).
 func (st QuotaStatus) left() int64 {
-	if st.Quota == 0 {
-		return -1
+	left := int64(-1)
+	if st.Quota > 0 {
+		left = max(0, st.Quota-st.Deliveries-st.InFlight)
 	}
-	return max(0, st.Quota-st.Deliveries-st.InFlight)
+	if st.MaxStored > 0 {
+		room := max(0, st.MaxStored-st.StoredRows)
+		if left < 0 || room < left {
+			left = room
+		}
+	}
+	return left
 }
 
 // QuotaExceeded reports whether appID has used its plan's monthly delivery

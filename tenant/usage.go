@@ -215,6 +215,23 @@ func (s *Store) AppsOverQuota(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
+// NearQuotaFraction is the share of a monthly quota from which an
+// application counts as near it (ethhook_quota_near_applications).
+const NearQuotaFraction = 0.8
+
+// AppsNearQuota counts applications at or over NearQuotaFraction of their
+// plan's quota this month and still under it, for metrics.
+func (s *Store) AppsNearQuota(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM usage u JOIN applications a ON a.id = u.app_id JOIN plans p ON p.id = a.plan_id
+		WHERE u.month = $1 AND p.monthly_quota > 0 AND u.deliveries >= $2 * p.monthly_quota AND u.deliveries < p.monthly_quota`,
+		monthStart(time.Now()), NearQuotaFraction).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count applications near quota: %w", err)
+	}
+	return n, nil
+}
+
 // QuotaReached is an application that reached its plan's quota this month.
 type QuotaReached struct {
 	AppID      string

@@ -27,6 +27,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/ethhook/ethhook/migrations"
+	"github.com/ethhook/ethhook/retention"
 )
 
 const (
@@ -90,7 +91,23 @@ func PGURL(t testing.TB) string {
 		t.Fatalf("testenv: create database %s: %v", name, err)
 	}
 	t.Cleanup(func() { dropDatabase(name) })
-	return withDatabase(PGAdminURL(), name)
+	u := withDatabase(PGAdminURL(), name)
+	// The template may be days old (it is kept while the migrations do not
+	// change): give the copy today's partitions and the days ahead.
+	if err := ensurePartitions(ctx, u); err != nil {
+		t.Fatalf("testenv: partitions of %s: %v", name, err)
+	}
+	return u
+}
+
+func ensurePartitions(ctx context.Context, dbURL string) error {
+	pool, err := pgxpool.New(ctx, dbURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	_, err = retention.Ensure(ctx, pool, time.Now(), 3)
+	return err
 }
 
 // PG returns a pool on a fresh migrated database for t, closed and dropped

@@ -686,6 +686,10 @@ func (h *harness) endpointsAndMessages(t *testing.T, appID, tok string) {
 	}
 	// Replays refuse a disabled endpoint (409): enable it again.
 	h.must(200, "PATCH", base+"/"+ep.ID, tok, map[string]any{"enabled": true})
+	var health endpointHealth
+	if h.must(200, "GET", base+"/"+ep.ID+"/health", tok, nil).json(t, &health); len(health.Windows) != 2 || health.Windows[0].Window != "1h" {
+		t.Fatalf("health %+v", health)
+	}
 	var sent testSent
 	h.must(202, "POST", base+"/"+ep.ID+"/test", tok, nil).json(t, &sent)
 	// Pretend deliver answered the test message, so it can be replayed.
@@ -742,7 +746,7 @@ func TestTenantCannotReachAnotherTenantsEndpointsOrMessages(t *testing.T) {
 		return [][3]string{
 			{"GET", b + "/endpoints", ""}, {"POST", b + "/endpoints", `{"url":"https://example.com/a","filter":{"chains":[31337]}}`},
 			{"GET", e, ""}, {"PATCH", e, `{"description":"x"}`}, {"DELETE", e, ""}, {"GET", e + "/secret", ""},
-			{"POST", e + "/secret/rotate", ""}, {"POST", e + "/test", ""}, {"POST", e + "/replay", `{"from_block":0}`},
+			{"POST", e + "/secret/rotate", ""}, {"POST", e + "/test", ""}, {"POST", e + "/replay", `{"from_block":0}`}, {"GET", e + "/health", ""},
 			{"GET", b + "/messages", ""}, {"GET", b + "/messages/" + msgID, ""}, {"POST", b + "/messages/" + msgID + "/replay", ""},
 			// B's ids through A's own application: still nothing.
 			{"GET", "/api/v1/applications/" + appA + "/endpoints/" + epID, ""},
@@ -763,7 +767,7 @@ func TestTenantCannotReachAnotherTenantsEndpointsOrMessages(t *testing.T) {
 				t.Errorf("%s %s as A: %d %s", c[0], c[1], got.Code, got.Body)
 				continue
 			}
-			if i < 12 {
+			if i < 13 {
 				ref := h.do(fake[i][0], fake[i][1], tok, body)
 				if string(ref.Body) != string(got.Body) {
 					t.Errorf("%s %s: answer differs from a missing id's: %s vs %s", c[0], c[1], got.Body, ref.Body)

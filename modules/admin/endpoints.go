@@ -56,6 +56,10 @@ type (
 	replayed struct {
 		Replayed int `json:"replayed"`
 	}
+	endpointHealth struct {
+		EndpointID string           `json:"endpoint_id"`
+		Windows    []message.Health `json:"windows"` // 1h, then 24h
+	}
 	messageView   = message.Message
 	messageDetail struct {
 		Message  messageView       `json:"message"`
@@ -71,6 +75,8 @@ func serviceError(err error) error {
 		return nil
 	case errors.As(err, &ve):
 		return &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: ve.Error(), Fields: ve.Fields}
+	case errors.Is(err, endpoint.ErrAdminOnly):
+		return &apiError{Status: http.StatusForbidden, Code: "forbidden", Message: err.Error()}
 	case errors.Is(err, endpoint.ErrLimitReached):
 		return &apiError{Status: http.StatusForbidden, Code: "plan_limit", Message: err.Error() + "; an admin can raise the plan"}
 	case errors.Is(err, message.ErrInvalid):
@@ -80,6 +86,8 @@ func serviceError(err error) error {
 		return &apiError{Status: http.StatusConflict, Code: "endpoint_disabled", Message: err.Error() + "; PATCH enabled: true first"}
 	case errors.Is(err, message.ErrConflict):
 		return &apiError{Status: http.StatusConflict, Code: "conflict", Message: err.Error()}
+	case errors.Is(err, message.ErrPastRetention):
+		return &apiError{Status: http.StatusGone, Code: "past_retention", Message: err.Error()}
 	}
 	return err
 }
@@ -113,6 +121,8 @@ func (m *Module) endpointRoutes() []route {
 			auth: authUser, resp: secretView{}, status: 200, h: m.handleGetSecret},
 		{method: http.MethodPost, path: base + "/:endpoint_id/secret/rotate", id: "rotateEndpointSecret", summary: "Rotate the signing secret (the old one keeps signing for the overlap)", tag: "endpoints",
 			auth: authUser, body: rotateRequest{}, bodyOptional: true, resp: secretView{}, status: 200, h: m.handleRotateSecret},
+		{method: http.MethodGet, path: base + "/:endpoint_id/health", id: "getEndpointHealth", summary: "Success rate, p50/p99 latency and last error over the last hour and day", tag: "endpoints",
+			auth: authUser, resp: endpointHealth{}, status: 200, h: m.handleEndpointHealth},
 		{method: http.MethodPost, path: base + "/:endpoint_id/test", id: "testEndpoint", summary: "Send a test event through real delivery", tag: "endpoints",
 			auth: authUser, resp: testSent{}, status: 202, idempotent: true, errs: []int{409}, h: m.handleTestEndpoint},
 		{method: http.MethodPost, path: base + "/:endpoint_id/replay", id: "replayEndpoint", summary: "Replay the endpoint's finished messages in a time and/or block range", tag: "endpoints",
@@ -131,7 +141,9 @@ func (m *Module) messageRoutes() []route {
 				qparam{"endpoint_id", "string", "endpoint"}, qparam{"state", "string", "pending, delivering, succeeded, failed, dead, quota_exceeded"},
 				qparam{"event_id", "string", "event id"}, qparam{"tx_hash", "string", "transaction hash"},
 				qparam{"from_block", "integer", "first block (inclusive)"}, qparam{"to_block", "integer", "last block (inclusive)"},
-				qparam{"since", "string", "created at or after (RFC 3339)"}, qparam{"until", "string", "created before (RFC 3339)"}),
+				qparam{"since", "string", "created at or after (RFC 3339)"}, qparam{"until", "string", "created before (RFC 3339)"},
+				qparam{"status_code", "integer", "HTTP status of the last attempt (100..599)"},
+				qparam{"arg", "string", "decoded argument name:value, e.g. to:0xabc (repeatable, at most 3, all must hold; searches at most 7 days of since..until, default the last 24 h)"}),
 			resp: List[messageView]{}, status: 200, h: m.handleListMessages},
 		{method: http.MethodGet, path: base + "/:message_id", id: "getMessage", summary: "A message with its payload and every attempt", tag: "messages",
 			auth: authUser, resp: messageDetail{}, status: 200, h: m.handleGetMessage},
@@ -398,6 +410,21 @@ func (m *Module) handleListMessages(c echo.Context) error {
 	if f.Until, err = timeQuery(c, "until"); err != nil {
 		return err
 	}
+	if sc, err := int64Query(c, "status_code"); err != nil {
+		return err
+	} else if sc != nil {
+		if *sc < 100 || *sc > 599 {
+			return fieldError("status_code", fmt.Sprintf("must be an HTTP status 100..599, got %d", *sc))
+		}
+		f.StatusCode = int(*sc)
+	}
+	for _, v := range c.QueryParams()["arg"] {
+		a, err := message.ParseArg(v)
+		if err != nil {
+			return fieldError("arg", err.Error())
+		}
+		f.Args = append(f.Args, a)
+	}
 	p, err := m.messages.List(c.Request().Context(), scopeOf(c), f)
 	if err != nil {
 		return serviceError(err)
@@ -440,4 +467,13 @@ func (m *Module) handleReplayMessage(c echo.Context) error {
 	}
 	m.audit(c, "message.replay", msg.AppID, msg.ID, nil)
 	return c.JSON(http.StatusAccepted, out)
+}
+
+func (m *Module) handleEndpointHealth(c echo.Context) error {
+	appID, id := c.Param("app_id"), c.Param("endpoint_id")
+	ws, err := m.messages.Health(c.Request().Context(), scopeOf(c), appID, id, time.Now())
+	if err != nil {
+		return serviceError(err)
+	}
+	return c.JSON(http.StatusOK, endpointHealth{EndpointID: id, Windows: ws})
 }

@@ -79,12 +79,17 @@ type (
 		MonthlyQuota *int64 `json:"monthly_quota"`
 		MaxEndpoints *int   `json:"max_endpoints"`
 		RateLimit    int    `json:"rate_limit,omitempty"`
+		// RetentionDays: 0 = retention.messages; MaxStored: 0 = unlimited.
+		RetentionDays int   `json:"retention_days,omitempty"`
+		MaxStored     int64 `json:"max_stored,omitempty"`
 	}
 	planUpdate struct {
-		Name         *string `json:"name,omitempty"`
-		MonthlyQuota *int64  `json:"monthly_quota,omitempty"`
-		MaxEndpoints *int    `json:"max_endpoints,omitempty"`
-		RateLimit    *int    `json:"rate_limit,omitempty"`
+		Name          *string `json:"name,omitempty"`
+		MonthlyQuota  *int64  `json:"monthly_quota,omitempty"`
+		MaxEndpoints  *int    `json:"max_endpoints,omitempty"`
+		RateLimit     *int    `json:"rate_limit,omitempty"`
+		RetentionDays *int    `json:"retention_days,omitempty"`
+		MaxStored     *int64  `json:"max_stored,omitempty"`
 	}
 	usageView struct {
 		Current    tenant.QuotaStatus  `json:"current"`
@@ -438,7 +443,8 @@ func (m *Module) handleCreatePlan(c echo.Context) error {
 		return &tenant.ValidationError{Fields: fields}
 	}
 	p, err := m.store.CreatePlan(c.Request().Context(), scopeOf(c), tenant.Plan{ID: req.ID, Name: req.Name,
-		MonthlyQuota: *req.MonthlyQuota, MaxEndpoints: *req.MaxEndpoints, RateLimit: req.RateLimit})
+		MonthlyQuota: *req.MonthlyQuota, MaxEndpoints: *req.MaxEndpoints, RateLimit: req.RateLimit,
+		RetentionDays: req.RetentionDays, MaxStored: req.MaxStored})
 	if err != nil {
 		return err
 	}
@@ -460,12 +466,13 @@ func (m *Module) handleUpdatePlan(c echo.Context) error {
 		return err
 	}
 	p, err := m.store.UpdatePlan(c.Request().Context(), scopeOf(c), c.Param("plan_id"), tenant.PlanUpdate{
-		Name: req.Name, MonthlyQuota: req.MonthlyQuota, MaxEndpoints: req.MaxEndpoints, RateLimit: req.RateLimit})
+		Name: req.Name, MonthlyQuota: req.MonthlyQuota, MaxEndpoints: req.MaxEndpoints, RateLimit: req.RateLimit,
+		RetentionDays: req.RetentionDays, MaxStored: req.MaxStored})
 	if err != nil {
 		return err
 	}
 	m.audit(c, "plan.update", "", p.ID, req)
-	if req.MonthlyQuota != nil {
+	if req.MonthlyQuota != nil || req.MaxStored != nil {
 		m.releaseOnce(c.Request().Context())
 	}
 	return c.JSON(http.StatusOK, p)

@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -55,10 +56,33 @@ func newMetrics(reg prometheus.Registerer, store *tenant.Store) (*metrics, error
 		}
 		return float64(n)
 	})
-	for _, c := range []prometheus.Collector{m.requests, m.latency, m.rateLimited, m.released, held, over} {
+	near := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "ethhook_quota_near_applications", Help: "Applications at 80% or more of their monthly delivery quota and still under it.",
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		n, err := store.AppsNearQuota(ctx)
+		if err != nil {
+			return -1
+		}
+		return float64(n)
+	})
+	for _, c := range []prometheus.Collector{m.requests, m.latency, m.rateLimited, m.released, held, over, near} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("admin: register metrics: %w", err)
 		}
 	}
 	return m, nil
+}
+
+// metricMethod is the method label of a request: the client chooses the
+// method, so any method outside the known set counts as "other" and the
+// label has at most ten values whatever clients send.
+func metricMethod(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "other"
 }

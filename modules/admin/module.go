@@ -28,6 +28,7 @@ import (
 	"github.com/ethhook/ethhook/hook"
 	"github.com/ethhook/ethhook/internal/signin"
 	"github.com/ethhook/ethhook/message"
+	"github.com/ethhook/ethhook/ops"
 	"github.com/ethhook/ethhook/seal"
 	"github.com/ethhook/ethhook/tenant"
 )
@@ -48,6 +49,8 @@ type Options struct {
 	// the endpoints and messages routes are left out of the API (and of
 	// its OpenAPI document).
 	Box *seal.Box
+	// Retention is retention.messages: older messages answer 410 Gone.
+	Retention time.Duration
 }
 
 // Module serves the admin API and runs its background work (first-run
@@ -72,6 +75,8 @@ type Module struct {
 	messages  *message.Service
 	openapi   map[string]any
 	ready     atomic.Bool
+	ops       *ops.Emitter // operational webhooks: quota.reached, ingest.stalled
+	stalls    stallWatch   // Run's goroutine only
 	// behind holds the endpoints behind their rate limit at the last
 	// release pass (only Run's goroutine touches it).
 	behind map[string]bool
@@ -100,6 +105,7 @@ func New(o Options) (*Module, error) {
 		log:     o.Log,
 		store:   tenant.New(o.Pool).LimitAppsPerUser(o.Config.MaxAppsPerUser).WithDefaultPlan(o.Config.DefaultPlan),
 		limiter: newLimiter(o.Redis, o.Keys.Prefix),
+		ops:     ops.New(o.Pool, o.Redis, o.Keys),
 	}
 	// Validate has checked them.
 	m.trusted, _ = o.Config.TrustedProxyPrefixes()
@@ -108,7 +114,7 @@ func New(o Options) (*Module, error) {
 		signin.Config{IPLimit: o.Config.LoginRateLimit, AccountLimit: o.Config.LoginAccountRateLimit}, o.Log.Named("signin"))
 	if o.Box != nil {
 		m.endpoints = endpoint.New(o.Pool, o.Box, o.Redis, o.Keys, o.Chains)
-		m.messages = message.New(o.Pool, o.Redis, o.Keys)
+		m.messages = message.New(o.Pool, o.Redis, o.Keys).WithRetention(o.Retention)
 	} else {
 		m.log.Warn("no secret key (ETHHOOK_SECRET_KEY): the endpoints and messages API routes are off")
 	}
@@ -214,7 +220,19 @@ func (m *Module) releaseOnce(ctx context.Context) {
 		m.log.Warn("application reached its monthly quota: new webhooks are held as quota_exceeded until the month turns or its plan is raised",
 			zap.String("app", r.AppID), zap.String("app_name", r.AppName), zap.String("plan", r.PlanID),
 			zap.Int64("deliveries", r.Deliveries), zap.Int64("monthly_quota", r.Quota))
+		m.emitQuotaReached(ctx, r, time.Now())
 	}
+	full, err := m.store.NoteStorageFull(ctx)
+	if err != nil && ctx.Err() == nil {
+		m.log.Error("look for applications at their storage limit", zap.Error(err))
+	}
+	for _, f := range full {
+		// Once each time the application reaches it (see NoteStorageFull).
+		m.log.Warn("application reached its plan's storage limit (stored messages plus attempts): new webhooks are held as quota_exceeded until retention frees room or its plan is raised",
+			zap.String("app", f.AppID), zap.String("app_name", f.AppName), zap.String("plan", f.PlanID),
+			zap.Int64("stored", f.Stored), zap.Int64("max_stored", f.MaxStored))
+	}
+	m.checkStalls(ctx, time.Now())
 	m.noteBacklogs(ctx)
 	m.purgeIdempotencyKeys(ctx)
 }
@@ -311,8 +329,9 @@ func (m *Module) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		if route == "" {
 			route = "unmatched"
 		}
-		m.metrics.requests.WithLabelValues(c.Request().Method, route, fmt.Sprint(status)).Inc()
-		m.metrics.latency.WithLabelValues(c.Request().Method, route).Observe(time.Since(start).Seconds())
+		method := metricMethod(c.Request().Method)
+		m.metrics.requests.WithLabelValues(method, route, fmt.Sprint(status)).Inc()
+		m.metrics.latency.WithLabelValues(method, route).Observe(time.Since(start).Seconds())
 		p := callerOf(c)
 		m.log.Info("request", zap.String("request_id", requestID(c)), zap.String("method", c.Request().Method),
 			zap.String("route", route), zap.Int("status", status), zap.Duration("latency", time.Since(start)),

@@ -24,7 +24,8 @@ type endpoint struct {
 	enabled        bool
 	rateLimit      int // events/s, 0 = unlimited
 	allowRedirects bool
-	fifo           bool // ordering fifo: its lane pulls in chain order (fifo.go)
+	fifo           bool              // ordering fifo: its lane pulls in chain order (fifo.go)
+	headers        map[string]string // custom static headers (validated by package endpoint)
 	policy         retry.Policy
 	key            []byte
 	old            []oldKey // rotated-out secrets, newest expiry first
@@ -98,10 +99,10 @@ func (c *endpointCache) load(ctx context.Context, id string) (*endpoint, error) 
 	)
 	err := m.pool.QueryRow(ctx, `
 		SELECT e.app_id, e.url, e.enabled, e.rate_limit, p.rate_limit, e.retry_schedule, e.allow_redirects,
-		       e.secret_enc, e.ordering = 'fifo'
+		       e.secret_enc, e.ordering = 'fifo', e.headers
 		FROM endpoints e JOIN applications a ON a.id = e.app_id JOIN plans p ON p.id = a.plan_id
 		WHERE e.id = $1`, id).Scan(&e.appID, &e.url, &e.enabled, &epRate, &planRate, &schedule, &e.allowRedirects,
-		&secret, &e.fifo)
+		&secret, &e.fifo, &e.headers)
 	if errors.Is(err, pgx.ErrNoRows) {
 		e.missing = true
 		return e, nil

@@ -302,7 +302,9 @@ func (l *lane) finish(h health, now time.Time) {
 	case healthDown:
 		if l.br.record(false, now) == 1 {
 			m.met.breakersOpen.Inc()
+			m.met.breakersOpened.Inc()
 			m.log.Info("circuit breaker opened", zapEndpoint(l.id), zap.Int("failures", l.br.fails))
+			go m.emitBreakerOpened(l.id, l.br.fails, now)
 		}
 	default:
 		l.br.probing = false

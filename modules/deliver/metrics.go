@@ -12,6 +12,12 @@ type metrics struct {
 	disabled     prometheus.Gauge
 	dropped      *prometheus.CounterVec
 	ep           *endpointMetrics
+	// What dashboards and alerts need beyond the gauges: the HTTP time of
+	// each attempt, and counters of breakers opened and endpoints disabled
+	// (a gauge's rise can hide between two scrapes; a counter's cannot).
+	attemptTime    prometheus.Histogram
+	breakersOpened prometheus.Counter
+	disabledTotal  prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -50,9 +56,22 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Attempt results not recorded, by reason (message_gone: the message was deleted with its endpoint or app while the attempt was in flight).",
 		}, []string{"reason"}),
 		ep: newEndpointMetrics(),
+		attemptTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "ethhook_deliver_attempt_duration_seconds",
+			Help:    "HTTP time of each delivery attempt (connect to last byte of the kept response), whatever its outcome.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}),
+		breakersOpened: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ethhook_deliver_breakers_opened_total",
+			Help: "Circuit breakers this process opened (consecutive failures of one endpoint).",
+		}),
+		disabledTotal: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ethhook_deliver_endpoints_disabled_total",
+			Help: "Endpoints this process disabled (failing for delivery.disable_after, or a final answer that disables).",
+		}),
 	}
-	for _, c := range append([]prometheus.Collector{m.attempts, m.latency, m.messages, m.scheduled, m.held, m.breakersOpen, m.disabled, m.dropped},
-		m.ep.collectors()...) {
+	for _, c := range append([]prometheus.Collector{m.attempts, m.latency, m.messages, m.scheduled, m.held, m.breakersOpen, m.disabled, m.dropped,
+		m.attemptTime, m.breakersOpened, m.disabledTotal}, m.ep.collectors()...) {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

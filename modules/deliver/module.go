@@ -50,6 +50,7 @@ import (
 	"github.com/ethhook/ethhook/config"
 	"github.com/ethhook/ethhook/hook"
 	"github.com/ethhook/ethhook/modules/deliver/ssrf"
+	"github.com/ethhook/ethhook/ops"
 	"github.com/ethhook/ethhook/seal"
 )
 
@@ -103,6 +104,7 @@ type Module struct {
 	gcra      *rueidis.Lua
 	promote   *rueidis.Lua
 	endpoints endpointCache
+	ops       *ops.Emitter // operational webhooks: endpoint.disabled, breaker.opened, dead_letter.created
 
 	hold  *holdings // process-wide caps on held messages
 	lanes *lanes    // one per endpoint with work here
@@ -156,6 +158,7 @@ func New(cfg config.Config, pool *pgxpool.Pool, rdb rueidis.Client, box *seal.Bo
 		results:   newResultQueue(),
 		sending:   &sendingSet{ids: map[string]struct{}{}},
 	}
+	m.ops = ops.New(pool, rdb, m.keys)
 	m.lanes = &lanes{m: m, by: map[string]*lane{}}
 	m.redisOut, m.pgOut = newOutage(m.log, "redis"), newOutage(m.log, "postgres")
 	m.endpoints = endpointCache{m: m, by: map[string]*endpoint{}}

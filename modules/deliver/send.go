@@ -40,6 +40,7 @@ func (m *Module) send(ctx context.Context, l *lane, ep *endpoint, j *job) {
 	}
 	m.met.attempts.WithLabelValues(o.metricOutcome(), statusClass(a.status)).Inc()
 	m.met.ep.attempt(j.endpointID, o.metricOutcome())
+	m.met.attemptTime.Observe(a.latency.Seconds())
 	if o.state != hook.StateSucceeded {
 		m.log.Debug("delivery failed", zapEndpoint(j.endpointID), zap.String("message", j.id),
 			zap.Int("attempt", r.attempt), zap.Int("status", a.status), zap.String("error", a.errText), zap.String("state", r.state))

@@ -14,6 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	endpointsvc "github.com/ethhook/ethhook/endpoint"
 	"github.com/ethhook/ethhook/internal/redact"
 	"github.com/ethhook/ethhook/modules/deliver/retry"
 	"github.com/ethhook/ethhook/modules/deliver/ssrf"
@@ -106,6 +107,21 @@ func (m *Module) post(ctx context.Context, ep *endpoint, j *job) attempt {
 	if err != nil {
 		a.errClass, a.errText = "request", fmt.Sprintf("build request: %v", err)
 		return a
+	}
+	// Custom headers first, so the headers below always win; a reserved
+	// name is skipped here too, whatever a row written around the
+	// endpoint service holds.
+	for k, v := range ep.headers {
+		if endpointsvc.Reserved(k) {
+			continue
+		}
+		req.Header.Set(k, v)
+		// The attempt log shows which headers went out; a value that looks
+		// like a credential (Authorization, X-Api-Key, ...) is masked there.
+		if redact.Sensitive(k) {
+			v = redact.Mask
+		}
+		a.reqHeaders[strings.ToLower(k)] = v
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", m.userAgent)

@@ -213,9 +213,13 @@ func (m *Module) dropVanished(ctx context.Context, batch []result) ([]result, er
 	return kept, nil
 }
 
+// isForeignKeyViolation: the message of a result is gone. 23503: deleted
+// (each delivery_history partition references its messages partition);
+// 23514 "no partition": its whole day was dropped by retention.
 func isForeignKeyViolation(err error) bool {
 	var pe *pgconn.PgError
-	return errors.As(err, &pe) && pe.Code == "23503" // foreign_key_violation
+	return errors.As(err, &pe) && (pe.Code == "23503" || // foreign_key_violation
+		pe.Code == "23514" && strings.HasPrefix(pe.Message, "no partition")) // check_violation
 }
 
 func (m *Module) write(ctx context.Context, batch []result) error {
@@ -364,8 +368,17 @@ func (m *Module) write(ctx context.Context, batch []result) error {
 	}
 	for _, id := range disabled {
 		m.markDisabled(id)
+		m.met.disabledTotal.Inc()
 		m.log.Warn("endpoint disabled", zapEndpoint(id), zap.String("reason", disable[id]))
 		m.rdb.Do(ctx, m.rdb.B().Publish().Channel(m.keys.EndpointsChanged()).Message(id).Build())
+	}
+	for _, id := range disabled {
+		m.emitDisabled(ctx, id)
+	}
+	for _, r := range batch {
+		if r.state == hook.StateDead {
+			m.emitDeadLetter(ctx, r)
+		}
 	}
 	return nil
 }

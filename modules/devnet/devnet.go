@@ -117,7 +117,6 @@ type Node struct {
 
 	connsMu sync.Mutex
 	conns   map[*wsConn]struct{}
-	subSeq  atomic.Uint64
 
 	statsMu  sync.Mutex
 	requests map[string]uint64

@@ -79,7 +79,6 @@ func httpCall(t testing.TB, url, method string, out any, params ...any) *rpcErro
 type wsClient struct {
 	t    testing.TB
 	c    *websocket.Conn
-	in   chan rpcResp
 	raw  chan []byte
 	errc chan error
 }

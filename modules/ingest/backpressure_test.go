@@ -25,7 +25,7 @@ func TestIngestHoldsBackInsteadOfTrimmingUnreadEntries(t *testing.T) {
 	}
 	e.node.Mine(40) // 4,000 logs; the backfill commits most of them at once, past the limit
 	r := e.start(nil)
-	heldBack := r.m.met.heldBack.WithLabelValues(e.chain.Name)
+	heldBack := r.m.met.heldBack.With(chainLabelValues(e.chain.Name, e.chain.ID))
 	eventually(t, 30*time.Second, "ingest to hold back", func() bool { return testutil.ToFloat64(heldBack) == 1 })
 	xlen := func() int64 {
 		n, err := e.rdb.Do(ctx, e.rdb.B().Xlen().Key(key).Build()).AsInt64()

@@ -75,7 +75,7 @@ type chainRunner struct {
 	mLeaseLost, mLeaseRetaken       prometheus.Counter
 	mRedisLost                      *prometheus.CounterVec
 	mReorg                          prometheus.Observer
-	mRPCErr, mHeadJumps             *prometheus.CounterVec
+	mRPCErr, mHeadJumps, mRestarts  *prometheus.CounterVec
 	mRPCLat                         prometheus.ObserverVec
 	mFinality                       *prometheus.GaugeVec
 	mFinalityRefused, mForeign      *prometheus.CounterVec
@@ -104,25 +104,27 @@ func newChainRunner(m *Module, ch config.Chain) *chainRunner {
 	for _, u := range ch.WSURLs {
 		r.eps = append(r.eps, &endpoint{url: u, redacted: config.RedactURL(u)})
 	}
-	mt, n := m.met, ch.Name
-	r.mHead, r.mCommitted, r.mLag, r.mLease = mt.head.WithLabelValues(n), mt.committed.WithLabelValues(n), mt.lag.WithLabelValues(n), mt.leaseHolder.WithLabelValues(n)
-	r.mLogs, r.mRemoved = mt.logs.WithLabelValues(n, hook.TypeLog), mt.logs.WithLabelValues(n, hook.TypeLogRemoved)
-	r.mBlocks, r.mBack, r.mReconnects = mt.blocks.WithLabelValues(n), mt.backfilled.WithLabelValues(n), mt.reconnects.WithLabelValues(n)
-	r.mMalformed, r.mWrong, r.mOversized = mt.malformed.WithLabelValues(n), mt.wrongChain.WithLabelValues(n), mt.oversized.WithLabelValues(n)
-	r.mRejected, r.mEmpty = mt.rejectedLogs.WithLabelValues(n), mt.emptyRefetch.WithLabelValues(n)
-	r.mLeaseLost, r.mLeaseRetaken = mt.leaseLost.WithLabelValues(n), mt.leaseRetaken.WithLabelValues(n)
-	r.mReorg = mt.reorgs.WithLabelValues(n)
-	r.mHeldBack = mt.heldBack.WithLabelValues(n)
-	r.mDropped, r.mInvalid = mt.droppedHeads.WithLabelValues(n), mt.invalid.WithLabelValues(n)
+	mt, cl := m.met, chainLabelValues(ch.Name, ch.ID)
+	r.mHead, r.mCommitted, r.mLag, r.mLease = mt.head.With(cl), mt.committed.With(cl), mt.lag.With(cl), mt.leaseHolder.With(cl)
+	logs := mt.logs.MustCurryWith(cl)
+	r.mLogs, r.mRemoved = logs.WithLabelValues(hook.TypeLog), logs.WithLabelValues(hook.TypeLogRemoved)
+	r.mBlocks, r.mBack, r.mReconnects = mt.blocks.With(cl), mt.backfilled.With(cl), mt.reconnects.With(cl)
+	r.mMalformed, r.mWrong, r.mOversized = mt.malformed.With(cl), mt.wrongChain.With(cl), mt.oversized.With(cl)
+	r.mRejected, r.mEmpty = mt.rejectedLogs.With(cl), mt.emptyRefetch.With(cl)
+	r.mLeaseLost, r.mLeaseRetaken = mt.leaseLost.With(cl), mt.leaseRetaken.With(cl)
+	r.mReorg = mt.reorgs.With(cl)
+	r.mHeldBack = mt.heldBack.With(cl)
+	r.mDropped, r.mInvalid = mt.droppedHeads.With(cl), mt.invalid.With(cl)
 	r.process = r.newProcessGate()
-	r.mRPCErr = mt.rpcErrors.MustCurryWith(prometheus.Labels{"chain": n})
-	r.mHeadJumps = mt.headJumps.MustCurryWith(prometheus.Labels{"chain": n})
-	r.mRedisLost = mt.redisLost.MustCurryWith(prometheus.Labels{"chain": n})
-	r.mRPCLat = mt.rpcLatency.MustCurryWith(prometheus.Labels{"chain": n})
-	r.mFinality = mt.finality.MustCurryWith(prometheus.Labels{"chain": n})
-	r.mFinalityRefused = mt.finalityRefused.MustCurryWith(prometheus.Labels{"chain": n})
-	r.mForeign = mt.foreign.MustCurryWith(prometheus.Labels{"chain": n})
-	r.mDeepReorgs = mt.deepReorgs.WithLabelValues(n)
+	r.mRPCErr = mt.rpcErrors.MustCurryWith(cl)
+	r.mHeadJumps = mt.headJumps.MustCurryWith(cl)
+	r.mRedisLost = mt.redisLost.MustCurryWith(cl)
+	r.mRPCLat = mt.rpcLatency.MustCurryWith(cl)
+	r.mRestarts = mt.restarts.MustCurryWith(cl)
+	r.mFinality = mt.finality.MustCurryWith(cl)
+	r.mFinalityRefused = mt.finalityRefused.MustCurryWith(cl)
+	r.mForeign = mt.foreign.MustCurryWith(cl)
+	r.mDeepReorgs = mt.deepReorgs.With(cl)
 	return r
 }
 
@@ -140,7 +142,7 @@ func (r *chainRunner) supervise(ctx context.Context) {
 		if errors.As(err, &p) {
 			reason = "panic"
 		}
-		r.m.met.restarts.WithLabelValues(r.ch.Name, reason).Inc()
+		r.mRestarts.WithLabelValues(reason).Inc()
 		d := bo.next()
 		r.log.Error("chain ingester stopped; restarting", zap.String("reason", reason), zap.Error(err), zap.Duration("backoff", d))
 		if !sleep.For(ctx, d) {

@@ -53,7 +53,7 @@ func (r *chainRunner) resume(ctx context.Context, prev cursor) error {
 			if !r.cur.Set {
 				// Without either cursor, starting anywhere could skip
 				// blocks: wait for Postgres (the session is retried).
-				return fmt.Errorf("Redis has no cursor for the chain: %w", err)
+				return fmt.Errorf("no cursor for the chain in Redis, and none readable in Postgres: %w", err)
 			}
 			// Postgres is only needed when Redis lost state: an outage of
 			// it must not stop ingest.

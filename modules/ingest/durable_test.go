@@ -42,7 +42,7 @@ func (e *env) liveFrom(from uint64) {
 }
 
 func redisLost(r *runner, found string) float64 {
-	return testutil.ToFloat64(r.m.met.redisLost.WithLabelValues("devnet", found))
+	return testutil.ToFloat64(r.m.met.redisLost.WithLabelValues("devnet", "31337", found))
 }
 
 // TestRedisLosingItsStateResumesFromTheDurableCursor: the chain's keys

@@ -66,13 +66,15 @@ func TestStandbyTakesOverWithoutGapOrDuplicate(t *testing.T) {
 	b := e.start(nil)
 	stop := miner(e.node, 20*time.Millisecond)
 	defer stop()
-	lease := func(r *runner) float64 { return testutil.ToFloat64(r.m.met.leaseHolder.WithLabelValues("devnet")) }
+	lease := func(r *runner) float64 {
+		return testutil.ToFloat64(r.m.met.leaseHolder.WithLabelValues("devnet", "31337"))
+	}
 	eventually(t, 10*time.Second, "standby to be ready", b.m.Ready)
 	time.Sleep(300 * time.Millisecond)
 	if lease(a) != 1 || lease(b) != 0 {
 		t.Fatalf("lease gauges: a=%v b=%v, want 1 and 0", lease(a), lease(b))
 	}
-	if got := testutil.ToFloat64(b.m.met.blocks.WithLabelValues("devnet")); got != 0 {
+	if got := testutil.ToFloat64(b.m.met.blocks.WithLabelValues("devnet", "31337")); got != 0 {
 		t.Fatalf("standby committed %v blocks", got)
 	}
 	a.stop() // dies holding the lease
@@ -82,7 +84,7 @@ func TestStandbyTakesOverWithoutGapOrDuplicate(t *testing.T) {
 	stop()
 	e.waitCaughtUp()
 	e.verify()
-	if got := testutil.ToFloat64(b.m.met.blocks.WithLabelValues("devnet")); got == 0 {
+	if got := testutil.ToFloat64(b.m.met.blocks.WithLabelValues("devnet", "31337")); got == 0 {
 		t.Fatal("standby never committed")
 	}
 }
@@ -142,10 +144,10 @@ func TestMalformedFramesAndWrongChainAreCountedAndSkipped(t *testing.T) {
 	e.node.Mine(3)
 	e.waitCaughtUp()
 	e.verify()
-	if got := testutil.ToFloat64(r.m.met.wrongChain.WithLabelValues("devnet")); got < 1 {
+	if got := testutil.ToFloat64(r.m.met.wrongChain.WithLabelValues("devnet", "31337")); got < 1 {
 		t.Fatalf("wrong_chain_id_total = %v", got)
 	}
-	if got := testutil.ToFloat64(r.m.met.malformed.WithLabelValues("devnet")); got < 1 {
+	if got := testutil.ToFloat64(r.m.met.malformed.WithLabelValues("devnet", "31337")); got < 1 {
 		t.Fatalf("malformed_frames_total = %v", got)
 	}
 	if e.node.Stats().Malformed == 0 {
@@ -165,7 +167,7 @@ func TestOversizedMessageIsCountedAndRangeShrinks(t *testing.T) {
 	r := e.start(nil, func(m *Module) { m.runners[0].span.size = m.runners[0].span.max })
 	e.waitCaughtUp()
 	e.verify()
-	if got := testutil.ToFloat64(r.m.met.oversized.WithLabelValues("devnet")); got < 1 {
+	if got := testutil.ToFloat64(r.m.met.oversized.WithLabelValues("devnet", "31337")); got < 1 {
 		t.Fatalf("oversized_messages_total = %v", got)
 	}
 }
@@ -192,7 +194,7 @@ func TestFailingChainDoesNotStopAnother(t *testing.T) {
 	stop()
 	e.waitCaughtUp()
 	e.verify()
-	if got := testutil.ToFloat64(r.m.met.restarts.WithLabelValues("devnet", "panic")); got != 1 {
+	if got := testutil.ToFloat64(r.m.met.restarts.WithLabelValues("devnet", "31337", "panic")); got != 1 {
 		t.Fatalf("panic restarts = %v", got)
 	}
 	if r.m.Ready() {

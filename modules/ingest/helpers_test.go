@@ -126,7 +126,7 @@ func (e *env) fence() string {
 func (e *env) fenceAtAcquire(r *runner) string {
 	e.t.Helper()
 	eventually(e.t, 10*time.Second, "the lease to be acquired", func() bool {
-		return testutil.ToFloat64(r.m.met.leaseHolder.WithLabelValues(e.chain.Name)) == 1
+		return testutil.ToFloat64(r.m.met.leaseHolder.With(chainLabelValues(e.chain.Name, e.chain.ID))) == 1
 	})
 	return e.fence()
 }

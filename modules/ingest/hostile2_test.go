@@ -14,7 +14,7 @@ import (
 )
 
 func headJumps(r *runner, outcome string) float64 {
-	return testutil.ToFloat64(r.m.met.headJumps.WithLabelValues("devnet", outcome))
+	return testutil.ToFloat64(r.m.met.headJumps.WithLabelValues("devnet", "31337", outcome))
 }
 
 // blockAsked is the block number a call asks for (eth_getBlockByNumber's

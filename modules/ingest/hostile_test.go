@@ -16,10 +16,10 @@ import (
 func counter(r *runner, name string) float64 {
 	mt := r.m.met
 	c := map[string]func() float64{
-		"invalid":    func() float64 { return testutil.ToFloat64(mt.invalid.WithLabelValues("devnet")) },
-		"dropped":    func() float64 { return testutil.ToFloat64(mt.droppedHeads.WithLabelValues("devnet")) },
-		"wrongChain": func() float64 { return testutil.ToFloat64(mt.wrongChain.WithLabelValues("devnet")) },
-		"reconnects": func() float64 { return testutil.ToFloat64(mt.reconnects.WithLabelValues("devnet")) },
+		"invalid":    func() float64 { return testutil.ToFloat64(mt.invalid.WithLabelValues("devnet", "31337")) },
+		"dropped":    func() float64 { return testutil.ToFloat64(mt.droppedHeads.WithLabelValues("devnet", "31337")) },
+		"wrongChain": func() float64 { return testutil.ToFloat64(mt.wrongChain.WithLabelValues("devnet", "31337")) },
+		"reconnects": func() float64 { return testutil.ToFloat64(mt.reconnects.WithLabelValues("devnet", "31337")) },
 		"reorgs":     func() float64 { return float64(testutil.CollectAndCount(mt.reorgs)) },
 	}[name]
 	return c()

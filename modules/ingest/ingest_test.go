@@ -27,7 +27,7 @@ func TestBlocksArriveExactlyOnceInOrder(t *testing.T) {
 	if !r.m.Ready() {
 		t.Fatal("module not ready while live")
 	}
-	if got := testutil.ToFloat64(r.m.met.blocks.WithLabelValues("devnet")); got != 71 {
+	if got := testutil.ToFloat64(r.m.met.blocks.WithLabelValues("devnet", "31337")); got != 71 {
 		t.Fatalf("blocks_total = %v, want 71 (genesis + 70)", got)
 	}
 	// The head is published for the API and UI as a decimal block number.
@@ -100,7 +100,7 @@ func TestEmptyLogsLagIsFetchedAgain(t *testing.T) {
 	if e.node.Stats().EmptyLogsServed == 0 {
 		t.Fatal("devnet never served the empty answer")
 	}
-	if got := testutil.ToFloat64(r.m.met.emptyRefetch.WithLabelValues("devnet")); got < 1 {
+	if got := testutil.ToFloat64(r.m.met.emptyRefetch.WithLabelValues("devnet", "31337")); got < 1 {
 		t.Fatalf("empty_logs_refetch_total = %v", got)
 	}
 }
@@ -116,7 +116,7 @@ func TestDroppedConnectionsLoseNothing(t *testing.T) {
 	stop()
 	e.waitCaughtUp()
 	e.verify()
-	if got := testutil.ToFloat64(r.m.met.reconnects.WithLabelValues("devnet")); got < 1 {
+	if got := testutil.ToFloat64(r.m.met.reconnects.WithLabelValues("devnet", "31337")); got < 1 {
 		t.Fatalf("reconnects_total = %v", got)
 	}
 }
@@ -128,7 +128,7 @@ func TestRangeErrorsShrinkBackfillOverHTTP(t *testing.T) {
 	r := e.start(nil)
 	e.waitCaughtUp()
 	e.verify()
-	if got := testutil.ToFloat64(r.m.met.rpcErrors.WithLabelValues("devnet", "-32005")); got < 1 {
+	if got := testutil.ToFloat64(r.m.met.rpcErrors.WithLabelValues("devnet", "31337", "-32005")); got < 1 {
 		t.Fatalf("no -32005 range errors seen (%v): the test does not exercise shrinking", got)
 	}
 	if e.node.Stats().Requests["eth_getLogs"] == 0 {

@@ -73,13 +73,13 @@ func TestDenseBackfillNeverRequestsMoreThanTheMessageLimit(t *testing.T) {
 			if logs, _ := e.verify(); logs != 60*1000 {
 				t.Fatalf("logs %d, want %d", logs, 60*1000)
 			}
-			if got := testutil.ToFloat64(r.m.met.oversized.WithLabelValues("devnet")); got != 0 {
+			if got := testutil.ToFloat64(r.m.met.oversized.WithLabelValues("devnet", "31337")); got != 0 {
 				t.Fatalf("oversized_messages_total = %v, want 0", got)
 			}
-			if got := testutil.ToFloat64(r.m.met.reconnects.WithLabelValues("devnet")); got != 0 {
+			if got := testutil.ToFloat64(r.m.met.reconnects.WithLabelValues("devnet", "31337")); got != 0 {
 				t.Fatalf("reconnects_total = %v, want 0", got)
 			}
-			if got := testutil.ToFloat64(r.m.met.rpcErrors.WithLabelValues("devnet", "too_large")); got != 0 {
+			if got := testutil.ToFloat64(r.m.met.rpcErrors.WithLabelValues("devnet", "31337", "too_large")); got != 0 {
 				t.Fatalf("too_large rpc errors = %v, want 0", got)
 			}
 			if transport == "http" {
@@ -124,11 +124,11 @@ func TestBusySingleIngesterKeepsItsLease(t *testing.T) {
 }
 
 func leaseLost(r *runner) float64 {
-	return testutil.ToFloat64(r.m.met.leaseLost.WithLabelValues("devnet"))
+	return testutil.ToFloat64(r.m.met.leaseLost.WithLabelValues("devnet", "31337"))
 }
 
 func retakenCount(r *runner) float64 {
-	return testutil.ToFloat64(r.m.met.leaseRetaken.WithLabelValues("devnet"))
+	return testutil.ToFloat64(r.m.met.leaseRetaken.WithLabelValues("devnet", "31337"))
 }
 
 // TestLapsedLeaseIsRetakenWithTheSameFence: the writer's lease key vanishes

@@ -9,6 +9,15 @@ import (
 	"github.com/ethhook/ethhook/modules/ingest/rpc"
 )
 
+// chainLabels start every ingest series: the chain's configured name and its
+// numeric id, the same two labels process uses, so queries join on either.
+var chainLabels = []string{"chain", "chain_id"}
+
+// chainLabelValues are the values of chainLabels for ch.
+func chainLabelValues(name string, id uint64) prometheus.Labels {
+	return prometheus.Labels{"chain": name, "chain_id": strconv.FormatUint(id, 10)}
+}
+
 type metrics struct {
 	head, committed, lag, leaseHolder    *prometheus.GaugeVec
 	heldBack                             *prometheus.GaugeVec
@@ -28,10 +37,10 @@ type metrics struct {
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	g := func(name, help string) *prometheus.GaugeVec {
-		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ethhook_ingest_" + name, Help: help}, []string{"chain"})
+		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ethhook_ingest_" + name, Help: help}, chainLabels)
 	}
 	c := func(name, help string, labels ...string) *prometheus.CounterVec {
-		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ethhook_ingest_" + name, Help: help}, append([]string{"chain"}, labels...))
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ethhook_ingest_" + name, Help: help}, append(chainLabels[:len(chainLabels):len(chainLabels)], labels...))
 	}
 	m := &metrics{
 		head:         g("head_block", "Latest head block number seen from the node."),
@@ -57,18 +66,18 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		redisLost:    c("redis_state_lost_total", "Sessions that found Redis without the chain's state (no cursor, or one older than the durable cursor) and resumed with a backfill, by what was found (empty, behind).", "found"),
 		headJumps:    c("head_jumps_total", "Heads more than ingest.max_head_jump past the known head, by outcome (confirmed, refused).", "outcome"),
 		finality: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ethhook_ingest_finality_block",
-			Help: "The node's safe and finalized blocks as published to the events stream, by tag."}, []string{"chain", "tag"}),
+			Help: "The node's safe and finalized blocks as published to the events stream, by tag."}, append(chainLabels[:len(chainLabels):len(chainLabels)], "tag")),
 		finalityRefused: c("finality_refused_total", "Safe/finalized answers not published, by reason (order: finalized above safe; backwards: below the published one; not_committed: not the block ingest committed).", "reason"),
 		foreign:         c("foreign_node_total", "Sessions given up because the node contradicted what ingest committed or reported finalized (a wrong or broken node; nothing was unwound), by reason.", "reason"),
 		deepReorgs:      c("deep_reorgs_total", "Reorgs deeper than the chain's reorg_depth (entries kept) but within max_reorg_depth, unwound by retracting whole blocks."),
 		reorgs: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "ethhook_ingest_reorg_depth", Help: "Reorgs by depth (orphaned blocks).",
+			Name: "ethhook_ingest_reorg_depth_blocks", Help: "Reorgs by depth (orphaned blocks).",
 			Buckets: []float64{1, 2, 3, 4, 6, 8, 12, 16, 32, 64},
-		}, []string{"chain"}),
+		}, chainLabels),
 		rpcLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "ethhook_ingest_rpc_duration_seconds", Help: "JSON-RPC call latency by method.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
-		}, []string{"chain", "method"}),
+		}, append(chainLabels[:len(chainLabels):len(chainLabels)], "method")),
 	}
 	for _, col := range []prometheus.Collector{m.head, m.committed, m.lag, m.leaseHolder, m.heldBack, m.logs, m.blocks, m.backfilled,
 		m.reconnects, m.rpcErrors, m.malformed, m.wrongChain, m.oversized, m.restarts, m.rejectedLogs, m.emptyRefetch, m.leaseLost, m.leaseRetaken, m.droppedHeads, m.invalid, m.headJumps, m.redisLost, m.reorgs, m.rpcLatency,

@@ -387,7 +387,8 @@ func (m *Module) handle(ctx context.Context, chainID uint64, entries []rueidis.X
 	if m.beforeHandle != nil {
 		m.beforeHandle(ctx, entries)
 	}
-	chain := strconv.FormatUint(chainID, 10)
+	chain, cid := m.chainLabels(chainID)
+	now := time.Now() // one clock for every message id of these entries (hook.MessageID)
 	var (
 		direct   []msgRow
 		holds    []holdRow
@@ -434,7 +435,7 @@ func (m *Module) handle(ctx context.Context, chainID uint64, entries []rueidis.X
 		}
 		ev, err := parseEntry(e.FieldValues)
 		if err != nil {
-			m.met.badEntries.WithLabelValues(chain).Inc()
+			m.met.badEntries.WithLabelValues(chain, cid).Inc()
 			m.log.Error("unreadable stream entry skipped", zap.Uint64("chain", chainID), zap.String("entry", e.ID), zap.Error(err))
 			continue
 		}
@@ -450,7 +451,7 @@ func (m *Module) handle(ctx context.Context, chainID uint64, entries []rueidis.X
 	m.ix.mu.RLock()
 	for i := range events {
 		ev := &events[i]
-		m.met.eventsIn.WithLabelValues(chain, ev.Type).Inc()
+		m.met.eventsIn.WithLabelValues(chain, cid, ev.Type).Inc()
 		if ev.Type == hook.TypeLog {
 			maxBlock = max(maxBlock, ev.Block.Number)
 			if b := ev.Block; b.Number > 0 && b.ParentHash != "" && (!below.Set || b.Number-1 > below.Number) {
@@ -467,9 +468,9 @@ func (m *Module) handle(ctx context.Context, chainID uint64, entries []rueidis.X
 		for _, mt := range matches {
 			t, r := mt.t, mt.r
 			if ev.Type == hook.TypeLog {
-				m.met.matches.WithLabelValues(chain).Inc()
+				m.met.matches.WithLabelValues(chain, cid).Inc()
 				if r.DecodeErr != nil {
-					m.met.decodeErrors.WithLabelValues(chain).Inc()
+					m.met.decodeErrors.WithLabelValues(chain, cid).Inc()
 				}
 			}
 			var conf uint64
@@ -486,7 +487,7 @@ func (m *Module) handle(ctx context.Context, chainID uint64, entries []rueidis.X
 				return 0, hook.Cursor{}, false, fmt.Errorf("encode payload of %s for %s: %w", ev.ID, t.ep.ID, err)
 			}
 			row := msgRow{
-				id: newMessageID(), appID: t.ep.AppID, endpointID: t.ep.ID, eventID: ev.ID, typ: typ,
+				id: hook.MessageID(t.ep.ID, ev.ID, typ, time.Unix(int64(ev.Block.Timestamp), 0), now), appID: t.ep.AppID, endpointID: t.ep.ID, eventID: ev.ID, typ: typ,
 				webhookID: hook.WebhookID(ev.ID, typ), chainID: int64(ev.Chain.ID), blockNumber: int64(ev.Block.Number),
 				blockHash: ev.Block.Hash, txHash: ev.Transaction.Hash, payload: body,
 			}
@@ -544,7 +545,7 @@ func (m *Module) handle(ctx context.Context, chainID uint64, entries []rueidis.X
 		if ms, _, ok := strings.Cut(id, "-"); ok {
 			if n, err := strconv.ParseInt(ms, 10, 64); err == nil {
 				d := queuedAt.Sub(time.UnixMilli(n))
-				m.met.latency.WithLabelValues(chain).Observe(d.Seconds())
+				m.met.latency.WithLabelValues(chain, cid).Observe(d.Seconds())
 				if m.onQueued != nil {
 					m.onQueued(id, queuedAt)
 				}
@@ -578,7 +579,9 @@ func lockSQL(exclusive bool) string {
 }
 
 // insertMessagesSQL inserts rows given as parallel arrays, skipping those
-// that exist already and, with tombstones ($13), those whose event was
+// that exist already (the same id, hook.MessageID, or in the legacy
+// partition of migration 00063 the same endpoint, event and type: without a
+// conflict target every unique index of the partition is an arbiter) and, with tombstones ($13), those whose event was
 // removed before it was queued. It returns the ids it inserted.
 const insertMessagesSQL = `INSERT INTO messages (id, app_id, endpoint_id, event_id, type, webhook_id, chain_id, block_number,
 		block_hash, tx_hash, payload, state, log_index, fifo_key)
@@ -591,7 +594,7 @@ const insertMessagesSQL = `INSERT INTO messages (id, app_id, endpoint_id, event_
 	WHERE EXISTS (SELECT 1 FROM endpoints e WHERE e.id = t.endpoint_id)
 	  AND (NOT $13 OR NOT EXISTS (SELECT 1 FROM process_holds h
 			WHERE h.endpoint_id = t.endpoint_id AND h.event_id = t.event_id AND h.state = 'removed'))
-	ON CONFLICT (endpoint_id, event_id, type) DO NOTHING
+	ON CONFLICT DO NOTHING
 	RETURNING id`
 
 func insertMessagesArgs(rows []msgRow, tombstones bool) []any {
@@ -649,21 +652,25 @@ func (m *Module) insertMessages(ctx context.Context, tx pgx.Tx, rows []msgRow, t
 func (m *Module) toQueue(ctx context.Context, q querier, rows []msgRow, inserted map[string]bool) ([]msgRow, error) {
 	out := make([]msgRow, 0, len(rows))
 	var missEP, missEv, missTyp []string
+	var missBlock []int64
 	for _, r := range rows {
 		if inserted[r.id] {
 			m.met.messages.WithLabelValues(r.typ).Inc()
 			out = append(out, r)
 		} else {
 			missEP, missEv, missTyp = append(missEP, r.endpointID), append(missEv, r.eventID), append(missTyp, r.typ)
+			missBlock = append(missBlock, r.blockNumber)
 		}
 	}
 	if len(missEP) == 0 {
 		return out, nil
 	}
+	// By endpoint and block (messages_block), not by id: a row of the
+	// legacy partition (migration 00063) has another id than hook.MessageID.
 	pend, err := q.Query(ctx, `SELECT m.id, m.endpoint_id, m.state FROM messages m
-		JOIN unnest($1::text[], $2::text[], $3::text[]) AS t(endpoint_id, event_id, type)
-		  ON m.endpoint_id = t.endpoint_id AND m.event_id = t.event_id AND m.type = t.type
-		WHERE m.state = 'pending'`, missEP, missEv, missTyp)
+		JOIN unnest($1::text[], $2::text[], $3::text[], $4::int8[]) AS t(endpoint_id, event_id, type, block_number)
+		  ON m.endpoint_id = t.endpoint_id AND m.block_number = t.block_number AND m.event_id = t.event_id AND m.type = t.type
+		WHERE m.state = 'pending'`, missEP, missEv, missTyp, missBlock)
 	if err != nil {
 		return nil, fmt.Errorf("find pending messages to re-enqueue: %w", err)
 	}
@@ -828,8 +835,8 @@ func (m *Module) applyRemoval(ctx context.Context, tx pgx.Tx, rm removal) ([]msg
 		// too (the check below finds the log message).
 	}
 	var queued bool
-	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM messages WHERE endpoint_id = $1 AND event_id = $2 AND type = 'log')`,
-		rm.endpointID, rm.eventID).Scan(&queued); err != nil {
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM messages WHERE endpoint_id = $1 AND block_number = $3 AND event_id = $2 AND type = 'log')`,
+		rm.endpointID, rm.eventID, rm.blockNumber).Scan(&queued); err != nil {
 		return nil, fmt.Errorf("look for message of %s for %s: %w", rm.eventID, rm.endpointID, err)
 	}
 	if queued || st == "released" { // queued covers a two-phase endpoint's first phase

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/rueidis"
@@ -123,7 +124,7 @@ func (m *Module) applyBlockRemovals(ctx context.Context, chainID uint64, blocks 
 				int64(chainID), int64(b.Number), prefix); err != nil {
 				return fmt.Errorf("suppress held events of orphaned block %s: %w", b, err)
 			}
-			rows, err := tx.Query(ctx, `SELECT m.app_id, m.endpoint_id, m.event_id, m.tx_hash, m.payload::text FROM messages m
+			rows, err := tx.Query(ctx, `SELECT m.id, m.app_id, m.endpoint_id, m.event_id, m.tx_hash, m.payload::text FROM messages m
 				JOIN endpoints e ON e.id = m.endpoint_id
 				WHERE m.block_number = $1 AND m.chain_id = $2 AND m.block_hash = $3 AND m.type = 'log'`,
 				int64(b.Number), int64(chainID), b.Hash)
@@ -133,8 +134,8 @@ func (m *Module) applyBlockRemovals(ctx context.Context, chainID uint64, blocks 
 			var out []msgRow
 			for rows.Next() {
 				var r msgRow
-				var payload string
-				if err := rows.Scan(&r.appID, &r.endpointID, &r.eventID, &r.txHash, &payload); err != nil {
+				var logID, payload string
+				if err := rows.Scan(&logID, &r.appID, &r.endpointID, &r.eventID, &r.txHash, &payload); err != nil {
 					rows.Close()
 					return fmt.Errorf("read messages of orphaned block %s: %w", b, err)
 				}
@@ -143,7 +144,15 @@ func (m *Module) applyBlockRemovals(ctx context.Context, chainID uint64, blocks 
 					rows.Close()
 					return fmt.Errorf("message %s of %s: %w", r.eventID, r.endpointID, err)
 				}
-				r.id, r.typ, r.webhookID = newMessageID(), hook.TypeLogRemoved, hook.WebhookID(r.eventID, hook.TypeLogRemoved)
+				// The retraction's id takes its time from the log's message, so
+				// a second pass over the same block makes the same id (and
+				// ON CONFLICT skips it) in the same partition.
+				logTime, ok := hook.MessageTime(logID)
+				if !ok {
+					logTime = time.Now()
+				}
+				r.id = hook.MessageID(r.endpointID, r.eventID, hook.TypeLogRemoved, logTime, time.Now())
+				r.typ, r.webhookID = hook.TypeLogRemoved, hook.WebhookID(r.eventID, hook.TypeLogRemoved)
 				r.chainID, r.blockNumber, r.blockHash, r.payload = int64(chainID), int64(b.Number), b.Hash, body
 				out = append(out, r)
 			}

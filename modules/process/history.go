@@ -236,7 +236,10 @@ func (m *Module) handleHistory(ctx context.Context, chainID uint64, key string, 
 			return fmt.Errorf("encode payload of %s for %s: %w", ev.ID, t.ep.ID, err)
 		}
 		row := msgRow{
-			id: newMessageID(), appID: t.ep.AppID, endpointID: t.ep.ID, eventID: ev.ID, typ: hook.TypeLog,
+			// The live path's id for the same event (hook.MessageID), so
+			// where history and live meet the second insert is skipped.
+			id:    hook.MessageID(t.ep.ID, ev.ID, hook.TypeLog, time.Unix(int64(ev.Block.Timestamp), 0), time.Now()),
+			appID: t.ep.AppID, endpointID: t.ep.ID, eventID: ev.ID, typ: hook.TypeLog,
 			webhookID: hook.WebhookID(ev.ID, hook.TypeLog), chainID: int64(ev.Chain.ID), blockNumber: int64(ev.Block.Number),
 			blockHash: ev.Block.Hash, txHash: ev.Transaction.Hash, payload: body,
 		}

@@ -207,6 +207,9 @@ func (m *Module) reload(ctx context.Context) error {
 	}
 	m.ix.mu.RUnlock()
 	for _, ep := range eps {
+		if len(ep.OpsEvents) > 0 {
+			continue // an operational endpoint gets EthHook's own events, not logs
+		}
 		if t := reuse[ep.ID]; t != nil {
 			fresh.put(t) // unchanged since it was compiled
 			continue
@@ -235,7 +238,7 @@ func (m *Module) refreshOne(ctx context.Context, id string) error {
 	case errors.Is(err, hook.ErrNotFound):
 	case err != nil:
 		return err
-	case ep.Enabled:
+	case ep.Enabled && len(ep.OpsEvents) == 0: // an operational endpoint gets no logs
 		if t, err = compile(ep); err != nil {
 			m.log.Warn("endpoint filter does not compile; endpoint skipped", zap.String("endpoint", id), zap.Error(err))
 			t = nil

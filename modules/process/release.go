@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -106,7 +105,7 @@ func (m *Module) releaser(ctx context.Context, chainID uint64) error {
 		if time.Since(lastGauge) > 5*time.Second {
 			var held int64
 			if err := m.pool.QueryRow(ctx, `SELECT count(*) FROM process_holds WHERE chain_id = $1 AND state = 'held'`, int64(chainID)).Scan(&held); err == nil {
-				m.met.held.WithLabelValues(strconv.FormatUint(chainID, 10)).Set(float64(held))
+				m.met.held.WithLabelValues(m.chainLabels(chainID)).Set(float64(held))
 			}
 			lastGauge = time.Now()
 		}
@@ -309,7 +308,8 @@ func singleMessage(chainID uint64, ep *hook.Endpoint, h heldRow, head uint64) (m
 	if err != nil {
 		return msgRow{}, err
 	}
-	r := msgRow{id: newMessageID(), appID: h.appID, endpointID: h.endpointID, eventID: h.eventID, typ: typ,
+	id := hook.MessageID(h.endpointID, h.eventID, typ, time.Unix(int64(p.Block.Timestamp), 0), time.Now())
+	r := msgRow{id: id, appID: h.appID, endpointID: h.endpointID, eventID: h.eventID, typ: typ,
 		webhookID: hook.WebhookID(h.eventID, typ), chainID: int64(chainID), blockNumber: h.blockNumber,
 		blockHash: p.Block.Hash, txHash: p.Transaction.Hash, payload: body}
 	r.order(ep, &p.Log)

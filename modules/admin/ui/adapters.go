@@ -75,7 +75,7 @@ func (a *endpointAdapter) Create(ctx context.Context, scope hook.Scope, appID st
 	in := endpoint.Input{
 		URL: ep.URL, Description: ep.Description, Filter: ep.Filter, Confirmations: &conf, Finality: &fin, TwoPhase: ep.TwoPhase,
 		BatchMax: ep.BatchMax, BatchWaitMS: ep.BatchWaitMS, RateLimit: ep.RateLimit,
-		RetrySchedule: ep.RetrySchedule, AllowRedirects: ep.AllowRedirects,
+		RetrySchedule: ep.RetrySchedule, AllowRedirects: ep.AllowRedirects, Headers: ep.Headers,
 		Ordering: ep.Ordering, FIFOKey: ep.FIFOKey,
 	}
 	if ep.History != nil { // the form's from_block
@@ -97,7 +97,7 @@ func (a *endpointAdapter) Update(ctx context.Context, scope hook.Scope, appID, i
 	out, err := a.s.Update(ctx, scope, appID, id, endpoint.Patch{
 		URL: &ep.URL, Description: &ep.Description, Filter: &ep.Filter, Confirmations: &ep.Confirmations, Finality: &fin, TwoPhase: &ep.TwoPhase,
 		BatchMax: &ep.BatchMax, BatchWaitMS: &ep.BatchWaitMS, RateLimit: &ep.RateLimit,
-		RetrySchedule: &ep.RetrySchedule, AllowRedirects: &ep.AllowRedirects,
+		RetrySchedule: &ep.RetrySchedule, AllowRedirects: &ep.AllowRedirects, Headers: &ep.Headers,
 		Ordering: &ep.Ordering, FIFOKey: &ep.FIFOKey,
 	})
 	return out, uiErr(err)
@@ -273,6 +273,12 @@ func (a *messageAdapter) Get(ctx context.Context, scope hook.Scope, appID, id st
 		}
 	}
 	return uiMessage(m), out, nil
+}
+
+// Health is the endpoint's health over the last hour and day.
+func (a *messageAdapter) Health(ctx context.Context, scope hook.Scope, appID, id string) ([]message.Health, error) {
+	hs, err := a.s.Health(ctx, scope, appID, id, time.Now())
+	return hs, uiErr(err)
 }
 
 func (a *messageAdapter) Replay(ctx context.Context, scope hook.Scope, appID, id string) error {

@@ -39,6 +39,7 @@ type endpointForm struct {
 	Ordering       string // parallel or fifo
 	FIFOKey        string // "", contract, topic1..topic3
 	Enabled        bool
+	Headers        string // custom headers, one "Name: value" per line
 	// Fields holds errors of fields the form parses itself (numbers).
 	Fields map[string]string
 }
@@ -220,6 +221,7 @@ func formFromEndpoint(ep hook.Endpoint, chains []config.Chain) endpointForm {
 		Stage: ep.Stage, TwoPhase: ep.TwoPhase,
 		RetrySchedule: strings.Join(ep.RetrySchedule, ", "),
 		Addresses:     strings.Join(ep.Filter.Addresses, "\n"),
+		Headers:       headerLines(ep.Headers),
 	}
 	known := map[uint64]bool{}
 	for _, c := range chains {
@@ -289,6 +291,7 @@ func parseEndpointForm(form url.Values) endpointForm {
 		Ordering:       strings.TrimSpace(form.Get("ordering")),
 		FIFOKey:        strings.TrimSpace(form.Get("fifo_key")),
 		Enabled:        form.Get("enabled") != "",
+		Headers:        form.Get("headers"),
 		Fields:         map[string]string{},
 	}
 	for _, s := range form["chains"] {
@@ -350,6 +353,20 @@ func (f *endpointForm) toEndpoint() hook.Endpoint {
 			ep.History = &hook.History{FromBlock: n}
 		}
 	}
+	for _, l := range strings.Split(f.Headers, "\n") {
+		if strings.TrimSpace(l) == "" {
+			continue
+		}
+		name, value, ok := strings.Cut(l, ":")
+		if !ok || strings.TrimSpace(name) == "" {
+			f.Fields["headers"] = "“" + strings.TrimSpace(l) + "” is not Name: value"
+			continue
+		}
+		if ep.Headers == nil {
+			ep.Headers = map[string]string{} // nil (none) on save clears them
+		}
+		ep.Headers[strings.TrimSpace(name)] = strings.TrimSpace(value)
+	}
 	ep.Filter.Chains = append(ep.Filter.Chains, f.Chains...)
 	for _, s := range lines(f.OtherChains) {
 		id, err := strconv.ParseUint(s, 10, 64)
@@ -400,4 +417,18 @@ func trimAll(in []string) []string {
 		}
 	}
 	return out
+}
+
+// headerLines shows custom headers one "Name: value" per line, sorted.
+func headerLines(h map[string]string) string {
+	names := make([]string, 0, len(h))
+	for k := range h {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, k := range names {
+		b.WriteString(k + ": " + h[k] + "\n")
+	}
+	return b.String()
 }

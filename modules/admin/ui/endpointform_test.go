@@ -132,3 +132,19 @@ func TestEndpointFormCarriesFinalityAndTwoPhase(t *testing.T) {
 		t.Fatalf("count only: %+v", ep)
 	}
 }
+
+func TestEndpointFormReadsAndShowsCustomHeaders(t *testing.T) {
+	f := parseEndpointForm(url.Values{"url": {"https://example.com/h"}, "chains": {"31337"}, "headers": {"X-Tenant: acme\r\n\nAuthorization: Bearer t:1\n"}})
+	ep := f.toEndpoint()
+	if len(f.Fields) != 0 || !reflect.DeepEqual(ep.Headers, map[string]string{"X-Tenant": "acme", "Authorization": "Bearer t:1"}) {
+		t.Fatalf("headers %v, field errors %v", ep.Headers, f.Fields)
+	}
+	if got := formFromEndpoint(ep, nil).Headers; got != "Authorization: Bearer t:1\nX-Tenant: acme\n" {
+		t.Fatalf("form shows %q", got)
+	}
+	f = parseEndpointForm(url.Values{"url": {"https://example.com/h"}, "headers": {"no colon here"}})
+	f.toEndpoint()
+	if !strings.Contains(f.Fields["headers"], "no colon here") {
+		t.Fatalf("field errors %v", f.Fields)
+	}
+}

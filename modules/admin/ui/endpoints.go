@@ -9,6 +9,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/message"
 )
 
 // Endpoints is the endpoint service the pages need; package endpoint's
@@ -78,7 +79,8 @@ func (u *UI) endpointsPage(c echo.Context) error {
 
 // endpointData is the endpoint form page (new or edit).
 type endpointData struct {
-	Endpoint *hook.Endpoint // nil for a new one
+	Endpoint *hook.Endpoint   // nil for a new one
+	Health   []message.Health // last hour and day, when the message service tells
 	Form     endpointForm
 	Chains   []chainOption
 	Builtin  []builtinEvent
@@ -137,6 +139,13 @@ func (u *UI) invalidEndpoint(c echo.Context, ep *hook.Endpoint, f endpointForm, 
 	if ep != nil {
 		title = "Endpoint"
 	}
+	// The service names a bad header "headers.<Name>"; the form has one
+	// headers box, so they are shown together under it.
+	for k, v := range fields {
+		if name, ok := strings.CutPrefix(k, "headers."); ok {
+			fields["headers"] = strings.TrimPrefix(fields["headers"]+"; "+name+": "+v, "; ")
+		}
+	}
 	return u.render(c, http.StatusUnprocessableEntity, "endpoint", view{Title: title, Nav: "apps", App: a, AppNav: "endpoints",
 		Fields: fields, Error: msg, Data: u.endpointData(ep, f)})
 }
@@ -173,6 +182,12 @@ func (u *UI) endpointPage(c echo.Context) error {
 		return u.fail(c, err)
 	}
 	d := u.endpointData(&ep, formFromEndpoint(ep, u.chains))
+	if h, ok := u.messages.(interface {
+		Health(ctx context.Context, scope hook.Scope, appID, id string) ([]message.Health, error)
+	}); ok {
+		// Health is a view, not the page: an error leaves it out.
+		d.Health, _ = h.Health(c.Request().Context(), sess(c).Scope(), a.ID, ep.ID)
+	}
 	return u.render(c, http.StatusOK, "endpoint", view{Title: "Endpoint", Nav: "apps", App: a, AppNav: "endpoints", Data: d})
 }
 

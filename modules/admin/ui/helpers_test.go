@@ -21,12 +21,11 @@ import (
 
 // harness is a UI on a fresh database and Redis prefix, served by httptest.
 type harness struct {
-	t      *testing.T
-	ui     *UI
-	store  *tenant.Store
-	srv    *httptest.Server
-	keys   hook.Keys
-	extras []func(*UI)
+	t     *testing.T
+	ui    *UI
+	store *tenant.Store
+	srv   *httptest.Server
+	keys  hook.Keys
 }
 
 const testPassword = "correct horse battery"

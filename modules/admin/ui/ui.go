@@ -24,6 +24,7 @@ import (
 	"github.com/ethhook/ethhook/config"
 	"github.com/ethhook/ethhook/hook"
 	"github.com/ethhook/ethhook/internal/signin"
+	"github.com/ethhook/ethhook/message"
 	"github.com/ethhook/ethhook/tenant"
 	"github.com/ethhook/ethhook/web"
 )
@@ -292,6 +293,8 @@ func (u *UI) fail(c echo.Context, err error) error {
 	switch {
 	case errors.Is(err, hook.ErrNotFound):
 		return u.errorPage(c, http.StatusNotFound, "Not found: it does not exist or you have no access to it.")
+	case errors.Is(err, message.ErrPastRetention):
+		return u.errorPage(c, http.StatusGone, "Past retention: "+err.Error())
 	case errors.Is(err, tenant.ErrConflict):
 		return u.errorPage(c, http.StatusConflict, "That conflicts with existing data: "+err.Error())
 	case errors.Is(err, tenant.ErrForbidden):

@@ -1,0 +1,100 @@
+package retention
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/zap"
+
+	"github.com/ethhook/ethhook/config"
+	"github.com/ethhook/ethhook/internal/sleep"
+)
+
+// Module creates partitions ahead and drops expired ones every
+// cfg.Interval. Any number may run (one per process of the role that runs
+// it); the advisory lock serializes them.
+type Module struct {
+	cfg  config.Retention
+	pool *pgxpool.Pool
+	log  *zap.Logger
+	now  func() time.Time
+}
+
+// New returns the retention module.
+func New(cfg config.Retention, pool *pgxpool.Pool, log *zap.Logger) *Module {
+	return &Module{cfg: cfg, pool: pool, log: log, now: time.Now}
+}
+
+// Name implements the supervisor's Module.
+func (m *Module) Name() string { return "retention" }
+
+// Run works until ctx ends. A failed round (Postgres away, a lock timeout)
+// is logged and retried next round: partitions are created days ahead, so a
+// few missed rounds cost nothing.
+func (m *Module) Run(ctx context.Context) error {
+	for {
+		if err := m.Round(ctx); err != nil && ctx.Err() == nil {
+			m.log.Warn("partition maintenance failed; retrying next round", zap.Error(err), zap.Duration("interval", m.cfg.Interval))
+		}
+		if !sleep.For(ctx, m.cfg.Interval) {
+			return nil
+		}
+	}
+}
+
+// Round creates the partitions ahead and drops the expired ones, once.
+func (m *Module) Round(ctx context.Context) error {
+	now := m.now()
+	created, err := Ensure(ctx, m.pool, now, m.cfg.AheadDays)
+	if err != nil {
+		return err
+	}
+	if len(created) > 0 {
+		m.log.Info("created partitions ahead", zap.Strings("partitions", created))
+	}
+	h, err := HorizonsAt(ctx, m.pool, m.cfg, now)
+	if err != nil {
+		return err
+	}
+	dropped, err := Drop(ctx, m.pool, h)
+	if err != nil {
+		return err
+	}
+	if len(dropped) > 0 {
+		m.log.Info("dropped partitions past retention", zap.Strings("partitions", dropped),
+			zap.Time("messages_before", h.Messages), zap.Time("attempts_before", h.Attempts), zap.Time("audit_before", h.Audit))
+	}
+	return nil
+}
+
+// MessagesRetention is how long messages are physically kept: the
+// configured retention or the longest plan override, whichever is longer.
+func MessagesRetention(ctx context.Context, pool *pgxpool.Pool, cfg config.Retention) (time.Duration, error) {
+	var days int
+	if err := pool.QueryRow(ctx, `SELECT coalesce(max(retention_days), 0) FROM plans`).Scan(&days); err != nil {
+		return 0, fmt.Errorf("longest plan retention: %w", err)
+	}
+	return max(cfg.Messages, time.Duration(days)*day), nil
+}
+
+// HorizonsAt computes the drop horizons at now.
+func HorizonsAt(ctx context.Context, pool *pgxpool.Pool, cfg config.Retention, now time.Time) (Horizons, error) {
+	keep, err := MessagesRetention(ctx, pool, cfg)
+	if err != nil {
+		return Horizons{}, err
+	}
+	attempts := keep
+	if cfg.Attempts != 0 {
+		attempts = min(cfg.Attempts, keep)
+	}
+	return Horizons{
+		Messages: now.Add(-keep),
+		Attempts: now.Add(-attempts),
+		Audit:    now.Add(-cfg.Audit),
+	}, nil
+}
+
+// SetClock replaces the module's clock (tests run rounds days ahead).
+func (m *Module) SetClock(now func() time.Time) { m.now = now }

@@ -1,0 +1,63 @@
+package tenant
+
+import (
+	"context"
+	"testing"
+
+	"github.com/ethhook/ethhook/hook"
+)
+
+// An always-failing endpoint: dead messages never count toward the
+// monthly quota, but they and their attempts count toward the plan's
+// storage limit. At the limit new messages are held, the status says so,
+// the release pass keeps them held, and the operator is told once.
+func TestStorageLimitHoldsNewMessagesAndIsNotedOnce(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	if _, err := s.pool.Exec(ctx, `INSERT INTO plans (id, name, monthly_quota, max_endpoints, max_stored) VALUES ('small', 'Small', 0, 0, 10)`); err != nil {
+		t.Fatal(err)
+	}
+	app, err := s.CreateApplication(ctx, hook.Operator, "failing", "small")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seedMessages(t, s, app.ID, hook.StateDead, 3)
+	if over, err := s.QuotaExceeded(ctx, app.ID); err != nil || over {
+		t.Fatalf("3 rows of 10: exceeded=%v %v", over, err)
+	}
+	// Each dead message was tried twice: 3 messages + 6 attempts, then one
+	// more message reaches 10.
+	if _, err := s.pool.Exec(ctx, `UPDATE messages SET attempts = 2 WHERE app_id = $1`, app.ID); err != nil {
+		t.Fatal(err)
+	}
+	seedMessages(t, s, app.ID, hook.StateQuotaExceeded, 1)
+	s.quota.reset()
+	if over, err := s.QuotaExceeded(ctx, app.ID); err != nil || !over {
+		t.Fatalf("10 rows of 10: exceeded=%v %v, want held", over, err)
+	}
+	st, err := s.Usage(ctx, hook.Operator, app.ID)
+	if err != nil || !st.StorageFull || st.StoredRows != 10 || st.MaxStored != 10 || !st.Exceeded {
+		t.Fatalf("usage %+v %v, want storage_full with 10 of 10 rows", st, err)
+	}
+	if n, err := s.ReleaseHeld(ctx, nil, hook.Keys{}, app.ID, 100); err != nil || n != 0 {
+		t.Fatalf("released %d (%v) while storage is full", n, err)
+	}
+	full, err := s.NoteStorageFull(ctx)
+	if err != nil || len(full) != 1 || full[0].AppID != app.ID || full[0].Stored != 10 {
+		t.Fatalf("noted %+v %v, want the application once", full, err)
+	}
+	if again, err := s.NoteStorageFull(ctx); err != nil || len(again) != 0 {
+		t.Fatalf("noted again %+v %v", again, err)
+	}
+	// Retention frees room: noted again only when it fills up again.
+	if _, err := s.pool.Exec(ctx, `DELETE FROM messages WHERE app_id = $1 AND state = 'dead'`, app.ID); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := s.NoteStorageFull(ctx); err != nil || len(again) != 0 {
+		t.Fatalf("noted while under: %+v %v", again, err)
+	}
+	var at *string
+	if err := s.pool.QueryRow(ctx, `SELECT storage_full_at::text FROM applications WHERE id = $1`, app.ID).Scan(&at); err != nil || at != nil {
+		t.Fatalf("storage_full_at %v (%v), want cleared", at, err)
+	}
+}
