@@ -211,11 +211,13 @@ type histMsg struct {
 	payload   []byte
 }
 
-// messages are the endpoint's log messages in creation order (ids are ULIDs).
+// messages lists an endpoint's log messages in the order they were made:
+// by transaction time (message ids are deterministic, not monotonic; see
+// hook.MessageID), and within one insert in chain order.
 func (e *histEnv) messages(endpointID string) []histMsg {
 	e.t.Helper()
 	rows, err := e.pool.Query(context.Background(), `SELECT id, event_id, block_number, payload::text FROM messages
-		WHERE endpoint_id = $1 AND type = 'log' ORDER BY id`, endpointID)
+		WHERE endpoint_id = $1 AND type = 'log' ORDER BY created_at, block_number, (payload->'log'->>'index')::int`, endpointID)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -158,7 +158,11 @@ func scan(row pgx.Row) (hook.Endpoint, error) {
 	if err := json.Unmarshal(filterJSON, &e.Filter); err != nil {
 		return e, fmt.Errorf("endpoint %s: decode filter: %w", e.ID, err)
 	}
-	// Never null in the API: the document says array.
+	// Never null in the API: the document says array (an operational
+	// endpoint has no chains).
+	if e.Filter.Chains == nil {
+		e.Filter.Chains = []uint64{}
+	}
 	e.RetrySchedule = []string{}
 	if sched != "" {
 		e.RetrySchedule = strings.Split(sched, ",")

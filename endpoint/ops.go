@@ -34,7 +34,11 @@ func validateOps(e *hook.Endpoint, fields map[string]string) {
 		fields["ops_events"] = fmt.Sprintf("at most %d types, got %d", len(ops.Types), len(e.OpsEvents))
 	}
 	slices.Sort(e.OpsEvents)
-	if !reflect.DeepEqual(e.Filter, hook.Filter{}) {
+	f := e.Filter
+	if len(f.Chains) == 0 {
+		f.Chains = nil // [] as read back from the table is no filter either
+	}
+	if !reflect.DeepEqual(f, hook.Filter{}) {
 		fields["filter"] = "an operational endpoint (ops_events) receives EthHook's own events: give no filter"
 	}
 	if e.Confirmations != 0 || e.BatchMax > 1 {

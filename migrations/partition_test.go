@@ -98,7 +98,10 @@ func TestUpgradeToPartitionedTablesKeepsEveryRow(t *testing.T) {
 	}
 	before := checksums(t, pool)
 
-	if _, err := m.Up(ctx); err != nil {
+	// Up to the partitioning migrations only: later ones add columns,
+	// which would change every row's checksum. The last step below goes
+	// up to the newest.
+	if _, err := m.UpTo(ctx, 64); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := retention.Ensure(ctx, pool, now, 3); err != nil {

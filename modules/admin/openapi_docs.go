@@ -88,12 +88,13 @@ var fieldDocs = func() map[string]map[string]any {
 		"message.Message.state":          enumOf(messageStates),
 		"message.Message.type":           enumOf(messageTypes),
 		"hook.Event.type":                enumOf(eventTypes),
-		"hook.Filter.chains":             {"minItems": 1, "maxItems": filter.MaxChains, "examples": []any{[]any{1}}},
-		"hook.Filter.addresses":          {"maxItems": filter.MaxAddresses, "items": with(map[string]any{"type": "string"}, "pattern", hexAddress["pattern"])},
-		"hook.Filter.topics":             {"maxItems": 4, "description": "topics[i] lists the accepted values of topic i; an empty list accepts anything"},
-		"hook.Filter.events":             {"maxItems": filter.MaxEvents, "examples": []any{[]any{"Transfer(address,address,uint256)"}}},
-		"hook.Filter.where":              {"maxItems": filter.MaxConditions, "items": map[string]any{"type": "string", "maxLength": filter.MaxConditionLen}, "examples": []any{[]any{"value >= 1000000000"}}},
-		"hook.Filter.abi":                {"description": "a contract ABI (JSON array) that decodes and names arguments"},
+		"hook.Filter.chains": {"maxItems": filter.MaxChains, "examples": []any{[]any{1}},
+			"description": "chain ids to watch: at least one for a chain endpoint (a 400 names filter.chains otherwise); empty for an operational endpoint (ops_events)"},
+		"hook.Filter.addresses": {"maxItems": filter.MaxAddresses, "items": with(map[string]any{"type": "string"}, "pattern", hexAddress["pattern"])},
+		"hook.Filter.topics":    {"maxItems": 4, "description": "topics[i] lists the accepted values of topic i; an empty list accepts anything"},
+		"hook.Filter.events":    {"maxItems": filter.MaxEvents, "examples": []any{[]any{"Transfer(address,address,uint256)"}}},
+		"hook.Filter.where":     {"maxItems": filter.MaxConditions, "items": map[string]any{"type": "string", "maxLength": filter.MaxConditionLen}, "examples": []any{[]any{"value >= 1000000000"}}},
+		"hook.Filter.abi":       {"description": "a contract ABI (JSON array) that decodes and names arguments"},
 	}
 	for k, v := range endpointDocs {
 		d["endpoint.Input."+k] = v

@@ -41,14 +41,14 @@ func TestHostileFinalityAnswersAreNeverPublished(t *testing.T) {
 				return nil
 			}
 			return editJSON(result, func(m map[string]any) { m["number"] = "0x4000000000000000" })
-		}, func(r *runner) float64 { return testutil.ToFloat64(r.m.met.invalid.WithLabelValues("devnet")) }},
+		}, func(r *runner) float64 { return testutil.ToFloat64(r.m.met.invalid.WithLabelValues("devnet", "31337")) }},
 		{"finalized above safe", func(params, result json.RawMessage) json.RawMessage {
 			if !tagged(params, "safe") {
 				return nil
 			}
 			return editJSON(result, func(m map[string]any) { m["number"] = "0x1" })
 		}, func(r *runner) float64 {
-			return testutil.ToFloat64(r.m.met.finalityRefused.WithLabelValues("devnet", "order"))
+			return testutil.ToFloat64(r.m.met.finalityRefused.WithLabelValues("devnet", "31337", "order"))
 		}},
 		{"a hash never committed", func(params, result json.RawMessage) json.RawMessage {
 			if !tagged(params, "finalized") && !tagged(params, "safe") {
@@ -56,7 +56,7 @@ func TestHostileFinalityAnswersAreNeverPublished(t *testing.T) {
 			}
 			return editJSON(result, func(m map[string]any) { m["hash"] = "0x" + strings.Repeat("ee", 32) })
 		}, func(r *runner) float64 {
-			return testutil.ToFloat64(r.m.met.finalityRefused.WithLabelValues("devnet", "not_committed"))
+			return testutil.ToFloat64(r.m.met.finalityRefused.WithLabelValues("devnet", "31337", "not_committed"))
 		}},
 	}
 	var lie atomic.Int32
@@ -111,7 +111,7 @@ func TestForeignNodeIsGivenUpForTheChainsOtherURL(t *testing.T) {
 	foreign := func() float64 {
 		n := 0.0
 		for _, reason := range []string{"deeper_than_bound", "contradicts_finalized", "finalized_changed"} {
-			n += testutil.ToFloat64(r.m.met.foreign.WithLabelValues("devnet", reason))
+			n += testutil.ToFloat64(r.m.met.foreign.WithLabelValues("devnet", "31337", reason))
 		}
 		return n
 	}
