@@ -22,11 +22,12 @@ import (
 // if any of them keeps growing after SOAK_WARMUP (10 min): see
 // internal/trend for the rule and soakMetrics for each metric's floor.
 //
-// Retention is set short when the binary knows it: every ETHHOOK_RETENTION_*
-// variable of the environment is passed to serve, and with none set the
-// soak sets ETHHOOK_RETENTION_MESSAGES and ETHHOOK_RETENTION_HISTORY to
-// SOAK_RETENTION (10m). A binary that does not know them ignores them (and
-// its database grows: the soak says so). SOAK_REPLOT=<csv> only draws the
+// Retention: every ETHHOOK_RETENTION_* variable of the environment is
+// passed to serve, and with none set the soak sets
+// ETHHOOK_RETENTION_MESSAGES to SOAK_RETENTION (default 24h, the shortest
+// the binary takes: partitions are one UTC day wide, so a database levels
+// off only in a soak longer than a day or two; an hour-long soak's database
+// grows, and the soak says so). SOAK_REPLOT=<csv> only draws the
 // plot of an earlier run again (with the same SOAK_* settings). The events stream is capped at two
 // minutes of events (ETHHOOK_INGEST_STREAM_MAX_LEN, unless set).
 func TestSoak(t *testing.T) {
@@ -199,9 +200,9 @@ func soakConfigFromEnv(t *testing.T) soakConfig {
 	if len(c.env) == 0 {
 		ret := os.Getenv("SOAK_RETENTION")
 		if ret == "" {
-			ret = "10m"
+			ret = "24h"
 		}
-		c.env["ETHHOOK_RETENTION_MESSAGES"], c.env["ETHHOOK_RETENTION_HISTORY"] = ret, ret
+		c.env["ETHHOOK_RETENTION_MESSAGES"] = ret
 	}
 	// The events stream is retention too: by default it keeps 1,000,000
 	// entries (about 1.1 KB each for the devnet's logs: 1.1 GB of Redis),
