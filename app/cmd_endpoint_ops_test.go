@@ -1,14 +1,9 @@
 package app
 
 import (
-	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"strings"
 	"testing"
-
-	"github.com/ethhook/ethhook/config"
-	"github.com/ethhook/ethhook/internal/testenv"
 )
 
 // TestEndpointCommandsSetHeadersAndOperationalEvents: --header on create
@@ -16,22 +11,10 @@ import (
 // reserved header is an error naming it, and --ops-event makes an
 // operational endpoint without a chain.
 func TestEndpointCommandsSetHeadersAndOperationalEvents(t *testing.T) {
-	cfg := config.Defaults()
-	cfg.DatabaseURL = testenv.PGURL(t)
-	cfg.Redis.URL = testenv.RedisURL()
-	_, prefix := testenv.Redis(t)
-	cfg.Redis.Prefix = prefix
-	cfg.SecretKey = base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
-	rt := &Runtime{Cfg: cfg}
-	defer rt.Close()
-	out, err := runCmd(t, newAppCmd(rt), "create", "--name", "ops", "--json")
-	if err != nil {
-		t.Fatalf("app create: %v\n%s", err, out)
-	}
-	var app struct{ ID string }
-	json.Unmarshal([]byte(out), &app)
+	rt := cliRuntime(t)
+	app := struct{ ID string }{cliApp(t, rt, "ops")}
 
-	out, err = runCmd(t, newEndpointCmd(rt), "create", "--app", app.ID, "--url", "https://example.com/h", "--chain", "1",
+	out, err := runCmd(t, newEndpointCmd(rt), "create", "--app", app.ID, "--url", "https://example.com/h", "--chain", "1",
 		"--header", "X-Tenant: acme", "--header", "authorization: Bearer t", "--json")
 	if err != nil {
 		t.Fatalf("create with headers: %v\n%s", err, out)

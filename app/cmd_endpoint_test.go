@@ -26,7 +26,10 @@ func runCmd(t *testing.T, cmd *cobra.Command, args ...string) (string, error) {
 	return out.String(), err
 }
 
-func TestAppAndEndpointCommandsRoundTrip(t *testing.T) {
+// cliRuntime is the runtime management commands run on in these tests:
+// a database and key prefix of the test's own.
+func cliRuntime(t *testing.T) *Runtime {
+	t.Helper()
 	cfg := config.Defaults()
 	cfg.DatabaseURL = testenv.PGURL(t)
 	cfg.Redis.URL = testenv.RedisURL()
@@ -34,7 +37,26 @@ func TestAppAndEndpointCommandsRoundTrip(t *testing.T) {
 	cfg.Redis.Prefix = prefix
 	cfg.SecretKey = base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
 	rt := &Runtime{Cfg: cfg}
-	defer rt.Close()
+	t.Cleanup(rt.Close)
+	return rt
+}
+
+// cliApp creates an application with `ethhook app create --json`.
+func cliApp(t *testing.T, rt *Runtime, name string) string {
+	t.Helper()
+	out, err := runCmd(t, newAppCmd(rt), "create", "--name", name, "--json")
+	if err != nil {
+		t.Fatalf("app create: %v\n%s", err, out)
+	}
+	var app struct{ ID string }
+	if err := json.Unmarshal([]byte(out), &app); err != nil || !strings.HasPrefix(app.ID, "app_") {
+		t.Fatalf("app create --json: %q", out)
+	}
+	return app.ID
+}
+
+func TestAppAndEndpointCommandsRoundTrip(t *testing.T) {
+	rt := cliRuntime(t)
 
 	out, err := runCmd(t, newAppCmd(rt), "create", "--name", "shop", "--json")
 	if err != nil {

@@ -1,38 +1,20 @@
 package app
 
 import (
-	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"strings"
 	"testing"
 
-	"github.com/ethhook/ethhook/config"
 	"github.com/ethhook/ethhook/hook"
-	"github.com/ethhook/ethhook/internal/testenv"
 )
 
 // TestEndpointCreateFromBlockRecordsAHistory: --from-block creates the
 // endpoint with a pending history; with two chains it is refused naming
 // from_block.
 func TestEndpointCreateFromBlockRecordsAHistory(t *testing.T) {
-	cfg := config.Defaults()
-	cfg.DatabaseURL = testenv.PGURL(t)
-	cfg.Redis.URL = testenv.RedisURL()
-	_, prefix := testenv.Redis(t)
-	cfg.Redis.Prefix = prefix
-	cfg.SecretKey = base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
-	rt := &Runtime{Cfg: cfg}
-	defer rt.Close()
-	out, err := runCmd(t, newAppCmd(rt), "create", "--name", "shop", "--json")
-	if err != nil {
-		t.Fatalf("app create: %v\n%s", err, out)
-	}
-	var app struct{ ID string }
-	if err := json.Unmarshal([]byte(out), &app); err != nil {
-		t.Fatal(err)
-	}
-	out, err = runCmd(t, newEndpointCmd(rt), "create", "--app", app.ID, "--url", "https://example.com/h", "--chain", "31337", "--from-block", "5", "--json")
+	rt := cliRuntime(t)
+	app := struct{ ID string }{cliApp(t, rt, "shop")}
+	out, err := runCmd(t, newEndpointCmd(rt), "create", "--app", app.ID, "--url", "https://example.com/h", "--chain", "31337", "--from-block", "5", "--json")
 	if err != nil {
 		t.Fatalf("endpoint create: %v\n%s", err, out)
 	}
