@@ -75,9 +75,9 @@ if [ $need_pg = 1 ] || [ $need_redis = 1 ]; then
     explain "They are not running, and this script can install them only as root on a Debian-based system."
   fi
   export DEBIAN_FRONTEND=noninteractive
-  pkgs=(); installed_pg=0
+  pkgs=(); installed_pg=0; installed_redis=0
   if [ $need_pg = 1 ] && ! ls /etc/postgresql/*/main >/dev/null 2>&1; then pkgs+=(postgresql postgresql-client); installed_pg=1; fi
-  if [ $need_redis = 1 ] && ! command -v redis-server >/dev/null; then pkgs+=(redis-server); fi
+  if [ $need_redis = 1 ] && ! command -v redis-server >/dev/null; then pkgs+=(redis-server); installed_redis=1; fi
   if [ ${#pkgs[@]} -gt 0 ]; then
     echo "services: installing ${pkgs[*]} from Debian packages" >&2
     apt-get update -qq
@@ -109,6 +109,18 @@ if [ $need_pg = 1 ] || [ $need_redis = 1 ]; then
     # The URLs carry the password 'postgres'; a trust-auth server ignores it.
     as_postgres "psql -p $PG_PORT -qc \"ALTER USER postgres PASSWORD 'postgres'\"" >/dev/null
     as_postgres "psql -p $PG_PORT -tAc \"SELECT 1 FROM pg_database WHERE datname='test'\"" | grep -q 1 || as_postgres "createdb -p $PG_PORT test"
+  fi
+  # Likewise installing redis-server under systemd has just started the
+  # package's Redis on 6379 (with persistence on). On our port it serves
+  # as is; on another port it would be a stray second server, so the
+  # service this script installed is stopped and disabled.
+  if [ $need_redis = 1 ] && [ $installed_redis = 1 ] && [ -d /run/systemd/system ]; then
+    if [ "$REDIS_PORT" = 6379 ] && reachable 127.0.0.1 6379; then
+      echo "services: Redis started by its package answers on 127.0.0.1:6379" >&2
+      need_redis=0
+    elif [ "$REDIS_PORT" != 6379 ]; then
+      systemctl disable --now redis-server >/dev/null 2>&1 || true
+    fi
   fi
   if [ $need_redis = 1 ]; then
     echo "services: starting Redis on 127.0.0.1:$REDIS_PORT" >&2
