@@ -266,21 +266,33 @@ func expandSynopsis(words []string) (cmds [][]string, partial bool) {
 // commandPath is the subcommand words of args ("endpoint show"), the words
 // before the first flag or placeholder that name commands of the tree.
 func commandPath(args []string) string {
-	c := NewRoot()
+	p, _, _ := resolveCommand(args)
+	return p
+}
+
+// resolveCommand finds the command args name. bad is a word right after
+// it that looks like a subcommand but names none, where the command has
+// subcommands (`endpoint delet`); words after a command without
+// subcommands are its arguments (`devnet control reorg`).
+func resolveCommand(args []string) (path string, c *cobra.Command, bad string) {
+	c = NewRoot()
 	c.InitDefaultCompletionCmd() // added by Execute, as the binary has it
-	var path []string
+	var words []string
 	for _, a := range args {
 		if strings.HasPrefix(a, "-") {
 			break
 		}
 		sub := findSub(c, a)
 		if sub == nil {
+			if c.HasSubCommands() && regexp.MustCompile(`^[a-z][a-z0-9-]*$`).MatchString(a) {
+				bad = a
+			}
 			break
 		}
 		c = sub
-		path = append(path, a)
+		words = append(words, a)
 	}
-	return strings.Join(path, " ")
+	return strings.Join(words, " "), c, bad
 }
 
 func findSub(c *cobra.Command, name string) *cobra.Command {
@@ -391,10 +403,10 @@ func TestReadmeCLIExamplesRunAgainstALiveServer(t *testing.T) {
 	}
 	checkHelp := func(where string, words []string, why string) {
 		t.Helper()
-		p := commandPath(words[1:])
+		p, _, badWord := resolveCommand(words[1:])
 		script := strings.Join(words, " ") + " --help"
 		out, _ := runOnce(where, script)
-		if !strings.Contains(out, "\n  ethhook "+p) || strings.Count(p, " ")+1 < countCommandWords(words[1:]) {
+		if !strings.Contains(out, "\n  ethhook "+p) || badWord != "" {
 			t.Fatalf("%s\n-- %s: no such command (the help printed is of `ethhook %s`)", where, strings.Join(words, " "), p)
 		}
 		t.Logf("README.md %s: checked with --help (%s)", strings.Join(words, " "), why)
@@ -459,19 +471,6 @@ func TestReadmeCLIExamplesRunAgainstALiveServer(t *testing.T) {
 	if ran < 10 || long < 5 {
 		t.Fatalf("only %d commands run and %d roles started: the parser lost examples", ran, long)
 	}
-}
-
-// countCommandWords is how many leading words of args are not flags,
-// placeholders or values (letters, digits and dashes only).
-func countCommandWords(args []string) int {
-	n := 0
-	for _, a := range args {
-		if strings.HasPrefix(a, "-") || !regexp.MustCompile(`^[a-z][a-z0-9-]*$`).MatchString(a) {
-			break
-		}
-		n++
-	}
-	return n
 }
 
 func readOnly(path string) bool {
@@ -654,4 +653,67 @@ func readmeTestMessage(t *testing.T, base, password, appID, epID string) string 
 	vars := map[string]string{"BASE": base, "APP": appID, "MSG": sent.MessageID, "TOKEN": login.Token}
 	waitForMessageState(t, client, vars, "succeeded")
 	return sent.MessageID
+}
+
+// TestReadmeInlineCLICommandsExist checks every `ethhook ...` the README's
+// prose quotes (inline code outside the fenced blocks): each command path
+// exists and every flag written parses, by running it with --help. A word
+// in capitals (`ethhook COMMAND --help`) is a placeholder for any command.
+func TestReadmeInlineCLICommandsExist(t *testing.T) {
+	b, err := os.ReadFile(readmePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The prose: every line outside the fences, joined (a span may wrap).
+	var prose strings.Builder
+	in := false
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(strings.TrimSpace(l), "```") {
+			in = !in
+			prose.WriteString("\n")
+			continue
+		}
+		if !in {
+			prose.WriteString(l + "\n")
+		}
+	}
+	spans := regexp.MustCompile("`(ethhook\\s[^`]+)`").FindAllStringSubmatch(prose.String(), -1)
+	if len(spans) < 20 {
+		t.Fatalf("only %d inline ethhook commands found", len(spans))
+	}
+	checked := 0
+	for _, m := range spans {
+		text := m[1]
+		if i := strings.Index(text, ">>"); i >= 0 {
+			text = text[:i] // a shell redirection
+		}
+		words := shellWords(text)
+		if slices.ContainsFunc(words, func(w string) bool { return regexp.MustCompile(`^[A-Z]+$`).MatchString(w) }) {
+			continue
+		}
+		for i, w := range words {
+			if w == "..." && i > 0 && strings.HasPrefix(words[i-1], "--") {
+				words[i] = "x" // a flag's value left out
+			}
+		}
+		cmds, _ := expandSynopsis(words)
+		for _, w := range cmds {
+			p, c, bad := resolveCommand(w[1:])
+			if p == "" || bad != "" {
+				t.Errorf("README.md quotes `%s`: %q is no ethhook command (what exists of it: `%s`)", m[1], strings.Join(w, " "), strings.TrimSpace("ethhook "+p))
+				continue
+			}
+			for _, a := range w[1:] {
+				name := flagWordRe.FindString(a)
+				if name == "" {
+					continue
+				}
+				if c.Flags().Lookup(name[2:]) == nil && c.InheritedFlags().Lookup(name[2:]) == nil {
+					t.Errorf("README.md quotes `%s`: `ethhook %s` has no flag %s", m[1], p, name)
+				}
+			}
+			checked++
+		}
+	}
+	t.Logf("%d inline commands checked", checked)
 }
