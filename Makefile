@@ -26,7 +26,7 @@ PROMTOOL_VERSION ?= v0.316.0
 TOOLS_DIR ?= $(HOME)/.cache/ethhook
 PROMTOOL := $(TOOLS_DIR)/promtool-$(PROMTOOL_VERSION)/promtool
 
-.PHONY: help build run services test test/unit test/browser test/faults test/cluster test/contract test/ops lint bench soak fresh-check clean
+.PHONY: help build run services test test/unit test/browser test/faults test/cluster test/contract test/ops lint bench soak demo-soak fresh-check clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z/_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -76,6 +76,9 @@ test/cluster: services ## the pipeline split by roles on a 3-master, 3-replica R
 
 soak: ## serve --all on the devnet at SOAK_RATE events/s (1000) for SOAK_DURATION (1h); writes docs/soak/soak.{csv,png}; fails if anything keeps growing (not in CI)
 	SOAK_OUT=$${SOAK_OUT:-docs/soak} $(GO) test -tags 'faults soak' -count=1 -p 1 -timeout 0 -v -run '^TestSoak$$' ./faults/ | grep --line-buffered -v "^=== "; exit $${PIPESTATUS[0]}
+
+demo-soak: ## the demo exactly as `make run` runs it, for DEMO_DURATION (1h), on its own ports, database and Redis prefix; writes DEMO_OUT (docs/demo-soak)/demo-soak.csv; fails on a stall (not in CI)
+	DEMO_OUT=$${DEMO_OUT:-docs/demo-soak} $(GO) test -tags 'faults soak' -count=1 -p 1 -timeout 0 -v -run '^TestDemoSoak$$' ./faults/ | grep --line-buffered -v "^=== "; exit $${PIPESTATUS[0]}
 
 fresh-check: ## prove the quick start on a debootstrapped Debian bookworm root (root, network, ~30 min; not in CI)
 	@scripts/fresh-check.sh
