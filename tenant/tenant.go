@@ -10,8 +10,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"sort"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -22,43 +20,13 @@ import (
 	"github.com/ethhook/ethhook/hook"
 )
 
-// ErrForbidden is returned when the caller can see a resource but its role
-// does not allow the change (a member changing a plan, an API key creating
-// an application). It is only ever returned after visibility was checked,
-// so it never reveals another tenant's data.
-var ErrForbidden = errors.New("forbidden")
-
 // ErrKeyCannotManageKeys is returned when an API key tries to create or
 // revoke API keys: only users may, so a leaked key cannot mint successors
 // that outlive its revocation.
-var ErrKeyCannotManageKeys = fmt.Errorf("API keys cannot create or revoke API keys; log in as a user: %w", ErrForbidden)
+var ErrKeyCannotManageKeys = fmt.Errorf("API keys cannot create or revoke API keys; log in as a user: %w", hook.ErrForbidden)
 
-// ErrConflict is returned when a change collides with existing data (a
-// duplicate email, a plan still in use).
-var ErrConflict = errors.New("conflict")
-
-// ValidationError names the fields of a request that are wrong.
-type ValidationError struct {
-	Fields map[string]string // field name -> what is wrong with it
-}
-
-func (e *ValidationError) Error() string {
-	keys := make([]string, 0, len(e.Fields))
-	for k := range e.Fields {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, 0, len(keys))
-	for _, k := range keys {
-		parts = append(parts, k+": "+e.Fields[k])
-	}
-	return "invalid input: " + strings.Join(parts, "; ")
-}
-
-// invalid builds a ValidationError for one field.
-func invalid(field, msg string) error {
-	return &ValidationError{Fields: map[string]string{field: msg}}
-}
+// invalid is hook.FieldErrors for one field.
+func invalid(field, msg string) error { return hook.Invalid(field, msg) }
 
 // Querier is what Visible needs: a pool, a connection or a transaction.
 type Querier interface {
