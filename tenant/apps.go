@@ -215,7 +215,7 @@ func (s *Store) GetApplication(ctx context.Context, scope hook.Scope, id string)
 	}
 	app, err := scanApp(s.pool.QueryRow(ctx, `SELECT `+appCols+` FROM applications a WHERE a.id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Application{}, hook.ErrNotFound
+		return Application{}, hook.NotFound("application", id)
 	}
 	if err != nil {
 		return Application{}, fmt.Errorf("get application %s: %w", id, err)
@@ -252,7 +252,7 @@ func (s *Store) UpdateApplication(ctx context.Context, scope hook.Scope, id stri
 		return Application{}, invalid("plan_id", fmt.Sprintf("plan %q does not exist", *u.PlanID))
 	}
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Application{}, hook.ErrNotFound
+		return Application{}, hook.NotFound("application", id)
 	}
 	if err != nil {
 		return Application{}, fmt.Errorf("update application %s: %w", id, err)
@@ -277,7 +277,7 @@ func (s *Store) DeleteApplication(ctx context.Context, scope hook.Scope, id stri
 		return fmt.Errorf("delete application %s: %w", id, err)
 	}
 	if tag.RowsAffected() == 0 {
-		return hook.ErrNotFound
+		return hook.NotFound("application", id)
 	}
 	s.quota.forget(id)
 	return nil

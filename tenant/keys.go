@@ -81,7 +81,7 @@ func (s *Store) CreateAPIKey(ctx context.Context, scope hook.Scope, appID, name 
 	k, err := scanKey(s.pool.QueryRow(ctx, `INSERT INTO api_keys AS k (id, app_id, name, prefix, hash, created_by) VALUES ($1, $2, $3, $4, $5, $6)
 		RETURNING `+keyCols, NewID("key"), appID, name, secret[:displayPrefixLen], hashKey(secret), creator))
 	if isFK(err) {
-		return APIKey{}, "", hook.ErrNotFound
+		return APIKey{}, "", hook.NotFound("application", appID)
 	}
 	if err != nil {
 		return APIKey{}, "", fmt.Errorf("create api key for %s: %w", appID, err)
@@ -123,7 +123,7 @@ func (s *Store) GetAPIKey(ctx context.Context, scope hook.Scope, appID, keyID st
 	}
 	k, err := scanKey(s.pool.QueryRow(ctx, `SELECT `+keyCols+` FROM api_keys k WHERE k.id = $1 AND k.app_id = $2`, keyID, appID))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return APIKey{}, hook.ErrNotFound
+		return APIKey{}, hook.NotFound("api key", keyID)
 	}
 	if err != nil {
 		return APIKey{}, fmt.Errorf("get api key %s: %w", keyID, err)
@@ -145,7 +145,7 @@ func (s *Store) RevokeAPIKey(ctx context.Context, scope hook.Scope, appID, keyID
 		return fmt.Errorf("revoke api key %s: %w", keyID, err)
 	}
 	if tag.RowsAffected() == 0 {
-		return hook.ErrNotFound
+		return hook.NotFound("api key", keyID)
 	}
 	return nil
 }

@@ -132,7 +132,7 @@ func (s *Store) CreatePlan(ctx context.Context, scope hook.Scope, p Plan) (Plan,
 func (s *Store) GetPlan(ctx context.Context, id string) (Plan, error) {
 	p, err := scanPlan(s.pool.QueryRow(ctx, `SELECT `+planCols+` FROM plans p WHERE p.id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Plan{}, hook.ErrNotFound
+		return Plan{}, hook.NotFound("plan", id)
 	}
 	if err != nil {
 		return Plan{}, fmt.Errorf("get plan %s: %w", id, err)
@@ -178,7 +178,7 @@ func (s *Store) UpdatePlan(ctx context.Context, scope hook.Scope, id string, u P
 			max_stored = COALESCE($7, p.max_stored)
 		WHERE p.id = $1 RETURNING `+planCols, id, u.Name, u.MonthlyQuota, u.MaxEndpoints, u.RateLimit, u.RetentionDays, u.MaxStored))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Plan{}, hook.ErrNotFound
+		return Plan{}, hook.NotFound("plan", id)
 	}
 	if err != nil {
 		return Plan{}, fmt.Errorf("update plan %s: %w", id, err)
@@ -194,7 +194,7 @@ func (s *Store) EndpointAllowance(ctx context.Context, appID string) (max, used 
 	err = s.pool.QueryRow(ctx, `SELECT p.max_endpoints, (SELECT count(*) FROM endpoints e WHERE e.app_id = a.id)
 		FROM applications a JOIN plans p ON p.id = a.plan_id WHERE a.id = $1`, appID).Scan(&max, &used)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, 0, hook.ErrNotFound
+		return 0, 0, hook.NotFound("application", appID)
 	}
 	if err != nil {
 		return 0, 0, fmt.Errorf("endpoint allowance of %s: %w", appID, err)

@@ -58,29 +58,17 @@ func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 // scope (the two are indistinguishable on purpose).
 func Visible(ctx context.Context, q Querier, scope hook.Scope, appID string) error {
 	if appID == "" {
-		return hook.ErrNotFound
+		return hook.NotFound("application", `""`)
 	}
+	var w query
+	w.where("a.id = " + w.arg(appID))
+	w.scope(scope, "a.id")
 	var ok bool
-	var err error
-	switch {
-	case scope.Admin:
-		err = q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM applications WHERE id = $1)`, appID).Scan(&ok)
-	case scope.AppID != "":
-		if scope.AppID != appID {
-			return hook.ErrNotFound
-		}
-		err = q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM applications WHERE id = $1)`, appID).Scan(&ok)
-	case scope.UserID != "":
-		err = q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM application_members WHERE app_id = $1 AND user_id = $2)`,
-			appID, scope.UserID).Scan(&ok)
-	default:
-		return hook.ErrNotFound
-	}
-	if err != nil {
+	if err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM applications a WHERE `+w.sql()+`)`, w.args...).Scan(&ok); err != nil {
 		return fmt.Errorf("check visibility of application %s: %w", appID, err)
 	}
 	if !ok {
-		return hook.ErrNotFound
+		return hook.NotFound("application", appID)
 	}
 	return nil
 }

@@ -259,7 +259,7 @@ func (s *Store) UserIDByEmail(ctx context.Context, email string) (string, error)
 	var id string
 	err := s.pool.QueryRow(ctx, `SELECT id FROM users WHERE lower(email) = lower($1)`, strings.TrimSpace(email)).Scan(&id)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return "", hook.ErrNotFound
+		return "", hook.NotFound("user with email", strings.TrimSpace(email))
 	}
 	if err != nil {
 		return "", fmt.Errorf("find user by email: %w", err)
@@ -275,7 +275,7 @@ func (s *Store) RevokeCredentials(ctx context.Context, id string) error {
 		return fmt.Errorf("revoke credentials of %s: %w", id, err)
 	}
 	if tag.RowsAffected() == 0 {
-		return hook.ErrNotFound
+		return hook.NotFound("user", id)
 	}
 	return nil
 }
@@ -284,7 +284,7 @@ func (s *Store) RevokeCredentials(ctx context.Context, id string) error {
 func (s *Store) UserByID(ctx context.Context, id string) (User, error) {
 	u, err := scanUser(s.pool.QueryRow(ctx, `SELECT `+userCols+` FROM users u WHERE u.id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return User{}, hook.ErrNotFound
+		return User{}, hook.NotFound("user", id)
 	}
 	if err != nil {
 		return User{}, fmt.Errorf("get user %s: %w", id, err)
@@ -295,7 +295,7 @@ func (s *Store) UserByID(ctx context.Context, id string) (User, error) {
 // GetUser returns a user: admins see everyone, a member only themself.
 func (s *Store) GetUser(ctx context.Context, scope hook.Scope, id string) (User, error) {
 	if !scope.Admin && (scope.UserID == "" || scope.UserID != id) {
-		return User{}, hook.ErrNotFound
+		return User{}, hook.NotFound("user", id)
 	}
 	return s.UserByID(ctx, id)
 }
@@ -409,7 +409,7 @@ func (s *Store) checkCurrentPassword(ctx context.Context, id string, current *st
 	var hash string
 	if err := s.pool.QueryRow(ctx, `SELECT password_hash FROM users WHERE id = $1`, id).Scan(&hash); err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
-			return hook.ErrNotFound
+			return hook.NotFound("user", id)
 		}
 		return fmt.Errorf("check password of %s: %w", id, err)
 	}
@@ -471,7 +471,7 @@ func (s *Store) DeleteUser(ctx context.Context, scope hook.Scope, id string) err
 			return err
 		}
 		if tag.RowsAffected() == 0 {
-			return hook.ErrNotFound
+			return hook.NotFound("user", id)
 		}
 		return nil
 	})
