@@ -80,7 +80,9 @@ func toAPIError(err error) *apiError {
 	case errors.As(err, &fe):
 		return &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: fe.Error(), Fields: fe}
 	case errors.Is(err, hook.ErrNotFound):
-		return &apiError{Status: http.StatusNotFound, Code: "not_found", Message: err.Error()}
+		// Always the same words: a missing id and another tenant's answer
+		// alike (the error itself names what, for logs and the CLI).
+		return errNotFound
 	case errors.Is(err, message.ErrPastRetention):
 		return &apiError{Status: http.StatusGone, Code: "past_retention", Message: err.Error()}
 	case errors.Is(err, tenant.ErrAppLimit):
