@@ -119,7 +119,7 @@ func (s *Store) CheckDefaultPlan(ctx context.Context) error {
 // applications.
 func (s *Store) CreateApplication(ctx context.Context, scope hook.Scope, name, planID string) (Application, error) {
 	if !scope.Admin && scope.UserID == "" {
-		return Application{}, fmt.Errorf("create application: %w", hook.ErrForbidden)
+		return Application{}, fmt.Errorf("create application: %w", ErrKeyCannotManageApps)
 	}
 	if err := validateAppName(name); err != nil {
 		return Application{}, err
@@ -143,7 +143,7 @@ func (s *Store) CreateApplication(ctx context.Context, scope hook.Scope, name, p
 			var uid string
 			err := tx.QueryRow(ctx, `SELECT id FROM users WHERE id = $1 FOR UPDATE`, scope.UserID).Scan(&uid)
 			if errors.Is(err, pgx.ErrNoRows) {
-				return fmt.Errorf("create application: no user %s: %w", scope.UserID, hook.ErrForbidden)
+				return fmt.Errorf("create application: no user %s: %w", scope.UserID, ErrKeyCannotManageApps)
 			}
 			if err != nil {
 				return fmt.Errorf("lock user %s: %w", scope.UserID, err)
@@ -239,7 +239,7 @@ func (s *Store) UpdateApplication(ctx context.Context, scope hook.Scope, id stri
 	}
 	if u.PlanID != nil {
 		if !scope.Admin {
-			return Application{}, fmt.Errorf("change plan of application %s: %w", id, hook.ErrForbidden)
+			return Application{}, fmt.Errorf("change plan of application %s: %w", id, ErrPlanAdminOnly)
 		}
 		if *u.PlanID == "" {
 			return Application{}, invalid("plan_id", "must not be empty")
@@ -270,7 +270,7 @@ func (s *Store) DeleteApplication(ctx context.Context, scope hook.Scope, id stri
 		return err
 	}
 	if !scope.Admin && scope.UserID == "" {
-		return fmt.Errorf("delete application %s: %w", id, hook.ErrForbidden)
+		return fmt.Errorf("delete application %s: %w", id, ErrKeyCannotManageApps)
 	}
 	tag, err := s.pool.Exec(ctx, `DELETE FROM applications WHERE id = $1`, id)
 	if err != nil {

@@ -23,7 +23,15 @@ import (
 // ErrKeyCannotManageKeys is returned when an API key tries to create or
 // revoke API keys: only users may, so a leaked key cannot mint successors
 // that outlive its revocation.
-var ErrKeyCannotManageKeys = fmt.Errorf("API keys cannot create or revoke API keys; log in as a user: %w", hook.ErrForbidden)
+var ErrKeyCannotManageKeys = hook.Forbidden("API keys cannot create or revoke API keys; log in as a user")
+
+// The other refusals callers (the admin API's answer) tell apart; each is
+// a hook.ErrForbidden, returned wrapped with what was refused.
+var (
+	ErrAdminRequired       = hook.Forbidden("admin role required")
+	ErrKeyCannotManageApps = hook.Forbidden("API keys cannot create or delete applications; log in as a user")
+	ErrPlanAdminOnly       = hook.Forbidden("only an admin can change an application's plan")
+)
 
 // invalid is hook.FieldErrors for one field.
 func invalid(field, msg string) error { return hook.Invalid(field, msg) }

@@ -98,7 +98,7 @@ func validRole(role string) (string, error) {
 
 func requireAdmin(scope hook.Scope, what string) error {
 	if !scope.Admin {
-		return fmt.Errorf("%s: admin role required: %w", what, hook.ErrForbidden)
+		return fmt.Errorf("%s: %w", what, ErrAdminRequired)
 	}
 	return nil
 }

@@ -104,18 +104,11 @@ func toAPIError(err error) *apiError {
 
 // forbiddenMessage keeps the reason ("admin role required") but never ids.
 func forbiddenMessage(err error) string {
-	msg := err.Error()
-	switch {
-	case strings.Contains(msg, "admin role required"):
-		return "admin role required"
-	case errors.Is(err, tenant.ErrKeyCannotManageKeys):
-		return "API keys cannot create or revoke API keys; log in as a user"
-	case errors.Is(err, endpoint.ErrAdminOnly):
-		return endpoint.ErrAdminOnly.Error()
-	case strings.Contains(msg, "create application"), strings.Contains(msg, "delete application"):
-		return "API keys cannot create or delete applications; log in as a user"
-	case strings.Contains(msg, "change plan"):
-		return "only an admin can change an application's plan"
+	for _, reason := range []error{tenant.ErrAdminRequired, tenant.ErrKeyCannotManageKeys, tenant.ErrKeyCannotManageApps,
+		tenant.ErrPlanAdminOnly, endpoint.ErrAdminOnly} {
+		if errors.Is(err, reason) {
+			return reason.Error()
+		}
 	}
 	return "not allowed for this caller"
 }
