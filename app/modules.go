@@ -135,7 +135,7 @@ var moduleSpecs = []moduleSpec{
 			return nil, err
 		}
 		// The web UI shares the admin module's router, auth and tenancy.
-		if err := mountUI(rt, am, pool, rdb, box); err != nil {
+		if err := mountUI(rt, am, pool, rdb); err != nil {
 			return nil, err
 		}
 		return am, nil

@@ -8,20 +8,17 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/rueidis"
 
-	"github.com/ethhook/ethhook/endpoint"
-	"github.com/ethhook/ethhook/message"
 	"github.com/ethhook/ethhook/modules/admin"
 	"github.com/ethhook/ethhook/modules/admin/ui"
-	"github.com/ethhook/ethhook/seal"
 )
 
 // mountUI adds the web UI's routes ("/", "/login", "/apps/...",
-// "/static/...") to the admin module's router, next to /api/v1, on the same
-// tenant store, endpoint and message services. The "admin" module spec
-// calls it right after admin.New.
-func mountUI(rt *Runtime, am *admin.Module, pool *pgxpool.Pool, rdb rueidis.Client, box *seal.Box) error {
-	if am == nil || pool == nil || rdb == nil || box == nil {
-		return fmt.Errorf("web UI: needs the admin module, Postgres, Redis and the secret box")
+// "/static/...") to the admin module's router, next to /api/v1, on the
+// admin module's own tenant store, endpoint and message services (the UI
+// builds none). The "admin" module spec calls it right after admin.New.
+func mountUI(rt *Runtime, am *admin.Module, pool *pgxpool.Pool, rdb rueidis.Client) error {
+	if am == nil || pool == nil || rdb == nil || am.Endpoints() == nil {
+		return fmt.Errorf("web UI: needs the admin module with its endpoint service (a secret key), Postgres and Redis")
 	}
 	trusted, err := rt.Cfg.Admin.TrustedProxyPrefixes()
 	if err != nil {
@@ -32,8 +29,10 @@ func mountUI(rt *Runtime, am *admin.Module, pool *pgxpool.Pool, rdb rueidis.Clie
 		Redis:          rdb,
 		Keys:           rt.Keys(),
 		Tenant:         am.Store(),
-		Endpoints:      ui.EndpointsFrom(endpoint.New(pool, box, rdb, rt.Keys(), rt.Cfg.Chains), 0, am.SendTest),
-		Messages:       ui.MessagesFrom(message.New(pool, rdb, rt.Keys()).WithRetention(rt.Cfg.Retention.Messages)),
+		Endpoints:      am.Endpoints(),
+		Messages:       am.Messages(),
+		SendTest:       am.SendTest,
+		RotateOverlap:  admin.DefaultRotateOverlap,
 		Chains:         rt.Cfg.Chains,
 		SessionTTL:     rt.Cfg.Admin.JWTTTL,
 		SecureCookies:  secureCookies(rt.Cfg.HTTPAddr),

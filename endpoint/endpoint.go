@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -47,27 +46,6 @@ const (
 	DefaultLimit     = 50
 	MaxLimit         = 500
 )
-
-// ValidationError names what is wrong with each bad field; the admin API
-// maps it to 400. Keys are field names: url, description, confirmations,
-// batch_max, batch_wait_ms, rate_limit, retry_schedule, ordering, fifo_key, and filter parts
-// (chains, addresses[0], topics[1][0], events[0], abi, where[1]).
-type ValidationError struct {
-	Fields map[string]string
-}
-
-func (e *ValidationError) Error() string {
-	keys := make([]string, 0, len(e.Fields))
-	for k := range e.Fields {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = k + ": " + e.Fields[k]
-	}
-	return "invalid endpoint: " + strings.Join(parts, "; ")
-}
 
 // ErrLimitReached means the application's plan allows no more endpoints.
 var ErrLimitReached = errors.New("the application's plan allows no more endpoints")
@@ -202,7 +180,7 @@ func LoadEnabled(ctx context.Context, pool *pgxpool.Pool) ([]hook.Endpoint, erro
 func LoadOne(ctx context.Context, pool *pgxpool.Pool, id string) (hook.Endpoint, error) {
 	e, err := scan(pool.QueryRow(ctx, `SELECT `+cols+` FROM endpoints WHERE id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return e, hook.ErrNotFound
+		return e, hook.NotFound("endpoint", id)
 	}
 	if err != nil {
 		return e, fmt.Errorf("load endpoint %s: %w", id, err)
@@ -231,7 +209,11 @@ func (s *Service) defaultConfirmations(chains []uint64) int {
 	return best
 }
 
-// validate checks e and normalizes its filter; it returns a *ValidationError.
+// validate checks e and normalizes its filter; it returns hook.FieldErrors
+// keyed by field name: url, description, confirmations, batch_max,
+// batch_wait_ms, rate_limit, retry_schedule, ordering, fifo_key, headers.<Name>,
+// ops_events[i], and filter parts (chains, addresses[0], topics[1][0],
+// events[0], abi, where[1]).
 func validate(e *hook.Endpoint) error {
 	fields := map[string]string{}
 	u, err := url.Parse(e.URL)
@@ -309,7 +291,7 @@ func validate(e *hook.Endpoint) error {
 		validateFilter(e, fields)
 	}
 	if len(fields) > 0 {
-		return &ValidationError{Fields: fields}
+		return hook.FieldErrors(fields)
 	}
 	return nil
 }
@@ -390,7 +372,7 @@ func (s *Service) Create(ctx context.Context, scope hook.Scope, appID string, in
 	}
 	if fields := map[string]string{}; in.FromBlock != nil {
 		if s.checkFromBlock(ctx, in.FromBlock, e.Filter, fields); len(fields) > 0 {
-			return hook.Endpoint{}, "", &ValidationError{Fields: fields}
+			return hook.Endpoint{}, "", hook.FieldErrors(fields)
 		}
 	}
 	secret, err := sign.NewSecret()
@@ -412,7 +394,7 @@ func (s *Service) Create(ctx context.Context, scope hook.Scope, appID string, in
 		err := tx.QueryRow(ctx, `SELECT p.max_endpoints, (SELECT count(*) FROM endpoints e WHERE e.app_id = a.id)
 			FROM applications a JOIN plans p ON p.id = a.plan_id WHERE a.id = $1 FOR UPDATE OF a`, appID).Scan(&max, &used)
 		if errors.Is(err, pgx.ErrNoRows) {
-			return hook.ErrNotFound
+			return hook.NotFound("application", appID)
 		}
 		if err != nil {
 			return fmt.Errorf("check endpoint allowance of %s: %w", appID, err)
@@ -448,7 +430,7 @@ func (s *Service) Get(ctx context.Context, scope hook.Scope, appID, id string) (
 	}
 	e, err := scan(s.pool.QueryRow(ctx, `SELECT `+cols+` FROM endpoints WHERE id = $1 AND app_id = $2`, id, appID))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return e, hook.ErrNotFound
+		return e, hook.NotFound("endpoint", id)
 	}
 	if err != nil {
 		return e, fmt.Errorf("get endpoint %s: %w", id, err)
@@ -470,13 +452,13 @@ func (s *Service) List(ctx context.Context, scope hook.Scope, appID, cursor stri
 		limit = DefaultLimit
 	}
 	if limit < 0 || limit > MaxLimit {
-		return nil, "", &ValidationError{Fields: map[string]string{"limit": fmt.Sprintf("must be 1..%d", MaxLimit)}}
+		return nil, "", hook.FieldErrors{"limit": fmt.Sprintf("must be 1..%d", MaxLimit)}
 	}
 	after := ""
 	if cursor != "" {
 		b, err := base64.RawURLEncoding.DecodeString(cursor)
 		if err != nil || !strings.HasPrefix(string(b), "ep_") {
-			return nil, "", &ValidationError{Fields: map[string]string{"cursor": "not a cursor returned by a previous page"}}
+			return nil, "", hook.FieldErrors{"cursor": "not a cursor returned by a previous page"}
 		}
 		after = string(b)
 	}
@@ -515,7 +497,7 @@ func (s *Service) change(ctx context.Context, scope hook.Scope, appID, id string
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		e, err := scan(tx.QueryRow(ctx, `SELECT `+cols+` FROM endpoints WHERE id = $1 AND app_id = $2 FOR UPDATE`, id, appID))
 		if errors.Is(err, pgx.ErrNoRows) {
-			return hook.ErrNotFound
+			return hook.NotFound("endpoint", id)
 		}
 		if err != nil {
 			return fmt.Errorf("read endpoint %s: %w", id, err)
@@ -641,7 +623,7 @@ func (s *Service) Delete(ctx context.Context, scope hook.Scope, appID, id string
 			return fmt.Errorf("delete endpoint %s: %w", id, err)
 		}
 		if tag.RowsAffected() == 0 {
-			return hook.ErrNotFound
+			return hook.NotFound("endpoint", id)
 		}
 		return notify(ctx, tx, id)
 	})
@@ -660,7 +642,7 @@ func (s *Service) Secret(ctx context.Context, scope hook.Scope, appID, id string
 	var sealed []byte
 	err := s.pool.QueryRow(ctx, `SELECT secret_enc FROM endpoints WHERE id = $1 AND app_id = $2`, id, appID).Scan(&sealed)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return "", hook.ErrNotFound
+		return "", hook.NotFound("endpoint", id)
 	}
 	if err != nil {
 		return "", fmt.Errorf("read secret of endpoint %s: %w", id, err)
@@ -685,7 +667,7 @@ func (s *Service) RotateSecret(ctx context.Context, scope hook.Scope, appID, id 
 		return "", err
 	}
 	if overlap < 0 {
-		return "", &ValidationError{Fields: map[string]string{"overlap": "must not be negative"}}
+		return "", hook.FieldErrors{"overlap": "must not be negative"}
 	}
 	secret, err := sign.NewSecret()
 	if err != nil {
@@ -705,7 +687,7 @@ func (s *Service) RotateSecret(ctx context.Context, scope hook.Scope, appID, id 
 			return fmt.Errorf("rotate secret of endpoint %s: %w", id, err)
 		}
 		if tag.RowsAffected() == 0 {
-			return hook.ErrNotFound
+			return hook.NotFound("endpoint", id)
 		}
 		if _, err := tx.Exec(ctx, `UPDATE endpoints SET secret_enc = $2, updated_at = now() WHERE id = $1`, id, sealed); err != nil {
 			return fmt.Errorf("rotate secret of endpoint %s: %w", id, err)
@@ -729,10 +711,10 @@ func (s *Service) RotateSecret(ctx context.Context, scope hook.Scope, appID, id 
 func applyFinality(e *hook.Endpoint, finality string, conf *int) error {
 	stage, n, err := hook.ParseFinality(finality)
 	if err != nil {
-		return &ValidationError{Fields: map[string]string{"finality": err.Error()}}
+		return hook.FieldErrors{"finality": err.Error()}
 	}
 	if conf != nil && *conf != n {
-		return &ValidationError{Fields: map[string]string{"confirmations": fmt.Sprintf("%d disagrees with finality %q (give one of them)", *conf, finality)}}
+		return hook.FieldErrors{"confirmations": fmt.Sprintf("%d disagrees with finality %q (give one of them)", *conf, finality)}
 	}
 	e.Stage, e.Confirmations = stage, n
 	e.Finality = hook.FormatFinality(stage, n)

@@ -190,7 +190,7 @@ func TestValidationErrorsNameEachField(t *testing.T) {
 		Confirmations: intp(-1), BatchMax: 10, RateLimit: -2, RetrySchedule: []string{"5s", "soon"},
 	}
 	_, _, err := e.svc.Create(context.Background(), hook.Operator, app, in)
-	var ve *ValidationError
+	var ve hook.FieldErrors
 	if !errors.As(err, &ve) {
 		t.Fatalf("want ValidationError, got %v", err)
 	}
@@ -204,8 +204,8 @@ func TestValidationErrorsNameEachField(t *testing.T) {
 		"retry_schedule": `item 2 "soon"`,
 	}
 	for k, v := range want {
-		if !strings.Contains(ve.Fields[k], v) {
-			t.Errorf("field %s: %q, want it to contain %q", k, ve.Fields[k], v)
+		if !strings.Contains(ve[k], v) {
+			t.Errorf("field %s: %q, want it to contain %q", k, ve[k], v)
 		}
 	}
 	if _, _, err := e.svc.Create(context.Background(), hook.Operator, app, Input{URL: "https://x.example/"}); err == nil ||
@@ -448,8 +448,8 @@ func TestOrderingAndFIFOKeyRoundTripAndValidate(t *testing.T) {
 		bad := transferInput
 		bad.Ordering, bad.FIFOKey = c.ordering, c.key
 		_, _, err := e.svc.Create(ctx, hook.Operator, app, bad)
-		var ve *ValidationError
-		if !errors.As(err, &ve) || !strings.Contains(ve.Fields[c.field], c.says) {
+		var ve hook.FieldErrors
+		if !errors.As(err, &ve) || !strings.Contains(ve[c.field], c.says) {
 			t.Fatalf("ordering %q key %q: %v, want %s naming %s", c.ordering, c.key, err, c.field, c.says)
 		}
 	}

@@ -59,8 +59,8 @@ func FuzzValidateFilter(f *testing.F) {
 			t.Fatalf("validation allocated %d MiB", got>>20)
 		}
 		if err != nil {
-			var ve *ValidationError
-			if !errors.As(err, &ve) || len(ve.Fields) == 0 {
+			var ve hook.FieldErrors
+			if !errors.As(err, &ve) || len(ve) == 0 {
 				t.Fatalf("error %T %v is not a ValidationError naming fields", err, err)
 			}
 			return

@@ -34,18 +34,18 @@ func TestCustomHeadersAreBoundedAndNeverReserved(t *testing.T) {
 	} {
 		e := hook.Endpoint{URL: "https://r.example/", Filter: hook.Filter{Chains: []uint64{1}}, Headers: c.h}
 		err := validate(&e)
-		ve, ok := err.(*ValidationError)
+		ve, ok := err.(hook.FieldErrors)
 		if !ok {
 			t.Fatalf("%v: %v, want a ValidationError", c.h, err)
 		}
 		found := false
-		for k, m := range ve.Fields {
+		for k, m := range ve {
 			if (c.key == "" || k == c.key) && strings.Contains(m, c.msg) {
 				found = true
 			}
 		}
 		if !found {
-			t.Errorf("headers %.80v: fields %v, want %s: ...%s", c.h, ve.Fields, c.key, c.msg)
+			t.Errorf("headers %.80v: fields %v, want %s: ...%s", c.h, ve, c.key, c.msg)
 		}
 	}
 	e := hook.Endpoint{URL: "https://r.example/", Filter: hook.Filter{Chains: []uint64{1}}, Headers: map[string]string{"x-tenant": "acme", "authorization": "Bearer x"}}

@@ -24,15 +24,15 @@ func TestFromBlockIsBoundedAndNeedsOneChain(t *testing.T) {
 	far := uint64(2_000_000 - MaxHistoryBlocks - 1)
 	in.FromBlock = &far
 	_, _, err := e.svc.Create(ctx, hook.Operator, app, in)
-	var ve *ValidationError
-	if !errors.As(err, &ve) || !strings.Contains(ve.Fields["from_block"], "MaxHistoryBlocks") {
+	var ve hook.FieldErrors
+	if !errors.As(err, &ve) || !strings.Contains(ve["from_block"], "MaxHistoryBlocks") {
 		t.Fatalf("from_block too far back: %v", err)
 	}
 	two := in
 	two.Filter.Chains = []uint64{1, 8453}
 	ok := uint64(1_999_000)
 	two.FromBlock = &ok
-	if _, _, err := e.svc.Create(ctx, hook.Operator, app, two); !errors.As(err, &ve) || !strings.Contains(ve.Fields["from_block"], "one chain") {
+	if _, _, err := e.svc.Create(ctx, hook.Operator, app, two); !errors.As(err, &ve) || !strings.Contains(ve["from_block"], "one chain") {
 		t.Fatalf("from_block with two chains: %v", err)
 	}
 	in.FromBlock = &ok

@@ -1,7 +1,6 @@
 package endpoint
 
 import (
-	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -13,8 +12,8 @@ import (
 
 // ErrAdminOnly means a member or API key tried to make, change or unmake
 // an operational endpoint (ops_events): only an admin may; the admin API
-// maps it to 403.
-var ErrAdminOnly = errors.New("ops_events: only an admin can create or change an operational endpoint")
+// maps it to 403. It is a hook.ErrForbidden.
+var ErrAdminOnly = hook.Forbidden("ops_events: only an admin can create or change an operational endpoint")
 
 // validateOps checks an operational endpoint: known event types, each
 // once (at most len(ops.Types)), and none of the chain settings, which it

@@ -1,7 +1,5 @@
 package hook
 
-import "errors"
-
 // Scope is who is asking. Every service-layer query is filtered by it, so one
 // tenant can never see or change another's data:
 //   - Admin: an admin user or the operator's CLI: every application;
@@ -15,7 +13,3 @@ type Scope struct {
 
 // Operator is the scope of the command line on the server itself.
 var Operator = Scope{Admin: true}
-
-// ErrNotFound is returned for anything missing or outside the caller's
-// scope; the two are indistinguishable on purpose.
-var ErrNotFound = errors.New("not found")

@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/ethhook/ethhook/hook"
 )
 
 // Arg is one condition on a decoded argument: decoded.args.<Name> = Value.
@@ -31,7 +33,7 @@ var argName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
 func ParseArg(s string) (Arg, error) {
 	name, value, ok := strings.Cut(s, ":")
 	if !ok {
-		return Arg{}, fmt.Errorf("%w: arg %q: want name:value, e.g. to:0xabc", ErrInvalid, s)
+		return Arg{}, hook.Invalid("arg", fmt.Sprintf("%q: want name:value, e.g. to:0xabc", s))
 	}
 	return Arg{Name: strings.TrimSpace(name), Value: strings.TrimSpace(value)}, nil
 }
@@ -43,7 +45,7 @@ func argsWhere(q *query, f *Filter, now time.Time) error {
 		return nil
 	}
 	if len(f.Args) > MaxArgs {
-		return fmt.Errorf("%w: arg: at most %d conditions, got %d", ErrInvalid, MaxArgs, len(f.Args))
+		return hook.Invalid("arg", fmt.Sprintf("at most %d conditions, got %d", MaxArgs, len(f.Args)))
 	}
 	until := f.Until
 	if until.IsZero() {
@@ -54,15 +56,15 @@ func argsWhere(q *query, f *Filter, now time.Time) error {
 		q.where("m.created_at >= %s", f.Since)
 	}
 	if until.Sub(f.Since) > ArgsWindow {
-		return fmt.Errorf("%w: a search by arg covers at most %s: since %s is %s before until", ErrInvalid,
-			ArgsWindow, f.Since.UTC().Format(time.RFC3339), until.Sub(f.Since).Round(time.Second))
+		return hook.Invalid("since", fmt.Sprintf("a search by arg covers at most %s: since %s is %s before until",
+			ArgsWindow, f.Since.UTC().Format(time.RFC3339), until.Sub(f.Since).Round(time.Second)))
 	}
 	for _, a := range f.Args {
 		switch {
 		case !argName.MatchString(a.Name):
-			return fmt.Errorf("%w: arg name %q: want an argument name (letters, digits, _; at most 64)", ErrInvalid, a.Name)
+			return hook.Invalid("arg", fmt.Sprintf("name %q: want an argument name (letters, digits, _; at most 64)", a.Name))
 		case len(a.Value) > MaxArgValue:
-			return fmt.Errorf("%w: arg %s: value longer than %d bytes", ErrInvalid, a.Name, MaxArgValue)
+			return hook.Invalid("arg", fmt.Sprintf("%s: value longer than %d bytes", a.Name, MaxArgValue))
 		case strings.HasPrefix(a.Value, "0x") || strings.HasPrefix(a.Value, "0X"):
 			q.where("lower(m.payload::jsonb #>> ARRAY['decoded', 'args', %s]) = %s", a.Name, strings.ToLower(a.Value))
 		default:

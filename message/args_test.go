@@ -77,14 +77,15 @@ func TestSearchByDecodedArgumentAndStatusCode(t *testing.T) {
 		want string
 	}{
 		{window(Filter{Args: []Arg{{"a", "1"}, {"b", "1"}, {"c", "1"}, {"d", "1"}}}), "at most 3"},
-		{window(Filter{Args: []Arg{{"to'); DROP TABLE messages; --", "1"}}}), "arg name"},
+		{window(Filter{Args: []Arg{{"to'); DROP TABLE messages; --", "1"}}}), "arg: name"},
 		{window(Filter{Args: []Arg{{"to", strings.Repeat("1", 257)}}}), "longer than 256"},
 		{Filter{AppID: f.appA, Since: f.base.Add(-8 * 24 * time.Hour), Until: f.base, Args: []Arg{{"to", to}}}, "at most 168h0m0s"},
-		{window(Filter{StatusCode: 99}), "status_code 99"},
+		{window(Filter{StatusCode: 99}), "status_code: 99"},
 	} {
 		_, err := f.svc.List(ctx, hook.Operator, c.fl)
-		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("%+v: %v, want ErrInvalid with %q", c.fl.Args, err, c.want)
+		var fe hook.FieldErrors
+		if !errors.As(err, &fe) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: %v, want field errors with %q", c.fl.Args, err, c.want)
 		}
 	}
 	if _, err := ParseArg("to"); err == nil || !strings.Contains(err.Error(), "name:value") {

@@ -58,7 +58,7 @@ func (s *Service) Health(ctx context.Context, sc hook.Scope, appID, endpointID s
 	var one int
 	err := s.pool.QueryRow(ctx, "SELECT 1 FROM endpoints e WHERE "+q.sql(), q.args...).Scan(&one)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, hook.ErrNotFound
+		return nil, hook.NotFound("endpoint", endpointID)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("health of endpoint %s: %w", endpointID, err)

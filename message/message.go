@@ -21,16 +21,15 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/tenant"
 )
 
-// Errors callers branch on (besides hook.ErrNotFound).
-var (
-	ErrInvalid  = errors.New("invalid request")
-	ErrConflict = errors.New("message cannot be replayed now")
-	// ErrEndpointDisabled refuses a replay to a disabled endpoint: the
-	// messages would wait, unsent, until it is enabled again.
-	ErrEndpointDisabled = errors.New("the endpoint is disabled: enable it first, then replay")
-)
+// ErrEndpointDisabled refuses a replay to a disabled endpoint: the
+// messages would wait, unsent, until it is enabled again. It is a
+// hook.ErrConflict; so is replaying a message in flight. Bad filters and
+// ranges are hook.FieldErrors, anything missing or out of scope
+// hook.ErrNotFound.
+var ErrEndpointDisabled = hook.Conflict("the endpoint is disabled: enable it first, then replay")
 
 // endpointEnabled reads whether endpoint id (within the scope) is enabled.
 func (s *Service) endpointEnabled(ctx context.Context, sc hook.Scope, id string) error {
@@ -42,7 +41,7 @@ func (s *Service) endpointEnabled(ctx context.Context, sc hook.Scope, id string)
 	err := s.pool.QueryRow(ctx, "SELECT enabled, disabled_reason FROM endpoints WHERE "+eq.sql(), eq.args...).Scan(&enabled, &reason)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		return hook.ErrNotFound
+		return hook.NotFound("endpoint", id)
 	case err != nil:
 		return fmt.Errorf("read endpoint %s: %w", id, err)
 	case !enabled:
@@ -154,18 +153,7 @@ func (q *query) where(format string, v ...any) {
 
 // scope limits the application column col to what sc may see.
 func (q *query) scope(sc hook.Scope, col string) {
-	switch {
-	case sc.Admin:
-	case sc.AppID != "":
-		q.where(col+" = %s", sc.AppID)
-		if sc.UserID != "" {
-			q.where(col+" IN (SELECT app_id FROM application_members WHERE user_id = %s)", sc.UserID)
-		}
-	case sc.UserID != "":
-		q.where(col+" IN (SELECT app_id FROM application_members WHERE user_id = %s)", sc.UserID)
-	default:
-		q.conds = append(q.conds, "false")
-	}
+	q.conds = append(q.conds, tenant.ScopeCond(sc, col, q.arg))
 }
 
 func (q *query) sql() string {
@@ -214,7 +202,7 @@ func (s *Service) List(ctx context.Context, sc hook.Scope, f Filter) (Page, erro
 	}
 	if f.State != "" {
 		if !states[f.State] {
-			return Page{}, fmt.Errorf("%w: state %q is not one of pending, delivering, succeeded, failed, dead, quota_exceeded", ErrInvalid, f.State)
+			return Page{}, hook.Invalid("state", fmt.Sprintf("%q is not one of pending, delivering, succeeded, failed, dead, quota_exceeded", f.State))
 		}
 		q.where("m.state = %s", f.State)
 	}
@@ -248,7 +236,7 @@ func (s *Service) List(ctx context.Context, sc hook.Scope, f Filter) (Page, erro
 	}
 	if f.StatusCode != 0 {
 		if f.StatusCode < 100 || f.StatusCode > 599 {
-			return Page{}, fmt.Errorf("%w: status_code %d is not an HTTP status (100..599)", ErrInvalid, f.StatusCode)
+			return Page{}, hook.Invalid("status_code", fmt.Sprintf("%d is not an HTTP status (100..599)", f.StatusCode))
 		}
 		q.where("m.last_status = %s", f.StatusCode)
 	}
@@ -298,7 +286,7 @@ func decodeCursor(c string) (time.Time, string, error) {
 			}
 		}
 	}
-	return time.Time{}, "", fmt.Errorf("%w: bad cursor", ErrInvalid)
+	return time.Time{}, "", hook.Invalid("cursor", "not a cursor returned by a previous page")
 }
 
 // Get returns one message with its payload and every attempt, oldest first.
@@ -368,7 +356,7 @@ func (s *Service) Replay(ctx context.Context, sc hook.Scope, id string) (Message
 		return Message{}, fmt.Errorf("replay message %s: %w", id, err)
 	}
 	if tag.RowsAffected() == 0 {
-		return Message{}, fmt.Errorf("%w: message %s is %s", ErrConflict, id, state)
+		return Message{}, hook.Conflict(fmt.Sprintf("message %s cannot be replayed now: it is %s", id, state))
 	}
 	if err := s.offer(ctx, []string{id}, endpointID); err != nil {
 		return Message{}, err
@@ -393,10 +381,10 @@ type Range struct {
 // many. Pending and in-flight messages are left alone.
 func (s *Service) ReplayRange(ctx context.Context, sc hook.Scope, r Range) (int, error) {
 	if r.EndpointID == "" {
-		return 0, fmt.Errorf("%w: an endpoint is required", ErrInvalid)
+		return 0, hook.Invalid("endpoint", "an endpoint is required")
 	}
 	if r.Since.IsZero() && r.Until.IsZero() && r.FromBlock == nil && r.ToBlock == nil {
-		return 0, fmt.Errorf("%w: give a time range (since/until) or a block range", ErrInvalid)
+		return 0, hook.Invalid("since", "give a time range (since/until) or a block range")
 	}
 	if err := s.endpointEnabled(ctx, sc, r.EndpointID); err != nil {
 		return 0, err

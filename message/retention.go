@@ -41,7 +41,7 @@ func (s *Service) keep() time.Duration {
 func (s *Service) goneIfPast(ctx context.Context, id string) error {
 	at, ok := hook.MessageTime(id)
 	if !ok {
-		return hook.ErrNotFound
+		return hook.NotFound("message", id)
 	}
 	oldest, err := retention.OldestMessageTime(ctx, s.pool)
 	if err != nil {
@@ -51,7 +51,7 @@ func (s *Service) goneIfPast(ctx context.Context, id string) error {
 		return fmt.Errorf("%w: message %s is from %s, older than the retention (retention.messages %s, or the plan's retention_days); its rows are dropped",
 			ErrPastRetention, id, at.UTC().Format(time.RFC3339), s.keep())
 	}
-	return hook.ErrNotFound
+	return hook.NotFound("message", id)
 }
 
 // checkRetention refuses a found message past its application's retention

@@ -119,7 +119,7 @@ func (s *Store) CheckDefaultPlan(ctx context.Context) error {
 // applications.
 func (s *Store) CreateApplication(ctx context.Context, scope hook.Scope, name, planID string) (Application, error) {
 	if !scope.Admin && scope.UserID == "" {
-		return Application{}, fmt.Errorf("create application: %w", ErrForbidden)
+		return Application{}, fmt.Errorf("create application: %w", ErrKeyCannotManageApps)
 	}
 	if err := validateAppName(name); err != nil {
 		return Application{}, err
@@ -129,7 +129,7 @@ func (s *Store) CreateApplication(ctx context.Context, scope hook.Scope, name, p
 		planID = s.DefaultPlan()
 	}
 	if !scope.Admin && planID != s.DefaultPlan() {
-		return Application{}, &ValidationError{Fields: map[string]string{"plan_id": "only an admin can choose a plan"}}
+		return Application{}, invalid("plan_id", "only an admin can choose a plan")
 	}
 	var app Application
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -143,7 +143,7 @@ func (s *Store) CreateApplication(ctx context.Context, scope hook.Scope, name, p
 			var uid string
 			err := tx.QueryRow(ctx, `SELECT id FROM users WHERE id = $1 FOR UPDATE`, scope.UserID).Scan(&uid)
 			if errors.Is(err, pgx.ErrNoRows) {
-				return fmt.Errorf("create application: no user %s: %w", scope.UserID, ErrForbidden)
+				return fmt.Errorf("create application: no user %s: %w", scope.UserID, ErrKeyCannotManageApps)
 			}
 			if err != nil {
 				return fmt.Errorf("lock user %s: %w", scope.UserID, err)
@@ -172,27 +172,13 @@ func (s *Store) CreateApplication(ctx context.Context, scope hook.Scope, name, p
 	if isFK(err) {
 		return Application{}, invalid("plan_id", fmt.Sprintf("plan %q does not exist", planID))
 	}
-	if errors.Is(err, ErrAppLimit) || errors.Is(err, ErrForbidden) {
+	if errors.Is(err, ErrAppLimit) || errors.Is(err, hook.ErrForbidden) {
 		return Application{}, err
 	}
 	if err != nil {
 		return Application{}, fmt.Errorf("create application: %w", err)
 	}
 	return app, nil
-}
-
-// scopeWhere returns a condition on the applications alias `a` limiting rows
-// to scope, using placeholder $n, and its argument (nil when none).
-func scopeWhere(scope hook.Scope, n int) (string, any) {
-	switch {
-	case scope.Admin:
-		return "TRUE", nil
-	case scope.AppID != "":
-		return fmt.Sprintf("a.id = $%d", n), scope.AppID
-	case scope.UserID != "":
-		return fmt.Sprintf("EXISTS (SELECT 1 FROM application_members m WHERE m.app_id = a.id AND m.user_id = $%d)", n), scope.UserID
-	}
-	return "FALSE", nil
 }
 
 // ListApplications lists the applications visible to scope in creation
@@ -204,35 +190,22 @@ func (s *Store) ListApplications(ctx context.Context, scope hook.Scope, cursor s
 
 // FindApplications is ListApplications with filters.
 func (s *Store) FindApplications(ctx context.Context, scope hook.Scope, f ApplicationFilter, cursor string, limit int) ([]Application, string, error) {
-	limit, err := clampLimit(limit)
+	l, err := newList(cursor, limit)
 	if err != nil {
 		return nil, "", err
 	}
-	after, err := decodeCursor(cursor)
-	if err != nil {
-		return nil, "", err
-	}
-	var conds []string
-	var args []any
-	arg := func(v any) string { args = append(args, v); return fmt.Sprintf("$%d", len(args)) }
-	if w, v := scopeWhere(scope, len(args)+1); v != nil {
-		args = append(args, v)
-		conds = append(conds, w)
-	} else {
-		conds = append(conds, w)
-	}
-	if after != "" {
-		conds = append(conds, "a.id > "+arg(after))
+	l.scope(scope, "a.id")
+	if l.after != "" {
+		l.where("a.id > " + l.arg(l.after))
 	}
 	if f.Name != "" {
-		conds = append(conds, "strpos(lower(a.name), lower("+arg(f.Name)+")) > 0")
+		l.where("strpos(lower(a.name), lower(" + l.arg(f.Name) + ")) > 0")
 	}
 	if f.PlanID != "" {
-		conds = append(conds, "a.plan_id = "+arg(f.PlanID))
+		l.where("a.plan_id = " + l.arg(f.PlanID))
 	}
-	q := `SELECT ` + appCols + ` FROM applications a WHERE ` + strings.Join(conds, " AND ") +
-		` ORDER BY a.id LIMIT ` + arg(limit+1)
-	return queryPage(ctx, s.pool, "list applications", q, args, limit, scanApp, func(a Application) string { return a.ID })
+	q := `SELECT ` + appCols + ` FROM applications a WHERE ` + l.sql() + ` ORDER BY a.id LIMIT ` + l.limitArg()
+	return queryPage(ctx, s.pool, "list applications", q, l.args, l.limit, scanApp, func(a Application) string { return a.ID })
 }
 
 // GetApplication returns one application visible to scope.
@@ -242,7 +215,7 @@ func (s *Store) GetApplication(ctx context.Context, scope hook.Scope, id string)
 	}
 	app, err := scanApp(s.pool.QueryRow(ctx, `SELECT `+appCols+` FROM applications a WHERE a.id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Application{}, hook.ErrNotFound
+		return Application{}, hook.NotFound("application", id)
 	}
 	if err != nil {
 		return Application{}, fmt.Errorf("get application %s: %w", id, err)
@@ -266,7 +239,7 @@ func (s *Store) UpdateApplication(ctx context.Context, scope hook.Scope, id stri
 	}
 	if u.PlanID != nil {
 		if !scope.Admin {
-			return Application{}, fmt.Errorf("change plan of application %s: %w", id, ErrForbidden)
+			return Application{}, fmt.Errorf("change plan of application %s: %w", id, ErrPlanAdminOnly)
 		}
 		if *u.PlanID == "" {
 			return Application{}, invalid("plan_id", "must not be empty")
@@ -279,7 +252,7 @@ func (s *Store) UpdateApplication(ctx context.Context, scope hook.Scope, id stri
 		return Application{}, invalid("plan_id", fmt.Sprintf("plan %q does not exist", *u.PlanID))
 	}
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Application{}, hook.ErrNotFound
+		return Application{}, hook.NotFound("application", id)
 	}
 	if err != nil {
 		return Application{}, fmt.Errorf("update application %s: %w", id, err)
@@ -297,14 +270,14 @@ func (s *Store) DeleteApplication(ctx context.Context, scope hook.Scope, id stri
 		return err
 	}
 	if !scope.Admin && scope.UserID == "" {
-		return fmt.Errorf("delete application %s: %w", id, ErrForbidden)
+		return fmt.Errorf("delete application %s: %w", id, ErrKeyCannotManageApps)
 	}
 	tag, err := s.pool.Exec(ctx, `DELETE FROM applications WHERE id = $1`, id)
 	if err != nil {
 		return fmt.Errorf("delete application %s: %w", id, err)
 	}
 	if tag.RowsAffected() == 0 {
-		return hook.ErrNotFound
+		return hook.NotFound("application", id)
 	}
 	s.quota.forget(id)
 	return nil

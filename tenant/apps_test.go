@@ -131,11 +131,11 @@ func TestListApplicationsPagesWithCursorAndFilters(t *testing.T) {
 	if err != nil || len(got) != 2 {
 		t.Fatalf("name filter: %v %d", err, len(got))
 	}
-	var ve *ValidationError
-	if _, _, err := s.ListApplications(ctx, hook.Operator, "%%%", 0); !errors.As(err, &ve) || ve.Fields["cursor"] == "" {
+	var ve hook.FieldErrors
+	if _, _, err := s.ListApplications(ctx, hook.Operator, "%%%", 0); !errors.As(err, &ve) || ve["cursor"] == "" {
 		t.Fatalf("bad cursor: %v", err)
 	}
-	if _, _, err := s.ListApplications(ctx, hook.Operator, "", 1000); !errors.As(err, &ve) || ve.Fields["limit"] == "" {
+	if _, _, err := s.ListApplications(ctx, hook.Operator, "", 1000); !errors.As(err, &ve) || ve["limit"] == "" {
 		t.Fatalf("bad limit: %v", err)
 	}
 }
@@ -149,15 +149,15 @@ func TestOnlyAdminsChangePlans(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := "free"
-	if _, err := s.UpdateApplication(ctx, hook.Scope{UserID: u}, app.ID, ApplicationUpdate{PlanID: &p}); !errors.Is(err, ErrForbidden) {
+	if _, err := s.UpdateApplication(ctx, hook.Scope{UserID: u}, app.ID, ApplicationUpdate{PlanID: &p}); !errors.Is(err, hook.ErrForbidden) {
 		t.Fatalf("member changed plan: %v", err)
 	}
 	bad := "nope"
-	var ve *ValidationError
+	var ve hook.FieldErrors
 	if _, err := s.UpdateApplication(ctx, hook.Operator, app.ID, ApplicationUpdate{PlanID: &bad}); !errors.As(err, &ve) {
 		t.Fatalf("unknown plan: %v", err)
 	}
-	if _, err := s.CreateApplication(ctx, hook.Scope{AppID: app.ID}, "x", ""); !errors.Is(err, ErrForbidden) {
+	if _, err := s.CreateApplication(ctx, hook.Scope{AppID: app.ID}, "x", ""); !errors.Is(err, hook.ErrForbidden) {
 		t.Fatalf("api key created app: %v", err)
 	}
 	if err := s.DeleteApplication(ctx, hook.Scope{UserID: u}, app.ID); err != nil {

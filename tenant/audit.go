@@ -54,71 +54,41 @@ func (s *Store) Audit(ctx context.Context, e AuditEntry) error {
 // ListAudit lists audit entries newest first: admins see all, others the
 // entries of applications visible to them.
 func (s *Store) ListAudit(ctx context.Context, scope hook.Scope, f AuditFilter, cursor string, limit int) ([]AuditEntry, string, error) {
-	limit, err := clampLimit(limit)
+	l, err := newList(cursor, limit)
 	if err != nil {
 		return nil, "", err
 	}
-	before, err := decodeCursor(cursor)
-	if err != nil {
-		return nil, "", err
-	}
-	var args []any
-	arg := func(v any) string { args = append(args, v); return fmt.Sprintf("$%d", len(args)) }
-	var conds []string
 	if f.AppID != "" {
 		if !scope.Admin {
 			if err := Visible(ctx, s.pool, scope, f.AppID); err != nil {
 				return nil, "", err
 			}
 		}
-		conds = append(conds, "l.app_id = "+arg(f.AppID))
+		l.where("l.app_id = " + l.arg(f.AppID))
 	}
-	switch {
-	case scope.Admin:
-	case scope.AppID != "":
-		conds = append(conds, "l.app_id = "+arg(scope.AppID))
-	case scope.UserID != "":
-		conds = append(conds, "l.app_id IN (SELECT app_id FROM application_members WHERE user_id = "+arg(scope.UserID)+")")
-	default:
-		conds = append(conds, "FALSE")
-	}
-	if before != "" {
-		id, err := strconv.ParseInt(before, 10, 64)
+	l.scope(scope, "l.app_id")
+	if l.after != "" {
+		id, err := strconv.ParseInt(l.after, 10, 64)
 		if err != nil {
 			return nil, "", invalid("cursor", "is not a cursor returned by this API")
 		}
-		conds = append(conds, "l.id < "+arg(id))
+		l.where("l.id < " + l.arg(id))
 	}
 	if f.Action != "" {
 		if strings.HasSuffix(f.Action, ".") {
-			conds = append(conds, "starts_with(l.action, "+arg(f.Action)+")")
+			l.where("starts_with(l.action, " + l.arg(f.Action) + ")")
 		} else {
-			conds = append(conds, "l.action = "+arg(f.Action))
+			l.where("l.action = " + l.arg(f.Action))
 		}
 	}
 	if f.Actor != "" {
-		conds = append(conds, "l.actor = "+arg(f.Actor))
+		l.where("l.actor = " + l.arg(f.Actor))
 	}
-	if len(conds) == 0 {
-		conds = append(conds, "TRUE")
-	}
-	rows, err := s.pool.Query(ctx, `SELECT l.id, l.at, l.actor, l.actor_type, COALESCE(l.app_id, ''), l.action, l.resource_id,
-		l.request_id, l.details FROM audit_log l WHERE `+strings.Join(conds, " AND ")+` ORDER BY l.id DESC LIMIT `+arg(limit+1), args...)
-	if err != nil {
-		return nil, "", fmt.Errorf("list audit log: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (AuditEntry, error) {
+	q := `SELECT l.id, l.at, l.actor, l.actor_type, COALESCE(l.app_id, ''), l.action, l.resource_id,
+		l.request_id, l.details FROM audit_log l WHERE ` + l.sql() + ` ORDER BY l.id DESC LIMIT ` + l.limitArg()
+	return queryPage(ctx, s.pool, "list audit log", q, l.args, l.limit, func(r pgx.Row) (AuditEntry, error) {
 		var e AuditEntry
 		err := r.Scan(&e.ID, &e.At, &e.Actor, &e.ActorType, &e.AppID, &e.Action, &e.ResourceID, &e.RequestID, &e.Details)
 		return e, err
-	})
-	if err != nil {
-		return nil, "", fmt.Errorf("list audit log: %w", err)
-	}
-	next := ""
-	if len(out) > limit {
-		out = out[:limit]
-		next = encodeCursor(strconv.FormatInt(out[limit-1].ID, 10))
-	}
-	return out, next, nil
+	}, func(e AuditEntry) string { return strconv.FormatInt(e.ID, 10) })
 }

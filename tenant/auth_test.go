@@ -122,13 +122,13 @@ func TestChangingOwnPasswordNeedsTheCurrentOneButAnAdminResetDoesNot(t *testing.
 	ctx := context.Background()
 	m, _ := s.CreateUser(ctx, hook.Operator, NewUser{Email: "m@example.com", Password: "0123456789"})
 	self := hook.Scope{UserID: m.ID}
-	var ve *ValidationError
+	var ve hook.FieldErrors
 	for _, cur := range []*string{nil, strp(""), strp("not-the-password")} {
 		_, err := s.UpdateUser(ctx, self, m.ID, UserUpdate{Password: strp("stolen-password")})
 		if cur != nil {
 			_, err = s.UpdateUser(ctx, self, m.ID, UserUpdate{Password: strp("stolen-password"), CurrentPassword: cur})
 		}
-		if !errors.As(err, &ve) || ve.Fields["current_password"] == "" {
+		if !errors.As(err, &ve) || ve["current_password"] == "" {
 			t.Fatalf("self change with current %v: %v, want a current_password error", cur, err)
 		}
 	}
@@ -211,10 +211,10 @@ func TestKeysDieWithTheirCreatorsAccessAndKeysCannotMakeKeys(t *testing.T) {
 	_, secretOp, _ := s.CreateAPIKey(ctx, hook.Operator, a.ID, "operator")
 
 	// A key may neither create nor revoke keys, even of its own application.
-	if _, _, err := s.CreateAPIKey(ctx, hook.Scope{AppID: a.ID}, a.ID, "minted"); !errors.Is(err, ErrForbidden) {
+	if _, _, err := s.CreateAPIKey(ctx, hook.Scope{AppID: a.ID}, a.ID, "minted"); !errors.Is(err, hook.ErrForbidden) {
 		t.Fatalf("key created a key: %v", err)
 	}
-	if err := s.RevokeAPIKey(ctx, hook.Scope{AppID: a.ID}, a.ID, ka.ID); !errors.Is(err, ErrForbidden) {
+	if err := s.RevokeAPIKey(ctx, hook.Scope{AppID: a.ID}, a.ID, ka.ID); !errors.Is(err, hook.ErrForbidden) {
 		t.Fatalf("key revoked a key: %v", err)
 	}
 

@@ -81,7 +81,7 @@ func (s *Store) CreateAPIKey(ctx context.Context, scope hook.Scope, appID, name 
 	k, err := scanKey(s.pool.QueryRow(ctx, `INSERT INTO api_keys AS k (id, app_id, name, prefix, hash, created_by) VALUES ($1, $2, $3, $4, $5, $6)
 		RETURNING `+keyCols, NewID("key"), appID, name, secret[:displayPrefixLen], hashKey(secret), creator))
 	if isFK(err) {
-		return APIKey{}, "", hook.ErrNotFound
+		return APIKey{}, "", hook.NotFound("application", appID)
 	}
 	if err != nil {
 		return APIKey{}, "", fmt.Errorf("create api key for %s: %w", appID, err)
@@ -94,33 +94,26 @@ func (s *Store) ListAPIKeys(ctx context.Context, scope hook.Scope, appID string,
 	if err := Visible(ctx, s.pool, scope, appID); err != nil {
 		return nil, "", err
 	}
-	limit, err := clampLimit(limit)
+	l, err := newList(cursor, limit)
 	if err != nil {
 		return nil, "", err
 	}
-	after, err := decodeCursor(cursor)
-	if err != nil {
-		return nil, "", err
-	}
-	args := []any{appID}
-	arg := func(v any) string { args = append(args, v); return fmt.Sprintf("$%d", len(args)) }
-	conds := []string{"k.app_id = $1"}
-	if after != "" {
-		conds = append(conds, "k.id > "+arg(after))
+	l.where("k.app_id = " + l.arg(appID))
+	if l.after != "" {
+		l.where("k.id > " + l.arg(l.after))
 	}
 	if f.Name != "" {
-		conds = append(conds, "strpos(lower(k.name), lower("+arg(f.Name)+")) > 0")
+		l.where("strpos(lower(k.name), lower(" + l.arg(f.Name) + ")) > 0")
 	}
 	if f.Revoked != nil {
 		if *f.Revoked {
-			conds = append(conds, "k.revoked_at IS NOT NULL")
+			l.where("k.revoked_at IS NOT NULL")
 		} else {
-			conds = append(conds, "k.revoked_at IS NULL")
+			l.where("k.revoked_at IS NULL")
 		}
 	}
-	q := `SELECT ` + keyCols + ` FROM api_keys k WHERE ` + strings.Join(conds, " AND ") +
-		` ORDER BY k.id LIMIT ` + arg(limit+1)
-	return queryPage(ctx, s.pool, "list api keys of "+appID, q, args, limit, scanKey, func(k APIKey) string { return k.ID })
+	q := `SELECT ` + keyCols + ` FROM api_keys k WHERE ` + l.sql() + ` ORDER BY k.id LIMIT ` + l.limitArg()
+	return queryPage(ctx, s.pool, "list api keys of "+appID, q, l.args, l.limit, scanKey, func(k APIKey) string { return k.ID })
 }
 
 // GetAPIKey returns one key of an application.
@@ -130,7 +123,7 @@ func (s *Store) GetAPIKey(ctx context.Context, scope hook.Scope, appID, keyID st
 	}
 	k, err := scanKey(s.pool.QueryRow(ctx, `SELECT `+keyCols+` FROM api_keys k WHERE k.id = $1 AND k.app_id = $2`, keyID, appID))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return APIKey{}, hook.ErrNotFound
+		return APIKey{}, hook.NotFound("api key", keyID)
 	}
 	if err != nil {
 		return APIKey{}, fmt.Errorf("get api key %s: %w", keyID, err)
@@ -152,7 +145,7 @@ func (s *Store) RevokeAPIKey(ctx context.Context, scope hook.Scope, appID, keyID
 		return fmt.Errorf("revoke api key %s: %w", keyID, err)
 	}
 	if tag.RowsAffected() == 0 {
-		return hook.ErrNotFound
+		return hook.NotFound("api key", keyID)
 	}
 	return nil
 }

@@ -65,7 +65,7 @@ func validateStorage(days *int, stored *int64) error {
 		fields["max_stored"] = fmt.Sprintf("must be 0 (unlimited) to %d, got %d", int64(MaxPlanStored), *stored)
 	}
 	if len(fields) > 0 {
-		return &ValidationError{Fields: fields}
+		return hook.FieldErrors(fields)
 	}
 	return nil
 }
@@ -87,7 +87,7 @@ func validatePlan(name *string, quota *int64, maxEP, rate *int) error {
 		fields["rate_limit"] = fmt.Sprintf("must be 0 (unlimited) to %d, got %d", MaxPlanRateLimit, *rate)
 	}
 	if len(fields) > 0 {
-		return &ValidationError{Fields: fields}
+		return hook.FieldErrors(fields)
 	}
 	return nil
 }
@@ -120,7 +120,7 @@ func (s *Store) CreatePlan(ctx context.Context, scope hook.Scope, p Plan) (Plan,
 		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING `+planCols, p.ID, strings.TrimSpace(p.Name), p.MonthlyQuota, p.MaxEndpoints, p.RateLimit,
 		p.RetentionDays, p.MaxStored))
 	if isUnique(err) {
-		return Plan{}, fmt.Errorf("plan %q already exists: %w", p.ID, ErrConflict)
+		return Plan{}, fmt.Errorf("plan %q already exists: %w", p.ID, hook.ErrConflict)
 	}
 	if err != nil {
 		return Plan{}, fmt.Errorf("create plan: %w", err)
@@ -132,7 +132,7 @@ func (s *Store) CreatePlan(ctx context.Context, scope hook.Scope, p Plan) (Plan,
 func (s *Store) GetPlan(ctx context.Context, id string) (Plan, error) {
 	p, err := scanPlan(s.pool.QueryRow(ctx, `SELECT `+planCols+` FROM plans p WHERE p.id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Plan{}, hook.ErrNotFound
+		return Plan{}, hook.NotFound("plan", id)
 	}
 	if err != nil {
 		return Plan{}, fmt.Errorf("get plan %s: %w", id, err)
@@ -142,26 +142,18 @@ func (s *Store) GetPlan(ctx context.Context, id string) (Plan, error) {
 
 // ListPlans lists plans in id order; name filters by substring.
 func (s *Store) ListPlans(ctx context.Context, name, cursor string, limit int) ([]Plan, string, error) {
-	limit, err := clampLimit(limit)
+	l, err := newList(cursor, limit)
 	if err != nil {
 		return nil, "", err
 	}
-	after, err := decodeCursor(cursor)
-	if err != nil {
-		return nil, "", err
-	}
-	var args []any
-	arg := func(v any) string { args = append(args, v); return fmt.Sprintf("$%d", len(args)) }
-	conds := []string{"TRUE"}
-	if after != "" {
-		conds = append(conds, "p.id > "+arg(after))
+	if l.after != "" {
+		l.where("p.id > " + l.arg(l.after))
 	}
 	if name != "" {
-		conds = append(conds, "strpos(lower(p.name), lower("+arg(name)+")) > 0")
+		l.where("strpos(lower(p.name), lower(" + l.arg(name) + ")) > 0")
 	}
-	q := `SELECT ` + planCols + ` FROM plans p WHERE ` + strings.Join(conds, " AND ") +
-		` ORDER BY p.id LIMIT ` + arg(limit+1)
-	return queryPage(ctx, s.pool, "list plans", q, args, limit, scanPlan, func(p Plan) string { return p.ID })
+	q := `SELECT ` + planCols + ` FROM plans p WHERE ` + l.sql() + ` ORDER BY p.id LIMIT ` + l.limitArg()
+	return queryPage(ctx, s.pool, "list plans", q, l.args, l.limit, scanPlan, func(p Plan) string { return p.ID })
 }
 
 // UpdatePlan changes a plan (admins only). A raised quota takes effect for
@@ -186,7 +178,7 @@ func (s *Store) UpdatePlan(ctx context.Context, scope hook.Scope, id string, u P
 			max_stored = COALESCE($7, p.max_stored)
 		WHERE p.id = $1 RETURNING `+planCols, id, u.Name, u.MonthlyQuota, u.MaxEndpoints, u.RateLimit, u.RetentionDays, u.MaxStored))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Plan{}, hook.ErrNotFound
+		return Plan{}, hook.NotFound("plan", id)
 	}
 	if err != nil {
 		return Plan{}, fmt.Errorf("update plan %s: %w", id, err)
@@ -202,7 +194,7 @@ func (s *Store) EndpointAllowance(ctx context.Context, appID string) (max, used 
 	err = s.pool.QueryRow(ctx, `SELECT p.max_endpoints, (SELECT count(*) FROM endpoints e WHERE e.app_id = a.id)
 		FROM applications a JOIN plans p ON p.id = a.plan_id WHERE a.id = $1`, appID).Scan(&max, &used)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, 0, hook.ErrNotFound
+		return 0, 0, hook.NotFound("application", appID)
 	}
 	if err != nil {
 		return 0, 0, fmt.Errorf("endpoint allowance of %s: %w", appID, err)

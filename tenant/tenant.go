@@ -10,8 +10,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"sort"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -22,43 +20,21 @@ import (
 	"github.com/ethhook/ethhook/hook"
 )
 
-// ErrForbidden is returned when the caller can see a resource but its role
-// does not allow the change (a member changing a plan, an API key creating
-// an application). It is only ever returned after visibility was checked,
-// so it never reveals another tenant's data.
-var ErrForbidden = errors.New("forbidden")
-
 // ErrKeyCannotManageKeys is returned when an API key tries to create or
 // revoke API keys: only users may, so a leaked key cannot mint successors
 // that outlive its revocation.
-var ErrKeyCannotManageKeys = fmt.Errorf("API keys cannot create or revoke API keys; log in as a user: %w", ErrForbidden)
+var ErrKeyCannotManageKeys = hook.Forbidden("API keys cannot create or revoke API keys; log in as a user")
 
-// ErrConflict is returned when a change collides with existing data (a
-// duplicate email, a plan still in use).
-var ErrConflict = errors.New("conflict")
+// The other refusals callers (the admin API's answer) tell apart; each is
+// a hook.ErrForbidden, returned wrapped with what was refused.
+var (
+	ErrAdminRequired       = hook.Forbidden("admin role required")
+	ErrKeyCannotManageApps = hook.Forbidden("API keys cannot create or delete applications; log in as a user")
+	ErrPlanAdminOnly       = hook.Forbidden("only an admin can change an application's plan")
+)
 
-// ValidationError names the fields of a request that are wrong.
-type ValidationError struct {
-	Fields map[string]string // field name -> what is wrong with it
-}
-
-func (e *ValidationError) Error() string {
-	keys := make([]string, 0, len(e.Fields))
-	for k := range e.Fields {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, 0, len(keys))
-	for _, k := range keys {
-		parts = append(parts, k+": "+e.Fields[k])
-	}
-	return "invalid input: " + strings.Join(parts, "; ")
-}
-
-// invalid builds a ValidationError for one field.
-func invalid(field, msg string) error {
-	return &ValidationError{Fields: map[string]string{field: msg}}
-}
+// invalid is hook.FieldErrors for one field.
+func invalid(field, msg string) error { return hook.Invalid(field, msg) }
 
 // Querier is what Visible needs: a pool, a connection or a transaction.
 type Querier interface {
@@ -90,29 +66,17 @@ func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 // scope (the two are indistinguishable on purpose).
 func Visible(ctx context.Context, q Querier, scope hook.Scope, appID string) error {
 	if appID == "" {
-		return hook.ErrNotFound
+		return hook.NotFound("application", `""`)
 	}
+	var w query
+	w.where("a.id = " + w.arg(appID))
+	w.scope(scope, "a.id")
 	var ok bool
-	var err error
-	switch {
-	case scope.Admin:
-		err = q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM applications WHERE id = $1)`, appID).Scan(&ok)
-	case scope.AppID != "":
-		if scope.AppID != appID {
-			return hook.ErrNotFound
-		}
-		err = q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM applications WHERE id = $1)`, appID).Scan(&ok)
-	case scope.UserID != "":
-		err = q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM application_members WHERE app_id = $1 AND user_id = $2)`,
-			appID, scope.UserID).Scan(&ok)
-	default:
-		return hook.ErrNotFound
-	}
-	if err != nil {
+	if err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM applications a WHERE `+w.sql()+`)`, w.args...).Scan(&ok); err != nil {
 		return fmt.Errorf("check visibility of application %s: %w", appID, err)
 	}
 	if !ok {
-		return hook.ErrNotFound
+		return hook.NotFound("application", appID)
 	}
 	return nil
 }

@@ -55,18 +55,18 @@ func TestUsersAuthenticateAndOnlyAdminsManageThem(t *testing.T) {
 	if _, err := s.Authenticate(ctx, "nobody@example.com", "0123456789"); !errors.Is(err, ErrBadCredentials) {
 		t.Fatalf("unknown user: %v", err)
 	}
-	var ve *ValidationError
+	var ve hook.FieldErrors
 	// A duplicate is a conflict (409 in the API), not a bad request.
-	if _, err := s.CreateUser(ctx, hook.Operator, NewUser{Email: "BOB@example.com", Password: "0123456789"}); !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "already exists") {
+	if _, err := s.CreateUser(ctx, hook.Operator, NewUser{Email: "BOB@example.com", Password: "0123456789"}); !errors.Is(err, hook.ErrConflict) || !strings.Contains(err.Error(), "already exists") {
 		t.Fatalf("duplicate email: %v", err)
 	}
 	if _, err := s.CreateUser(ctx, hook.Operator, NewUser{Email: "not-an-email", Password: "short"}); !errors.As(err, &ve) {
 		t.Fatalf("bad input: %v", err)
 	}
-	if _, err := s.CreateUser(ctx, hook.Scope{UserID: u.ID}, NewUser{Email: "c@example.com", Password: "0123456789"}); !errors.Is(err, ErrForbidden) {
+	if _, err := s.CreateUser(ctx, hook.Scope{UserID: u.ID}, NewUser{Email: "c@example.com", Password: "0123456789"}); !errors.Is(err, hook.ErrForbidden) {
 		t.Fatalf("member created a user: %v", err)
 	}
-	if _, _, err := s.ListUsers(ctx, hook.Scope{UserID: u.ID}, UserFilter{}, "", 0); !errors.Is(err, ErrForbidden) {
+	if _, _, err := s.ListUsers(ctx, hook.Scope{UserID: u.ID}, UserFilter{}, "", 0); !errors.Is(err, hook.ErrForbidden) {
 		t.Fatalf("member listed users: %v", err)
 	}
 	list, _, err := s.ListUsers(ctx, hook.Operator, UserFilter{AppID: app.ID}, "", 0)
@@ -82,7 +82,7 @@ func TestUsersAuthenticateAndOnlyAdminsManageThem(t *testing.T) {
 		t.Fatalf("login with new password: %v", err)
 	}
 	admin := RoleAdmin
-	if _, err := s.UpdateUser(ctx, hook.Scope{UserID: u.ID}, u.ID, UserUpdate{Role: &admin}); !errors.Is(err, ErrForbidden) {
+	if _, err := s.UpdateUser(ctx, hook.Scope{UserID: u.ID}, u.ID, UserUpdate{Role: &admin}); !errors.Is(err, hook.ErrForbidden) {
 		t.Fatalf("member promoted themself: %v", err)
 	}
 }
@@ -100,7 +100,7 @@ func TestBootstrapCreatesOneAdminOnlyWhenNoUsersExist(t *testing.T) {
 	if _, _, created, err := s.Bootstrap(ctx, "admin2@ethhook.local"); err != nil || created {
 		t.Fatalf("second bootstrap created=%v err=%v", created, err)
 	}
-	if err := s.DeleteUser(ctx, hook.Operator, u.ID); !errors.Is(err, ErrConflict) {
+	if err := s.DeleteUser(ctx, hook.Operator, u.ID); !errors.Is(err, hook.ErrConflict) {
 		t.Fatalf("deleted the last admin: %v", err)
 	}
 }

@@ -3,7 +3,6 @@ package tenant
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -55,59 +54,40 @@ func (s *Store) UsageHistory(ctx context.Context, scope hook.Scope, appID string
 	if err := Visible(ctx, s.pool, scope, appID); err != nil {
 		return nil, "", err
 	}
-	limit, err := clampLimit(limit)
+	l, err := newList(cursor, limit)
 	if err != nil {
 		return nil, "", err
 	}
-	before, err := decodeCursor(cursor)
-	if err != nil {
-		return nil, "", err
-	}
-	args := []any{appID}
-	arg := func(v any) string { args = append(args, v); return fmt.Sprintf("$%d", len(args)) }
-	conds := []string{"app_id = $1"}
-	if before != "" {
-		t, err := time.Parse("2006-01", before)
+	l.where("app_id = " + l.arg(appID))
+	if l.after != "" {
+		t, err := time.Parse("2006-01", l.after)
 		if err != nil {
 			return nil, "", invalid("cursor", "is not a cursor returned by this API")
 		}
-		conds = append(conds, "month < "+arg(t))
+		l.where("month < " + l.arg(t))
 	}
 	if f.From != "" {
 		t, err := ParseMonth("from", f.From)
 		if err != nil {
 			return nil, "", err
 		}
-		conds = append(conds, "month >= "+arg(t))
+		l.where("month >= " + l.arg(t))
 	}
 	if f.To != "" {
 		t, err := ParseMonth("to", f.To)
 		if err != nil {
 			return nil, "", err
 		}
-		conds = append(conds, "month <= "+arg(t))
+		l.where("month <= " + l.arg(t))
 	}
-	rows, err := s.pool.Query(ctx, `SELECT month, deliveries FROM usage WHERE `+strings.Join(conds, " AND ")+
-		` ORDER BY month DESC LIMIT `+arg(limit+1), args...)
-	if err != nil {
-		return nil, "", fmt.Errorf("usage history of %s: %w", appID, err)
-	}
-	months, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (UsageMonth, error) {
+	q := `SELECT month, deliveries FROM usage WHERE ` + l.sql() + ` ORDER BY month DESC LIMIT ` + l.limitArg()
+	return queryPage(ctx, s.pool, "usage history of "+appID, q, l.args, l.limit, func(r pgx.Row) (UsageMonth, error) {
 		var m time.Time
 		var u UsageMonth
 		err := r.Scan(&m, &u.Deliveries)
 		u.Month = m.Format("2006-01")
 		return u, err
-	})
-	if err != nil {
-		return nil, "", fmt.Errorf("usage history of %s: %w", appID, err)
-	}
-	next := ""
-	if len(months) > limit {
-		months = months[:limit]
-		next = encodeCursor(months[limit-1].Month)
-	}
-	return months, next, nil
+	}, func(u UsageMonth) string { return u.Month })
 }
 
 // ReleaseHeld moves up to max of appID's quota_exceeded messages back to

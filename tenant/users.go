@@ -98,7 +98,7 @@ func validRole(role string) (string, error) {
 
 func requireAdmin(scope hook.Scope, what string) error {
 	if !scope.Admin {
-		return fmt.Errorf("%s: admin role required: %w", what, ErrForbidden)
+		return fmt.Errorf("%s: %w", what, ErrAdminRequired)
 	}
 	return nil
 }
@@ -132,10 +132,10 @@ func (s *Store) CreateUser(ctx context.Context, scope hook.Scope, nu NewUser) (U
 		return setMembers(ctx, tx, u.ID, nu.AppIDs)
 	})
 	if isUnique(err) {
-		return User{}, fmt.Errorf("a user with email %q already exists: %w", email, ErrConflict)
+		return User{}, fmt.Errorf("a user with email %q already exists: %w", email, hook.ErrConflict)
 	}
 	if err != nil {
-		var ve *ValidationError
+		var ve hook.FieldErrors
 		if errors.As(err, &ve) {
 			return User{}, err
 		}
@@ -259,7 +259,7 @@ func (s *Store) UserIDByEmail(ctx context.Context, email string) (string, error)
 	var id string
 	err := s.pool.QueryRow(ctx, `SELECT id FROM users WHERE lower(email) = lower($1)`, strings.TrimSpace(email)).Scan(&id)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return "", hook.ErrNotFound
+		return "", hook.NotFound("user with email", strings.TrimSpace(email))
 	}
 	if err != nil {
 		return "", fmt.Errorf("find user by email: %w", err)
@@ -275,7 +275,7 @@ func (s *Store) RevokeCredentials(ctx context.Context, id string) error {
 		return fmt.Errorf("revoke credentials of %s: %w", id, err)
 	}
 	if tag.RowsAffected() == 0 {
-		return hook.ErrNotFound
+		return hook.NotFound("user", id)
 	}
 	return nil
 }
@@ -284,7 +284,7 @@ func (s *Store) RevokeCredentials(ctx context.Context, id string) error {
 func (s *Store) UserByID(ctx context.Context, id string) (User, error) {
 	u, err := scanUser(s.pool.QueryRow(ctx, `SELECT `+userCols+` FROM users u WHERE u.id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return User{}, hook.ErrNotFound
+		return User{}, hook.NotFound("user", id)
 	}
 	if err != nil {
 		return User{}, fmt.Errorf("get user %s: %w", id, err)
@@ -295,7 +295,7 @@ func (s *Store) UserByID(ctx context.Context, id string) (User, error) {
 // GetUser returns a user: admins see everyone, a member only themself.
 func (s *Store) GetUser(ctx context.Context, scope hook.Scope, id string) (User, error) {
 	if !scope.Admin && (scope.UserID == "" || scope.UserID != id) {
-		return User{}, hook.ErrNotFound
+		return User{}, hook.NotFound("user", id)
 	}
 	return s.UserByID(ctx, id)
 }
@@ -305,11 +305,7 @@ func (s *Store) ListUsers(ctx context.Context, scope hook.Scope, f UserFilter, c
 	if err := requireAdmin(scope, "list users"); err != nil {
 		return nil, "", err
 	}
-	limit, err := clampLimit(limit)
-	if err != nil {
-		return nil, "", err
-	}
-	after, err := decodeCursor(cursor)
+	l, err := newList(cursor, limit)
 	if err != nil {
 		return nil, "", err
 	}
@@ -318,24 +314,20 @@ func (s *Store) ListUsers(ctx context.Context, scope hook.Scope, f UserFilter, c
 			return nil, "", err
 		}
 	}
-	conds := []string{"TRUE"}
-	var args []any
-	arg := func(v any) string { args = append(args, v); return fmt.Sprintf("$%d", len(args)) }
-	if after != "" {
-		conds = append(conds, "u.id > "+arg(after))
+	if l.after != "" {
+		l.where("u.id > " + l.arg(l.after))
 	}
 	if f.Email != "" {
-		conds = append(conds, "strpos(lower(u.email), lower("+arg(f.Email)+")) > 0")
+		l.where("strpos(lower(u.email), lower(" + l.arg(f.Email) + ")) > 0")
 	}
 	if f.Role != "" {
-		conds = append(conds, "u.role = "+arg(f.Role))
+		l.where("u.role = " + l.arg(f.Role))
 	}
 	if f.AppID != "" {
-		conds = append(conds, "EXISTS (SELECT 1 FROM application_members m WHERE m.user_id = u.id AND m.app_id = "+arg(f.AppID)+")")
+		l.where("EXISTS (SELECT 1 FROM application_members m WHERE m.user_id = u.id AND m.app_id = " + l.arg(f.AppID) + ")")
 	}
-	q := `SELECT ` + userCols + ` FROM users u WHERE ` + strings.Join(conds, " AND ") +
-		` ORDER BY u.id LIMIT ` + arg(limit+1)
-	return queryPage(ctx, s.pool, "list users", q, args, limit, scanUser, func(u User) string { return u.ID })
+	q := `SELECT ` + userCols + ` FROM users u WHERE ` + l.sql() + ` ORDER BY u.id LIMIT ` + l.limitArg()
+	return queryPage(ctx, s.pool, "list users", q, l.args, l.limit, scanUser, func(u User) string { return u.ID })
 }
 
 // UpdateUser changes a user's role, password or memberships. Admins may
@@ -355,7 +347,7 @@ func (s *Store) UpdateUser(ctx context.Context, scope hook.Scope, id string, up 
 		}
 	}
 	if !scope.Admin && (up.Role != nil || up.AppIDs != nil) {
-		return User{}, fmt.Errorf("update user %s: %w", id, ErrForbidden)
+		return User{}, fmt.Errorf("update user %s: %w", id, hook.ErrForbidden)
 	}
 	var role *string
 	if up.Role != nil {
@@ -399,8 +391,8 @@ func (s *Store) UpdateUser(ctx context.Context, scope hook.Scope, id string, up 
 		return nil
 	})
 	if err != nil {
-		var ve *ValidationError
-		if errors.As(err, &ve) || errors.Is(err, ErrConflict) {
+		var ve hook.FieldErrors
+		if errors.As(err, &ve) || errors.Is(err, hook.ErrConflict) {
 			return User{}, err
 		}
 		return User{}, fmt.Errorf("update user %s: %w", id, err)
@@ -408,7 +400,7 @@ func (s *Store) UpdateUser(ctx context.Context, scope hook.Scope, id string, up 
 	return s.UserByID(ctx, id)
 }
 
-// checkCurrentPassword fails with a ValidationError on current_password
+// checkCurrentPassword fails with hook.FieldErrors on current_password
 // unless it is user id's password.
 func (s *Store) checkCurrentPassword(ctx context.Context, id string, current *string) error {
 	if current == nil || *current == "" {
@@ -417,7 +409,7 @@ func (s *Store) checkCurrentPassword(ctx context.Context, id string, current *st
 	var hash string
 	if err := s.pool.QueryRow(ctx, `SELECT password_hash FROM users WHERE id = $1`, id).Scan(&hash); err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
-			return hook.ErrNotFound
+			return hook.NotFound("user", id)
 		}
 		return fmt.Errorf("check password of %s: %w", id, err)
 	}
@@ -441,7 +433,7 @@ func revokeUnreachableKeys(ctx context.Context, tx pgx.Tx, id string) error {
 	return err
 }
 
-// keepOneAdmin fails with ErrConflict when user id is the last admin.
+// keepOneAdmin fails with hook.ErrConflict when user id is the last admin.
 func keepOneAdmin(ctx context.Context, tx pgx.Tx, id string) error {
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(727274006)`); err != nil {
 		return err
@@ -455,7 +447,7 @@ func keepOneAdmin(ctx context.Context, tx pgx.Tx, id string) error {
 		return err
 	}
 	if isAdmin && others == 0 {
-		return fmt.Errorf("the last admin cannot be removed or demoted: %w", ErrConflict)
+		return fmt.Errorf("the last admin cannot be removed or demoted: %w", hook.ErrConflict)
 	}
 	return nil
 }
@@ -479,11 +471,11 @@ func (s *Store) DeleteUser(ctx context.Context, scope hook.Scope, id string) err
 			return err
 		}
 		if tag.RowsAffected() == 0 {
-			return hook.ErrNotFound
+			return hook.NotFound("user", id)
 		}
 		return nil
 	})
-	if err != nil && !errors.Is(err, hook.ErrNotFound) && !errors.Is(err, ErrConflict) {
+	if err != nil && !errors.Is(err, hook.ErrNotFound) && !errors.Is(err, hook.ErrConflict) {
 		return fmt.Errorf("delete user %s: %w", id, err)
 	}
 	return err

@@ -41,7 +41,7 @@ func (m *Module) historyRoutes() []route {
 func (m *Module) handleGetHistory(c echo.Context) error {
 	ep, err := m.endpoints.Get(c.Request().Context(), scopeOf(c), c.Param("app_id"), c.Param("endpoint_id"))
 	if err != nil {
-		return serviceError(err)
+		return err
 	}
 	if ep.History == nil {
 		return &apiError{Status: http.StatusNotFound, Code: "not_found", Message: "endpoint " + ep.ID + " has no history (it was not created with from_block)"}

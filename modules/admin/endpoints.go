@@ -67,31 +67,6 @@ type (
 	}
 )
 
-// serviceError maps the endpoint and message services' errors.
-func serviceError(err error) error {
-	var ve *endpoint.ValidationError
-	switch {
-	case err == nil:
-		return nil
-	case errors.As(err, &ve):
-		return &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: ve.Error(), Fields: ve.Fields}
-	case errors.Is(err, endpoint.ErrAdminOnly):
-		return &apiError{Status: http.StatusForbidden, Code: "forbidden", Message: err.Error()}
-	case errors.Is(err, endpoint.ErrLimitReached):
-		return &apiError{Status: http.StatusForbidden, Code: "plan_limit", Message: err.Error() + "; an admin can raise the plan"}
-	case errors.Is(err, message.ErrInvalid):
-		return &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: err.Error()}
-	case errors.Is(err, message.ErrEndpointDisabled):
-		// A replay would wait, unsent, until the endpoint is enabled.
-		return &apiError{Status: http.StatusConflict, Code: "endpoint_disabled", Message: err.Error() + "; PATCH enabled: true first"}
-	case errors.Is(err, message.ErrConflict):
-		return &apiError{Status: http.StatusConflict, Code: "conflict", Message: err.Error()}
-	case errors.Is(err, message.ErrPastRetention):
-		return &apiError{Status: http.StatusGone, Code: "past_retention", Message: err.Error()}
-	}
-	return err
-}
-
 // bindOptional is bind for bodies that may be empty.
 func bindOptional(c echo.Context, dst any) error {
 	if c.Request().ContentLength == 0 {
@@ -163,7 +138,7 @@ func (m *Module) handleListEndpoints(c echo.Context) error {
 	}
 	eps, next, err := m.endpoints.List(c.Request().Context(), scopeOf(c), c.Param("app_id"), cursor, limit)
 	if err != nil {
-		return serviceError(err)
+		return err
 	}
 	if enabled != nil {
 		kept := eps[:0]
@@ -188,7 +163,7 @@ func (m *Module) handleCreateEndpoint(c echo.Context) error {
 	}
 	ep, secret, err := m.endpoints.Create(c.Request().Context(), scopeOf(c), appID, in)
 	if err != nil {
-		return serviceError(err)
+		return err
 	}
 	m.audit(c, "endpoint.create", appID, ep.ID, map[string]any{"url": ep.URL, "filter": ep.Filter})
 	return c.JSON(http.StatusCreated, endpointCreated{endpointView: ep, Secret: secret})
@@ -197,7 +172,7 @@ func (m *Module) handleCreateEndpoint(c echo.Context) error {
 func (m *Module) handleGetEndpoint(c echo.Context) error {
 	ep, err := m.endpoints.Get(c.Request().Context(), scopeOf(c), c.Param("app_id"), c.Param("endpoint_id"))
 	if err != nil {
-		return serviceError(err)
+		return err
 	}
 	return c.JSON(http.StatusOK, ep)
 }
@@ -207,7 +182,7 @@ func (m *Module) handleUpdateEndpoint(c echo.Context) error {
 	appID, id := c.Param("app_id"), c.Param("endpoint_id")
 	ep, err := m.endpoints.Get(ctx, scopeOf(c), appID, id)
 	if err != nil {
-		return serviceError(err)
+		return err
 	}
 	var p endpointPatch
 	if err := bind(c, &p); err != nil {
@@ -218,7 +193,7 @@ func (m *Module) handleUpdateEndpoint(c echo.Context) error {
 	}
 	if p.Patch != (endpoint.Patch{}) {
 		if ep, err = m.endpoints.Update(ctx, scopeOf(c), appID, id, p.Patch); err != nil {
-			return serviceError(err)
+			return err
 		}
 	}
 	disabling := p.Enabled != nil && !*p.Enabled
@@ -228,7 +203,7 @@ func (m *Module) handleUpdateEndpoint(c echo.Context) error {
 		}
 		// A new reason for an endpoint that stays disabled.
 		if ep, err = m.endpoints.Disable(ctx, scopeOf(c), appID, id, p.DisabledReason); err != nil {
-			return serviceError(err)
+			return err
 		}
 	}
 	if p.Enabled != nil && (*p.Enabled != ep.Enabled || (disabling && p.DisabledReason != "" && p.DisabledReason != ep.DisabledReason)) {
@@ -238,7 +213,7 @@ func (m *Module) handleUpdateEndpoint(c echo.Context) error {
 			ep, err = m.endpoints.Disable(ctx, scopeOf(c), appID, id, p.DisabledReason)
 		}
 		if err != nil {
-			return serviceError(err)
+			return err
 		}
 	}
 	m.audit(c, "endpoint.update", appID, id, p)
@@ -248,7 +223,7 @@ func (m *Module) handleUpdateEndpoint(c echo.Context) error {
 func (m *Module) handleDeleteEndpoint(c echo.Context) error {
 	appID, id := c.Param("app_id"), c.Param("endpoint_id")
 	if err := m.endpoints.Delete(c.Request().Context(), scopeOf(c), appID, id); err != nil {
-		return serviceError(err)
+		return err
 	}
 	m.audit(c, "endpoint.delete", appID, id, nil)
 	return c.NoContent(http.StatusNoContent)
@@ -258,7 +233,7 @@ func (m *Module) handleGetSecret(c echo.Context) error {
 	appID, id := c.Param("app_id"), c.Param("endpoint_id")
 	s, err := m.endpoints.Secret(c.Request().Context(), scopeOf(c), appID, id)
 	if err != nil {
-		return serviceError(err)
+		return err
 	}
 	m.audit(c, "endpoint.secret_reveal", appID, id, nil)
 	return c.JSON(http.StatusOK, secretView{Secret: s})
@@ -267,7 +242,7 @@ func (m *Module) handleGetSecret(c echo.Context) error {
 func (m *Module) handleRotateSecret(c echo.Context) error {
 	appID, id := c.Param("app_id"), c.Param("endpoint_id")
 	if _, err := m.endpoints.Get(c.Request().Context(), scopeOf(c), appID, id); err != nil {
-		return serviceError(err)
+		return err
 	}
 	var req rotateRequest
 	if err := bindOptional(c, &req); err != nil {
@@ -282,7 +257,7 @@ func (m *Module) handleRotateSecret(c echo.Context) error {
 	}
 	s, err := m.endpoints.RotateSecret(c.Request().Context(), scopeOf(c), appID, id, overlap)
 	if err != nil {
-		return serviceError(err)
+		return err
 	}
 	m.audit(c, "endpoint.secret_rotate", appID, id, map[string]any{"overlap_seconds": int64(overlap.Seconds())})
 	return c.JSON(http.StatusOK, secretView{Secret: s})
@@ -292,7 +267,7 @@ func (m *Module) handleTestEndpoint(c echo.Context) error {
 	appID, id := c.Param("app_id"), c.Param("endpoint_id")
 	msgID, err := m.SendTest(c.Request().Context(), scopeOf(c), appID, id)
 	if err != nil {
-		return serviceError(err)
+		return err
 	}
 	m.audit(c, "endpoint.test", appID, id, map[string]string{"message_id": msgID})
 	return c.JSON(http.StatusAccepted, testSent{MessageID: msgID})
@@ -339,7 +314,7 @@ func (m *Module) SendTest(ctx context.Context, scope hook.Scope, appID, endpoint
 func (m *Module) handleReplayEndpoint(c echo.Context) error {
 	appID, id := c.Param("app_id"), c.Param("endpoint_id")
 	if _, err := m.endpoints.Get(c.Request().Context(), scopeOf(c), appID, id); err != nil {
-		return serviceError(err)
+		return err
 	}
 	var req replayRequest
 	if err := bind(c, &req); err != nil {
@@ -353,11 +328,11 @@ func (m *Module) handleReplayEndpoint(c echo.Context) error {
 		r.Until = *req.Until
 	}
 	if r.Since.IsZero() && r.Until.IsZero() && r.FromBlock == nil && r.ToBlock == nil {
-		return &tenant.ValidationError{Fields: map[string]string{"since": "give since/until or from_block/to_block"}}
+		return hook.Invalid("since", "give since/until or from_block/to_block")
 	}
 	n, err := m.messages.ReplayRange(c.Request().Context(), scopeOf(c), r)
 	if err != nil {
-		return serviceError(err)
+		return err
 	}
 	m.audit(c, "endpoint.replay", appID, id, map[string]any{"request": req, "replayed": n})
 	return c.JSON(http.StatusAccepted, replayed{Replayed: n})
@@ -427,25 +402,14 @@ func (m *Module) handleListMessages(c echo.Context) error {
 	}
 	p, err := m.messages.List(c.Request().Context(), scopeOf(c), f)
 	if err != nil {
-		return serviceError(err)
+		return err
 	}
 	return c.JSON(http.StatusOK, listOf(p.Messages, p.NextCursor))
 }
 
-// messageOf fetches a message and checks it belongs to the path's application.
+// messageOf fetches a message of the path's application.
 func (m *Module) messageOf(c echo.Context) (message.Message, []message.Attempt, error) {
-	appID := c.Param("app_id")
-	if err := m.store.Visible(c.Request().Context(), scopeOf(c), appID); err != nil {
-		return message.Message{}, nil, err
-	}
-	msg, atts, err := m.messages.Get(c.Request().Context(), scopeOf(c), c.Param("message_id"))
-	if err != nil {
-		return message.Message{}, nil, serviceError(err)
-	}
-	if msg.AppID != appID {
-		return message.Message{}, nil, hook.ErrNotFound
-	}
-	return msg, atts, nil
+	return m.messages.GetIn(c.Request().Context(), scopeOf(c), c.Param("app_id"), c.Param("message_id"))
 }
 
 func (m *Module) handleGetMessage(c echo.Context) error {
@@ -463,7 +427,7 @@ func (m *Module) handleReplayMessage(c echo.Context) error {
 	}
 	out, err := m.messages.Replay(c.Request().Context(), scopeOf(c), msg.ID)
 	if err != nil {
-		return serviceError(err)
+		return err
 	}
 	m.audit(c, "message.replay", msg.AppID, msg.ID, nil)
 	return c.JSON(http.StatusAccepted, out)
@@ -473,7 +437,7 @@ func (m *Module) handleEndpointHealth(c echo.Context) error {
 	appID, id := c.Param("app_id"), c.Param("endpoint_id")
 	ws, err := m.messages.Health(c.Request().Context(), scopeOf(c), appID, id, time.Now())
 	if err != nil {
-		return serviceError(err)
+		return err
 	}
 	return c.JSON(http.StatusOK, endpointHealth{EndpointID: id, Windows: ws})
 }

@@ -14,8 +14,10 @@ import (
 	"github.com/labstack/echo/v4"
 	"go.uber.org/zap"
 
+	"github.com/ethhook/ethhook/endpoint"
 	"github.com/ethhook/ethhook/hook"
 	"github.com/ethhook/ethhook/internal/signin"
+	"github.com/ethhook/ethhook/message"
 	"github.com/ethhook/ethhook/tenant"
 )
 
@@ -57,19 +59,12 @@ var (
 	errNotFound     = &apiError{Status: http.StatusNotFound, Code: "not_found", Message: "not found"}
 )
 
-// fieldsError lets other packages' validation errors (the endpoint
-// service's) map to field-level 400s without this package importing their
-// concrete types.
-type fieldsError interface {
-	error
-	FieldErrors() map[string]string
-}
-
-// toAPIError maps any handler error to its answer.
+// toAPIError maps any handler error to its answer: the one mapping of the
+// service packages' errors (hook's vocabulary and the few sentinels callers
+// branch on) to HTTP.
 func toAPIError(err error) *apiError {
 	var ae *apiError
-	var ve *tenant.ValidationError
-	var fe fieldsError
+	var fe hook.FieldErrors
 	var he *echo.HTTPError
 	var le *signin.LimitError
 	switch {
@@ -82,18 +77,25 @@ func toAPIError(err error) *apiError {
 	case errors.Is(err, tenant.ErrBusy):
 		return &apiError{Status: http.StatusServiceUnavailable, Code: "busy",
 			Message: "too many password checks in progress; retry in a moment", RetryAfter: 1}
-	case errors.As(err, &ve):
-		return &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: ve.Error(), Fields: ve.Fields}
 	case errors.As(err, &fe):
-		return &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: fe.Error(), Fields: fe.FieldErrors()}
+		return &apiError{Status: http.StatusBadRequest, Code: "invalid_request", Message: fe.Error(), Fields: fe}
 	case errors.Is(err, hook.ErrNotFound):
+		// Always the same words: a missing id and another tenant's answer
+		// alike (the error itself names what, for logs and the CLI).
 		return errNotFound
-	case errors.Is(err, tenant.ErrForbidden):
-		return &apiError{Status: http.StatusForbidden, Code: "forbidden", Message: forbiddenMessage(err)}
+	case errors.Is(err, message.ErrPastRetention):
+		return &apiError{Status: http.StatusGone, Code: "past_retention", Message: err.Error()}
 	case errors.Is(err, tenant.ErrAppLimit):
 		return &apiError{Status: http.StatusForbidden, Code: "plan_limit", Message: err.Error()}
-	case errors.Is(err, tenant.ErrConflict):
-		return &apiError{Status: http.StatusConflict, Code: "conflict", Message: strings.TrimSuffix(err.Error(), ": "+tenant.ErrConflict.Error())}
+	case errors.Is(err, endpoint.ErrLimitReached):
+		return &apiError{Status: http.StatusForbidden, Code: "plan_limit", Message: err.Error() + "; an admin can raise the plan"}
+	case errors.Is(err, hook.ErrForbidden):
+		return &apiError{Status: http.StatusForbidden, Code: "forbidden", Message: forbiddenMessage(err)}
+	case errors.Is(err, message.ErrEndpointDisabled):
+		// A replay would wait, unsent, until the endpoint is enabled.
+		return &apiError{Status: http.StatusConflict, Code: "endpoint_disabled", Message: err.Error() + "; PATCH enabled: true first"}
+	case errors.Is(err, hook.ErrConflict):
+		return &apiError{Status: http.StatusConflict, Code: "conflict", Message: strings.TrimSuffix(err.Error(), ": "+hook.ErrConflict.Error())}
 	case errors.As(err, &he):
 		return fromHTTPError(he)
 	}
@@ -102,16 +104,11 @@ func toAPIError(err error) *apiError {
 
 // forbiddenMessage keeps the reason ("admin role required") but never ids.
 func forbiddenMessage(err error) string {
-	msg := err.Error()
-	switch {
-	case strings.Contains(msg, "admin role required"):
-		return "admin role required"
-	case errors.Is(err, tenant.ErrKeyCannotManageKeys):
-		return "API keys cannot create or revoke API keys; log in as a user"
-	case strings.Contains(msg, "create application"), strings.Contains(msg, "delete application"):
-		return "API keys cannot create or delete applications; log in as a user"
-	case strings.Contains(msg, "change plan"):
-		return "only an admin can change an application's plan"
+	for _, reason := range []error{tenant.ErrAdminRequired, tenant.ErrKeyCannotManageKeys, tenant.ErrKeyCannotManageApps,
+		tenant.ErrPlanAdminOnly, endpoint.ErrAdminOnly} {
+		if errors.Is(err, reason) {
+			return reason.Error()
+		}
 	}
 	return "not allowed for this caller"
 }

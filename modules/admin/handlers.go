@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"go.uber.org/zap"
 
+	"github.com/ethhook/ethhook/hook"
 	"github.com/ethhook/ethhook/internal/signin"
 	"github.com/ethhook/ethhook/tenant"
 )
@@ -126,7 +127,7 @@ func (m *Module) handleLogin(c echo.Context) error {
 		fields["password"] = "is required"
 	}
 	if len(fields) > 0 {
-		return &tenant.ValidationError{Fields: fields}
+		return hook.FieldErrors(fields)
 	}
 	// Limits per address and per account come before the password check
 	// (and its 19 MiB hash), and hold for the web UI's sign-in too.
@@ -203,18 +204,18 @@ func (m *Module) countPasswordCheck(c echo.Context, id string) error {
 
 // renameField reports the tenant's password field under the request's name.
 func renameField(err error, from, to string) error {
-	var ve *tenant.ValidationError
+	var ve hook.FieldErrors
 	if !errors.As(err, &ve) {
 		return err
 	}
-	if msg, ok := ve.Fields[from]; ok {
-		fields := map[string]string{to: msg}
-		for k, v := range ve.Fields {
+	if msg, ok := ve[from]; ok {
+		fields := hook.FieldErrors{to: msg}
+		for k, v := range ve {
 			if k != from {
 				fields[k] = v
 			}
 		}
-		return &tenant.ValidationError{Fields: fields}
+		return hook.FieldErrors(fields)
 	}
 	return err
 }
@@ -440,7 +441,7 @@ func (m *Module) handleCreatePlan(c echo.Context) error {
 		fields["max_endpoints"] = "is required (0 = unlimited)"
 	}
 	if len(fields) > 0 {
-		return &tenant.ValidationError{Fields: fields}
+		return hook.FieldErrors(fields)
 	}
 	p, err := m.store.CreatePlan(c.Request().Context(), scopeOf(c), tenant.Plan{ID: req.ID, Name: req.Name,
 		MonthlyQuota: *req.MonthlyQuota, MaxEndpoints: *req.MaxEndpoints, RateLimit: req.RateLimit,

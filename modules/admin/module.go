@@ -152,6 +152,14 @@ func (m *Module) Echo() *echo.Echo { return m.e }
 // Store is the tenant service the API uses (for the web UI's handlers).
 func (m *Module) Store() *tenant.Store { return m.store }
 
+// Endpoints is the endpoint service the API uses (nil without a secret
+// key), for the web UI's handlers.
+func (m *Module) Endpoints() *endpoint.Service { return m.endpoints }
+
+// Messages is the message service the API uses (nil without a secret key),
+// for the web UI's handlers.
+func (m *Module) Messages() *message.Service { return m.messages }
+
 // Authenticate resolves a Bearer credential (login JWT or ethk_ key) on r
 // to the caller's scope, for the web UI's handlers; hook.ErrNotFound-free:
 // the error is non-nil when the credentials are missing or invalid.

@@ -9,11 +9,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/labstack/echo/v4"
 	"github.com/redis/rueidis"
 
+	"github.com/ethhook/ethhook/endpoint"
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/message"
 )
 
 // chainStatus is one chain's row on the dashboard, read from the keys the
@@ -136,13 +137,6 @@ func (u *UI) chainStatuses(ctx context.Context) []chainStatus {
 	return out
 }
 
-// minute is one bar of the deliveries chart.
-type minute struct {
-	At        time.Time
-	Total     int64
-	Succeeded int64
-}
-
 // chart is the deliveries-per-minute bar chart with the success rate as a
 // line, precomputed as SVG coordinates (no script, no inline style).
 type chart struct {
@@ -162,9 +156,9 @@ type bar struct {
 
 const chartMinutes = 30
 
-func buildChart(mins []minute, now time.Time) chart {
+func buildChart(mins []message.Minute, now time.Time) chart {
 	c := chart{Width: 300, Height: 100}
-	by := map[int64]minute{}
+	by := map[int64]message.Minute{}
 	for _, m := range mins {
 		by[m.At.Unix()/60] = m
 		c.Total += m.Total
@@ -194,79 +188,11 @@ func buildChart(mins []minute, now time.Time) chart {
 	return c
 }
 
-// scopeApps is a SQL condition limiting `col` (an application id column)
-// to the applications visible to scope, using placeholder $n.
-func scopeApps(scope hook.Scope, col string, n int) (string, []any) {
-	switch {
-	case scope.Admin:
-		return "TRUE", nil
-	case scope.AppID != "":
-		return fmt.Sprintf("%s = $%d", col, n), []any{scope.AppID}
-	case scope.UserID != "":
-		return fmt.Sprintf("%s IN (SELECT app_id FROM application_members WHERE user_id = $%d)", col, n), []any{scope.UserID}
-	}
-	return "FALSE", nil
-}
-
-func (u *UI) deliveryMinutes(ctx context.Context, scope hook.Scope) ([]minute, error) {
-	cond, args := scopeApps(scope, "h.app_id", 1)
-	rows, err := u.pool.Query(ctx, `SELECT date_trunc('minute', h.created_at), count(*),
-			count(*) FILTER (WHERE h.status_code BETWEEN 200 AND 299)
-		FROM delivery_history h WHERE h.created_at > now() - interval '30 minutes' AND `+cond+`
-		GROUP BY 1 ORDER BY 1`, args...)
-	if err != nil {
-		return nil, fmt.Errorf("deliveries per minute: %w", err)
-	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (minute, error) {
-		var m minute
-		err := r.Scan(&m.At, &m.Total, &m.Succeeded)
-		return m, err
-	})
-}
-
-// failure is a recent failed or dead message, or an endpoint that was
-// disabled, on the dashboard.
-type failure struct {
-	AppID, AppName, EndpointID, URL, MessageID, State, Error string
-	Status                                                   *int
-	At                                                       time.Time
-}
-
-func (u *UI) recentFailures(ctx context.Context, scope hook.Scope) ([]failure, error) {
-	cond, args := scopeApps(scope, "m.app_id", 1)
-	rows, err := u.pool.Query(ctx, `SELECT m.app_id, a.name, m.endpoint_id, e.url, m.id, m.state, m.last_error, m.last_status, m.updated_at
-		FROM messages m JOIN endpoints e ON e.id = m.endpoint_id JOIN applications a ON a.id = m.app_id
-		WHERE m.state IN ('failed', 'dead') AND `+cond+` ORDER BY m.updated_at DESC LIMIT 10`, args...)
-	if err != nil {
-		return nil, fmt.Errorf("recent failures: %w", err)
-	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (failure, error) {
-		var f failure
-		err := r.Scan(&f.AppID, &f.AppName, &f.EndpointID, &f.URL, &f.MessageID, &f.State, &f.Error, &f.Status, &f.At)
-		return f, err
-	})
-}
-
-func (u *UI) disabledEndpoints(ctx context.Context, scope hook.Scope) ([]failure, error) {
-	cond, args := scopeApps(scope, "e.app_id", 1)
-	rows, err := u.pool.Query(ctx, `SELECT e.app_id, a.name, e.id, e.url, e.disabled_reason, e.updated_at
-		FROM endpoints e JOIN applications a ON a.id = e.app_id
-		WHERE NOT e.enabled AND `+cond+` ORDER BY e.updated_at DESC LIMIT 10`, args...)
-	if err != nil {
-		return nil, fmt.Errorf("disabled endpoints: %w", err)
-	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (failure, error) {
-		var f failure
-		err := r.Scan(&f.AppID, &f.AppName, &f.EndpointID, &f.URL, &f.Error, &f.At)
-		return f, err
-	})
-}
-
 type dashData struct {
 	Chains   []chainStatus
 	Chart    chart
-	Failures []failure
-	Disabled []failure
+	Failures []message.Failure
+	Disabled []endpoint.Disabled
 	Updated  time.Time
 }
 
@@ -280,15 +206,15 @@ func (u *UI) dashboardData(c echo.Context) (dashData, error) {
 			d.Chains[i].Holder = "" // the ingester's host and pid are for admins
 		}
 	}
-	mins, err := u.deliveryMinutes(ctx, scope)
+	mins, err := message.AttemptsPerMinute(ctx, u.pool, scope, d.Updated.Add(-chartMinutes*time.Minute))
 	if err != nil {
 		return d, err
 	}
-	d.Chart = buildChart(mins, time.Now())
-	if d.Failures, err = u.recentFailures(ctx, scope); err != nil {
+	d.Chart = buildChart(mins, d.Updated)
+	if d.Failures, err = message.RecentFailures(ctx, u.pool, scope, 10); err != nil {
 		return d, err
 	}
-	if d.Disabled, err = u.disabledEndpoints(ctx, scope); err != nil {
+	if d.Disabled, err = endpoint.RecentlyDisabled(ctx, u.pool, scope, 10); err != nil {
 		return d, err
 	}
 	return d, nil

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ethhook/ethhook/config"
 	"github.com/ethhook/ethhook/decode"
+	"github.com/ethhook/ethhook/endpoint"
 	"github.com/ethhook/ethhook/hook"
 )
 
@@ -39,7 +40,8 @@ type endpointForm struct {
 	Ordering       string // parallel or fifo
 	FIFOKey        string // "", contract, topic1..topic3
 	Enabled        bool
-	Headers        string // custom headers, one "Name: value" per line
+	Headers        string   // custom headers, one "Name: value" per line
+	OpsEvents      []string // operational event types (admins only): no chain settings then
 	// Fields holds errors of fields the form parses itself (numbers).
 	Fields map[string]string
 }
@@ -222,6 +224,7 @@ func formFromEndpoint(ep hook.Endpoint, chains []config.Chain) endpointForm {
 		RetrySchedule: strings.Join(ep.RetrySchedule, ", "),
 		Addresses:     strings.Join(ep.Filter.Addresses, "\n"),
 		Headers:       headerLines(ep.Headers),
+		OpsEvents:     ep.OpsEvents,
 	}
 	known := map[uint64]bool{}
 	for _, c := range chains {
@@ -292,6 +295,7 @@ func parseEndpointForm(form url.Values) endpointForm {
 		FIFOKey:        strings.TrimSpace(form.Get("fifo_key")),
 		Enabled:        form.Get("enabled") != "",
 		Headers:        form.Get("headers"),
+		OpsEvents:      form["ops_events"],
 		Fields:         map[string]string{},
 	}
 	for _, s := range form["chains"] {
@@ -406,7 +410,41 @@ func (f *endpointForm) toEndpoint() hook.Endpoint {
 		ep.Filter.Where = append(ep.Filter.Where, r.String())
 	}
 	ep.Filter.Where = append(ep.Filter.Where, trimAll(strings.Split(f.RawConds, "\n"))...)
+	if len(f.OpsEvents) > 0 {
+		// An operational endpoint receives EthHook's own events: the
+		// chain settings (pre-filled on a new form) do not apply.
+		ep.OpsEvents = f.OpsEvents
+		ep.Filter, ep.Confirmations, ep.Stage, ep.TwoPhase, ep.BatchMax, ep.History = hook.Filter{}, 0, "", false, 0, nil
+	}
 	return ep
+}
+
+// inputOf is the endpoint service's create input for the form's endpoint.
+func inputOf(ep hook.Endpoint) endpoint.Input {
+	fin := hook.FormatFinality(ep.Stage, ep.Confirmations)
+	in := endpoint.Input{
+		URL: ep.URL, Description: ep.Description, Filter: ep.Filter, Confirmations: &ep.Confirmations, Finality: &fin,
+		TwoPhase: ep.TwoPhase, BatchMax: ep.BatchMax, BatchWaitMS: ep.BatchWaitMS, RateLimit: ep.RateLimit,
+		RetrySchedule: ep.RetrySchedule, AllowRedirects: ep.AllowRedirects, Headers: ep.Headers,
+		Ordering: ep.Ordering, FIFOKey: ep.FIFOKey, OpsEvents: ep.OpsEvents,
+	}
+	if ep.History != nil { // the form's from_block
+		in.FromBlock = &ep.History.FromBlock
+	}
+	return in
+}
+
+// patchOf is the endpoint service's patch setting every field the form
+// has to the form's endpoint.
+func patchOf(ep hook.Endpoint) endpoint.Patch {
+	fin := hook.FormatFinality(ep.Stage, ep.Confirmations)
+	ops := append([]string{}, ep.OpsEvents...)
+	return endpoint.Patch{
+		URL: &ep.URL, Description: &ep.Description, Filter: &ep.Filter, Confirmations: &ep.Confirmations, Finality: &fin,
+		TwoPhase: &ep.TwoPhase, BatchMax: &ep.BatchMax, BatchWaitMS: &ep.BatchWaitMS, RateLimit: &ep.RateLimit,
+		RetrySchedule: &ep.RetrySchedule, AllowRedirects: &ep.AllowRedirects, Headers: &ep.Headers,
+		Ordering: &ep.Ordering, FIFOKey: &ep.FIFOKey, OpsEvents: &ops,
+	}
 }
 
 func trimAll(in []string) []string {

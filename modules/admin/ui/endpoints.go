@@ -1,33 +1,16 @@
 package ui
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/ethhook/ethhook/hook"
 	"github.com/ethhook/ethhook/message"
 )
-
-// Endpoints is the endpoint service the pages need; package endpoint's
-// service satisfies it through a small adapter (see EndpointsFrom).
-type Endpoints interface {
-	List(ctx context.Context, scope hook.Scope, appID, cursor string, limit int) ([]hook.Endpoint, string, error)
-	Get(ctx context.Context, scope hook.Scope, appID, id string) (hook.Endpoint, error)
-	Create(ctx context.Context, scope hook.Scope, appID string, ep hook.Endpoint) (hook.Endpoint, error)
-	Update(ctx context.Context, scope hook.Scope, appID, id string, ep hook.Endpoint) (hook.Endpoint, error)
-	Delete(ctx context.Context, scope hook.Scope, appID, id string) error
-	SetEnabled(ctx context.Context, scope hook.Scope, appID, id string, enabled bool) (hook.Endpoint, error)
-	// Secret is the signing secret (whsec_...).
-	Secret(ctx context.Context, scope hook.Scope, appID, id string) (string, error)
-	// RotateSecret makes a new secret; the old one keeps signing for a while.
-	RotateSecret(ctx context.Context, scope hook.Scope, appID, id string) (string, error)
-	// SendTest queues a test event to the endpoint and returns its message id.
-	SendTest(ctx context.Context, scope hook.Scope, appID, id string) (string, error)
-}
 
 func (u *UI) endpointRoutes(a *routes) {
 	a.GET("/apps/:app/endpoints", u.endpointsPage)
@@ -99,10 +82,7 @@ type chainOption struct {
 }
 
 func (u *UI) endpointData(ep *hook.Endpoint, f endpointForm) endpointData {
-	d := endpointData{Endpoint: ep, Form: f, Builtin: builtinEvents(), Ops: condOps, CanTest: true}
-	if t, ok := u.endpoints.(interface{ CanSendTest() bool }); ok {
-		d.CanTest = t.CanSendTest()
-	}
+	d := endpointData{Endpoint: ep, Form: f, Builtin: builtinEvents(), Ops: condOps, CanTest: u.testSender != nil}
 	for _, c := range u.chains {
 		d.Chains = append(d.Chains, chainOption{ID: c.ID, Name: c.Name})
 	}
@@ -139,13 +119,6 @@ func (u *UI) invalidEndpoint(c echo.Context, ep *hook.Endpoint, f endpointForm, 
 	if ep != nil {
 		title = "Endpoint"
 	}
-	// The service names a bad header "headers.<Name>"; the form has one
-	// headers box, so they are shown together under it.
-	for k, v := range fields {
-		if name, ok := strings.CutPrefix(k, "headers."); ok {
-			fields["headers"] = strings.TrimPrefix(fields["headers"]+"; "+name+": "+v, "; ")
-		}
-	}
 	return u.render(c, http.StatusUnprocessableEntity, "endpoint", view{Title: title, Nav: "apps", App: a, AppNav: "endpoints",
 		Fields: fields, Error: msg, Data: u.endpointData(ep, f)})
 }
@@ -160,7 +133,11 @@ func (u *UI) createEndpoint(c echo.Context) error {
 	if len(f.Fields) > 0 {
 		return u.invalidEndpoint(c, nil, f, f.Fields, "The endpoint was not created: fix the fields marked below.")
 	}
-	ep, err := u.endpoints.Create(c.Request().Context(), sess(c).Scope(), c.Param("app"), in)
+	ctx, scope := c.Request().Context(), sess(c).Scope()
+	ep, _, err := u.endpoints.Create(ctx, scope, c.Param("app"), inputOf(in))
+	if err == nil && !in.Enabled {
+		ep, err = u.endpoints.Disable(ctx, scope, ep.AppID, ep.ID, disabledInUI)
+	}
 	if fe := fieldErrors(err); fe != nil {
 		return u.invalidEndpoint(c, nil, f, fe, "The endpoint was not created: fix the fields marked below.")
 	}
@@ -182,11 +159,9 @@ func (u *UI) endpointPage(c echo.Context) error {
 		return u.fail(c, err)
 	}
 	d := u.endpointData(&ep, formFromEndpoint(ep, u.chains))
-	if h, ok := u.messages.(interface {
-		Health(ctx context.Context, scope hook.Scope, appID, id string) ([]message.Health, error)
-	}); ok {
+	if u.messages != nil {
 		// Health is a view, not the page: an error leaves it out.
-		d.Health, _ = h.Health(c.Request().Context(), sess(c).Scope(), a.ID, ep.ID)
+		d.Health, _ = u.messages.Health(c.Request().Context(), sess(c).Scope(), a.ID, ep.ID, time.Now())
 	}
 	return u.render(c, http.StatusOK, "endpoint", view{Title: "Endpoint", Nav: "apps", App: a, AppNav: "endpoints", Data: d})
 }
@@ -203,11 +178,14 @@ func (u *UI) updateEndpoint(c echo.Context) error {
 	}
 	f := parseEndpointForm(form)
 	f.Enabled = old.Enabled // enabling has its own buttons
+	if !sess(c).IsAdmin() {
+		f.OpsEvents = old.OpsEvents // not on a member's form (only an admin may change them)
+	}
 	in := f.toEndpoint()
 	if len(f.Fields) > 0 {
 		return u.invalidEndpoint(c, &old, f, f.Fields, "Not saved: fix the fields marked below.")
 	}
-	ep, err := u.endpoints.Update(ctx, scope, old.AppID, old.ID, in)
+	ep, err := u.endpoints.Update(ctx, scope, old.AppID, old.ID, patchOf(in))
 	if fe := fieldErrors(err); fe != nil {
 		return u.invalidEndpoint(c, &old, f, fe, "Not saved: fix the fields marked below.")
 	}
@@ -219,8 +197,18 @@ func (u *UI) updateEndpoint(c echo.Context) error {
 	return redirect(c, "/apps/"+ep.AppID+"/endpoints/"+ep.ID)
 }
 
+// disabledInUI is the disabled_reason of an endpoint disabled here.
+const disabledInUI = "disabled in the web UI"
+
 func (u *UI) setEnabled(c echo.Context, enabled bool) error {
-	ep, err := u.endpoints.SetEnabled(c.Request().Context(), sess(c).Scope(), c.Param("app"), c.Param("ep"), enabled)
+	ctx, scope, app, id := c.Request().Context(), sess(c).Scope(), c.Param("app"), c.Param("ep")
+	var ep hook.Endpoint
+	var err error
+	if enabled {
+		ep, err = u.endpoints.Enable(ctx, scope, app, id)
+	} else {
+		ep, err = u.endpoints.Disable(ctx, scope, app, id, disabledInUI)
+	}
 	if err != nil {
 		return u.fail(c, err)
 	}
@@ -262,7 +250,7 @@ func (u *UI) revealSecret(c echo.Context) error {
 }
 
 func (u *UI) rotateSecret(c echo.Context) error {
-	s, err := u.endpoints.RotateSecret(c.Request().Context(), sess(c).Scope(), c.Param("app"), c.Param("ep"))
+	s, err := u.endpoints.RotateSecret(c.Request().Context(), sess(c).Scope(), c.Param("app"), c.Param("ep"), u.overlap)
 	if err != nil {
 		return u.fail(c, err)
 	}
@@ -275,7 +263,10 @@ type testData struct {
 }
 
 func (u *UI) sendTest(c echo.Context) error {
-	id, err := u.endpoints.SendTest(c.Request().Context(), sess(c).Scope(), c.Param("app"), c.Param("ep"))
+	if u.testSender == nil {
+		return u.errorPage(c, http.StatusNotFound, "Sending test events is not available in this build.")
+	}
+	id, err := u.testSender(c.Request().Context(), sess(c).Scope(), c.Param("app"), c.Param("ep"))
 	if errors.Is(err, hook.ErrNotFound) {
 		return u.fail(c, err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ethhook/ethhook/config"
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/ops"
 )
 
 var funcs = template.FuncMap{
@@ -20,6 +21,7 @@ var funcs = template.FuncMap{
 	"pretty":    prettyJSON,
 	"join":      strings.Join,
 	"fifoKeys":  func() []string { return hook.FIFOKeys },
+	"opsTypes":  func() []string { return ops.Types },
 	"stateClass": func(state string) string {
 		switch state {
 		case "succeeded":
@@ -83,7 +85,14 @@ var funcs = template.FuncMap{
 }
 
 // chainLabel is "eth (1)" for a known chain, the id otherwise.
-func chainLabel(id uint64) string {
+func chainLabel(v any) string {
+	var id uint64
+	switch x := v.(type) {
+	case uint64:
+		id = x
+	case int64:
+		id = uint64(x)
+	}
 	if n := config.ChainName(id); n != "" {
 		return n + " (" + strconv.FormatUint(id, 10) + ")"
 	}
@@ -156,6 +165,12 @@ func prettyJSON(v any) string {
 		raw = x
 	case string:
 		raw = []byte(x)
+	case map[string]string:
+		if x == nil {
+			return ""
+		}
+		b, _ := json.MarshalIndent(x, "", "  ")
+		return string(b)
 	default:
 		b, err := json.MarshalIndent(v, "", "  ")
 		if err != nil {

@@ -1,11 +1,10 @@
 package ui
 
 import (
-	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -13,68 +12,8 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/message"
 )
-
-// Message is one webhook message as the delivery pages show it.
-type Message struct {
-	ID, AppID, EndpointID string
-	EventID, Type         string
-	WebhookID             string
-	ChainID               uint64
-	BlockNumber           uint64
-	BlockHash, TxHash     string
-	Payload               json.RawMessage
-	State                 string
-	Attempts              int
-	NextAttemptAt         *time.Time
-	LastStatus            *int
-	LastError             string
-	CreatedAt, UpdatedAt  time.Time
-}
-
-// Attempt is one delivery attempt of a message.
-type Attempt struct {
-	Attempt         int
-	StatusCode      *int
-	ErrorClass      string
-	Error           string
-	RequestHeaders  json.RawMessage
-	ResponseHeaders json.RawMessage
-	ResponseExcerpt string
-	LatencyMS       int
-	CreatedAt       time.Time
-}
-
-// MessageFilter narrows the delivery list.
-type MessageFilter struct {
-	EndpointID string
-	State      string
-	EventID    string
-	TxHash     string
-	FromBlock  *uint64
-	ToBlock    *uint64
-	Since      *time.Time
-	Until      *time.Time
-}
-
-// ReplayRange selects an endpoint's messages to send again.
-type ReplayRange struct {
-	EndpointID string
-	Since      *time.Time
-	Until      *time.Time
-	FromBlock  *uint64
-	ToBlock    *uint64
-	OnlyFailed bool // only failed and dead messages
-}
-
-// Messages is the message service the delivery pages need; package
-// message's service satisfies it through a small adapter.
-type Messages interface {
-	List(ctx context.Context, scope hook.Scope, appID string, f MessageFilter, cursor string, limit int) ([]Message, string, error)
-	Get(ctx context.Context, scope hook.Scope, appID, id string) (Message, []Attempt, error)
-	Replay(ctx context.Context, scope hook.Scope, appID, id string) error
-	ReplayRange(ctx context.Context, scope hook.Scope, appID string, r ReplayRange) (int, error)
-}
 
 func (u *UI) messageRoutes(a *routes) {
 	a.GET("/apps/:app/messages", u.messagesPage)
@@ -88,7 +27,7 @@ func (u *UI) messageRoutes(a *routes) {
 var messageStates = []string{hook.StatePending, hook.StateDelivering, hook.StateSucceeded, hook.StateFailed, hook.StateDead, hook.StateQuotaExceeded}
 
 type messagesData struct {
-	Messages  []Message
+	Messages  []message.Message
 	Next      string
 	Cursor    string
 	Filter    messageQuery
@@ -118,10 +57,10 @@ func (q messageQuery) Values() string {
 }
 
 // parseMessageQuery reads the filter; bad values become field errors.
-func parseMessageQuery(c echo.Context) (messageQuery, MessageFilter, map[string]string) {
+func parseMessageQuery(c echo.Context, appID string) (messageQuery, message.Filter, map[string]string) {
 	q := messageQuery{Endpoint: c.QueryParam("endpoint"), State: c.QueryParam("state"), Q: strings.TrimSpace(c.QueryParam("q")),
 		FromBlock: c.QueryParam("from_block"), ToBlock: c.QueryParam("to_block"), Since: c.QueryParam("since"), Until: c.QueryParam("until")}
-	f := MessageFilter{EndpointID: q.Endpoint, State: q.State}
+	f := message.Filter{AppID: appID, EndpointID: q.Endpoint, State: q.State}
 	fields := map[string]string{}
 	// One search box: a 0x transaction hash or an event id.
 	switch {
@@ -137,12 +76,12 @@ func parseMessageQuery(c echo.Context) (messageQuery, MessageFilter, map[string]
 	return q, f, fields
 }
 
-func parseBlock(s, field string, fields map[string]string) *uint64 {
+func parseBlock(s, field string, fields map[string]string) *int64 {
 	if s = strings.TrimSpace(s); s == "" {
 		return nil
 	}
-	n, err := strconv.ParseUint(s, 10, 64)
-	if err != nil {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
 		fields[field] = "must be a block number"
 		return nil
 	}
@@ -150,36 +89,37 @@ func parseBlock(s, field string, fields map[string]string) *uint64 {
 }
 
 // parseLocalTime reads an <input type=datetime-local> value (taken as UTC)
-// or RFC 3339.
-func parseLocalTime(s, field string, fields map[string]string) *time.Time {
+// or RFC 3339; empty is the zero time.
+func parseLocalTime(s, field string, fields map[string]string) time.Time {
 	if s = strings.TrimSpace(s); s == "" {
-		return nil
+		return time.Time{}
 	}
 	for _, layout := range []string{"2006-01-02T15:04", "2006-01-02T15:04:05", time.RFC3339} {
 		if t, err := time.ParseInLocation(layout, s, time.UTC); err == nil {
-			return &t
+			return t
 		}
 	}
 	fields[field] = "must be a date and time (UTC)"
-	return nil
+	return time.Time{}
 }
 
 func (u *UI) messagesData(c echo.Context, a string) (messagesData, map[string]string, error) {
 	ctx, scope := c.Request().Context(), sess(c).Scope()
-	q, f, fields := parseMessageQuery(c)
+	q, f, fields := parseMessageQuery(c, a)
 	d := messagesData{Filter: q, States: messageStates, Cursor: c.QueryParam("cursor"), EPByID: map[string]hook.Endpoint{}}
 	d.Live = d.Cursor == ""
 	if len(fields) > 0 {
 		return d, fields, nil
 	}
-	var err error
-	d.Messages, d.Next, err = u.messages.List(ctx, scope, a, f, d.Cursor, 50)
+	f.Cursor, f.Limit = d.Cursor, 50
+	p, err := u.messages.List(ctx, scope, f)
 	if fe := fieldErrors(err); fe != nil {
 		return d, fe, nil
 	}
 	if err != nil {
 		return d, nil, err
 	}
+	d.Messages, d.Next = p.Messages, p.NextCursor
 	if u.endpoints != nil {
 		eps, _, err := u.endpoints.List(ctx, scope, a, "", 200)
 		if err != nil {
@@ -229,8 +169,8 @@ func (u *UI) messageRows(c echo.Context) error {
 }
 
 type messageData struct {
-	Message  Message
-	Attempts []Attempt
+	Message  message.Message
+	Attempts []message.Attempt // newest first
 	Endpoint *hook.Endpoint
 	Part     bool // rendering the polled attempts fragment
 }
@@ -241,10 +181,11 @@ func (u *UI) messagePage(c echo.Context) error {
 		return u.fail(c, err)
 	}
 	ctx, scope := c.Request().Context(), sess(c).Scope()
-	m, attempts, err := u.messages.Get(ctx, scope, a.ID, c.Param("msg"))
+	m, attempts, err := u.messages.GetIn(ctx, scope, a.ID, c.Param("msg"))
 	if err != nil {
 		return u.fail(c, err)
 	}
+	slices.Reverse(attempts)
 	d := messageData{Message: m, Attempts: attempts}
 	if u.endpoints != nil {
 		if ep, err := u.endpoints.Get(ctx, scope, a.ID, m.EndpointID); err == nil {
@@ -259,14 +200,11 @@ func (u *UI) messagePage(c echo.Context) error {
 }
 
 func (u *UI) replayMessage(c echo.Context) error {
-	app, id := c.Param("app"), c.Param("msg")
-	if err := u.messages.Replay(c.Request().Context(), sess(c).Scope(), app, id); err != nil {
-		if errors.Is(err, ErrCannotReplay) {
-			return u.errorPage(c, http.StatusConflict, err.Error())
-		}
-		if fe := fieldErrors(err); fe != nil {
-			return u.errorPage(c, http.StatusUnprocessableEntity, err.Error())
-		}
+	ctx, scope, app, id := c.Request().Context(), sess(c).Scope(), c.Param("app"), c.Param("msg")
+	if _, _, err := u.messages.GetIn(ctx, scope, app, id); err != nil {
+		return u.fail(c, err)
+	}
+	if _, err := u.messages.Replay(ctx, scope, id); err != nil {
 		return u.fail(c, err)
 	}
 	u.audit(c, app, "message.replay", id, nil)
@@ -280,7 +218,7 @@ func (u *UI) replayRange(c echo.Context) error {
 		return u.fail(c, err)
 	}
 	fields := map[string]string{}
-	r := ReplayRange{
+	r := message.Range{
 		EndpointID: c.FormValue("endpoint"),
 		Since:      parseLocalTime(c.FormValue("since"), "since", fields),
 		Until:      parseLocalTime(c.FormValue("until"), "until", fields),
@@ -291,15 +229,27 @@ func (u *UI) replayRange(c echo.Context) error {
 	if r.EndpointID == "" {
 		fields["endpoint"] = "choose the endpoint to replay"
 	}
-	if r.Since == nil && r.FromBlock == nil {
+	if r.Since.IsZero() && r.FromBlock == nil {
 		fields["since"] = "give a start time or a start block"
 	}
+	ctx, scope := c.Request().Context(), sess(c).Scope()
 	var n int
-	if len(fields) == 0 {
-		n, err = u.messages.ReplayRange(c.Request().Context(), sess(c).Scope(), a.ID, r)
-		if fe := fieldErrors(err); fe != nil {
-			fields = fe
+	if len(fields) == 0 && u.endpoints != nil {
+		// As the API's replay: the endpoint must be this application's.
+		if _, err := u.endpoints.Get(ctx, scope, a.ID, r.EndpointID); errors.Is(err, hook.ErrNotFound) {
+			fields["endpoint"] = "no such endpoint in this application"
 		} else if err != nil {
+			return u.fail(c, err)
+		}
+	}
+	if len(fields) == 0 {
+		n, err = u.messages.ReplayRange(ctx, scope, r)
+		switch fe := fieldErrors(err); {
+		case fe != nil:
+			fields = fe
+		case errors.Is(err, message.ErrEndpointDisabled):
+			fields["endpoint"] = err.Error()
+		case err != nil:
 			return u.fail(c, err)
 		}
 	}

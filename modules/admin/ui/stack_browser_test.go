@@ -27,7 +27,6 @@ import (
 	"github.com/ethhook/ethhook/endpoint"
 	"github.com/ethhook/ethhook/hook"
 	"github.com/ethhook/ethhook/internal/testenv"
-	"github.com/ethhook/ethhook/message"
 	"github.com/ethhook/ethhook/modules/admin"
 	"github.com/ethhook/ethhook/modules/deliver"
 	"github.com/ethhook/ethhook/modules/devnet"
@@ -171,7 +170,6 @@ func newStack(t *testing.T) *stack {
 	cfg.Delivery.SweepInterval = 500 * time.Millisecond
 
 	// The admin module with the UI on its router, as app/ui.go mounts it.
-	s.eps = endpoint.New(s.pool, box, s.rdb, s.keys, chains)
 	ac := config.DefaultAdmin()
 	ac.JWTSecret = strings.Repeat("s", 40)
 	am, err := admin.New(admin.Options{Config: ac, Pool: s.pool, Redis: s.rdb, Keys: s.keys, Chains: chains, Box: box,
@@ -179,11 +177,10 @@ func newStack(t *testing.T) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.store = am.Store()
+	s.store, s.eps = am.Store(), am.Endpoints()
 	u, err := New(Deps{
 		Pool: s.pool, Redis: s.rdb, Keys: s.keys, Tenant: am.Store(), Chains: chains, Log: log,
-		Endpoints: EndpointsFrom(s.eps, time.Hour, am.SendTest),
-		Messages:  MessagesFrom(message.New(s.pool, s.rdb, s.keys)),
+		Endpoints: am.Endpoints(), Messages: am.Messages(), SendTest: am.SendTest, RotateOverlap: time.Hour,
 	})
 	if err != nil {
 		t.Fatal(err)

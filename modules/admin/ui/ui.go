@@ -6,6 +6,7 @@ package ui
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"html/template"
@@ -13,6 +14,8 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"regexp"
+	"sort"
 	"strings"
 	"time"
 
@@ -22,6 +25,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ethhook/ethhook/config"
+	"github.com/ethhook/ethhook/endpoint"
 	"github.com/ethhook/ethhook/hook"
 	"github.com/ethhook/ethhook/internal/signin"
 	"github.com/ethhook/ethhook/message"
@@ -35,10 +39,16 @@ type Deps struct {
 	Redis  rueidis.Client
 	Keys   hook.Keys
 	Tenant *tenant.Store
-	// Endpoints and Messages are the endpoint and message services; the
-	// endpoint and delivery pages are served only when they are set.
-	Endpoints Endpoints
-	Messages  Messages
+	// Endpoints and Messages are the endpoint and message services, the
+	// same ones the admin API calls; the endpoint and delivery pages are
+	// served only when they are set.
+	Endpoints *endpoint.Service
+	Messages  *message.Service
+	// SendTest, when set, sends a test event to an endpoint (the admin
+	// module's SendTest); the "Send test event" button is shown only then.
+	SendTest func(ctx context.Context, scope hook.Scope, appID, endpointID string) (string, error)
+	// RotateOverlap is how long a rotated-out secret keeps signing (0 = 24h).
+	RotateOverlap time.Duration
 	// Chains are the configured chains, shown on the dashboard.
 	Chains []config.Chain
 	// SessionTTL bounds a session (default 12h; the API's JWT TTL is a good value).
@@ -60,16 +70,18 @@ type Deps struct {
 
 // UI serves the HTML pages.
 type UI struct {
-	pool      *pgxpool.Pool
-	redis     rueidis.Client
-	keys      hook.Keys
-	tenant    *tenant.Store
-	endpoints Endpoints
-	messages  Messages
-	chains    []config.Chain
-	ttl       time.Duration
-	secure    bool
-	log       *zap.Logger
+	pool       *pgxpool.Pool
+	redis      rueidis.Client
+	keys       hook.Keys
+	tenant     *tenant.Store
+	endpoints  *endpoint.Service
+	messages   *message.Service
+	testSender func(ctx context.Context, scope hook.Scope, appID, endpointID string) (string, error)
+	overlap    time.Duration
+	chains     []config.Chain
+	ttl        time.Duration
+	secure     bool
+	log        *zap.Logger
 
 	signin  *signin.Guard
 	trusted []netip.Prefix
@@ -85,11 +97,14 @@ func New(d Deps) (*UI, error) {
 	}
 	u := &UI{
 		pool: d.Pool, redis: d.Redis, keys: d.Keys, tenant: d.Tenant, chains: d.Chains,
-		endpoints: d.Endpoints, messages: d.Messages,
+		endpoints: d.Endpoints, messages: d.Messages, testSender: d.SendTest, overlap: d.RotateOverlap,
 		ttl: d.SessionTTL, secure: d.SecureCookies, log: d.Log, trusted: d.TrustedProxies,
 	}
 	if u.ttl <= 0 {
 		u.ttl = 12 * time.Hour
+	}
+	if u.overlap <= 0 {
+		u.overlap = 24 * time.Hour
 	}
 	if u.log == nil {
 		u.log = zap.NewNop()
@@ -286,41 +301,79 @@ func (u *UI) errorPage(c echo.Context, status int, msg string) error {
 	return u.render(c, status, "error", v)
 }
 
-// fail turns a service error into a page: not found (or not visible) is
-// 404, bad input is 422 with the message, anything else is logged and 500.
+// fail turns a service error into a page: the one mapping of the service
+// packages' errors to the UI's answers. Not found (or not visible) is 404,
+// bad input 422 with the message, a conflict 409, a role or plan limit 403;
+// anything else is logged and 500.
 func (u *UI) fail(c echo.Context, err error) error {
-	var ve *tenant.ValidationError
+	var fe hook.FieldErrors
 	switch {
 	case errors.Is(err, hook.ErrNotFound):
 		return u.errorPage(c, http.StatusNotFound, "Not found: it does not exist or you have no access to it.")
 	case errors.Is(err, message.ErrPastRetention):
 		return u.errorPage(c, http.StatusGone, "Past retention: "+err.Error())
-	case errors.Is(err, tenant.ErrConflict):
-		return u.errorPage(c, http.StatusConflict, "That conflicts with existing data: "+err.Error())
-	case errors.Is(err, tenant.ErrForbidden):
+	case errors.Is(err, message.ErrEndpointDisabled):
+		return u.errorPage(c, http.StatusConflict, "This message cannot be replayed now: "+err.Error())
+	case errors.Is(err, hook.ErrConflict):
+		return u.errorPage(c, http.StatusConflict, "That conflicts with existing data: "+strings.TrimSuffix(err.Error(), ": "+hook.ErrConflict.Error()))
+	case errors.Is(err, endpoint.ErrAdminOnly):
+		return u.errorPage(c, http.StatusForbidden, err.Error())
+	case errors.Is(err, hook.ErrForbidden):
 		return u.errorPage(c, http.StatusForbidden, "Your role does not allow this.")
 	case errors.Is(err, tenant.ErrBusy):
 		c.Response().Header().Set("Retry-After", "1")
 		return u.errorPage(c, http.StatusServiceUnavailable, "Too many password checks at this moment. Try again in a few seconds.")
 	case errors.Is(err, tenant.ErrAppLimit):
 		return u.errorPage(c, http.StatusForbidden, err.Error())
-	case errors.As(err, &ve):
-		return u.errorPage(c, http.StatusUnprocessableEntity, ve.Error())
+	case errors.Is(err, endpoint.ErrLimitReached):
+		return u.errorPage(c, http.StatusForbidden, err.Error()+"; ask an admin to raise the plan")
+	case errors.As(err, &fe):
+		return u.errorPage(c, http.StatusUnprocessableEntity, fe.Error())
 	}
 	u.log.Error("ui request failed", zap.String("path", c.Request().URL.Path), zap.Error(err))
 	return u.errorPage(c, http.StatusInternalServerError, "Something went wrong on our side. The error has been logged.")
 }
 
-// fieldErrors extracts per-field messages of a validation error, or nil.
+// indexSuffix is a field key naming a list entry: "addresses[2]",
+// "topics[1][0]", "ops_events[0]".
+var indexSuffix = regexp.MustCompile(`^([a-z_]+)\[(\d+)\](.*)$`)
+
+// fieldErrors is the per-field messages of a service's hook.FieldErrors
+// keyed by the form's field names, or nil for any other error. A form has
+// one box per list ("addresses[2]" is shown under "addresses" as "entry
+// 2: ...") and one headers box ("headers.X-Token"); the endpoint plan limit
+// is shown on the form too.
 func fieldErrors(err error) map[string]string {
-	var ve *tenant.ValidationError
-	if errors.As(err, &ve) {
-		return ve.Fields
+	var fe hook.FieldErrors
+	if errors.Is(err, endpoint.ErrLimitReached) {
+		return map[string]string{"plan": err.Error() + "; ask an admin to raise the plan"}
 	}
-	if fe, ok := err.(interface{ FieldErrors() map[string]string }); ok {
-		return fe.FieldErrors()
+	if !errors.As(err, &fe) {
+		return nil
 	}
-	return nil
+	out := map[string]string{}
+	add := func(k, v string) {
+		if old, ok := out[k]; ok {
+			v = old + "; " + v
+		}
+		out[k] = v
+	}
+	keys := make([]string, 0, len(fe))
+	for k := range fe {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v := fe[k]
+		if m := indexSuffix.FindStringSubmatch(k); m != nil {
+			k, v = m[1], "entry "+m[2]+m[3]+": "+v
+		}
+		if name, ok := strings.CutPrefix(k, "headers."); ok {
+			k, v = "headers", name+": "+v
+		}
+		add(k, v)
+	}
+	return out
 }
 
 const flashCookie = "ethhook_flash"

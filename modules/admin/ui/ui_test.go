@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/message"
 	"github.com/ethhook/ethhook/tenant"
 )
 
@@ -323,7 +324,7 @@ func TestSafeNextStaysOnSite(t *testing.T) {
 
 func TestChartScalesBarsAndPlotsSuccessRate(t *testing.T) {
 	now := time.Date(2025, 1, 1, 12, 30, 10, 0, time.UTC)
-	c := buildChart([]minute{
+	c := buildChart([]message.Minute{
 		{At: now.Truncate(time.Minute), Total: 10, Succeeded: 10},
 		{At: now.Truncate(time.Minute).Add(-time.Minute), Total: 5, Succeeded: 0},
 	}, now)

@@ -33,7 +33,7 @@ type services struct {
 	rdb  rueidis.Client
 	keys hook.Keys
 	eps  *endpoint.Service
-	msgs Messages
+	msgs *message.Service
 }
 
 func newServicesHarness(t *testing.T) (*harness, *services) {
@@ -49,7 +49,6 @@ func newServicesHarness(t *testing.T) (*harness, *services) {
 			t.Fatal(err)
 		}
 		s.pool, s.rdb, s.keys = d.Pool, d.Redis, d.Keys
-		s.eps = endpoint.New(d.Pool, box, d.Redis, d.Keys, d.Chains)
 		ac := config.DefaultAdmin()
 		ac.JWTSecret = strings.Repeat("j", 40)
 		am, err := admin.New(admin.Options{Config: ac, Pool: d.Pool, Redis: d.Redis, Keys: d.Keys, Chains: d.Chains,
@@ -57,10 +56,9 @@ func newServicesHarness(t *testing.T) (*harness, *services) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		d.Tenant = am.Store()
-		s.msgs = MessagesFrom(message.New(d.Pool, d.Redis, d.Keys))
-		d.Endpoints = EndpointsFrom(s.eps, time.Hour, am.SendTest)
-		d.Messages = s.msgs
+		// The UI runs on the admin module's own services, as in app/ui.go.
+		d.Tenant, s.eps, s.msgs = am.Store(), am.Endpoints(), am.Messages()
+		d.Endpoints, d.Messages, d.SendTest, d.RotateOverlap = s.eps, s.msgs, am.SendTest, time.Hour
 	})
 	return h, s
 }
@@ -149,19 +147,19 @@ func TestDeliveryPagesTreatAnotherApplicationsMessageAsNotFoundEvenForAnAdmin(t 
 	if n := s.jobs(t); n != 0 {
 		t.Fatalf("%d delivery jobs queued, want none", n)
 	}
-	// Directly, too: the adapter narrows every call to the application.
-	if _, _, err := s.msgs.Get(context.Background(), hook.Operator, a.ID, mB); !errors.Is(err, hook.ErrNotFound) {
+	// Directly, too: the service the pages call narrows to the application.
+	if _, _, err := s.msgs.GetIn(context.Background(), hook.Operator, a.ID, mB); !errors.Is(err, hook.ErrNotFound) {
 		t.Fatalf("Get of Beta's message as Alpha: %v, want not found", err)
 	}
-	if err := s.msgs.Replay(context.Background(), hook.Scope{AppID: b.ID}, a.ID, mA); !errors.Is(err, hook.ErrNotFound) {
-		t.Fatalf("Beta's API key replaying Alpha's message: %v, want not found", err)
+	if _, _, err := s.msgs.GetIn(context.Background(), hook.Scope{AppID: b.ID}, a.ID, mA); !errors.Is(err, hook.ErrNotFound) {
+		t.Fatalf("Beta's API key reading Alpha's message: %v, want not found", err)
 	}
 
 	m := h.client()
 	m.login("member@example.com")
 	resp, body = m.get("/apps/" + b.ID + "/messages/" + mB)
 	wantStatus(t, resp, body, http.StatusNotFound)
-	if _, _, err := s.msgs.Get(context.Background(), hook.Scope{UserID: "usr_nobody"}, a.ID, mA); !errors.Is(err, hook.ErrNotFound) {
+	if _, _, err := s.msgs.GetIn(context.Background(), hook.Scope{UserID: "usr_nobody"}, a.ID, mA); !errors.Is(err, hook.ErrNotFound) {
 		t.Fatalf("a stranger reading Alpha's message: %v, want not found", err)
 	}
 }
@@ -175,13 +173,13 @@ func TestMessagePageShowsAttemptsNewestFirstAndReplayQueuesADeliveryJob(t *testi
 	s.attempt(t, id, a.ID, ep.ID, 1, 500)
 	s.attempt(t, id, a.ID, ep.ID, 2, 200)
 
-	m, atts, err := s.msgs.Get(context.Background(), hook.Operator, a.ID, id)
+	m, atts, err := s.msgs.GetIn(context.Background(), hook.Operator, a.ID, id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.BlockNumber != 42 || m.ChainID != 31337 || len(atts) != 2 || atts[0].Attempt != 2 || atts[1].Attempt != 1 ||
-		!strings.Contains(string(atts[0].RequestHeaders), `"webhook-id":"wh_2"`) {
-		t.Fatalf("message %+v attempts %+v: want block 42 and attempts 2 then 1 with their headers", m, atts)
+	if m.BlockNumber != 42 || m.ChainID != 31337 || len(atts) != 2 || atts[0].Attempt != 1 || atts[1].Attempt != 2 ||
+		atts[1].RequestHeaders["webhook-id"] != "wh_2" {
+		t.Fatalf("message %+v attempts %+v: want block 42 and attempts 1 and 2 with their headers", m, atts)
 	}
 
 	c := h.client()

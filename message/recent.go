@@ -1,0 +1,83 @@
+package message
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/tenant"
+)
+
+// Minute is one minute of delivery attempts: how many, how many 2xx.
+type Minute struct {
+	At        time.Time
+	Total     int64
+	Succeeded int64
+}
+
+// AttemptsPerMinute counts the delivery attempts of the applications scope
+// sees, per minute since since (the web UI's dashboard chart).
+func AttemptsPerMinute(ctx context.Context, pool *pgxpool.Pool, scope hook.Scope, since time.Time) ([]Minute, error) {
+	var q query
+	q.where("h.created_at > %s", since)
+	q.scope(scope, "h.app_id")
+	rows, err := pool.Query(ctx, `SELECT date_trunc('minute', h.created_at), count(*),
+			count(*) FILTER (WHERE h.status_code BETWEEN 200 AND 299)
+		FROM delivery_history h WHERE `+q.sql()+` GROUP BY 1 ORDER BY 1`, q.args...)
+	if err != nil {
+		return nil, fmt.Errorf("deliveries per minute: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Minute, error) {
+		var m Minute
+		err := r.Scan(&m.At, &m.Total, &m.Succeeded)
+		return m, err
+	})
+}
+
+// Failure is a failed or dead message with its endpoint's URL and its
+// application's name.
+type Failure struct {
+	AppID, AppName, EndpointID, URL, MessageID, State, Error string
+	Status                                                   *int
+	At                                                       time.Time
+}
+
+// RecentFailures lists the last limit failed or dead messages of the
+// applications scope sees, newest first.
+func RecentFailures(ctx context.Context, pool *pgxpool.Pool, scope hook.Scope, limit int) ([]Failure, error) {
+	var q query
+	q.where("m.state IN (%s, %s)", hook.StateFailed, hook.StateDead)
+	q.scope(scope, "m.app_id")
+	rows, err := pool.Query(ctx, `SELECT m.app_id, a.name, m.endpoint_id, e.url, m.id, m.state, m.last_error, m.last_status, m.updated_at
+		FROM messages m JOIN endpoints e ON e.id = m.endpoint_id JOIN applications a ON a.id = m.app_id
+		WHERE `+q.sql()+` ORDER BY m.updated_at DESC LIMIT `+q.arg(limit), q.args...)
+	if err != nil {
+		return nil, fmt.Errorf("recent failures: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Failure, error) {
+		var f Failure
+		err := r.Scan(&f.AppID, &f.AppName, &f.EndpointID, &f.URL, &f.MessageID, &f.State, &f.Error, &f.Status, &f.At)
+		return f, err
+	})
+}
+
+// GetIn is Get for a message of application appID, as the admin API's and
+// the web UI's message pages ask: another application's message is not
+// found, even for an admin who may see both.
+func (s *Service) GetIn(ctx context.Context, sc hook.Scope, appID, id string) (Message, []Attempt, error) {
+	if err := tenant.Visible(ctx, s.pool, sc, appID); err != nil {
+		return Message{}, nil, err
+	}
+	m, atts, err := s.Get(ctx, sc, id)
+	if err != nil {
+		return Message{}, nil, err
+	}
+	if m.AppID != appID {
+		return Message{}, nil, hook.NotFound("message", id)
+	}
+	return m, atts, nil
+}
