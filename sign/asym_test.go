@@ -1,12 +1,18 @@
 package sign
 
 import (
+	"context"
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ethhook/ethhook/internal/nodecheck"
 )
 
 // RFC 8032 section 7.1, test 1: a whsk_ key holding that seed (alone or
@@ -115,5 +121,48 @@ func TestVerifierFindsItsSchemeInAMixedHeader(t *testing.T) {
 	}
 	if _, err := NewVerifier(ksec); err == nil {
 		t.Fatal("a receiver was allowed the private key")
+	}
+}
+
+// Node's crypto (OpenSSL), an implementation that shares no code with Go's,
+// accepts EthHook's v1a signatures under the whpk_ key and rejects a
+// tampered body, id or timestamp, another key, and a header holding only v1.
+func TestV1aVerifiesWithNodeCrypto(t *testing.T) {
+	now := time.Now().Unix()
+	ts := strconv.FormatInt(now, 10)
+	var msgs []nodecheck.Msg
+	var want []bool
+	for i := 0; i < 20; i++ {
+		secret, _ := NewKeyPair()
+		other, _ := NewKeyPair()
+		hsec, _ := NewSecret()
+		s, _ := NewSigner(secret)
+		hs, _ := NewSigner(hsec)
+		pub, _ := VerifyKey(secret)
+		opub, _ := VerifyKey(other)
+		id := fmt.Sprintf("1:0x%064x:%d", i, i)
+		body := []byte(fmt.Sprintf(`{"id":%q,"n":%d,"s":"ünïcode \u2028"}`, id, i))
+		h := HeaderOf([]Signer{hs, s}, id, now, body)
+		msgs = append(msgs,
+			nodecheck.Msg{PublicKey: pub, ID: id, Timestamp: ts, Signature: h, Body: body},
+			nodecheck.Msg{PublicKey: pub, ID: id, Timestamp: ts, Signature: h, Body: append(body, ' ')},
+			nodecheck.Msg{PublicKey: pub, ID: id + "x", Timestamp: ts, Signature: h, Body: body},
+			nodecheck.Msg{PublicKey: pub, ID: id, Timestamp: strconv.FormatInt(now+1, 10), Signature: h, Body: body},
+			nodecheck.Msg{PublicKey: opub, ID: id, Timestamp: ts, Signature: h, Body: body},
+			nodecheck.Msg{PublicKey: pub, ID: id, Timestamp: ts, Signature: HeaderOf([]Signer{hs}, id, now, body), Body: body},
+		)
+		want = append(want, true, false, false, false, false, false)
+	}
+	res, err := nodecheck.VerifyV1a(context.Background(), msgs)
+	if errors.Is(err, nodecheck.ErrNoNode) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range res {
+		if r.OK != want[i] {
+			t.Fatalf("webhook %d (case %d): node says %+v, want ok=%v", i/6, i%6, r, want[i])
+		}
 	}
 }
