@@ -53,9 +53,10 @@ func NewSecretFor(scheme string) (string, error) {
 	return "", fmt.Errorf("unknown signature scheme %q (want %s)", scheme, strings.Join(Schemes, " or "))
 }
 
-// SchemeOf names the scheme of a stored secret by its prefix.
+// SchemeOf names the scheme of a secret or key by its prefix: ed25519
+// for whsk_ and whpk_, hmac for anything else.
 func SchemeOf(secret string) string {
-	if strings.HasPrefix(secret, PrivateKeyPrefix) {
+	if strings.HasPrefix(secret, PrivateKeyPrefix) || strings.HasPrefix(secret, PublicKeyPrefix) {
 		return SchemeEd25519
 	}
 	return SchemeHMAC
@@ -109,7 +110,7 @@ func EncodePublicKey(pub ed25519.PublicKey) string {
 // the whpk_ public key of a whsk_ private key, or the whsec_ secret itself
 // (HMAC has no public half; it is returned as it is).
 func VerifyKey(secret string) (string, error) {
-	if SchemeOf(secret) == SchemeHMAC {
+	if SchemeOf(secret) == SchemeHMAC || strings.HasPrefix(secret, PublicKeyPrefix) {
 		return secret, nil
 	}
 	priv, err := PrivateKey(secret)

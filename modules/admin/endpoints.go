@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -481,12 +480,7 @@ func (m *Module) handleEndpointHealth(c echo.Context) error {
 	return c.JSON(http.StatusOK, endpointHealth{EndpointID: id, Windows: ws})
 }
 
-// newSecretView shows a verify key with its scheme (a whpk_ public key
-// belongs to ed25519, anything else is an HMAC secret).
+// newSecretView shows a verify key with its scheme.
 func newSecretView(key string) secretView {
-	v := secretView{Secret: key, Signature: sign.SchemeHMAC}
-	if strings.HasPrefix(key, sign.PublicKeyPrefix) {
-		v.Signature = sign.SchemeEd25519
-	}
-	return v
+	return secretView{Secret: key, Signature: sign.SchemeOf(key)}
 }
