@@ -76,7 +76,7 @@ func (a *endpointAdapter) Create(ctx context.Context, scope hook.Scope, appID st
 		URL: ep.URL, Description: ep.Description, Filter: ep.Filter, Confirmations: &conf, Finality: &fin, TwoPhase: ep.TwoPhase,
 		BatchMax: ep.BatchMax, BatchWaitMS: ep.BatchWaitMS, RateLimit: ep.RateLimit,
 		RetrySchedule: ep.RetrySchedule, AllowRedirects: ep.AllowRedirects, Headers: ep.Headers,
-		Ordering: ep.Ordering, FIFOKey: ep.FIFOKey,
+		Ordering: ep.Ordering, FIFOKey: ep.FIFOKey, Signature: ep.Signature,
 	}
 	if ep.History != nil { // the form's from_block
 		from := ep.History.FromBlock
@@ -98,7 +98,7 @@ func (a *endpointAdapter) Update(ctx context.Context, scope hook.Scope, appID, i
 		URL: &ep.URL, Description: &ep.Description, Filter: &ep.Filter, Confirmations: &ep.Confirmations, Finality: &fin, TwoPhase: &ep.TwoPhase,
 		BatchMax: &ep.BatchMax, BatchWaitMS: &ep.BatchWaitMS, RateLimit: &ep.RateLimit,
 		RetrySchedule: &ep.RetrySchedule, AllowRedirects: &ep.AllowRedirects, Headers: &ep.Headers,
-		Ordering: &ep.Ordering, FIFOKey: &ep.FIFOKey,
+		Ordering: &ep.Ordering, FIFOKey: &ep.FIFOKey, Signature: nonEmpty(ep.Signature),
 	})
 	return out, uiErr(err)
 }
@@ -307,4 +307,13 @@ func (a *messageAdapter) ReplayRange(ctx context.Context, scope hook.Scope, appI
 		return 0, &tenant.ValidationError{Fields: map[string]string{"endpoint": "no such endpoint in this application"}}
 	}
 	return n, messageErr(err)
+}
+
+// nonEmpty is nil for "": a form without the field changes nothing (an
+// empty signature would switch an ed25519 endpoint back to hmac).
+func nonEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }

@@ -38,6 +38,7 @@ type endpointForm struct {
 	AllowRedirects bool
 	Ordering       string // parallel or fifo
 	FIFOKey        string // "", contract, topic1..topic3
+	Signature      string // hmac or ed25519
 	Enabled        bool
 	Headers        string // custom headers, one "Name: value" per line
 	// Fields holds errors of fields the form parses itself (numbers).
@@ -203,7 +204,7 @@ func lines(s string) []string {
 // newEndpointForm is the form for a new endpoint: every configured chain
 // ticked when there is only one, confirmations from that chain's default.
 func newEndpointForm(chains []config.Chain) endpointForm {
-	f := endpointForm{Enabled: true, Confirmations: "0", BatchMax: "0", BatchWaitMS: "0", RateLimit: "0", Ordering: hook.OrderingParallel}
+	f := endpointForm{Enabled: true, Confirmations: "0", BatchMax: "0", BatchWaitMS: "0", RateLimit: "0", Ordering: hook.OrderingParallel, Signature: "hmac"}
 	if len(chains) == 1 {
 		f.Chains = []uint64{chains[0].ID}
 		f.Confirmations = strconv.Itoa(chains[0].Confirmations)
@@ -215,7 +216,7 @@ func newEndpointForm(chains []config.Chain) endpointForm {
 func formFromEndpoint(ep hook.Endpoint, chains []config.Chain) endpointForm {
 	f := endpointForm{
 		URL: ep.URL, Description: ep.Description, AllowRedirects: ep.AllowRedirects, Enabled: ep.Enabled,
-		Ordering: ep.Ordering, FIFOKey: ep.FIFOKey,
+		Ordering: ep.Ordering, FIFOKey: ep.FIFOKey, Signature: ep.Signature,
 		Confirmations: strconv.Itoa(ep.Confirmations), BatchMax: strconv.Itoa(ep.BatchMax),
 		BatchWaitMS: strconv.Itoa(ep.BatchWaitMS), RateLimit: strconv.Itoa(ep.RateLimit),
 		Stage: ep.Stage, TwoPhase: ep.TwoPhase,
@@ -290,6 +291,7 @@ func parseEndpointForm(form url.Values) endpointForm {
 		TwoPhase:       form.Get("two_phase") != "",
 		Ordering:       strings.TrimSpace(form.Get("ordering")),
 		FIFOKey:        strings.TrimSpace(form.Get("fifo_key")),
+		Signature:      strings.TrimSpace(form.Get("signature")),
 		Enabled:        form.Get("enabled") != "",
 		Headers:        form.Get("headers"),
 		Fields:         map[string]string{},
@@ -334,7 +336,7 @@ func (f *endpointForm) toEndpoint() hook.Endpoint {
 	}
 	ep := hook.Endpoint{
 		URL: f.URL, Description: f.Description, Enabled: f.Enabled, AllowRedirects: f.AllowRedirects,
-		Ordering: f.Ordering, FIFOKey: f.FIFOKey,
+		Ordering: f.Ordering, FIFOKey: f.FIFOKey, Signature: f.Signature,
 		Confirmations: num("confirmations", f.Confirmations),
 		BatchMax:      num("batch_max", f.BatchMax),
 		BatchWaitMS:   num("batch_wait_ms", f.BatchWaitMS),
