@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/ethhook/ethhook/bench"
@@ -64,6 +65,37 @@ func TestBenchRejectsBadOptionsBeforeConnecting(t *testing.T) {
 	rt := &Runtime{Cfg: config.Defaults()}
 	if _, err := runCmd(t, newBenchCmd(rt), "--endpoints", "0"); err == nil {
 		t.Fatal("--endpoints 0 accepted")
+	}
+	for _, args := range [][]string{{"--ordering", "lifo"}, {"--fifo-key", "topic1"}, {"--ordering", "fifo", "--fifo-key", "tx_from"}, {"--signature", "rsa"}} {
+		if _, err := runCmd(t, newBenchCmd(rt), args...); err == nil || !strings.Contains(err.Error(), args[len(args)-2]) {
+			t.Fatalf("%v: %v", args, err)
+		}
+	}
+}
+
+// --ordering fifo --fifo-key and --signature ed25519 reach the endpoints
+// the run creates (as stored), and the run still delivers everything,
+// every webhook verified with the whpk_ key.
+func TestBenchOrderingAndSignatureFlagsReachItsEndpoints(t *testing.T) {
+	cfg := config.Defaults()
+	cfg.DatabaseURL = testenv.PGURL(t)
+	cfg.Redis.URL = testenv.RedisURL()
+	rt := &Runtime{Cfg: cfg}
+	defer rt.Close()
+	out, err := runCmd(t, newBenchCmd(rt), "--endpoints", "2", "--rate", "100", "--logs-per-block", "10",
+		"--warmup", "1s", "--duration", "2s", "--drain", "60s", "--ordering", "fifo", "--fifo-key", "topic1", "--signature", "ed25519", "--json")
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, out)
+	}
+	var r bench.Result
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("decode: %v\n%s", err, out)
+	}
+	if r.Ordering != "fifo" || r.FIFOKey != "topic1" || r.Signature != "ed25519" {
+		t.Fatalf("endpoints created with ordering %q fifo_key %q signature %q", r.Ordering, r.FIFOKey, r.Signature)
+	}
+	if r.Received <= 0 || r.Rejected != 0 || r.Verified != r.Received || r.Succeeded != r.MessagesQueuedTotal {
+		t.Fatalf("not every webhook delivered and verified: %s", out)
 	}
 }
 

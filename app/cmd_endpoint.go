@@ -17,6 +17,7 @@ import (
 	"github.com/ethhook/ethhook/config"
 	"github.com/ethhook/ethhook/endpoint"
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/sign"
 )
 
 // endpointFlags are the settings create and update share.
@@ -30,6 +31,7 @@ type endpointFlags struct {
 	finality                         string
 	twoPhase                         bool
 	ordering, fifoKey                string
+	signature                        string
 	headers, opsEvents               []string
 }
 
@@ -55,6 +57,7 @@ func (f *endpointFlags) register(cmd *cobra.Command) {
 	fl.BoolVar(&f.allowRedirects, "allow-redirects", false, "follow HTTP redirects")
 	fl.StringVar(&f.ordering, "ordering", "", "delivery order: parallel (default) or fifo (in chain order, a failing webhook holds later ones back)")
 	fl.StringVar(&f.fifoKey, "fifo-key", "", "with --ordering fifo, one order per value of: contract, topic1, topic2 or topic3 (default: one order per chain)")
+	fl.StringVar(&f.signature, "signature", "", "signature scheme: hmac (default; v1, shared whsec_ secret) or ed25519 (v1a; receivers verify with the whpk_ public key). On update a change rotates: the old secret keeps signing for 24h")
 	fl.StringArrayVar(&f.headers, "header", nil, "static header sent with every delivery, 'Name: value' (repeatable; on update the given set replaces the old, --header '' clears it)")
 	fl.StringArrayVar(&f.opsEvents, "ops-event", nil, "make an operational endpoint for EthHook's own events of this type: endpoint.disabled, breaker.opened, quota.reached, ingest.stalled, dead_letter.created (repeatable; admin only)")
 }
@@ -181,9 +184,9 @@ func newEndpointCmd(rt *Runtime) *cobra.Command {
 		}
 		b, _ := json.MarshalIndent(e.Filter, "  ", "  ")
 		w := tabwriter.NewWriter(c.OutOrStdout(), 0, 4, 2, ' ', 0)
-		fmt.Fprintf(w, "id\t%s\napp\t%s\nurl\t%s\nenabled\t%v %s\nconfirmations\t%d\nfinality\t%s (two-phase %v)\nbatch\tmax %d, wait %d ms\nrate limit\t%d/s\nordering\t%s\nretry schedule\t%s\ndescription\t%s\nfilter\t%s\n",
+		fmt.Fprintf(w, "id\t%s\napp\t%s\nurl\t%s\nenabled\t%v %s\nconfirmations\t%d\nfinality\t%s (two-phase %v)\nbatch\tmax %d, wait %d ms\nrate limit\t%d/s\nordering\t%s\nsignature\t%s\nretry schedule\t%s\ndescription\t%s\nfilter\t%s\n",
 			e.ID, e.AppID, e.URL, e.Enabled, e.DisabledReason, e.Confirmations, e.Finality, e.TwoPhase, e.BatchMax, e.BatchWaitMS, e.RateLimit,
-			ordering(e), strings.Join(e.RetrySchedule, ","), e.Description, b)
+			ordering(e), e.Signature, strings.Join(e.RetrySchedule, ","), e.Description, b)
 		return w.Flush()
 	}
 	// withService checks --app and opens the endpoint service before run.
@@ -222,7 +225,7 @@ func newEndpointCmd(rt *Runtime) *cobra.Command {
 			}
 			in := endpoint.Input{URL: cf.url, Description: cf.description, Filter: f, BatchMax: cf.batchMax,
 				BatchWaitMS: cf.batchWaitMS, RateLimit: cf.rateLimit, RetrySchedule: splitSchedule(cf.retry), AllowRedirects: cf.allowRedirects,
-				Ordering: cf.ordering, FIFOKey: cf.fifoKey,
+				Ordering: cf.ordering, FIFOKey: cf.fifoKey, Signature: cf.signature,
 				OpsEvents: cf.opsEvents}
 			if in.Headers, err = cf.headerMap(); err != nil {
 				return err
@@ -251,6 +254,10 @@ func newEndpointCmd(rt *Runtime) *cobra.Command {
 					hook.Endpoint
 					Secret string `json:"secret"`
 				}{e, secret})
+			}
+			if e.Signature == sign.SchemeEd25519 {
+				_, err = fmt.Fprintf(c.OutOrStdout(), "%s\nsecret: %s (the ed25519 public key receivers verify v1a signatures with; the private key never leaves EthHook; `ethhook endpoint secret` shows it again)\n", e.ID, secret)
+				return err
 			}
 			_, err = fmt.Fprintf(c.OutOrStdout(), "%s\nsecret: %s (shown once; `ethhook endpoint secret` shows it again)\n", e.ID, secret)
 			return err
@@ -365,6 +372,9 @@ func newEndpointCmd(rt *Runtime) *cobra.Command {
 			if changed("fifo-key") {
 				p.FIFOKey = &uf.fifoKey
 			}
+			if changed("signature") {
+				p.Signature = &uf.signature
+			}
 			if changed("header") {
 				h, err := uf.headerMap()
 				if err != nil {
@@ -422,12 +432,12 @@ func newEndpointCmd(rt *Runtime) *cobra.Command {
 		}
 		return map[string]string{"deleted": id}, nil
 	})
-	secret := simple("secret", "Print an endpoint's signing secret", func(c *cobra.Command, svc *endpoint.Service, id string) (any, error) {
+	secret := simple("secret", "Print what an endpoint's receiver verifies with: its whsec_ secret, or its whpk_ public key (ed25519)", func(c *cobra.Command, svc *endpoint.Service, id string) (any, error) {
 		s, err := svc.Secret(c.Context(), scope, appID, id)
 		if err != nil {
 			return nil, err
 		}
-		return map[string]string{"secret": s}, nil // as GET .../secret answers
+		return map[string]string{"secret": s, "signature": sign.SchemeOf(s)}, nil // as GET .../secret answers
 	})
 	var overlap time.Duration
 	rotate := simple("rotate-secret", "Make a new signing secret; the old one keeps signing for --overlap", func(c *cobra.Command, svc *endpoint.Service, id string) (any, error) {
@@ -435,7 +445,7 @@ func newEndpointCmd(rt *Runtime) *cobra.Command {
 		if err != nil {
 			return nil, err
 		}
-		return map[string]string{"secret": s}, nil // as POST .../rotate-secret answers
+		return map[string]string{"secret": s, "signature": sign.SchemeOf(s)}, nil // as POST .../rotate-secret answers
 	})
 	rotate.Flags().DurationVar(&overlap, "overlap", 24*time.Hour, "how long the old secret still signs")
 

@@ -41,11 +41,12 @@ func newListenCmd(rt *Runtime) *cobra.Command {
 		asJSON     bool
 	)
 	cmd := &cobra.Command{
-		Use:   "listen [--secret-file PATH | --secret whsec_...] [--addr :9000] [--status 200 | --forward-to URL]",
+		Use:   "listen [--secret-file PATH | --secret whsec_...|whpk_...] [--addr :9000] [--status 200 | --forward-to URL]",
 		Short: "Receive webhooks locally: verify signatures and timestamps, print or forward them",
 		Long: `Run a local webhook receiver. Every request is checked as a customer's
 receiver should (Standard Webhooks: webhook-id, webhook-timestamp within 5
-minutes, webhook-signature HMAC-SHA256 with the endpoint secret); valid
+minutes, webhook-signature: v1 HMAC-SHA256 with a whsec_ endpoint secret,
+or v1a ed25519 with the whpk_ public key of an ed25519 endpoint); valid
 webhooks are printed and answered with --status (default 200; try 503 to
 watch retries, 410 to watch the endpoint get disabled), invalid ones get 401.
 
@@ -53,7 +54,8 @@ With --forward-to URL each valid webhook is sent on to URL (same method,
 headers and body) and answered with that app's status and body, so the
 app's answer drives EthHook's retries (like stripe listen --forward-to).
 
-The secret comes from ` + listenSecretEnv + ` (comma-separated for a rotation),
+The secret (whsec_) or public key (whpk_; see ethhook endpoint secret) comes
+from ` + listenSecretEnv + ` (comma-separated for a rotation),
 --secret-file (one secret a line) or --secret (repeatable; visible in ps).
 --json prints one JSON object a line per request.`,
 		Annotations: map[string]string{noConfig: "true"},
@@ -104,7 +106,7 @@ The secret comes from ` + listenSecretEnv + ` (comma-separated for a rotation),
 			return nil
 		},
 	}
-	cmd.Flags().StringArrayVar(&secrets, "secret", nil, "endpoint signing secret whsec_... (repeatable; prefer "+listenSecretEnv+" or --secret-file: argv is visible in ps)")
+	cmd.Flags().StringArrayVar(&secrets, "secret", nil, "endpoint signing secret whsec_... or public key whpk_... (repeatable; prefer "+listenSecretEnv+" or --secret-file: argv is visible in ps)")
 	cmd.Flags().StringVar(&secretFile, "secret-file", "", "file with the signing secrets, one a line")
 	cmd.Flags().StringVar(&addr, "addr", ":9000", "address to listen on")
 	cmd.Flags().IntVar(&status, "status", 200, "HTTP status to answer valid webhooks with")

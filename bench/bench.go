@@ -27,6 +27,7 @@ import (
 	"net/http"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -68,6 +69,9 @@ type Options struct {
 	Drain        time.Duration // longest wait after mining for deliveries to finish
 	Seed         int64         // devnet seed
 	Keep         bool          // keep the application and Redis keys
+	Ordering     string        // endpoints' delivery order: "" or parallel, or fifo
+	FIFOKey      string        // with Ordering fifo: contract, topic1..topic3, or "" (one order per chain)
+	Signature    string        // endpoints' signature scheme: "" or hmac, or ed25519
 	CPUProfile   io.Writer     // CPU profile of the measured window, when set
 	MemProfile   io.Writer     // heap profile at the end of the measured window, when set
 	Log          *zap.Logger
@@ -102,6 +106,18 @@ func (o Options) Validate() error {
 	}
 	if o.Warmup < 0 || o.Drain < 0 {
 		errs = append(errs, errors.New("--warmup and --drain must not be negative"))
+	}
+	if o.Ordering != "" && o.Ordering != hook.OrderingParallel && o.Ordering != hook.OrderingFIFO {
+		errs = append(errs, fmt.Errorf("--ordering: must be %s or %s, got %q", hook.OrderingParallel, hook.OrderingFIFO, o.Ordering))
+	}
+	if o.FIFOKey != "" && o.Ordering != hook.OrderingFIFO {
+		errs = append(errs, fmt.Errorf("--fifo-key: only applies with --ordering fifo"))
+	}
+	if o.FIFOKey != "" && !slices.Contains(hook.FIFOKeys, o.FIFOKey) {
+		errs = append(errs, fmt.Errorf("--fifo-key: must be one of %s, got %q", strings.Join(hook.FIFOKeys, ", "), o.FIFOKey))
+	}
+	if o.Signature != "" && !slices.Contains(sign.Schemes, o.Signature) {
+		errs = append(errs, fmt.Errorf("--signature: must be %s, got %q", strings.Join(sign.Schemes, " or "), o.Signature))
 	}
 	return errors.Join(errs...)
 }
@@ -219,16 +235,21 @@ func Run(ctx context.Context, d Deps, o Options) (res Result, err error) {
 	eps := endpoint.New(d.Pool, box, d.Redis, keys, cfg.Chains)
 	zero := 0
 	for i := 0; i < o.Endpoints; i++ {
-		_, secret, err := eps.Create(ctx, hook.Operator, appID, endpoint.Input{
+		ep, secret, err := eps.Create(ctx, hook.Operator, appID, endpoint.Input{
 			URL:           fmt.Sprintf("http://%s/e/%d", rcvLn.Addr(), i),
 			Description:   fmt.Sprintf("bench endpoint %d", i),
 			Filter:        filters[i],
 			Confirmations: &zero,
+			Ordering:      o.Ordering,
+			FIFOKey:       o.FIFOKey,
+			Signature:     o.Signature,
 		})
 		if err != nil {
 			return res, fmt.Errorf("create endpoint %d: %w", i, err)
 		}
-		k, err := sign.Key(secret)
+		// What the endpoints were created with, as stored (each the same).
+		res.Ordering, res.FIFOKey, res.Signature = ep.Ordering, ep.FIFOKey, ep.Signature
+		k, err := sign.NewVerifier(secret) // a whsec_, or the whpk_ of an ed25519 endpoint
 		if err != nil {
 			return res, err
 		}

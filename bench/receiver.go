@@ -21,7 +21,7 @@ const tolerance = 5 * time.Minute
 // webhook and 401 to anything else, and times each valid one against the
 // moment its block was mined.
 type receiver struct {
-	keys [][]byte // by endpoint index; set before the pipeline starts
+	keys []sign.Verifier // by endpoint index; set before the pipeline starts
 
 	ws, we time.Time // measured window; set before mining starts
 
@@ -80,7 +80,7 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	id := req.Header.Get("webhook-id")
-	if err := sign.Verify(r.keys[idx], id, req.Header.Get("webhook-timestamp"), req.Header.Get("webhook-signature"), body, now, tolerance); err != nil {
+	if err := r.keys[idx].Verify(id, req.Header.Get("webhook-timestamp"), req.Header.Get("webhook-signature"), body, now, tolerance); err != nil {
 		r.bad.Add(1)
 		http.Error(w, "invalid webhook: "+err.Error(), http.StatusUnauthorized)
 		return

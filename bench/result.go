@@ -85,6 +85,9 @@ type Result struct {
 	Warmup        Millis  `json:"warmup_ms"`
 	Duration      Millis  `json:"duration_ms"`
 	Drained       Millis  `json:"drained_ms"` // time waited after mining for deliveries to finish
+	Ordering      string  `json:"ordering"`   // the endpoints' delivery order, as stored
+	FIFOKey       string  `json:"fifo_key,omitempty"`
+	Signature     string  `json:"signature"` // the endpoints' signature scheme, as stored
 
 	RedisPrefix string `json:"redis_prefix"`
 	ChainID     uint64 `json:"chain_id"`
@@ -128,6 +131,11 @@ func (r Result) WriteText(w io.Writer) {
 	p := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
 	p("load: %d endpoints, share %.4g (nominal %.4g, measured %.4g), target %.0f events/s as %d logs every %s, warmup %s, window %s",
 		r.Endpoints, r.ShareTarget, r.ShareNominal, r.ShareMeasured, r.RateTarget, r.LogsPerBlock, r.BlockInterval, r.Warmup, r.Duration)
+	order := r.Ordering
+	if r.FIFOKey != "" {
+		order += " by " + r.FIFOKey
+	}
+	p("endpoints: ordering %s, signature %s", order, r.Signature)
 	p("run:  chain %d, redis prefix %s, app %s, GOMAXPROCS %d of %d CPUs; drained %s after mining", r.ChainID, r.RedisPrefix, r.AppID, r.GOMAXPROCS, r.NumCPU, r.Drained)
 	p("")
 	p("throughput (window)")

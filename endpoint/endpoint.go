@@ -80,6 +80,8 @@ type Input struct {
 	OpsEvents []string `json:"ops_events,omitempty"`
 	// Headers are static headers sent with every delivery (see MaxHeaders).
 	Headers map[string]string `json:"headers,omitempty"`
+	// Signature is "hmac" (default, also when empty) or "ed25519".
+	Signature string `json:"signature,omitempty"`
 }
 
 // Patch changes an endpoint; nil fields stay as they are.
@@ -100,6 +102,9 @@ type Patch struct {
 	OpsEvents      *[]string    `json:"ops_events"`
 	// Headers replaces the whole set; {} removes them all.
 	Headers *map[string]string `json:"headers"`
+	// Signature switches the scheme: a new secret of that scheme signs at
+	// once and the current one keeps signing for DefaultOverlap.
+	Signature *string `json:"signature"`
 }
 
 // Service is the endpoint service.
@@ -119,7 +124,7 @@ func New(pool *pgxpool.Pool, box *seal.Box, rdb rueidis.Client, keys hook.Keys, 
 }
 
 const cols = `id, app_id, url, description, enabled, disabled_reason, filter, confirmations, batch_max, batch_wait_ms,
-	rate_limit, retry_schedule, allow_redirects, ordering, fifo_key, created_at, updated_at, finality, two_phase, ops_events, headers`
+	rate_limit, retry_schedule, allow_redirects, ordering, fifo_key, created_at, updated_at, finality, two_phase, ops_events, headers, signature`
 
 // Scan reads one endpoints row selected with the columns of Columns.
 func scan(row pgx.Row) (hook.Endpoint, error) {
@@ -128,7 +133,7 @@ func scan(row pgx.Row) (hook.Endpoint, error) {
 	var sched string
 	err := row.Scan(&e.ID, &e.AppID, &e.URL, &e.Description, &e.Enabled, &e.DisabledReason, &filterJSON, &e.Confirmations,
 		&e.BatchMax, &e.BatchWaitMS, &e.RateLimit, &sched, &e.AllowRedirects, &e.Ordering, &e.FIFOKey, &e.CreatedAt, &e.UpdatedAt, &e.Stage, &e.TwoPhase,
-		&e.OpsEvents, &e.Headers)
+		&e.OpsEvents, &e.Headers, &e.Signature)
 	if err != nil {
 		return e, err
 	}
@@ -283,6 +288,12 @@ func validate(e *hook.Endpoint) error {
 	case e.FIFOKey != "" && e.BatchMax > 1:
 		fields["fifo_key"] = fmt.Sprintf("cannot be combined with batching (batch_max %d): a batch mixes keys", e.BatchMax)
 	}
+	if e.Signature == "" {
+		e.Signature = sign.SchemeHMAC
+	}
+	if !slices.Contains(sign.Schemes, e.Signature) {
+		fields["signature"] = fmt.Sprintf("must be %q or %q, got %q", sign.SchemeHMAC, sign.SchemeEd25519, e.Signature)
+	}
 	validateHeaders(e, fields)
 	if len(e.OpsEvents) > 0 {
 		validateOps(e, fields)
@@ -338,8 +349,10 @@ func (s *Service) publish(ctx context.Context, id string) {
 
 func newID() string { return "ep_" + ulid.Make().String() }
 
-// Create validates and stores a new endpoint, returning it and its signing
-// secret (the only time the secret is returned without asking for it).
+// Create validates and stores a new endpoint, returning it and the key its
+// receiver verifies with (the only time it is returned without asking for
+// it): the whsec_ secret, or for ed25519 the whpk_ public key (the whsk_
+// private key never leaves the service).
 func (s *Service) Create(ctx context.Context, scope hook.Scope, appID string, in Input) (hook.Endpoint, string, error) {
 	if err := tenant.Visible(ctx, s.pool, scope, appID); err != nil {
 		return hook.Endpoint{}, "", err
@@ -349,6 +362,7 @@ func (s *Service) Create(ctx context.Context, scope hook.Scope, appID string, in
 		BatchMax: in.BatchMax, BatchWaitMS: in.BatchWaitMS, RateLimit: in.RateLimit,
 		RetrySchedule: in.RetrySchedule, AllowRedirects: in.AllowRedirects, OpsEvents: in.OpsEvents, Headers: in.Headers,
 		Ordering: strings.TrimSpace(in.Ordering), FIFOKey: strings.TrimSpace(in.FIFOKey),
+		Signature: strings.TrimSpace(in.Signature),
 	}
 	if len(in.OpsEvents) > 0 && !scope.Admin {
 		return hook.Endpoint{}, "", ErrAdminOnly
@@ -375,7 +389,11 @@ func (s *Service) Create(ctx context.Context, scope hook.Scope, appID string, in
 			return hook.Endpoint{}, "", hook.FieldErrors(fields)
 		}
 	}
-	secret, err := sign.NewSecret()
+	secret, err := sign.NewSecretFor(e.Signature)
+	if err != nil {
+		return hook.Endpoint{}, "", fmt.Errorf("new signing secret: %w", err)
+	}
+	verifyKey, err := sign.VerifyKey(secret)
 	if err != nil {
 		return hook.Endpoint{}, "", fmt.Errorf("new signing secret: %w", err)
 	}
@@ -403,11 +421,11 @@ func (s *Service) Create(ctx context.Context, scope hook.Scope, appID string, in
 			return fmt.Errorf("%w (%d of %d)", ErrLimitReached, used, max)
 		}
 		row := tx.QueryRow(ctx, `INSERT INTO endpoints (id, app_id, url, description, filter, confirmations, batch_max, batch_wait_ms,
-				rate_limit, retry_schedule, allow_redirects, secret_enc, finality, two_phase, ordering, fifo_key, ops_events, headers)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) RETURNING `+cols,
+				rate_limit, retry_schedule, allow_redirects, secret_enc, finality, two_phase, ordering, fifo_key, ops_events, headers, signature)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) RETURNING `+cols,
 			e.ID, appID, e.URL, e.Description, filterJSON, e.Confirmations, e.BatchMax, e.BatchWaitMS,
 			e.RateLimit, strings.Join(e.RetrySchedule, ","), e.AllowRedirects, sealed, e.Stage, e.TwoPhase, e.Ordering, e.FIFOKey,
-			opsEvents(e.OpsEvents), headersJSON(e.Headers))
+			opsEvents(e.OpsEvents), headersJSON(e.Headers), e.Signature)
 		if e, err = scan(row); err != nil {
 			return fmt.Errorf("insert endpoint: %w", err)
 		}
@@ -420,7 +438,7 @@ func (s *Service) Create(ctx context.Context, scope hook.Scope, appID string, in
 		return hook.Endpoint{}, "", err
 	}
 	s.publish(ctx, e.ID)
-	return e, secret, nil
+	return e, verifyKey, nil
 }
 
 // Get returns one endpoint of the application.
@@ -502,7 +520,7 @@ func (s *Service) change(ctx context.Context, scope hook.Scope, appID, id string
 		if err != nil {
 			return fmt.Errorf("read endpoint %s: %w", id, err)
 		}
-		wasOps := len(e.OpsEvents) > 0
+		wasOps, scheme := len(e.OpsEvents) > 0, e.Signature
 		if err := fn(&e); err != nil {
 			return err
 		}
@@ -512,6 +530,13 @@ func (s *Service) change(ctx context.Context, scope hook.Scope, appID, id string
 		if err := validate(&e); err != nil {
 			return err
 		}
+		if e.Signature != scheme {
+			// A new secret of the new scheme; the current one keeps
+			// signing for the overlap, so receivers switch at their pace.
+			if _, err := s.rotate(ctx, tx, id, e.Signature, DefaultOverlap); err != nil {
+				return err
+			}
+		}
 		filterJSON, err := json.Marshal(e.Filter)
 		if err != nil {
 			return fmt.Errorf("encode filter: %w", err)
@@ -519,11 +544,11 @@ func (s *Service) change(ctx context.Context, scope hook.Scope, appID, id string
 		out, err = scan(tx.QueryRow(ctx, `UPDATE endpoints SET url = $2, description = $3, enabled = $4, disabled_reason = $5,
 				filter = $6, confirmations = $7, batch_max = $8, batch_wait_ms = $9, rate_limit = $10, retry_schedule = $11,
 				allow_redirects = $12, failing_since = CASE WHEN $4 AND NOT enabled THEN NULL ELSE failing_since END,
-				finality = $13, two_phase = $14, ordering = $15, fifo_key = $16, ops_events = $17, headers = $18, updated_at = now()
+				finality = $13, two_phase = $14, ordering = $15, fifo_key = $16, ops_events = $17, headers = $18, signature = $19, updated_at = now()
 			WHERE id = $1 RETURNING `+cols,
 			e.ID, e.URL, e.Description, e.Enabled, e.DisabledReason, filterJSON, e.Confirmations, e.BatchMax, e.BatchWaitMS,
 			e.RateLimit, strings.Join(e.RetrySchedule, ","), e.AllowRedirects, e.Stage, e.TwoPhase, e.Ordering, e.FIFOKey,
-			opsEvents(e.OpsEvents), headersJSON(e.Headers)))
+			opsEvents(e.OpsEvents), headersJSON(e.Headers), e.Signature))
 		if err != nil {
 			return fmt.Errorf("update endpoint %s: %w", id, err)
 		}
@@ -589,6 +614,9 @@ func (s *Service) Update(ctx context.Context, scope hook.Scope, appID, id string
 		if p.Headers != nil {
 			e.Headers = *p.Headers
 		}
+		if p.Signature != nil {
+			e.Signature = strings.TrimSpace(*p.Signature)
+		}
 		return nil
 	})
 }
@@ -634,7 +662,8 @@ func (s *Service) Delete(ctx context.Context, scope hook.Scope, appID, id string
 	return nil
 }
 
-// Secret returns the endpoint's current signing secret.
+// Secret returns what the endpoint's receiver verifies with: the current
+// whsec_ secret, or the whpk_ public key of the current whsk_ private key.
 func (s *Service) Secret(ctx context.Context, scope hook.Scope, appID, id string) (string, error) {
 	if err := tenant.Visible(ctx, s.pool, scope, appID); err != nil {
 		return "", err
@@ -651,14 +680,23 @@ func (s *Service) Secret(ctx context.Context, scope hook.Scope, appID, id string
 	if err != nil {
 		return "", fmt.Errorf("open secret of endpoint %s: %w", id, err)
 	}
-	return string(plain), nil
+	vk, err := sign.VerifyKey(string(plain))
+	if err != nil {
+		return "", fmt.Errorf("secret of endpoint %s: %w", id, err)
+	}
+	return vk, nil
 }
 
 // MaxOldSecrets bounds the rotated-out secrets that still sign: a rotation
 // beyond it drops the one whose overlap ends first.
 const MaxOldSecrets = 5
 
-// RotateSecret makes a new signing secret and returns it; the current one
+// DefaultOverlap is how long a rotated-out secret keeps signing unless the
+// rotation says otherwise (also on a change of signature scheme).
+const DefaultOverlap = 24 * time.Hour
+
+// RotateSecret makes a new signing secret (of the endpoint's scheme) and
+// returns what its receiver verifies with (see Secret); the current one
 // keeps signing (next to the new one) for overlap, and so does every older
 // one until its own overlap ends, up to MaxOldSecrets, so receivers can
 // switch over at their pace.
@@ -669,33 +707,18 @@ func (s *Service) RotateSecret(ctx context.Context, scope hook.Scope, appID, id 
 	if overlap < 0 {
 		return "", hook.FieldErrors{"overlap": "must not be negative"}
 	}
-	secret, err := sign.NewSecret()
-	if err != nil {
-		return "", fmt.Errorf("new signing secret: %w", err)
-	}
-	sealed, err := s.box.Seal(id, []byte(secret))
-	if err != nil {
-		return "", fmt.Errorf("seal signing secret: %w", err)
-	}
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		// The current secret joins the old ones (each keeps its own
-		// expiry); expired ones and those past the bound (the oldest) go.
-		tag, err := tx.Exec(ctx, `INSERT INTO endpoint_old_secrets (endpoint_id, secret_enc, expires_at)
-			SELECT id, secret_enc, now() + make_interval(secs => $3) FROM endpoints WHERE id = $1 AND app_id = $2 FOR UPDATE`,
-			id, appID, overlap.Seconds())
+	var verifyKey string
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var scheme string
+		err := tx.QueryRow(ctx, `SELECT signature FROM endpoints WHERE id = $1 AND app_id = $2 FOR UPDATE`, id, appID).Scan(&scheme)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return hook.NotFound("endpoint", id)
+		}
 		if err != nil {
 			return fmt.Errorf("rotate secret of endpoint %s: %w", id, err)
 		}
-		if tag.RowsAffected() == 0 {
-			return hook.NotFound("endpoint", id)
-		}
-		if _, err := tx.Exec(ctx, `UPDATE endpoints SET secret_enc = $2, updated_at = now() WHERE id = $1`, id, sealed); err != nil {
-			return fmt.Errorf("rotate secret of endpoint %s: %w", id, err)
-		}
-		if _, err := tx.Exec(ctx, `DELETE FROM endpoint_old_secrets WHERE endpoint_id = $1 AND (expires_at <= now() OR id NOT IN (
-				SELECT id FROM endpoint_old_secrets WHERE endpoint_id = $1 AND expires_at > now() ORDER BY expires_at DESC, id DESC LIMIT $2))`,
-			id, MaxOldSecrets); err != nil {
-			return fmt.Errorf("drop expired secrets of endpoint %s: %w", id, err)
+		if verifyKey, err = s.rotate(ctx, tx, id, scheme, overlap); err != nil {
+			return err
 		}
 		return notify(ctx, tx, id)
 	})
@@ -703,7 +726,43 @@ func (s *Service) RotateSecret(ctx context.Context, scope hook.Scope, appID, id 
 		return "", err
 	}
 	s.publish(ctx, id)
-	return secret, nil
+	return verifyKey, nil
+}
+
+// rotate replaces the secret of endpoint id (row locked by the caller)
+// with a new one of scheme and returns its verify key. The current secret
+// joins the old ones (each keeps its own expiry); expired ones and those
+// past the bound (the oldest) go.
+func (s *Service) rotate(ctx context.Context, tx pgx.Tx, id, scheme string, overlap time.Duration) (string, error) {
+	secret, err := sign.NewSecretFor(scheme)
+	if err != nil {
+		return "", fmt.Errorf("new signing secret: %w", err)
+	}
+	verifyKey, err := sign.VerifyKey(secret)
+	if err != nil {
+		return "", fmt.Errorf("new signing secret: %w", err)
+	}
+	sealed, err := s.box.Seal(id, []byte(secret))
+	if err != nil {
+		return "", fmt.Errorf("seal signing secret: %w", err)
+	}
+	tag, err := tx.Exec(ctx, `INSERT INTO endpoint_old_secrets (endpoint_id, secret_enc, expires_at)
+		SELECT id, secret_enc, now() + make_interval(secs => $2) FROM endpoints WHERE id = $1`, id, overlap.Seconds())
+	if err != nil {
+		return "", fmt.Errorf("rotate secret of endpoint %s: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return "", hook.NotFound("endpoint", id)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE endpoints SET secret_enc = $2, updated_at = now() WHERE id = $1`, id, sealed); err != nil {
+		return "", fmt.Errorf("rotate secret of endpoint %s: %w", id, err)
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM endpoint_old_secrets WHERE endpoint_id = $1 AND (expires_at <= now() OR id NOT IN (
+			SELECT id FROM endpoint_old_secrets WHERE endpoint_id = $1 AND expires_at > now() ORDER BY expires_at DESC, id DESC LIMIT $2))`,
+		id, MaxOldSecrets); err != nil {
+		return "", fmt.Errorf("drop expired secrets of endpoint %s: %w", id, err)
+	}
+	return verifyKey, nil
 }
 
 // applyFinality sets e's stage and count from a finality setting; conf is

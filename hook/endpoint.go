@@ -36,9 +36,13 @@ type Endpoint struct {
 	OpsEvents []string `json:"ops_events,omitempty"`
 	// Headers are static headers sent with every delivery (canonical
 	// names); they never replace the Standard Webhooks headers.
-	Headers   map[string]string `json:"headers,omitempty"`
-	CreatedAt time.Time         `json:"created_at"`
-	UpdatedAt time.Time         `json:"updated_at"`
+	Headers map[string]string `json:"headers,omitempty"`
+	// Signature is the scheme of the endpoint's signing secret: "hmac"
+	// (Standard Webhooks v1, a shared whsec_ secret; the default) or
+	// "ed25519" (v1a; receivers verify with the whpk_ public key).
+	Signature string    `json:"signature"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 	// History is set for an endpoint created with from_block (filled by
 	// the endpoint service's Create and Get, not by the pipeline's loads).
 	History *History `json:"history,omitempty"`

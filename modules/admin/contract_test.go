@@ -113,6 +113,12 @@ func TestEveryOperationAnswersAsDocumented(t *testing.T) {
 	h.must(200, "GET", base+"/"+ep.ID+"/secret", key, nil)
 	h.must(200, "POST", base+"/"+ep.ID+"/secret/rotate", key, nil)
 	h.must(200, "POST", base+"/"+ep.ID+"/secret/rotate", key, map[string]any{"overlap_seconds": 60})
+	var edEP endpointCreated
+	h.must(201, "POST", base, key, map[string]any{"url": "https://example.com/ed", "signature": "ed25519", "filter": map[string]any{"chains": []int{31337}}}).json(t, &edEP)
+	h.must(400, "POST", base, key, map[string]any{"url": "https://example.com/rsa", "signature": "rsa", "filter": map[string]any{"chains": []int{31337}}})
+	h.must(200, "GET", base+"/"+edEP.ID+"/secret", key, nil)
+	h.must(200, "PATCH", base+"/"+edEP.ID, key, map[string]any{"signature": "hmac"})
+	h.must(204, "DELETE", base+"/"+edEP.ID, key, nil)
 	var sent testSent
 	h.must(202, "POST", base+"/"+ep.ID+"/test", key, nil).json(t, &sent)
 	if _, err := h.store.Pool().Exec(ctx, `UPDATE messages SET state = 'delivering' WHERE id = $1`, sent.MessageID); err != nil {

@@ -14,11 +14,12 @@ import (
 	"github.com/ethhook/ethhook/endpoint"
 	"github.com/ethhook/ethhook/hook"
 	"github.com/ethhook/ethhook/message"
+	"github.com/ethhook/ethhook/sign"
 	"github.com/ethhook/ethhook/tenant"
 )
 
 // DefaultRotateOverlap is how long a rotated-out secret keeps signing.
-const DefaultRotateOverlap = 24 * time.Hour
+const DefaultRotateOverlap = endpoint.DefaultOverlap
 
 // maxDisabledReason bounds the reason a user gives for disabling.
 const maxDisabledReason = 1000
@@ -30,7 +31,7 @@ type (
 	endpointView    = hook.Endpoint
 	endpointCreated struct {
 		endpointView
-		Secret string `json:"secret"` // the signing secret; GET .../secret shows it again
+		Secret string `json:"secret"` // what the receiver verifies with (whsec_ or whpk_); GET .../secret shows it again
 	}
 	endpointPatch struct {
 		endpoint.Patch
@@ -38,7 +39,8 @@ type (
 		DisabledReason string `json:"disabled_reason,omitempty"`
 	}
 	secretView struct {
-		Secret string `json:"secret"`
+		Secret    string `json:"secret"`    // whsec_ secret (hmac) or whpk_ public key (ed25519)
+		Signature string `json:"signature"` // the scheme it belongs to
 	}
 	rotateRequest struct {
 		OverlapSeconds *int64 `json:"overlap_seconds,omitempty"` // default 86400
@@ -236,7 +238,7 @@ func (m *Module) handleGetSecret(c echo.Context) error {
 		return err
 	}
 	m.audit(c, "endpoint.secret_reveal", appID, id, nil)
-	return c.JSON(http.StatusOK, secretView{Secret: s})
+	return c.JSON(http.StatusOK, newSecretView(s))
 }
 
 func (m *Module) handleRotateSecret(c echo.Context) error {
@@ -260,7 +262,7 @@ func (m *Module) handleRotateSecret(c echo.Context) error {
 		return err
 	}
 	m.audit(c, "endpoint.secret_rotate", appID, id, map[string]any{"overlap_seconds": int64(overlap.Seconds())})
-	return c.JSON(http.StatusOK, secretView{Secret: s})
+	return c.JSON(http.StatusOK, newSecretView(s))
 }
 
 func (m *Module) handleTestEndpoint(c echo.Context) error {
@@ -440,4 +442,9 @@ func (m *Module) handleEndpointHealth(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, endpointHealth{EndpointID: id, Windows: ws})
+}
+
+// newSecretView shows a verify key with its scheme.
+func newSecretView(key string) secretView {
+	return secretView{Secret: key, Signature: sign.SchemeOf(key)}
 }

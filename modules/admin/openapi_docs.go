@@ -4,6 +4,7 @@ import (
 	"github.com/ethhook/ethhook/endpoint"
 	"github.com/ethhook/ethhook/filter"
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/sign"
 	"github.com/ethhook/ethhook/tenant"
 )
 
@@ -55,12 +56,14 @@ func with(m map[string]any, kv ...any) map[string]any {
 func enumOf(vals []any, kv ...any) map[string]any { return with(map[string]any{"enum": vals}, kv...) }
 
 var endpointDocs = map[string]map[string]any{
-	"url":            {"format": "uri", "maxLength": 2048, "examples": []any{"https://example.com/hooks"}},
-	"description":    {"maxLength": 1000},
-	"confirmations":  with(between(0, endpoint.MaxConfirmations), "description", "blocks deep before delivery; 0 = at once (may see log.removed); omitted: the highest default of the endpoint's chains"),
-	"batch_max":      with(between(0, endpoint.MaxBatch), "description", ">1 batches up to this many events per POST"),
-	"batch_wait_ms":  with(between(0, endpoint.MaxBatchWaitMS), "description", "longest an event waits for its batch to fill"),
-	"rate_limit":     with(between(0, endpoint.MaxRateLimit), "description", "events/s; 0 = the plan's"),
+	"url":           {"format": "uri", "maxLength": 2048, "examples": []any{"https://example.com/hooks"}},
+	"description":   {"maxLength": 1000},
+	"confirmations": with(between(0, endpoint.MaxConfirmations), "description", "blocks deep before delivery; 0 = at once (may see log.removed); omitted: the highest default of the endpoint's chains"),
+	"batch_max":     with(between(0, endpoint.MaxBatch), "description", ">1 batches up to this many events per POST"),
+	"batch_wait_ms": with(between(0, endpoint.MaxBatchWaitMS), "description", "longest an event waits for its batch to fill"),
+	"rate_limit":    with(between(0, endpoint.MaxRateLimit), "description", "events/s; 0 = the plan's"),
+	"signature": enumOf([]any{sign.SchemeHMAC, sign.SchemeEd25519}, "default", sign.SchemeHMAC,
+		"description", "signature scheme (Standard Webhooks): hmac signs v1 with a shared whsec_ secret; ed25519 signs v1a with a private key that never leaves EthHook, receivers verify with its whpk_ public key. Changing it in a PATCH rotates: a new secret of the new scheme signs at once, the current one keeps signing for 24 h"),
 	"retry_schedule": {"maxItems": endpoint.MaxRetries, "description": "delays between attempts as Go durations (\"5s\", \"5m\"); empty = the configured default", "examples": []any{[]any{"0s", "30s", "5m", "1h"}}},
 }
 
@@ -83,6 +86,11 @@ var fieldDocs = func() map[string]map[string]any {
 		"admin.planUpdate.rate_limit":    between(0, tenant.MaxPlanRateLimit),
 		"admin.rotateRequest.overlap_seconds": with(between(0, maxOverlapSeconds), "default", int64(DefaultRotateOverlap.Seconds()),
 			"description", "how long the current secret keeps signing next to the new one"),
+		"admin.secretView.secret": {"description": "what the receiver verifies with: the whsec_ secret (hmac), or the whpk_ public key (ed25519; the whsk_ private key is never shown)",
+			"pattern": "^(whsec_|whpk_)[A-Za-z0-9+/=]+$"},
+		"admin.secretView.signature": enumOf([]any{sign.SchemeHMAC, sign.SchemeEd25519}),
+		"admin.endpointCreated.secret": {"description": "what the receiver verifies with: the whsec_ secret (hmac), or the whpk_ public key (ed25519); GET .../secret shows it again",
+			"pattern": "^(whsec_|whpk_)[A-Za-z0-9+/=]+$"},
 		"admin.replayRequest.from_block": {"minimum": 0},
 		"admin.replayRequest.to_block":   {"minimum": 0},
 		"message.Message.state":          enumOf(messageStates),

@@ -27,8 +27,8 @@ type endpoint struct {
 	fifo           bool              // ordering fifo: its lane pulls in chain order (fifo.go)
 	headers        map[string]string // custom static headers (validated by package endpoint)
 	policy         retry.Policy
-	key            []byte
-	old            []oldKey // rotated-out secrets, newest expiry first
+	key            sign.Signer // the current secret: whsec_ (v1) or whsk_ (v1a)
+	old            []oldKey    // rotated-out secrets, newest expiry first
 	loaded         time.Time
 	missing        bool
 }
@@ -37,14 +37,14 @@ const endpointTTL = 30 * time.Second
 
 // oldKey is a rotated-out secret that signs until expires.
 type oldKey struct {
-	key     []byte
+	key     sign.Signer
 	expires time.Time
 }
 
 // keys returns the signing keys valid at now: the current one, plus every
 // old one until its rotation overlap ends.
-func (e *endpoint) keys(now time.Time) [][]byte {
-	out := [][]byte{e.key}
+func (e *endpoint) keys(now time.Time) []sign.Signer {
+	out := []sign.Signer{e.key}
 	for _, o := range e.old {
 		if now.Before(o.expires) {
 			out = append(out, o.key)
@@ -152,10 +152,13 @@ func (c *endpointCache) load(ctx context.Context, id string) (*endpoint, error) 
 	return e, nil
 }
 
-func (m *Module) openSecret(id string, sealed []byte) ([]byte, error) {
+// openSecret opens a sealed secret into its signer; the secret's prefix
+// picks the scheme, so an old secret of another scheme (the endpoint
+// switched) signs in its own until its overlap ends.
+func (m *Module) openSecret(id string, sealed []byte) (sign.Signer, error) {
 	plain, err := m.box.Open(id, sealed)
 	if err != nil {
-		return nil, err
+		return sign.Signer{}, err
 	}
-	return sign.Key(string(plain))
+	return sign.NewSigner(string(plain))
 }

@@ -82,12 +82,16 @@ type epOpt struct {
 	allowRedirects bool
 	oldSecret      string
 	oldExpires     time.Time
+	signature      string // "" or sign.SchemeHMAC, or sign.SchemeEd25519 (the secret returned is then the whsk_)
 }
 
 func (e *env) endpoint(t testing.TB, app, url string, o epOpt) (string, string) {
 	t.Helper()
 	id := "ep_" + ulid.Make().String()
-	secret, err := sign.NewSecret()
+	if o.signature == "" {
+		o.signature = sign.SchemeHMAC
+	}
+	secret, err := sign.NewSecretFor(o.signature)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,8 +100,8 @@ func (e *env) endpoint(t testing.TB, app, url string, o epOpt) (string, string) 
 		t.Fatal(err)
 	}
 	_, err = e.pool.Exec(context.Background(), `
-		INSERT INTO endpoints (id, app_id, url, rate_limit, retry_schedule, allow_redirects, secret_enc)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)`, id, app, url, o.rateLimit, o.schedule, o.allowRedirects, enc)
+		INSERT INTO endpoints (id, app_id, url, rate_limit, retry_schedule, allow_redirects, secret_enc, signature)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, id, app, url, o.rateLimit, o.schedule, o.allowRedirects, enc, o.signature)
 	if err != nil {
 		t.Fatal(err)
 	}

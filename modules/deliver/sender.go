@@ -92,7 +92,7 @@ type attempt struct {
 func (m *Module) post(ctx context.Context, ep *endpoint, j *job) attempt {
 	now := m.now()
 	ts := now.Unix()
-	sig := sign.Header(ep.keys(now), j.webhookID, ts, j.payload)
+	sig := sign.HeaderOf(ep.keys(now), j.webhookID, ts, j.payload)
 	var a attempt
 	a.reqHeaders = map[string]string{
 		"content-type":      "application/json",

@@ -39,6 +39,7 @@ type endpointForm struct {
 	AllowRedirects bool
 	Ordering       string // parallel or fifo
 	FIFOKey        string // "", contract, topic1..topic3
+	Signature      string // hmac or ed25519
 	Enabled        bool
 	Headers        string   // custom headers, one "Name: value" per line
 	OpsEvents      []string // operational event types (admins only): no chain settings then
@@ -205,7 +206,7 @@ func lines(s string) []string {
 // newEndpointForm is the form for a new endpoint: every configured chain
 // ticked when there is only one, confirmations from that chain's default.
 func newEndpointForm(chains []config.Chain) endpointForm {
-	f := endpointForm{Enabled: true, Confirmations: "0", BatchMax: "0", BatchWaitMS: "0", RateLimit: "0", Ordering: hook.OrderingParallel}
+	f := endpointForm{Enabled: true, Confirmations: "0", BatchMax: "0", BatchWaitMS: "0", RateLimit: "0", Ordering: hook.OrderingParallel, Signature: "hmac"}
 	if len(chains) == 1 {
 		f.Chains = []uint64{chains[0].ID}
 		f.Confirmations = strconv.Itoa(chains[0].Confirmations)
@@ -217,7 +218,7 @@ func newEndpointForm(chains []config.Chain) endpointForm {
 func formFromEndpoint(ep hook.Endpoint, chains []config.Chain) endpointForm {
 	f := endpointForm{
 		URL: ep.URL, Description: ep.Description, AllowRedirects: ep.AllowRedirects, Enabled: ep.Enabled,
-		Ordering: ep.Ordering, FIFOKey: ep.FIFOKey,
+		Ordering: ep.Ordering, FIFOKey: ep.FIFOKey, Signature: ep.Signature,
 		Confirmations: strconv.Itoa(ep.Confirmations), BatchMax: strconv.Itoa(ep.BatchMax),
 		BatchWaitMS: strconv.Itoa(ep.BatchWaitMS), RateLimit: strconv.Itoa(ep.RateLimit),
 		Stage: ep.Stage, TwoPhase: ep.TwoPhase,
@@ -293,6 +294,7 @@ func parseEndpointForm(form url.Values) endpointForm {
 		TwoPhase:       form.Get("two_phase") != "",
 		Ordering:       strings.TrimSpace(form.Get("ordering")),
 		FIFOKey:        strings.TrimSpace(form.Get("fifo_key")),
+		Signature:      strings.TrimSpace(form.Get("signature")),
 		Enabled:        form.Get("enabled") != "",
 		Headers:        form.Get("headers"),
 		OpsEvents:      form["ops_events"],
@@ -338,7 +340,7 @@ func (f *endpointForm) toEndpoint() hook.Endpoint {
 	}
 	ep := hook.Endpoint{
 		URL: f.URL, Description: f.Description, Enabled: f.Enabled, AllowRedirects: f.AllowRedirects,
-		Ordering: f.Ordering, FIFOKey: f.FIFOKey,
+		Ordering: f.Ordering, FIFOKey: f.FIFOKey, Signature: f.Signature,
 		Confirmations: num("confirmations", f.Confirmations),
 		BatchMax:      num("batch_max", f.BatchMax),
 		BatchWaitMS:   num("batch_wait_ms", f.BatchWaitMS),
@@ -426,7 +428,7 @@ func inputOf(ep hook.Endpoint) endpoint.Input {
 		URL: ep.URL, Description: ep.Description, Filter: ep.Filter, Confirmations: &ep.Confirmations, Finality: &fin,
 		TwoPhase: ep.TwoPhase, BatchMax: ep.BatchMax, BatchWaitMS: ep.BatchWaitMS, RateLimit: ep.RateLimit,
 		RetrySchedule: ep.RetrySchedule, AllowRedirects: ep.AllowRedirects, Headers: ep.Headers,
-		Ordering: ep.Ordering, FIFOKey: ep.FIFOKey, OpsEvents: ep.OpsEvents,
+		Ordering: ep.Ordering, FIFOKey: ep.FIFOKey, OpsEvents: ep.OpsEvents, Signature: ep.Signature,
 	}
 	if ep.History != nil { // the form's from_block
 		in.FromBlock = &ep.History.FromBlock
@@ -443,8 +445,17 @@ func patchOf(ep hook.Endpoint) endpoint.Patch {
 		URL: &ep.URL, Description: &ep.Description, Filter: &ep.Filter, Confirmations: &ep.Confirmations, Finality: &fin,
 		TwoPhase: &ep.TwoPhase, BatchMax: &ep.BatchMax, BatchWaitMS: &ep.BatchWaitMS, RateLimit: &ep.RateLimit,
 		RetrySchedule: &ep.RetrySchedule, AllowRedirects: &ep.AllowRedirects, Headers: &ep.Headers,
-		Ordering: &ep.Ordering, FIFOKey: &ep.FIFOKey, OpsEvents: &ops,
+		Ordering: &ep.Ordering, FIFOKey: &ep.FIFOKey, OpsEvents: &ops, Signature: nonEmpty(ep.Signature),
 	}
+}
+
+// nonEmpty is nil for "": a form without the field changes nothing (an
+// empty signature would switch an ed25519 endpoint back to hmac).
+func nonEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
 
 func trimAll(in []string) []string {

@@ -22,7 +22,7 @@ const maxBody = 10 << 20
 
 // Handler verifies and prints webhooks.
 type Handler struct {
-	keys   [][]byte
+	keys   []sign.Verifier
 	status int
 	out    io.Writer
 	now    func() time.Time
@@ -31,18 +31,19 @@ type Handler struct {
 	n  int
 }
 
-// New makes a receiver that accepts signatures by any of secrets (whsec_...)
-// and answers valid webhooks with status.
+// New makes a receiver that accepts signatures by any of secrets (whsec_...
+// for v1 HMAC signatures, whpk_... public keys for v1a ed25519 ones) and
+// answers valid webhooks with status.
 func New(secrets []string, status int, out io.Writer) (*Handler, error) {
 	if len(secrets) == 0 {
-		return nil, fmt.Errorf("at least one --secret whsec_... is required")
+		return nil, fmt.Errorf("at least one --secret whsec_... (or whpk_... public key) is required")
 	}
 	if status < 100 || status > 599 {
 		return nil, fmt.Errorf("status must be an HTTP status 100..599, got %d", status)
 	}
 	h := &Handler{status: status, out: out, now: time.Now}
 	for _, s := range secrets {
-		k, err := sign.Key(s)
+		k, err := sign.NewVerifier(s)
 		if err != nil {
 			return nil, fmt.Errorf("secret: %w", err)
 		}
@@ -63,7 +64,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	verr := sign.ErrNoMatch
 	if id != "" && sig != "" {
 		for _, k := range h.keys {
-			if verr = sign.Verify(k, id, ts, sig, body, h.now(), Tolerance); verr == nil {
+			if verr = k.Verify(id, ts, sig, body, h.now(), Tolerance); verr == nil {
 				break
 			}
 		}

@@ -56,3 +56,35 @@ func TestListenVerifiesSignatureAndTimestampAndAnswersChosenStatus(t *testing.T)
 		t.Fatalf("no secret must be refused")
 	}
 }
+
+// Given the whpk_ public key of an ed25519 endpoint, listen verifies its
+// v1a signatures (also next to a v1 one during a switch of scheme) and
+// rejects those of another key pair; a whsk_ private key is refused.
+func TestListenVerifiesV1aWithPublicKey(t *testing.T) {
+	priv, _ := sign.NewKeyPair()
+	other, _ := sign.NewKeyPair()
+	hsec, _ := sign.NewSecret()
+	pub, _ := sign.VerifyKey(priv)
+	s, _ := sign.NewSigner(priv)
+	os, _ := sign.NewSigner(other)
+	hs, _ := sign.NewSigner(hsec)
+	var out bytes.Buffer
+	h, err := New([]string{pub}, 200, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := `{"id":"1:0xab:0","type":"log"}`
+	now := time.Now().Unix()
+	if c := post(t, h, "msg1", now, sign.HeaderOf([]sign.Signer{hs, s}, "msg1", now, []byte(body)), body); c != 200 {
+		t.Fatalf("valid v1a next to v1: %d\n%s", c, out.String())
+	}
+	if c := post(t, h, "msg1", now, sign.HeaderOf([]sign.Signer{os, hs}, "msg1", now, []byte(body)), body); c != 401 {
+		t.Fatalf("other key pair: %d, want 401", c)
+	}
+	if c := post(t, h, "msg1", now, sign.HeaderOf([]sign.Signer{s}, "msg1", now, []byte(body)), body+" "); c != 401 {
+		t.Fatalf("altered body: %d, want 401", c)
+	}
+	if _, err := New([]string{priv}, 200, &out); err == nil || !strings.Contains(err.Error(), "whpk_") {
+		t.Fatalf("private key accepted: %v", err)
+	}
+}
