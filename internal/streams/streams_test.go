@@ -91,4 +91,3 @@ func TestGroupPlumbingOfferReadClaimInfoAck(t *testing.T) {
 		t.Fatalf("reading a missing group: %v; want NOGROUP", err)
 	}
 }
-
