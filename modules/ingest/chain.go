@@ -91,7 +91,7 @@ func newChainRunner(m *Module, ch config.Chain) *chainRunner {
 // supervise runs the chain until ctx is done, restarting it with backoff
 // after an error or a panic.
 func (r *chainRunner) supervise(ctx context.Context) {
-	bo := backoff{min: r.ing.ReconnectMin, max: r.ing.ReconnectMax}
+	bo := sleep.Backoff{Min: r.ing.ReconnectMin, Max: r.ing.ReconnectMax, Jitter: true}
 	for {
 		err := r.safeRun(ctx)
 		if ctx.Err() != nil {
@@ -103,7 +103,7 @@ func (r *chainRunner) supervise(ctx context.Context) {
 			reason = "panic"
 		}
 		r.mRestarts.WithLabelValues(reason).Inc()
-		d := bo.next()
+		d := bo.Next()
 		r.log.Error("chain ingester stopped; restarting", zap.String("reason", reason), zap.Error(err), zap.Duration("backoff", d))
 		if !sleep.For(ctx, d) {
 			return
@@ -171,7 +171,6 @@ func (r *chainRunner) curNumber() uint64 { return atomic.LoadUint64(&r.cur.Numbe
 // retry runs f again on rate limits and call timeouts (a lost response),
 // a few times with a growing pause.
 func (r *chainRunner) retry(ctx context.Context, f func() error) error {
-	delay := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		err := f()
 		if err == nil || ctx.Err() != nil {
@@ -181,24 +180,21 @@ func (r *chainRunner) retry(ctx context.Context, f func() error) error {
 		if !retryable || attempt >= 5 {
 			return err
 		}
-		if !sleep.For(ctx, delay) {
+		if !sleep.For(ctx, callPause.After(attempt-1)) {
 			return ctx.Err()
 		}
-		delay *= 2
 	}
 }
 
 // retryRateLimit runs f again on rate limits only.
 func (r *chainRunner) retryRateLimit(ctx context.Context, f func() error) error {
-	delay := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		err := f()
 		if err == nil || ctx.Err() != nil || !rpc.IsRateLimit(err) || attempt >= 5 {
 			return err
 		}
-		if !sleep.For(ctx, delay) {
+		if !sleep.For(ctx, callPause.After(attempt-1)) {
 			return ctx.Err()
 		}
-		delay *= 2
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"time"
 
 	"go.uber.org/zap"
 
@@ -38,7 +37,6 @@ func checkLogs(h *header, logs []ethLog) error {
 // against the header and fetched again when the answer is wrong or empty
 // despite a non-empty logsBloom.
 func (r *chainRunner) logsByHash(ctx context.Context, h *header) ([]ethLog, error) {
-	delay := 100 * time.Millisecond
 	for attempt := 0; ; attempt++ {
 		var logs []ethLog
 		err := r.retry(ctx, func() error {
@@ -73,10 +71,9 @@ func (r *chainRunner) logsByHash(ctx context.Context, h *header) ([]ethLog, erro
 			}
 			return nil, fmt.Errorf("fetch logs for block %d %s: not accepted after %d attempts: %w", uint64(h.Number), h.Hash, attempt+1, problem)
 		}
-		if !sleep.For(ctx, delay) {
+		if !sleep.For(ctx, callPause.After(attempt)) {
 			return nil, ctx.Err()
 		}
-		delay = min(delay*2, 5*time.Second)
 	}
 }
 

@@ -1,5 +1,5 @@
--- The guards of the scripts that write a chain's stream and cursor (put in
--- front of them by store.go). Each returns the error reply that refuses the
+-- The guards of the scripts that write a chain's stream, cursor or finality
+-- (put in front of commit, rewind, restore and finality.lua). Each returns the error reply that refuses the
 -- write, or nil; a script starts with
 --   local refused = fenced(KEYS[1], ARGV[1]) or moved(KEYS[2], ARGV[2])
 --   if refused then return refused end

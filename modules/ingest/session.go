@@ -17,7 +17,7 @@ import (
 // active keeps a session to one of the chain's URLs, reconnecting with
 // backoff and failing over, until ctx is done or the lease is lost.
 func (r *chainRunner) active(ctx context.Context) error {
-	bo := backoff{min: r.ing.ReconnectMin, max: r.ing.ReconnectMax}
+	bo := sleep.Backoff{Min: r.ing.ReconnectMin, Max: r.ing.ReconnectMax, Jitter: true}
 	first := true
 	for ctx.Err() == nil {
 		i := pick(r.eps, r.epIdx, time.Now())
@@ -43,13 +43,13 @@ func (r *chainRunner) active(ctx context.Context) error {
 			ep.refuse(time.Now(), wrongChainOpen)
 			r.epIdx = (i + 1) % len(r.eps)
 		} else if healthy {
-			bo.reset()
+			bo.Reset()
 			ep.success()
 		} else {
 			ep.failure(time.Now())
 			r.epIdx = (i + 1) % len(r.eps) // fail over
 		}
-		d := bo.next()
+		d := bo.Next()
 		r.log.Warn("rpc session ended; reconnecting", zap.String("url", ep.redacted), zap.Uint64("block", r.cur.Number), zap.Error(err), zap.Duration("backoff", d))
 		if !sleep.For(ctx, d) {
 			return nil
@@ -224,7 +224,7 @@ func (r *chainRunner) headerByHash(ctx context.Context, hash string) (header, er
 		if h, err = r.getHeader(ctx, "eth_getBlockByHash", hash); err == nil {
 			return h, nil
 		}
-		if !sleep.For(ctx, time.Duration(100<<attempt)*time.Millisecond) {
+		if !sleep.For(ctx, callPause.After(attempt)) {
 			return header{}, ctx.Err()
 		}
 	}

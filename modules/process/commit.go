@@ -5,10 +5,10 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/redis/rueidis"
 	"go.uber.org/zap"
 
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/streams"
 )
 
 // Committing a routed read: its messages, holds and removals written to
@@ -353,24 +353,17 @@ func (m *Module) applyRemoval(ctx context.Context, tx pgx.Tx, rm removal) ([]msg
 	return nil, nil
 }
 
-// enqueue XADDs a delivery job per pending message (pipelined).
+// enqueue offers a delivery job per pending message (pipelined).
 func (m *Module) enqueue(ctx context.Context, rows []msgRow) error {
-	if len(rows) == 0 {
-		return nil
-	}
-	cmds := make(rueidis.Commands, 0, len(rows))
-	key := m.keys.DeliverJobs()
+	jobs := make([]hook.Job, 0, len(rows))
 	for _, r := range rows {
 		if r.state != hook.StatePending {
 			continue // quota_exceeded: released by the quota loop, not queued now
 		}
-		cmds = append(cmds, m.rdb.B().Xadd().Key(key).Id("*").FieldValue().
-			FieldValue("message_id", r.id).FieldValue("endpoint_id", r.endpointID).Build())
+		jobs = append(jobs, hook.Job{MessageID: r.id, EndpointID: r.endpointID})
 	}
-	for _, res := range m.rdb.DoMulti(ctx, cmds...) {
-		if err := res.Error(); err != nil {
-			return fmt.Errorf("queue delivery jobs: %w", err)
-		}
+	if err := streams.Offer(ctx, m.rdb, m.keys, jobs...); err != nil {
+		return fmt.Errorf("queue delivery jobs: %w", err)
 	}
 	return nil
 }

@@ -67,7 +67,7 @@ func (h *headTracker) finish(last streamID, maxBlock uint64, below hook.Cursor) 
 // mergeMarks halves marks by merging neighbours in id order into the later
 // id with the higher block: it becomes safe only when both would have.
 func mergeMarks(ms []readMark) []readMark {
-	sort.Slice(ms, func(i, j int) bool { return ms[i].last.less(ms[j].last) })
+	sort.Slice(ms, func(i, j int) bool { return ms[i].last.Less(ms[j].last) })
 	out := ms[:0]
 	for i := 0; i < len(ms); i += 2 {
 		m := ms[i]
@@ -99,7 +99,7 @@ func (h *headTracker) settle(lowestPending streamID, nonePending bool) {
 	defer h.mu.Unlock()
 	keep := h.marks[:0]
 	for _, m := range h.marks {
-		if nonePending || m.last.less(lowestPending) {
+		if nonePending || m.last.Less(lowestPending) {
 			h.head = max(h.head, m.block)
 			h.fin.raise(m.fin)
 			if above(m.below, h.cursor) {

@@ -3,8 +3,6 @@ package process
 import (
 	"context"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -13,6 +11,7 @@ import (
 	"github.com/ethhook/ethhook/hook"
 	"github.com/ethhook/ethhook/internal/backpressure"
 	"github.com/ethhook/ethhook/internal/sleep"
+	"github.com/ethhook/ethhook/internal/streams"
 )
 
 // Reading a chain's events stream: the consumer loop, its backpressure,
@@ -20,19 +19,9 @@ import (
 // through route (route.go) and commit (commit.go) and acknowledges it.
 
 // streamID is a Redis stream entry id, "<ms>-<seq>".
-type streamID struct{ ms, seq uint64 }
+type streamID = streams.ID
 
-func parseStreamID(s string) (streamID, error) {
-	a, b, ok := strings.Cut(s, "-")
-	ms, err1 := strconv.ParseUint(a, 10, 64)
-	seq, err2 := strconv.ParseUint(b, 10, 64)
-	if !ok || err1 != nil || err2 != nil {
-		return streamID{}, fmt.Errorf("bad stream entry id %q", s)
-	}
-	return streamID{ms, seq}, nil
-}
-
-func (a streamID) less(b streamID) bool { return a.ms < b.ms || (a.ms == b.ms && a.seq < b.seq) }
+func parseStreamID(s string) (streamID, error) { return streams.ParseID(s) }
 
 // consume is one reader of a chain's stream.
 func (m *Module) consume(ctx context.Context, chainID uint64, worker int) error {
@@ -73,7 +62,7 @@ func (m *Module) consume(ctx context.Context, chainID uint64, worker int) error 
 			if ctx.Err() != nil {
 				return nil
 			}
-			if strings.Contains(err.Error(), "NOGROUP") {
+			if streams.IsNoGroup(err) {
 				_ = m.ensureGroup(ctx, chainID)
 			}
 			log.Warn("read events stream", zap.Error(err))
@@ -131,26 +120,14 @@ func (m *Module) newDeliveryGate() *backpressure.Gate {
 // read is XREADGROUP of the events group from id ("0": own pending
 // entries, ">": new ones).
 func (m *Module) read(ctx context.Context, key, id string, block time.Duration) ([]rueidis.XRangeEntry, error) {
-	return m.readGroup(ctx, key, Group, id, m.cfg.ReadCount, block)
+	return streams.Read(ctx, m.rdb, key, Group, m.cfg.Consumer, id, m.cfg.ReadCount, block)
 }
 
 // autoclaim takes over entries idle longer than ClaimIdle (a dead consumer's).
 func (m *Module) autoclaim(ctx context.Context, key, start string) ([]rueidis.XRangeEntry, string, error) {
-	arr, err := m.rdb.Do(ctx, m.rdb.B().Xautoclaim().Key(key).Group(Group).Consumer(m.cfg.Consumer).
-		MinIdleTime(strconv.FormatInt(m.cfg.ClaimIdle.Milliseconds(), 10)).Start(start).Count(m.cfg.ReadCount).Build()).ToArray()
+	entries, next, err := streams.Autoclaim(ctx, m.rdb, key, Group, m.cfg.Consumer, m.cfg.ClaimIdle, start, m.cfg.ReadCount)
 	if err != nil {
-		return nil, start, err
-	}
-	if len(arr) < 2 {
-		return nil, "0-0", fmt.Errorf("XAUTOCLAIM: unexpected reply of %d elements", len(arr))
-	}
-	next, err := arr[0].ToString()
-	if err != nil {
-		return nil, start, err
-	}
-	entries, err := arr[1].AsXRange()
-	if err != nil {
-		return nil, start, err
+		return nil, next, err
 	}
 	if len(entries) > 0 {
 		m.log.Info("reclaimed stream entries of an idle consumer", zap.String("stream", key), zap.Int("entries", len(entries)))
@@ -197,18 +174,16 @@ func (m *Module) handle(ctx context.Context, chainID uint64, entries []rueidis.X
 // observes each entry's latency from its stream id.
 func (m *Module) ack(ctx context.Context, chainID uint64, ids []string) error {
 	queuedAt := time.Now()
-	if err := m.rdb.Do(ctx, m.rdb.B().Xack().Key(m.keys.Events(chainID)).Group(Group).Id(ids...).Build()).Error(); err != nil {
+	if err := streams.Ack(ctx, m.rdb, m.keys.Events(chainID), Group, ids...); err != nil {
 		return fmt.Errorf("acknowledge %d entries: %w", len(ids), err)
 	}
 	chain, cid := m.chainLabels(chainID)
 	for _, id := range ids {
-		if ms, _, ok := strings.Cut(id, "-"); ok {
-			if n, err := strconv.ParseInt(ms, 10, 64); err == nil {
-				d := queuedAt.Sub(time.UnixMilli(n))
-				m.met.latency.WithLabelValues(chain, cid).Observe(d.Seconds())
-				if m.onQueued != nil {
-					m.onQueued(id, queuedAt)
-				}
+		if sid, err := streams.ParseID(id); err == nil {
+			d := queuedAt.Sub(sid.Time())
+			m.met.latency.WithLabelValues(chain, cid).Observe(d.Seconds())
+			if m.onQueued != nil {
+				m.onQueued(id, queuedAt)
 			}
 		}
 	}
