@@ -148,7 +148,7 @@ func New(cfg config.Config, pool *pgxpool.Pool, rdb rueidis.Client, box *seal.Bo
 		rdb:       rdb,
 		keys:      hook.Keys{Prefix: cfg.Redis.Prefix},
 		box:       box,
-		log:       log.With(zap.String("module", "deliver")),
+		log:       log,
 		met:       met,
 		userAgent: "ethhook/" + version,
 		owner:     fmt.Sprintf("%s-%d-%s", host, os.Getpid(), ulid.Make().String()),

@@ -109,7 +109,7 @@ func New(cfg config.Config, pool *pgxpool.Pool, rdb rueidis.Client, chains []con
 	}
 	m := &Module{
 		cfg: cfg.Process, pool: pool, rdb: rdb, keys: hook.Keys{Prefix: cfg.Redis.Prefix}, chains: chains,
-		log: log.With(zap.String("module", "process")), met: met, quota: tenant.New(pool), cursors: chaincursor.New(pool),
+		log: log, met: met, quota: tenant.New(pool), cursors: chaincursor.New(pool),
 		ix: newIndex(), changed: make(chan string, 1024), releaseCh: map[uint64]chan struct{}{},
 	}
 	for _, c := range chains {
