@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/ethhook/ethhook/internal/testenv"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // mapTable returns the first column (between backquotes) of the rows of the
@@ -56,15 +58,8 @@ func TestContributorMapNamesEveryTableAfterMigrations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var have []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		have = append(have, n)
-	}
-	if err := rows.Err(); err != nil {
+	have, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range named {
