@@ -10,9 +10,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ethhook/ethhook/internal/testenv"
-
 	"github.com/jackc/pgx/v5"
+
+	"github.com/ethhook/ethhook/internal/testenv"
 )
 
 // mapTable returns the first column (between backquotes) of the rows of the
