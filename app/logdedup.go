@@ -3,9 +3,9 @@ package app
 import "go.uber.org/zap/zapcore"
 
 // onceKeys are the fields a log line carries at most once. The app tags
-// every module's logger with "module" (logFor) and some modules tag their
-// own as well; JSON with a key twice is ambiguous (most parsers keep the
-// last, some refuse it), so the first one set wins.
+// every module's logger with "module" (logFor); modules do not tag their
+// own. Should one do it again anyway, JSON with a key twice is ambiguous
+// (most parsers keep the last, some refuse it), so the first one set wins.
 var onceKeys = map[string]bool{"module": true}
 
 // onceCore drops a onceKeys field the logger already carries.

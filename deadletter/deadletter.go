@@ -9,6 +9,7 @@ package deadletter
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"fmt"
 	"sort"
@@ -19,6 +20,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/streams"
 )
 
 // MaxError bounds the stored error text (bytes).
@@ -45,11 +47,15 @@ type Letter struct {
 // Key is the chain's dead-letter stream.
 func Key(k hook.Keys, chainID uint64) string { return k.Chain(chainID, "deadletters") }
 
-// moveScript appends the dead letter (KEYS[2], ARGV[4..]) and
-// acknowledges the entry ARGV[2] of group ARGV[1] on KEYS[1], atomically.
-var moveScript = rueidis.NewLuaScript(`
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', unpack(ARGV, 4))
-return redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])`)
+var (
+	//go:embed move.lua
+	moveSrc string
+	//go:embed replay.lua
+	replaySrc string
+
+	moveScript   = rueidis.NewLuaScript(moveSrc)   // append the letter, acknowledge the entry
+	replayScript = rueidis.NewLuaScript(replaySrc) // the letter's fields back on the events stream
+)
 
 // Move dead-letters entry (of the events stream) with its error.
 func Move(ctx context.Context, rdb rueidis.Client, k hook.Keys, chainID uint64, entry rueidis.XRangeEntry, cause error, tries int) error {
@@ -122,32 +128,12 @@ var ErrBadID = errors.New(`dead letter id must be "<chain id>-<ms>-<seq>"`)
 func ParseID(id string) (uint64, string, error) {
 	c, rest, ok := strings.Cut(id, "-")
 	chain, err := strconv.ParseUint(c, 10, 64)
-	ms, seq, ok2 := strings.Cut(rest, "-")
-	_, err1 := strconv.ParseUint(ms, 10, 64)
-	_, err2 := strconv.ParseUint(seq, 10, 64)
-	if !ok || !ok2 || err != nil || err1 != nil || err2 != nil || len(id) > 64 {
+	_, errEntry := streams.ParseID(rest)
+	if !ok || err != nil || errEntry != nil || len(id) > 64 {
 		return 0, "", fmt.Errorf("%w, got %q", ErrBadID, id)
 	}
 	return chain, rest, nil
 }
-
-// replayScript moves dead letter ARGV[1] of KEYS[1] back to the events
-// stream KEYS[2] (its original fields), atomically; 0 if it is gone.
-var replayScript = rueidis.NewLuaScript(`
-local e = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])
-if #e == 0 then return 0 end
-local f = e[1][2]
-local out = {}
-for i = 1, #f, 2 do
-  if string.sub(f[i], 1, 2) == 'f:' then
-    out[#out + 1] = string.sub(f[i], 3)
-    out[#out + 1] = f[i + 1]
-  end
-end
-if #out == 0 then return redis.error_reply('dead letter has no original fields') end
-redis.call('XADD', KEYS[2], '*', unpack(out))
-redis.call('XDEL', KEYS[1], ARGV[1])
-return 1`)
 
 // Replay puts the letter's original entry back on its chain's events
 // stream (process handles it like any new entry) and removes the letter.

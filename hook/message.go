@@ -15,12 +15,12 @@ const (
 )
 
 // Delivery handoff: process inserts a messages row (state pending) in
-// Postgres, which is the record of truth, and then XADDs a job to the stream
-// DeliverJobsKey with the fields `message_id` and `endpoint_id`; deliver
-// consumes it with a consumer group. A job lost between the two (a crash) is
-// recovered because deliver also sweeps Postgres for pending messages that no
-// job claimed; a duplicated job is harmless because deliver claims a message
-// with a conditional state update before sending it.
+// Postgres, which is the record of truth, and then XADDs a Job (job.go) to
+// the stream DeliverJobs; deliver consumes it with a consumer group. A job
+// lost between the two (a crash) is recovered because deliver also sweeps
+// Postgres for pending messages that no job claimed; a duplicated job is
+// harmless because deliver claims a message with a conditional state update
+// before sending it.
 const DeliverJobsName = "{deliver}:jobs"
 
 // DeliverJobs is the stream key of delivery jobs.

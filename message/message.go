@@ -21,6 +21,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/streams"
 	"github.com/ethhook/ethhook/tenant"
 )
 
@@ -437,17 +438,14 @@ func (s *Service) ReplayRange(ctx context.Context, sc hook.Scope, r Range) (int,
 	return total, nil
 }
 
-// offer hands messages to deliver (hook.Keys.DeliverJobs()).
+// offer hands messages to deliver (hook.Job, streams.Offer).
 func (s *Service) offer(ctx context.Context, ids []string, endpointID string) error {
-	cmds := make(rueidis.Commands, 0, len(ids))
-	for _, id := range ids {
-		cmds = append(cmds, s.rdb.B().Xadd().Key(s.keys.DeliverJobs()).Id("*").FieldValue().
-			FieldValue("message_id", id).FieldValue("endpoint_id", endpointID).Build())
+	jobs := make([]hook.Job, len(ids))
+	for i, id := range ids {
+		jobs[i] = hook.Job{MessageID: id, EndpointID: endpointID}
 	}
-	for _, res := range s.rdb.DoMulti(ctx, cmds...) {
-		if err := res.Error(); err != nil {
-			return fmt.Errorf("queue replayed messages (they stay pending and are picked up by the sweeper): %w", err)
-		}
+	if err := streams.Offer(ctx, s.rdb, s.keys, jobs...); err != nil {
+		return fmt.Errorf("queue replayed messages (they stay pending and are picked up by the sweeper): %w", err)
 	}
 	return nil
 }

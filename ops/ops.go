@@ -25,6 +25,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/streams"
 )
 
 // The operational event types.
@@ -153,7 +154,8 @@ func (o *Emitter) Emit(ctx context.Context, ev Event) ([]string, error) {
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("find subscribers of %s: %w", ev.Type, err)
 	}
-	var ids, eps []string
+	var ids []string
+	var jobs []hook.Job
 	for _, sub := range subs {
 		id := "msg_" + ulid.Make().String()
 		tag, err := o.pool.Exec(ctx, `INSERT INTO messages (id, app_id, endpoint_id, event_id, type, webhook_id, chain_id, block_number, payload, state)
@@ -163,20 +165,13 @@ func (o *Emitter) Emit(ctx context.Context, ev Event) ([]string, error) {
 			return ids, fmt.Errorf("queue %s event %s for endpoint %s: %w", ev.Type, ev.ID(), sub[0], err)
 		}
 		if tag.RowsAffected() == 1 {
-			ids, eps = append(ids, id), append(eps, sub[0])
+			ids, jobs = append(ids, id), append(jobs, hook.Job{MessageID: id, EndpointID: sub[0]})
 		}
 	}
-	if o.rdb != nil && len(ids) > 0 {
-		cmds := make(rueidis.Commands, len(ids))
-		for i := range ids {
-			cmds[i] = o.rdb.B().Xadd().Key(o.keys.DeliverJobs()).Id("*").FieldValue().
-				FieldValue("message_id", ids[i]).FieldValue("endpoint_id", eps[i]).Build()
-		}
-		for _, r := range o.rdb.DoMulti(ctx, cmds...) {
-			if err := r.Error(); err != nil {
-				// The messages are pending in Postgres; deliver's sweep sends them.
-				return ids, fmt.Errorf("queue %s event jobs (deliver's sweep will send them): %w", ev.Type, err)
-			}
+	if o.rdb != nil {
+		if err := streams.Offer(ctx, o.rdb, o.keys, jobs...); err != nil {
+			// The messages are pending in Postgres; deliver's sweep sends them.
+			return ids, fmt.Errorf("queue %s event jobs (deliver's sweep will send them): %w", ev.Type, err)
 		}
 	}
 	return ids, nil

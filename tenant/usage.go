@@ -9,6 +9,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/streams"
 )
 
 // UsageMonth is one month of an application's metered usage.
@@ -92,13 +93,12 @@ func (s *Store) UsageHistory(ctx context.Context, scope hook.Scope, appID string
 
 // ReleaseHeld moves up to max of appID's quota_exceeded messages back to
 // pending, oldest first, as far as the quota left this month allows
-// (counting messages already on their way), and XADDs their delivery jobs
-// (fields message_id, endpoint_id) to keys.DeliverJobs(). A crash between
-// the commit and the XADD loses nothing: deliver sweeps Postgres for
+// (counting messages already on their way), and offers their delivery jobs
+// (hook.Job, streams.Offer). A crash between the commit and the offer
+// loses nothing: deliver sweeps Postgres for
 // pending messages no job claimed. It returns how many it released.
 func (s *Store) ReleaseHeld(ctx context.Context, rdb rueidis.Client, keys hook.Keys, appID string, max int) (int, error) {
-	type job struct{ msg, ep string }
-	var jobs []job
+	var jobs []hook.Job
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		// Serialise releases of one application across processes.
 		var locked string
@@ -126,10 +126,7 @@ func (s *Store) ReleaseHeld(ctx context.Context, rdb rueidis.Client, keys hook.K
 		if err != nil {
 			return err
 		}
-		jobs, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (job, error) {
-			var j job
-			return j, r.Scan(&j.msg, &j.ep)
-		})
+		jobs, err = pgx.CollectRows(rows, pgx.RowToStructByPos[hook.Job])
 		return err
 	})
 	if err != nil {
@@ -139,15 +136,8 @@ func (s *Store) ReleaseHeld(ctx context.Context, rdb rueidis.Client, keys hook.K
 		return 0, nil
 	}
 	s.quota.forget(appID)
-	cmds := make(rueidis.Commands, 0, len(jobs))
-	for _, j := range jobs {
-		cmds = append(cmds, rdb.B().Xadd().Key(keys.DeliverJobs()).Id("*").
-			FieldValue().FieldValue("message_id", j.msg).FieldValue("endpoint_id", j.ep).Build())
-	}
-	for _, r := range rdb.DoMulti(ctx, cmds...) {
-		if err := r.Error(); err != nil {
-			return len(jobs), fmt.Errorf("queue released messages of %s (deliver's sweep will pick them up): %w", appID, err)
-		}
+	if err := streams.Offer(ctx, rdb, keys, jobs...); err != nil {
+		return len(jobs), fmt.Errorf("queue released messages of %s (deliver's sweep will pick them up): %w", appID, err)
 	}
 	return len(jobs), nil
 }

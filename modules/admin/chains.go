@@ -37,16 +37,6 @@ type eventView struct {
 	Event    hook.Event `json:"event"`
 }
 
-// blockNumber parses "<number>" or "<number>:<hash>".
-func blockNumber(s string) (*uint64, string) {
-	num, hash, _ := strings.Cut(s, ":")
-	n, err := strconv.ParseUint(num, 10, 64)
-	if err != nil {
-		return nil, ""
-	}
-	return &n, hash
-}
-
 func (m *Module) chainStatus(c echo.Context, ch config.Chain) (chainView, error) {
 	v := chainView{ID: ch.ID, Name: ch.Name}
 	ctx := c.Request().Context()
@@ -68,7 +58,9 @@ func (m *Module) chainStatus(c echo.Context, ch config.Chain) (chainView, error)
 	if err != nil {
 		return v, err
 	}
-	v.CommittedBlock, v.CommittedHash = blockNumber(cursor)
+	if c, err := hook.ParseCursor(cursor); err == nil {
+		v.CommittedBlock, v.CommittedHash = &c.Number, c.Hash
+	}
 	holder, err := str(res[1])
 	if err != nil {
 		return v, err
@@ -81,7 +73,9 @@ func (m *Module) chainStatus(c echo.Context, ch config.Chain) (chainView, error)
 	if err != nil {
 		return v, err
 	}
-	v.Head, _ = blockNumber(head)
+	if n, err := strconv.ParseUint(head, 10, 64); err == nil {
+		v.Head = &n // a decimal block number
+	}
 	if v.StreamLength, err = res[3].AsInt64(); err != nil && !rueidis.IsRedisNil(err) {
 		return v, err
 	}

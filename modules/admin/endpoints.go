@@ -13,6 +13,7 @@ import (
 
 	"github.com/ethhook/ethhook/endpoint"
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/streams"
 	"github.com/ethhook/ethhook/message"
 	"github.com/ethhook/ethhook/sign"
 	"github.com/ethhook/ethhook/tenant"
@@ -305,8 +306,7 @@ func (m *Module) SendTest(ctx context.Context, scope hook.Scope, appID, endpoint
 		VALUES ($1, $2, $3, $4, 'test', $4, $5, 0, $6, $7)`, id, appID, ep.ID, eventID, int64(chain.ID), payload, hook.StatePending); err != nil {
 		return "", fmt.Errorf("queue test message for endpoint %s: %w", ep.ID, err)
 	}
-	cmd := m.rdb.B().Xadd().Key(m.keys.DeliverJobs()).Id("*").FieldValue().FieldValue("message_id", id).FieldValue("endpoint_id", ep.ID).Build()
-	if err := m.rdb.Do(ctx, cmd).Error(); err != nil {
+	if err := streams.Offer(ctx, m.rdb, m.keys, hook.Job{MessageID: id, EndpointID: ep.ID}); err != nil {
 		// The message is pending in Postgres; deliver's sweep sends it.
 		m.log.Warn("queue test message job (deliver's sweep will send it): " + err.Error())
 	}

@@ -10,20 +10,22 @@ import (
 	"github.com/redis/rueidis"
 )
 
-//go:embed ratelimit.lua
-var rateLimitLua string
+var (
+	//go:embed ratelimit.lua
+	rateLimitSrc    string
+	rateLimitScript = rueidis.NewLuaScript(rateLimitSrc)
+)
 
 // limiter counts requests per identity in fixed one-minute windows in
 // Redis, so a limit holds across every process serving the API.
 type limiter struct {
 	rdb    rueidis.Client
 	prefix string
-	script *rueidis.Lua
 	window time.Duration
 }
 
 func newLimiter(rdb rueidis.Client, prefix string) *limiter {
-	return &limiter{rdb: rdb, prefix: prefix, script: rueidis.NewLuaScript(rateLimitLua), window: time.Minute}
+	return &limiter{rdb: rdb, prefix: prefix, window: time.Minute}
 }
 
 // allow counts one request of ident against limit per window. When over,
@@ -34,7 +36,7 @@ func (l *limiter) allow(ctx context.Context, ident string, limit int) (bool, tim
 	}
 	win := time.Now().UnixMilli() / l.window.Milliseconds()
 	key := l.prefix + "api:ratelimit:{" + ident + "}:" + strconv.FormatInt(win, 10)
-	res, err := l.script.Exec(ctx, l.rdb, []string{key}, []string{strconv.FormatInt(l.window.Milliseconds(), 10)}).ToArray()
+	res, err := rateLimitScript.Exec(ctx, l.rdb, []string{key}, []string{strconv.FormatInt(l.window.Milliseconds(), 10)}).ToArray()
 	if err != nil {
 		return false, 0, fmt.Errorf("rate limit %s: %w", ident, err)
 	}

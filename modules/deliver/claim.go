@@ -7,7 +7,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/redis/rueidis"
+
+	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/streams"
 )
 
 // This file is deliver's side of the messages state machine: claiming
@@ -141,32 +143,12 @@ func (m *Module) handBack(ctx context.Context, ids []string, reoffer bool) (int,
 	if err != nil {
 		return 0, fmt.Errorf("hand back messages: %w", err)
 	}
-	pairs, err := pgx.CollectRows(rows, pgx.RowToStructByPos[idPair])
+	pairs, err := pgx.CollectRows(rows, pgx.RowToStructByPos[hook.Job])
 	if err != nil {
 		return 0, fmt.Errorf("hand back messages: %w", err)
 	}
 	if !reoffer {
 		return len(pairs), nil
 	}
-	return len(pairs), m.offer(ctx, pairs)
-}
-
-type idPair struct{ ID, EndpointID string }
-
-// offer XADDs delivery jobs for messages.
-func (m *Module) offer(ctx context.Context, pairs []idPair) error {
-	if len(pairs) == 0 {
-		return nil
-	}
-	cmds := make(rueidis.Commands, 0, len(pairs))
-	for _, p := range pairs {
-		cmds = append(cmds, m.rdb.B().Xadd().Key(m.keys.DeliverJobs()).Id("*").
-			FieldValue().FieldValue("message_id", p.ID).FieldValue("endpoint_id", p.EndpointID).Build())
-	}
-	for _, r := range m.rdb.DoMulti(ctx, cmds...) {
-		if err := r.Error(); err != nil {
-			return fmt.Errorf("offer %d jobs: %w", len(pairs), err)
-		}
-	}
-	return nil
+	return len(pairs), streams.Offer(ctx, m.rdb, m.keys, pairs...)
 }

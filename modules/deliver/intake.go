@@ -2,14 +2,14 @@ package deliver
 
 import (
 	"context"
-	"fmt"
-	"strings"
 	"time"
 
 	"github.com/redis/rueidis"
 	"go.uber.org/zap"
 
+	"github.com/ethhook/ethhook/hook"
 	"github.com/ethhook/ethhook/internal/sleep"
+	"github.com/ethhook/ethhook/internal/streams"
 )
 
 // readBatch is the most jobs one read takes.
@@ -31,22 +31,18 @@ func (m *Module) intake(ctx context.Context, consumer string) error {
 		// Entries read by a process that died before acknowledging them.
 		if time.Since(lastReclaim) > m.cfg.LeaseTimeout {
 			lastReclaim = time.Now()
-			r, err := m.rdb.Do(ctx, m.rdb.B().Xautoclaim().Key(key).Group(consumerGroup).Consumer(consumer).
-				MinIdleTime(fmt.Sprint(m.cfg.LeaseTimeout.Milliseconds())).Start("0-0").Count(int64(count)).Build()).ToArray()
-			if err == nil && len(r) >= 2 {
-				if entries, err := r[1].AsXRange(); err == nil && len(entries) > 0 {
-					m.handleEntries(ctx, entries)
-				}
+			entries, _, err := streams.Autoclaim(ctx, m.rdb, key, consumerGroup, consumer, m.cfg.LeaseTimeout, "0-0", int64(count))
+			if err == nil && len(entries) > 0 {
+				m.handleEntries(ctx, entries)
 			}
 			continue
 		}
-		res, err := m.rdb.Do(ctx, m.rdb.B().Xreadgroup().Group(consumerGroup, consumer).Count(int64(count)).Block(1000).
-			Streams().Key(key).Id(">").Build()).AsXRead()
-		if err != nil && !rueidis.IsRedisNil(err) {
+		entries, err := streams.Read(ctx, m.rdb, key, consumerGroup, consumer, ">", int64(count), time.Second)
+		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			if isNoGroup(err) {
+			if streams.IsNoGroup(err) {
 				if err := m.ensureGroup(ctx); err != nil {
 					m.log.Warn("recreate consumer group", zap.Error(err))
 				}
@@ -57,15 +53,10 @@ func (m *Module) intake(ctx context.Context, consumer string) error {
 			continue
 		}
 		m.redisOut.ok()
-		if entries := res[key]; len(entries) > 0 {
+		if len(entries) > 0 {
 			m.handleEntries(ctx, entries)
 		}
 	}
-}
-
-func isNoGroup(err error) bool {
-	re, ok := rueidis.IsRedisErr(err)
-	return ok && strings.HasPrefix(re.Error(), "NOGROUP")
 }
 
 // handleEntries claims the messages of a batch of jobs for their lanes, as
@@ -78,10 +69,11 @@ func (m *Module) handleEntries(ctx context.Context, entries []rueidis.XRangeEntr
 	var order []string
 	for _, e := range entries {
 		ids = append(ids, e.ID)
-		mid, eid := e.FieldValues["message_id"], e.FieldValues["endpoint_id"]
-		if mid == "" || eid == "" {
+		j, err := hook.ParseJob(e.FieldValues)
+		if err != nil {
 			continue
 		}
+		mid, eid := j.MessageID, j.EndpointID
 		if _, ok := byEndpoint[eid]; !ok {
 			order = append(order, eid)
 		}
@@ -147,8 +139,5 @@ func (m *Module) handleEntries(ctx context.Context, entries []rueidis.XRangeEntr
 	if ctx.Err() != nil {
 		return
 	}
-	key := m.keys.DeliverJobs()
-	m.rdb.DoMulti(ctx,
-		m.rdb.B().Xack().Key(key).Group(consumerGroup).Id(ids...).Build(),
-		m.rdb.B().Xdel().Key(key).Id(ids...).Build())
+	_ = streams.AckDelete(ctx, m.rdb, m.keys.DeliverJobs(), consumerGroup, ids...)
 }

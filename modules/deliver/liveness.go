@@ -11,7 +11,9 @@ import (
 	"github.com/redis/rueidis"
 	"go.uber.org/zap"
 
+	"github.com/ethhook/ethhook/hook"
 	"github.com/ethhook/ethhook/internal/sleep"
+	"github.com/ethhook/ethhook/internal/streams"
 )
 
 // Liveness: a deliver process killed without a chance to hand back (SIGKILL,
@@ -143,7 +145,7 @@ func (m *Module) reclaim(ctx context.Context, owner string) error {
 		return fmt.Errorf("read what %s was sending: %w", owner, err)
 	}
 	interrupted := strings.Fields(sending)
-	var pairs []idPair
+	var pairs []hook.Job
 	var recorded int
 	err = pgx.BeginFunc(ctx, m.pool, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `
@@ -156,7 +158,7 @@ func (m *Module) reclaim(ctx context.Context, owner string) error {
 		if err != nil {
 			return fmt.Errorf("hand back messages of %s: %w", owner, err)
 		}
-		if pairs, err = pgx.CollectRows(rows, pgx.RowToStructByPos[idPair]); err != nil {
+		if pairs, err = pgx.CollectRows(rows, pgx.RowToStructByPos[hook.Job]); err != nil {
 			return fmt.Errorf("hand back messages of %s: %w", owner, err)
 		}
 		if len(pairs) == 0 || len(interrupted) == 0 {
@@ -164,7 +166,7 @@ func (m *Module) reclaim(ctx context.Context, owner string) error {
 		}
 		back := make([]string, len(pairs))
 		for i, p := range pairs {
-			back[i] = p.ID
+			back[i] = p.MessageID
 		}
 		tag, err := tx.Exec(ctx, `
 			INSERT INTO delivery_history (message_id, endpoint_id, app_id, attempt, error_class, error, created_at)
@@ -179,7 +181,7 @@ func (m *Module) reclaim(ctx context.Context, owner string) error {
 	if err != nil {
 		return err
 	}
-	if err := m.offer(ctx, pairs); err != nil {
+	if err := streams.Offer(ctx, m.rdb, m.keys, pairs...); err != nil {
 		return err // the messages are pending: the sweeper offers them
 	}
 	b := m.rdb.B()

@@ -22,7 +22,7 @@ func (m *Module) promoter(ctx context.Context) error {
 		case <-t.C:
 		}
 		for {
-			n, err := m.promote.Exec(ctx, m.rdb, keys, []string{fmt.Sprint(m.now().UnixMilli()), "1000"}).AsInt64()
+			n, err := promoteScript.Exec(ctx, m.rdb, keys, []string{fmt.Sprint(m.now().UnixMilli()), "1000"}).AsInt64()
 			if err != nil {
 				if ctx.Err() == nil {
 					m.redisOut.fail("promote due retries", err)

@@ -49,16 +49,21 @@ import (
 
 	"github.com/ethhook/ethhook/config"
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/streams"
 	"github.com/ethhook/ethhook/modules/deliver/ssrf"
 	"github.com/ethhook/ethhook/ops"
 	"github.com/ethhook/ethhook/seal"
 )
 
-//go:embed gcra.lua
-var gcraScript string
+var (
+	//go:embed gcra.lua
+	gcraSrc string
+	//go:embed promote.lua
+	promoteSrc string
 
-//go:embed promote.lua
-var promoteScript string
+	gcraScript    = rueidis.NewLuaScript(gcraSrc)
+	promoteScript = rueidis.NewLuaScript(promoteSrc)
+)
 
 // consumerGroup is the deliver consumer group on the jobs stream.
 const consumerGroup = "deliver"
@@ -101,8 +106,6 @@ type Module struct {
 	client    *http.Client
 	follow    *http.Client
 	sem       *semaphore.Weighted
-	gcra      *rueidis.Lua
-	promote   *rueidis.Lua
 	endpoints endpointCache
 	ops       *ops.Emitter // operational webhooks: endpoint.disabled, breaker.opened, dead_letter.created
 
@@ -145,15 +148,13 @@ func New(cfg config.Config, pool *pgxpool.Pool, rdb rueidis.Client, box *seal.Bo
 		rdb:       rdb,
 		keys:      hook.Keys{Prefix: cfg.Redis.Prefix},
 		box:       box,
-		log:       log.With(zap.String("module", "deliver")),
+		log:       log,
 		met:       met,
 		userAgent: "ethhook/" + version,
 		owner:     fmt.Sprintf("%s-%d-%s", host, os.Getpid(), ulid.Make().String()),
 		now:       time.Now,
 		schedule:  sched,
 		sem:       semaphore.NewWeighted(int64(dc.MaxInFlight)),
-		gcra:      rueidis.NewLuaScript(gcraScript),
-		promote:   rueidis.NewLuaScript(promoteScript),
 		hold:      newHoldings(dc.MaxHeld, dc.MaxHeldMiB, met.held),
 		results:   newResultQueue(),
 		sending:   &sendingSet{ids: map[string]struct{}{}},
@@ -241,11 +242,7 @@ func (m *Module) Run(ctx context.Context) error {
 }
 
 func (m *Module) ensureGroup(ctx context.Context) error {
-	err := m.rdb.Do(ctx, m.rdb.B().XgroupCreate().Key(m.keys.DeliverJobs()).Group(consumerGroup).Id("0").Mkstream().Build()).Error()
-	if err != nil && !rueidis.IsRedisBusyGroup(err) {
-		return fmt.Errorf("create consumer group on %s: %w", m.keys.DeliverJobs(), err)
-	}
-	return nil
+	return streams.EnsureGroup(ctx, m.rdb, m.keys.DeliverJobs(), consumerGroup)
 }
 
 func zapEndpoint(id string) zap.Field { return zap.String("endpoint", id) }

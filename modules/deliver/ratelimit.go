@@ -15,7 +15,7 @@ func (m *Module) rateKey(endpointID string) string {
 // the limit holds across deliver processes); 0 means send now.
 func (m *Module) rateWait(ctx context.Context, ep *endpoint) time.Duration {
 	interval := int64(time.Second/time.Microsecond) / int64(ep.rateLimit)
-	us, err := m.gcra.Exec(ctx, m.rdb, []string{m.rateKey(ep.id)}, []string{fmt.Sprint(interval), "0"}).AsInt64()
+	us, err := gcraScript.Exec(ctx, m.rdb, []string{m.rateKey(ep.id)}, []string{fmt.Sprint(interval), "0"}).AsInt64()
 	if err != nil {
 		if ctx.Err() == nil {
 			m.redisOut.fail("rate limit", err)

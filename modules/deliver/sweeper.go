@@ -4,14 +4,14 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
 
+	"github.com/ethhook/ethhook/hook"
 	"github.com/ethhook/ethhook/internal/sleep"
+	"github.com/ethhook/ethhook/internal/streams"
 )
 
 // sweeper repairs what a crash or a lost write left behind, off the hot
@@ -52,9 +52,9 @@ func (m *Module) sweepOnce(ctx context.Context) error {
 			        OR (m.state = 'failed' AND m.next_attempt_at < LEAST($3, $5)))
 			       AND m.endpoint_id <> ALL($4))
 			ORDER BY m.created_at LIMIT 5000`, stale.Milliseconds(), now, now.Add(-stale), busy, readUpTo)
-	var pairs []idPair
+	var pairs []hook.Job
 	if err == nil {
-		pairs, err = pgx.CollectRows(rows, pgx.RowToStructByPos[idPair])
+		pairs, err = pgx.CollectRows(rows, pgx.RowToStructByPos[hook.Job])
 	}
 	if ctx.Err() == nil {
 		m.pgOut.report("sweep messages", err)
@@ -65,7 +65,7 @@ func (m *Module) sweepOnce(ctx context.Context) error {
 	if len(pairs) > 0 {
 		m.log.Debug("re-offering messages", zap.Int("messages", len(pairs)))
 	}
-	err = m.offer(ctx, pairs)
+	err = streams.Offer(ctx, m.rdb, m.keys, pairs...)
 	if ctx.Err() == nil && len(pairs) > 0 {
 		m.redisOut.report("re-offer messages", err)
 	}
@@ -76,35 +76,19 @@ func (m *Module) sweepOnce(ctx context.Context) error {
 // read, when entries wait unread behind it (a backlog); ok is false when
 // nothing is unread or Redis cannot tell.
 func (m *Module) jobsReadUpTo(ctx context.Context) (time.Time, bool) {
-	groups, err := m.rdb.Do(ctx, m.rdb.B().XinfoGroups().Key(m.keys.DeliverJobs()).Build()).ToArray()
+	g, found, err := streams.Info(ctx, m.rdb, m.keys.DeliverJobs(), consumerGroup)
+	if err != nil || !found {
+		return time.Time{}, false
+	}
+	if g.LagKnown && g.Lag == 0 {
+		return time.Time{}, false // nothing unread: no backlog
+	}
+	// lag is unknown when Redis cannot compute it (entries deleted): a backlog may exist.
+	last, err := streams.ParseID(g.LastDelivered)
 	if err != nil {
 		return time.Time{}, false
 	}
-	for _, g := range groups {
-		info, err := g.AsMap()
-		if err != nil {
-			return time.Time{}, false
-		}
-		nameMsg, lastMsg, lagMsg := info["name"], info["last-delivered-id"], info["lag"]
-		if name, _ := nameMsg.ToString(); name != consumerGroup {
-			continue
-		}
-		if lag, err := lagMsg.AsInt64(); err == nil && lag == 0 {
-			return time.Time{}, false // nothing unread: no backlog
-		}
-		// lag is nil when Redis cannot compute it (entries deleted): a backlog may exist.
-		last, err := lastMsg.ToString()
-		if err != nil {
-			return time.Time{}, false
-		}
-		msPart, _, _ := strings.Cut(last, "-")
-		ms, err := strconv.ParseInt(msPart, 10, 64)
-		if err != nil {
-			return time.Time{}, false
-		}
-		return time.UnixMilli(ms), true
-	}
-	return time.Time{}, false
+	return last.Time(), true
 }
 
 func (m *Module) refreshGauges(ctx context.Context) {

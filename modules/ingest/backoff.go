@@ -3,30 +3,14 @@ package ingest
 import (
 	"context"
 	"errors"
-	"math/rand/v2"
 	"time"
+
+	"github.com/ethhook/ethhook/internal/sleep"
 )
 
-// backoff doubles from min to max with jitter (each wait is drawn from
-// [d/2, d]).
-type backoff struct {
-	min, max, cur time.Duration
-}
-
-func (b *backoff) next() time.Duration {
-	if b.cur == 0 {
-		b.cur = b.min
-	} else {
-		b.cur *= 2
-	}
-	if b.cur > b.max {
-		b.cur = b.max
-	}
-	half := b.cur / 2
-	return half + time.Duration(rand.Int64N(int64(half)+1))
-}
-
-func (b *backoff) reset() { b.cur = 0 }
+// callPause is the wait between tries of one node call or lookup (rate
+// limits, timeouts, a lagging node): 100 ms, doubling, at most 5 s.
+var callPause = sleep.Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second}
 
 func isTimeout(err error) bool { return errors.Is(err, context.DeadlineExceeded) }
 
@@ -51,8 +35,8 @@ const (
 func (e *endpoint) failure(now time.Time) {
 	e.fails++
 	if e.fails >= breakerThreshold {
-		d := breakerBaseOpen << min(e.fails-breakerThreshold, 5)
-		e.openUntil = now.Add(min(d, breakerMaxOpen))
+		d := sleep.Backoff{Min: breakerBaseOpen, Max: breakerMaxOpen}.After(e.fails - breakerThreshold)
+		e.openUntil = now.Add(d)
 	}
 }
 

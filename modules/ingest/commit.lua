@@ -8,14 +8,8 @@
 --   number, hash, parent, store blog (0/1), number to trim from the window
 --   ("" = none; the window keeps more blocks than their blogs), event count, then count x (id, event json).
 -- Returns {published entries, blocks skipped as duplicates}.
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then
-  return redis.error_reply('FENCED stale fencing token ' .. ARGV[1])
-end
-local cur = redis.call('GET', KEYS[2])
-if not cur then cur = '' end
-if cur ~= ARGV[2] then
-  return redis.error_reply('CURSOR moved to "' .. cur .. '"')
-end
+local refused = fenced(KEYS[1], ARGV[1]) or moved(KEYS[2], ARGV[2])
+if refused then return refused end
 local ttl = ARGV[4]
 local blobttl = ARGV[5]
 local n = tonumber(ARGV[6])
@@ -23,7 +17,7 @@ local a = 7
 local k = 5
 local published = 0
 local skipped = 0
-local last = cur
+local last = ARGV[2] -- the cursor, as the guard found it
 for _ = 1, n do
   local num, hash, parent, store, trim = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
   local ne = tonumber(ARGV[a + 5])

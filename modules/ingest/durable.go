@@ -40,7 +40,7 @@ import (
 var (
 	//go:embed restore.lua
 	restoreSrc    string
-	restoreScript = rueidis.NewLuaScript(restoreSrc)
+	restoreScript = rueidis.NewLuaScript(guardSrc + restoreSrc)
 )
 
 // resume reconciles the session's Redis state (r.cur, r.win, just loaded)

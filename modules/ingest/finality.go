@@ -32,7 +32,7 @@ import (
 var (
 	//go:embed finality.lua
 	finalitySrc    string
-	finalityScript = rueidis.NewLuaScript(finalitySrc)
+	finalityScript = rueidis.NewLuaScript(guardSrc + finalitySrc)
 )
 
 // finalityTags are the tags polled, lowest stage first.

@@ -144,7 +144,7 @@ func (r *chainRunner) confirmElsewhere(ctx context.Context, ep *endpoint, h head
 		if attempt+1 >= secondLookups {
 			return fmt.Errorf("block %s unknown", h.Hash)
 		}
-		if !sleep.For(ctx, time.Duration(100<<attempt)*time.Millisecond) {
+		if !sleep.For(ctx, callPause.After(attempt)) {
 			return ctx.Err()
 		}
 	}

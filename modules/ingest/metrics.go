@@ -6,6 +6,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ethhook/ethhook/config"
+	"github.com/ethhook/ethhook/hook"
 	"github.com/ethhook/ethhook/modules/ingest/rpc"
 )
 
@@ -105,4 +107,47 @@ func errorCode(err error) string {
 		return "timeout"
 	}
 	return "transport"
+}
+
+// chainMetrics are one chain's series, curried with its labels.
+type chainMetrics struct {
+	mHead, mCommitted, mLag, mLease prometheus.Gauge
+	mHeldBack                       prometheus.Gauge
+	mLogs, mRemoved, mBlocks, mBack prometheus.Counter
+	mReconnects, mMalformed, mWrong prometheus.Counter
+	mOversized, mRejected, mEmpty   prometheus.Counter
+	mDropped, mInvalid              prometheus.Counter
+	mLeaseLost, mLeaseRetaken       prometheus.Counter
+	mRedisLost                      *prometheus.CounterVec
+	mReorg                          prometheus.Observer
+	mRPCErr, mHeadJumps, mRestarts  *prometheus.CounterVec
+	mRPCLat                         prometheus.ObserverVec
+	mFinality                       *prometheus.GaugeVec
+	mFinalityRefused, mForeign      *prometheus.CounterVec
+	mDeepReorgs                     prometheus.Counter
+}
+
+func newChainMetrics(mt *metrics, ch config.Chain) chainMetrics {
+	var c chainMetrics
+	cl := chainLabelValues(ch.Name, ch.ID)
+	c.mHead, c.mCommitted, c.mLag, c.mLease = mt.head.With(cl), mt.committed.With(cl), mt.lag.With(cl), mt.leaseHolder.With(cl)
+	logs := mt.logs.MustCurryWith(cl)
+	c.mLogs, c.mRemoved = logs.WithLabelValues(hook.TypeLog), logs.WithLabelValues(hook.TypeLogRemoved)
+	c.mBlocks, c.mBack, c.mReconnects = mt.blocks.With(cl), mt.backfilled.With(cl), mt.reconnects.With(cl)
+	c.mMalformed, c.mWrong, c.mOversized = mt.malformed.With(cl), mt.wrongChain.With(cl), mt.oversized.With(cl)
+	c.mRejected, c.mEmpty = mt.rejectedLogs.With(cl), mt.emptyRefetch.With(cl)
+	c.mLeaseLost, c.mLeaseRetaken = mt.leaseLost.With(cl), mt.leaseRetaken.With(cl)
+	c.mReorg = mt.reorgs.With(cl)
+	c.mHeldBack = mt.heldBack.With(cl)
+	c.mDropped, c.mInvalid = mt.droppedHeads.With(cl), mt.invalid.With(cl)
+	c.mRPCErr = mt.rpcErrors.MustCurryWith(cl)
+	c.mHeadJumps = mt.headJumps.MustCurryWith(cl)
+	c.mRedisLost = mt.redisLost.MustCurryWith(cl)
+	c.mRPCLat = mt.rpcLatency.MustCurryWith(cl)
+	c.mRestarts = mt.restarts.MustCurryWith(cl)
+	c.mFinality = mt.finality.MustCurryWith(cl)
+	c.mFinalityRefused = mt.finalityRefused.MustCurryWith(cl)
+	c.mForeign = mt.foreign.MustCurryWith(cl)
+	c.mDeepReorgs = mt.deepReorgs.With(cl)
+	return c
 }

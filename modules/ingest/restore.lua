@@ -3,9 +3,8 @@
 -- described blocks Redis no longer has.
 -- KEYS[1] fence, KEYS[2] cursor, KEYS[3] window.
 -- ARGV[1] fencing token, ARGV[2] the cursor ("number:hash").
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then
-  return redis.error_reply('FENCED stale fencing token ' .. ARGV[1])
-end
+local refused = fenced(KEYS[1], ARGV[1])
+if refused then return refused end
 local cur = redis.call('GET', KEYS[2])
 if cur then
   return redis.error_reply('CURSOR moved to "' .. cur .. '"')

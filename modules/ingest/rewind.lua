@@ -7,14 +7,8 @@
 -- removal entries, then count x (id, event json) published as log.removed, then
 -- the count of whole blocks retracted (deep reorg), then each "number:hash"
 -- published as block.removed.
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then
-  return redis.error_reply('FENCED stale fencing token ' .. ARGV[1])
-end
-local cur = redis.call('GET', KEYS[2])
-if not cur then cur = '' end
-if cur ~= ARGV[2] then
-  return redis.error_reply('CURSOR moved to "' .. cur .. '"')
-end
+local refused = fenced(KEYS[1], ARGV[1]) or moved(KEYS[2], ARGV[2])
+if refused then return refused end
 local n = tonumber(ARGV[5])
 local a = 6
 for i = 1, n do

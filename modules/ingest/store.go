@@ -14,6 +14,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/streams"
 )
 
 var (
@@ -27,11 +28,14 @@ var (
 	releaseSrc string
 	//go:embed trim.lua
 	trimSrc string
-	// trimPrelude defines trim_events for the scripts that add entries.
-	trimPrelude = fmt.Sprintf("local events_group = %q\n", hook.EventsGroup) + trimSrc
+	//go:embed guard.lua
+	guardSrc string
+	// writePrelude defines trim_events and the guards (fenced, moved) for
+	// the scripts that write the stream and the cursor.
+	writePrelude = fmt.Sprintf("local events_group = %q\n", hook.EventsGroup) + trimSrc + guardSrc
 
-	commitScript  = rueidis.NewLuaScript(trimPrelude + commitSrc)
-	rewindScript  = rueidis.NewLuaScript(trimPrelude + rewindSrc)
+	commitScript  = rueidis.NewLuaScript(writePrelude + commitSrc)
+	rewindScript  = rueidis.NewLuaScript(writePrelude + rewindSrc)
 	leaseScript   = rueidis.NewLuaScript(leaseSrc)
 	releaseScript = rueidis.NewLuaScript(releaseSrc)
 )
@@ -221,37 +225,18 @@ func (s *store) commit(ctx context.Context, r commitReq) (published, skipped int
 // not acknowledged: unread plus pending. ok is false when the group does
 // not exist (process has never run) or Redis cannot tell its lag.
 func (s *store) backlog(ctx context.Context) (n int64, ok bool, err error) {
-	groups, err := s.rdb.Do(ctx, s.rdb.B().XinfoGroups().Key(s.events).Build()).ToArray()
-	if err != nil {
-		if rueidis.IsRedisNil(err) || strings.Contains(err.Error(), "no such key") {
-			return 0, false, nil
-		}
+	g, found, err := streams.Info(ctx, s.rdb, s.events, hook.EventsGroup)
+	if err != nil || !found {
 		return 0, false, err
 	}
-	for _, g := range groups {
-		info, err := g.AsMap()
-		if err != nil {
-			return 0, false, err
-		}
-		nameMsg, pendMsg, lagMsg := info["name"], info["pending"], info["lag"]
-		if name, _ := nameMsg.ToString(); name != hook.EventsGroup {
-			continue
-		}
-		pending, err := pendMsg.AsInt64()
-		if err != nil {
-			return 0, false, err
-		}
-		lag, err := lagMsg.AsInt64()
-		if err != nil {
-			// Redis cannot tell the lag (entries were deleted after what
-			// the group read; ethhook never does that). Not knowing, do not
-			// hold ingest back: the stream length would count acknowledged
-			// history too and could hold it forever.
-			return 0, false, nil
-		}
-		return lag + pending, true, nil
+	if !g.LagKnown {
+		// Redis cannot tell the lag (entries were deleted after what the
+		// group read; ethhook never does that). Not knowing, do not hold
+		// ingest back: the stream length would count acknowledged history
+		// too and could hold it forever.
+		return 0, false, nil
 	}
-	return 0, false, nil
+	return g.Lag + g.Pending, true, nil
 }
 
 // orphan is a block being unwound by a reorg.

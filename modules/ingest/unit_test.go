@@ -94,21 +94,6 @@ func TestProviderRangeErrorsAreRecognised(t *testing.T) {
 	}
 }
 
-func TestBackoffDoublesWithJitterUpToMax(t *testing.T) {
-	b := backoff{min: time.Second, max: 60 * time.Second}
-	want := []time.Duration{1, 2, 4, 8, 16, 32, 60, 60}
-	for i, w := range want {
-		d := b.next()
-		if d < w*time.Second/2 || d > w*time.Second {
-			t.Fatalf("step %d: %s not in [%s, %s]", i, d, w*time.Second/2, w*time.Second)
-		}
-	}
-	b.reset()
-	if d := b.next(); d > time.Second {
-		t.Fatalf("after reset: %s", d)
-	}
-}
-
 func TestBreakerSkipsFailingURL(t *testing.T) {
 	now := time.Now()
 	eps := []*endpoint{{url: "a"}, {url: "b"}}

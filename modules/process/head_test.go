@@ -6,7 +6,7 @@ import (
 	"github.com/ethhook/ethhook/hook"
 )
 
-func sid(ms, seq uint64) streamID { return streamID{ms, seq} }
+func sid(ms, seq uint64) streamID { return streamID{MS: ms, Seq: seq} }
 
 func TestHeadRisesOnlyOverReadsBelowTheLowestPendingEntry(t *testing.T) {
 	h := newHeadTracker()
@@ -48,7 +48,7 @@ func TestMergedMarksNeverRaiseTheHeadEarly(t *testing.T) {
 }
 
 func TestParseStreamID(t *testing.T) {
-	for in, want := range map[string]streamID{"0-0": {}, "1700000000000-5": {1700000000000, 5}} {
+	for in, want := range map[string]streamID{"0-0": {}, "1700000000000-5": {MS: 1700000000000, Seq: 5}} {
 		got, err := parseStreamID(in)
 		if err != nil || got != want {
 			t.Fatalf("parseStreamID(%q) = %v, %v", in, got, err)

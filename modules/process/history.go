@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -14,6 +12,7 @@ import (
 	"github.com/ethhook/ethhook/filter"
 	"github.com/ethhook/ethhook/hook"
 	"github.com/ethhook/ethhook/internal/sleep"
+	"github.com/ethhook/ethhook/internal/streams"
 )
 
 // History: ingest's historian publishes the events of endpoints created
@@ -52,13 +51,7 @@ func (m *Module) liveIsBusy() bool {
 func (m *Module) consumeHistory(ctx context.Context, chainID uint64) error {
 	key := m.keys.History(chainID)
 	log := m.log.With(zap.Uint64("chain", chainID), zap.String("part", "history"))
-	ensure := func() error {
-		err := m.rdb.Do(ctx, m.rdb.B().XgroupCreate().Key(key).Group(hook.HistoryGroup).Id("0").Mkstream().Build()).Error()
-		if err != nil && !strings.Contains(err.Error(), "BUSYGROUP") {
-			return fmt.Errorf("create consumer group on %s: %w", key, err)
-		}
-		return nil
-	}
+	ensure := func() error { return streams.EnsureGroup(ctx, m.rdb, key, hook.HistoryGroup) }
 	if err := ensure(); err != nil {
 		return err
 	}
@@ -80,7 +73,7 @@ func (m *Module) consumeHistory(ctx context.Context, chainID uint64) error {
 		var err error
 		switch {
 		case own:
-			entries, err = m.readGroup(ctx, key, hook.HistoryGroup, "0", historyReadCount, 0)
+			entries, err = streams.Read(ctx, m.rdb, key, hook.HistoryGroup, m.cfg.Consumer, "0", historyReadCount, 0)
 			if err == nil && len(entries) == 0 {
 				own = false
 				continue
@@ -88,15 +81,15 @@ func (m *Module) consumeHistory(ctx context.Context, chainID uint64) error {
 		case time.Since(lastClaim) >= m.cfg.ClaimIdle/2:
 			// A dead process's entries (one pass; the rest on the next).
 			lastClaim = time.Now()
-			entries, err = m.claimGroup(ctx, key, hook.HistoryGroup)
+			entries, _, err = streams.Autoclaim(ctx, m.rdb, key, hook.HistoryGroup, m.cfg.Consumer, m.cfg.ClaimIdle, "0-0", historyReadCount)
 		default:
-			entries, err = m.readGroup(ctx, key, hook.HistoryGroup, ">", historyReadCount, m.cfg.BlockTimeout)
+			entries, err = streams.Read(ctx, m.rdb, key, hook.HistoryGroup, m.cfg.Consumer, ">", historyReadCount, m.cfg.BlockTimeout)
 		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			if strings.Contains(err.Error(), "NOGROUP") {
+			if streams.IsNoGroup(err) {
 				_ = ensure()
 			}
 			log.Warn("read history stream", zap.Error(err))
@@ -124,38 +117,6 @@ func (m *Module) consumeHistory(ctx context.Context, chainID uint64) error {
 		sleep.For(ctx, time.Duration(len(entries))*time.Second/time.Duration(rate)-time.Since(start))
 	}
 	return nil
-}
-
-// readGroup is XREADGROUP on one stream for group.
-func (m *Module) readGroup(ctx context.Context, key, group, id string, count int64, block time.Duration) ([]rueidis.XRangeEntry, error) {
-	b := m.rdb.B().Xreadgroup().Group(group, m.cfg.Consumer).Count(count)
-	var cmd rueidis.Completed
-	if block > 0 {
-		cmd = b.Block(block.Milliseconds()).Streams().Key(key).Id(id).Build()
-	} else {
-		cmd = b.Streams().Key(key).Id(id).Build()
-	}
-	res, err := m.rdb.Do(ctx, cmd).AsXRead()
-	if rueidis.IsRedisNil(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return res[key], nil
-}
-
-// claimGroup takes over group entries idle longer than ClaimIdle.
-func (m *Module) claimGroup(ctx context.Context, key, group string) ([]rueidis.XRangeEntry, error) {
-	arr, err := m.rdb.Do(ctx, m.rdb.B().Xautoclaim().Key(key).Group(group).Consumer(m.cfg.Consumer).
-		MinIdleTime(strconv.FormatInt(m.cfg.ClaimIdle.Milliseconds(), 10)).Start("0-0").Count(historyReadCount).Build()).ToArray()
-	if err != nil {
-		return nil, err
-	}
-	if len(arr) < 2 {
-		return nil, fmt.Errorf("XAUTOCLAIM: unexpected reply of %d elements", len(arr))
-	}
-	return arr[1].AsXRange()
 }
 
 // historyMark is a progress mark of one endpoint's history.
@@ -289,14 +250,8 @@ func (m *Module) handleHistory(ctx context.Context, chainID uint64, key string, 
 			m.log.Info("history done", zap.String("endpoint", ep), zap.Uint64("to_block", mk.through))
 		}
 	}
-	cmds := rueidis.Commands{
-		m.rdb.B().Xack().Key(key).Group(hook.HistoryGroup).Id(ids...).Build(),
-		m.rdb.B().Xdel().Key(key).Id(ids...).Build(),
-	}
-	for _, res := range m.rdb.DoMulti(ctx, cmds...) {
-		if err := res.Error(); err != nil {
-			return fmt.Errorf("acknowledge %d history entries: %w", len(ids), err)
-		}
+	if err := streams.AckDelete(ctx, m.rdb, key, hook.HistoryGroup, ids...); err != nil {
+		return fmt.Errorf("acknowledge %d history entries: %w", len(ids), err)
 	}
 	return nil
 }

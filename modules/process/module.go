@@ -23,9 +23,9 @@ package process
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,6 +43,7 @@ import (
 	"github.com/ethhook/ethhook/hook"
 	"github.com/ethhook/ethhook/internal/backpressure"
 	"github.com/ethhook/ethhook/internal/sleep"
+	"github.com/ethhook/ethhook/internal/streams"
 	"github.com/ethhook/ethhook/tenant"
 )
 
@@ -108,7 +109,7 @@ func New(cfg config.Config, pool *pgxpool.Pool, rdb rueidis.Client, chains []con
 	}
 	m := &Module{
 		cfg: cfg.Process, pool: pool, rdb: rdb, keys: hook.Keys{Prefix: cfg.Redis.Prefix}, chains: chains,
-		log: log.With(zap.String("module", "process")), met: met, quota: tenant.New(pool), cursors: chaincursor.New(pool),
+		log: log, met: met, quota: tenant.New(pool), cursors: chaincursor.New(pool),
 		ix: newIndex(), changed: make(chan string, 1024), releaseCh: map[uint64]chan struct{}{},
 	}
 	for _, c := range chains {
@@ -174,12 +175,7 @@ func (m *Module) Run(ctx context.Context) error {
 // ensureGroup creates the consumer group (from the stream's start, so
 // nothing published before process first ran is skipped).
 func (m *Module) ensureGroup(ctx context.Context, chainID uint64) error {
-	key := m.keys.Events(chainID)
-	err := m.rdb.Do(ctx, m.rdb.B().XgroupCreate().Key(key).Group(Group).Id("0").Mkstream().Build()).Error()
-	if err != nil && !strings.Contains(err.Error(), "BUSYGROUP") {
-		return fmt.Errorf("create consumer group on %s: %w", key, err)
-	}
-	return nil
+	return streams.EnsureGroup(ctx, m.rdb, m.keys.Events(chainID), Group)
 }
 
 // compile turns an endpoint into an index target.
@@ -295,9 +291,9 @@ func (m *Module) announce(id string) {
 	}
 }
 
+// backoff is the wait of process's retry loops after attempt+1 failures.
 func backoff(attempt int) time.Duration {
-	d := 100 * time.Millisecond << min(attempt, 6)
-	return min(d, 5*time.Second)
+	return sleep.Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second}.After(attempt)
 }
 
 // listenPostgres hears NOTIFY ethhook_endpoints.
@@ -353,12 +349,12 @@ func (m *Module) listenRedis(ctx context.Context) error {
 	return nil
 }
 
-// delIdleConsumer deletes consumer ARGV[2] of group ARGV[1] on stream
-// KEYS[1] if it has no pending entry; it returns 1 if it did.
-var delIdleConsumer = rueidis.NewLuaScript(`
-if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2]) > 0 then return 0 end
-redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
-return 1`)
+var (
+	//go:embed delconsumer.lua
+	delIdleConsumerSrc string
+	// delIdleConsumer deletes a consumer that has nothing pending.
+	delIdleConsumer = rueidis.NewLuaScript(delIdleConsumerSrc)
+)
 
 // consumerRetention is how long a consumer with nothing pending may stay
 // idle in a group before it is deleted (processes that are gone for good:

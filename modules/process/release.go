@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/streams"
 )
 
 const releaseLimit = 5000
@@ -125,26 +126,11 @@ func (m *Module) cursorHead(ctx context.Context, chainID uint64) (hook.Cursor, b
 	if err != nil {
 		return hook.Cursor{}, false
 	}
-	groups, err := m.rdb.Do(ctx, m.rdb.B().XinfoGroups().Key(m.keys.Events(chainID)).Build()).ToArray()
-	if err != nil {
+	g, found, err := streams.Info(ctx, m.rdb, m.keys.Events(chainID), Group)
+	if err != nil || !found || !g.Caught() {
 		return hook.Cursor{}, false
 	}
-	for _, g := range groups {
-		info, err := g.AsMap()
-		if err != nil {
-			continue
-		}
-		nameMsg, pendMsg, lagMsg := info["name"], info["pending"], info["lag"]
-		if name, _ := nameMsg.ToString(); name != Group {
-			continue
-		}
-		pending, err1 := pendMsg.AsInt64()
-		lag, err2 := lagMsg.AsInt64()
-		if err1 == nil && err2 == nil && pending == 0 && lag == 0 {
-			return c, true
-		}
-	}
-	return hook.Cursor{}, false
+	return c, true
 }
 
 type heldRow struct {

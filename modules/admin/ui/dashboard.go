@@ -14,6 +14,7 @@ import (
 
 	"github.com/ethhook/ethhook/endpoint"
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/streams"
 	"github.com/ethhook/ethhook/message"
 )
 
@@ -96,16 +97,14 @@ func (u *UI) chainStatuses(ctx context.Context) []chainStatus {
 			u.redis.B().Xrevrange().Key(u.keys.Events(ch.ID)).End("+").Start("-").Count(1).Build(),
 		)
 		if cur, err := res[0].ToString(); err == nil {
-			num, _, _ := strings.Cut(cur, ":")
-			if n, err := strconv.ParseUint(num, 10, 64); err == nil {
-				st.Committed, st.HasCursor = n, true
+			if c, err := hook.ParseCursor(cur); err == nil {
+				st.Committed, st.HasCursor = c.Number, true
 			}
 		} else if !rueidis.IsRedisNil(err) {
 			st.Err = "Redis: " + err.Error()
 		}
 		if h, err := res[1].ToString(); err == nil {
-			num, _, _ := strings.Cut(h, ":")
-			if n, err := strconv.ParseUint(num, 10, 64); err == nil {
+			if n, err := strconv.ParseUint(h, 10, 64); err == nil {
 				st.Head, st.HasHead = n, true
 			}
 		}
@@ -126,9 +125,8 @@ func (u *UI) chainStatuses(ctx context.Context) []chainStatus {
 			if ev, err := hook.ParseEntry(entries[0].FieldValues); err == nil {
 				st.LastBlock, st.HasLast = ev.Block.Number, true
 				// Ingest appends with XADD *: the entry id is its time in ms.
-				ms, _, _ := strings.Cut(entries[0].ID, "-")
-				if n, err := strconv.ParseInt(ms, 10, 64); err == nil && n > 0 {
-					st.LastAt = time.UnixMilli(n)
+				if id, err := streams.ParseID(entries[0].ID); err == nil && id.MS > 0 {
+					st.LastAt = id.Time()
 				}
 			}
 		}
