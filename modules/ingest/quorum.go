@@ -21,8 +21,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/rueidis"
 	"go.uber.org/zap"
 
+	"github.com/ethhook/ethhook/hook"
 	"github.com/ethhook/ethhook/internal/sleep"
 	"github.com/ethhook/ethhook/modules/ingest/rpc"
 )
@@ -110,6 +112,9 @@ func (r *chainRunner) setHealth(i int, state string, why error) {
 		return
 	}
 	q.state[i] = state
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	r.m.rdb.Do(ctx, r.providersCmd()) // best effort: for the chains API
+	cancel()
 	h := 0.0
 	if state == provHealthy {
 		h = 1
@@ -123,6 +128,15 @@ func (r *chainRunner) setHealth(i int, state string, why error) {
 	default:
 		log.Warn("provider unhealthy: not counted towards the quorum", zap.Error(why))
 	}
+}
+
+// providersCmd sets the chain's providers key (hook.ProviderHealth).
+func (r *chainRunner) providersCmd() rueidis.Completed {
+	ps := make([]hook.ProviderHealth, len(r.eps))
+	for i, ep := range r.eps {
+		ps[i] = hook.ProviderHealth{Provider: ep.redacted, Health: r.q.state[i]}
+	}
+	return r.m.rdb.B().Set().Key(r.st.keys.Chain(r.ch.ID, "providers")).Value(hook.EncodeProviders(ps)).Ex(10 * time.Minute).Build()
 }
 
 // peerConn is the session's connection to provider i, dialed (and its

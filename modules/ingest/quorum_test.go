@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"context"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -84,6 +85,11 @@ func TestQuorumLyingProviderIsOutvoted(t *testing.T) {
 	})
 	if d := r.disagreements(liarURL); d < 1 {
 		t.Fatalf("liar's disagreements = %v, want at least 1", d)
+	}
+	raw, _ := e.rdb.Do(context.Background(), e.rdb.B().Get().Key(hook.Keys{Prefix: e.prefix}.Chain(testChainID, "providers")).Build()).ToString()
+	ps, err := hook.ParseProviders(raw)
+	if err != nil || len(ps) != 3 || ps[0].Provider != config.RedactURL(liarURL) || ps[0].Health != "disagrees" || ps[1].Health != "healthy" {
+		t.Fatalf("providers key %q: %+v %v", raw, ps, err)
 	}
 	logs, removed := e.verify()
 	if removed != 0 || logs == 0 {

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/redis/rueidis"
 	"go.uber.org/zap"
 
 	"github.com/ethhook/ethhook/hook"
@@ -22,7 +23,11 @@ func (r *chainRunner) noteHead(n uint64) {
 		// expires when no ingester watches the chain any more.
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		rdb := r.m.rdb
-		rdb.Do(ctx, rdb.B().Set().Key(hook.Keys{Prefix: r.m.cfg.Redis.Prefix}.Chain(r.ch.ID, "head")).Value(strconv.FormatUint(n, 10)).Ex(10*time.Minute).Build())
+		cmds := rueidis.Commands{rdb.B().Set().Key(hook.Keys{Prefix: r.m.cfg.Redis.Prefix}.Chain(r.ch.ID, "head")).Value(strconv.FormatUint(n, 10)).Ex(10 * time.Minute).Build()}
+		if r.q != nil {
+			cmds = append(cmds, r.providersCmd()) // kept alive with the head
+		}
+		rdb.DoMulti(ctx, cmds...)
 		cancel()
 	}
 	if r.cur.Set && r.head >= r.cur.Number {
