@@ -186,3 +186,33 @@ func TestQuorumLaggingProviderTwoOfTwoWaits(t *testing.T) {
 		t.Fatalf("logs %d, removed %d", logs, removed)
 	}
 }
+
+// Quorum 2 of 3 with the session on a provider that agrees, then reorgs
+// onto a branch of its own: the two others do not confirm the branch, so
+// nothing is unwound (no log.removed for canonical blocks) and nothing of
+// the branch is published; the session moves to an honest provider.
+func TestQuorumLyingReorgIsNotUnwound(t *testing.T) {
+	dcfg := devnet.Config{Seed: 94, LogsPerBlock: 3}
+	e := newEnv(t, dcfg)
+	liar := twin(dcfg)
+	e.node.Mine(10)
+	liar.Mine(10)
+	liarURL := e.provider(liar)
+	q := 2
+	e.chain.WSURLs = []string{liarURL, wsURL(e.srv), e.provider(e.node)}
+	e.chain.Quorum = &q
+	r := e.start(nil)
+	e.waitCaughtUp() // on the liar, which agrees so far
+	liar.Reorg(3)
+	e.node.Mine(1)
+	for i := 0; i < 10; i++ {
+		e.node.Mine(1)
+		liar.Mine(1)
+		time.Sleep(50 * time.Millisecond)
+	}
+	e.waitCaughtUp()
+	eventually(t, 30*time.Second, "the liar to be reported unhealthy", func() bool { return r.providerHealthy(liarURL) == 0 })
+	if logs, removed := e.verify(); removed != 0 || logs == 0 {
+		t.Fatalf("logs %d, removed %d: want the canonical logs and no removal", logs, removed)
+	}
+}
