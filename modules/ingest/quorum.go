@@ -49,7 +49,7 @@ const (
 // Provider health as reported (log line, ethhook_ingest_provider_healthy).
 const (
 	provHealthy     = "healthy"
-	provLagging     = "lagging"     // has not the block the others agree on
+	provLagging     = "lagging"     // does not have the block the others agree on yet
 	provDisagrees   = "disagrees"   // answers another hash at that number
 	provUnreachable = "unreachable" // no connection or the call failed
 	provWrongChain  = "wrong_chain" // eth_chainId is another chain
@@ -157,7 +157,12 @@ func (r *chainRunner) peerConn(ctx context.Context, i int) (*rpc.WS, error) {
 	}
 	q.dialed[i] = time.Now()
 	ep := r.eps[i]
-	ws, err := rpc.DialWS(ctx, ep.url, r.rpcOptions(ep.url))
+	opt := r.rpcOptions(ep.url)
+	observe := opt.Observe
+	opt.Observe = func(method string, d time.Duration, _ error) {
+		observe(method, d, nil) // a failure is logged once, as the provider's health
+	}
+	ws, err := rpc.DialWS(ctx, ep.url, opt)
 	if err != nil {
 		return nil, fmt.Errorf("connect %s: %w", ep.redacted, err)
 	}
