@@ -27,6 +27,11 @@ type Chain struct {
 	// block the node reported finalized, is taken for a wrong or broken
 	// node and not applied. 0 means 4 x reorg_depth.
 	MaxReorgDepth int `mapstructure:"max_reorg_depth"`
+	// Quorum, when set, is how many of the chain's ws_urls must answer a
+	// block's hash at its number before the block is published (the
+	// session's own URL counts as one). Unset (nil) or 1: no cross-check,
+	// the URLs are failover only.
+	Quorum *int `mapstructure:"quorum"`
 
 	source string // the environment variable that gave the URLs, for errors
 }

@@ -245,6 +245,9 @@ func validateChains(chains []Chain) []error {
 		if ch.MaxReorgDepth != 0 && (ch.MaxReorgDepth < ch.ReorgDepth || ch.MaxReorgDepth > 100000) {
 			errs = append(errs, fmt.Errorf("%s.max_reorg_depth: must be reorg_depth (%d)..100000 or 0 (4 x reorg_depth), got %d", key, ch.ReorgDepth, ch.MaxReorgDepth))
 		}
+		if q := ch.Quorum; q != nil && (*q < 1 || *q > len(ch.WSURLs)) {
+			errs = append(errs, fmt.Errorf("%s.quorum: must be 1..%d (the number of ws_urls), got %d", key, len(ch.WSURLs), *q))
+		}
 		if ch.BlockTime < 0 {
 			errs = append(errs, fmt.Errorf("%s.block_time: must not be negative", key))
 		}

@@ -180,6 +180,8 @@ func TestValidationNamesTheKey(t *testing.T) {
 		{"unknown chain without id", nil, "chains:\n  - {name: mystery, ws_urls: [\"wss://x.example\"]}\n", "chains[mystery].id: required"},
 		{"chain without urls", nil, "chains:\n  - {name: poly, id: 137}\n", "chains[poly].ws_urls: at least one"},
 		{"duplicate chain id", nil, "chains:\n  - {name: a, id: 5, ws_urls: [\"wss://a\"]}\n  - {name: b, id: 5, ws_urls: [\"wss://b\"]}\n", "chains[b].id: chain id 5 is configured twice"},
+		{"quorum above urls", nil, "chains:\n  - {name: a, id: 5, ws_urls: [\"wss://a\", \"wss://b\"], quorum: 3}\n", "chains[a].quorum: must be 1..2 (the number of ws_urls), got 3"},
+		{"quorum zero", nil, "chains:\n  - {name: a, id: 5, ws_urls: [\"wss://a\", \"wss://b\"], quorum: 0}\n", "chains[a].quorum: must be 1..2 (the number of ws_urls), got 0"},
 		{"http url plain", nil, "chains:\n  - {name: a, id: 5, ws_urls: [\"wss://a\"], http_url: \"http://a.example\"}\n", "chains[a].http_url"},
 		{"log level", map[string]string{"ETHHOOK_LOG_LEVEL": "loud"}, "", "log.level (ETHHOOK_LOG_LEVEL): must be debug"},
 		{"log format", map[string]string{"ETHHOOK_LOG_FORMAT": "xml"}, "", "log.format (ETHHOOK_LOG_FORMAT)"},

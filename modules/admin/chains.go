@@ -18,7 +18,9 @@ import (
 // committed block), `:lease` (the writer's holder id) and `:head` (the
 // newest block number seen, when the ingestor publishes it). Who holds the
 // lease (the ingester's host and pid) is shown to admins only; everyone
-// sees whether the chain has an active writer.
+// sees whether the chain has an active writer. With the chain's quorum
+// set, `:providers` (hook.ProviderHealth) says which providers agree;
+// admins only, like the lease holder.
 type chainView struct {
 	ID             uint64  `json:"id"`
 	Name           string  `json:"name"`
@@ -29,6 +31,9 @@ type chainView struct {
 	ActiveWriter   bool    `json:"active_writer"`          // an ingester holds the chain's lease
 	LeaseHolder    string  `json:"lease_holder,omitempty"` // its host and pid; admins only
 	StreamLength   int64   `json:"stream_length"`
+	// Providers is each provider's health with the chain's quorum set;
+	// admins only.
+	Providers []hook.ProviderHealth `json:"providers,omitempty"`
 }
 
 // eventView is one entry of a chain's events stream.
@@ -46,6 +51,7 @@ func (m *Module) chainStatus(c echo.Context, ch config.Chain) (chainView, error)
 		b.Get().Key(m.keys.Chain(ch.ID, "lease")).Build(),
 		b.Get().Key(m.keys.Chain(ch.ID, "head")).Build(),
 		b.Xlen().Key(m.keys.Events(ch.ID)).Build(),
+		b.Get().Key(m.keys.Chain(ch.ID, "providers")).Build(),
 	)
 	str := func(r rueidis.RedisResult) (string, error) {
 		s, err := r.ToString()
@@ -78,6 +84,11 @@ func (m *Module) chainStatus(c echo.Context, ch config.Chain) (chainView, error)
 	}
 	if v.StreamLength, err = res[3].AsInt64(); err != nil && !rueidis.IsRedisNil(err) {
 		return v, err
+	}
+	if providers, err := str(res[4]); err != nil {
+		return v, err
+	} else if providers != "" && scopeOf(c).Admin {
+		v.Providers, _ = hook.ParseProviders(providers) // unreadable: not shown
 	}
 	if v.Head != nil && v.CommittedBlock != nil {
 		lag := uint64(0)

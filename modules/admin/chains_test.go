@@ -1,10 +1,12 @@
 package admin
 
 import (
+	"context"
 	"strings"
 	"testing"
 
 	"github.com/ethhook/ethhook/config"
+	"github.com/ethhook/ethhook/hook"
 )
 
 func TestChainsShowTheLeaseHolderToAdminsOnly(t *testing.T) {
@@ -40,6 +42,27 @@ func TestChainsShowTheLeaseHolderToAdminsOnly(t *testing.T) {
 		for _, c := range chains.Data {
 			if c.ID != config.DevnetChainID && (c.ActiveWriter || c.LeaseHolder != "") {
 				t.Fatalf("chain %d without a lease: %+v", c.ID, c)
+			}
+		}
+	}
+}
+
+func TestChainsShowProviderHealthToAdminsOnly(t *testing.T) {
+	h := newHarness(t)
+	h.chainFixture(t)
+	ps := []hook.ProviderHealth{{Provider: "wss://a.example", Health: "healthy"}, {Provider: "wss://b.example", Health: "disagrees"}}
+	rdb := h.m.rdb
+	if err := rdb.Do(context.Background(), rdb.B().Set().Key(h.keys.Chain(config.DevnetChainID, "providers")).Value(hook.EncodeProviders(ps)).Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	member, _, _ := h.member("tenant@example.com")
+	for token, want := range map[string]int{h.admin: 2, member: 0} {
+		var chains List[chainView]
+		r := h.must(200, "GET", "/api/v1/chains", token, nil)
+		r.json(t, &chains)
+		for _, c := range chains.Data {
+			if c.ID == config.DevnetChainID && (len(c.Providers) != want || want > 0 && c.Providers[1] != ps[1]) {
+				t.Fatalf("want %d providers: %s", want, r.Body)
 			}
 		}
 	}

@@ -57,6 +57,7 @@ type chainRunner struct {
 	fin finality // the node's safe and finalized blocks (finality.go)
 
 	process *backpressure.Gate // holds commits back while process is far behind
+	q       *quorum            // cross-checks with the other providers when the chain's quorum is set (quorum.go)
 
 	chainMetrics // this chain's series (metrics.go)
 }
@@ -85,6 +86,7 @@ func newChainRunner(m *Module, ch config.Chain) *chainRunner {
 	}
 	r.chainMetrics = newChainMetrics(m.met, ch)
 	r.process = r.newProcessGate()
+	r.q = r.newQuorum()
 	return r
 }
 

@@ -35,6 +35,8 @@ type metrics struct {
 	redisLost                            *prometheus.CounterVec
 	finality                             *prometheus.GaugeVec
 	finalityRefused, foreign, deepReorgs *prometheus.CounterVec
+	providerHealthy, quorumWaiting       *prometheus.GaugeVec
+	providerDisagreements                *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -72,6 +74,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		finalityRefused: c("finality_refused_total", "Safe/finalized answers not published, by reason (order: finalized above safe; backwards: below the published one; not_committed: not the block ingest committed).", "reason"),
 		foreign:         c("foreign_node_total", "Sessions given up because the node contradicted what ingest committed or reported finalized (a wrong or broken node; nothing was unwound), by reason.", "reason"),
 		deepReorgs:      c("deep_reorgs_total", "Reorgs deeper than the chain's reorg_depth (entries kept) but within max_reorg_depth, unwound by retracting whole blocks."),
+		providerHealthy: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ethhook_ingest_provider_healthy",
+			Help: "With the chain's quorum set: 1 while the provider (redacted URL) agrees with the quorum, 0 while it lags, disagrees or cannot be reached."}, append(chainLabels[:len(chainLabels):len(chainLabels)], "provider")),
+		providerDisagreements: c("provider_disagreements_total", "With the chain's quorum set: answers of a provider that gave another hash for a block than the session's provider (or, for the session's provider, blocks the others outvoted).", "provider"),
+		quorumWaiting:         g("quorum_waiting", "With the chain's quorum set: 1 while a block waits because fewer providers than the quorum agree on it."),
 		reorgs: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "ethhook_ingest_reorg_depth_blocks", Help: "Reorgs by depth (orphaned blocks).",
 			Buckets: []float64{1, 2, 3, 4, 6, 8, 12, 16, 32, 64},
@@ -83,7 +89,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	for _, col := range []prometheus.Collector{m.head, m.committed, m.lag, m.leaseHolder, m.heldBack, m.logs, m.blocks, m.backfilled,
 		m.reconnects, m.rpcErrors, m.malformed, m.wrongChain, m.oversized, m.restarts, m.rejectedLogs, m.emptyRefetch, m.leaseLost, m.leaseRetaken, m.droppedHeads, m.invalid, m.headJumps, m.redisLost, m.reorgs, m.rpcLatency,
-		m.finality, m.finalityRefused, m.foreign, m.deepReorgs} {
+		m.finality, m.finalityRefused, m.foreign, m.deepReorgs, m.providerHealthy, m.providerDisagreements, m.quorumWaiting} {
 		if err := reg.Register(col); err != nil {
 			return nil, err
 		}

@@ -72,6 +72,21 @@ func (r *chainRunner) reorg(ctx context.Context, target header) error {
 	if err := r.checkAncestor(ctx, anc, uint64(target.Number)); err != nil {
 		return err
 	}
+	if r.q != nil {
+		// Nothing is unwound for a branch the other providers do not
+		// confirm: its first block must reach the quorum (quorum.go).
+		want := make([]hashAt, 0, len(branch))
+		for i := len(branch) - 1; i >= 0; i-- {
+			if uint64(branch[i].Number) > anc.Number {
+				want = append(want, hashAt{uint64(branch[i].Number), branch[i].Hash})
+			}
+		}
+		if len(want) > 0 {
+			if _, err := r.awaitQuorum(ctx, want[:1]); err != nil {
+				return fmt.Errorf("reorg at block %d: %w", uint64(target.Number), err)
+			}
+		}
+	}
 	var orphans []orphan
 	for n := r.cur.Number; n > anc.Number; n-- {
 		if e, ok := r.win[n]; ok {

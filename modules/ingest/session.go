@@ -36,7 +36,11 @@ func (r *chainRunner) active(ctx context.Context) error {
 		if errors.Is(err, errFenced) {
 			return err
 		}
-		if errors.Is(err, errWrongChain) || errors.Is(err, errForeignNode) {
+		if errors.Is(err, errQuorum) {
+			// The others outvoted or outran this provider (quorum.go).
+			ep.failure(time.Now())
+			r.epIdx = (i + 1) % len(r.eps)
+		} else if errors.Is(err, errWrongChain) || errors.Is(err, errForeignNode) {
 			// At session start, on a deep reorg, a head jump or the
 			// periodic check (chainid.go), or a node that contradicts
 			// the committed chain (foreign.go): nothing of it was committed.
@@ -85,6 +89,9 @@ func (r *chainRunner) session(ctx context.Context, ep *endpoint) (healthy bool, 
 	}
 	r.ws, r.bf, r.url = ws, ws, ep.redacted
 	defer func() { r.ws, r.bf = nil, nil }()
+	if r.q != nil {
+		defer r.q.endSession()
+	}
 	if r.ch.HTTPURL != "" {
 		h := rpc.NewHTTP(r.ch.HTTPURL, r.rpcOptions(r.ch.HTTPURL))
 		if err := r.checkChainID(ctx, h, config.RedactURL(r.ch.HTTPURL)); err != nil {
@@ -170,6 +177,9 @@ func (r *chainRunner) session(ctx context.Context, ep *endpoint) (healthy bool, 
 			var h header
 			if h, err = r.latest(ctx); err == nil {
 				err = r.syncTo(ctx, h)
+			}
+			if err == nil && r.q != nil {
+				err = r.checkPrimaryLag(ctx)
 			}
 		}
 		if err == nil {

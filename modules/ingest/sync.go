@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/redis/rueidis"
 	"go.uber.org/zap"
 
 	"github.com/ethhook/ethhook/hook"
@@ -22,7 +23,11 @@ func (r *chainRunner) noteHead(n uint64) {
 		// expires when no ingester watches the chain any more.
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		rdb := r.m.rdb
-		rdb.Do(ctx, rdb.B().Set().Key(hook.Keys{Prefix: r.m.cfg.Redis.Prefix}.Chain(r.ch.ID, "head")).Value(strconv.FormatUint(n, 10)).Ex(10*time.Minute).Build())
+		cmds := rueidis.Commands{rdb.B().Set().Key(hook.Keys{Prefix: r.m.cfg.Redis.Prefix}.Chain(r.ch.ID, "head")).Value(strconv.FormatUint(n, 10)).Ex(10 * time.Minute).Build()}
+		if r.q != nil {
+			cmds = append(cmds, r.providersCmd()) // kept alive with the head
+		}
+		rdb.DoMulti(ctx, cmds...)
 		cancel()
 	}
 	if r.cur.Set && r.head >= r.cur.Number {
@@ -103,8 +108,27 @@ func (r *chainRunner) commitHead(ctx context.Context, h *header) error {
 	return r.commit(ctx, []*block{{header: *h, logs: logs}}, 0)
 }
 
-// commit runs the commit script for blocks and updates the local view.
+// commit commits blocks; with the chain's quorum set, each only once
+// enough providers agree on it (quorum.go), the agreed part first.
 func (r *chainRunner) commit(ctx context.Context, blocks []*block, storeFrom uint64) error {
+	for r.q != nil && len(blocks) > 0 {
+		k, err := r.awaitQuorum(ctx, hashesOf(blocks))
+		if err != nil {
+			return err
+		}
+		if k == len(blocks) {
+			break
+		}
+		if err := r.commitBlocks(ctx, blocks[:k], storeFrom); err != nil {
+			return err
+		}
+		blocks = blocks[k:]
+	}
+	return r.commitBlocks(ctx, blocks, storeFrom)
+}
+
+// commitBlocks runs the commit script for blocks and updates the local view.
+func (r *chainRunner) commitBlocks(ctx context.Context, blocks []*block, storeFrom uint64) error {
 	inBatch := make(map[uint64]string, len(blocks))
 	for _, b := range blocks {
 		inBatch[uint64(b.Number)] = b.Hash
