@@ -31,8 +31,8 @@ func New(cfg config.Retention, pool *pgxpool.Pool, log *zap.Logger) *Module {
 func (m *Module) Name() string { return "retention" }
 
 // Run works until ctx ends. A failed round (Postgres away, a lock timeout)
-// is logged and retried next round: partitions are created days ahead, so a
-// few missed rounds cost nothing.
+// is logged and retried next round: partitions are created ahead_days
+// partitions (at least two) ahead, so a missed round costs nothing.
 func (m *Module) Run(ctx context.Context) error {
 	for {
 		if err := m.Round(ctx); err != nil && ctx.Err() == nil {
@@ -47,7 +47,7 @@ func (m *Module) Run(ctx context.Context) error {
 // Round creates the partitions ahead and drops the expired ones, once.
 func (m *Module) Round(ctx context.Context) error {
 	now := m.now()
-	created, err := Ensure(ctx, m.pool, now, m.cfg.AheadDays)
+	created, err := Ensure(ctx, m.pool, now, LayoutOf(m.cfg))
 	if err != nil {
 		return err
 	}
@@ -62,9 +62,12 @@ func (m *Module) Round(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if len(dropped) > 0 {
-		m.log.Info("dropped partitions past retention", zap.Strings("partitions", dropped),
+	if len(dropped.Names) > 0 {
+		m.log.Info("dropped partitions past retention", zap.Strings("partitions", dropped.Names),
 			zap.Time("messages_before", h.Messages), zap.Time("attempts_before", h.Attempts), zap.Time("audit_before", h.Audit))
+	}
+	for name, n := range dropped.Kept {
+		m.log.Info("kept a partition past retention: messages in it are still in flight", zap.String("partition", name), zap.Int("in_flight", n))
 	}
 	return nil
 }

@@ -1,7 +1,8 @@
 // Package retention owns the partitions of the tables that grow with
 // traffic (messages, delivery_history, audit_log, range-partitioned by
-// migration 00063): it creates one partition per UTC day ahead of time and
-// drops whole partitions once they are past retention. Nothing is ever
+// migration 00063): it creates partitions of retention.partition_width (one
+// UTC day by default) ahead of time and drops whole partitions once they are
+// past retention, except one still holding a message in flight. Nothing is ever
 // DELETEd row by row. Every change runs in a transaction holding one
 // Postgres advisory lock and re-reads the partitions under it, so any number
 // of processes (every replica's `migrate up`, several retention modules) may
@@ -20,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/oklog/ulid/v2"
 
+	"github.com/ethhook/ethhook/config"
 	"github.com/ethhook/ethhook/hook"
 )
 
@@ -137,22 +139,69 @@ func locked(ctx context.Context, pool *pgxpool.Pool, f func(tx pgx.Tx) error) er
 	})
 }
 
-// Ensure creates the daily partitions missing from the end of the newest one
-// to the end of day now+aheadDays, and returns their names. Migration 00063
-// leaves today and tomorrow covered, so a fresh database takes inserts before
-// any process ran Ensure.
-func Ensure(ctx context.Context, pool *pgxpool.Pool, now time.Time, aheadDays int) ([]string, error) {
+// Layout is how partitions are cut: Width wide (retention.partition_width),
+// Ahead of them created past the current one (retention.ahead_days).
+type Layout struct {
+	Width time.Duration
+	Ahead int
+}
+
+// LayoutOf is the layout the retention settings ask for.
+func LayoutOf(cfg config.Retention) Layout {
+	w := cfg.PartitionWidth
+	if w == 0 {
+		w = day
+	}
+	return Layout{Width: w, Ahead: cfg.AheadDays}
+}
+
+// partitionName names the partition starting at lo: the day for one
+// starting at UTC midnight (the names of one-day partitions), else the day
+// and the time.
+func partitionName(prefix string, lo time.Time) string {
+	if lo.Equal(dayStart(lo)) {
+		return prefix + "_p" + lo.Format("20060102")
+	}
+	return prefix + "_p" + lo.Format("20060102_1504")
+}
+
+// Ensure creates the partitions missing from the end of the newest one to
+// the end of the l.Ahead-th slot after now's, and returns their names (and
+// the names of partitions it cut back). New partitions are l.Width wide,
+// aligned on UTC midnight (the first after a partition ending off the grid
+// runs to the next slot boundary), so ranges never overlap when the width
+// changes. Before that, the newest partitions wider than l.Width that reach
+// past now's slot and are still empty (the day partitions a fresh database
+// or a width change leaves ahead) are dropped or cut back to the end of
+// now's slot, so a narrower width takes effect at once on a database with
+// nothing stored ahead. Migration 00063 leaves today and tomorrow covered,
+// so a fresh database takes inserts before any process ran Ensure.
+func Ensure(ctx context.Context, pool *pgxpool.Pool, now time.Time, l Layout) ([]string, error) {
+	if l.Width <= 0 || day%l.Width != 0 {
+		return nil, fmt.Errorf("partition width %s does not divide a day", l.Width)
+	}
 	var created []string
 	err := locked(ctx, pool, func(tx pgx.Tx) error {
 		created = created[:0]
-		until := dayStart(now).Add(time.Duration(aheadDays+1) * day)
+		cut := hook.PartitionStart(now, l.Width).Add(l.Width)
+		until := hook.PartitionStart(now, l.Width).Add(time.Duration(l.Ahead+1) * l.Width)
+		// At least two widths ahead of now whatever ahead_days says: message
+		// ids take block times up to min(1h, width) ahead (hook.MessageID).
+		if min2 := hook.PartitionStart(now.Add(2*l.Width), l.Width); until.Before(min2) {
+			until = min2
+		}
 		ms, err := partitions(ctx, tx, "messages", true)
 		if err != nil {
 			return err
 		}
+		ms, cutNames, err := cutBack(ctx, tx, ms, cut, l.Width, true)
+		if err != nil {
+			return err
+		}
+		created = append(created, cutNames...)
 		for hi := last(ms); hi.Before(until); {
-			next := dayStart(hi).Add(day)
-			name := "messages_p" + hi.Format("20060102")
+			next := hook.PartitionStart(hi, l.Width).Add(l.Width)
+			name := partitionName("messages", hi)
 			dh := twin(name)
 			for _, q := range []string{
 				fmt.Sprintf(`CREATE TABLE %s PARTITION OF messages FOR VALUES FROM ('%s') TO ('%s')`, name, IDBound(hi), IDBound(next)),
@@ -171,9 +220,14 @@ func Ensure(ctx context.Context, pool *pgxpool.Pool, now time.Time, aheadDays in
 		if err != nil {
 			return err
 		}
+		as, cutNames, err = cutBack(ctx, tx, as, cut, l.Width, false)
+		if err != nil {
+			return err
+		}
+		created = append(created, cutNames...)
 		for hi := last(as); hi.Before(until); {
-			next := dayStart(hi).Add(day)
-			name := "audit_log_p" + hi.Format("20060102")
+			next := hook.PartitionStart(hi, l.Width).Add(l.Width)
+			name := partitionName("audit_log", hi)
 			if _, err := tx.Exec(ctx, fmt.Sprintf(`CREATE TABLE %s PARTITION OF audit_log FOR VALUES FROM ('%s') TO ('%s')`,
 				name, hi.Format(time.RFC3339), next.Format(time.RFC3339))); err != nil {
 				return fmt.Errorf("create partition %s: %w", name, err)
@@ -184,6 +238,102 @@ func Ensure(ctx context.Context, pool *pgxpool.Pool, now time.Time, aheadDays in
 		return nil
 	})
 	return created, err
+}
+
+// cutBack drops or narrows the newest partitions (oldest first in ps) that
+// are wider than w, end after cut and hold no rows: one starting at or after
+// cut goes, one starting before is re-attached as [lo, cut). For messages
+// the delivery_history twin goes the same way (and must be empty too). It
+// stops at the first partition holding a row: new partitions start after
+// it. Emptiness is checked again under an ACCESS EXCLUSIVE lock, so no
+// insert lands in between. Returns the partitions left and what it did.
+func cutBack(ctx context.Context, tx pgx.Tx, ps []partition, cut time.Time, w time.Duration, byID bool) ([]partition, []string, error) {
+	var did []string
+	parent := "audit_log"
+	if byID {
+		parent = "messages"
+	}
+	bound := func(t time.Time) string {
+		if byID {
+			return IDBound(t)
+		}
+		return t.Format(time.RFC3339)
+	}
+	empty := func(name string) (bool, error) {
+		var any bool
+		err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+pgx.Identifier{name}.Sanitize()+`)`).Scan(&any)
+		return !any, err
+	}
+	for len(ps) > 0 {
+		p := ps[len(ps)-1]
+		if !p.hi.After(cut) || (!p.lo.IsZero() && p.hi.Sub(p.lo) <= w) {
+			break
+		}
+		tables := []string{p.name}
+		if byID {
+			tables = append(tables, twin(p.name))
+		}
+		ok := true
+		for _, name := range tables {
+			// A cheap look first: the current partition of a busy database is
+			// never empty, and its lock would hold up every insert.
+			e, err := empty(name)
+			if err != nil {
+				return nil, nil, fmt.Errorf("look into partition %s: %w", name, err)
+			}
+			ok = ok && e
+		}
+		if ok {
+			for _, name := range tables {
+				if _, err := tx.Exec(ctx, `LOCK TABLE `+pgx.Identifier{name}.Sanitize()+` IN ACCESS EXCLUSIVE MODE`); err != nil {
+					return nil, nil, fmt.Errorf("lock partition %s: %w", name, err)
+				}
+				e, err := empty(name)
+				if err != nil {
+					return nil, nil, fmt.Errorf("look into partition %s: %w", name, err)
+				}
+				ok = ok && e
+			}
+		}
+		if !ok {
+			break
+		}
+		if !p.lo.Before(cut) {
+			// The attempts twin first: its foreign key references the other.
+			for i := len(tables) - 1; i >= 0; i-- {
+				name := tables[i]
+				if _, err := tx.Exec(ctx, `DROP TABLE `+pgx.Identifier{name}.Sanitize()); err != nil {
+					return nil, nil, fmt.Errorf("drop empty partition %s: %w", name, err)
+				}
+				did = append(did, "-"+name)
+			}
+			ps = ps[:len(ps)-1]
+			continue
+		}
+		lo := "MINVALUE"
+		if !p.lo.IsZero() {
+			lo = "'" + bound(p.lo) + "'"
+		}
+		parents := []string{parent}
+		if byID {
+			parents = append(parents, "delivery_history")
+		}
+		for i, name := range tables {
+			id := pgx.Identifier{name}.Sanitize()
+			for _, q := range []string{
+				fmt.Sprintf(`ALTER TABLE %s DETACH PARTITION %s`, parents[i], id),
+				fmt.Sprintf(`ALTER TABLE %s ATTACH PARTITION %s FOR VALUES FROM (%s) TO ('%s')`, parents[i], id, lo, bound(cut)),
+			} {
+				if _, err := tx.Exec(ctx, q); err != nil {
+					return nil, nil, fmt.Errorf("cut partition %s back to %s: %w", name, cut.Format(time.RFC3339), err)
+				}
+			}
+			did = append(did, name+"<"+cut.Format(time.RFC3339))
+		}
+		ps[len(ps)-1].hi = cut
+		break
+	}
+	return ps, did, nil
 }
 
 // last is the upper bound of the newest partition; with none, today.
@@ -200,45 +350,114 @@ type Horizons struct {
 	Messages, Attempts, Audit time.Time
 }
 
+// inFlight are the message states still to be delivered: a partition
+// holding one is not dropped (nor its attempts partition, where the next
+// attempt is written) until the message is finished. quota_exceeded waits
+// for a quota reset that may never come and is not kept.
+var inFlight = []string{hook.StatePending, hook.StateDelivering, hook.StateFailed}
+
+// Dropped is what a Drop did: the partitions dropped, and those past
+// retention kept because a message in them is still in flight (with how
+// many).
+type Dropped struct {
+	Names []string
+	Kept  map[string]int
+}
+
 // Drop drops every partition entirely before its horizon and returns the
 // names dropped. An attempts horizon before the messages one is moved up to
 // it: attempts never outlive their message (delivery_history partitions are
-// dropped first, then the messages partitions they reference).
-func Drop(ctx context.Context, pool *pgxpool.Pool, h Horizons) ([]string, error) {
+// dropped first, then the messages partitions they reference). A messages
+// partition holding a message in flight is kept, with its delivery_history
+// twin, however old: retention never loses an undelivered message. The
+// check runs under a lock on the messages partition (SHARE, which holds up
+// state changes, then ACCESS EXCLUSIVE for the drop), so no message turns
+// in flight between the check and the drop.
+func Drop(ctx context.Context, pool *pgxpool.Pool, h Horizons) (Dropped, error) {
 	if h.Attempts.Before(h.Messages) {
 		h.Attempts = h.Messages
 	}
-	var dropped []string
+	var out Dropped
 	err := locked(ctx, pool, func(tx pgx.Tx) error {
-		dropped = dropped[:0]
+		out = Dropped{Kept: map[string]int{}}
 		drop := func(name string) error {
 			if _, err := tx.Exec(ctx, `DROP TABLE IF EXISTS `+pgx.Identifier{name}.Sanitize()); err != nil {
 				return fmt.Errorf("drop partition %s: %w", name, err)
 			}
-			dropped = append(dropped, name)
+			out.Names = append(out.Names, name)
 			return nil
+		}
+		ms, err := partitions(ctx, tx, "messages", true)
+		if err != nil {
+			return err
+		}
+		// busy reports whether messages partition name holds a message in
+		// flight, locking it first in mode.
+		checked := map[string]bool{}
+		busy := func(name, mode string) (bool, error) {
+			if _, err := tx.Exec(ctx, `LOCK TABLE `+pgx.Identifier{name}.Sanitize()+` IN `+mode+` MODE`); err != nil {
+				return false, fmt.Errorf("lock partition %s: %w", name, err)
+			}
+			var n int
+			if err := tx.QueryRow(ctx, `SELECT count(*) FROM `+pgx.Identifier{name}.Sanitize()+` WHERE state = ANY($1)`, inFlight).Scan(&n); err != nil {
+				return false, fmt.Errorf("count messages in flight in %s: %w", name, err)
+			}
+			checked[name] = true
+			if n > 0 {
+				out.Kept[name] = n
+			}
+			return n > 0, nil
+		}
+		byName := map[string]partition{}
+		for _, p := range ms {
+			byName[p.name] = p
 		}
 		dh, err := partitions(ctx, tx, "delivery_history", true)
 		if err != nil {
 			return err
 		}
 		for _, p := range dh {
-			if !p.hi.After(h.Attempts) {
-				if err := drop(p.name); err != nil {
+			if p.hi.After(h.Attempts) {
+				continue
+			}
+			// The attempts of a message in flight stay: its next attempt goes
+			// there. A twin gone already (a drop interrupted) is no matter.
+			if m := "messages" + strings.TrimPrefix(p.name, "delivery_history"); byName[m].name != "" {
+				mode := "SHARE"
+				if !byName[m].hi.After(h.Messages) {
+					mode = "ACCESS EXCLUSIVE" // dropped next: take the lock for it now
+				}
+				b, err := busy(m, mode)
+				if err != nil {
 					return err
 				}
+				if b {
+					continue
+				}
 			}
-		}
-		ms, err := partitions(ctx, tx, "messages", true)
-		if err != nil {
-			return err
+			if err := drop(p.name); err != nil {
+				return err
+			}
 		}
 		for i, p := range ms {
 			// The newest partition always stays, so Ensure knows where to go on.
-			if !p.hi.After(h.Messages) && i < len(ms)-1 {
-				if err := drop(p.name); err != nil {
+			if p.hi.After(h.Messages) || i == len(ms)-1 {
+				continue
+			}
+			if _, kept := out.Kept[p.name]; kept {
+				continue
+			}
+			if !checked[p.name] {
+				b, err := busy(p.name, "ACCESS EXCLUSIVE")
+				if err != nil {
 					return err
 				}
+				if b {
+					continue
+				}
+			}
+			if err := drop(p.name); err != nil {
+				return err
 			}
 		}
 		as, err := partitions(ctx, tx, "audit_log", false)
@@ -254,7 +473,7 @@ func Drop(ctx context.Context, pool *pgxpool.Pool, h Horizons) ([]string, error)
 		}
 		return nil
 	})
-	return dropped, err
+	return out, err
 }
 
 // OldestMessageTime is the start of the oldest messages partition: a
