@@ -66,8 +66,14 @@ func (m *Module) Round(ctx context.Context) error {
 		m.log.Info("dropped partitions past retention", zap.Strings("partitions", dropped.Names),
 			zap.Time("messages_before", h.Messages), zap.Time("attempts_before", h.Attempts), zap.Time("audit_before", h.Audit))
 	}
+	for name, n := range dropped.Moved {
+		m.log.Info("moved messages still in flight out of a partition past retention into messages_default", zap.String("partition", name), zap.Int("in_flight", n))
+	}
 	for name, n := range dropped.Kept {
-		m.log.Info("kept a partition past retention: messages in it are still in flight", zap.String("partition", name), zap.Int("in_flight", n))
+		m.log.Info("kept an attempts partition past retention: messages of it are still in flight", zap.String("partition", name), zap.Int("in_flight", n))
+	}
+	if dropped.Deleted > 0 {
+		m.log.Info("deleted finished messages past retention from messages_default", zap.Int64("messages", dropped.Deleted))
 	}
 	return nil
 }

@@ -228,11 +228,13 @@ func setState(t *testing.T, pool *pgxpool.Pool, id, state string) {
 	}
 }
 
-// A partition past retention holding a message pending, delivering or
-// failed (awaiting its retry) is kept with its attempts partition; once
-// they are finished, the next round drops it. A message waiting for a
-// quota reset does not keep it.
-func TestDropKeepsPartitionsWithMessagesInFlight(t *testing.T) {
+// A partition past retention holding messages pending, delivering or
+// failed (awaiting a retry) is dropped, but those messages and their
+// attempts are moved to the default partitions first: still there by id,
+// still taking attempts, and only they outlive retention (the finished
+// message beside them goes). Once finished, a later round deletes them. A
+// message waiting for a quota reset is not kept.
+func TestDropMovesMessagesInFlightOutOfPartitionsPastRetention(t *testing.T) {
 	pool := setup(t)
 	ctx := context.Background()
 	cfg := shortRetention()
@@ -262,22 +264,32 @@ func TestDropKeepsPartitionsWithMessagesInFlight(t *testing.T) {
 	if err := m.Round(ctx); err != nil {
 		t.Fatal(err)
 	}
-	for _, id := range append(inFlight, done) {
+	for _, id := range inFlight {
 		if count(t, pool, `SELECT count(*) FROM messages WHERE id = $1`, id) != 1 ||
 			count(t, pool, `SELECT count(*) FROM delivery_history WHERE message_id = $1`, id) != 1 {
-			t.Errorf("message %s (or its attempt) in a partition with messages in flight was dropped", id)
+			t.Errorf("message %s in flight (or its attempt) lost when its partition was dropped", id)
 		}
-	}
-	// Attempts can still be written for them (the attempts partition is there).
-	for _, id := range inFlight {
+		// Its next attempt can be written, and it can finish.
 		if _, err := pool.Exec(ctx, `INSERT INTO delivery_history (message_id, endpoint_id, app_id, attempt) VALUES ($1, 'ep_r', 'app_r', 2)`, id); err != nil {
 			t.Errorf("second attempt of %s in flight: %v", id, err)
 		}
 	}
-	for _, id := range []string{quiet, quota} {
+	if n := count(t, pool, `SELECT count(*) FROM messages_default WHERE id = ANY($1)`, inFlight); n != len(inFlight) {
+		t.Errorf("%d of %d messages in flight in messages_default", n, len(inFlight))
+	}
+	for _, id := range []string{done, quiet, quota} {
 		if n := count(t, pool, `SELECT count(*) FROM messages WHERE id = $1`, id); n != 0 {
-			t.Errorf("message %s past retention with nothing in flight in its partition not dropped", id)
+			t.Errorf("finished message %s past retention not dropped", id)
 		}
+	}
+	for _, name := range names(t, pool, "messages") {
+		if name == "messages_legacy" {
+			t.Errorf("partitions past retention left: %v", names(t, pool, "messages"))
+		}
+	}
+	// Creating partitions ahead still works beside the moved rows.
+	if _, err := retention.Ensure(ctx, pool, later.Add(time.Hour), retention.LayoutOf(cfg)); err != nil {
+		t.Fatal(err)
 	}
 	for _, id := range inFlight {
 		setState(t, pool, id, hook.StateSucceeded)
@@ -285,9 +297,9 @@ func TestDropKeepsPartitionsWithMessagesInFlight(t *testing.T) {
 	if err := m.Round(ctx); err != nil {
 		t.Fatal(err)
 	}
-	for _, id := range append(inFlight, done) {
-		if n := count(t, pool, `SELECT count(*) FROM messages WHERE id = $1`, id); n != 0 {
-			t.Errorf("message %s still there once its partition's messages were finished", id)
+	for _, id := range inFlight {
+		if count(t, pool, `SELECT count(*) FROM messages WHERE id = $1`, id) != 0 || count(t, pool, `SELECT count(*) FROM delivery_history WHERE message_id = $1`, id) != 0 {
+			t.Errorf("message %s (or its attempts) still there once finished and past retention", id)
 		}
 	}
 }
