@@ -75,7 +75,7 @@ Postgres advisory lock makes them apply each migration once.
 			if err != nil {
 				return err
 			}
-			created, err := retention.Ensure(ctx, pool, time.Now(), rt.Cfg.Retention.AheadDays)
+			created, err := retention.Ensure(ctx, pool, time.Now(), retention.LayoutOf(rt.Cfg.Retention))
 			if err != nil {
 				return fmt.Errorf("migrate up: create partitions ahead: %w", err)
 			}

@@ -12,11 +12,13 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
 	"github.com/ethhook/ethhook/config"
+	"github.com/ethhook/ethhook/hook"
 )
 
 type flagKey struct {
@@ -104,6 +106,11 @@ Settings come from flags, then environment variables, then the YAML file
 				return err
 			}
 			rt.Cfg = cfg
+			// Message ids take their fallback time from the partition width
+			// (hook.MessageID); Load has validated it.
+			if w := cfg.Retention.PartitionWidth; w > 0 && (24*time.Hour)%w == 0 {
+				hook.SetPartitionWidth(w)
+			}
 			if rt.Log, err = newLogger(cfg.Log); err != nil {
 				return err
 			}

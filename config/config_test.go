@@ -208,6 +208,12 @@ func TestValidationNamesTheKey(t *testing.T) {
 		{"idle timeout", map[string]string{"ETHHOOK_ADMIN_IDLE_TIMEOUT": "2h"}, "", "admin.idle_timeout (ETHHOOK_ADMIN_IDLE_TIMEOUT): must be between 1s and 1h, got 2h0m0s"},
 		{"header timeout over read timeout", map[string]string{"ETHHOOK_ADMIN_READ_HEADER_TIMEOUT": "40s"}, "", "admin.read_header_timeout (ETHHOOK_ADMIN_READ_HEADER_TIMEOUT): must not be longer than admin.read_timeout"},
 		{"max apps per user", map[string]string{"ETHHOOK_ADMIN_MAX_APPS_PER_USER": "-1"}, "", "admin.max_apps_per_user (ETHHOOK_ADMIN_MAX_APPS_PER_USER)"},
+		{"partition width not dividing a day", map[string]string{"ETHHOOK_RETENTION_PARTITION_WIDTH": "7m"}, "", "retention.partition_width (ETHHOOK_RETENTION_PARTITION_WIDTH=7m): must be whole minutes from 5m to 24h dividing a day evenly"},
+		{"partition width too narrow", map[string]string{"ETHHOOK_RETENTION_PARTITION_WIDTH": "1m"}, "", "retention.partition_width (ETHHOOK_RETENTION_PARTITION_WIDTH=1m)"},
+		{"partition width over a day", map[string]string{"ETHHOOK_RETENTION_PARTITION_WIDTH": "48h"}, "", "retention.partition_width (ETHHOOK_RETENTION_PARTITION_WIDTH=48h)"},
+		{"retention shorter than a partition", map[string]string{"ETHHOOK_RETENTION_PARTITION_WIDTH": "10m", "ETHHOOK_RETENTION_MESSAGES": "5m", "ETHHOOK_RETENTION_INTERVAL": "1m"}, "", "retention.messages (ETHHOOK_RETENTION_MESSAGES=5m): must be at least retention.partition_width (10m0s), got 5m0s"},
+		{"retention under a day with day partitions", map[string]string{"ETHHOOK_RETENTION_MESSAGES": "10m"}, "", "retention.messages (ETHHOOK_RETENTION_MESSAGES=10m): must be at least retention.partition_width (24h0m0s)"},
+		{"interval longer than a partition", map[string]string{"ETHHOOK_RETENTION_PARTITION_WIDTH": "10m", "ETHHOOK_RETENTION_MESSAGES": "30m"}, "", "retention.interval: must be between 1m and 10m0s"},
 		{"unknown yaml key", nil, "log:\n  levle: debug\n", "levle"},
 		{"bad yaml", nil, "log: [\n", "read config file"},
 	}
@@ -229,6 +235,26 @@ func TestValidationNamesTheKey(t *testing.T) {
 				t.Fatalf("error %q does not contain %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// Short retention in narrow partitions is a valid configuration (the soak's).
+func TestShortRetentionInNarrowPartitionsIsValid(t *testing.T) {
+	clearEnv(t)
+	for k, v := range map[string]string{"ETHHOOK_RETENTION_PARTITION_WIDTH": "5m", "ETHHOOK_RETENTION_MESSAGES": "10m",
+		"ETHHOOK_RETENTION_AUDIT": "30m", "ETHHOOK_RETENTION_INTERVAL": "1m"} {
+		t.Setenv(k, v)
+	}
+	cfg, err := Load(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := cfg.Retention; r.PartitionWidth != 5*time.Minute || r.Messages != 10*time.Minute {
+		t.Errorf("retention %+v", r)
+	}
+	clearEnv(t)
+	if cfg, err := Load(Options{}); err != nil || cfg.Retention.PartitionWidth != 24*time.Hour {
+		t.Errorf("default partition width %s (%v), want 24h", cfg.Retention.PartitionWidth, err)
 	}
 }
 

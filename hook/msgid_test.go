@@ -51,3 +51,65 @@ func TestMessageIDOfAnOldOrFutureBlockTakesTheCurrentDay(t *testing.T) {
 		t.Error("MessageTime accepted a non-message id")
 	}
 }
+
+// With 5-minute partitions an event re-processed in the next partition slot
+// (a Redis loss, minutes later) keeps its id: inside the window (one width
+// back) the id's time is the block's, so dedup does not depend on the
+// partition boundary.
+func TestMessageIDWidthIsTheSameAcrossANarrowPartitionBoundary(t *testing.T) {
+	const w = 5 * time.Minute
+	block := time.Date(2026, 12, 1, 10, 4, 58, 0, time.UTC) // 2 s before the 10:05 boundary
+	first := MessageIDWidth(w, "ep_1", "1:0xab:3", TypeLog, block, block.Add(time.Second))
+	for _, later := range []time.Duration{3 * time.Second, time.Minute, 4*time.Minute + 59*time.Second} {
+		if again := MessageIDWidth(w, "ep_1", "1:0xab:3", TypeLog, block, block.Add(later)); again != first {
+			t.Errorf("re-processed %s later, across the 10:05 boundary: %s then %s", later, first, again)
+		}
+	}
+	if at, _ := MessageTime(first); !at.Equal(block) {
+		t.Errorf("id time %s, want the block's %s", at, block)
+	}
+}
+
+// With 5-minute partitions a block older than one width (or more than one
+// width ahead) takes the start of now's 5-minute slot, never the start of
+// the UTC day: with 10-minute retention the day's first partitions are long
+// gone. The same old event processed again in the same slot keeps its id.
+func TestMessageIDWidthOfAnOldBlockTakesTheCurrentSlot(t *testing.T) {
+	const w = 5 * time.Minute
+	now := time.Date(2026, 12, 1, 15, 4, 5, 0, time.UTC)
+	slot := time.Date(2026, 12, 1, 15, 0, 0, 0, time.UTC)
+	for _, block := range []time.Time{time.Unix(1_700_000_000, 0), now.Add(-6 * time.Minute), now.Add(6 * time.Minute)} {
+		id := MessageIDWidth(w, "ep_1", "1:0xab:3", TypeLog, block, now)
+		if at, _ := MessageTime(id); !at.Equal(slot) {
+			t.Errorf("block at %s: id time %s, want now's slot %s", block, at, slot)
+		}
+		if block.After(now) {
+			continue
+		}
+		if again := MessageIDWidth(w, "ep_1", "1:0xab:3", TypeLog, block, now.Add(50*time.Second)); again != id {
+			t.Errorf("block at %s: %s later in the same slot became %s", block, id, again)
+		}
+	}
+	// Inside the window the block's own time.
+	in := now.Add(-4 * time.Minute)
+	if at, _ := MessageTime(MessageIDWidth(w, "ep_1", "1:0xab:3", TypeLog, in, now)); !at.Equal(in) {
+		t.Errorf("block 4m back: id time %s, want %s", at, in)
+	}
+}
+
+// MessageID follows SetPartitionWidth; the default is a day (as before).
+func TestMessageIDFollowsThePartitionWidth(t *testing.T) {
+	t.Cleanup(func() { SetPartitionWidth(DefaultPartitionWidth) })
+	now := time.Date(2026, 12, 1, 15, 4, 5, 0, time.UTC)
+	old := now.Add(-2 * time.Hour)
+	if at, _ := MessageTime(MessageID("ep_1", "e", TypeLog, old, now)); !at.Equal(old) {
+		t.Errorf("default width: a block 2h back keeps its time, got %s", at)
+	}
+	SetPartitionWidth(15 * time.Minute)
+	if at, _ := MessageTime(MessageID("ep_1", "e", TypeLog, old, now)); !at.Equal(time.Date(2026, 12, 1, 15, 0, 0, 0, time.UTC)) {
+		t.Errorf("15m width: a block 2h back takes now's slot 15:00, got %s", at)
+	}
+	if got := PartitionStart(time.Date(2026, 12, 1, 23, 59, 0, 0, time.FixedZone("x", 3600)), 8*time.Hour); !got.Equal(time.Date(2026, 12, 1, 16, 0, 0, 0, time.UTC)) {
+		t.Errorf("PartitionStart of 22:59 UTC in 8h slots: %s, want 16:00 UTC", got)
+	}
+}

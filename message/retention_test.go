@@ -65,7 +65,7 @@ func TestGetAndReplayPastRetentionSayRetention(t *testing.T) {
 	// Made today; then 40 days pass and retention drops today's partition.
 	gone := insert("ep_l", "app_l", now)
 	later := now.Add(40 * 24 * time.Hour)
-	if _, err := retention.Ensure(ctx, pool, later, 1); err != nil {
+	if _, err := retention.Ensure(ctx, pool, later, retention.Layout{Width: 24 * time.Hour, Ahead: 1}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := retention.Drop(ctx, pool, retention.Horizons{Messages: later.Add(-30 * 24 * time.Hour), Attempts: later, Audit: time.Time{}}); err != nil {

@@ -104,7 +104,7 @@ func TestUpgradeToPartitionedTablesKeepsEveryRow(t *testing.T) {
 	if _, err := m.UpTo(ctx, 64); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := retention.Ensure(ctx, pool, now, 3); err != nil {
+	if _, err := retention.Ensure(ctx, pool, now, retention.Layout{Width: 24 * time.Hour, Ahead: 3}); err != nil {
 		t.Fatal(err)
 	}
 	after := checksums(t, pool)
@@ -199,7 +199,7 @@ func TestUpgradeToPartitionedTablesKeepsEveryRow(t *testing.T) {
 	if _, err := m.Up(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := retention.Ensure(ctx, pool, now, 3); err != nil {
+	if _, err := retention.Ensure(ctx, pool, now, retention.Layout{Width: 24 * time.Hour, Ahead: 3}); err != nil {
 		t.Fatal(err)
 	}
 

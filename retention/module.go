@@ -31,8 +31,8 @@ func New(cfg config.Retention, pool *pgxpool.Pool, log *zap.Logger) *Module {
 func (m *Module) Name() string { return "retention" }
 
 // Run works until ctx ends. A failed round (Postgres away, a lock timeout)
-// is logged and retried next round: partitions are created days ahead, so a
-// few missed rounds cost nothing.
+// is logged and retried next round: partitions are created ahead_days
+// partitions (at least two) ahead, so a missed round costs nothing.
 func (m *Module) Run(ctx context.Context) error {
 	for {
 		if err := m.Round(ctx); err != nil && ctx.Err() == nil {
@@ -47,7 +47,7 @@ func (m *Module) Run(ctx context.Context) error {
 // Round creates the partitions ahead and drops the expired ones, once.
 func (m *Module) Round(ctx context.Context) error {
 	now := m.now()
-	created, err := Ensure(ctx, m.pool, now, m.cfg.AheadDays)
+	created, err := Ensure(ctx, m.pool, now, LayoutOf(m.cfg))
 	if err != nil {
 		return err
 	}
@@ -62,9 +62,18 @@ func (m *Module) Round(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if len(dropped) > 0 {
-		m.log.Info("dropped partitions past retention", zap.Strings("partitions", dropped),
+	if len(dropped.Names) > 0 {
+		m.log.Info("dropped partitions past retention", zap.Strings("partitions", dropped.Names),
 			zap.Time("messages_before", h.Messages), zap.Time("attempts_before", h.Attempts), zap.Time("audit_before", h.Audit))
+	}
+	for name, n := range dropped.Moved {
+		m.log.Info("moved messages still in flight out of a partition past retention into messages_default", zap.String("partition", name), zap.Int("in_flight", n))
+	}
+	for name, n := range dropped.Kept {
+		m.log.Info("kept an attempts partition past retention: messages of it are still in flight", zap.String("partition", name), zap.Int("in_flight", n))
+	}
+	if dropped.Deleted > 0 {
+		m.log.Info("deleted finished messages past retention from messages_default", zap.Int64("messages", dropped.Deleted))
 	}
 	return nil
 }

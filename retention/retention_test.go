@@ -86,7 +86,7 @@ func TestRoundDropsWholePartitionsPastRetentionAndKeepsTheRest(t *testing.T) {
 	start := time.Now()
 	later := start.Add(40 * day)
 	// Partitions from today to 40 days on, as daily rounds would have made.
-	if _, err := retention.Ensure(ctx, pool, later, 3); err != nil {
+	if _, err := retention.Ensure(ctx, pool, later, retention.Layout{Width: day, Ahead: 3}); err != nil {
 		t.Fatal(err)
 	}
 	ids := map[int]string{}
@@ -176,7 +176,7 @@ func TestEnsureUnderConcurrentProcessesCreatesEachDayOnce(t *testing.T) {
 				return
 			}
 			defer p.Close()
-			_, err = retention.Ensure(ctx, p, later, 3)
+			_, err = retention.Ensure(ctx, p, later, retention.Layout{Width: day, Ahead: 3})
 			errs <- err
 		}()
 	}

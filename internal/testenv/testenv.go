@@ -106,7 +106,7 @@ func ensurePartitions(ctx context.Context, dbURL string) error {
 		return err
 	}
 	defer pool.Close()
-	_, err = retention.Ensure(ctx, pool, time.Now(), 3)
+	_, err = retention.Ensure(ctx, pool, time.Now(), retention.Layout{Width: 24 * time.Hour, Ahead: 3})
 	return err
 }
 
