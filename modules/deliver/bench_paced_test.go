@@ -18,6 +18,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/ethhook/ethhook/config"
+	"github.com/ethhook/ethhook/internal/testenv"
 	"github.com/ethhook/ethhook/sign"
 )
 
@@ -27,8 +28,10 @@ import (
 // They report p50/p99 committed -> received, webhooks received per second
 // over the window, and the backlog (messages not finished) 5 s after the
 // producer stops. Production defaults for sweep interval, concurrency and
-// queue depth. The window is ETHHOOK_BENCH_SECONDS (default 60); -benchtime
-// 1x: one run is one window.
+// queue depth. The producer inserts as process does (its statement, a pool
+// of its own, a tx and block hash per row). The window is ETHHOOK_BENCH_SECONDS (default 60); -benchtime
+// 1x: one run is one window. ETHHOOK_BENCH_RATE replaces the rate (events/s
+// in all).
 //
 //	go test -run '^$' -bench 'Paced' -benchtime 1x -timeout 30m ./modules/deliver/
 
@@ -73,6 +76,10 @@ func (e *env) manyEndpoints(b testing.TB, app, url string, n int, fifo bool) []s
 func pacedRun(b *testing.B, endpoints int, rate int, fifo bool) pacedResult {
 	e := newEnv(b)
 	e.cfg.Delivery.SweepInterval = config.DefaultDelivery().SweepInterval
+	e.cfg.Delivery.LeaseTimeout = config.DefaultDelivery().LeaseTimeout
+	if n, err := strconv.Atoi(os.Getenv("ETHHOOK_BENCH_RATE")); err == nil && n > 0 {
+		rate = n // a lower rate, to measure CPU per webhook on a machine that cannot keep up
+	}
 	window := benchSeconds()
 	var mu sync.Mutex
 	var res pacedResult
@@ -97,6 +104,7 @@ func pacedRun(b *testing.B, endpoints int, rate int, fifo bool) pacedResult {
 	b.Cleanup(srv.Close)
 	app := e.app(b, "unlimited")
 	eps := e.manyEndpoints(b, app, srv.URL, endpoints, fifo)
+	producer := testenv.NamedPool(b, e.pool, "producer")
 	e.start(b)
 	time.Sleep(500 * time.Millisecond)
 	ctx := context.Background()
@@ -115,27 +123,33 @@ func pacedRun(b *testing.B, endpoints int, rate int, fifo bool) pacedResult {
 		}
 		committed := time.Now().UnixNano()
 		ids, epIDs, evs, pls := make([]string, per), make([]string, per), make([]string, per), make([]string, per)
-		blocks, idx, keys := make([]int64, per), make([]int32, per), make([]*string, per)
+		bhs, txs := make([]string, per), make([]string, per)
+		blocks, idx, keys := make([]int64, per), make([]int32, per), make([]string, per)
 		jobs := make(rueidis.Commands, 0, per)
 		for j := range per {
 			ids[j] = "msg_" + ulid.Make().String()
 			epIDs[j] = eps[seq%len(eps)]
 			evs[j] = fmt.Sprintf("1:0x%064x:%d", seq, seq)
 			blocks[j], idx[j] = int64(seq/100), int32(seq%100)
+			bhs[j], txs[j] = fmt.Sprintf("0x%064x", seq/100), fmt.Sprintf("0x%064x", seq/4)
 			pls[j] = fmt.Sprintf(`{"id":%q,"sent":%d}`, evs[j], committed)
 			if fifo {
-				g := "1"
-				keys[j] = &g
+				keys[j] = "1"
 			}
 			jobs = append(jobs, e.rdb.B().Xadd().Key(e.keys().DeliverJobs()).Id("*").FieldValue().
 				FieldValue("message_id", ids[j]).FieldValue("endpoint_id", epIDs[j]).Build())
 			seq++
 		}
-		if _, err := e.pool.Exec(ctx, `INSERT INTO messages (id, app_id, endpoint_id, event_id, type, webhook_id, chain_id,
-				block_number, log_index, fifo_key, payload, state)
-			SELECT id, $2, ep, ev, 'log', ev, 1, bn, li, fk, pl::json, 'pending'
-			FROM unnest($1::text[], $3::text[], $4::text[], $5::int8[], $6::int4[], $7::text[], $8::text[]) AS t(id, ep, ev, bn, li, fk, pl)`,
-			ids, app, epIDs, evs, blocks, idx, keys, pls); err != nil {
+		// As process inserts (its insertMessagesSQL), on a pool of its own
+		// (process is another module, often another process).
+		if _, err := producer.Exec(ctx, `INSERT INTO messages (id, app_id, endpoint_id, event_id, type, webhook_id, chain_id,
+				block_number, block_hash, tx_hash, payload, state, log_index, fifo_key)
+			SELECT t.id, $2, t.ep, t.ev, 'log', t.ev, 1, t.bn, t.bh, t.tx, t.pl::json, 'pending', t.li, NULLIF(t.fk, '')
+			FROM unnest($1::text[], $3::text[], $4::text[], $5::int8[], $6::int4[], $7::text[], $8::text[], $9::text[], $10::text[])
+				AS t(id, ep, ev, bn, li, fk, pl, bh, tx)
+			WHERE EXISTS (SELECT 1 FROM endpoints e WHERE e.id = t.ep)
+			ON CONFLICT DO NOTHING`,
+			ids, app, epIDs, evs, blocks, idx, keys, pls, bhs, txs); err != nil {
 			b.Fatal(err)
 		}
 		e.rdb.DoMulti(ctx, jobs...)

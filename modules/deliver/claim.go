@@ -23,6 +23,7 @@ type job struct {
 	payload                          []byte
 	attempts, retryBase              int
 	createdAt                        time.Time
+	lease                            time.Time // lease_until as claimed (the heartbeat renews it)
 
 	// Ordered delivery (fifo.go): set on messages pulled in order.
 	fifo     bool
@@ -32,7 +33,7 @@ type job struct {
 	typ      string
 }
 
-const jobColumns = `m.id, m.endpoint_id, m.app_id, m.webhook_id, m.payload, m.attempts, m.retry_base, m.created_at`
+const jobColumns = `m.id, m.endpoint_id, m.app_id, m.webhook_id, m.payload, m.attempts, m.retry_base, m.created_at, m.lease_until`
 
 // claim takes ownership of messages that are pending, due for retry, or
 // held by a process whose lease ran out, for enabled endpoints only. A
@@ -98,7 +99,7 @@ func (m *Module) pull(ctx context.Context, endpointID string, limit int) ([]*job
 func collectJobs(rows pgx.Rows) ([]*job, error) {
 	jobs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*job, error) {
 		j := &job{}
-		err := r.Scan(&j.id, &j.endpointID, &j.appID, &j.webhookID, &j.payload, &j.attempts, &j.retryBase, &j.createdAt)
+		err := r.Scan(&j.id, &j.endpointID, &j.appID, &j.webhookID, &j.payload, &j.attempts, &j.retryBase, &j.createdAt, &j.lease)
 		return j, err
 	})
 	sort.Slice(jobs, func(a, b int) bool {

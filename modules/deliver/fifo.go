@@ -102,7 +102,7 @@ func (m *Module) pullFIFO(ctx context.Context, endpointID, cursor string, limit 
 		}
 		jobs, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (*job, error) {
 			j := &job{fifo: true}
-			err := r.Scan(&j.id, &j.endpointID, &j.appID, &j.webhookID, &j.payload, &j.attempts, &j.retryBase, &j.createdAt,
+			err := r.Scan(&j.id, &j.endpointID, &j.appID, &j.webhookID, &j.payload, &j.attempts, &j.retryBase, &j.createdAt, &j.lease,
 				&j.group, &j.block, &j.logIndex, &j.typ)
 			return j, err
 		})

@@ -35,7 +35,7 @@ type env struct {
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
-	e := &env{pool: testenv.PG(t)}
+	e := &env{pool: tracePool(t, testenv.PG(t))}
 	e.rdb, e.prefix = testenv.Redis(t)
 	key := make([]byte, 32)
 	rand.Read(key)

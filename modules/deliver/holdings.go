@@ -26,7 +26,7 @@ type holdings struct {
 	gauge    prometheus.Gauge
 
 	mu       sync.Mutex
-	ids      map[string]struct{}
+	ids      map[string]time.Time // held message -> its lease as last set
 	bytes    int64
 	reserved int   // slots reserved by claims in flight
 	avg      int64 // running average payload size, to turn bytes into slots
@@ -35,7 +35,7 @@ type holdings struct {
 
 func newHoldings(maxHeld, maxMiB int, gauge prometheus.Gauge) *holdings {
 	return &holdings{maxHeld: maxHeld, maxBytes: int64(maxMiB) << 20, gauge: gauge,
-		ids: map[string]struct{}{}, avg: 64 << 10, changed: make(chan struct{})}
+		ids: map[string]time.Time{}, avg: 64 << 10, changed: make(chan struct{})}
 }
 
 // reserve takes up to want slots: no more than the messages left under
@@ -66,7 +66,7 @@ func (h *holdings) settle(n int, jobs []*job) {
 	defer h.mu.Unlock()
 	h.reserved -= n
 	for _, j := range jobs {
-		h.ids[j.id] = struct{}{}
+		h.ids[j.id] = j.lease
 		h.bytes += int64(len(j.payload))
 		h.avg += (int64(len(j.payload)) - h.avg) / 16
 	}
@@ -128,15 +128,28 @@ func (h *holdings) waitRoom(ctx context.Context, want int) (int, bool) {
 	}
 }
 
-// held lists the held message ids.
-func (h *holdings) held() []string {
+// expiring lists the held messages whose lease ends before t.
+func (h *holdings) expiring(t time.Time) []string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	ids := make([]string, 0, len(h.ids))
-	for id := range h.ids {
-		ids = append(ids, id)
+	var ids []string
+	for id, lease := range h.ids {
+		if lease.Before(t) {
+			ids = append(ids, id)
+		}
 	}
 	return ids
+}
+
+// renewed notes the new lease of held messages (those still held).
+func (h *holdings) renewed(ids []string, until time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, id := range ids {
+		if _, ok := h.ids[id]; ok {
+			h.ids[id] = until
+		}
+	}
 }
 
 func (h *holdings) count() int {

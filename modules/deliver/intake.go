@@ -79,6 +79,9 @@ func (m *Module) handleEntries(ctx context.Context, entries []rueidis.XRangeEntr
 		}
 		byEndpoint[eid] = append(byEndpoint[eid], mid)
 	}
+	// The lanes about to start need their endpoints: loaded for the whole
+	// batch in one go, while the messages are claimed.
+	m.endpoints.prefetch(ctx, order)
 	total := 0
 	for _, mids := range byEndpoint {
 		total += len(mids)

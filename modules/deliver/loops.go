@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/redis/rueidis"
 
 	"github.com/ethhook/ethhook/internal/sleep"
@@ -38,7 +39,10 @@ func (m *Module) promoter(ctx context.Context) error {
 }
 
 // heartbeat renews the leases of the messages this process holds (not of
-// every message leased to it: see holdings).
+// every message leased to it: see holdings), those with less than five
+// sixths of LeaseTimeout left: beating every third of it, a lease never
+// has less than half of it left, and a message held for a moment (most
+// are, for well under a second) is never renewed at all.
 func (m *Module) heartbeat(ctx context.Context) error {
 	t := time.NewTicker(m.cfg.LeaseTimeout / 3)
 	defer t.Stop()
@@ -48,23 +52,31 @@ func (m *Module) heartbeat(ctx context.Context) error {
 			return ctx.Err()
 		case <-t.C:
 		}
-		ids := m.hold.held()
+		now := m.now()
+		ids := m.hold.expiring(now.Add(m.cfg.LeaseTimeout * 5 / 6))
 		if len(ids) == 0 {
 			continue
 		}
+		until := now.Add(m.cfg.LeaseTimeout)
 		// SKIP LOCKED: the heartbeat never waits on a row the result writer
 		// holds (that row is being finished anyway), so the two cannot
 		// deadlock; a skipped row is renewed on the next beat.
-		_, err := m.pool.Exec(ctx, `
+		rows, err := m.pool.Query(ctx, `
 			WITH locked AS (
 			    SELECT id FROM messages WHERE id = ANY($3) AND state = 'delivering' AND lease_owner = $1
 			    FOR UPDATE SKIP LOCKED
 			)
-			UPDATE messages m SET lease_until = $2 FROM locked WHERE m.id = locked.id`,
-			m.owner, m.now().Add(m.cfg.LeaseTimeout), ids)
+			UPDATE messages m SET lease_until = $2 FROM locked WHERE m.id = locked.id
+			RETURNING m.id`,
+			m.owner, until, ids)
+		var renewed []string
+		if err == nil {
+			renewed, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		}
 		if ctx.Err() == nil {
 			m.pgOut.report("renew leases", err)
 		}
+		m.hold.renewed(renewed, until)
 	}
 }
 

@@ -162,7 +162,7 @@ func New(cfg config.Config, pool *pgxpool.Pool, rdb rueidis.Client, box *seal.Bo
 	m.ops = ops.New(pool, rdb, m.keys)
 	m.lanes = &lanes{m: m, by: map[string]*lane{}}
 	m.redisOut, m.pgOut = newOutage(m.log, "redis"), newOutage(m.log, "postgres")
-	m.endpoints = endpointCache{m: m, by: map[string]*endpoint{}}
+	m.endpoints = endpointCache{m: m, by: map[string]*endpoint{}, loading: map[string]*endpointLoad{}}
 	for _, o := range opts {
 		o(m)
 	}
