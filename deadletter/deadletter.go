@@ -45,11 +45,55 @@ type Letter struct {
 // Key is the chain's dead-letter stream.
 func Key(k hook.Keys, chainID uint64) string { return k.Chain(chainID, "deadletters") }
 
-// moveScript appends the dead letter (KEYS[2], ARGV[4..]) and
-// acknowledges the entry ARGV[2] of group ARGV[1] on KEYS[1], atomically.
+// TriesKey is the chain's hash of try counts, entry id -> how many times a
+// read holding it failed on its data, shared by every process of the
+// group and kept across restarts (TriesTTL after the last failure).
+func TriesKey(k hook.Keys, chainID uint64) string { return k.Chain(chainID, "poison") }
+
+// TriesTTL is how long try counts outlive the chain's last failure.
+const TriesTTL = 24 * time.Hour
+
+// failScript counts one more failure for each entry ARGV[2..] in KEYS[1]
+// (expiring ARGV[1] seconds after the last) and returns the highest count.
+var failScript = rueidis.NewLuaScript(`
+local top = 0
+for i = 2, #ARGV do
+  local n = redis.call('HINCRBY', KEYS[1], ARGV[i], 1)
+  if n > top then top = n end
+end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return top`)
+
+// Fail counts one failure of a read for each of its entries and returns
+// the highest count among them (over every process and restart).
+func Fail(ctx context.Context, rdb rueidis.Client, k hook.Keys, chainID uint64, ids []string) (int, error) {
+	args := append([]string{strconv.Itoa(int(TriesTTL / time.Second))}, ids...)
+	n, err := failScript.Exec(ctx, rdb, []string{TriesKey(k, chainID)}, args).AsInt64()
+	if err != nil {
+		return 0, fmt.Errorf("count failed tries of %d entries of chain %d: %w", len(ids), chainID, err)
+	}
+	return int(n), nil
+}
+
+// Forget drops the try counts of entries that were handled.
+func Forget(ctx context.Context, rdb rueidis.Client, k hook.Keys, chainID uint64, ids []string) error {
+	if err := rdb.Do(ctx, rdb.B().Hdel().Key(TriesKey(k, chainID)).Field(ids...).Build()).Error(); err != nil {
+		return fmt.Errorf("forget tries of %d entries of chain %d: %w", len(ids), chainID, err)
+	}
+	return nil
+}
+
+// moveScript acknowledges the entry ARGV[2] of group ARGV[1] on KEYS[1]
+// and, if it was still pending (a second process that gave up on the same
+// entry finds it acknowledged), appends the dead letter (KEYS[2],
+// ARGV[4..]) and drops its try count (KEYS[3]), atomically.
 var moveScript = rueidis.NewLuaScript(`
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', unpack(ARGV, 4))
-return redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])`)
+local n = redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+if n == 1 then
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', unpack(ARGV, 4))
+  redis.call('HDEL', KEYS[3], ARGV[2])
+end
+return n`)
 
 // Move dead-letters entry (of the events stream) with its error.
 func Move(ctx context.Context, rdb rueidis.Client, k hook.Keys, chainID uint64, entry rueidis.XRangeEntry, cause error, tries int) error {
@@ -67,7 +111,7 @@ func Move(ctx context.Context, rdb rueidis.Client, k hook.Keys, chainID uint64, 
 	for _, f := range keys {
 		args = append(args, orig+f, entry.FieldValues[f])
 	}
-	if err := moveScript.Exec(ctx, rdb, []string{k.Events(chainID), Key(k, chainID)}, args).Error(); err != nil {
+	if err := moveScript.Exec(ctx, rdb, []string{k.Events(chainID), Key(k, chainID), TriesKey(k, chainID)}, args).Error(); err != nil {
 		return fmt.Errorf("dead-letter entry %s of chain %d: %w", entry.ID, chainID, err)
 	}
 	return nil
