@@ -18,7 +18,9 @@ import (
 // committed block), `:lease` (the writer's holder id) and `:head` (the
 // newest block number seen, when the ingestor publishes it). Who holds the
 // lease (the ingester's host and pid) is shown to admins only; everyone
-// sees whether the chain has an active writer.
+// sees whether the chain has an active writer. Safe and finalized are the
+// node's heads at those tags as ingest last published them (`:finality`,
+// "<safe cursor>|<finalized cursor>"); null when the node reports none.
 type chainView struct {
 	ID             uint64  `json:"id"`
 	Name           string  `json:"name"`
@@ -26,6 +28,8 @@ type chainView struct {
 	CommittedBlock *uint64 `json:"committed_block"` // null before the first commit
 	CommittedHash  string  `json:"committed_hash"`
 	Lag            *uint64 `json:"lag"`                    // head - committed_block, when both are known
+	Safe           *uint64 `json:"safe"`                   // the node's safe head; null when not reported
+	Finalized      *uint64 `json:"finalized"`              // the node's finalized head; null when not reported
 	ActiveWriter   bool    `json:"active_writer"`          // an ingester holds the chain's lease
 	LeaseHolder    string  `json:"lease_holder,omitempty"` // its host and pid; admins only
 	StreamLength   int64   `json:"stream_length"`
@@ -56,6 +60,7 @@ func (m *Module) chainStatus(c echo.Context, ch config.Chain) (chainView, error)
 		b.Get().Key(m.keys.Chain(ch.ID, "lease")).Build(),
 		b.Get().Key(m.keys.Chain(ch.ID, "head")).Build(),
 		b.Xlen().Key(m.keys.Events(ch.ID)).Build(),
+		b.Get().Key(m.keys.Chain(ch.ID, "finality")).Build(),
 	)
 	str := func(r rueidis.RedisResult) (string, error) {
 		s, err := r.ToString()
@@ -85,6 +90,13 @@ func (m *Module) chainStatus(c echo.Context, ch config.Chain) (chainView, error)
 	if v.StreamLength, err = res[3].AsInt64(); err != nil && !rueidis.IsRedisNil(err) {
 		return v, err
 	}
+	fin, err := str(res[4])
+	if err != nil {
+		return v, err
+	}
+	safe, final, _ := strings.Cut(fin, "|")
+	v.Safe, _ = blockNumber(safe)
+	v.Finalized, _ = blockNumber(final)
 	if v.Head != nil && v.CommittedBlock != nil {
 		lag := uint64(0)
 		if *v.Head > *v.CommittedBlock {

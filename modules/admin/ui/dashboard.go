@@ -32,6 +32,10 @@ type chainStatus struct {
 	Head      uint64 // newest head seen, when a head key exists
 	HasHead   bool
 	Lag       uint64 // Head - Committed, only when HasHead
+	// The node's safe and finalized heads as ingest published them
+	// (`:finality`, "<safe cursor>|<finalized cursor>"), when reported.
+	Safe, Finalized       uint64
+	HasSafe, HasFinalized bool
 	// The newest entry of the events stream: its block and when ingest
 	// published it (the stream entry id's time).
 	LastBlock uint64
@@ -93,7 +97,21 @@ func (u *UI) chainStatuses(ctx context.Context) []chainStatus {
 			u.redis.B().Get().Key(u.keys.Chain(ch.ID, "lease")).Build(),
 			u.redis.B().XinfoStream().Key(u.keys.Events(ch.ID)).Build(),
 			u.redis.B().Xrevrange().Key(u.keys.Events(ch.ID)).End("+").Start("-").Count(1).Build(),
+			u.redis.B().Get().Key(u.keys.Chain(ch.ID, "finality")).Build(),
 		)
+		if f, err := res[5].ToString(); err == nil {
+			safe, final, _ := strings.Cut(f, "|")
+			for _, c := range []struct {
+				s   string
+				n   *uint64
+				has *bool
+			}{{safe, &st.Safe, &st.HasSafe}, {final, &st.Finalized, &st.HasFinalized}} {
+				num, _, _ := strings.Cut(c.s, ":")
+				if n, err := strconv.ParseUint(num, 10, 64); err == nil {
+					*c.n, *c.has = n, true
+				}
+			}
+		}
 		if cur, err := res[0].ToString(); err == nil {
 			num, _, _ := strings.Cut(cur, ":")
 			if n, err := strconv.ParseUint(num, 10, 64); err == nil {
