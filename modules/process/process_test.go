@@ -670,3 +670,22 @@ func TestDeepReorgRetractsEventsDeliveredInBatches(t *testing.T) {
 		}
 	}
 }
+
+// TestUnreadableBlockRemovedEntryIsSkippedNotFatal: a block.removed entry
+// without its block is counted and skipped; later events still flow.
+func TestUnreadableBlockRemovedEntryIsSkippedNotFatal(t *testing.T) {
+	e := newEnv(t)
+	ep := e.endpoint(endpoint.Input{Filter: hook.Filter{Addresses: []string{token}}})
+	r := e.start()
+	if err := e.rdb.Do(context.Background(), e.rdb.B().Xadd().Key(e.keys.Events(testChain)).Id("*").FieldValue().
+		FieldValue("type", hook.TypeBlockRemoved).Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	e.publish(transfer("ee", 400, 0, token, alice, bob, 1))
+	e.eventually("the later event", func() bool { return e.count(ep.ID) == 1 && e.pending() == 0 })
+	select {
+	case <-r.done:
+		t.Fatalf("process stopped: %v", r.err)
+	default:
+	}
+}
