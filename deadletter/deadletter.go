@@ -52,10 +52,40 @@ var (
 	moveSrc string
 	//go:embed replay.lua
 	replaySrc string
+	//go:embed fail.lua
+	failSrc string
 
-	moveScript   = rueidis.NewLuaScript(moveSrc)   // append the letter, acknowledge the entry
+	moveScript   = rueidis.NewLuaScript(moveSrc)   // acknowledge the entry, append the letter if it was pending
 	replayScript = rueidis.NewLuaScript(replaySrc) // the letter's fields back on the events stream
+	failScript   = rueidis.NewLuaScript(failSrc)   // count a failed try of each entry
 )
+
+// TriesKey is the chain's hash of try counts, entry id -> how many times a
+// read holding it failed on its data, shared by every process of the
+// group and kept across restarts (TriesTTL after the last failure).
+func TriesKey(k hook.Keys, chainID uint64) string { return k.Chain(chainID, "poison") }
+
+// TriesTTL is how long try counts outlive the chain's last failure.
+const TriesTTL = 24 * time.Hour
+
+// Fail counts one failure of a read for each of its entries and returns
+// the highest count among them (over every process and restart).
+func Fail(ctx context.Context, rdb rueidis.Client, k hook.Keys, chainID uint64, ids []string) (int, error) {
+	args := append([]string{strconv.Itoa(int(TriesTTL / time.Second))}, ids...)
+	n, err := failScript.Exec(ctx, rdb, []string{TriesKey(k, chainID)}, args).AsInt64()
+	if err != nil {
+		return 0, fmt.Errorf("count failed tries of %d entries of chain %d: %w", len(ids), chainID, err)
+	}
+	return int(n), nil
+}
+
+// Forget drops the try counts of entries that were handled.
+func Forget(ctx context.Context, rdb rueidis.Client, k hook.Keys, chainID uint64, ids []string) error {
+	if err := rdb.Do(ctx, rdb.B().Hdel().Key(TriesKey(k, chainID)).Field(ids...).Build()).Error(); err != nil {
+		return fmt.Errorf("forget tries of %d entries of chain %d: %w", len(ids), chainID, err)
+	}
+	return nil
+}
 
 // Move dead-letters entry (of the events stream) with its error.
 func Move(ctx context.Context, rdb rueidis.Client, k hook.Keys, chainID uint64, entry rueidis.XRangeEntry, cause error, tries int) error {
@@ -73,7 +103,7 @@ func Move(ctx context.Context, rdb rueidis.Client, k hook.Keys, chainID uint64, 
 	for _, f := range keys {
 		args = append(args, orig+f, entry.FieldValues[f])
 	}
-	if err := moveScript.Exec(ctx, rdb, []string{k.Events(chainID), Key(k, chainID)}, args).Error(); err != nil {
+	if err := moveScript.Exec(ctx, rdb, []string{k.Events(chainID), Key(k, chainID), TriesKey(k, chainID)}, args).Error(); err != nil {
 		return fmt.Errorf("dead-letter entry %s of chain %d: %w", entry.ID, chainID, err)
 	}
 	return nil

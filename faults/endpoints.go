@@ -29,7 +29,8 @@ type endpointSpec struct {
 	topic2        string   // Transfer: the recipient, as a 32-byte topic
 	valueBelow    *big.Int // `--where 'value < N'`
 	policy        policy
-	rateLimit     int // events/s, --rate-limit (0: the plan's, none)
+	rateLimit     int     // events/s, --rate-limit (0: the plan's, none)
+	fromBlock     *uint64 // --from-block: history from this block, then live
 
 	id, secret string
 
@@ -72,6 +73,9 @@ func (c *cluster) createEndpoint(e *endpointSpec) {
 	}
 	if e.rateLimit > 0 {
 		args = append(args, "--rate-limit", strconv.Itoa(e.rateLimit))
+	}
+	if e.fromBlock != nil {
+		args = append(args, "--from-block", strconv.FormatUint(*e.fromBlock, 10))
 	}
 	if e.valueBelow != nil {
 		args = append(args, "--event", "Transfer(address indexed from, address indexed to, uint256 value)", "--where", "value < "+e.valueBelow.String())

@@ -195,6 +195,16 @@ var scenarios = []scenario{
 			e.deletedAt = time.Now()
 			return time.Now()
 		}},
+	// An endpoint created with --from-block (the scenario's first block)
+	// while live load runs: the standard accounting demands every matching
+	// canonical event of the whole run, the history range included.
+	{name: "history-while-live", load: 25 * time.Second, dupWindow: 3 * time.Second,
+		fault: func(c *cluster, start time.Time) time.Time {
+			sleepUntil(start, 10*time.Second)
+			from := c.firstBlock
+			c.createEndpoint(&endpointSpec{name: "history-transfers", confirmations: 0, topic0: topicTransfer, fromBlock: &from})
+			return time.Now()
+		}},
 	{name: "hot-endpoint", load: 10 * time.Second, endpoints: hotEndpoints,
 		opt: options{blockTime: 100 * time.Millisecond, logsPerBlock: 200}, drain: 90 * time.Second},
 }

@@ -17,3 +17,23 @@ func TestCursorRoundTripsAndRefusesMalformedText(t *testing.T) {
 		}
 	}
 }
+
+// TestFinalityRecordRoundTrip: the finality key's record parses back to
+// what was encoded, either side may be unset, and malformed text is refused.
+func TestFinalityRecordRoundTrip(t *testing.T) {
+	for _, f := range []Finality{
+		{},
+		{Safe: Cursor{Number: 98, Hash: "0xaa", Set: true}},
+		{Safe: Cursor{Number: 98, Hash: "0xaa", Set: true}, Finalized: Cursor{Number: 90, Hash: "0xbb", Set: true}},
+	} {
+		got, err := ParseFinalityRecord(f.Record())
+		if err != nil || got != f {
+			t.Fatalf("%q: got %+v, %v; want %+v", f.Record(), got, err, f)
+		}
+	}
+	for _, bad := range []string{"", "98:0xaa", "x|", "|90", "98|"} {
+		if _, err := ParseFinalityRecord(bad); err == nil {
+			t.Fatalf("%q accepted", bad)
+		}
+	}
+}

@@ -79,6 +79,20 @@ func (f Finality) Fields() map[string]string {
 	return map[string]string{"type": TypeFinality, "safe": f.Safe.String(), "finalized": f.Finalized.String()}
 }
 
+// Record is the text ingest keeps at `<prefix>{<chain>}:finality` (the
+// last published heads, read by the chains API and the dashboard):
+// "<safe cursor>|<finalized cursor>", either side "" when unset.
+func (f Finality) Record() string { return f.Safe.String() + "|" + f.Finalized.String() }
+
+// ParseFinalityRecord parses Record's form.
+func ParseFinalityRecord(s string) (Finality, error) {
+	safe, fin, ok := strings.Cut(s, "|")
+	if !ok {
+		return Finality{}, fmt.Errorf("bad finality record %q", s)
+	}
+	return ParseFinalityEntry(map[string]string{"type": TypeFinality, "safe": safe, "finalized": fin})
+}
+
 // ParseFinalityEntry decodes a TypeFinality entry's fields.
 func ParseFinalityEntry(fields map[string]string) (Finality, error) {
 	var f Finality

@@ -236,12 +236,12 @@ func TestEveryRouteHappyPath(t *testing.T) {
 }
 
 // chainFixture writes what ingest writes for the devnet chain: cursor,
-// head, lease and three events.
+// head, lease, finality (safe 98, finalized 90) and three events.
 func (h *harness) chainFixture(t *testing.T) {
 	ctx := context.Background()
 	rdb := h.m.rdb
 	id := uint64(config.DevnetChainID)
-	for _, c := range [][2]string{{"cursor", "100:0xabc"}, {"head", "105"}, {"lease", "host-1"}} {
+	for _, c := range [][2]string{{"cursor", "100:0xabc"}, {"head", "105"}, {"lease", "host-1"}, {"finality", "98:0xs|90:0xf"}} {
 		if err := rdb.Do(ctx, rdb.B().Set().Key(h.keys.Chain(id, c[0])).Value(c[1]).Build()).Error(); err != nil {
 			t.Fatal(err)
 		}

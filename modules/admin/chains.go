@@ -20,7 +20,9 @@ import (
 // lease (the ingester's host and pid) is shown to admins only; everyone
 // sees whether the chain has an active writer. With the chain's quorum
 // set, `:providers` (hook.ProviderHealth) says which providers agree;
-// admins only, like the lease holder.
+// admins only, like the lease holder. Safe and finalized are the
+// node's heads at those tags as ingest last published them (`:finality`,
+// "<safe cursor>|<finalized cursor>"); null when the node reports none.
 type chainView struct {
 	ID             uint64  `json:"id"`
 	Name           string  `json:"name"`
@@ -28,6 +30,8 @@ type chainView struct {
 	CommittedBlock *uint64 `json:"committed_block"` // null before the first commit
 	CommittedHash  string  `json:"committed_hash"`
 	Lag            *uint64 `json:"lag"`                    // head - committed_block, when both are known
+	Safe           *uint64 `json:"safe"`                   // the node's safe head; null when not reported
+	Finalized      *uint64 `json:"finalized"`              // the node's finalized head; null when not reported
 	ActiveWriter   bool    `json:"active_writer"`          // an ingester holds the chain's lease
 	LeaseHolder    string  `json:"lease_holder,omitempty"` // its host and pid; admins only
 	StreamLength   int64   `json:"stream_length"`
@@ -52,6 +56,7 @@ func (m *Module) chainStatus(c echo.Context, ch config.Chain) (chainView, error)
 		b.Get().Key(m.keys.Chain(ch.ID, "head")).Build(),
 		b.Xlen().Key(m.keys.Events(ch.ID)).Build(),
 		b.Get().Key(m.keys.Chain(ch.ID, "providers")).Build(),
+		b.Get().Key(m.keys.Chain(ch.ID, "finality")).Build(),
 	)
 	str := func(r rueidis.RedisResult) (string, error) {
 		s, err := r.ToString()
@@ -89,6 +94,18 @@ func (m *Module) chainStatus(c echo.Context, ch config.Chain) (chainView, error)
 		return v, err
 	} else if providers != "" && scopeOf(c).Admin {
 		v.Providers, _ = hook.ParseProviders(providers) // unreadable: not shown
+	}
+	fin, err := str(res[5])
+	if err != nil {
+		return v, err
+	}
+	if f, err := hook.ParseFinalityRecord(fin); err == nil { // unreadable: not shown
+		if f.Safe.Set {
+			v.Safe = &f.Safe.Number
+		}
+		if f.Finalized.Set {
+			v.Finalized = &f.Finalized.Number
+		}
 	}
 	if v.Head != nil && v.CommittedBlock != nil {
 		lag := uint64(0)

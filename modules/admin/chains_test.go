@@ -67,3 +67,30 @@ func TestChainsShowProviderHealthToAdminsOnly(t *testing.T) {
 		}
 	}
 }
+
+// TestChainsShowTheSafeAndFinalizedHeads: GET /api/v1/chains carries the
+// node's safe and finalized heads as ingest published them, and null for a
+// chain whose node reported none (the contract test validates the shape).
+func TestChainsShowTheSafeAndFinalizedHeads(t *testing.T) {
+	h := newHarness(t)
+	h.chainFixture(t)
+	var chains List[chainView]
+	r := h.must(200, "GET", "/api/v1/chains", h.admin, nil)
+	r.json(t, &chains)
+	seen := false
+	for _, c := range chains.Data {
+		if c.ID != config.DevnetChainID {
+			if c.Safe != nil || c.Finalized != nil || !strings.Contains(string(r.Body), `"safe":null`) {
+				t.Fatalf("chain %d without finality: %s", c.ID, r.Body)
+			}
+			continue
+		}
+		seen = true
+		if c.Safe == nil || *c.Safe != 98 || c.Finalized == nil || *c.Finalized != 90 {
+			t.Fatalf("devnet: %s", r.Body)
+		}
+	}
+	if !seen {
+		t.Fatalf("no devnet in %s", r.Body)
+	}
+}

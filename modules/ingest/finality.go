@@ -87,16 +87,12 @@ func (r *chainRunner) loadFinality(ctx context.Context) error {
 	case err != nil:
 		return fmt.Errorf("load finality: %w", err)
 	default:
-		s, fin, _ := strings.Cut(raw, "|")
-		for i, v := range []string{s, fin} {
-			if v == "" {
-				continue
-			}
-			c, err := parseCursor(v)
-			if err != nil {
-				return fmt.Errorf("load finality: %w", err)
-			}
-			if c.Number > f.tag(i).Number || !f.tag(i).Set {
+		rec, err := hook.ParseFinalityRecord(raw)
+		if err != nil {
+			return fmt.Errorf("load finality: %w", err)
+		}
+		for i, c := range []cursor{rec.Safe, rec.Finalized} {
+			if c.Set && (c.Number > f.tag(i).Number || !f.tag(i).Set) {
 				*f.tag(i) = c
 			}
 		}
@@ -274,7 +270,7 @@ func (r *chainRunner) oldestWindow() (cursor, bool) {
 // publishFinality appends the finality entry and records it.
 func (r *chainRunner) publishFinality(ctx context.Context, f hook.Finality) error {
 	err := finalityScript.Exec(ctx, r.st.rdb, []string{r.st.fence, r.st.events, r.finalityKey()},
-		[]string{fmt.Sprint(r.token), f.Safe.String(), f.Finalized.String()}).Error()
+		[]string{fmt.Sprint(r.token), f.Safe.String(), f.Finalized.String(), f.Record()}).Error()
 	if err := scriptErr("finality script", err); err != nil {
 		if errors.Is(err, errFenced) {
 			return err

@@ -8,9 +8,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/redis/rueidis"
 	"go.uber.org/zap"
 
+	"github.com/ethhook/ethhook/chaincursor"
 	epsvc "github.com/ethhook/ethhook/endpoint"
 	"github.com/ethhook/ethhook/filter"
 	"github.com/ethhook/ethhook/hook"
@@ -21,12 +21,11 @@ import (
 // History for new subscriptions: an endpoint created with from_block gets
 // its matching events from that block up to the chain's committed head at
 // the time its history starts (to_block). Everything after to_block reaches
-// it through the live path, which matched it from the moment process loaded
-// the endpoint; the historian waits historyGrace after the endpoint's
-// creation before it reads to_block, so every process has loaded it by then
-// (they hear the creation's NOTIFY within milliseconds) and no block falls
-// between the two paths. Blocks both paths cover are harmless: messages are
-// unique per (endpoint, event, type).
+// it through the live path: to_block is read in the history handover
+// (chaincursor.Handover), after which process matches every events entry
+// against an index that has the endpoint, however late its NOTIFY. Blocks
+// both paths cover are harmless: messages are unique per (endpoint, event,
+// type).
 //
 // The historian runs per chain in ingest (which owns the chain's node
 // connections), once across all processes (a Postgres advisory lock per
@@ -40,8 +39,8 @@ import (
 
 // HistoryOptions tune the historian (zero values take the defaults).
 type HistoryOptions struct {
-	// Grace is how long after an endpoint's creation its history waits
-	// before fixing to_block (default 2s; see above).
+	// Grace is no longer used (the handover is a point in the stream,
+	// chaincursor.Handover); kept so callers that set it still build.
 	Grace time.Duration
 	// MaxQueued bounds the history stream: the historian waits while
 	// process has this many entries to handle (default 10,000).
@@ -225,9 +224,6 @@ func failf(format string, args ...any) error { return &historyFailure{fmt.Sprint
 
 // runJob publishes the job's events from j.next up to its to_block.
 func (h *historian) runJob(ctx context.Context, j *job, log *zap.Logger) error {
-	if wait := time.Until(j.created.Add(h.opt.Grace)); wait > 0 && !sleep.For(ctx, wait) {
-		return ctx.Err()
-	}
 	ep, err := epsvc.LoadOne(ctx, h.pool, j.endpointID)
 	if errors.Is(err, hook.ErrNotFound) {
 		return nil // deleted meanwhile (its history row went with it)
@@ -262,14 +258,13 @@ func (h *historian) runJob(ctx context.Context, j *job, log *zap.Logger) error {
 	return h.fetch(ctx, j, q, log)
 }
 
-// committedHead is the chain's committed cursor in Redis.
+// committedHead is the chain's committed cursor in Redis, read in the
+// history handover (chaincursor.Handover: every later events entry is
+// matched by process against an index that has the endpoint).
 func (h *historian) committedHead(ctx context.Context) (uint64, bool, error) {
-	v, err := h.r.st.rdb.Do(ctx, h.r.st.rdb.B().Get().Key(h.r.st.cursor).Build()).ToString()
-	if err != nil {
-		if rueidis.IsRedisNil(err) {
-			return 0, false, nil
-		}
-		return 0, false, fmt.Errorf("read cursor: %w", err)
+	v, err := chaincursor.Handover(ctx, h.r.st.rdb, h.r.st.keys, h.r.ch.ID)
+	if err != nil || v == "" {
+		return 0, false, err
 	}
 	c, err := hook.ParseCursor(v)
 	if err != nil {

@@ -84,6 +84,14 @@ type Module struct {
 	onQueued func(entryID string, queuedAt time.Time)
 	// afterCommit, when set (tests), runs between a batch's commit and its queueing.
 	afterCommit func(context.Context)
+	// ignoreChanges (tests) makes this process deaf to endpoint change
+	// announcements and periodic reloads: it loads a new endpoint only
+	// through the history handover (syncIndex), as one whose NOTIFY is late.
+	ignoreChanges bool
+	// gens is, per chain, the endpoint generation the index was last loaded
+	// at (syncIndex); genMu also serialises those reloads.
+	genMu sync.Mutex
+	gens  map[uint64]string
 	// beforeHandle, when set (tests), runs between a read and its handling.
 	beforeHandle func(context.Context, []rueidis.XRangeEntry)
 	// afterLoad, when set (tests), runs between the first index load and
@@ -261,6 +269,9 @@ func (m *Module) applyChanges(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case id := <-m.changed:
+			if m.ignoreChanges {
+				continue
+			}
 			// Coalesce a burst of announcements.
 			ids := map[string]bool{id: true}
 			for more := true; more && len(ids) < 1000; {
@@ -277,6 +288,9 @@ func (m *Module) applyChanges(ctx context.Context) error {
 				}
 			}
 		case <-tick.C:
+			if m.ignoreChanges {
+				continue
+			}
 			if err := m.reload(ctx); err != nil && ctx.Err() == nil {
 				m.log.Warn("reload endpoints", zap.Error(err))
 			}
@@ -418,4 +432,39 @@ func (m *Module) dropIdleConsumers(ctx context.Context, chainID uint64, idle tim
 		}
 	}
 	return dropped, nil
+}
+
+// syncIndex reloads the endpoint index when the chain's endpoint
+// generation is not the one it was loaded at (chaincursor.Handover: an
+// endpoint's history ended at the cursor read with the new generation, so
+// every entry read after it must be matched against an index that has the
+// endpoint). It runs after each read of the events stream; false when ctx
+// ended first.
+func (m *Module) syncIndex(ctx context.Context, chainID uint64) bool {
+	for attempt := 0; ; attempt++ {
+		g, err := chaincursor.Generation(ctx, m.rdb, m.keys, chainID)
+		if err == nil {
+			m.genMu.Lock()
+			loaded, ok := m.gens[chainID]
+			if !ok || loaded != g {
+				if err = m.reload(ctx); err == nil {
+					if m.gens == nil {
+						m.gens = map[uint64]string{}
+					}
+					m.gens[chainID] = g
+				}
+			}
+			m.genMu.Unlock()
+			if err == nil {
+				return true
+			}
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		m.log.Warn("check the endpoint generation; retrying before matching", zap.Uint64("chain", chainID), zap.Error(err))
+		if !sleep.For(ctx, backoff(attempt)) {
+			return false
+		}
+	}
 }

@@ -15,13 +15,16 @@ import (
 )
 
 // Poison entries: a read whose handling fails with an error of its own
-// data (see entryError) is retried process.poison_tries times; then its
-// entries are handled one by one, and an entry that fails poison_tries
-// times alone goes to the chain's dead-letter stream (package deadletter)
-// with its error, acknowledged in the same step. Later entries then
-// progress and the safe head (confirmations) is no longer held back.
-// Outages (Postgres or Redis unreachable, deadlocks, resource errors) are
-// retried for as long as they last: they say nothing about the entry.
+// data (see entryError) counts a try for each of its entries in the
+// chain's try counts (package deadletter: Redis, shared by every process
+// of the group and kept across restarts). Once an entry of the read has
+// failed process.poison_tries times, the read's entries are handled one by
+// one, and an entry that fails alone with its count there goes to the
+// chain's dead-letter stream with its error, acknowledged in the same
+// step. Later entries then progress and the safe head (confirmations) is
+// no longer held back. Outages (Postgres or Redis unreachable, deadlocks,
+// resource errors) are retried for as long as they last: they say nothing
+// about the entry and count no try.
 
 // entryError reports whether err may come from the entries' data: a
 // Postgres error outside the classes of connection trouble, transaction
@@ -44,16 +47,35 @@ func (m *Module) poisonTries() int { return max(1, m.cfg.PoisonTries) }
 // is false when ctx ended first.
 func (m *Module) handleRead(ctx context.Context, chainID uint64, entries []rueidis.XRangeEntry, log *zap.Logger) (maxBlock uint64, below hook.Cursor, held, ok bool) {
 	tries := m.poisonTries()
+	ids := make([]string, len(entries))
+	for i, e := range entries {
+		ids[i] = e.ID
+	}
+	counted := false
 	for try := 0; ; try++ {
 		mb, b, h, err := m.handle(ctx, chainID, entries)
 		if err == nil {
+			if counted {
+				if err := deadletter.Forget(ctx, m.rdb, m.keys, chainID, ids); err != nil {
+					log.Warn("forget try counts (they expire)", zap.Error(err))
+				}
+			}
 			return mb, b, h, true
+		}
+		failed := 0
+		if entryError(err) {
+			// Counted even when ctx ended meanwhile: the try was made.
+			n, ferr := deadletter.Fail(context.WithoutCancel(ctx), m.rdb, m.keys, chainID, ids)
+			if ferr != nil {
+				log.Warn("count a failed try", zap.Error(ferr))
+			}
+			counted, failed = true, max(n, try+1)
 		}
 		if ctx.Err() != nil {
 			return 0, hook.Cursor{}, false, false
 		}
-		log.Warn("handle stream entries; retrying", zap.Int("entries", len(entries)), zap.Int("try", try), zap.Error(err))
-		if try+1 >= tries && entryError(err) {
+		log.Warn("handle stream entries; retrying", zap.Int("entries", len(entries)), zap.Int("try", try), zap.Int("tries", failed), zap.Error(err))
+		if failed >= tries {
 			if len(entries) > 1 {
 				return m.isolate(ctx, chainID, entries, log)
 			}

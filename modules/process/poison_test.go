@@ -91,3 +91,58 @@ func TestPoisonEntryIsDeadLetteredAndReplayedAfterTheFix(t *testing.T) {
 		t.Fatalf("dead letters after the replay: %+v %v", left, err)
 	}
 }
+
+// TestPoisonTriesAreCountedAcrossProcesses: an entry Postgres always
+// rejects is tried by one process, which stops after two tries; a second
+// process (another consumer of the group, as after a restart elsewhere)
+// takes it over and dead-letters it once the tries of both add up to
+// poison_tries, instead of starting the count again (with counts in
+// memory an entry moving between processes is never dead-lettered).
+func TestPoisonTriesAreCountedAcrossProcesses(t *testing.T) {
+	e := newEnv(t)
+	const tries = 4
+	e.cfg.Process.PoisonTries = tries
+	ctx := context.Background()
+	e.endpoint(endpoint.Input{})
+	const token, a, b = "0x1111111111111111111111111111111111111111", "0x2222222222222222222222222222222222222222", "0x3333333333333333333333333333333333333333"
+	bad := transfer("ab", 7, 0, token, a, b, 7)
+	// Every try leaves its mark in a sequence (not rolled back with the
+	// failing insert).
+	_, err := e.pool.Exec(ctx, `CREATE SEQUENCE poison_tries;
+		CREATE FUNCTION reject_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN PERFORM nextval('poison_tries'); RAISE EXCEPTION 'poison test: event % rejected', NEW.event_id; END $$;
+		CREATE TRIGGER reject_poison BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION reject_poison();`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	made := func() int {
+		var n int
+		if err := e.pool.QueryRow(ctx, `SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM poison_tries`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	e.publish(bad)
+	first := e.start()
+	e.eventually("two tries in the first process", func() bool { return made() >= 2 })
+	first.stop()
+	if l, _ := deadletter.List(ctx, e.rdb, e.keys, []uint64{testChain}, 10); len(l) != 0 {
+		t.Fatalf("dead-lettered after %d tries of %d: %+v", made(), tries, l)
+	}
+	before := made()
+	e.cfg.Process.Consumer = "test-second-" + randHex(4)
+	e.start()
+	var letters []deadletter.Letter
+	e.eventually("the entry dead-lettered by the second process", func() bool {
+		letters, err = deadletter.List(ctx, e.rdb, e.keys, []uint64{testChain}, 10)
+		return err == nil && len(letters) > 0
+	})
+	e.eventually("nothing pending", func() bool { return e.pending() == 0 })
+	// A try cut short by the stop may count once more than it ran.
+	if n := made(); n > tries+1 || len(letters) != 1 || letters[0].Fields["id"] != bad.ID {
+		t.Fatalf("%d tries (%d in the first process) for poison_tries %d; letters %+v", n, before, tries, letters)
+	}
+	if n, err := e.rdb.Do(ctx, e.rdb.B().Hlen().Key(deadletter.TriesKey(e.keys, testChain)).Build()).AsInt64(); err != nil || n != 0 {
+		t.Fatalf("try counts left after the dead letter: %d %v", n, err)
+	}
+}

@@ -624,3 +624,68 @@ func (e *env) runThroughFaults(branch string, useOwn, useTest func(), drop func(
 		t.Fatalf("%d messages for %d matching events", n, len(evs))
 	}
 }
+
+// TestDeepReorgRetractsEventsDeliveredInBatches: a block.removed entry (a
+// reorg deeper than ingest's window) retracts the events of the orphaned
+// block that a batching endpoint got inside batch messages, with one
+// log.removed each, as the window's log.removed entries do; a per-log
+// endpoint gets its retraction too, events of other blocks none, and a
+// replay of the entry inserts nothing twice.
+func TestDeepReorgRetractsEventsDeliveredInBatches(t *testing.T) {
+	e := newEnv(t)
+	batched := e.endpoint(endpoint.Input{Filter: hook.Filter{Addresses: []string{token}}, BatchMax: 2, BatchWaitMS: 100})
+	single := e.endpoint(endpoint.Input{Filter: hook.Filter{Addresses: []string{token}}})
+	e.start()
+	orphan := []hook.Event{transfer("dd", 300, 0, token, alice, bob, 1), transfer("dd", 300, 1, token, alice, bob, 2)}
+	kept := transfer("dd", 301, 0, token, alice, bob, 3)
+	e.publish(append(orphan, kept)...)
+	e.eventually("two batches and three logs", func() bool { return e.count(batched.ID) == 2 && e.count(single.ID) == 3 })
+
+	gone := hook.BlockRemoved{Block: hook.Cursor{Number: 300, Hash: orphan[0].Block.Hash, Set: true}}
+	for range 2 { // the second is a replay
+		f := gone.Fields()
+		if err := e.rdb.Do(context.Background(), e.rdb.B().Xadd().Key(e.keys.Events(testChain)).Id("*").FieldValue().
+			FieldValue("type", f["type"]).FieldValue("block", f["block"]).Build()).Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.eventually("entries handled", func() bool { return e.pending() == 0 && e.drained() })
+	for _, ep := range []string{batched.ID, single.ID} {
+		removedOf := map[string]int{}
+		for _, m := range e.messages(ep) {
+			if m.Type != hook.TypeLogRemoved {
+				continue
+			}
+			var p Payload
+			if err := json.Unmarshal(m.Payload, &p); err != nil || p.Type != hook.TypeLogRemoved || p.ID != m.EventID || p.EndpointID != ep {
+				t.Fatalf("retraction %+v: %s", m, m.Payload)
+			}
+			if m.WebhookID != m.EventID+":removed" {
+				t.Fatalf("retraction webhook-id %q", m.WebhookID)
+			}
+			removedOf[m.EventID]++
+		}
+		if len(removedOf) != 2 || removedOf[orphan[0].ID] != 1 || removedOf[orphan[1].ID] != 1 {
+			t.Fatalf("endpoint %s: retractions %v, want one for each log of block 300", ep, removedOf)
+		}
+	}
+}
+
+// TestUnreadableBlockRemovedEntryIsSkippedNotFatal: a block.removed entry
+// without its block is counted and skipped; later events still flow.
+func TestUnreadableBlockRemovedEntryIsSkippedNotFatal(t *testing.T) {
+	e := newEnv(t)
+	ep := e.endpoint(endpoint.Input{Filter: hook.Filter{Addresses: []string{token}}})
+	r := e.start()
+	if err := e.rdb.Do(context.Background(), e.rdb.B().Xadd().Key(e.keys.Events(testChain)).Id("*").FieldValue().
+		FieldValue("type", hook.TypeBlockRemoved).Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	e.publish(transfer("ee", 400, 0, token, alice, bob, 1))
+	e.eventually("the later event", func() bool { return e.count(ep.ID) == 1 && e.pending() == 0 })
+	select {
+	case <-r.done:
+		t.Fatalf("process stopped: %v", r.err)
+	default:
+	}
+}

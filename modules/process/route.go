@@ -97,7 +97,7 @@ func (m *Module) route(chainID uint64, entries []rueidis.XRangeEntry, head uint6
 		}
 		if t := e.FieldValues["type"]; t == hook.TypeFinality || t == hook.TypeBlockRemoved {
 			if err := specialErrs[e.ID]; err != nil {
-				m.met.badEntries.WithLabelValues(chain).Inc()
+				m.met.badEntries.WithLabelValues(chain, cid).Inc()
 				m.log.Error("unreadable stream entry skipped", zap.Uint64("chain", chainID), zap.String("entry", e.ID), zap.Error(err))
 			}
 			continue

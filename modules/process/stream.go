@@ -75,6 +75,10 @@ func (m *Module) consume(ctx context.Context, chainID uint64, worker int) error 
 		if len(entries) == 0 {
 			continue
 		}
+		// A history handed over since the index was loaded: load it first.
+		if !m.syncIndex(ctx, chainID) {
+			return nil
+		}
 		last, err := parseStreamID(entries[len(entries)-1].ID)
 		if err != nil {
 			return err // Redis made the id: it cannot be malformed

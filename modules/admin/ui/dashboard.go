@@ -34,6 +34,10 @@ type chainStatus struct {
 	Head      uint64 // newest head seen, when a head key exists
 	HasHead   bool
 	Lag       uint64 // Head - Committed, only when HasHead
+	// The node's safe and finalized heads as ingest published them
+	// (`:finality`, "<safe cursor>|<finalized cursor>"), when reported.
+	Safe, Finalized       uint64
+	HasSafe, HasFinalized bool
 	// The newest entry of the events stream: its block and when ingest
 	// published it (the stream entry id's time).
 	LastBlock uint64
@@ -95,7 +99,14 @@ func (u *UI) chainStatuses(ctx context.Context) []chainStatus {
 			u.redis.B().Get().Key(u.keys.Chain(ch.ID, "lease")).Build(),
 			u.redis.B().XinfoStream().Key(u.keys.Events(ch.ID)).Build(),
 			u.redis.B().Xrevrange().Key(u.keys.Events(ch.ID)).End("+").Start("-").Count(1).Build(),
+			u.redis.B().Get().Key(u.keys.Chain(ch.ID, "finality")).Build(),
 		)
+		if f, err := res[5].ToString(); err == nil {
+			if fin, err := hook.ParseFinalityRecord(f); err == nil {
+				st.Safe, st.HasSafe = fin.Safe.Number, fin.Safe.Set
+				st.Finalized, st.HasFinalized = fin.Finalized.Number, fin.Finalized.Set
+			}
+		}
 		if cur, err := res[0].ToString(); err == nil {
 			if c, err := hook.ParseCursor(cur); err == nil {
 				st.Committed, st.HasCursor = c.Number, true

@@ -439,3 +439,33 @@ func TestDashboardWithoutAHeadKeyShowsTheCommittedBlockAndNewestEventNotAMadeUpL
 		t.Fatalf("dashboard shows a lag although no head is known:\n%s", body)
 	}
 }
+
+// TestDashboardShowsTheSafeAndFinalizedHeads: the chains table shows the
+// node's safe and finalized heads as ingest published them, and says when
+// the node reports none.
+func TestDashboardShowsTheSafeAndFinalizedHeads(t *testing.T) {
+	h := newHarness(t)
+	h.user("admin@example.com", tenant.RoleAdmin)
+	ctx := context.Background()
+	rdb := h.ui.redis
+	c := h.client()
+	c.login("admin@example.com")
+	for _, kv := range [][2]string{{"cursor", "1200:0xabc"}} {
+		if err := rdb.Do(ctx, rdb.B().Set().Key(h.keys.Chain(31337, kv[0])).Value(kv[1]).Build()).Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resp, body := c.get("/dashboard/live")
+	wantStatus(t, resp, body, http.StatusOK)
+	if !strings.Contains(body, "not reported") {
+		t.Fatalf("dashboard without finality:\n%s", body)
+	}
+	if err := rdb.Do(ctx, rdb.B().Set().Key(h.keys.Chain(31337, "finality")).Value("1190:0xs|1150:0xf").Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	resp, body = c.get("/dashboard/live")
+	wantStatus(t, resp, body, http.StatusOK)
+	if !strings.Contains(body, `class="finality">1190 / 1150<`) {
+		t.Fatalf("dashboard lacks the safe and finalized heads:\n%s", body)
+	}
+}
