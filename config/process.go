@@ -29,7 +29,8 @@ type Process struct {
 	// are checked for release.
 	ReleaseInterval time.Duration `mapstructure:"release_interval"`
 	// HoldRetention is how long released holds and removal tombstones are
-	// kept (they answer late removals and replays).
+	// kept (they answer late removals and replays); never longer than
+	// retention.messages, which process caps it at.
 	HoldRetention time.Duration `mapstructure:"hold_retention"`
 	// MaxQueuedJobs stops reading events while the delivery jobs stream
 	// holds this many jobs deliver has not finished: the backlog then waits

@@ -115,8 +115,10 @@ func New(cfg config.Config, pool *pgxpool.Pool, rdb rueidis.Client, chains []con
 	if err != nil {
 		return nil, fmt.Errorf("process: register metrics: %w", err)
 	}
+	pcfg := cfg.Process
+	pcfg.HoldRetention = holdRetention(cfg)
 	m := &Module{
-		cfg: cfg.Process, pool: pool, rdb: rdb, keys: hook.Keys{Prefix: cfg.Redis.Prefix}, chains: chains,
+		cfg: pcfg, pool: pool, rdb: rdb, keys: hook.Keys{Prefix: cfg.Redis.Prefix}, chains: chains,
 		log: log, met: met, quota: tenant.New(pool), cursors: chaincursor.New(pool),
 		ix: newIndex(), changed: make(chan string, 1024), releaseCh: map[uint64]chan struct{}{},
 	}
@@ -369,6 +371,15 @@ var (
 	// delIdleConsumer deletes a consumer that has nothing pending.
 	delIdleConsumer = rueidis.NewLuaScript(delIdleConsumerSrc)
 )
+
+// holdRetention is process.hold_retention capped at retention.messages: a
+// released hold outliving its message answers nothing (the partition
+// holding the message is dropped), and with a short message retention the
+// holds, payloads and all, would take most of the disk (the soak found
+// process_holds growing 13 MiB/min at 24h beside 10m messages).
+func holdRetention(cfg config.Config) time.Duration {
+	return min(cfg.Process.HoldRetention, max(cfg.Retention.Messages, time.Minute))
+}
 
 // consumerRetention is how long a consumer with nothing pending may stay
 // idle in a group before it is deleted (processes that are gone for good:
