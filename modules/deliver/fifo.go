@@ -25,6 +25,11 @@ import (
 // them. Intake never claims a FIFO endpoint's ordered messages (claim.go):
 // their jobs only hint the lane.
 //
+// An endpoint created with history (from_block) is not pulled until its
+// history is done (endpoint_history state pending or running): its live
+// messages wait, so the older history messages, made later, still go first.
+// The job hints of the last history messages, or the sweeper, start it.
+//
 // A failed attempt (a retry scheduled) hands the group's other queued
 // messages back to pending: they wait behind it, in Postgres, until it
 // succeeds or is dead. A dead message lets the group move on; its attempt
@@ -95,6 +100,7 @@ func (m *Module) pullFIFO(ctx context.Context, endpointID, cursor string, limit 
 			UPDATE messages m SET state = 'delivering', lease_owner = $5, lease_until = $6, updated_at = now()
 			FROM pick, endpoints e
 			WHERE m.id = pick.id AND e.id = m.endpoint_id AND e.enabled
+			  AND NOT EXISTS (SELECT 1 FROM endpoint_history eh WHERE eh.endpoint_id = m.endpoint_id AND eh.state IN ('pending', 'running'))
 			RETURNING `+jobColumns+`, m.fifo_key, m.block_number, m.log_index, m.type`,
 			endpointID, groups, limit, now, m.owner, now.Add(m.cfg.LeaseTimeout))
 		if err != nil {

@@ -339,3 +339,48 @@ func TestFIFOPullsGoRoundMoreGroupsThanOnePullLooksAt(t *testing.T) {
 		t.Fatalf("%d messages failed, want one per stalled group (%d)", n, stalled)
 	}
 }
+
+// A FIFO endpoint created with history: its live messages wait while the
+// history runs, so the history's older messages, made after them, still
+// arrive first, and all in chain order.
+func TestFIFOEndpointWithHistoryGetsHistoryBeforeLive(t *testing.T) {
+	e := newEnv(t)
+	e.cfg.Delivery.SweepInterval = time.Hour
+	l := &orderLog{}
+	rc := newOrderedReceiver(t, l)
+	app := e.app(t, "unlimited")
+	ep := e.fifoEndpoint(t, app, rc.URL, "", "")
+	ctx := context.Background()
+	if _, err := e.pool.Exec(ctx, `INSERT INTO endpoint_history (endpoint_id, app_id, chain_id, from_block, state) VALUES ($1, $2, 1, 1, 'running')`, ep, app); err != nil {
+		t.Fatal(err)
+	}
+	// A second FIFO endpoint without history is the sync point: once its
+	// message arrived, the lanes have pulled what they could.
+	sl := &orderLog{}
+	sentinel := e.fifoEndpoint(t, app, newOrderedReceiver(t, sl).URL, "", "")
+	e.insertOrdered(t, app, ep, ordered{block: 100, index: 0, typ: "log", group: "1"})
+	e.insertOrdered(t, app, ep, ordered{block: 101, index: 0, typ: "log", group: "1"})
+	e.start(t)
+	e.insertOrdered(t, app, sentinel, ordered{block: 100, index: 0, typ: "log", group: "1"})
+	eventually(t, "the endpoint without history delivered", func() bool { return len(sl.got()) == 1 })
+	e.insertOrdered(t, app, ep, ordered{block: 101, index: 1, typ: "log", group: "1"})
+	if got := l.got(); len(got) != 0 {
+		t.Fatalf("live messages delivered while the history runs: %+v", got)
+	}
+	var last string
+	for b := 1; b <= 3; b++ {
+		last = e.insertOrdered(t, app, ep, ordered{block: b, index: 0, typ: "log", group: "1"})
+	}
+	if _, err := e.pool.Exec(ctx, `UPDATE endpoint_history SET state = 'done' WHERE endpoint_id = $1`, ep); err != nil {
+		t.Fatal(err)
+	}
+	e.offer(t, last, ep) // the hint after the history is done
+	eventually(t, "every message", func() bool { return len(l.got()) == 6 })
+	var got []string
+	for _, r := range l.got() {
+		got = append(got, fmt.Sprintf("%d:%d", r.o.block, r.o.index))
+	}
+	if want := "1:0,2:0,3:0,100:0,101:0,101:1"; strings.Join(got, ",") != want {
+		t.Fatalf("received %s, want %s", strings.Join(got, ","), want)
+	}
+}
