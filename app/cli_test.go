@@ -145,7 +145,7 @@ func TestJSONOutputHasTheAPIShapes(t *testing.T) {
 		t.Fatalf("endpoint create: %v", ep)
 	}
 	epID := ep["id"].(string)
-	if s := run("endpoint", "secret", "--app", appID, epID); len(s) != 1 || s["secret"] != ep["secret"] {
+	if s := run("endpoint", "secret", "--app", appID, epID); len(s) != 2 || s["secret"] != ep["secret"] || s["signature"] != "hmac" {
 		t.Fatalf("endpoint secret: %v", s)
 	}
 	// Every list is {"data": [...], "next_cursor": ""}.

@@ -6,11 +6,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/redis/rueidis"
-
 	"github.com/ethhook/ethhook/config"
 	"github.com/ethhook/ethhook/deadletter"
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/testenv"
 	"github.com/ethhook/ethhook/modules/devnet"
 )
 
@@ -74,11 +73,9 @@ func TestDeadLettersAreListedAndReplayedByAdminsOnly(t *testing.T) {
 	rdb := h.m.rdb
 	fields := map[string]string{"id": "31337:0xab:1", "type": "log", "event": `{"id":"31337:0xab:1"}`}
 	key := h.keys.Events(config.DevnetChainID)
-	id, err := rdb.Do(ctx, rdb.B().Xadd().Key(key).Id("*").FieldValue().FieldValue("id", fields["id"]).FieldValue("type", "log").FieldValue("event", fields["event"]).Build()).ToString()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := deadletter.Move(ctx, rdb, h.keys, config.DevnetChainID, rueidis.XRangeEntry{ID: id, FieldValues: fields}, errString("boom"), 5); err != nil {
+	entry := testenv.PendingEvent(t, rdb, key, fields)
+	id := entry.ID
+	if err := deadletter.Move(ctx, rdb, h.keys, config.DevnetChainID, entry, errString("boom"), 5); err != nil {
 		t.Fatal(err)
 	}
 	token, _, _ := h.member("dl@example.com")
@@ -133,7 +130,8 @@ func (h *harness) historyPreviewAndDeadLetters(t *testing.T, appID, tok string) 
 		t.Fatalf("history %+v", hv)
 	}
 	fields := map[string]string{"id": "31337:0xcd:0", "type": "log", "event": "{}"}
-	if err := deadletter.Move(ctx, h.m.rdb, h.keys, config.DevnetChainID, rueidis.XRangeEntry{ID: "1-1", FieldValues: fields}, errString("x"), 5); err != nil {
+	entry := testenv.PendingEvent(t, h.m.rdb, h.keys.Events(config.DevnetChainID), fields)
+	if err := deadletter.Move(ctx, h.m.rdb, h.keys, config.DevnetChainID, entry, errString("x"), 5); err != nil {
 		t.Fatal(err)
 	}
 	var list List[deadLetterView]

@@ -7,9 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/redis/rueidis"
-
 	"github.com/ethhook/ethhook/deadletter"
+	"github.com/ethhook/ethhook/internal/testenv"
 	"github.com/ethhook/ethhook/tenant"
 )
 
@@ -25,7 +24,8 @@ func TestDeadLettersPageListsAndReplaysForAdminsOnly(t *testing.T) {
 	h.user("root@example.com", tenant.RoleAdmin)
 	h.user("member@example.com", tenant.RoleMember)
 	fields := map[string]string{"id": "31337:0xfeed:7", "type": "log", "event": "{}"}
-	if err := deadletter.Move(context.Background(), h.ui.redis, h.keys, 31337, rueidis.XRangeEntry{ID: "5-1", FieldValues: fields}, testErr("rejected by a trigger"), 5); err != nil {
+	entry := testenv.PendingEvent(t, h.ui.redis, h.keys.Events(31337), fields)
+	if err := deadletter.Move(context.Background(), h.ui.redis, h.keys, 31337, entry, testErr("rejected by a trigger"), 5); err != nil {
 		t.Fatal(err)
 	}
 	m := h.client()

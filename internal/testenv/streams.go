@@ -1,0 +1,48 @@
+package testenv
+
+import (
+	"context"
+	"sort"
+	"testing"
+
+	"github.com/redis/rueidis"
+
+	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/streams"
+)
+
+// PendingEvent adds an entry with fields to the events stream key and
+// reads it as a consumer of process's group, so it is pending there as an
+// entry process failed on would be (what deadletter.Move expects). It
+// returns the entry as read.
+func PendingEvent(t testing.TB, rdb rueidis.Client, key string, fields map[string]string) rueidis.XRangeEntry {
+	t.Helper()
+	ctx := context.Background()
+	names := make([]string, 0, len(fields))
+	for f := range fields {
+		names = append(names, f)
+	}
+	sort.Strings(names)
+	add := rdb.B().Xadd().Key(key).Id("*").FieldValue()
+	for _, f := range names {
+		add = add.FieldValue(f, fields[f])
+	}
+	id, err := rdb.Do(ctx, add.Build()).ToString()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := streams.EnsureGroup(ctx, rdb, key, hook.EventsGroup); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := streams.Read(ctx, rdb, key, hook.EventsGroup, "test", ">", 1000, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.ID == id {
+			return e
+		}
+	}
+	t.Fatalf("entry %s not read from %s", id, key)
+	return rueidis.XRangeEntry{}
+}
