@@ -64,13 +64,9 @@ func SchemeOf(secret string) string {
 
 // PrivateKey decodes a whsk_ secret.
 func PrivateKey(secret string) (ed25519.PrivateKey, error) {
-	raw, ok := strings.CutPrefix(secret, PrivateKeyPrefix)
-	if !ok {
-		return nil, errors.New("private key must start with " + PrivateKeyPrefix)
-	}
-	b, err := base64.StdEncoding.DecodeString(raw)
+	b, err := decodeKey(secret, PrivateKeyPrefix, "private key")
 	if err != nil {
-		return nil, errors.New("private key is not valid base64 after " + PrivateKeyPrefix)
+		return nil, err
 	}
 	switch len(b) {
 	case ed25519.SeedSize:
@@ -87,13 +83,9 @@ func PrivateKey(secret string) (ed25519.PrivateKey, error) {
 
 // PublicKey decodes a whpk_ public key.
 func PublicKey(key string) (ed25519.PublicKey, error) {
-	raw, ok := strings.CutPrefix(key, PublicKeyPrefix)
-	if !ok {
-		return nil, errors.New("public key must start with " + PublicKeyPrefix)
-	}
-	b, err := base64.StdEncoding.DecodeString(raw)
+	b, err := decodeKey(key, PublicKeyPrefix, "public key")
 	if err != nil {
-		return nil, errors.New("public key is not valid base64 after " + PublicKeyPrefix)
+		return nil, err
 	}
 	if len(b) != ed25519.PublicKeySize {
 		return nil, fmt.Errorf("public key must hold %d bytes, has %d", ed25519.PublicKeySize, len(b))

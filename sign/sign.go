@@ -27,15 +27,25 @@ func NewSecret() (string, error) {
 	return SecretPrefix + base64.StdEncoding.EncodeToString(b), nil
 }
 
+// decodeKey is the base64 after prefix of a whsec_, whsk_ or whpk_ key
+// (what names it in errors).
+func decodeKey(s, prefix, what string) ([]byte, error) {
+	raw, ok := strings.CutPrefix(s, prefix)
+	if !ok {
+		return nil, errors.New(what + " must start with " + prefix)
+	}
+	b, err := base64.StdEncoding.DecodeString(raw)
+	if err != nil {
+		return nil, errors.New(what + " is not valid base64 after " + prefix)
+	}
+	return b, nil
+}
+
 // Key decodes a secret into its HMAC key; it accepts 24 to 64 bytes.
 func Key(secret string) ([]byte, error) {
-	raw, ok := strings.CutPrefix(secret, SecretPrefix)
-	if !ok {
-		return nil, errors.New("secret must start with " + SecretPrefix)
-	}
-	key, err := base64.StdEncoding.DecodeString(raw)
+	key, err := decodeKey(secret, SecretPrefix, "secret")
 	if err != nil {
-		return nil, errors.New("secret is not valid base64 after " + SecretPrefix)
+		return nil, err
 	}
 	if len(key) < 24 || len(key) > 64 {
 		return nil, fmt.Errorf("secret must hold 24 to 64 bytes, has %d", len(key))
