@@ -3,12 +3,12 @@ package testenv
 import (
 	"context"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/redis/rueidis"
 
 	"github.com/ethhook/ethhook/hook"
-	"github.com/ethhook/ethhook/internal/streams"
 )
 
 // PendingEvent adds an entry with fields to the events stream key and
@@ -31,14 +31,16 @@ func PendingEvent(t testing.TB, rdb rueidis.Client, key string, fields map[strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := streams.EnsureGroup(ctx, rdb, key, hook.EventsGroup); err != nil {
+	// Plain commands, not package streams: its own tests import testenv.
+	err = rdb.Do(ctx, rdb.B().XgroupCreate().Key(key).Group(hook.EventsGroup).Id("0").Mkstream().Build()).Error()
+	if err != nil && !strings.Contains(err.Error(), "BUSYGROUP") {
 		t.Fatal(err)
 	}
-	entries, err := streams.Read(ctx, rdb, key, hook.EventsGroup, "test", ">", 1000, 0)
+	read, err := rdb.Do(ctx, rdb.B().Xreadgroup().Group(hook.EventsGroup, "test").Count(1000).Streams().Key(key).Id(">").Build()).AsXRead()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, e := range entries {
+	for _, e := range read[key] {
 		if e.ID == id {
 			return e
 		}
