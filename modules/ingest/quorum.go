@@ -249,18 +249,7 @@ func (r *chainRunner) askPeer(ctx context.Context, i int, want []hashAt) peerAns
 func (r *chainRunner) vote(ctx context.Context, want []hashAt) (k int, possible bool) {
 	q := r.q
 	answers := make([]peerAnswer, len(r.eps))
-	var wg sync.WaitGroup
-	for i := range r.eps {
-		if i == r.epIdx {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			answers[i] = r.askPeer(ctx, i, want)
-		}()
-	}
-	wg.Wait()
+	r.eachPeer(func(i int) { answers[i] = r.askPeer(ctx, i, want) })
 	now := time.Now()
 	mayAgree := 1
 	k = len(want)
@@ -351,33 +340,37 @@ func (r *chainRunner) awaitQuorum(ctx context.Context, want []hashAt) (int, erro
 	}
 }
 
+// eachPeer runs fn for every provider but the followed one, all at once,
+// and returns when every call has.
+func (r *chainRunner) eachPeer(fn func(i int)) {
+	var wg sync.WaitGroup
+	for i := range r.eps {
+		if i != r.epIdx {
+			wg.Add(1)
+			go func() { defer wg.Done(); fn(i) }()
+		}
+	}
+	wg.Wait()
+}
+
 // checkPrimaryLag runs when the primary sent no head for a poll interval:
 // when N other providers are past the primary's head on quorumLagPolls
 // polls in a row, the primary lags and the session is given up.
 func (r *chainRunner) checkPrimaryLag(ctx context.Context) error {
 	q := r.q
 	heads := make([]uint64, len(r.eps))
-	var wg sync.WaitGroup
-	for i := range r.eps {
-		if i == r.epIdx {
-			continue
+	r.eachPeer(func(i int) {
+		ws, err := r.peerConn(ctx, i)
+		if err != nil {
+			return
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ws, err := r.peerConn(ctx, i)
-			if err != nil {
-				return
-			}
-			var bn quantity
-			cctx, cancel := context.WithTimeout(ctx, r.ing.CallTimeout)
-			defer cancel()
-			if err := ws.Call(cctx, &bn, "eth_blockNumber"); err == nil && uint64(bn) <= maxBlockNumber {
-				heads[i] = uint64(bn)
-			}
-		}()
-	}
-	wg.Wait()
+		var bn quantity
+		cctx, cancel := context.WithTimeout(ctx, r.ing.CallTimeout)
+		defer cancel()
+		if err := ws.Call(cctx, &bn, "eth_blockNumber"); err == nil && uint64(bn) <= maxBlockNumber {
+			heads[i] = uint64(bn)
+		}
+	})
 	ahead := 0
 	for i, h := range heads {
 		if i != r.epIdx && h > r.head {
