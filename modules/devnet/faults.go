@@ -5,6 +5,7 @@ package devnet
 // rate limits and a lagging eth_getLogs.
 
 import (
+	"sync/atomic"
 	"time"
 )
 
@@ -60,6 +61,20 @@ func (n *Node) waitStall(done <-chan struct{}) bool {
 		case <-changed:
 			t.Stop()
 		case <-t.C:
+		}
+	}
+}
+
+// takeArmed takes one from a fault armed for the next k frames or calls
+// (MalformedNext, RateLimitNext), reporting whether this one gets it.
+func takeArmed(k *atomic.Int64) bool {
+	for {
+		v := k.Load()
+		if v <= 0 {
+			return false
+		}
+		if k.CompareAndSwap(v, v-1) {
+			return true
 		}
 	}
 }

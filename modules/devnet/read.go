@@ -9,11 +9,7 @@ import (
 )
 
 // Head returns the canonical head.
-func (n *Node) Head() Block {
-	n.mu.RLock()
-	defer n.mu.RUnlock()
-	return n.canon[len(n.canon)-1].public()
-}
+func (n *Node) Head() Block { return n.headBlock().public() }
 
 func (n *Node) headBlock() *block {
 	n.mu.RLock()
@@ -21,25 +17,34 @@ func (n *Node) headBlock() *block {
 	return n.canon[len(n.canon)-1]
 }
 
-// BlockByNumber returns the canonical block num.
-func (n *Node) BlockByNumber(num uint64) (Block, bool) {
+// canonAt is the canonical block num as stored (maybe compacted), or nil
+// past the head.
+func (n *Node) canonAt(num uint64) *block {
 	n.mu.RLock()
-	var b *block
+	defer n.mu.RUnlock()
 	if num < uint64(len(n.canon)) {
-		b = n.canon[num]
+		return n.canon[num]
 	}
-	n.mu.RUnlock()
-	if b == nil {
-		return Block{}, false
-	}
-	return n.full(b).public(), true
+	return nil
 }
 
-// BlockByHash returns any block ever mined (canonical or orphaned).
-func (n *Node) BlockByHash(h common.Hash) (Block, bool) {
+// withHash is any block ever mined with hash h as stored (maybe
+// compacted), or nil.
+func (n *Node) withHash(h common.Hash) *block {
 	n.mu.RLock()
-	b := n.byHash[h]
-	n.mu.RUnlock()
+	defer n.mu.RUnlock()
+	return n.byHash[h]
+}
+
+// BlockByNumber returns the canonical block num.
+func (n *Node) BlockByNumber(num uint64) (Block, bool) { return n.wholeBlock(n.canonAt(num)) }
+
+// BlockByHash returns any block ever mined (canonical or orphaned).
+func (n *Node) BlockByHash(h common.Hash) (Block, bool) { return n.wholeBlock(n.withHash(h)) }
+
+// wholeBlock is b whole (rebuilt if compacted) in its exported form;
+// false for no block.
+func (n *Node) wholeBlock(b *block) (Block, bool) {
 	if b == nil {
 		return Block{}, false
 	}
