@@ -237,46 +237,21 @@ func (n *Node) call(method string, raw json.RawMessage, s session) ([]byte, *rpc
 			return nil, e
 		}
 		return n.receipt(h), nil
-	case "eth_subscribe":
+	case "eth_subscribe", "eth_unsubscribe":
 		if s == nil {
 			return nil, &rpcError{Code: CodeMethodNotFound, Message: "notifications not supported"}
 		}
-		kind, e := stringArg(params, 0)
+		p0, e := stringArg(params, 0) // the subscription's kind, or its id
 		if e != nil {
 			return nil, e
 		}
-		var f *logFilter
-		switch kind {
-		case "newHeads":
-		case "logs":
-			f = &logFilter{}
-			if p1, ok := arg(params, 1); ok {
-				c, e := parseCriteria(p1, 1)
-				if e != nil {
-					return nil, e
-				}
-				f = &c.logFilter
+		if method == "eth_unsubscribe" {
+			if !s.unsubscribe(p0) {
+				return nil, &rpcError{Code: CodeServerError, Message: "subscription not found"}
 			}
-		default:
-			return nil, &rpcError{Code: CodeMethodNotFound, Message: fmt.Sprintf("no %q subscription in eth namespace", kind)}
+			return []byte("true"), nil
 		}
-		id, e := s.subscribe(kind, f)
-		if e != nil {
-			return nil, e
-		}
-		return []byte(`"` + id + `"`), nil
-	case "eth_unsubscribe":
-		if s == nil {
-			return nil, &rpcError{Code: CodeMethodNotFound, Message: "notifications not supported"}
-		}
-		id, e := stringArg(params, 0)
-		if e != nil {
-			return nil, e
-		}
-		if !s.unsubscribe(id) {
-			return nil, &rpcError{Code: CodeServerError, Message: "subscription not found"}
-		}
-		return []byte("true"), nil
+		return newSubscription(s, p0, params)
 	}
 	return nil, &rpcError{Code: CodeMethodNotFound, Message: fmt.Sprintf("the method %s does not exist/is not available", method)}
 }
@@ -310,6 +285,31 @@ func (n *Node) getBlock(byHash bool, params []json.RawMessage) ([]byte, *rpcErro
 		return []byte("null"), nil
 	}
 	return n.renderBlock(b, full), nil
+}
+
+// newSubscription answers eth_subscribe for newHeads and logs (with optional
+// criteria in the second param) with the new subscription's id.
+func newSubscription(s session, kind string, params []json.RawMessage) ([]byte, *rpcError) {
+	var f *logFilter
+	switch kind {
+	case "newHeads":
+	case "logs":
+		f = &logFilter{}
+		if p1, ok := arg(params, 1); ok {
+			c, e := parseCriteria(p1, 1)
+			if e != nil {
+				return nil, e
+			}
+			f = &c.logFilter
+		}
+	default:
+		return nil, &rpcError{Code: CodeMethodNotFound, Message: fmt.Sprintf("no %q subscription in eth namespace", kind)}
+	}
+	id, e := s.subscribe(kind, f)
+	if e != nil {
+		return nil, e
+	}
+	return []byte(`"` + id + `"`), nil
 }
 
 func parseFullTx(params []json.RawMessage) (bool, *rpcError) {
