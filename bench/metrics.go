@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"math"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -156,4 +158,34 @@ func windowFigures(a, b snapshot, seconds float64) Window {
 	w.ProcessEventsPerSec = float64(w.Events) / seconds
 	w.CPUCores = w.CPUSeconds / b.at.Sub(a.at).Seconds()
 	return w
+}
+
+// summarize sorts ms samples into percentiles.
+func summarize(ms []float64) Dist {
+	d := Dist{N: int64(len(ms))}
+	if len(ms) == 0 {
+		return d
+	}
+	sort.Float64s(ms)
+	q := func(p float64) float64 {
+		i := int(p*float64(len(ms))+0.999999) - 1
+		if i < 0 {
+			i = 0
+		}
+		if i >= len(ms) {
+			i = len(ms) - 1
+		}
+		return ms[i]
+	}
+	d.P50, d.P95, d.P99, d.Max = q(.50), q(.95), q(.99), ms[len(ms)-1]
+	return d
+}
+
+// cpuTime is user+system CPU time of this process so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

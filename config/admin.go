@@ -92,24 +92,15 @@ func (c Admin) Validate() error {
 	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
 		errs = append(errs, fmt.Errorf("admin.jwt_secret (ETHHOOK_JWT_SECRET): must be at least 32 characters"))
 	}
-	if c.JWTTTL < time.Minute {
-		errs = append(errs, fmt.Errorf("admin.jwt_ttl: must be at least 1m, got %s", c.JWTTTL))
-	}
-	if c.BodyLimit < 1024 || c.BodyLimit > 64<<20 {
-		errs = append(errs, fmt.Errorf("admin.body_limit: must be between 1024 and %d bytes, got %d", 64<<20, c.BodyLimit))
-	}
-	if c.RateLimit < 0 {
-		errs = append(errs, fmt.Errorf("admin.rate_limit: must be 0 (off) or more, got %d", c.RateLimit))
-	}
-	if c.LoginRateLimit < 0 {
-		errs = append(errs, fmt.Errorf("admin.login_rate_limit: must be 0 (off) or more, got %d", c.LoginRateLimit))
-	}
-	if c.LoginAccountRateLimit < 0 {
-		errs = append(errs, fmt.Errorf("admin.login_account_rate_limit (ETHHOOK_ADMIN_LOGIN_ACCOUNT_RATE_LIMIT): must be 0 (off) or more, got %d", c.LoginAccountRateLimit))
-	}
-	if c.MaxConcurrentLogins < 1 || c.MaxConcurrentLogins > 256 {
-		errs = append(errs, fmt.Errorf("admin.max_concurrent_logins (ETHHOOK_ADMIN_MAX_CONCURRENT_LOGINS): must be between 1 and 256, got %d", c.MaxConcurrentLogins))
-	}
+	errs = append(errs,
+		atLeast("admin.jwt_ttl", c.JWTTTL, time.Minute),
+		failIf(c.BodyLimit < 1024 || c.BodyLimit > 64<<20, "admin.body_limit: must be between 1024 and %d bytes, got %d", 64<<20, c.BodyLimit),
+		orMore("admin.rate_limit", c.RateLimit, "off"),
+		orMore("admin.login_rate_limit", c.LoginRateLimit, "off"),
+		orMore("admin.login_account_rate_limit (ETHHOOK_ADMIN_LOGIN_ACCOUNT_RATE_LIMIT)", c.LoginAccountRateLimit, "off"),
+		failIf(c.MaxConcurrentLogins < 1 || c.MaxConcurrentLogins > 256,
+			"admin.max_concurrent_logins (ETHHOOK_ADMIN_MAX_CONCURRENT_LOGINS): must be between 1 and 256, got %d", c.MaxConcurrentLogins),
+	)
 	if _, err := c.TrustedProxyPrefixes(); err != nil {
 		errs = append(errs, fmt.Errorf("admin.trusted_proxies (ETHHOOK_ADMIN_TRUSTED_PROXIES): %w", err))
 	}
@@ -119,9 +110,7 @@ func (c Admin) Validate() error {
 	if c.IngestStallAfter != 0 && (c.IngestStallAfter < time.Second || c.IngestStallAfter > 24*time.Hour) {
 		errs = append(errs, fmt.Errorf("admin.ingest_stall_after (ETHHOOK_ADMIN_INGEST_STALL_AFTER): must be 0 (off) or 1s..24h, got %s", c.IngestStallAfter))
 	}
-	if c.QuotaReleaseInterval < time.Second {
-		errs = append(errs, fmt.Errorf("admin.quota_release_interval: must be at least 1s, got %s", c.QuotaReleaseInterval))
-	}
+	errs = append(errs, atLeast("admin.quota_release_interval", c.QuotaReleaseInterval, time.Second))
 	for _, t := range []struct {
 		key string
 		d   time.Duration
@@ -137,9 +126,7 @@ func (c Admin) Validate() error {
 	if c.ReadHeaderTimeout > c.ReadTimeout {
 		errs = append(errs, fmt.Errorf("admin.read_header_timeout (ETHHOOK_ADMIN_READ_HEADER_TIMEOUT): must not be longer than admin.read_timeout (%s), got %s", c.ReadTimeout, c.ReadHeaderTimeout))
 	}
-	if c.MaxAppsPerUser < 0 {
-		errs = append(errs, fmt.Errorf("admin.max_apps_per_user (ETHHOOK_ADMIN_MAX_APPS_PER_USER): must be 0 (no cap) or more, got %d", c.MaxAppsPerUser))
-	}
+	errs = append(errs, orMore("admin.max_apps_per_user (ETHHOOK_ADMIN_MAX_APPS_PER_USER)", c.MaxAppsPerUser, "no cap"))
 	if c.DefaultPlan == "" {
 		errs = append(errs, fmt.Errorf("admin.default_plan (ETHHOOK_ADMIN_DEFAULT_PLAN): must name a plan, e.g. unlimited or free"))
 	}

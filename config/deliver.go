@@ -160,64 +160,32 @@ func (c Delivery) Validate() error {
 	if _, err := c.AllowedPrefixes(); err != nil {
 		errs = append(errs, fmt.Errorf("delivery.allow_cidrs (ETHHOOK_DELIVERY_ALLOW_CIDRS): %w", err))
 	}
-	if c.ConnectTimeout <= 0 {
-		errs = append(errs, fmt.Errorf("delivery.connect_timeout: must be positive, got %s", c.ConnectTimeout))
-	}
-	if c.Timeout <= 0 {
-		errs = append(errs, fmt.Errorf("delivery.timeout: must be positive, got %s", c.Timeout))
-	}
-	if c.ConcurrencyPerEndpoint < 1 {
-		errs = append(errs, fmt.Errorf("delivery.concurrency_per_endpoint: must be at least 1, got %d", c.ConcurrencyPerEndpoint))
-	}
-	if c.DisableAfter <= 0 {
-		errs = append(errs, fmt.Errorf("delivery.disable_after: must be positive, got %s", c.DisableAfter))
-	}
-	if c.SecretOverlap < 0 {
-		errs = append(errs, fmt.Errorf("delivery.secret_overlap: must not be negative"))
-	}
-	if c.MaxRetryAfter < time.Second {
-		errs = append(errs, fmt.Errorf("delivery.max_retry_after: must be at least 1s, got %s", c.MaxRetryAfter))
-	}
-	if c.MaxInFlight < 1 {
-		errs = append(errs, fmt.Errorf("delivery.max_in_flight: must be at least 1, got %d", c.MaxInFlight))
-	}
-	if c.QueuePerEndpoint < 1 {
-		errs = append(errs, fmt.Errorf("delivery.queue_per_endpoint: must be at least 1, got %d", c.QueuePerEndpoint))
-	}
-	if c.MaxHeld < 1 {
-		errs = append(errs, fmt.Errorf("delivery.max_held (ETHHOOK_DELIVERY_MAX_HELD): must be at least 1, got %d", c.MaxHeld))
-	}
-	if c.MaxHeldMiB < 1 {
-		errs = append(errs, fmt.Errorf("delivery.max_held_mib (ETHHOOK_DELIVERY_MAX_HELD_MIB): must be at least 1, got %d", c.MaxHeldMiB))
-	}
-	if c.LeaseTimeout < time.Second || c.LeaseTimeout <= c.Timeout {
-		errs = append(errs, fmt.Errorf("delivery.lease_timeout: must be at least 1s and longer than delivery.timeout, got %s", c.LeaseTimeout))
-	}
-	if c.SweepInterval <= 0 {
-		errs = append(errs, fmt.Errorf("delivery.sweep_interval: must be positive, got %s", c.SweepInterval))
-	}
-	if c.BreakerThreshold < 1 {
-		errs = append(errs, fmt.Errorf("delivery.breaker_threshold: must be at least 1, got %d", c.BreakerThreshold))
-	}
-	if c.BreakerCooldown <= 0 {
-		errs = append(errs, fmt.Errorf("delivery.breaker_cooldown: must be positive, got %s", c.BreakerCooldown))
-	}
-	if c.MetricsTopEndpoints < 0 || c.MetricsTopEndpoints > MaxMetricsTopEndpoints {
-		errs = append(errs, fmt.Errorf("delivery.metrics_top_endpoints (ETHHOOK_DELIVERY_METRICS_TOP_ENDPOINTS): must be 0..%d, got %d",
-			MaxMetricsTopEndpoints, c.MetricsTopEndpoints))
-	}
-	if len(c.MetricsEndpoints) > MaxMetricsEndpoints {
-		errs = append(errs, fmt.Errorf("delivery.metrics_endpoints (ETHHOOK_DELIVERY_METRICS_ENDPOINTS): at most %d endpoints, got %d",
-			MaxMetricsEndpoints, len(c.MetricsEndpoints)))
-	}
+	errs = append(errs,
+		positive("delivery.connect_timeout", c.ConnectTimeout),
+		positive("delivery.timeout", c.Timeout),
+		atLeast("delivery.concurrency_per_endpoint", c.ConcurrencyPerEndpoint, 1),
+		positive("delivery.disable_after", c.DisableAfter),
+		failIf(c.SecretOverlap < 0, "delivery.secret_overlap: must not be negative"),
+		atLeast("delivery.max_retry_after", c.MaxRetryAfter, time.Second),
+		atLeast("delivery.max_in_flight", c.MaxInFlight, 1),
+		atLeast("delivery.queue_per_endpoint", c.QueuePerEndpoint, 1),
+		atLeast("delivery.max_held (ETHHOOK_DELIVERY_MAX_HELD)", c.MaxHeld, 1),
+		atLeast("delivery.max_held_mib (ETHHOOK_DELIVERY_MAX_HELD_MIB)", c.MaxHeldMiB, 1),
+		failIf(c.LeaseTimeout < time.Second || c.LeaseTimeout <= c.Timeout,
+			"delivery.lease_timeout: must be at least 1s and longer than delivery.timeout, got %s", c.LeaseTimeout),
+		positive("delivery.sweep_interval", c.SweepInterval),
+		atLeast("delivery.breaker_threshold", c.BreakerThreshold, 1),
+		positive("delivery.breaker_cooldown", c.BreakerCooldown),
+		within("delivery.metrics_top_endpoints (ETHHOOK_DELIVERY_METRICS_TOP_ENDPOINTS)", c.MetricsTopEndpoints, 0, MaxMetricsTopEndpoints),
+		failIf(len(c.MetricsEndpoints) > MaxMetricsEndpoints,
+			"delivery.metrics_endpoints (ETHHOOK_DELIVERY_METRICS_ENDPOINTS): at most %d endpoints, got %d", MaxMetricsEndpoints, len(c.MetricsEndpoints)),
+	)
 	for _, id := range c.MetricsEndpoints {
 		if !strings.HasPrefix(id, "ep_") || len(id) > 64 {
 			errs = append(errs, fmt.Errorf("delivery.metrics_endpoints (ETHHOOK_DELIVERY_METRICS_ENDPOINTS): %q is not an endpoint id (ep_...)", id))
 			break
 		}
 	}
-	if c.MetricsInterval < 100*time.Millisecond {
-		errs = append(errs, fmt.Errorf("delivery.metrics_interval (ETHHOOK_DELIVERY_METRICS_INTERVAL): must be at least 100ms, got %s", c.MetricsInterval))
-	}
+	errs = append(errs, atLeast("delivery.metrics_interval (ETHHOOK_DELIVERY_METRICS_INTERVAL)", c.MetricsInterval, 100*time.Millisecond))
 	return errors.Join(errs...)
 }

@@ -2,7 +2,6 @@ package config
 
 import (
 	"errors"
-	"fmt"
 	"time"
 )
 
@@ -78,48 +77,20 @@ func DefaultIngest() Ingest {
 
 // Validate checks the ingest settings.
 func (c Ingest) Validate() error {
-	var errs []error
-	if c.StreamMaxLen < 1000 {
-		errs = append(errs, fmt.Errorf("ingest.stream_max_len: must be at least 1000, got %d", c.StreamMaxLen))
-	}
-	if c.LeaseTTL < 500*time.Millisecond {
-		errs = append(errs, fmt.Errorf("ingest.lease_ttl: must be at least 500ms, got %s", c.LeaseTTL))
-	}
-	if c.CallTimeout <= 0 {
-		errs = append(errs, fmt.Errorf("ingest.call_timeout: must be positive, got %s", c.CallTimeout))
-	}
-	if c.MaxLogRange < 1 {
-		errs = append(errs, fmt.Errorf("ingest.max_log_range: must be at least 1"))
-	}
-	if c.MaxMessageBytes < 1<<20 {
-		errs = append(errs, fmt.Errorf("ingest.max_message_bytes: must be at least 1048576 (1 MiB), got %d", c.MaxMessageBytes))
-	}
-	if c.PingInterval <= 0 {
-		errs = append(errs, fmt.Errorf("ingest.ping_interval: must be positive, got %s", c.PingInterval))
-	}
-	if c.ReconnectMin <= 0 {
-		errs = append(errs, fmt.Errorf("ingest.reconnect_min: must be positive, got %s", c.ReconnectMin))
-	}
-	if c.ReconnectMax < c.ReconnectMin {
-		errs = append(errs, fmt.Errorf("ingest.reconnect_max: must be at least ingest.reconnect_min (%s), got %s", c.ReconnectMin, c.ReconnectMax))
-	}
-	if c.HeadPollInterval < 0 {
-		errs = append(errs, fmt.Errorf("ingest.head_poll_interval: must not be negative, got %s", c.HeadPollInterval))
-	}
-	if c.EmptyLogsRetries < 0 {
-		errs = append(errs, fmt.Errorf("ingest.empty_logs_retries: must not be negative, got %d", c.EmptyLogsRetries))
-	}
-	if c.NotificationQueueBytes < 64<<10 {
-		errs = append(errs, fmt.Errorf("ingest.notification_queue_bytes: must be at least 65536 (64 KiB), got %d", c.NotificationQueueBytes))
-	}
-	if c.ChainIDCheckInterval <= 0 {
-		errs = append(errs, fmt.Errorf("ingest.chain_id_check_interval: must be positive, got %s", c.ChainIDCheckInterval))
-	}
-	if c.FinalityPollInterval < 0 {
-		errs = append(errs, fmt.Errorf("ingest.finality_poll_interval: must not be negative, got %s", c.FinalityPollInterval))
-	}
-	if c.MaxHeadJump < 1 {
-		errs = append(errs, fmt.Errorf("ingest.max_head_jump: must be at least 1"))
-	}
-	return errors.Join(errs...)
+	return errors.Join(
+		atLeast("ingest.stream_max_len", c.StreamMaxLen, 1000),
+		atLeast("ingest.lease_ttl", c.LeaseTTL, 500*time.Millisecond),
+		positive("ingest.call_timeout", c.CallTimeout),
+		failIf(c.MaxLogRange < 1, "ingest.max_log_range: must be at least 1"),
+		failIf(c.MaxMessageBytes < 1<<20, "ingest.max_message_bytes: must be at least 1048576 (1 MiB), got %d", c.MaxMessageBytes),
+		positive("ingest.ping_interval", c.PingInterval),
+		positive("ingest.reconnect_min", c.ReconnectMin),
+		failIf(c.ReconnectMax < c.ReconnectMin, "ingest.reconnect_max: must be at least ingest.reconnect_min (%s), got %s", c.ReconnectMin, c.ReconnectMax),
+		notNegative("ingest.head_poll_interval", c.HeadPollInterval),
+		notNegative("ingest.empty_logs_retries", c.EmptyLogsRetries),
+		failIf(c.NotificationQueueBytes < 64<<10, "ingest.notification_queue_bytes: must be at least 65536 (64 KiB), got %d", c.NotificationQueueBytes),
+		positive("ingest.chain_id_check_interval", c.ChainIDCheckInterval),
+		notNegative("ingest.finality_poll_interval", c.FinalityPollInterval),
+		failIf(c.MaxHeadJump < 1, "ingest.max_head_jump: must be at least 1"),
+	)
 }

@@ -6,7 +6,6 @@ import (
 	"os"
 	"reflect"
 	"strings"
-	"time"
 
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/pflag"
@@ -139,17 +138,11 @@ func legacyRedisURL(current string) string {
 // structs (chains) have no defaults and are left out.
 func leaves(v reflect.Value, prefix string) map[string]any {
 	out := map[string]any{}
-	t := v.Type()
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		tag := f.Tag.Get("mapstructure")
-		if tag == "" || !f.IsExported() {
-			continue
-		}
+	for tag, f := range settings(v.Type()) {
 		key := prefix + tag
-		fv := v.Field(i)
+		fv := v.Field(f.Index[0])
 		switch {
-		case fv.Kind() == reflect.Struct && fv.Type() != reflect.TypeOf(time.Duration(0)):
+		case isSection(fv.Type()):
 			for k, val := range leaves(fv, key+".") {
 				out[k] = val
 			}

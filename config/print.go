@@ -24,14 +24,8 @@ func masked(v reflect.Value) any {
 			return d.String()
 		}
 		m := map[string]any{}
-		t := v.Type()
-		for i := 0; i < t.NumField(); i++ {
-			f := t.Field(i)
-			tag := f.Tag.Get("mapstructure")
-			if tag == "" || !f.IsExported() {
-				continue
-			}
-			m[tag] = maskField(v.Field(i), f.Tag.Get("secret"))
+		for key, f := range settings(v.Type()) {
+			m[key] = maskField(v.Field(f.Index[0]), f.Tag.Get("secret"))
 		}
 		return m
 	case reflect.Slice:

@@ -2,7 +2,6 @@ package config
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"time"
 )
@@ -59,36 +58,16 @@ func DefaultProcess() Process {
 
 // Validate checks the process settings.
 func (c Process) Validate() error {
-	var errs []error
-	if c.ClaimIdle < time.Second {
-		errs = append(errs, fmt.Errorf("process.claim_idle: must be at least 1s, got %s", c.ClaimIdle))
-	}
-	if c.ReadCount < 1 || c.ReadCount > 10000 {
-		errs = append(errs, fmt.Errorf("process.read_count: must be 1..10000, got %d", c.ReadCount))
-	}
-	if c.Consumer == "" {
-		errs = append(errs, fmt.Errorf("process.consumer (ETHHOOK_PROCESS_CONSUMER): must not be empty"))
-	}
-	if c.Workers < 1 || c.Workers > 64 {
-		errs = append(errs, fmt.Errorf("process.workers: must be 1..64, got %d", c.Workers))
-	}
-	if c.BlockTimeout < 10*time.Millisecond || c.BlockTimeout > time.Minute {
-		errs = append(errs, fmt.Errorf("process.block_timeout: must be 10ms..1m, got %s", c.BlockTimeout))
-	}
-	if c.RefreshInterval < time.Second {
-		errs = append(errs, fmt.Errorf("process.refresh_interval: must be at least 1s, got %s", c.RefreshInterval))
-	}
-	if c.ReleaseInterval < 10*time.Millisecond || c.ReleaseInterval > time.Minute {
-		errs = append(errs, fmt.Errorf("process.release_interval: must be 10ms..1m, got %s", c.ReleaseInterval))
-	}
-	if c.MaxQueuedJobs < 1000 {
-		errs = append(errs, fmt.Errorf("process.max_queued_jobs (ETHHOOK_PROCESS_MAX_QUEUED_JOBS): must be at least 1000, got %d", c.MaxQueuedJobs))
-	}
-	if c.PoisonTries < 1 || c.PoisonTries > 100 {
-		errs = append(errs, fmt.Errorf("process.poison_tries (ETHHOOK_PROCESS_POISON_TRIES): must be 1..100, got %d", c.PoisonTries))
-	}
-	if c.HoldRetention < time.Minute {
-		errs = append(errs, fmt.Errorf("process.hold_retention: must be at least 1m, got %s", c.HoldRetention))
-	}
-	return errors.Join(errs...)
+	return errors.Join(
+		atLeast("process.claim_idle", c.ClaimIdle, time.Second),
+		within("process.read_count", c.ReadCount, 1, 10000),
+		failIf(c.Consumer == "", "process.consumer (ETHHOOK_PROCESS_CONSUMER): must not be empty"),
+		within("process.workers", c.Workers, 1, 64),
+		within("process.block_timeout", c.BlockTimeout, 10*time.Millisecond, time.Minute),
+		atLeast("process.refresh_interval", c.RefreshInterval, time.Second),
+		within("process.release_interval", c.ReleaseInterval, 10*time.Millisecond, time.Minute),
+		atLeast("process.max_queued_jobs (ETHHOOK_PROCESS_MAX_QUEUED_JOBS)", c.MaxQueuedJobs, 1000),
+		within("process.poison_tries (ETHHOOK_PROCESS_POISON_TRIES)", c.PoisonTries, 1, 100),
+		atLeast("process.hold_retention", c.HoldRetention, time.Minute),
+	)
 }

@@ -7,7 +7,6 @@ import (
 	"reflect"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"
@@ -35,17 +34,12 @@ var secretTags = func() map[string]string {
 	out := map[string]string{}
 	var walk func(t reflect.Type, prefix string)
 	walk = func(t reflect.Type, prefix string) {
-		for i := 0; i < t.NumField(); i++ {
-			f := t.Field(i)
-			tag := f.Tag.Get("mapstructure")
-			if tag == "" {
-				continue
-			}
+		for key, f := range settings(t) {
 			if s := f.Tag.Get("secret"); s != "" {
-				out[prefix+tag] = s
+				out[prefix+key] = s
 			}
-			if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeOf(time.Duration(0)) {
-				walk(f.Type, prefix+tag+".")
+			if isSection(f.Type) {
+				walk(f.Type, prefix+key+".")
 			}
 		}
 	}

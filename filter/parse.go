@@ -145,33 +145,20 @@ func (p *parser) keyword(w string) bool {
 	return false
 }
 
-func (p *parser) or() (*ast, error) {
-	first, err := p.and()
-	if err != nil {
-		return nil, err
-	}
-	kids := []*ast{first}
-	for p.keyword("or") {
-		k, err := p.and()
-		if err != nil {
-			return nil, err
-		}
-		kids = append(kids, k)
-	}
-	if len(kids) == 1 {
-		return first, nil
-	}
-	return &ast{op: "or", kids: kids}, nil
-}
+func (p *parser) or() (*ast, error) { return p.joined("or", p.and) }
 
-func (p *parser) and() (*ast, error) {
-	first, err := p.primary()
+func (p *parser) and() (*ast, error) { return p.joined("and", p.primary) }
+
+// joined parses operands joined by the keyword op ("a or b or c"); a lone
+// operand stands for itself. or's operands are ands, so and binds tighter.
+func (p *parser) joined(op string, operand func() (*ast, error)) (*ast, error) {
+	first, err := operand()
 	if err != nil {
 		return nil, err
 	}
 	kids := []*ast{first}
-	for p.keyword("and") {
-		k, err := p.primary()
+	for p.keyword(op) {
+		k, err := operand()
 		if err != nil {
 			return nil, err
 		}
@@ -180,7 +167,7 @@ func (p *parser) and() (*ast, error) {
 	if len(kids) == 1 {
 		return first, nil
 	}
-	return &ast{op: "and", kids: kids}, nil
+	return &ast{op: op, kids: kids}, nil
 }
 
 func (p *parser) primary() (*ast, error) {

@@ -169,9 +169,7 @@ func (n *Node) getLogs(raw json.RawMessage) ([]byte, *rpcError) {
 		return nil, e
 	}
 	if c.blockHash != nil {
-		n.mu.RLock()
-		b := n.byHash[*c.blockHash]
-		n.mu.RUnlock()
+		b := n.withHash(*c.blockHash)
 		if b == nil {
 			return nil, &rpcError{Code: CodeServerError, Message: "unknown block"}
 		}

@@ -149,17 +149,7 @@ func (n *Node) handleOne(raw []byte, s session) (resp []byte, limited bool) {
 	return appendResponse(make([]byte, 0, len(result)+64), req.ID, result, e), false
 }
 
-func (n *Node) takeRateLimit() bool {
-	for {
-		v := n.ratelimit.Load()
-		if v <= 0 {
-			return false
-		}
-		if n.ratelimit.CompareAndSwap(v, v-1) {
-			return true
-		}
-	}
-}
+func (n *Node) takeRateLimit() bool { return takeArmed(&n.ratelimit) }
 
 // parseParams splits positional params. Missing params are an empty list.
 func parseParams(p json.RawMessage) ([]json.RawMessage, *rpcError) {
@@ -206,6 +196,15 @@ func stringArg(params []json.RawMessage, i int) (string, *rpcError) {
 	return v, nil
 }
 
+// hashArg is the required 32-byte hash params[i].
+func hashArg(params []json.RawMessage, i int) (common.Hash, *rpcError) {
+	p, e := requiredArg(params, i)
+	if e != nil {
+		return common.Hash{}, e
+	}
+	return parseHash(p, i)
+}
+
 func (n *Node) call(method string, raw json.RawMessage, s session) ([]byte, *rpcError) {
 	params, e := parseParams(raw)
 	if e != nil {
@@ -224,7 +223,50 @@ func (n *Node) call(method string, raw json.RawMessage, s session) ([]byte, *rpc
 		return []byte(`"EthHook-devnet/v1.0.0/linux-amd64/go"`), nil
 	case "eth_blockNumber":
 		return []byte(`"` + quantity(n.headBlock().Number) + `"`), nil
-	case "eth_getBlockByNumber":
+	case "eth_getBlockByNumber", "eth_getBlockByHash":
+		return n.getBlock(method == "eth_getBlockByHash", params)
+	case "eth_getLogs":
+		p0, e := requiredArg(params, 0)
+		if e != nil {
+			return nil, e
+		}
+		return n.getLogs(p0)
+	case "eth_getTransactionReceipt":
+		h, e := hashArg(params, 0)
+		if e != nil {
+			return nil, e
+		}
+		return n.receipt(h), nil
+	case "eth_subscribe", "eth_unsubscribe":
+		if s == nil {
+			return nil, &rpcError{Code: CodeMethodNotFound, Message: "notifications not supported"}
+		}
+		p0, e := stringArg(params, 0) // the subscription's kind, or its id
+		if e != nil {
+			return nil, e
+		}
+		if method == "eth_unsubscribe" {
+			if !s.unsubscribe(p0) {
+				return nil, &rpcError{Code: CodeServerError, Message: "subscription not found"}
+			}
+			return []byte("true"), nil
+		}
+		return newSubscription(s, p0, params)
+	}
+	return nil, &rpcError{Code: CodeMethodNotFound, Message: fmt.Sprintf("the method %s does not exist/is not available", method)}
+}
+
+// getBlock answers eth_getBlockByNumber and eth_getBlockByHash: the
+// block, with its transactions whole when the second param asks, or null.
+func (n *Node) getBlock(byHash bool, params []json.RawMessage) ([]byte, *rpcError) {
+	var b *block
+	if byHash {
+		h, e := hashArg(params, 0)
+		if e != nil {
+			return nil, e
+		}
+		b = n.withHash(h)
+	} else {
 		p0, e := requiredArg(params, 0)
 		if e != nil {
 			return nil, e
@@ -233,98 +275,41 @@ func (n *Node) call(method string, raw json.RawMessage, s session) ([]byte, *rpc
 		if e != nil {
 			return nil, e
 		}
-		full, e := parseFullTx(params)
-		if e != nil {
-			return nil, e
-		}
-		n.mu.RLock()
-		var b *block
-		if num < uint64(len(n.canon)) {
-			b = n.canon[num]
-		}
-		n.mu.RUnlock()
-		if b == nil {
-			return []byte("null"), nil
-		}
-		return n.renderBlock(b, full), nil
-	case "eth_getBlockByHash":
-		p0, e := requiredArg(params, 0)
-		if e != nil {
-			return nil, e
-		}
-		h, e := parseHash(p0, 0)
-		if e != nil {
-			return nil, e
-		}
-		full, e := parseFullTx(params)
-		if e != nil {
-			return nil, e
-		}
-		n.mu.RLock()
-		b := n.byHash[h]
-		n.mu.RUnlock()
-		if b == nil {
-			return []byte("null"), nil
-		}
-		return n.renderBlock(b, full), nil
-	case "eth_getLogs":
-		p0, e := requiredArg(params, 0)
-		if e != nil {
-			return nil, e
-		}
-		return n.getLogs(p0)
-	case "eth_getTransactionReceipt":
-		p0, e := requiredArg(params, 0)
-		if e != nil {
-			return nil, e
-		}
-		h, e := parseHash(p0, 0)
-		if e != nil {
-			return nil, e
-		}
-		return n.receipt(h), nil
-	case "eth_subscribe":
-		if s == nil {
-			return nil, &rpcError{Code: CodeMethodNotFound, Message: "notifications not supported"}
-		}
-		kind, e := stringArg(params, 0)
-		if e != nil {
-			return nil, e
-		}
-		var f *logFilter
-		switch kind {
-		case "newHeads":
-		case "logs":
-			f = &logFilter{}
-			if p1, ok := arg(params, 1); ok {
-				c, e := parseCriteria(p1, 1)
-				if e != nil {
-					return nil, e
-				}
-				f = &c.logFilter
-			}
-		default:
-			return nil, &rpcError{Code: CodeMethodNotFound, Message: fmt.Sprintf("no %q subscription in eth namespace", kind)}
-		}
-		id, e := s.subscribe(kind, f)
-		if e != nil {
-			return nil, e
-		}
-		return []byte(`"` + id + `"`), nil
-	case "eth_unsubscribe":
-		if s == nil {
-			return nil, &rpcError{Code: CodeMethodNotFound, Message: "notifications not supported"}
-		}
-		id, e := stringArg(params, 0)
-		if e != nil {
-			return nil, e
-		}
-		if !s.unsubscribe(id) {
-			return nil, &rpcError{Code: CodeServerError, Message: "subscription not found"}
-		}
-		return []byte("true"), nil
+		b = n.canonAt(num)
 	}
-	return nil, &rpcError{Code: CodeMethodNotFound, Message: fmt.Sprintf("the method %s does not exist/is not available", method)}
+	full, e := parseFullTx(params)
+	if e != nil {
+		return nil, e
+	}
+	if b == nil {
+		return []byte("null"), nil
+	}
+	return n.renderBlock(b, full), nil
+}
+
+// newSubscription answers eth_subscribe for newHeads and logs (with optional
+// criteria in the second param) with the new subscription's id.
+func newSubscription(s session, kind string, params []json.RawMessage) ([]byte, *rpcError) {
+	var f *logFilter
+	switch kind {
+	case "newHeads":
+	case "logs":
+		f = &logFilter{}
+		if p1, ok := arg(params, 1); ok {
+			c, e := parseCriteria(p1, 1)
+			if e != nil {
+				return nil, e
+			}
+			f = &c.logFilter
+		}
+	default:
+		return nil, &rpcError{Code: CodeMethodNotFound, Message: fmt.Sprintf("no %q subscription in eth namespace", kind)}
+	}
+	id, e := s.subscribe(kind, f)
+	if e != nil {
+		return nil, e
+	}
+	return []byte(`"` + id + `"`), nil
 }
 
 func parseFullTx(params []json.RawMessage) (bool, *rpcError) {

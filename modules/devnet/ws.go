@@ -266,12 +266,7 @@ func (n *Node) announceRemoved(old []*block) {
 // DropConnections closes every WebSocket connection abruptly, without a
 // close frame.
 func (n *Node) DropConnections() {
-	n.connsMu.Lock()
-	conns := make([]*wsConn, 0, len(n.conns))
-	for c := range n.conns {
-		conns = append(conns, c)
-	}
-	n.connsMu.Unlock()
+	conns := n.connections()
 	for _, c := range conns {
 		c.close(true)
 	}
@@ -286,14 +281,8 @@ var (
 
 // maybeMalform replaces f with a malformed frame while MalformedNext is armed.
 func (n *Node) maybeMalform(f []byte) []byte {
-	for {
-		v := n.malformed.Load()
-		if v <= 0 {
-			return f
-		}
-		if n.malformed.CompareAndSwap(v, v-1) {
-			break
-		}
+	if !takeArmed(&n.malformed) {
+		return f
 	}
 	n.count(func(s *Stats) { s.Malformed++ })
 	switch n.malformSeq.Add(1) % 4 {
@@ -311,14 +300,22 @@ func (n *Node) maybeMalform(f []byte) []byte {
 	}
 }
 
-// closeAll closes every WebSocket connection with a close frame.
-func (n *Node) closeAll() {
+// connections returns the open WebSocket connections, so they are closed
+// without holding connsMu: a close with a close frame waits for the peer,
+// and each connection's handler takes connsMu to remove itself.
+func (n *Node) connections() []*wsConn {
 	n.connsMu.Lock()
+	defer n.connsMu.Unlock()
 	conns := make([]*wsConn, 0, len(n.conns))
 	for c := range n.conns {
 		conns = append(conns, c)
 	}
-	n.connsMu.Unlock()
+	return conns
+}
+
+// closeAll closes every WebSocket connection with a close frame.
+func (n *Node) closeAll() {
+	conns := n.connections()
 	var wg sync.WaitGroup
 	for _, c := range conns {
 		wg.Add(1)
