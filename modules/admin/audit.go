@@ -1,0 +1,45 @@
+package admin
+
+// The audit log: every handler records its successful changes with audit,
+// and the log is listed with its filters.
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+	"go.uber.org/zap"
+
+	"github.com/ethhook/ethhook/tenant"
+)
+
+// auditView is the tenant type under its API name.
+type auditView = tenant.AuditEntry
+
+// audit records a successful change by the caller.
+func (m *Module) audit(c echo.Context, action, appID, resourceID string, details any) {
+	p := callerOf(c)
+	e := tenant.AuditEntry{Actor: p.Actor, ActorType: p.ActorType, AppID: appID, Action: action,
+		ResourceID: resourceID, RequestID: requestID(c)}
+	if details != nil {
+		if b, err := json.Marshal(details); err == nil {
+			e.Details = b
+		}
+	}
+	if err := m.store.Audit(c.Request().Context(), e); err != nil {
+		m.log.Error("write audit log", zap.String("request_id", requestID(c)), zap.String("action", action), zap.Error(err))
+	}
+}
+
+func (m *Module) handleListAudit(c echo.Context) error {
+	cursor, limit, err := page(c)
+	if err != nil {
+		return err
+	}
+	out, next, err := m.store.ListAudit(c.Request().Context(), scopeOf(c), tenant.AuditFilter{
+		AppID: c.QueryParam("app_id"), Action: c.QueryParam("action"), Actor: c.QueryParam("actor")}, cursor, limit)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, listOf(out, next))
+}
