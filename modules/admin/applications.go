@@ -4,6 +4,7 @@ package admin
 // plan's quota (JSON, or CSV for a spreadsheet).
 
 import (
+	"context"
 	"encoding/csv"
 	"net/http"
 	"strconv"
@@ -43,16 +44,10 @@ type (
 )
 
 func (m *Module) handleListApps(c echo.Context) error {
-	cursor, limit, err := page(c)
-	if err != nil {
-		return err
-	}
-	apps, next, err := m.store.FindApplications(c.Request().Context(), scopeOf(c),
-		tenant.ApplicationFilter{Name: c.QueryParam("name"), PlanID: c.QueryParam("plan_id")}, cursor, limit)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, listOf(apps, next))
+	return answerPage(c, func(ctx context.Context, cursor string, limit int) ([]appView, string, error) {
+		return m.store.FindApplications(ctx, scopeOf(c),
+			tenant.ApplicationFilter{Name: c.QueryParam("name"), PlanID: c.QueryParam("plan_id")}, cursor, limit)
+	})
 }
 
 func (m *Module) handleCreateApp(c echo.Context) error {
@@ -110,20 +105,14 @@ func (m *Module) handleDeleteApp(c echo.Context) error {
 }
 
 func (m *Module) handleListKeys(c echo.Context) error {
-	cursor, limit, err := page(c)
-	if err != nil {
-		return err
-	}
-	revoked, err := boolQuery(c, "revoked")
-	if err != nil {
-		return err
-	}
-	keys, next, err := m.store.ListAPIKeys(c.Request().Context(), scopeOf(c), c.Param("app_id"),
-		tenant.APIKeyFilter{Name: c.QueryParam("name"), Revoked: revoked}, cursor, limit)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, listOf(keys, next))
+	return answerPage(c, func(ctx context.Context, cursor string, limit int) ([]keyView, string, error) {
+		revoked, err := boolQuery(c, "revoked")
+		if err != nil {
+			return nil, "", err
+		}
+		return m.store.ListAPIKeys(ctx, scopeOf(c), c.Param("app_id"),
+			tenant.APIKeyFilter{Name: c.QueryParam("name"), Revoked: revoked}, cursor, limit)
+	})
 }
 
 func (m *Module) handleCreateKey(c echo.Context) error {

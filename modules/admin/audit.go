@@ -4,8 +4,8 @@ package admin
 // and the log is listed with its filters.
 
 import (
+	"context"
 	"encoding/json"
-	"net/http"
 
 	"github.com/labstack/echo/v4"
 	"go.uber.org/zap"
@@ -32,14 +32,8 @@ func (m *Module) audit(c echo.Context, action, appID, resourceID string, details
 }
 
 func (m *Module) handleListAudit(c echo.Context) error {
-	cursor, limit, err := page(c)
-	if err != nil {
-		return err
-	}
-	out, next, err := m.store.ListAudit(c.Request().Context(), scopeOf(c), tenant.AuditFilter{
-		AppID: c.QueryParam("app_id"), Action: c.QueryParam("action"), Actor: c.QueryParam("actor")}, cursor, limit)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, listOf(out, next))
+	return answerPage(c, func(ctx context.Context, cursor string, limit int) ([]auditView, string, error) {
+		return m.store.ListAudit(ctx, scopeOf(c), tenant.AuditFilter{
+			AppID: c.QueryParam("app_id"), Action: c.QueryParam("action"), Actor: c.QueryParam("actor")}, cursor, limit)
+	})
 }

@@ -131,28 +131,26 @@ func (m *Module) messageRoutes() []route {
 }
 
 func (m *Module) handleListEndpoints(c echo.Context) error {
-	cursor, limit, err := page(c)
-	if err != nil {
-		return err
-	}
-	enabled, err := boolQuery(c, "enabled")
-	if err != nil {
-		return err
-	}
-	eps, next, err := m.endpoints.List(c.Request().Context(), scopeOf(c), c.Param("app_id"), cursor, limit)
-	if err != nil {
-		return err
-	}
-	if enabled != nil {
-		kept := eps[:0]
-		for _, e := range eps {
-			if e.Enabled == *enabled {
-				kept = append(kept, e)
-			}
+	return answerPage(c, func(ctx context.Context, cursor string, limit int) ([]hook.Endpoint, string, error) {
+		enabled, err := boolQuery(c, "enabled")
+		if err != nil {
+			return nil, "", err
 		}
-		eps = kept
-	}
-	return c.JSON(http.StatusOK, listOf(eps, next))
+		eps, next, err := m.endpoints.List(ctx, scopeOf(c), c.Param("app_id"), cursor, limit)
+		if err != nil {
+			return nil, "", err
+		}
+		if enabled != nil {
+			kept := eps[:0]
+			for _, e := range eps {
+				if e.Enabled == *enabled {
+					kept = append(kept, e)
+				}
+			}
+			eps = kept
+		}
+		return eps, next, nil
+	})
 }
 
 func (m *Module) handleCreateEndpoint(c echo.Context) error {

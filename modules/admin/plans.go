@@ -3,6 +3,7 @@ package admin
 // Plans: quotas, endpoint caps, rate limits and retention (admin only).
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
@@ -36,15 +37,9 @@ type (
 )
 
 func (m *Module) handleListPlans(c echo.Context) error {
-	cursor, limit, err := page(c)
-	if err != nil {
-		return err
-	}
-	plans, next, err := m.store.ListPlans(c.Request().Context(), c.QueryParam("name"), cursor, limit)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, listOf(plans, next))
+	return answerPage(c, func(ctx context.Context, cursor string, limit int) ([]planView, string, error) {
+		return m.store.ListPlans(ctx, c.QueryParam("name"), cursor, limit)
+	})
 }
 
 func (m *Module) handleCreatePlan(c echo.Context) error {

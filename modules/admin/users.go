@@ -3,6 +3,7 @@ package admin
 // Users: operators and customers, their roles and the applications they see.
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
@@ -30,16 +31,10 @@ type (
 )
 
 func (m *Module) handleListUsers(c echo.Context) error {
-	cursor, limit, err := page(c)
-	if err != nil {
-		return err
-	}
-	users, next, err := m.store.ListUsers(c.Request().Context(), scopeOf(c), tenant.UserFilter{
-		Email: c.QueryParam("email"), Role: c.QueryParam("role"), AppID: c.QueryParam("app_id")}, cursor, limit)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, listOf(users, next))
+	return answerPage(c, func(ctx context.Context, cursor string, limit int) ([]userView, string, error) {
+		return m.store.ListUsers(ctx, scopeOf(c), tenant.UserFilter{
+			Email: c.QueryParam("email"), Role: c.QueryParam("role"), AppID: c.QueryParam("app_id")}, cursor, limit)
+	})
 }
 
 func (m *Module) handleCreateUser(c echo.Context) error {
