@@ -49,6 +49,11 @@ func scan(row pgx.Row) (hook.Endpoint, error) {
 	return e, nil
 }
 
+// collect reads every row with scan and closes rows (nil when there are none).
+func collect(rows pgx.Rows) ([]hook.Endpoint, error) {
+	return pgx.AppendRows([]hook.Endpoint(nil), rows, func(r pgx.CollectableRow) (hook.Endpoint, error) { return scan(r) })
+}
+
 // Columns is the column list Scan expects, for other readers of the table.
 const Columns = cols
 
@@ -62,16 +67,8 @@ func LoadEnabled(ctx context.Context, pool *pgxpool.Pool) ([]hook.Endpoint, erro
 	if err != nil {
 		return nil, fmt.Errorf("load enabled endpoints: %w", err)
 	}
-	defer rows.Close()
-	var out []hook.Endpoint
-	for rows.Next() {
-		e, err := scan(rows)
-		if err != nil {
-			return nil, fmt.Errorf("load enabled endpoints: %w", err)
-		}
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := collect(rows)
+	if err != nil {
 		return nil, fmt.Errorf("load enabled endpoints: %w", err)
 	}
 	return out, nil
@@ -133,16 +130,8 @@ func (s *Service) List(ctx context.Context, scope hook.Scope, appID, cursor stri
 	if err != nil {
 		return nil, "", fmt.Errorf("list endpoints of %s: %w", appID, err)
 	}
-	defer rows.Close()
-	var out []hook.Endpoint
-	for rows.Next() {
-		e, err := scan(rows)
-		if err != nil {
-			return nil, "", fmt.Errorf("list endpoints of %s: %w", appID, err)
-		}
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := collect(rows)
+	if err != nil {
 		return nil, "", fmt.Errorf("list endpoints of %s: %w", appID, err)
 	}
 	next := ""

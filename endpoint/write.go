@@ -189,15 +189,9 @@ func (s *Service) change(ctx context.Context, scope hook.Scope, appID, id string
 // Update applies p to the endpoint.
 func (s *Service) Update(ctx context.Context, scope hook.Scope, appID, id string, p Patch) (hook.Endpoint, error) {
 	return s.change(ctx, scope, appID, id, func(e *hook.Endpoint) error {
-		if p.URL != nil {
-			e.URL = strings.TrimSpace(*p.URL)
-		}
-		if p.Description != nil {
-			e.Description = *p.Description
-		}
-		if p.Filter != nil {
-			e.Filter = *p.Filter
-		}
+		setTrimmed(&e.URL, p.URL)
+		setIf(&e.Description, p.Description)
+		setIf(&e.Filter, p.Filter)
 		if p.Confirmations != nil {
 			e.Confirmations, e.Stage = *p.Confirmations, "" // confirmations:N
 		}
@@ -206,44 +200,38 @@ func (s *Service) Update(ctx context.Context, scope hook.Scope, appID, id string
 				return err
 			}
 		}
-		if p.TwoPhase != nil {
-			e.TwoPhase = *p.TwoPhase
-		}
-		if p.BatchMax != nil {
-			e.BatchMax = *p.BatchMax
-		}
-		if p.BatchWaitMS != nil {
-			e.BatchWaitMS = *p.BatchWaitMS
-		}
-		if p.RateLimit != nil {
-			e.RateLimit = *p.RateLimit
-		}
-		if p.RetrySchedule != nil {
-			e.RetrySchedule = *p.RetrySchedule
-		}
-		if p.AllowRedirects != nil {
-			e.AllowRedirects = *p.AllowRedirects
-		}
+		setIf(&e.TwoPhase, p.TwoPhase)
+		setIf(&e.BatchMax, p.BatchMax)
+		setIf(&e.BatchWaitMS, p.BatchWaitMS)
+		setIf(&e.RateLimit, p.RateLimit)
+		setIf(&e.RetrySchedule, p.RetrySchedule)
+		setIf(&e.AllowRedirects, p.AllowRedirects)
 		if p.Ordering != nil {
 			e.Ordering = strings.TrimSpace(*p.Ordering)
 			if e.Ordering != hook.OrderingFIFO && p.FIFOKey == nil {
 				e.FIFOKey = "" // back to parallel: the key means nothing any more
 			}
 		}
-		if p.FIFOKey != nil {
-			e.FIFOKey = strings.TrimSpace(*p.FIFOKey)
-		}
-		if p.OpsEvents != nil {
-			e.OpsEvents = *p.OpsEvents
-		}
-		if p.Headers != nil {
-			e.Headers = *p.Headers
-		}
-		if p.Signature != nil {
-			e.Signature = strings.TrimSpace(*p.Signature)
-		}
+		setTrimmed(&e.FIFOKey, p.FIFOKey)
+		setIf(&e.OpsEvents, p.OpsEvents)
+		setIf(&e.Headers, p.Headers)
+		setTrimmed(&e.Signature, p.Signature)
 		return nil
 	})
+}
+
+// setIf sets *dst to a patch field that was given (v not nil).
+func setIf[T any](dst, v *T) {
+	if v != nil {
+		*dst = *v
+	}
+}
+
+// setTrimmed is setIf for a string, without its surrounding space.
+func setTrimmed(dst, v *string) {
+	if v != nil {
+		*dst = strings.TrimSpace(*v)
+	}
 }
 
 // Enable turns delivery back on (and clears the failure run).
