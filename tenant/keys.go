@@ -99,12 +99,8 @@ func (s *Store) ListAPIKeys(ctx context.Context, scope hook.Scope, appID string,
 		return nil, "", err
 	}
 	l.where("k.app_id = " + l.arg(appID))
-	if l.after != "" {
-		l.where("k.id > " + l.arg(l.after))
-	}
-	if f.Name != "" {
-		l.where("strpos(lower(k.name), lower(" + l.arg(f.Name) + ")) > 0")
-	}
+	l.afterID("k.id")
+	l.contains("k.name", f.Name)
 	if f.Revoked != nil {
 		if *f.Revoked {
 			l.where("k.revoked_at IS NOT NULL")
@@ -122,13 +118,7 @@ func (s *Store) GetAPIKey(ctx context.Context, scope hook.Scope, appID, keyID st
 		return APIKey{}, err
 	}
 	k, err := scanKey(s.pool.QueryRow(ctx, `SELECT `+keyCols+` FROM api_keys k WHERE k.id = $1 AND k.app_id = $2`, keyID, appID))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return APIKey{}, hook.NotFound("api key", keyID)
-	}
-	if err != nil {
-		return APIKey{}, fmt.Errorf("get api key %s: %w", keyID, err)
-	}
-	return k, nil
+	return oneRow(k, err, "get api key", "api key", keyID)
 }
 
 // RevokeAPIKey revokes a key at once; revoking twice is harmless. Like

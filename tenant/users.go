@@ -283,13 +283,7 @@ func (s *Store) RevokeCredentials(ctx context.Context, id string) error {
 // UserByID returns a user without a scope check (for token validation).
 func (s *Store) UserByID(ctx context.Context, id string) (User, error) {
 	u, err := scanUser(s.pool.QueryRow(ctx, `SELECT `+userCols+` FROM users u WHERE u.id = $1`, id))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return User{}, hook.NotFound("user", id)
-	}
-	if err != nil {
-		return User{}, fmt.Errorf("get user %s: %w", id, err)
-	}
-	return u, nil
+	return oneRow(u, err, "get user", "user", id)
 }
 
 // GetUser returns a user: admins see everyone, a member only themself.
@@ -314,15 +308,9 @@ func (s *Store) ListUsers(ctx context.Context, scope hook.Scope, f UserFilter, c
 			return nil, "", err
 		}
 	}
-	if l.after != "" {
-		l.where("u.id > " + l.arg(l.after))
-	}
-	if f.Email != "" {
-		l.where("strpos(lower(u.email), lower(" + l.arg(f.Email) + ")) > 0")
-	}
-	if f.Role != "" {
-		l.where("u.role = " + l.arg(f.Role))
-	}
+	l.afterID("u.id")
+	l.contains("u.email", f.Email)
+	l.equals("u.role", f.Role)
 	if f.AppID != "" {
 		l.where("EXISTS (SELECT 1 FROM application_members m WHERE m.user_id = u.id AND m.app_id = " + l.arg(f.AppID) + ")")
 	}
