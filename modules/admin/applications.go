@@ -73,13 +73,8 @@ func (m *Module) handleGetApp(c echo.Context) error {
 
 func (m *Module) handleUpdateApp(c echo.Context) error {
 	id := c.Param("app_id")
-	// Visibility first, so a caller learns nothing about others' ids from
-	// validation errors.
-	if err := m.store.Visible(c.Request().Context(), scopeOf(c), id); err != nil {
-		return err
-	}
 	var req appUpdate
-	if err := bind(c, &req); err != nil {
+	if err := m.bindVisible(c, id, &req); err != nil {
 		return err
 	}
 	app, err := m.store.UpdateApplication(c.Request().Context(), scopeOf(c), id, tenant.ApplicationUpdate{Name: req.Name, PlanID: req.PlanID})
@@ -117,11 +112,8 @@ func (m *Module) handleListKeys(c echo.Context) error {
 
 func (m *Module) handleCreateKey(c echo.Context) error {
 	appID := c.Param("app_id")
-	if err := m.store.Visible(c.Request().Context(), scopeOf(c), appID); err != nil {
-		return err
-	}
 	var req keyCreate
-	if err := bind(c, &req); err != nil {
+	if err := m.bindVisible(c, appID, &req); err != nil {
 		return err
 	}
 	k, secret, err := m.store.CreateAPIKey(c.Request().Context(), scopeOf(c), appID, req.Name)

@@ -155,11 +155,8 @@ func (m *Module) handleListEndpoints(c echo.Context) error {
 
 func (m *Module) handleCreateEndpoint(c echo.Context) error {
 	appID := c.Param("app_id")
-	if err := m.store.Visible(c.Request().Context(), scopeOf(c), appID); err != nil {
-		return err
-	}
 	var in endpoint.Input
-	if err := bind(c, &in); err != nil {
+	if err := m.bindVisible(c, appID, &in); err != nil {
 		return err
 	}
 	ep, secret, err := m.endpoints.Create(c.Request().Context(), scopeOf(c), appID, in)
@@ -241,8 +238,8 @@ func (m *Module) handleGetSecret(c echo.Context) error {
 }
 
 func (m *Module) handleRotateSecret(c echo.Context) error {
-	appID, id := c.Param("app_id"), c.Param("endpoint_id")
-	if _, err := m.endpoints.Get(c.Request().Context(), scopeOf(c), appID, id); err != nil {
+	appID, id, err := m.visibleEndpoint(c)
+	if err != nil {
 		return err
 	}
 	var req rotateRequest
@@ -312,8 +309,8 @@ func (m *Module) SendTest(ctx context.Context, scope hook.Scope, appID, endpoint
 }
 
 func (m *Module) handleReplayEndpoint(c echo.Context) error {
-	appID, id := c.Param("app_id"), c.Param("endpoint_id")
-	if _, err := m.endpoints.Get(c.Request().Context(), scopeOf(c), appID, id); err != nil {
+	appID, id, err := m.visibleEndpoint(c)
+	if err != nil {
 		return err
 	}
 	var req replayRequest
