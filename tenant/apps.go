@@ -258,11 +258,8 @@ func (s *Store) DeleteApplication(ctx context.Context, scope hook.Scope, id stri
 		return fmt.Errorf("delete application %s: %w", id, ErrKeyCannotManageApps)
 	}
 	tag, err := s.pool.Exec(ctx, `DELETE FROM applications WHERE id = $1`, id)
-	if err != nil {
-		return fmt.Errorf("delete application %s: %w", id, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return hook.NotFound("application", id)
+	if err := oneChanged(tag, err, "delete application", "application", id); err != nil {
+		return err
 	}
 	s.quota.forget(id)
 	return nil

@@ -131,13 +131,7 @@ func (s *Store) RevokeAPIKey(ctx context.Context, scope hook.Scope, appID, keyID
 		return ErrKeyCannotManageKeys
 	}
 	tag, err := s.pool.Exec(ctx, `UPDATE api_keys SET revoked_at = COALESCE(revoked_at, now()) WHERE id = $1 AND app_id = $2`, keyID, appID)
-	if err != nil {
-		return fmt.Errorf("revoke api key %s: %w", keyID, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return hook.NotFound("api key", keyID)
-	}
-	return nil
+	return oneChanged(tag, err, "revoke api key", "api key", keyID)
 }
 
 // AuthenticateKey resolves a presented key string to its (active) key, and

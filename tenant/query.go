@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/ethhook/ethhook/hook"
 )
@@ -45,6 +46,18 @@ func oneRow[T any](v T, err error, doing, what, id string) (T, error) {
 		return zero, fmt.Errorf("%s %s: %w", doing, id, err)
 	}
 	return v, nil
+}
+
+// oneChanged is the answer of a change of one row: nil, or
+// hook.NotFound(what, id) when no row matched, or err as "<doing> <id>: err".
+func oneChanged(tag pgconn.CommandTag, err error, doing, what, id string) error {
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", doing, id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return hook.NotFound(what, id)
+	}
+	return nil
 }
 
 // query builds a WHERE clause with numbered placeholders.

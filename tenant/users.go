@@ -271,13 +271,7 @@ func (s *Store) UserIDByEmail(ctx context.Context, email string) (string, error)
 // (logout): its credential version moves on.
 func (s *Store) RevokeCredentials(ctx context.Context, id string) error {
 	tag, err := s.pool.Exec(ctx, `UPDATE users SET credential_version = credential_version + 1 WHERE id = $1`, id)
-	if err != nil {
-		return fmt.Errorf("revoke credentials of %s: %w", id, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return hook.NotFound("user", id)
-	}
-	return nil
+	return oneChanged(tag, err, "revoke credentials of", "user", id)
 }
 
 // UserByID returns a user without a scope check (for token validation).
