@@ -1,10 +1,12 @@
 package app
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
+	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -116,4 +118,33 @@ func strictUsage(root *cobra.Command) {
 		}
 	}
 	walk(root)
+}
+
+// printJSON prints v as indented JSON, the output of every --json.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// printList prints one page of a list command: with --json in the API's
+// list shape ({"data": [...], "next_cursor": "..."}, data [] rather than
+// null), else a table of header and one row per item, then how to get the
+// next page.
+func printList[T any](w io.Writer, asJSON bool, items []T, next, header string, row func(T) string) error {
+	if asJSON {
+		if items == nil {
+			items = []T{}
+		}
+		return printJSON(w, map[string]any{"data": items, "next_cursor": next})
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, header)
+	for _, it := range items {
+		fmt.Fprintln(tw, row(it))
+	}
+	if next != "" {
+		fmt.Fprintf(tw, "(more: --cursor %s)\n", next)
+	}
+	return tw.Flush()
 }

@@ -1,10 +1,7 @@
 package app
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -68,31 +65,13 @@ func newAppCmd(rt *Runtime) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				if apps == nil {
-					apps = []tenant.Application{}
-				}
-				return printJSON(cmd.OutOrStdout(), map[string]any{"data": apps, "next_cursor": next})
-			}
-			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "ID\tNAME\tPLAN\tCREATED")
-			for _, a := range apps {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", a.ID, a.Name, a.PlanID, a.CreatedAt.UTC().Format("2006-01-02 15:04:05"))
-			}
-			if next != "" {
-				fmt.Fprintf(w, "(more: --cursor %s)\n", next)
-			}
-			return w.Flush()
+			return printList(cmd.OutOrStdout(), asJSON, apps, next, "ID\tNAME\tPLAN\tCREATED", func(a tenant.Application) string {
+				return fmt.Sprintf("%s\t%s\t%s\t%s", a.ID, a.Name, a.PlanID, a.CreatedAt.UTC().Format("2006-01-02 15:04:05"))
+			})
 		},
 	}
 	list.Flags().StringVar(&cursor, "cursor", "", "cursor of the next page")
 	list.Flags().IntVar(&limit, "limit", 0, limitUsage)
 	cmd.AddCommand(create, list)
 	return cmd
-}
-
-func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }

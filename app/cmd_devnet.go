@@ -21,46 +21,39 @@ import (
 // given on the command line wins over environment, file and defaults.
 func devnetFlags(fs *pflag.FlagSet, d *config.Devnet) map[string]func() {
 	def := config.DefaultDevnet()
-	fs.String("addr", def.Addr, "listen address (WebSocket and HTTP JSON-RPC, /control/ API)")
-	fs.Uint64("chain-id", def.ChainID, "chain id")
-	fs.Int64("seed", def.Seed, "seed: the same seed and operations give the same chain")
-	fs.Duration("block-time", def.BlockTime, "time between blocks (down to a few ms)")
-	fs.Int("logs-per-block", def.LogsPerBlock, "average logs per block")
-	fs.Bool("fixed-logs", def.FixedLogs, "exactly --logs-per-block logs in every block")
-	fs.Uint64("max-log-range", def.MaxLogRange, "eth_getLogs max block span, 0 = unlimited (beyond: -32005)")
-	fs.Int("max-log-results", def.MaxLogResults, "eth_getLogs max results, 0 = unlimited (beyond: -32005)")
-	fs.Uint64("finalized-depth", def.FinalizedDepth, "blocks the finalized tag lags the head")
-	fs.Uint64("safe-depth", def.SafeDepth, "blocks the safe tag lags the head (0: half of finalized-depth)")
-	fs.Uint64("retain-blocks", def.RetainBlocks, "keep logs of only the newest N blocks in memory (older: rebuilt on demand; 0 = all)")
-	fs.Int("retain-logs", def.RetainLogs, "and of no more blocks than hold N logs, about 1 KB each (0 = no bound by logs)")
-	fs.Int("reorg-every", 0, "fault: a reorg every N blocks (0 = never)")
-	fs.Int("reorg-depth", def.ReorgDepth, "fault: depth of those reorgs")
-	fs.Int("skip-every", 0, "fault: skip heads every N blocks")
-	fs.Int("skip-count", def.SkipCount, "fault: blocks mined silently per skip")
-	fs.Int("drop-every", 0, "fault: drop every WebSocket connection every N blocks")
-	fs.Int("stall-every", 0, "fault: stall every N blocks")
-	fs.Duration("stall-for", def.StallFor, "fault: length of a stall")
-	fs.Int("malformed-every", 0, "fault: one malformed frame every N blocks")
-	fs.Int("rate-limit-every", 0, "fault: one rate-limited call every N blocks")
-	fs.Int("empty-logs-every", 0, "fault: eth_getLogs by hash answers [] once, every N blocks")
-	str := func(name string, dst *string) func() { return func() { *dst, _ = fs.GetString(name) } }
-	u64 := func(name string, dst *uint64) func() { return func() { *dst, _ = fs.GetUint64(name) } }
-	i64 := func(name string, dst *int64) func() { return func() { *dst, _ = fs.GetInt64(name) } }
-	num := func(name string, dst *int) func() { return func() { *dst, _ = fs.GetInt(name) } }
-	dur := func(name string, dst *time.Duration) func() { return func() { *dst, _ = fs.GetDuration(name) } }
-	boo := func(name string, dst *bool) func() { return func() { *dst, _ = fs.GetBool(name) } }
-	return map[string]func(){
-		"addr": str("addr", &d.Addr), "chain-id": u64("chain-id", &d.ChainID), "seed": i64("seed", &d.Seed),
-		"block-time": dur("block-time", &d.BlockTime), "logs-per-block": num("logs-per-block", &d.LogsPerBlock),
-		"fixed-logs": boo("fixed-logs", &d.FixedLogs), "max-log-range": u64("max-log-range", &d.MaxLogRange),
-		"max-log-results": num("max-log-results", &d.MaxLogResults), "finalized-depth": u64("finalized-depth", &d.FinalizedDepth), "safe-depth": u64("safe-depth", &d.SafeDepth),
-		"retain-blocks": u64("retain-blocks", &d.RetainBlocks), "retain-logs": num("retain-logs", &d.RetainLogs),
-		"reorg-every": num("reorg-every", &d.ReorgEvery), "reorg-depth": num("reorg-depth", &d.ReorgDepth),
-		"skip-every": num("skip-every", &d.SkipEvery), "skip-count": num("skip-count", &d.SkipCount),
-		"drop-every": num("drop-every", &d.DropEvery), "stall-every": num("stall-every", &d.StallEvery),
-		"stall-for": dur("stall-for", &d.StallFor), "malformed-every": num("malformed-every", &d.MalformedEvery),
-		"rate-limit-every": num("rate-limit-every", &d.RateLimitEvery), "empty-logs-every": num("empty-logs-every", &d.EmptyLogsEvery),
-	}
+	apply := map[string]func(){}
+	bindFlag(apply, fs.StringVar, "addr", &d.Addr, def.Addr, "listen address (WebSocket and HTTP JSON-RPC, /control/ API)")
+	bindFlag(apply, fs.Uint64Var, "chain-id", &d.ChainID, def.ChainID, "chain id")
+	bindFlag(apply, fs.Int64Var, "seed", &d.Seed, def.Seed, "seed: the same seed and operations give the same chain")
+	bindFlag(apply, fs.DurationVar, "block-time", &d.BlockTime, def.BlockTime, "time between blocks (down to a few ms)")
+	bindFlag(apply, fs.IntVar, "logs-per-block", &d.LogsPerBlock, def.LogsPerBlock, "average logs per block")
+	bindFlag(apply, fs.BoolVar, "fixed-logs", &d.FixedLogs, def.FixedLogs, "exactly --logs-per-block logs in every block")
+	bindFlag(apply, fs.Uint64Var, "max-log-range", &d.MaxLogRange, def.MaxLogRange, "eth_getLogs max block span, 0 = unlimited (beyond: -32005)")
+	bindFlag(apply, fs.IntVar, "max-log-results", &d.MaxLogResults, def.MaxLogResults, "eth_getLogs max results, 0 = unlimited (beyond: -32005)")
+	bindFlag(apply, fs.Uint64Var, "finalized-depth", &d.FinalizedDepth, def.FinalizedDepth, "blocks the finalized tag lags the head")
+	bindFlag(apply, fs.Uint64Var, "safe-depth", &d.SafeDepth, def.SafeDepth, "blocks the safe tag lags the head (0: half of finalized-depth)")
+	bindFlag(apply, fs.Uint64Var, "retain-blocks", &d.RetainBlocks, def.RetainBlocks, "keep logs of only the newest N blocks in memory (older: rebuilt on demand; 0 = all)")
+	bindFlag(apply, fs.IntVar, "retain-logs", &d.RetainLogs, def.RetainLogs, "and of no more blocks than hold N logs, about 1 KB each (0 = no bound by logs)")
+	bindFlag(apply, fs.IntVar, "reorg-every", &d.ReorgEvery, 0, "fault: a reorg every N blocks (0 = never)")
+	bindFlag(apply, fs.IntVar, "reorg-depth", &d.ReorgDepth, def.ReorgDepth, "fault: depth of those reorgs")
+	bindFlag(apply, fs.IntVar, "skip-every", &d.SkipEvery, 0, "fault: skip heads every N blocks")
+	bindFlag(apply, fs.IntVar, "skip-count", &d.SkipCount, def.SkipCount, "fault: blocks mined silently per skip")
+	bindFlag(apply, fs.IntVar, "drop-every", &d.DropEvery, 0, "fault: drop every WebSocket connection every N blocks")
+	bindFlag(apply, fs.IntVar, "stall-every", &d.StallEvery, 0, "fault: stall every N blocks")
+	bindFlag(apply, fs.DurationVar, "stall-for", &d.StallFor, def.StallFor, "fault: length of a stall")
+	bindFlag(apply, fs.IntVar, "malformed-every", &d.MalformedEvery, 0, "fault: one malformed frame every N blocks")
+	bindFlag(apply, fs.IntVar, "rate-limit-every", &d.RateLimitEvery, 0, "fault: one rate-limited call every N blocks")
+	bindFlag(apply, fs.IntVar, "empty-logs-every", &d.EmptyLogsEvery, 0, "fault: eth_getLogs by hash answers [] once, every N blocks")
+	return apply
+}
+
+// bindFlag defines flag name with define (fs.IntVar, fs.StringVar, ...) on
+// a variable of its own, and records in apply how it sets dst, so only a
+// flag given on the command line overrides the configured value.
+func bindFlag[T any](apply map[string]func(), define func(p *T, name string, value T, usage string), name string, dst *T, def T, usage string) {
+	v := new(T)
+	define(v, name, def, usage)
+	apply[name] = func() { *dst = *v }
 }
 
 func newDevnetCmd(rt *Runtime) *cobra.Command {

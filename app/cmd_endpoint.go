@@ -280,38 +280,13 @@ func newEndpointCmd(rt *Runtime) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				if eps == nil {
-					eps = []hook.Endpoint{}
-				}
-				return printJSON(c.OutOrStdout(), map[string]any{"data": eps, "next_cursor": next})
-			}
-			w := tabwriter.NewWriter(c.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "ID\tENABLED\tCHAINS\tCONF\tURL")
-			for _, e := range eps {
-				fmt.Fprintf(w, "%s\t%v\t%v\t%d\t%s\n", e.ID, e.Enabled, e.Filter.Chains, e.Confirmations, e.URL)
-			}
-			if next != "" {
-				fmt.Fprintf(w, "(more: --cursor %s)\n", next)
-			}
-			return w.Flush()
+			return printList(c.OutOrStdout(), asJSON, eps, next, "ID\tENABLED\tCHAINS\tCONF\tURL", func(e hook.Endpoint) string {
+				return fmt.Sprintf("%s\t%v\t%v\t%d\t%s", e.ID, e.Enabled, e.Filter.Chains, e.Confirmations, e.URL)
+			})
 		}),
 	}
 	list.Flags().StringVar(&cursor, "cursor", "", "cursor of the next page")
 	list.Flags().IntVar(&limit, "limit", 0, limitUsage)
-
-	showCmd := &cobra.Command{
-		Use:   "show --app ID ENDPOINT_ID",
-		Short: "Show one endpoint",
-		Args:  cobra.ExactArgs(1),
-		RunE: withService(func(c *cobra.Command, svc *endpoint.Service, args []string) error {
-			e, err := svc.Get(c.Context(), scope, appID, args[0])
-			if err != nil {
-				return err
-			}
-			return show(c, e)
-		}),
-	}
 
 	var uf endpointFlags
 	update := &cobra.Command{
@@ -325,11 +300,28 @@ func newEndpointCmd(rt *Runtime) *cobra.Command {
 			}
 			changed := c.Flags().Changed
 			var p endpoint.Patch
-			if changed("url") {
-				p.URL = &uf.url
-			}
-			if changed("description") {
-				p.Description = &uf.description
+			// The flags that point the patch's field at the flag's value.
+			for _, f := range []struct {
+				flag string
+				set  func()
+			}{
+				{"url", func() { p.URL = &uf.url }},
+				{"description", func() { p.Description = &uf.description }},
+				{"confirmations", func() { p.Confirmations = &uf.confirmations }},
+				{"finality", func() { p.Finality = &uf.finality }},
+				{"two-phase", func() { p.TwoPhase = &uf.twoPhase }},
+				{"batch-max", func() { p.BatchMax = &uf.batchMax }},
+				{"batch-wait-ms", func() { p.BatchWaitMS = &uf.batchWaitMS }},
+				{"rate-limit", func() { p.RateLimit = &uf.rateLimit }},
+				{"allow-redirects", func() { p.AllowRedirects = &uf.allowRedirects }},
+				{"ordering", func() { p.Ordering = &uf.ordering }},
+				{"fifo-key", func() { p.FIFOKey = &uf.fifoKey }},
+				{"signature", func() { p.Signature = &uf.signature }},
+				{"ops-event", func() { p.OpsEvents = &uf.opsEvents }},
+			} {
+				if changed(f.flag) {
+					f.set()
+				}
 			}
 			for _, n := range []string{"chain", "address", "topic0", "topic1", "topic2", "topic3", "event", "abi", "where"} {
 				if changed(n) {
@@ -341,39 +333,9 @@ func newEndpointCmd(rt *Runtime) *cobra.Command {
 					break
 				}
 			}
-			if changed("confirmations") {
-				p.Confirmations = &uf.confirmations
-			}
-			if changed("finality") {
-				p.Finality = &uf.finality
-			}
-			if changed("two-phase") {
-				p.TwoPhase = &uf.twoPhase
-			}
-			if changed("batch-max") {
-				p.BatchMax = &uf.batchMax
-			}
-			if changed("batch-wait-ms") {
-				p.BatchWaitMS = &uf.batchWaitMS
-			}
-			if changed("rate-limit") {
-				p.RateLimit = &uf.rateLimit
-			}
 			if changed("retry-schedule") {
 				s := splitSchedule(uf.retry)
 				p.RetrySchedule = &s
-			}
-			if changed("allow-redirects") {
-				p.AllowRedirects = &uf.allowRedirects
-			}
-			if changed("ordering") {
-				p.Ordering = &uf.ordering
-			}
-			if changed("fifo-key") {
-				p.FIFOKey = &uf.fifoKey
-			}
-			if changed("signature") {
-				p.Signature = &uf.signature
 			}
 			if changed("header") {
 				h, err := uf.headerMap()
@@ -381,9 +343,6 @@ func newEndpointCmd(rt *Runtime) *cobra.Command {
 					return err
 				}
 				p.Headers = &h
-			}
-			if changed("ops-event") {
-				p.OpsEvents = &uf.opsEvents
 			}
 			e, err := svc.Update(c.Context(), scope, appID, args[0], p)
 			if err != nil {
@@ -418,6 +377,9 @@ func newEndpointCmd(rt *Runtime) *cobra.Command {
 			}),
 		}
 	}
+	showCmd := simple("show", "Show one endpoint", func(c *cobra.Command, svc *endpoint.Service, id string) (any, error) {
+		return svc.Get(c.Context(), scope, appID, id)
+	})
 	var reason string
 	disable := simple("disable", "Stop matching and delivering for an endpoint", func(c *cobra.Command, svc *endpoint.Service, id string) (any, error) {
 		return svc.Disable(c.Context(), scope, appID, id, reason)

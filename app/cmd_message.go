@@ -1,15 +1,14 @@
 package app
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/ethhook/ethhook/hook"
 	"github.com/ethhook/ethhook/message"
@@ -51,10 +50,30 @@ func msgBlockFlag(cmd *cobra.Command, name string, v int64) *int64 {
 	return &v
 }
 
-func msgWriteJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+// msgWindow is the time and block range that list and replay-range take.
+type msgWindow struct {
+	since, until string
+	from, to     int64
+}
+
+func (w *msgWindow) register(fs *pflag.FlagSet, untilUsage string) {
+	fs.Int64Var(&w.from, "from-block", 0, "lowest block number")
+	fs.Int64Var(&w.to, "to-block", 0, "highest block number")
+	fs.StringVar(&w.since, "since", "", "created at or after (RFC 3339, date, or duration ago like 24h)")
+	fs.StringVar(&w.until, "until", "", untilUsage)
+}
+
+// parse sets the range's times, and its blocks where their flags were given.
+func (w msgWindow) parse(c *cobra.Command, since, until *time.Time, from, to **int64) error {
+	var err error
+	if *since, err = msgParseWhen(w.since); err != nil {
+		return fmt.Errorf("--since: %w", err)
+	}
+	if *until, err = msgParseWhen(w.until); err != nil {
+		return fmt.Errorf("--until: %w", err)
+	}
+	*from, *to = msgBlockFlag(c, "from-block", w.from), msgBlockFlag(c, "to-block", w.to)
+	return nil
 }
 
 // newMessageCmd is `ethhook message list|show|replay|replay-range`.
@@ -65,12 +84,21 @@ func newMessageCmd(rt *Runtime) *cobra.Command {
 		Short: "Inspect and replay webhook messages and their delivery attempts",
 	}
 	cmd.PersistentFlags().BoolVar(&asJSON, "json", false, "print JSON")
+	// withMessages opens the message service before run.
+	withMessages := func(run func(c *cobra.Command, svc *message.Service, args []string) error) func(*cobra.Command, []string) error {
+		return func(c *cobra.Command, args []string) error {
+			svc, err := messageService(rt, c)
+			if err != nil {
+				return err
+			}
+			return run(c, svc, args)
+		}
+	}
 
 	var (
-		f                  message.Filter
-		since, until       string
-		argFlags           []string
-		fromBlock, toBlock int64
+		f        message.Filter
+		fw       msgWindow
+		argFlags []string
 	)
 	list := &cobra.Command{
 		Use:   "list",
@@ -85,13 +113,9 @@ func newMessageCmd(rt *Runtime) *cobra.Command {
 				return err
 			}
 			flt := f
-			if flt.Since, err = msgParseWhen(since); err != nil {
-				return fmt.Errorf("--since: %w", err)
+			if err := fw.parse(c, &flt.Since, &flt.Until, &flt.FromBlock, &flt.ToBlock); err != nil {
+				return err
 			}
-			if flt.Until, err = msgParseWhen(until); err != nil {
-				return fmt.Errorf("--until: %w", err)
-			}
-			flt.FromBlock, flt.ToBlock = msgBlockFlag(c, "from-block", fromBlock), msgBlockFlag(c, "to-block", toBlock)
 			flt.Args = nil
 			for _, a := range argFlags {
 				arg, err := message.ParseArg(a)
@@ -105,7 +129,7 @@ func newMessageCmd(rt *Runtime) *cobra.Command {
 				return err
 			}
 			if asJSON { // the API's list shape
-				return msgWriteJSON(c.OutOrStdout(), map[string]any{"data": page.Messages, "next_cursor": page.NextCursor})
+				return printJSON(c.OutOrStdout(), map[string]any{"data": page.Messages, "next_cursor": page.NextCursor})
 			}
 			tw := tabwriter.NewWriter(c.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tENDPOINT\tSTATE\tATTEMPTS\tLAST\tBLOCK\tEVENT\tCREATED")
@@ -132,10 +156,7 @@ func newMessageCmd(rt *Runtime) *cobra.Command {
 	lf.StringVar(&f.State, "state", "", "pending, delivering, succeeded, failed, dead or quota_exceeded")
 	lf.StringVar(&f.EventID, "event", "", "event id (chain:blockhash:logindex)")
 	lf.StringVar(&f.TxHash, "tx", "", "transaction hash")
-	lf.Int64Var(&fromBlock, "from-block", 0, "lowest block number")
-	lf.Int64Var(&toBlock, "to-block", 0, "highest block number")
-	lf.StringVar(&since, "since", "", "created at or after (RFC 3339, date, or duration ago like 24h)")
-	lf.StringVar(&until, "until", "", "created before (RFC 3339, date, or duration ago)")
+	fw.register(lf, "created before (RFC 3339, date, or duration ago)")
 	lf.StringVar(&f.Cursor, "cursor", "", "continue a previous listing")
 	lf.IntVar(&f.StatusCode, "status-code", 0, "HTTP status of the last attempt (100..599)")
 	lf.StringArrayVar(&argFlags, "arg", nil, "decoded argument name:value, e.g. to:0xabc (repeatable, at most 3; searches at most 7 days, default the last 24h)")
@@ -145,17 +166,13 @@ func newMessageCmd(rt *Runtime) *cobra.Command {
 		Use:   "show <message id>",
 		Short: "Show a message, its payload and every delivery attempt",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(c *cobra.Command, args []string) error {
-			svc, err := messageService(rt, c)
-			if err != nil {
-				return err
-			}
+		RunE: withMessages(func(c *cobra.Command, svc *message.Service, args []string) error {
 			m, atts, err := svc.Get(c.Context(), hook.Operator, args[0])
 			if err != nil {
 				return notFound(err, "message", args[0])
 			}
 			if asJSON {
-				return msgWriteJSON(c.OutOrStdout(), map[string]any{"message": m, "attempts": atts})
+				return printJSON(c.OutOrStdout(), map[string]any{"message": m, "attempts": atts})
 			}
 			w := c.OutOrStdout()
 			fmt.Fprintf(w, "message     %s\nendpoint    %s (app %s)\nwebhook-id  %s\ntype        %s\nblock       %d (chain %d, tx %s)\nstate       %s after %d attempts\n",
@@ -179,69 +196,53 @@ func newMessageCmd(rt *Runtime) *cobra.Command {
 				}
 			}
 			return nil
-		},
+		}),
 	}
 
 	replay := &cobra.Command{
 		Use:   "replay <message id>",
 		Short: "Deliver a message again (same webhook-id, fresh retry schedule)",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(c *cobra.Command, args []string) error {
-			svc, err := messageService(rt, c)
-			if err != nil {
-				return err
-			}
+		RunE: withMessages(func(c *cobra.Command, svc *message.Service, args []string) error {
 			m, err := svc.Replay(c.Context(), hook.Operator, args[0])
 			if err != nil {
 				return fmt.Errorf("replay: %w", notFound(err, "message", args[0]))
 			}
 			if asJSON {
-				return msgWriteJSON(c.OutOrStdout(), m)
+				return printJSON(c.OutOrStdout(), m)
 			}
 			fmt.Fprintf(c.OutOrStdout(), "queued %s again (webhook-id %s)\n", m.ID, m.WebhookID)
 			return nil
-		},
+		}),
 	}
 
 	var (
-		r              message.Range
-		rSince, rUntil string
-		rFrom, rTo     int64
+		r  message.Range
+		rw msgWindow
 	)
 	replayRange := &cobra.Command{
 		Use:   "replay-range --endpoint ep_... (--since T [--until T] | --from-block N [--to-block N]) [--failed-only]",
 		Short: "Deliver again every finished message of an endpoint in a time or block range",
 		Args:  cobra.NoArgs,
-		RunE: func(c *cobra.Command, args []string) error {
-			svc, err := messageService(rt, c)
-			if err != nil {
+		RunE: withMessages(func(c *cobra.Command, svc *message.Service, args []string) error {
+			rr := r
+			if err := rw.parse(c, &rr.Since, &rr.Until, &rr.FromBlock, &rr.ToBlock); err != nil {
 				return err
 			}
-			rr := r
-			if rr.Since, err = msgParseWhen(rSince); err != nil {
-				return fmt.Errorf("--since: %w", err)
-			}
-			if rr.Until, err = msgParseWhen(rUntil); err != nil {
-				return fmt.Errorf("--until: %w", err)
-			}
-			rr.FromBlock, rr.ToBlock = msgBlockFlag(c, "from-block", rFrom), msgBlockFlag(c, "to-block", rTo)
 			n, err := svc.ReplayRange(c.Context(), hook.Operator, rr)
 			if err != nil {
 				return fmt.Errorf("replay range: %w", notFound(err, "endpoint", rr.EndpointID))
 			}
 			if asJSON {
-				return msgWriteJSON(c.OutOrStdout(), map[string]any{"replayed": n}) // as POST .../replay answers
+				return printJSON(c.OutOrStdout(), map[string]any{"replayed": n}) // as POST .../replay answers
 			}
 			fmt.Fprintf(c.OutOrStdout(), "queued %d messages of %s again\n", n, rr.EndpointID)
 			return nil
-		},
+		}),
 	}
 	rf := replayRange.Flags()
 	rf.StringVar(&r.EndpointID, "endpoint", "", "endpoint id (required)")
-	rf.StringVar(&rSince, "since", "", "created at or after (RFC 3339, date, or duration ago like 24h)")
-	rf.StringVar(&rUntil, "until", "", "created before")
-	rf.Int64Var(&rFrom, "from-block", 0, "lowest block number")
-	rf.Int64Var(&rTo, "to-block", 0, "highest block number")
+	rw.register(rf, "created before")
 	rf.BoolVar(&r.OnlyFailed, "failed-only", false, "only failed and dead messages")
 	replayRange.MarkFlagRequired("endpoint")
 

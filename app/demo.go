@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -63,19 +62,7 @@ func (d *demo) Run(ctx context.Context) error {
 		zap.String("receiver", "http://"+addr+"/webhook"), zap.String("app", appID), zap.String("endpoint", epID),
 		zap.String("ui", browseURL(d.rt.Cfg.HTTPAddr)))
 	d.ready.Store(true)
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return err
-	}
-	return nil
+	return serveUntil(ctx, srv, ln, 5*time.Second, nil)
 }
 
 // seed finds or creates the demo application and endpoint and returns the

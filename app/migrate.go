@@ -31,27 +31,9 @@ Postgres advisory lock makes them apply each migration once.
 	}
 	var asJSON bool
 	cmd.PersistentFlags().BoolVar(&asJSON, "json", false, "print JSON")
-	// results prints what up or down did: a line each, or a JSON list.
-	results := func(w io.Writer, verb string, res []migrations.Result) {
-		if asJSON {
-			out := make([]migrationJSON, 0, len(res))
-			for _, r := range res {
-				out = append(out, migrationJSON{Version: r.Version, Name: r.Name, Applied: verb == "applied"})
-			}
-			printJSON(w, out)
-			return
-		}
-		for _, r := range res {
-			fmt.Fprintf(w, "%s %s\n", verb, r.Name)
-		}
-	}
 	run := func(f func(ctx context.Context, m *migrations.Migrator, w io.Writer) error) func(*cobra.Command, []string) error {
 		return func(cmd *cobra.Command, args []string) error {
-			pool, err := rt.Postgres(cmd.Context())
-			if err != nil {
-				return err
-			}
-			m, err := migrations.New(pool)
+			m, err := openMigrator(cmd.Context(), rt)
 			if err != nil {
 				return err
 			}
@@ -59,16 +41,43 @@ Postgres advisory lock makes them apply each migration once.
 			return f(cmd.Context(), m, cmd.OutOrStdout())
 		}
 	}
+	// step runs up or down: it prints what was done (a line each, or a JSON
+	// list), then after (when the step did not fail), then none when
+	// nothing was to do.
+	step := func(name, verb, none string, do func(*migrations.Migrator, context.Context) ([]migrations.Result, error),
+		after func(ctx context.Context, w io.Writer) error) func(*cobra.Command, []string) error {
+		return run(func(ctx context.Context, m *migrations.Migrator, w io.Writer) error {
+			res, err := do(m, ctx)
+			if asJSON {
+				out := make([]migrationJSON, 0, len(res))
+				for _, r := range res {
+					out = append(out, migrationJSON{Version: r.Version, Name: r.Name, Applied: verb == "applied"})
+				}
+				printJSON(w, out)
+			} else {
+				for _, r := range res {
+					fmt.Fprintf(w, "%s %s\n", verb, r.Name)
+				}
+			}
+			if err != nil {
+				return fmt.Errorf("migrate %s: %w", name, err)
+			}
+			if after != nil {
+				if err := after(ctx, w); err != nil {
+					return err
+				}
+			}
+			if len(res) == 0 && !asJSON {
+				fmt.Fprintln(w, none)
+			}
+			return nil
+		})
+	}
 	cmd.AddCommand(&cobra.Command{
 		Use:   "up",
 		Short: "Apply every pending migration (idempotent)",
 		Args:  cobra.NoArgs,
-		RunE: run(func(ctx context.Context, m *migrations.Migrator, w io.Writer) error {
-			res, err := m.Up(ctx)
-			results(w, "applied", res)
-			if err != nil {
-				return fmt.Errorf("migrate up: %w", err)
-			}
+		RunE: step("up", "applied", "schema is up to date", (*migrations.Migrator).Up, func(ctx context.Context, w io.Writer) error {
 			// Partitions for today and the days ahead, so a fresh database
 			// takes traffic before any retention module ran.
 			pool, err := rt.Postgres(ctx)
@@ -82,26 +91,13 @@ Postgres advisory lock makes them apply each migration once.
 			if len(created) > 0 && !asJSON {
 				fmt.Fprintf(w, "created partitions %s\n", strings.Join(created, ", "))
 			}
-			if len(res) == 0 && !asJSON {
-				fmt.Fprintln(w, "schema is up to date")
-			}
 			return nil
 		}),
 	}, &cobra.Command{
 		Use:   "down",
 		Short: "Roll back the newest applied migration",
 		Args:  cobra.NoArgs,
-		RunE: run(func(ctx context.Context, m *migrations.Migrator, w io.Writer) error {
-			res, err := m.Down(ctx)
-			results(w, "rolled back", res)
-			if err != nil {
-				return fmt.Errorf("migrate down: %w", err)
-			}
-			if len(res) == 0 && !asJSON {
-				fmt.Fprintln(w, "nothing to roll back")
-			}
-			return nil
-		}),
+		RunE:  step("down", "rolled back", "nothing to roll back", (*migrations.Migrator).Down, nil),
 	}, &cobra.Command{
 		Use:   "status",
 		Short: "List every migration and whether it is applied",
@@ -129,4 +125,14 @@ Postgres advisory lock makes them apply each migration once.
 		}),
 	})
 	return cmd
+}
+
+// openMigrator opens the migrator on the configured database; the caller
+// closes it.
+func openMigrator(ctx context.Context, rt *Runtime) (*migrations.Migrator, error) {
+	pool, err := rt.Postgres(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return migrations.New(pool)
 }

@@ -130,6 +130,13 @@ func (h *httpServer) Run(ctx context.Context) error {
 	h.bound.Store(ln.Addr().String())
 	h.ready.Store(true)
 	h.log.Info("listening", zap.String("addr", ln.Addr().String()))
+	return serveUntil(ctx, srv, ln, 10*time.Second, func() { h.ready.Store(false) })
+}
+
+// serveUntil serves srv on ln until serving fails or ctx ends; then it
+// calls stopping (when not nil) and shuts srv down, giving the requests in
+// flight grace to finish.
+func serveUntil(ctx context.Context, srv *http.Server, ln net.Listener, grace time.Duration, stopping func()) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -137,8 +144,10 @@ func (h *httpServer) Run(ctx context.Context) error {
 		return err
 	case <-ctx.Done():
 	}
-	h.ready.Store(false)
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	if stopping != nil {
+		stopping()
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return err

@@ -12,7 +12,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ethhook/ethhook/config"
-	"github.com/ethhook/ethhook/migrations"
 )
 
 func moduleNames() []string {
@@ -188,11 +187,7 @@ func allowDemoReceiver(cfg config.Config) config.Delivery {
 
 // refusePendingMigrations stops serve when the schema is behind the binary.
 func refusePendingMigrations(ctx context.Context, rt *Runtime) error {
-	pool, err := rt.Postgres(ctx)
-	if err != nil {
-		return err
-	}
-	m, err := migrations.New(pool)
+	m, err := openMigrator(ctx, rt)
 	if err != nil {
 		return err
 	}

@@ -36,17 +36,12 @@ func Reseal(ctx context.Context, pool *pgxpool.Pool, from, to *seal.Box) (Reseal
 			id       string
 			cur, old []byte
 		}
-		var all []row
-		for rows.Next() {
+		all, err := pgx.CollectRows(rows, func(rs pgx.CollectableRow) (row, error) {
 			var r row
-			if err := rows.Scan(&r.id, &r.cur, &r.old); err != nil {
-				rows.Close()
-				return fmt.Errorf("read endpoint secrets: %w", err)
-			}
-			all = append(all, r)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+			err := rs.Scan(&r.id, &r.cur, &r.old)
+			return r, err
+		})
+		if err != nil {
 			return fmt.Errorf("read endpoint secrets: %w", err)
 		}
 		reseal := func(id, what string, sealed []byte) ([]byte, bool, error) {
@@ -92,17 +87,12 @@ func Reseal(ctx context.Context, pool *pgxpool.Pool, from, to *seal.Box) (Reseal
 			endpoint string
 			sealed   []byte
 		}
-		var olds []oldRow
-		for orows.Next() {
+		olds, err := pgx.CollectRows(orows, func(rs pgx.CollectableRow) (oldRow, error) {
 			var r oldRow
-			if err := orows.Scan(&r.id, &r.endpoint, &r.sealed); err != nil {
-				orows.Close()
-				return fmt.Errorf("read old endpoint secrets: %w", err)
-			}
-			olds = append(olds, r)
-		}
-		orows.Close()
-		if err := orows.Err(); err != nil {
+			err := rs.Scan(&r.id, &r.endpoint, &r.sealed)
+			return r, err
+		})
+		if err != nil {
 			return fmt.Errorf("read old endpoint secrets: %w", err)
 		}
 		for _, r := range olds {

@@ -195,15 +195,9 @@ func (s *Store) FindApplications(ctx context.Context, scope hook.Scope, f Applic
 		return nil, "", err
 	}
 	l.scope(scope, "a.id")
-	if l.after != "" {
-		l.where("a.id > " + l.arg(l.after))
-	}
-	if f.Name != "" {
-		l.where("strpos(lower(a.name), lower(" + l.arg(f.Name) + ")) > 0")
-	}
-	if f.PlanID != "" {
-		l.where("a.plan_id = " + l.arg(f.PlanID))
-	}
+	l.afterID("a.id")
+	l.contains("a.name", f.Name)
+	l.equals("a.plan_id", f.PlanID)
 	q := `SELECT ` + appCols + ` FROM applications a WHERE ` + l.sql() + ` ORDER BY a.id LIMIT ` + l.limitArg()
 	return queryPage(ctx, s.pool, "list applications", q, l.args, l.limit, scanApp, func(a Application) string { return a.ID })
 }
@@ -214,13 +208,7 @@ func (s *Store) GetApplication(ctx context.Context, scope hook.Scope, id string)
 		return Application{}, err
 	}
 	app, err := scanApp(s.pool.QueryRow(ctx, `SELECT `+appCols+` FROM applications a WHERE a.id = $1`, id))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return Application{}, hook.NotFound("application", id)
-	}
-	if err != nil {
-		return Application{}, fmt.Errorf("get application %s: %w", id, err)
-	}
-	return app, nil
+	return oneRow(app, err, "get application", "application", id)
 }
 
 // UpdateApplication renames an application or (admins only) changes its
@@ -251,11 +239,8 @@ func (s *Store) UpdateApplication(ctx context.Context, scope hook.Scope, id stri
 	if isFK(err) {
 		return Application{}, invalid("plan_id", fmt.Sprintf("plan %q does not exist", *u.PlanID))
 	}
-	if errors.Is(err, pgx.ErrNoRows) {
-		return Application{}, hook.NotFound("application", id)
-	}
-	if err != nil {
-		return Application{}, fmt.Errorf("update application %s: %w", id, err)
+	if app, err = oneRow(app, err, "update application", "application", id); err != nil {
+		return Application{}, err
 	}
 	if u.PlanID != nil {
 		s.quota.forget(id)
@@ -273,11 +258,8 @@ func (s *Store) DeleteApplication(ctx context.Context, scope hook.Scope, id stri
 		return fmt.Errorf("delete application %s: %w", id, ErrKeyCannotManageApps)
 	}
 	tag, err := s.pool.Exec(ctx, `DELETE FROM applications WHERE id = $1`, id)
-	if err != nil {
-		return fmt.Errorf("delete application %s: %w", id, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return hook.NotFound("application", id)
+	if err := oneChanged(tag, err, "delete application", "application", id); err != nil {
+		return err
 	}
 	s.quota.forget(id)
 	return nil

@@ -99,12 +99,8 @@ func (s *Store) ListAPIKeys(ctx context.Context, scope hook.Scope, appID string,
 		return nil, "", err
 	}
 	l.where("k.app_id = " + l.arg(appID))
-	if l.after != "" {
-		l.where("k.id > " + l.arg(l.after))
-	}
-	if f.Name != "" {
-		l.where("strpos(lower(k.name), lower(" + l.arg(f.Name) + ")) > 0")
-	}
+	l.afterID("k.id")
+	l.contains("k.name", f.Name)
 	if f.Revoked != nil {
 		if *f.Revoked {
 			l.where("k.revoked_at IS NOT NULL")
@@ -122,13 +118,7 @@ func (s *Store) GetAPIKey(ctx context.Context, scope hook.Scope, appID, keyID st
 		return APIKey{}, err
 	}
 	k, err := scanKey(s.pool.QueryRow(ctx, `SELECT `+keyCols+` FROM api_keys k WHERE k.id = $1 AND k.app_id = $2`, keyID, appID))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return APIKey{}, hook.NotFound("api key", keyID)
-	}
-	if err != nil {
-		return APIKey{}, fmt.Errorf("get api key %s: %w", keyID, err)
-	}
-	return k, nil
+	return oneRow(k, err, "get api key", "api key", keyID)
 }
 
 // RevokeAPIKey revokes a key at once; revoking twice is harmless. Like
@@ -141,13 +131,7 @@ func (s *Store) RevokeAPIKey(ctx context.Context, scope hook.Scope, appID, keyID
 		return ErrKeyCannotManageKeys
 	}
 	tag, err := s.pool.Exec(ctx, `UPDATE api_keys SET revoked_at = COALESCE(revoked_at, now()) WHERE id = $1 AND app_id = $2`, keyID, appID)
-	if err != nil {
-		return fmt.Errorf("revoke api key %s: %w", keyID, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return hook.NotFound("api key", keyID)
-	}
-	return nil
+	return oneChanged(tag, err, "revoke api key", "api key", keyID)
 }
 
 // AuthenticateKey resolves a presented key string to its (active) key, and

@@ -131,13 +131,7 @@ func (s *Store) CreatePlan(ctx context.Context, scope hook.Scope, p Plan) (Plan,
 // GetPlan returns a plan; every authenticated caller may read plans.
 func (s *Store) GetPlan(ctx context.Context, id string) (Plan, error) {
 	p, err := scanPlan(s.pool.QueryRow(ctx, `SELECT `+planCols+` FROM plans p WHERE p.id = $1`, id))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return Plan{}, hook.NotFound("plan", id)
-	}
-	if err != nil {
-		return Plan{}, fmt.Errorf("get plan %s: %w", id, err)
-	}
-	return p, nil
+	return oneRow(p, err, "get plan", "plan", id)
 }
 
 // ListPlans lists plans in id order; name filters by substring.
@@ -146,12 +140,8 @@ func (s *Store) ListPlans(ctx context.Context, name, cursor string, limit int) (
 	if err != nil {
 		return nil, "", err
 	}
-	if l.after != "" {
-		l.where("p.id > " + l.arg(l.after))
-	}
-	if name != "" {
-		l.where("strpos(lower(p.name), lower(" + l.arg(name) + ")) > 0")
-	}
+	l.afterID("p.id")
+	l.contains("p.name", name)
 	q := `SELECT ` + planCols + ` FROM plans p WHERE ` + l.sql() + ` ORDER BY p.id LIMIT ` + l.limitArg()
 	return queryPage(ctx, s.pool, "list plans", q, l.args, l.limit, scanPlan, func(p Plan) string { return p.ID })
 }
@@ -177,11 +167,8 @@ func (s *Store) UpdatePlan(ctx context.Context, scope hook.Scope, id string, u P
 			rate_limit = COALESCE($5, p.rate_limit), retention_days = COALESCE($6, p.retention_days),
 			max_stored = COALESCE($7, p.max_stored)
 		WHERE p.id = $1 RETURNING `+planCols, id, u.Name, u.MonthlyQuota, u.MaxEndpoints, u.RateLimit, u.RetentionDays, u.MaxStored))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return Plan{}, hook.NotFound("plan", id)
-	}
-	if err != nil {
-		return Plan{}, fmt.Errorf("update plan %s: %w", id, err)
+	if p, err = oneRow(p, err, "update plan", "plan", id); err != nil {
+		return Plan{}, err
 	}
 	s.quota.reset()
 	return p, nil

@@ -1,8 +1,13 @@
 package tenant
 
 import (
+	"errors"
+	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/ethhook/ethhook/hook"
 )
@@ -28,6 +33,31 @@ func ScopeCond(scope hook.Scope, col string, arg func(any) string) string {
 		conds = append(conds, col+" IN (SELECT app_id FROM application_members WHERE user_id = "+arg(scope.UserID)+")")
 	}
 	return strings.Join(conds, " AND ")
+}
+
+// oneRow is the answer of a read or change of one row: v, or
+// hook.NotFound(what, id) when there was no row, or err as "<doing> <id>: err".
+func oneRow[T any](v T, err error, doing, what, id string) (T, error) {
+	var zero T
+	if errors.Is(err, pgx.ErrNoRows) {
+		return zero, hook.NotFound(what, id)
+	}
+	if err != nil {
+		return zero, fmt.Errorf("%s %s: %w", doing, id, err)
+	}
+	return v, nil
+}
+
+// oneChanged is the answer of a change of one row: nil, or
+// hook.NotFound(what, id) when no row matched, or err as "<doing> <id>: err".
+func oneChanged(tag pgconn.CommandTag, err error, doing, what, id string) error {
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", doing, id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return hook.NotFound(what, id)
+	}
+	return nil
 }
 
 // query builds a WHERE clause with numbered placeholders.
@@ -75,6 +105,28 @@ func newList(cursor string, limit int) (*listQuery, error) {
 		return nil, err
 	}
 	return &listQuery{limit: limit, after: after}, nil
+}
+
+// afterID pages by the id column col: only rows after the previous page's
+// last id.
+func (l *listQuery) afterID(col string) {
+	if l.after != "" {
+		l.where(col + " > " + l.arg(l.after))
+	}
+}
+
+// contains keeps the rows whose col contains s, ignoring case ("" keeps all).
+func (l *listQuery) contains(col, s string) {
+	if s != "" {
+		l.where("strpos(lower(" + col + "), lower(" + l.arg(s) + ")) > 0")
+	}
+}
+
+// equals keeps the rows whose col is v ("" keeps all).
+func (l *listQuery) equals(col, v string) {
+	if v != "" {
+		l.where(col + " = " + l.arg(v))
+	}
 }
 
 // limitArg is the placeholder of LIMIT: one row more than the page, to

@@ -271,25 +271,13 @@ func (s *Store) UserIDByEmail(ctx context.Context, email string) (string, error)
 // (logout): its credential version moves on.
 func (s *Store) RevokeCredentials(ctx context.Context, id string) error {
 	tag, err := s.pool.Exec(ctx, `UPDATE users SET credential_version = credential_version + 1 WHERE id = $1`, id)
-	if err != nil {
-		return fmt.Errorf("revoke credentials of %s: %w", id, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return hook.NotFound("user", id)
-	}
-	return nil
+	return oneChanged(tag, err, "revoke credentials of", "user", id)
 }
 
 // UserByID returns a user without a scope check (for token validation).
 func (s *Store) UserByID(ctx context.Context, id string) (User, error) {
 	u, err := scanUser(s.pool.QueryRow(ctx, `SELECT `+userCols+` FROM users u WHERE u.id = $1`, id))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return User{}, hook.NotFound("user", id)
-	}
-	if err != nil {
-		return User{}, fmt.Errorf("get user %s: %w", id, err)
-	}
-	return u, nil
+	return oneRow(u, err, "get user", "user", id)
 }
 
 // GetUser returns a user: admins see everyone, a member only themself.
@@ -314,15 +302,9 @@ func (s *Store) ListUsers(ctx context.Context, scope hook.Scope, f UserFilter, c
 			return nil, "", err
 		}
 	}
-	if l.after != "" {
-		l.where("u.id > " + l.arg(l.after))
-	}
-	if f.Email != "" {
-		l.where("strpos(lower(u.email), lower(" + l.arg(f.Email) + ")) > 0")
-	}
-	if f.Role != "" {
-		l.where("u.role = " + l.arg(f.Role))
-	}
+	l.afterID("u.id")
+	l.contains("u.email", f.Email)
+	l.equals("u.role", f.Role)
 	if f.AppID != "" {
 		l.where("EXISTS (SELECT 1 FROM application_members m WHERE m.user_id = u.id AND m.app_id = " + l.arg(f.AppID) + ")")
 	}

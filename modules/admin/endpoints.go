@@ -131,37 +131,32 @@ func (m *Module) messageRoutes() []route {
 }
 
 func (m *Module) handleListEndpoints(c echo.Context) error {
-	cursor, limit, err := page(c)
-	if err != nil {
-		return err
-	}
-	enabled, err := boolQuery(c, "enabled")
-	if err != nil {
-		return err
-	}
-	eps, next, err := m.endpoints.List(c.Request().Context(), scopeOf(c), c.Param("app_id"), cursor, limit)
-	if err != nil {
-		return err
-	}
-	if enabled != nil {
-		kept := eps[:0]
-		for _, e := range eps {
-			if e.Enabled == *enabled {
-				kept = append(kept, e)
-			}
+	return answerPage(c, func(ctx context.Context, cursor string, limit int) ([]hook.Endpoint, string, error) {
+		enabled, err := boolQuery(c, "enabled")
+		if err != nil {
+			return nil, "", err
 		}
-		eps = kept
-	}
-	return c.JSON(http.StatusOK, listOf(eps, next))
+		eps, next, err := m.endpoints.List(ctx, scopeOf(c), c.Param("app_id"), cursor, limit)
+		if err != nil {
+			return nil, "", err
+		}
+		if enabled != nil {
+			kept := eps[:0]
+			for _, e := range eps {
+				if e.Enabled == *enabled {
+					kept = append(kept, e)
+				}
+			}
+			eps = kept
+		}
+		return eps, next, nil
+	})
 }
 
 func (m *Module) handleCreateEndpoint(c echo.Context) error {
 	appID := c.Param("app_id")
-	if err := m.store.Visible(c.Request().Context(), scopeOf(c), appID); err != nil {
-		return err
-	}
 	var in endpoint.Input
-	if err := bind(c, &in); err != nil {
+	if err := m.bindVisible(c, appID, &in); err != nil {
 		return err
 	}
 	ep, secret, err := m.endpoints.Create(c.Request().Context(), scopeOf(c), appID, in)
@@ -243,8 +238,8 @@ func (m *Module) handleGetSecret(c echo.Context) error {
 }
 
 func (m *Module) handleRotateSecret(c echo.Context) error {
-	appID, id := c.Param("app_id"), c.Param("endpoint_id")
-	if _, err := m.endpoints.Get(c.Request().Context(), scopeOf(c), appID, id); err != nil {
+	appID, id, err := m.visibleEndpoint(c)
+	if err != nil {
 		return err
 	}
 	var req rotateRequest
@@ -314,8 +309,8 @@ func (m *Module) SendTest(ctx context.Context, scope hook.Scope, appID, endpoint
 }
 
 func (m *Module) handleReplayEndpoint(c echo.Context) error {
-	appID, id := c.Param("app_id"), c.Param("endpoint_id")
-	if _, err := m.endpoints.Get(c.Request().Context(), scopeOf(c), appID, id); err != nil {
+	appID, id, err := m.visibleEndpoint(c)
+	if err != nil {
 		return err
 	}
 	var req replayRequest

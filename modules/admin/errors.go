@@ -158,6 +158,25 @@ func (m *Module) errorHandler(err error, c echo.Context) {
 
 // bind decodes the JSON request body into dst strictly: unknown fields,
 // wrong types, trailing data and NUL characters are 400s naming the problem.
+// bindVisible binds the body into dst only once the caller is known to see
+// application appID, so a caller learns nothing about others' ids from
+// validation errors.
+func (m *Module) bindVisible(c echo.Context, appID string, dst any) error {
+	if err := m.store.Visible(c.Request().Context(), scopeOf(c), appID); err != nil {
+		return err
+	}
+	return bind(c, dst)
+}
+
+// visibleEndpoint is the ids of an endpoint's route (app_id, endpoint_id),
+// or the error when the caller does not see that endpoint; as bindVisible,
+// a route checks it before reading its body.
+func (m *Module) visibleEndpoint(c echo.Context) (appID, id string, err error) {
+	appID, id = c.Param("app_id"), c.Param("endpoint_id")
+	_, err = m.endpoints.Get(c.Request().Context(), scopeOf(c), appID, id)
+	return appID, id, err
+}
+
 func bind(c echo.Context, dst any) error {
 	body, err := io.ReadAll(c.Request().Body)
 	if err != nil {

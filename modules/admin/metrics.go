@@ -34,45 +34,29 @@ func newMetrics(reg prometheus.Registerer, store *tenant.Store) (*metrics, error
 			Name: "ethhook_quota_released_messages_total", Help: "Messages released from quota_exceeded back to pending.",
 		}),
 	}
-	held := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "ethhook_quota_held_messages", Help: "Messages held in state quota_exceeded.",
-	}, func() float64 {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		n, err := store.HeldMessages(ctx)
-		if err != nil {
-			return -1
-		}
-		return float64(n)
-	})
-	over := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "ethhook_quota_exceeded_applications", Help: "Applications at or over their monthly delivery quota.",
-	}, func() float64 {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		n, err := store.AppsOverQuota(ctx)
-		if err != nil {
-			return -1
-		}
-		return float64(n)
-	})
-	near := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "ethhook_quota_near_applications", Help: "Applications at 80% or more of their monthly delivery quota and still under it.",
-	}, func() float64 {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		n, err := store.AppsNearQuota(ctx)
-		if err != nil {
-			return -1
-		}
-		return float64(n)
-	})
+	held := countGauge("ethhook_quota_held_messages", "Messages held in state quota_exceeded.", store.HeldMessages)
+	over := countGauge("ethhook_quota_exceeded_applications", "Applications at or over their monthly delivery quota.", store.AppsOverQuota)
+	near := countGauge("ethhook_quota_near_applications", "Applications at 80% or more of their monthly delivery quota and still under it.", store.AppsNearQuota)
 	for _, c := range []prometheus.Collector{m.requests, m.latency, m.rateLimited, m.released, held, over, near} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("admin: register metrics: %w", err)
 		}
 	}
 	return m, nil
+}
+
+// countGauge is a gauge read from Postgres at each scrape: count's answer,
+// or -1 when it fails (or takes over 5 s).
+func countGauge(name, help string, count func(context.Context) (int64, error)) prometheus.GaugeFunc {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		n, err := count(ctx)
+		if err != nil {
+			return -1
+		}
+		return float64(n)
+	})
 }
 
 // metricMethod is the method label of a request: the client chooses the

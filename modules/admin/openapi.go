@@ -1,8 +1,10 @@
 package admin
 
 import (
+	"maps"
 	"net/http"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -127,7 +129,7 @@ func (m *Module) OpenAPI() map[string]any {
 	}
 	tags["webhooks"] = true
 	var tagList []any
-	for _, t := range sortedKeys(tags) {
+	for _, t := range slices.Sorted(maps.Keys(tags)) {
 		tagList = append(tagList, map[string]any{"name": t, "description": tagDocs[t]})
 	}
 	responses := map[string]any{}
@@ -164,15 +166,6 @@ func (m *Module) OpenAPI() map[string]any {
 		},
 	}
 	return doc
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 func requestIDHeader() map[string]any {

@@ -66,11 +66,8 @@ func (m *Module) previewRoutes() []route {
 func (m *Module) handlePreview(c echo.Context) error {
 	ctx := c.Request().Context()
 	appID := c.Param("app_id")
-	if err := m.store.Visible(ctx, scopeOf(c), appID); err != nil {
-		return err
-	}
 	var in previewRequest
-	if err := bind(c, &in); err != nil {
+	if err := m.bindVisible(c, appID, &in); err != nil {
 		return err
 	}
 	filter.Normalize(&in.Filter)

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"crypto/rand"
 	"net/http"
 	"strconv"
@@ -126,6 +127,20 @@ func listOf[T any](data []T, next string) List[T] {
 		data = []T{}
 	}
 	return List[T]{Data: data, NextCursor: next}
+}
+
+// answerPage answers one page of a list: fetch gets the request's cursor
+// and limit (see page) and returns the page's items and the next cursor.
+func answerPage[T any](c echo.Context, fetch func(ctx context.Context, cursor string, limit int) ([]T, string, error)) error {
+	cursor, limit, err := page(c)
+	if err != nil {
+		return err
+	}
+	data, next, err := fetch(c.Request().Context(), cursor, limit)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, listOf(data, next))
 }
 
 func randomKey() []byte {

@@ -2,8 +2,10 @@ package ui
 
 import (
 	"encoding/json"
+	"maps"
 	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -470,13 +472,8 @@ func trimAll(in []string) []string {
 
 // headerLines shows custom headers one "Name: value" per line, sorted.
 func headerLines(h map[string]string) string {
-	names := make([]string, 0, len(h))
-	for k := range h {
-		names = append(names, k)
-	}
-	sort.Strings(names)
 	var b strings.Builder
-	for _, k := range names {
+	for _, k := range slices.Sorted(maps.Keys(h)) {
 		b.WriteString(k + ": " + h[k] + "\n")
 	}
 	return b.String()
