@@ -131,17 +131,24 @@ func (m *Module) checkRateBacklogs(ctx context.Context, r rateRule) {
 		return
 	}
 	m.met.rateLimited.Set(float64(len(episodes)))
-	if len(held) == 0 && len(episodes) == 0 {
-		return
-	}
+	// Only a lane held for holdFor may start an episode, and one under
+	// way is in episodes: a lane the limiter held briefly (a burst) costs
+	// no query.
 	ids := make([]string, 0, len(held)+len(episodes))
-	for id := range held {
-		ids = append(ids, id)
+	for id, since := range held {
+		if _, ok := episodes[id]; ok || now.Sub(since) >= r.holdFor {
+			ids = append(ids, id)
+		} else {
+			delete(held, id)
+		}
 	}
 	for id := range episodes {
 		if _, ok := held[id]; !ok {
 			ids = append(ids, id)
 		}
+	}
+	if len(ids) == 0 {
+		return
 	}
 	backlogs, err := m.rateBacklogs(ctx, ids)
 	if err != nil {
@@ -188,7 +195,7 @@ func (m *Module) rateEpisode(ctx context.Context, st rateCheck, r rateRule) {
 		heldArg = "1"
 	}
 	res, err := rateLimitedScript.Exec(ctx, m.rdb, []string{m.keys.RateLimited()}, []string{
-		st.id, strconv.FormatInt(st.now.UnixMilli(), 10), strconv.FormatInt(st.backlog, 10), heldArg,
+		st.id, strconv.FormatInt(st.backlog, 10), heldArg,
 		strconv.FormatInt(st.start, 10), strconv.FormatInt(drainedBelow(st.rate), 10),
 		strconv.FormatInt(r.quiet.Milliseconds(), 10), strconv.FormatInt(st.since.UnixMilli(), 10),
 		strconv.Itoa(st.rate), st.app,
