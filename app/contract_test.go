@@ -138,6 +138,17 @@ func TestRealWebhookBodiesMatchTheDocumentsWebhooksSection(t *testing.T) {
 			break
 		}
 		if raise {
+			// Under way (1/s against ~12/s): the health answer shows it.
+			var health struct {
+				RateLimited *struct {
+					RateLimit int   `json:"rate_limit"`
+					Backlog   int64 `json:"backlog"`
+				} `json:"rate_limited"`
+			}
+			call("GET", "/applications/"+app.ID+"/endpoints/"+limited.ID+"/health", login.Token, nil, &health)
+			if r := health.RateLimited; r == nil || r.RateLimit != 1 || r.Backlog < 1 {
+				t.Fatalf("health of the endpoint held back: rate_limited %+v, want the limit 1 and a backlog", r)
+			}
 			call("PATCH", "/applications/"+app.ID+"/endpoints/"+limited.ID, login.Token, map[string]any{"rate_limit": 0}, nil)
 			raised = true
 		}

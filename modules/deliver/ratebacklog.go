@@ -37,8 +37,8 @@ import (
 //     disabled or deleted, its breaker opened, its limit was raised).
 //
 // The backlog is the endpoint's pending and delivering messages in
-// Postgres (all processes'), counted up to rateCountCap. The episode lives
-// in one Redis hash (hook.RateLimited, ratelimited.lua), so with several
+// Postgres (all processes'), counted up to rateCountCap in each state.
+// The episode lives in one Redis hash (hook.RateLimited, ratelimited.lua), so with several
 // deliver processes the first to see it starts it and exactly one ends it:
 // one log line and one webhook each per episode for the whole fleet. The
 // field has no TTL: whichever process checks next ends an episode nobody
@@ -50,7 +50,7 @@ const (
 	rateStartAfter = 10 * time.Second
 	rateStartMin   = 10
 	rateQuiet      = 3 * rateCheckEvery
-	rateCountCap   = 1_000_000
+	rateCountCap   = 100_000
 )
 
 var (
@@ -232,11 +232,16 @@ func (m *Module) rateEpisode(ctx context.Context, st rateCheck, r rateRule) {
 
 // rateBacklogs counts each endpoint's messages due and not yet sent
 // (pending, and delivering: claimed by a lane), up to rateCountCap each
-// (the messages_endpoint_pending index; a huge backlog costs a bounded
-// scan, and "at least a million" says enough).
+// (a huge backlog costs a bounded scan every check, and "at least
+// 100,000" says enough).
 func (m *Module) rateBacklogs(ctx context.Context, ids []string) (map[string]int64, error) {
-	rows, err := m.pool.Query(ctx, `SELECT e.id, (SELECT count(*) FROM (SELECT 1 FROM messages m
-			WHERE m.endpoint_id = e.id AND m.state IN ('pending', 'delivering') LIMIT $2) c)
+	// Two counts, so each can use its index: pending by the endpoint's
+	// partial index, delivering (at most what the lanes hold) by
+	// messages_state; one IN would tempt the planner to walk the
+	// endpoint's whole history.
+	rows, err := m.pool.Query(ctx, `SELECT e.id,
+			(SELECT count(*) FROM (SELECT 1 FROM messages m WHERE m.endpoint_id = e.id AND m.state = 'pending' LIMIT $2) p) +
+			(SELECT count(*) FROM (SELECT 1 FROM messages m WHERE m.endpoint_id = e.id AND m.state = 'delivering' LIMIT $2) d)
 		FROM unnest($1::text[]) AS e(id)`, ids, rateCountCap)
 	if err != nil {
 		return nil, fmt.Errorf("count backlogs of %d endpoints: %w", len(ids), err)
