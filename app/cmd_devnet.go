@@ -74,6 +74,8 @@ the control API (or 'ethhook devnet control'):
   POST /control/ratelimit {"n":k}  POST /control/emptylogs
   POST /control/pause              POST /control/resume
   GET  /control/head               GET  /control/stats
+
+With --http-addr, /healthz and /readyz are served on that address too.
 ` + envHelp("devnet."),
 		Args: cobra.NoArgs,
 	}
@@ -89,7 +91,17 @@ the control API (or 'ethhook devnet control'):
 			return err
 		}
 		m := devnet.NewModule(*d, logFor(rt, "devnet"))
-		return m.Run(cmd.Context())
+		if f := cmd.Flags().Lookup("http-addr"); f == nil || !f.Changed {
+			return m.Run(cmd.Context())
+		}
+		// --http-addr given: /healthz and /readyz there (ready once the
+		// devnet listens), like every other long-running role. Only the
+		// flag: a config file's http_addr is serve's, and the devnet next
+		// to it must not take its port.
+		sup := &Supervisor{Log: rt.Log, Grace: rt.Cfg.ShutdownGrace}
+		sup.Add(&httpServer{name: "http", addr: rt.Cfg.HTTPAddr, handler: healthHandler(sup, nil), limits: rt.Cfg.Admin, log: logFor(rt, "http")})
+		sup.Add(m)
+		return sup.Run(cmd.Context())
 	}
 	cmd.AddCommand(newDevnetControlCmd(rt))
 	return cmd

@@ -17,6 +17,7 @@ import (
 	"github.com/ethhook/ethhook/config"
 	"github.com/ethhook/ethhook/endpoint"
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/ops"
 	"github.com/ethhook/ethhook/sign"
 )
 
@@ -59,7 +60,7 @@ func (f *endpointFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.fifoKey, "fifo-key", "", "with --ordering fifo, one order per value of: contract, topic1, topic2 or topic3 (default: one order per chain)")
 	fl.StringVar(&f.signature, "signature", "", "signature scheme: hmac (default; v1, shared whsec_ secret) or ed25519 (v1a; receivers verify with the whpk_ public key). On update a change rotates: the old secret keeps signing for 24h")
 	fl.StringArrayVar(&f.headers, "header", nil, "static header sent with every delivery, 'Name: value' (repeatable; on update the given set replaces the old, --header '' clears it)")
-	fl.StringArrayVar(&f.opsEvents, "ops-event", nil, "make an operational endpoint for EthHook's own events of this type: endpoint.disabled, breaker.opened, quota.reached, ingest.stalled, dead_letter.created (repeatable; admin only)")
+	fl.StringArrayVar(&f.opsEvents, "ops-event", nil, "make an operational endpoint for EthHook's own events of this type: "+strings.Join(ops.Types, ", ")+" (repeatable; admin only)")
 }
 
 // headerMap parses --header values "Name: value"; "" alone clears.

@@ -19,8 +19,10 @@ import (
 
 // TestRealWebhookBodiesMatchTheDocumentsWebhooksSection runs the whole
 // pipeline on the embedded devnet, receives real log, batch and test
-// webhooks and validates each body against the webhooks section of the
-// document the server serves. The schemas are open here (receivers must
+// webhooks, and the operational endpoint.rate_limited and
+// endpoint.rate_limit_cleared of an endpoint held back by its rate limit,
+// and validates each body against the webhooks section of the document
+// the server serves. The schemas are open here (receivers must
 // accept new fields), so a field another change adds passes, while a
 // documented field that is missing, renamed or of another type fails.
 func TestRealWebhookBodiesMatchTheDocumentsWebhooksSection(t *testing.T) {
@@ -115,17 +117,44 @@ func TestRealWebhookBodiesMatchTheDocumentsWebhooksSection(t *testing.T) {
 	call("POST", "/applications/"+app.ID+"/endpoints", login.Token, map[string]any{"url": receiver.URL + "/batch",
 		"filter": map[string]any{"chains": []int{31337}}, "batch_max": 3, "batch_wait_ms": 200}, &batched)
 	call("POST", "/applications/"+app.ID+"/endpoints/"+single.ID+"/test", login.Token, nil, nil)
+	// Operational webhooks: an endpoint held back by its rate limit (1/s
+	// against the devnet's Transfers) starts an endpoint.rate_limited
+	// episode; raising its limit ends it (endpoint.rate_limit_cleared).
+	var limited struct{ ID string }
+	call("POST", "/applications/"+app.ID+"/endpoints", login.Token, map[string]any{"url": receiver.URL + "/ops",
+		"ops_events": []string{"endpoint.rate_limited", "endpoint.rate_limit_cleared"}}, nil)
+	call("POST", "/applications/"+app.ID+"/endpoints", login.Token, map[string]any{"url": receiver.URL + "/limited", "rate_limit": 1,
+		"filter": map[string]any{"chains": []int{31337}, "events": []string{"Transfer(address,address,uint256)"}}}, &limited)
+	raised := false
 
 	deadline := time.Now().Add(90 * time.Second)
 	for {
 		mu.Lock()
-		done := len(bodies["log"]) >= 3 && len(bodies["batch"]) >= 1 && len(bodies["test"]) >= 1
+		done := len(bodies["log"]) >= 3 && len(bodies["batch"]) >= 1 && len(bodies["test"]) >= 1 &&
+			len(bodies["endpoint.rate_limited"]) >= 1 && len(bodies["endpoint.rate_limit_cleared"]) >= 1
+		raise := !raised && len(bodies["endpoint.rate_limited"]) >= 1
 		mu.Unlock()
 		if done {
 			break
 		}
+		if raise {
+			// Under way (1/s against ~12/s): the health answer shows it.
+			var health struct {
+				RateLimited *struct {
+					RateLimit int   `json:"rate_limit"`
+					Backlog   int64 `json:"backlog"`
+				} `json:"rate_limited"`
+			}
+			call("GET", "/applications/"+app.ID+"/endpoints/"+limited.ID+"/health", login.Token, nil, &health)
+			if r := health.RateLimited; r == nil || r.RateLimit != 1 || r.Backlog < 1 {
+				t.Fatalf("health of the endpoint held back: rate_limited %+v, want the limit 1 and a backlog", r)
+			}
+			call("PATCH", "/applications/"+app.ID+"/endpoints/"+limited.ID, login.Token, map[string]any{"rate_limit": 0}, nil)
+			raised = true
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("webhooks received: %d log, %d batch, %d test", len(bodies["log"]), len(bodies["batch"]), len(bodies["test"]))
+			t.Fatalf("webhooks received: %d log, %d batch, %d test, %d endpoint.rate_limited, %d endpoint.rate_limit_cleared", len(bodies["log"]), len(bodies["batch"]), len(bodies["test"]),
+				len(bodies["endpoint.rate_limited"]), len(bodies["endpoint.rate_limit_cleared"]))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

@@ -35,10 +35,16 @@ const (
 	QuotaReached      = "quota.reached"       // an application reached its monthly quota (once a month)
 	IngestStalled     = "ingest.stalled"      // a chain's cursor did not move for admin.ingest_stall_after
 	DeadLetterCreated = "dead_letter.created" // a message ended in the dead-letter state (emit point: EmitDeadLetter)
+	// An endpoint's rate limit holds a backlog back, and that backlog has
+	// drained (or the limiter stopped holding it): once each per episode,
+	// see RateLimited and modules/deliver/ratebacklog.go.
+	EndpointRateLimited      = "endpoint.rate_limited"
+	EndpointRateLimitCleared = "endpoint.rate_limit_cleared"
 )
 
 // Types lists every operational event type, for validation and docs.
-var Types = []string{EndpointDisabled, BreakerOpened, QuotaReached, IngestStalled, DeadLetterCreated}
+var Types = []string{EndpointDisabled, BreakerOpened, QuotaReached, IngestStalled, DeadLetterCreated,
+	EndpointRateLimited, EndpointRateLimitCleared}
 
 // Bounds: an endpoint subscribes to at most len(Types) types; one event
 // goes to at most MaxSubscribers endpoints (the operator's few), and its
@@ -62,8 +68,11 @@ type Event struct {
 	// operational endpoint are not sent at all (two failing ones would feed
 	// each other); its metrics and alerts still show it.
 	Subject string
-	Data    map[string]any
-	At      time.Time
+	// Data is the event's data object: a map, or one of the typed data
+	// structs of this package (RateLimited, RateLimitCleared), which the
+	// OpenAPI document's webhooks section is generated from.
+	Data any
+	At   time.Time
 }
 
 // IsOps reports whether a webhook id is an operational event's: deliver

@@ -247,35 +247,3 @@ func (s *Store) NoteQuotaReached(ctx context.Context) ([]QuotaReached, error) {
 	}
 	return out, nil
 }
-
-// Backlog is a rate-limited endpoint with messages due longer than a while.
-type Backlog struct {
-	AppID      string
-	EndpointID string
-	RateLimit  int   // events/s, the endpoint's or else its plan's
-	Waiting    int64 // pending messages due for longer than the threshold
-}
-
-// RateLimitBacklogs lists the endpoints with a rate limit (their own or
-// their plan's) that have pending messages due for more than olderThan:
-// more arrives than the limit lets out, so the backlog grows. The caller
-// logs when an endpoint starts and stops being behind.
-func (s *Store) RateLimitBacklogs(ctx context.Context, olderThan time.Duration) ([]Backlog, error) {
-	rows, err := s.pool.Query(ctx, `SELECT m.app_id, m.endpoint_id, COALESCE(NULLIF(e.rate_limit, 0), p.rate_limit), count(*)
-		FROM messages m JOIN endpoints e ON e.id = m.endpoint_id
-		JOIN applications a ON a.id = e.app_id JOIN plans p ON p.id = a.plan_id
-		WHERE m.state = $1 AND m.next_attempt_at < now() - make_interval(secs => $2)
-			AND (e.rate_limit > 0 OR p.rate_limit > 0) AND e.enabled
-		GROUP BY 1, 2, 3 ORDER BY 2`, hook.StatePending, olderThan.Seconds())
-	if err != nil {
-		return nil, fmt.Errorf("find rate-limited endpoints behind: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Backlog, error) {
-		var b Backlog
-		return b, r.Scan(&b.AppID, &b.EndpointID, &b.RateLimit, &b.Waiting)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("find rate-limited endpoints behind: %w", err)
-	}
-	return out, nil
-}

@@ -60,8 +60,18 @@ type (
 		Replayed int `json:"replayed"`
 	}
 	endpointHealth struct {
-		EndpointID string           `json:"endpoint_id"`
-		Windows    []message.Health `json:"windows"` // 1h, then 24h
+		EndpointID  string           `json:"endpoint_id"`
+		Windows     []message.Health `json:"windows"` // 1h, then 24h
+		RateLimited *rateLimitedView `json:"rate_limited,omitempty"`
+	}
+	// rateLimitedView is a rate-limit backlog under way (deliver's
+	// endpoint.rate_limited episode).
+	rateLimitedView struct {
+		RateLimit  int       `json:"rate_limit"`
+		Backlog    int64     `json:"backlog"`
+		MaxBacklog int64     `json:"max_backlog"`
+		Since      time.Time `json:"since"`
+		CheckedAt  time.Time `json:"checked_at"`
 	}
 	messageView   = message.Message
 	messageDetail struct {
@@ -99,7 +109,7 @@ func (m *Module) endpointRoutes() []route {
 			auth: authUser, resp: secretView{}, status: 200, h: m.handleGetSecret},
 		{method: http.MethodPost, path: base + "/:endpoint_id/secret/rotate", id: "rotateEndpointSecret", summary: "Rotate the signing secret (the old one keeps signing for the overlap)", tag: "endpoints",
 			auth: authUser, body: rotateRequest{}, bodyOptional: true, resp: secretView{}, status: 200, h: m.handleRotateSecret},
-		{method: http.MethodGet, path: base + "/:endpoint_id/health", id: "getEndpointHealth", summary: "Success rate, p50/p99 latency and last error over the last hour and day", tag: "endpoints",
+		{method: http.MethodGet, path: base + "/:endpoint_id/health", id: "getEndpointHealth", summary: "Success rate, p50/p99 latency and last error over the last hour and day; whether its rate limit holds a backlog back", tag: "endpoints",
 			auth: authUser, resp: endpointHealth{}, status: 200, h: m.handleEndpointHealth},
 		{method: http.MethodPost, path: base + "/:endpoint_id/test", id: "testEndpoint", summary: "Send a test event through real delivery", tag: "endpoints",
 			auth: authUser, resp: testSent{}, status: 202, idempotent: true, errs: []int{409}, h: m.handleTestEndpoint},
@@ -436,7 +446,14 @@ func (m *Module) handleEndpointHealth(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, endpointHealth{EndpointID: id, Windows: ws})
+	out := endpointHealth{EndpointID: id, Windows: ws}
+	// Health checked the endpoint is the caller's; Redis trouble leaves
+	// the backlog out rather than failing the health answer.
+	if r, err := endpoint.RateLimitedNow(c.Request().Context(), m.rdb, m.keys, appID, id); err == nil && r != nil {
+		out.RateLimited = &rateLimitedView{RateLimit: r.RateLimit, Backlog: r.Backlog, MaxBacklog: r.MaxBacklog,
+			Since: r.Since.UTC(), CheckedAt: r.HeldAt.UTC()}
+	}
+	return c.JSON(http.StatusOK, out)
 }
 
 // newSecretView shows a verify key with its scheme.

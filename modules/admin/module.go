@@ -77,9 +77,6 @@ type Module struct {
 	ready     atomic.Bool
 	ops       *ops.Emitter // operational webhooks: quota.reached, ingest.stalled
 	stalls    stallWatch   // Run's goroutine only
-	// behind holds the endpoints behind their rate limit at the last
-	// release pass (only Run's goroutine touches it).
-	behind map[string]bool
 }
 
 // New builds the module and its router.
@@ -241,39 +238,7 @@ func (m *Module) releaseOnce(ctx context.Context) {
 			zap.Int64("stored", f.Stored), zap.Int64("max_stored", f.MaxStored))
 	}
 	m.checkStalls(ctx, time.Now())
-	m.noteBacklogs(ctx)
 	m.purgeIdempotencyKeys(ctx)
-}
-
-// backlogAge is how long a due message waits on a rate-limited endpoint
-// before the endpoint counts as behind its rate limit.
-const backlogAge = time.Minute
-
-// noteBacklogs logs once when a rate-limited endpoint falls behind (more
-// arrives than its limit lets out) and once when it has caught up, not
-// per message or per pass. Each admin process keeps its own record.
-func (m *Module) noteBacklogs(ctx context.Context) {
-	list, err := m.store.RateLimitBacklogs(ctx, backlogAge)
-	if err != nil {
-		if ctx.Err() == nil {
-			m.log.Error("look for rate-limited endpoints behind", zap.Error(err))
-		}
-		return
-	}
-	now := map[string]bool{}
-	for _, b := range list {
-		now[b.EndpointID] = true
-		if !m.behind[b.EndpointID] {
-			m.log.Warn("endpoint is behind its rate limit: messages wait longer than "+backlogAge.String()+"; raise the endpoint's or the plan's rate_limit, or expect the backlog to grow",
-				zap.String("app", b.AppID), zap.String("endpoint", b.EndpointID), zap.Int("rate_limit", b.RateLimit), zap.Int64("waiting", b.Waiting))
-		}
-	}
-	for id := range m.behind {
-		if !now[id] {
-			m.log.Info("endpoint caught up with its rate limit", zap.String("endpoint", id))
-		}
-	}
-	m.behind = now
 }
 
 var requestIDRe = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)

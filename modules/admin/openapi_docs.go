@@ -4,6 +4,7 @@ import (
 	"github.com/ethhook/ethhook/endpoint"
 	"github.com/ethhook/ethhook/filter"
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/ops"
 	"github.com/ethhook/ethhook/sign"
 	"github.com/ethhook/ethhook/tenant"
 )
@@ -64,6 +65,8 @@ var endpointDocs = map[string]map[string]any{
 	"rate_limit":    with(between(0, endpoint.MaxRateLimit), "description", "events/s; 0 = the plan's"),
 	"signature": enumOf([]any{sign.SchemeHMAC, sign.SchemeEd25519}, "default", sign.SchemeHMAC,
 		"description", "signature scheme (Standard Webhooks): hmac signs v1 with a shared whsec_ secret; ed25519 signs v1a with a private key that never leaves EthHook, receivers verify with its whpk_ public key. Changing it in a PATCH rotates: a new secret of the new scheme signs at once, the current one keeps signing for 24 h"),
+	"ops_events": {"maxItems": len(ops.Types), "items": map[string]any{"type": "string", "enum": opsTypes()},
+		"description": "makes an operational endpoint (admins only): it receives EthHook's own events of these types (the webhooks section's ops:* bodies), never chain logs"},
 	"retry_schedule": {"maxItems": endpoint.MaxRetries, "description": "delays between attempts as Go durations (\"5s\", \"5m\"); empty = the configured default", "examples": []any{[]any{"0s", "30s", "5m", "1h"}}},
 }
 

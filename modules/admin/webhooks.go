@@ -115,6 +115,7 @@ func webhooksSection(g *schemaGen) map[string]any {
 			map[string]any{"id": "test:msg_3b8e1f", "type": "test", "api_version": "1", "endpoint_id": "ep_2f1c9a",
 				"chain": map[string]any{"id": 1, "name": "eth"}, "message": "This is a test event from EthHook.", "sent_at": "2026-11-01T12:00:00Z"}},
 	}
+	hooks = append(hooks, opsWebhookDocs(g)...) // opswebhooks.go
 	out := map[string]any{}
 	for _, h := range hooks {
 		out[h.name] = map[string]any{"post": map[string]any{

@@ -3,6 +3,7 @@ package deliver
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -45,6 +46,10 @@ type lane struct {
 	fifo          bool
 	sendingGroups map[string]bool
 	fifoCursor    string
+
+	// When the rate limiter last held the lane back, and since when it has
+	// without a break (unix ms; ratebacklog.go reads them).
+	heldAt, heldSince atomic.Int64
 }
 
 func (l *lane) poke() {
@@ -167,6 +172,7 @@ func (l *lane) run(ctx context.Context) {
 		}
 		if ep.rateLimit > 0 {
 			if d := m.rateWait(ctx, ep); d > 0 {
+				l.noteHeld(m.now(), m.rateRule.orDefault().holdGap)
 				l.mu.Lock()
 				l.br.probing = false // the probe slot was not used
 				l.mu.Unlock()

@@ -18,6 +18,9 @@ type metrics struct {
 	attemptTime    prometheus.Histogram
 	breakersOpened prometheus.Counter
 	disabledTotal  prometheus.Counter
+	// rateLimited is the endpoints in a rate-limit backlog episode
+	// (ratebacklog.go), fleet-wide: every process sets the same number.
+	rateLimited prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -69,9 +72,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "ethhook_deliver_endpoints_disabled_total",
 			Help: "Endpoints this process disabled (failing for delivery.disable_after, or a final answer that disables).",
 		}),
+		rateLimited: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ethhook_deliver_rate_limited_endpoints",
+			Help: "Endpoints whose rate limit holds a backlog back (an endpoint.rate_limited episode under way), from Redis: the same in every deliver process.",
+		}),
 	}
 	for _, c := range append([]prometheus.Collector{m.attempts, m.latency, m.messages, m.scheduled, m.held, m.breakersOpen, m.disabled, m.dropped,
-		m.attemptTime, m.breakersOpened, m.disabledTotal}, m.ep.collectors()...) {
+		m.attemptTime, m.breakersOpened, m.disabledTotal, m.rateLimited}, m.ep.collectors()...) {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

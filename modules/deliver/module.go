@@ -107,7 +107,7 @@ type Module struct {
 	follow    *http.Client
 	sem       *semaphore.Weighted
 	endpoints endpointCache
-	ops       *ops.Emitter // operational webhooks: endpoint.disabled, breaker.opened, dead_letter.created
+	ops       *ops.Emitter // operational webhooks: endpoint.disabled, breaker.opened, dead_letter.created, endpoint.rate_limited/_cleared
 
 	hold  *holdings // process-wide caps on held messages
 	lanes *lanes    // one per endpoint with work here
@@ -121,6 +121,8 @@ type Module struct {
 	redisOut, pgOut *outage
 
 	sending *sendingSet // attempts under way, listed for the liveness check
+
+	rateRule rateRule // rate-limit backlog timing (ratebacklog.go); zero = the defaults
 }
 
 // New builds the deliver module.
@@ -205,6 +207,7 @@ func (m *Module) Run(ctx context.Context) error {
 	g.Go(func() error { return m.heartbeat(gctx) })
 	g.Go(func() error { return m.liveness(gctx) })
 	g.Go(func() error { return m.listenChanges(gctx) })
+	g.Go(func() error { return m.rateBacklogLoop(gctx) })
 	m.ready.Store(true)
 	err := g.Wait()
 	m.ready.Store(false)

@@ -202,6 +202,7 @@ type dashData struct {
 	Chart    chart
 	Failures []message.Failure
 	Disabled []endpoint.Disabled
+	HeldBack []endpoint.HeldBack // endpoints held back by their rate limit (deliver's episodes)
 	Updated  time.Time
 }
 
@@ -226,6 +227,9 @@ func (u *UI) dashboardData(c echo.Context) (dashData, error) {
 	if d.Disabled, err = endpoint.RecentlyDisabled(ctx, u.pool, scope, 10); err != nil {
 		return d, err
 	}
+	// A view from Redis: trouble there leaves the list out (the chains
+	// table already says Redis is away).
+	d.HeldBack, _ = endpoint.RateLimitedIn(ctx, u.pool, u.redis, u.keys, scope, 10)
 	return d, nil
 }
 

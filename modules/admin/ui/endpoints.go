@@ -8,8 +8,10 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/ethhook/ethhook/endpoint"
 	"github.com/ethhook/ethhook/hook"
 	"github.com/ethhook/ethhook/message"
+	"github.com/ethhook/ethhook/sign"
 )
 
 func (u *UI) endpointRoutes(a *routes) {
@@ -64,16 +66,19 @@ func (u *UI) endpointsPage(c echo.Context) error {
 type endpointData struct {
 	Endpoint *hook.Endpoint   // nil for a new one
 	Health   []message.Health // last hour and day, when the message service tells
-	Form     endpointForm
-	Chains   []chainOption
-	Builtin  []builtinEvent
-	ABIEvts  []abiEvent
-	ABIErr   string
-	ArgNames []string
-	Ops      []string
-	CanTest  bool   // a test event can be sent
-	Secret   string // revealed secret (after rotate)
-	TestMsg  string // message id of a test event just sent
+	// RateLimited is the rate-limit backlog deliver records for the
+	// endpoint, while one is under way.
+	RateLimited *hook.RateLimited
+	Form        endpointForm
+	Chains      []chainOption
+	Builtin     []builtinEvent
+	ABIEvts     []abiEvent
+	ABIErr      string
+	ArgNames    []string
+	Ops         []string
+	CanTest     bool   // a test event can be sent
+	Secret      string // revealed secret (after rotate)
+	TestMsg     string // message id of a test event just sent
 }
 
 type chainOption struct {
@@ -145,7 +150,11 @@ func (u *UI) createEndpoint(c echo.Context) error {
 		return u.fail(c, err)
 	}
 	u.audit(c, ep.AppID, "endpoint.create", ep.ID, map[string]any{"url": ep.URL})
-	u.flash(c, "Endpoint created. Its signing secret is under “Signing secret”.")
+	if ep.Signature == sign.SchemeEd25519 {
+		u.flash(c, "Endpoint created. Receivers verify its v1a signatures with the public key under “Verification key”.")
+	} else {
+		u.flash(c, "Endpoint created. Its signing secret is under “Signing secret”.")
+	}
 	return redirect(c, "/apps/"+ep.AppID+"/endpoints/"+ep.ID)
 }
 
@@ -163,6 +172,8 @@ func (u *UI) endpointPage(c echo.Context) error {
 		// Health is a view, not the page: an error leaves it out.
 		d.Health, _ = u.messages.Health(c.Request().Context(), sess(c).Scope(), a.ID, ep.ID, time.Now())
 	}
+	// Like health, a view: Redis trouble leaves it out.
+	d.RateLimited, _ = endpoint.RateLimitedNow(c.Request().Context(), u.redis, u.keys, a.ID, ep.ID)
 	return u.render(c, http.StatusOK, "endpoint", view{Title: "Endpoint", Nav: "apps", App: a, AppNav: "endpoints", Data: d})
 }
 
@@ -237,6 +248,10 @@ type secretData struct {
 	AppID, EndpointID, Secret string
 	Rotated                   bool
 }
+
+// Public reports whether Secret is an ed25519 endpoint's whpk_ public key
+// (v1a): receivers verify with it, nothing signs with it.
+func (d secretData) Public() bool { return sign.SchemeOf(d.Secret) == sign.SchemeEd25519 }
 
 // revealSecret answers the htmx "Reveal" button with the secret in place;
 // it is a POST so it needs the CSRF token and never lands in history.
