@@ -39,54 +39,65 @@ func Ensure(ctx context.Context, pool *pgxpool.Pool, now time.Time, l Layout) ([
 		if min2 := hook.PartitionStart(now.Add(2*l.Width), l.Width); until.Before(min2) {
 			until = min2
 		}
-		ms, err := partitions(ctx, tx, "messages", true)
-		if err != nil {
-			return err
-		}
-		ms, cutNames, err := cutBack(ctx, tx, ms, cut, l.Width, true)
-		if err != nil {
-			return err
-		}
-		created = append(created, cutNames...)
-		for hi := last(ms); hi.Before(until); {
-			next := hook.PartitionStart(hi, l.Width).Add(l.Width)
-			name := partitionName("messages", hi)
+		ms, err := extend(ctx, tx, "messages", true, cut, until, l.Width, func(name string, lo, hi time.Time) ([]string, error) {
 			dh := twin(name)
 			for _, q := range []string{
-				fmt.Sprintf(`CREATE TABLE %s PARTITION OF messages FOR VALUES FROM ('%s') TO ('%s')`, name, IDBound(hi), IDBound(next)),
-				fmt.Sprintf(`CREATE TABLE %s PARTITION OF delivery_history FOR VALUES FROM ('%s') TO ('%s')`, dh, IDBound(hi), IDBound(next)),
+				fmt.Sprintf(`CREATE TABLE %s PARTITION OF messages FOR VALUES FROM ('%s') TO ('%s')`, name, IDBound(lo), IDBound(hi)),
+				fmt.Sprintf(`CREATE TABLE %s PARTITION OF delivery_history FOR VALUES FROM ('%s') TO ('%s')`, dh, IDBound(lo), IDBound(hi)),
 				// Per-partition foreign key: see migration 00063.
 				fmt.Sprintf(`ALTER TABLE %s ADD CONSTRAINT %s_message_fkey FOREIGN KEY (message_id) REFERENCES %s (id) ON DELETE CASCADE`, dh, dh, name),
 			} {
 				if _, err := tx.Exec(ctx, q); err != nil {
-					return fmt.Errorf("create partition %s: %w", name, err)
+					return nil, fmt.Errorf("create partition %s: %w", name, err)
 				}
 			}
-			created = append(created, name, dh)
-			hi = next
-		}
-		as, err := partitions(ctx, tx, "audit_log", false)
+			return []string{name, dh}, nil
+		})
 		if err != nil {
 			return err
 		}
-		as, cutNames, err = cutBack(ctx, tx, as, cut, l.Width, false)
-		if err != nil {
-			return err
-		}
-		created = append(created, cutNames...)
-		for hi := last(as); hi.Before(until); {
-			next := hook.PartitionStart(hi, l.Width).Add(l.Width)
-			name := partitionName("audit_log", hi)
+		created = append(created, ms...)
+		as, err := extend(ctx, tx, "audit_log", false, cut, until, l.Width, func(name string, lo, hi time.Time) ([]string, error) {
 			if _, err := tx.Exec(ctx, fmt.Sprintf(`CREATE TABLE %s PARTITION OF audit_log FOR VALUES FROM ('%s') TO ('%s')`,
-				name, hi.Format(time.RFC3339), next.Format(time.RFC3339))); err != nil {
-				return fmt.Errorf("create partition %s: %w", name, err)
+				name, lo.Format(time.RFC3339), hi.Format(time.RFC3339))); err != nil {
+				return nil, fmt.Errorf("create partition %s: %w", name, err)
 			}
-			created = append(created, name)
-			hi = next
+			return []string{name}, nil
+		})
+		if err != nil {
+			return err
 		}
+		created = append(created, as...)
 		return nil
 	})
 	return created, err
+}
+
+// extend brings one parent table up to until: it cuts back its empty wide
+// partitions (cutBack), then creates the missing ones from the end of the
+// newest, w wide, each with create(name, lo, hi), which makes the partition
+// of [lo, hi) (and any twin) and returns their names. Returns what it did,
+// in order: the cuts, then the partitions created.
+func extend(ctx context.Context, tx pgx.Tx, parent string, byID bool, cut, until time.Time, w time.Duration,
+	create func(name string, lo, hi time.Time) ([]string, error)) ([]string, error) {
+	ps, err := partitions(ctx, tx, parent, byID)
+	if err != nil {
+		return nil, err
+	}
+	ps, did, err := cutBack(ctx, tx, ps, cut, w, byID)
+	if err != nil {
+		return nil, err
+	}
+	for hi := last(ps); hi.Before(until); {
+		next := hook.PartitionStart(hi, w).Add(w)
+		names, err := create(partitionName(parent, hi), hi, next)
+		if err != nil {
+			return nil, err
+		}
+		did = append(did, names...)
+		hi = next
+	}
+	return did, nil
 }
 
 // cutBack drops or narrows the newest partitions (oldest first in ps) that
