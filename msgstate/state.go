@@ -201,7 +201,7 @@ func Claim(ctx context.Context, q Querier, ids []string, l Lease) ([]Claimed, er
 
 // Pull claims up to limit of an endpoint's waiting messages, due retries
 // first, then pending ones oldest first (served by the partial indexes
-// messages_endpoint_failed and messages_endpoint_pending). SKIP LOCKED lets
+// messages_endpoint_failed and messages_waiting). SKIP LOCKED lets
 // several processes pull one endpoint's backlog side by side.
 func Pull(ctx context.Context, q Querier, endpointID string, limit int, l Lease) ([]Claimed, error) {
 	rows, err := q.Query(ctx, `
