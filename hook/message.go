@@ -4,7 +4,8 @@ package hook
 // process (or `quota_exceeded` when its application is over its monthly
 // quota), moves to `delivering` while an attempt is in flight, then ends
 // `succeeded`, or `failed` awaiting a scheduled retry, or `dead` when its
-// retries are exhausted or the answer was final.
+// retries are exhausted or the answer was final. Every transition is a
+// function of package msgstate (its doc draws the diagram).
 const (
 	StatePending       = "pending"
 	StateDelivering    = "delivering"

@@ -22,6 +22,7 @@ import (
 
 	"github.com/ethhook/ethhook/hook"
 	"github.com/ethhook/ethhook/internal/streams"
+	"github.com/ethhook/ethhook/msgstate"
 	"github.com/ethhook/ethhook/tenant"
 )
 
@@ -326,11 +327,6 @@ func (s *Service) Get(ctx context.Context, sc hook.Scope, id string) (Message, [
 	return m, atts, nil
 }
 
-// replaySet resets a message for a fresh delivery with a fresh retry
-// schedule; the webhook-id is kept, so receivers deduplicate.
-const replaySet = `state = 'pending', retry_base = attempts, next_attempt_at = NULL, lease_owner = NULL,
-	lease_until = NULL, updated_at = now()`
-
 // Replay sends one message again (any state but delivering or quota_exceeded).
 func (s *Service) Replay(ctx context.Context, sc hook.Scope, id string) (Message, error) {
 	var q query
@@ -352,11 +348,13 @@ func (s *Service) Replay(ctx context.Context, sc hook.Scope, id string) (Message
 	if err := s.endpointEnabled(ctx, hook.Operator, endpointID); err != nil {
 		return Message{}, err
 	}
-	tag, err := s.pool.Exec(ctx, "UPDATE messages SET "+replaySet+" WHERE id = $1 AND state NOT IN ('delivering', 'quota_exceeded')", id)
+	// A fresh delivery with a fresh retry schedule (msgstate.Replay); the
+	// webhook-id is kept, so receivers deduplicate.
+	replayed, err := msgstate.Replay(ctx, s.pool, id)
 	if err != nil {
 		return Message{}, fmt.Errorf("replay message %s: %w", id, err)
 	}
-	if tag.RowsAffected() == 0 {
+	if !replayed {
 		return Message{}, hook.Conflict(fmt.Sprintf("message %s cannot be replayed now: it is %s", id, state))
 	}
 	if err := s.offer(ctx, []string{id}, endpointID); err != nil {
@@ -394,34 +392,13 @@ func (s *Service) ReplayRange(ctx context.Context, sc hook.Scope, r Range) (int,
 	if err := s.pool.QueryRow(ctx, `SELECT app_id FROM endpoints WHERE id = $1`, r.EndpointID).Scan(&appID); err != nil {
 		return 0, fmt.Errorf("replay range: %w", err)
 	}
-	var q query
-	q.where("m.endpoint_id = %s", r.EndpointID)
 	// Nothing past the application's retention is replayed.
-	if err := s.retainedSince(ctx, &q, appID); err != nil {
+	minID, err := s.retainedFrom(ctx, appID)
+	if err != nil {
 		return 0, err
 	}
-	if !r.Since.IsZero() {
-		q.where("created_at >= %s", r.Since)
-	}
-	if !r.Until.IsZero() {
-		q.where("created_at < %s", r.Until)
-	}
-	if r.FromBlock != nil {
-		q.where("block_number >= %s", *r.FromBlock)
-	}
-	if r.ToBlock != nil {
-		q.where("block_number <= %s", *r.ToBlock)
-	}
-	if r.OnlyFailed {
-		q.conds = append(q.conds, "state IN ('failed', 'dead')")
-	} else {
-		q.conds = append(q.conds, "state IN ('succeeded', 'failed', 'dead')")
-	}
-	rows, err := s.pool.Query(ctx, "UPDATE messages m SET "+replaySet+" WHERE "+q.sql()+" RETURNING id", q.args...)
-	if err != nil {
-		return 0, fmt.Errorf("replay range of endpoint %s: %w", r.EndpointID, err)
-	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	ids, err := msgstate.ReplayRange(ctx, s.pool, msgstate.Range{EndpointID: r.EndpointID, MinID: minID,
+		Since: r.Since, Until: r.Until, FromBlock: r.FromBlock, ToBlock: r.ToBlock, OnlyFailed: r.OnlyFailed})
 	if err != nil {
 		return 0, fmt.Errorf("replay range of endpoint %s: %w", r.EndpointID, err)
 	}

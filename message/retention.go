@@ -92,10 +92,20 @@ func (s *Service) appKeep(ctx context.Context, appID string) (time.Duration, err
 // on the primary key that also prunes partitions. Hand-made ids (not
 // "msg_" and a ULID) sort after every bound and are kept.
 func (s *Service) retainedSince(ctx context.Context, q *query, appID string) error {
-	keep, err := s.appKeep(ctx, appID)
+	from, err := s.retainedFrom(ctx, appID)
 	if err != nil {
 		return err
 	}
-	q.where("m.id >= %s", retention.IDBound(time.Now().Add(-keep)))
+	q.where("m.id >= %s", from)
 	return nil
+}
+
+// retainedFrom is the smallest id of appID's messages within its retention
+// (see retainedSince).
+func (s *Service) retainedFrom(ctx context.Context, appID string) (string, error) {
+	keep, err := s.appKeep(ctx, appID)
+	if err != nil {
+		return "", err
+	}
+	return retention.IDBound(time.Now().Add(-keep)), nil
 }

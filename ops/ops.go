@@ -26,6 +26,7 @@ import (
 
 	"github.com/ethhook/ethhook/hook"
 	"github.com/ethhook/ethhook/internal/streams"
+	"github.com/ethhook/ethhook/msgstate"
 )
 
 // The operational event types.
@@ -167,13 +168,12 @@ func (o *Emitter) Emit(ctx context.Context, ev Event) ([]string, error) {
 	var jobs []hook.Job
 	for _, sub := range subs {
 		id := "msg_" + ulid.Make().String()
-		tag, err := o.pool.Exec(ctx, `INSERT INTO messages (id, app_id, endpoint_id, event_id, type, webhook_id, chain_id, block_number, payload, state)
-			VALUES ($1, $2, $3, $4, $5, $4, 0, 0, $6, $7) ON CONFLICT DO NOTHING`,
-			id, sub[1], sub[0], ev.ID(), ev.Type, payload, hook.StatePending)
+		created, err := msgstate.CreateOne(ctx, o.pool, msgstate.One{ID: id, AppID: sub[1], EndpointID: sub[0], EventID: ev.ID(),
+			Type: ev.Type, Payload: payload})
 		if err != nil {
 			return ids, fmt.Errorf("queue %s event %s for endpoint %s: %w", ev.Type, ev.ID(), sub[0], err)
 		}
-		if tag.RowsAffected() == 1 {
+		if created {
 			ids, jobs = append(ids, id), append(jobs, hook.Job{MessageID: id, EndpointID: sub[0]})
 		}
 	}

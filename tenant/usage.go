@@ -10,6 +10,7 @@ import (
 
 	"github.com/ethhook/ethhook/hook"
 	"github.com/ethhook/ethhook/internal/streams"
+	"github.com/ethhook/ethhook/msgstate"
 )
 
 // UsageMonth is one month of an application's metered usage.
@@ -119,14 +120,7 @@ func (s *Store) ReleaseHeld(ctx context.Context, rdb rueidis.Client, keys hook.K
 		if n <= 0 {
 			return nil
 		}
-		rows, err := tx.Query(ctx, `UPDATE messages SET state = $2, next_attempt_at = now(), updated_at = now()
-			WHERE id IN (SELECT id FROM messages WHERE app_id = $1 AND state = $3
-				ORDER BY created_at, id LIMIT $4 FOR UPDATE SKIP LOCKED)
-			RETURNING id, endpoint_id`, appID, hook.StatePending, hook.StateQuotaExceeded, n)
-		if err != nil {
-			return err
-		}
-		jobs, err = pgx.CollectRows(rows, pgx.RowToStructByPos[hook.Job])
+		jobs, err = msgstate.Release(ctx, tx, appID, n)
 		return err
 	})
 	if err != nil {

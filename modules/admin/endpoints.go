@@ -15,6 +15,7 @@ import (
 	"github.com/ethhook/ethhook/hook"
 	"github.com/ethhook/ethhook/internal/streams"
 	"github.com/ethhook/ethhook/message"
+	"github.com/ethhook/ethhook/msgstate"
 	"github.com/ethhook/ethhook/sign"
 	"github.com/ethhook/ethhook/tenant"
 )
@@ -307,8 +308,12 @@ func (m *Module) SendTest(ctx context.Context, scope hook.Scope, appID, endpoint
 	if err != nil {
 		return "", fmt.Errorf("encode test payload: %w", err)
 	}
-	if _, err := m.pool.Exec(ctx, `INSERT INTO messages (id, app_id, endpoint_id, event_id, type, webhook_id, chain_id, block_number, payload, state)
-		VALUES ($1, $2, $3, $4, 'test', $4, $5, 0, $6, $7)`, id, appID, ep.ID, eventID, int64(chain.ID), payload, hook.StatePending); err != nil {
+	created, err := msgstate.CreateOne(ctx, m.pool, msgstate.One{ID: id, AppID: appID, EndpointID: ep.ID, EventID: eventID,
+		Type: "test", ChainID: int64(chain.ID), Payload: payload})
+	if err == nil && !created {
+		err = errors.New("a message with this id exists already")
+	}
+	if err != nil {
 		return "", fmt.Errorf("queue test message for endpoint %s: %w", ep.ID, err)
 	}
 	if err := streams.Offer(ctx, m.rdb, m.keys, hook.Job{MessageID: id, EndpointID: ep.ID}); err != nil {

@@ -18,7 +18,9 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/ethhook/ethhook/config"
+	"github.com/ethhook/ethhook/hook"
 	"github.com/ethhook/ethhook/internal/testenv"
+	"github.com/ethhook/ethhook/msgstate"
 	"github.com/ethhook/ethhook/sign"
 )
 
@@ -122,34 +124,30 @@ func pacedRun(b *testing.B, endpoints int, rate int, fifo bool) pacedResult {
 			continue
 		}
 		committed := time.Now().UnixNano()
-		ids, epIDs, evs, pls := make([]string, per), make([]string, per), make([]string, per), make([]string, per)
-		bhs, txs := make([]string, per), make([]string, per)
-		blocks, idx, keys := make([]int64, per), make([]int32, per), make([]string, per)
+		rows := msgstate.MakeRows(per)
 		jobs := make(rueidis.Commands, 0, per)
 		for j := range per {
-			ids[j] = "msg_" + ulid.Make().String()
-			epIDs[j] = eps[seq%len(eps)]
-			evs[j] = fmt.Sprintf("1:0x%064x:%d", seq, seq)
-			blocks[j], idx[j] = int64(seq/100), int32(seq%100)
-			bhs[j], txs[j] = fmt.Sprintf("0x%064x", seq/100), fmt.Sprintf("0x%064x", seq/4)
-			pls[j] = fmt.Sprintf(`{"id":%q,"sent":%d}`, evs[j], committed)
+			ev := fmt.Sprintf("1:0x%064x:%d", seq, seq)
+			rows.IDs[j], rows.AppIDs[j], rows.EndpointIDs[j] = "msg_"+ulid.Make().String(), app, eps[seq%len(eps)]
+			rows.EventIDs[j], rows.Types[j], rows.WebhookIDs[j], rows.ChainIDs[j] = ev, "log", ev, 1
+			rows.BlockNumbers[j], rows.LogIndexes[j] = int64(seq/100), int32(seq%100)
+			rows.BlockHashes[j], rows.TxHashes[j] = fmt.Sprintf("0x%064x", seq/100), fmt.Sprintf("0x%064x", seq/4)
+			rows.Payloads[j], rows.States[j] = fmt.Sprintf(`{"id":%q,"sent":%d}`, ev, committed), hook.StatePending
 			if fifo {
-				keys[j] = "1"
+				rows.FIFOKeys[j] = "1"
 			}
 			jobs = append(jobs, e.rdb.B().Xadd().Key(e.keys().DeliverJobs()).Id("*").FieldValue().
-				FieldValue("message_id", ids[j]).FieldValue("endpoint_id", epIDs[j]).Build())
+				FieldValue("message_id", rows.IDs[j]).FieldValue("endpoint_id", rows.EndpointIDs[j]).Build())
 			seq++
 		}
-		// As process inserts (its insertMessagesSQL), on a pool of its own
+		// As process inserts (msgstate.Insert), on a pool of its own
 		// (process is another module, often another process).
-		if _, err := producer.Exec(ctx, `INSERT INTO messages (id, app_id, endpoint_id, event_id, type, webhook_id, chain_id,
-				block_number, block_hash, tx_hash, payload, state, log_index, fifo_key)
-			SELECT t.id, $2, t.ep, t.ev, 'log', t.ev, 1, t.bn, t.bh, t.tx, t.pl::json, 'pending', t.li, NULLIF(t.fk, '')
-			FROM unnest($1::text[], $3::text[], $4::text[], $5::int8[], $6::int4[], $7::text[], $8::text[], $9::text[], $10::text[])
-				AS t(id, ep, ev, bn, li, fk, pl, bh, tx)
-			WHERE EXISTS (SELECT 1 FROM endpoints e WHERE e.id = t.ep)
-			ON CONFLICT DO NOTHING`,
-			ids, app, epIDs, evs, blocks, idx, keys, pls, bhs, txs); err != nil {
+		got, err := msgstate.Insert(ctx, producer, &rows, false)
+		if err == nil {
+			got.Close()
+			err = got.Err()
+		}
+		if err != nil {
 			b.Fatal(err)
 		}
 		e.rdb.DoMulti(ctx, jobs...)

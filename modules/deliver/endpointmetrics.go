@@ -82,7 +82,7 @@ func (m *Module) metricsLoop(ctx context.Context) error {
 
 // refreshEndpointMetrics picks the endpoints to track (largest backlog
 // first, then the named ones) and sets their gauges. The query reads the
-// unfinished messages only (the messages_state partial index) and returns
+// unfinished messages only (the messages_waiting partial index) and returns
 // at most top + named rows.
 func (m *Module) refreshEndpointMetrics(ctx context.Context) {
 	top, named := m.cfg.MetricsTopEndpoints, m.cfg.MetricsEndpoints

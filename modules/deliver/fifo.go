@@ -3,10 +3,8 @@ package deliver
 import (
 	"context"
 	"fmt"
-	"hash/fnv"
-	"sort"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/ethhook/ethhook/msgstate"
 )
 
 // Ordered delivery (endpoint ordering "fifo"). process writes each message
@@ -16,13 +14,13 @@ import (
 // retracts). Within a group the lane sends one message at a time, in that
 // order; groups do not wait for each other.
 //
-// Postgres is the arbiter, so several processes never interleave one group:
-// a group is pulled only when its first waiting message (pending, failed or
-// delivering) may be claimed, and then only the run of claimable messages
-// from there; a group whose first message is in flight anywhere, or failed
-// and waiting for its retry, is skipped. Pulls of one endpoint take a
-// transaction-level advisory lock, so two pulls cannot split a group between
-// them. Intake never claims a FIFO endpoint's ordered messages (claim.go):
+// Postgres is the arbiter (msgstate.PullOrdered), so several processes
+// never interleave one group: a group is pulled only when its first waiting
+// message (pending, failed or delivering) may be claimed, and then only the
+// run of claimable messages from there; a group whose first message is in
+// flight anywhere, or failed and waiting for its retry, is skipped. Pulls of
+// one endpoint take a transaction-level advisory lock, so two pulls cannot
+// split a group between them. Intake never claims a FIFO endpoint's ordered messages (claim.go):
 // their jobs only hint the lane.
 //
 // An endpoint created with history (from_block) is not pulled until its
@@ -48,78 +46,12 @@ const fifoMovedOn = "ordered delivery moves on to the next message of this order
 // its head. It returns the jobs in chain order and the cursor for the next
 // pull ("" to start again from the first group).
 func (m *Module) pullFIFO(ctx context.Context, endpointID, cursor string, limit int) ([]*job, string, error) {
-	now := m.now()
-	var jobs []*job
-	next := ""
-	err := pgx.BeginFunc(ctx, m.pool, func(tx pgx.Tx) error {
-		jobs, next = nil, ""
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, fifoLockKey(endpointID)); err != nil {
-			return err
-		}
-		// The groups with waiting messages, one index probe each
-		// (messages_fifo), in key order from cursor.
-		rows, err := tx.Query(ctx, `
-			WITH RECURSIVE g AS (
-			    (SELECT fifo_key, 1 AS n FROM messages
-			     WHERE endpoint_id = $1 AND fifo_key IS NOT NULL AND state IN ('pending', 'delivering', 'failed') AND fifo_key > $2
-			     ORDER BY fifo_key LIMIT 1)
-			    UNION ALL
-			    SELECT (SELECT m.fifo_key FROM messages m
-			            WHERE m.endpoint_id = $1 AND m.fifo_key IS NOT NULL AND m.state IN ('pending', 'delivering', 'failed')
-			              AND m.fifo_key > g.fifo_key
-			            ORDER BY m.fifo_key LIMIT 1), g.n + 1
-			    FROM g WHERE g.fifo_key IS NOT NULL AND g.n < $3
-			)
-			SELECT fifo_key FROM g WHERE fifo_key IS NOT NULL`, endpointID, cursor, fifoGroupsPerPull)
-		if err != nil {
-			return err
-		}
-		groups, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil || len(groups) == 0 {
-			return err
-		}
-		if len(groups) == fifoGroupsPerPull {
-			next = groups[len(groups)-1]
-		}
-		// Per group, its first limit waiting messages in chain order; a
-		// message is taken when it and every one before it may be claimed.
-		rows, err = tx.Query(ctx, `
-			WITH head AS (
-			    SELECT h.id, h.pos, g.k FROM unnest($2::text[]) AS g(k) CROSS JOIN LATERAL (
-			        SELECT w.id, row_number() OVER o AS pos,
-			               bool_and(w.state = 'pending' OR (w.state = 'failed' AND w.next_attempt_at <= $4)
-			                        OR (w.state = 'delivering' AND w.lease_until < $4)) OVER o AS ok
-			        FROM (SELECT id, state, next_attempt_at, lease_until, block_number, log_index, type FROM messages
-			              WHERE endpoint_id = $1 AND fifo_key = g.k AND state IN ('pending', 'delivering', 'failed')
-			              ORDER BY block_number, log_index, type, id LIMIT $3) w
-			        WINDOW o AS (ORDER BY w.block_number, w.log_index, w.type, w.id)
-			    ) h WHERE h.ok
-			), pick AS (
-			    SELECT id FROM head ORDER BY pos, k LIMIT $3
-			)
-			UPDATE messages m SET state = 'delivering', lease_owner = $5, lease_until = $6, updated_at = now()
-			FROM pick, endpoints e
-			WHERE m.id = pick.id AND e.id = m.endpoint_id AND e.enabled
-			  AND NOT EXISTS (SELECT 1 FROM endpoint_history eh WHERE eh.endpoint_id = m.endpoint_id AND eh.state IN ('pending', 'running'))
-			RETURNING `+jobColumns+`, m.fifo_key, m.block_number, m.log_index, m.type`,
-			endpointID, groups, limit, now, m.owner, now.Add(m.cfg.LeaseTimeout))
-		if err != nil {
-			return err
-		}
-		jobs, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (*job, error) {
-			j := &job{fifo: true}
-			err := r.Scan(&j.id, &j.endpointID, &j.appID, &j.webhookID, &j.payload, &j.attempts, &j.retryBase, &j.createdAt, &j.lease,
-				&j.group, &j.block, &j.logIndex, &j.typ)
-			return j, err
-		})
-		return err
-	})
+	claimed, next, err := msgstate.PullOrdered(ctx, m.pool, endpointID, cursor, fifoGroupsPerPull, limit, m.lease())
 	if err != nil {
 		return nil, cursor, fmt.Errorf("pull ordered messages of endpoint %s: %w", endpointID, err)
 	}
-	// RETURNING follows the plan: put each group back in chain order.
-	sort.Slice(jobs, func(a, b int) bool { return jobs[a].before(jobs[b]) })
-	return jobs, next, nil
+	// RETURNING follows the plan: toJobs puts each group back in chain order.
+	return toJobs(claimed, true), next, nil
 }
 
 // before orders FIFO jobs by chain order (groups interleave by block).
@@ -133,14 +65,6 @@ func (j *job) before(o *job) bool {
 		return j.typ < o.typ // "log" < "log.removed": a retraction follows its log
 	}
 	return j.id < o.id
-}
-
-// fifoLockKey is the advisory lock of an endpoint's FIFO pulls.
-func fifoLockKey(endpointID string) int64 {
-	h := fnv.New64a()
-	h.Write([]byte("ethhook:deliver:fifo:"))
-	h.Write([]byte(endpointID))
-	return int64(h.Sum64())
 }
 
 // nextLocked is the index in the queue of the next message the lane may

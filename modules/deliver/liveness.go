@@ -14,6 +14,7 @@ import (
 	"github.com/ethhook/ethhook/hook"
 	"github.com/ethhook/ethhook/internal/sleep"
 	"github.com/ethhook/ethhook/internal/streams"
+	"github.com/ethhook/ethhook/msgstate"
 )
 
 // Liveness: a deliver process killed without a chance to hand back (SIGKILL,
@@ -148,17 +149,8 @@ func (m *Module) reclaim(ctx context.Context, owner string) error {
 	var pairs []hook.Job
 	var recorded int
 	err = pgx.BeginFunc(ctx, m.pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `
-			UPDATE messages SET state = 'pending', lease_owner = NULL, lease_until = NULL, updated_at = now(),
-			       attempts = attempts + CASE WHEN id = ANY($2) THEN 1 ELSE 0 END,
-			       last_status = CASE WHEN id = ANY($2) THEN NULL ELSE last_status END,
-			       last_error = CASE WHEN id = ANY($2) THEN $3 ELSE last_error END
-			WHERE state = 'delivering' AND lease_owner = $1
-			RETURNING id, endpoint_id`, owner, interrupted, interruptedError)
-		if err != nil {
-			return fmt.Errorf("hand back messages of %s: %w", owner, err)
-		}
-		if pairs, err = pgx.CollectRows(rows, pgx.RowToStructByPos[hook.Job]); err != nil {
+		var err error
+		if pairs, err = msgstate.Reclaim(ctx, tx, owner, interrupted, interruptedError); err != nil {
 			return fmt.Errorf("hand back messages of %s: %w", owner, err)
 		}
 		if len(pairs) == 0 || len(interrupted) == 0 {

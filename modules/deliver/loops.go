@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/redis/rueidis"
 
 	"github.com/ethhook/ethhook/internal/sleep"
+	"github.com/ethhook/ethhook/msgstate"
 )
 
 // promoter moves due retries from the Redis schedule to the jobs stream.
@@ -58,21 +58,9 @@ func (m *Module) heartbeat(ctx context.Context) error {
 			continue
 		}
 		until := now.Add(m.cfg.LeaseTimeout)
-		// SKIP LOCKED: the heartbeat never waits on a row the result writer
-		// holds (that row is being finished anyway), so the two cannot
-		// deadlock; a skipped row is renewed on the next beat.
-		rows, err := m.pool.Query(ctx, `
-			WITH locked AS (
-			    SELECT id FROM messages WHERE id = ANY($3) AND state = 'delivering' AND lease_owner = $1
-			    FOR UPDATE SKIP LOCKED
-			)
-			UPDATE messages m SET lease_until = $2 FROM locked WHERE m.id = locked.id
-			RETURNING m.id`,
-			m.owner, until, ids)
-		var renewed []string
-		if err == nil {
-			renewed, err = pgx.CollectRows(rows, pgx.RowTo[string])
-		}
+		// A renewal skips rows the result writer holds (msgstate.Renew):
+		// those are being finished anyway, and the two cannot deadlock.
+		renewed, err := msgstate.Renew(ctx, m.pool, m.owner, ids, until)
 		if ctx.Err() == nil {
 			m.pgOut.report("renew leases", err)
 		}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ethhook/ethhook/hook"
 	"github.com/ethhook/ethhook/internal/sleep"
+	"github.com/ethhook/ethhook/msgstate"
 )
 
 // result is one finished attempt on its way to Postgres.
@@ -225,10 +226,7 @@ func isForeignKeyViolation(err error) bool {
 func (m *Module) write(ctx context.Context, batch []result) error {
 	var (
 		hist               [][]any
-		ids, states, errs  []string
-		attempts           []int32
-		statuses           []*int32
-		nexts              []*time.Time
+		res                msgstate.Results
 		usage              = map[string]int64{}
 		succeeded, failing = map[string]bool{}, map[string]bool{}
 		disable            = map[string]string{}
@@ -250,17 +248,17 @@ func (m *Module) write(ctx context.Context, batch []result) error {
 		}
 		hist = append(hist, []any{j.id, j.endpointID, j.appID, int32(r.attempt), status, a.errClass, errText,
 			string(reqH), string(respH), a.excerpt, int32(a.latency.Milliseconds()), r.at})
-		ids = append(ids, j.id)
-		states = append(states, r.state)
-		attempts = append(attempts, int32(r.attempt))
-		statuses = append(statuses, status)
-		errs = append(errs, a.errText)
+		res.IDs = append(res.IDs, j.id)
+		res.States = append(res.States, r.state)
+		res.Attempts = append(res.Attempts, int32(r.attempt))
+		res.Statuses = append(res.Statuses, status)
+		res.Errors = append(res.Errors, a.errText)
 		if r.state == hook.StateFailed {
 			t := r.next
-			nexts = append(nexts, &t)
+			res.Nexts = append(res.Nexts, &t)
 			retries = append(retries, r)
 		} else {
-			nexts = append(nexts, nil)
+			res.Nexts = append(res.Nexts, nil)
 		}
 		if r.state == hook.StateSucceeded {
 			usage[j.appID]++
@@ -282,15 +280,9 @@ func (m *Module) write(ctx context.Context, batch []result) error {
 			pgx.CopyFromRows(hist)); err != nil {
 			return fmt.Errorf("insert attempts: %w", err)
 		}
-		// Only the lease holder updates: if our lease ran out and another
-		// process claimed the message, its result wins.
-		if _, err := tx.Exec(ctx, `
-			UPDATE messages m SET state = u.state, attempts = u.attempts, last_status = u.status, last_error = u.err,
-			       next_attempt_at = u.next, lease_owner = NULL, lease_until = NULL, updated_at = now()
-			FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::text[], $6::timestamptz[])
-			     AS u(id, state, attempts, status, err, next)
-			WHERE m.id = u.id AND m.state = 'delivering' AND m.lease_owner = $7`,
-			ids, states, attempts, statuses, errs, nexts, m.owner); err != nil {
+		// Only the lease holder updates (msgstate.Finish): if our lease ran
+		// out and another process claimed the message, its result wins.
+		if err := msgstate.Finish(ctx, tx, m.owner, &res); err != nil {
 			return fmt.Errorf("update messages: %w", err)
 		}
 		if len(usage) > 0 {

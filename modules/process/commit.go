@@ -9,6 +9,7 @@ import (
 
 	"github.com/ethhook/ethhook/hook"
 	"github.com/ethhook/ethhook/internal/streams"
+	"github.com/ethhook/ethhook/msgstate"
 )
 
 // Committing a routed read: its messages, holds and removals written to
@@ -78,40 +79,22 @@ func lockSQL(exclusive bool) string {
 	return `SELECT pg_advisory_xact_lock_shared($1)`
 }
 
-// insertMessagesSQL inserts rows given as parallel arrays, skipping those
-// that exist already (the same id, hook.MessageID, or in the legacy
-// partition of migration 00063 the same endpoint, event and type: without a
-// conflict target every unique index of the partition is an arbiter) and, with tombstones ($13), those whose event was
-// removed before it was queued. It returns the ids it inserted.
-const insertMessagesSQL = `INSERT INTO messages (id, app_id, endpoint_id, event_id, type, webhook_id, chain_id, block_number,
-		block_hash, tx_hash, payload, state, log_index, fifo_key)
-	SELECT t.id, t.app_id, t.endpoint_id, t.event_id, t.type, t.webhook_id, t.chain_id, t.block_number,
-		t.block_hash, t.tx_hash, t.payload::json, t.state, t.log_index, NULLIF(t.fifo_key, '')
-	FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[], $8::int8[],
-		$9::text[], $10::text[], $11::text[], $12::text[], $14::int4[], $15::text[])
-		AS t(id, app_id, endpoint_id, event_id, type, webhook_id, chain_id, block_number, block_hash, tx_hash, payload, state,
-			log_index, fifo_key)
-	WHERE EXISTS (SELECT 1 FROM endpoints e WHERE e.id = t.endpoint_id)
-	  AND (NOT $13 OR NOT EXISTS (SELECT 1 FROM process_holds h
-			WHERE h.endpoint_id = t.endpoint_id AND h.event_id = t.event_id AND h.state = 'removed'))
-	ON CONFLICT DO NOTHING
-	RETURNING id`
-
-func insertMessagesArgs(rows []msgRow, tombstones bool) []any {
-	n := len(rows)
-	ids, apps, eps, evs, typs, whs := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	chains, blocks := make([]int64, n), make([]int64, n)
-	bhs, txs, pls, sts := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	lis, fks := make([]int32, n), make([]string, n)
+// messageRows gives rows to msgstate.Insert, which inserts them skipping
+// those that exist already and, with tombstones, those whose event was
+// removed before it was queued.
+func messageRows(rows []msgRow) *msgstate.Rows {
+	out := msgstate.MakeRows(len(rows))
 	for i, r := range rows {
-		ids[i], apps[i], eps[i], evs[i], typs[i], whs[i] = r.id, r.appID, r.endpointID, r.eventID, r.typ, r.webhookID
-		chains[i], blocks[i], bhs[i], txs[i], pls[i], sts[i] = r.chainID, r.blockNumber, r.blockHash, r.txHash, string(r.payload), r.state
-		lis[i], fks[i] = r.logIndex, r.fifoKey
+		out.IDs[i], out.AppIDs[i], out.EndpointIDs[i], out.EventIDs[i], out.Types[i], out.WebhookIDs[i] =
+			r.id, r.appID, r.endpointID, r.eventID, r.typ, r.webhookID
+		out.ChainIDs[i], out.BlockNumbers[i], out.BlockHashes[i], out.TxHashes[i], out.Payloads[i], out.States[i] =
+			r.chainID, r.blockNumber, r.blockHash, r.txHash, string(r.payload), r.state
+		out.LogIndexes[i], out.FIFOKeys[i] = r.logIndex, r.fifoKey
 	}
-	return []any{ids, apps, eps, evs, typs, whs, chains, blocks, bhs, txs, pls, sts, tombstones, lis, fks}
+	return &out
 }
 
-// readInserted collects the ids insertMessagesSQL returned.
+// readInserted collects the ids msgstate.Insert returned.
 func readInserted(got pgx.Rows, n int) (map[string]bool, error) {
 	defer got.Close()
 	inserted := make(map[string]bool, n)
@@ -134,7 +117,7 @@ func (m *Module) insertMessages(ctx context.Context, tx pgx.Tx, rows []msgRow, t
 	if len(rows) == 0 {
 		return nil, nil
 	}
-	got, err := tx.Query(ctx, insertMessagesSQL, insertMessagesArgs(rows, tombstones)...)
+	got, err := msgstate.Insert(ctx, tx, messageRows(rows), tombstones)
 	if err != nil {
 		return nil, fmt.Errorf("insert %d messages: %w", len(rows), err)
 	}
@@ -242,7 +225,7 @@ func (m *Module) writeBatch(ctx context.Context, chainID uint64, direct []msgRow
 	b := &pgx.Batch{}
 	b.Queue(lockSQL(false), chainLockKey(chainID))
 	if len(direct) > 0 {
-		b.Queue(insertMessagesSQL, insertMessagesArgs(direct, true)...)
+		msgstate.QueueInsert(b, messageRows(direct), true)
 	}
 	if len(holds) > 0 {
 		b.Queue(insertHoldsSQL, insertHoldsArgs(holds)...)

@@ -1,0 +1,173 @@
+package msgstate
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/testenv"
+)
+
+type fixture struct {
+	t    *testing.T
+	pool *pgxpool.Pool
+	ctx  context.Context
+}
+
+func newFixture(t *testing.T) *fixture {
+	f := &fixture{t: t, pool: testenv.PG(t), ctx: context.Background()}
+	f.exec(`INSERT INTO applications (id, name) VALUES ('app_A', 'A')`)
+	f.exec(`INSERT INTO endpoints (id, app_id, url, secret_enc) VALUES ('ep_A', 'app_A', 'https://a.example', '\x00')`)
+	return f
+}
+
+func (f *fixture) exec(sql string, args ...any) {
+	f.t.Helper()
+	if _, err := f.pool.Exec(f.ctx, sql, args...); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// insert makes messages msg_1.. of ep_A in state.
+func (f *fixture) insert(state string, ids ...string) {
+	f.t.Helper()
+	rows := MakeRows(len(ids))
+	for i, id := range ids {
+		rows.IDs[i], rows.AppIDs[i], rows.EndpointIDs[i], rows.EventIDs[i] = id, "app_A", "ep_A", "1:0xb:"+id
+		rows.Types[i], rows.WebhookIDs[i], rows.ChainIDs[i], rows.BlockNumbers[i] = "log", "1:0xb:"+id, 1, int64(i)
+		rows.Payloads[i], rows.States[i] = `{"n":1}`, state
+	}
+	got, err := Insert(f.ctx, f.pool, &rows, true)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	n := 0
+	for got.Next() {
+		n++
+	}
+	if got.Close(); got.Err() != nil || n != len(ids) {
+		f.t.Fatalf("inserted %d of %d: %v", n, len(ids), got.Err())
+	}
+}
+
+// state is id's state and lease owner ("" for none).
+func (f *fixture) state(id string) (string, string) {
+	f.t.Helper()
+	var st string
+	var owner *string
+	if err := f.pool.QueryRow(f.ctx, `SELECT state, lease_owner FROM messages WHERE id = $1`, id).Scan(&st, &owner); err != nil {
+		f.t.Fatal(err)
+	}
+	if owner == nil {
+		return st, ""
+	}
+	return st, *owner
+}
+
+func (f *fixture) want(id, state, owner string) {
+	f.t.Helper()
+	if st, o := f.state(id); st != state || o != owner {
+		f.t.Fatalf("%s is %s leased to %q, want %s leased to %q", id, st, o, state, owner)
+	}
+}
+
+func TestLeaseHolderFinishesAndOthersCannot(t *testing.T) {
+	f := newFixture(t)
+	f.insert(hook.StatePending, "msg_1", "msg_2")
+	now := time.Now()
+	a := Lease{Owner: "a", Until: now.Add(time.Minute), Now: now}
+	got, err := Claim(f.ctx, f.pool, []string{"msg_1", "msg_2"}, a)
+	if err != nil || len(got) != 2 {
+		t.Fatalf("claim: %v, %v", got, err)
+	}
+	f.want("msg_1", hook.StateDelivering, "a")
+	// A second claim while the lease runs finds nothing.
+	if got, err := Claim(f.ctx, f.pool, []string{"msg_1"}, Lease{Owner: "b", Until: now.Add(time.Minute), Now: now}); err != nil || len(got) != 0 {
+		t.Fatalf("claim of a leased message: %v, %v", got, err)
+	}
+	// Another owner can neither renew nor finish a's messages.
+	if ids, err := Renew(f.ctx, f.pool, "b", []string{"msg_1"}, now.Add(time.Hour)); err != nil || len(ids) != 0 {
+		t.Fatalf("renew by b: %v, %v", ids, err)
+	}
+	status := int32(200)
+	done := &Results{IDs: []string{"msg_1"}, States: []string{hook.StateSucceeded}, Attempts: []int32{1},
+		Statuses: []*int32{&status}, Errors: []string{""}, Nexts: []*time.Time{nil}}
+	if err := Finish(f.ctx, f.pool, "b", done); err != nil {
+		t.Fatal(err)
+	}
+	f.want("msg_1", hook.StateDelivering, "a")
+	if err := Finish(f.ctx, f.pool, "a", done); err != nil {
+		t.Fatal(err)
+	}
+	f.want("msg_1", hook.StateSucceeded, "")
+	// msg_2 goes back to pending when a hands it back.
+	if jobs, err := HandBack(f.ctx, f.pool, "a", nil); err != nil || len(jobs) != 1 || jobs[0] != (hook.Job{MessageID: "msg_2", EndpointID: "ep_A"}) {
+		t.Fatalf("hand back: %v, %v", jobs, err)
+	}
+	f.want("msg_2", hook.StatePending, "")
+}
+
+func TestExpiredLeaseIsClaimedAgainAndDeadOwnerReclaimed(t *testing.T) {
+	f := newFixture(t)
+	f.insert(hook.StatePending, "msg_1", "msg_2")
+	now := time.Now()
+	if _, err := Claim(f.ctx, f.pool, []string{"msg_1", "msg_2"}, Lease{Owner: "a", Until: now.Add(time.Second), Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	later := now.Add(time.Minute)
+	got, err := Pull(f.ctx, f.pool, "ep_A", 10, Lease{Owner: "b", Until: later.Add(time.Minute), Now: later})
+	if err != nil || len(got) != 0 {
+		t.Fatalf("pull takes pending and due messages only: %v, %v", got, err)
+	}
+	got, err = Claim(f.ctx, f.pool, []string{"msg_1"}, Lease{Owner: "b", Until: later.Add(time.Minute), Now: later})
+	if err != nil || len(got) != 1 {
+		t.Fatalf("claim of an expired lease: %v, %v", got, err)
+	}
+	f.want("msg_1", hook.StateDelivering, "b")
+	// a is dead: msg_2 (which it was sending) goes back with one attempt more.
+	jobs, err := Reclaim(f.ctx, f.pool, "a", []string{"msg_2"}, "interrupted")
+	if err != nil || len(jobs) != 1 || jobs[0].MessageID != "msg_2" {
+		t.Fatalf("reclaim: %v, %v", jobs, err)
+	}
+	var attempts int
+	var lastErr string
+	if err := f.pool.QueryRow(f.ctx, `SELECT attempts, last_error FROM messages WHERE id = 'msg_2'`).Scan(&attempts, &lastErr); err != nil {
+		t.Fatal(err)
+	}
+	if attempts != 1 || lastErr != "interrupted" {
+		t.Fatalf("reclaimed: attempts %d, last_error %q", attempts, lastErr)
+	}
+	f.want("msg_2", hook.StatePending, "")
+	f.want("msg_1", hook.StateDelivering, "b")
+}
+
+func TestReleaseAndReplay(t *testing.T) {
+	f := newFixture(t)
+	f.insert(hook.StateQuotaExceeded, "msg_1", "msg_2", "msg_3")
+	jobs, err := Release(f.ctx, f.pool, "app_A", 2)
+	if err != nil || len(jobs) != 2 {
+		t.Fatalf("release: %v, %v", jobs, err)
+	}
+	f.want("msg_3", hook.StateQuotaExceeded, "")
+	// A held message is not replayed; a dead one is.
+	if ok, err := Replay(f.ctx, f.pool, "msg_3"); err != nil || ok {
+		t.Fatalf("replay of a held message: %v, %v", ok, err)
+	}
+	f.exec(`UPDATE messages SET state = 'dead', attempts = 3 WHERE id IN ('msg_1', 'msg_2')`)
+	if ok, err := Replay(f.ctx, f.pool, "msg_1"); err != nil || !ok {
+		t.Fatalf("replay of a dead message: %v, %v", ok, err)
+	}
+	f.want("msg_1", hook.StatePending, "")
+	from := int64(1)
+	ids, err := ReplayRange(f.ctx, f.pool, Range{EndpointID: "ep_A", MinID: "msg_", FromBlock: &from, OnlyFailed: true})
+	if err != nil || len(ids) != 1 || ids[0] != "msg_2" {
+		t.Fatalf("replay range: %v, %v", ids, err)
+	}
+	var base int
+	if err := f.pool.QueryRow(f.ctx, `SELECT retry_base FROM messages WHERE id = 'msg_2'`).Scan(&base); err != nil || base != 3 {
+		t.Fatalf("retry_base %d, %v: want a fresh schedule from attempt 3", base, err)
+	}
+}
