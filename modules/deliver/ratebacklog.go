@@ -235,10 +235,9 @@ func (m *Module) rateEpisode(ctx context.Context, st rateCheck, r rateRule) {
 // (a huge backlog costs a bounded scan every check, and "at least
 // 100,000" says enough).
 func (m *Module) rateBacklogs(ctx context.Context, ids []string) (map[string]int64, error) {
-	// Two counts, so each can use its index: pending by the endpoint's
-	// partial index, delivering (at most what the lanes hold) by
-	// messages_state; one IN would tempt the planner to walk the
-	// endpoint's whole history.
+	// Two capped counts, each a range of messages_waiting (endpoint_id,
+	// state, ...) (00086): the cap holds per state, and neither walks the
+	// endpoint's delivered history.
 	rows, err := m.pool.Query(ctx, `SELECT e.id,
 			(SELECT count(*) FROM (SELECT 1 FROM messages m WHERE m.endpoint_id = e.id AND m.state = 'pending' LIMIT $2) p) +
 			(SELECT count(*) FROM (SELECT 1 FROM messages m WHERE m.endpoint_id = e.id AND m.state = 'delivering' LIMIT $2) d)
