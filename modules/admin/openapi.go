@@ -38,6 +38,7 @@ var tagDocs = map[string]string{
 	"endpoints":    "Webhook endpoints: filters, signing secrets, tests, replays",
 	"messages":     "Messages (one per matched event and endpoint) and their attempts",
 	"event-types":  "The events endpoints can receive, with their argument schemas",
+	"dead-letters": "Stream entries process gave up on, and putting them back (admin)",
 	"webhooks":     "What EthHook POSTs to your endpoints",
 }
 
