@@ -2,6 +2,7 @@ package chaincursor
 
 import (
 	"context"
+	_ "embed"
 	"fmt"
 
 	"github.com/redis/rueidis"
@@ -34,11 +35,10 @@ import (
 // GenKey is the chain's endpoint generation.
 func GenKey(k hook.Keys, chainID uint64) string { return k.Chain(chainID, "epgen") }
 
-var handoverScript = rueidis.NewLuaScript(`
-redis.call('INCR', KEYS[1])
-local c = redis.call('GET', KEYS[2])
-if not c then return '' end
-return c`)
+//go:embed handover.lua
+var handoverLua string
+
+var handoverScript = rueidis.NewLuaScript(handoverLua)
 
 // Handover bumps the chain's endpoint generation and returns the committed
 // cursor at that point ("" when the chain has none yet), atomically.
