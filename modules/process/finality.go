@@ -173,17 +173,9 @@ func (m *Module) applyBlockRemovals(ctx context.Context, chainID uint64, blocks 
 				return err
 			}
 			out = append(out, batched...)
-			quota := map[string]string{}
+			state := m.quotaStates(ctx)
 			for i := range out {
-				s, ok := quota[out[i].appID]
-				if !ok {
-					s = hook.StatePending
-					if over, err := m.quota.QuotaExceeded(ctx, out[i].appID); err == nil && over {
-						s = hook.StateQuotaExceeded
-					}
-					quota[out[i].appID] = s
-				}
-				out[i].state = s
+				out[i].state = state(out[i].appID)
 			}
 			q, err := m.insertMessages(ctx, tx, out, false)
 			if err != nil {

@@ -179,18 +179,7 @@ func (m *Module) release(ctx context.Context, chainID uint64, head uint64, fin f
 		}
 		var msgs []msgRow
 		var relEP, relEv []string
-		states := map[string]string{}
-		state := func(appID string) string {
-			if s, ok := states[appID]; ok {
-				return s
-			}
-			s := hook.StatePending
-			if over, err := m.quota.QuotaExceeded(ctx, appID); err == nil && over {
-				s = hook.StateQuotaExceeded
-			}
-			states[appID] = s
-			return s
-		}
+		state := m.quotaStates(ctx)
 		now := time.Now()
 		for start := 0; start < len(due); {
 			end := start
