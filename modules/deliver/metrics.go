@@ -24,6 +24,12 @@ type metrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	gauge := func(name, help string) prometheus.Gauge {
+		return prometheus.NewGauge(prometheus.GaugeOpts{Name: "ethhook_deliver_" + name, Help: help})
+	}
+	counter := func(name, help string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts{Name: "ethhook_deliver_" + name, Help: help})
+	}
 	m := &metrics{
 		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ethhook_deliver_attempts_total",
@@ -38,22 +44,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "ethhook_deliver_messages",
 			Help: "Messages not yet finished, by state (pending, delivering, failed), from Postgres.",
 		}, []string{"state"}),
-		scheduled: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "ethhook_deliver_scheduled_retries",
-			Help: "Retries waiting in the Redis schedule.",
-		}),
-		held: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "ethhook_deliver_held_messages",
-			Help: "Claimed messages this process holds: queued, in flight, or sent and not yet recorded (capped by delivery.max_held).",
-		}),
-		breakersOpen: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "ethhook_deliver_breakers_open",
-			Help: "Endpoints whose circuit breaker is open in this process.",
-		}),
-		disabled: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "ethhook_deliver_endpoints_disabled",
-			Help: "Disabled endpoints, from Postgres.",
-		}),
+		scheduled:    gauge("scheduled_retries", "Retries waiting in the Redis schedule."),
+		held:         gauge("held_messages", "Claimed messages this process holds: queued, in flight, or sent and not yet recorded (capped by delivery.max_held)."),
+		breakersOpen: gauge("breakers_open", "Endpoints whose circuit breaker is open in this process."),
+		disabled:     gauge("endpoints_disabled", "Disabled endpoints, from Postgres."),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ethhook_deliver_results_dropped_total",
 			Help: "Attempt results not recorded, by reason (message_gone: the message was deleted with its endpoint or app while the attempt was in flight).",
@@ -64,18 +58,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "HTTP time of each delivery attempt (connect to last byte of the kept response), whatever its outcome.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}),
-		breakersOpened: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "ethhook_deliver_breakers_opened_total",
-			Help: "Circuit breakers this process opened (consecutive failures of one endpoint).",
-		}),
-		disabledTotal: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "ethhook_deliver_endpoints_disabled_total",
-			Help: "Endpoints this process disabled (failing for delivery.disable_after, or a final answer that disables).",
-		}),
-		rateLimited: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "ethhook_deliver_rate_limited_endpoints",
-			Help: "Endpoints whose rate limit holds a backlog back (an endpoint.rate_limited episode under way), from Redis: the same in every deliver process.",
-		}),
+		breakersOpened: counter("breakers_opened_total", "Circuit breakers this process opened (consecutive failures of one endpoint)."),
+		disabledTotal:  counter("endpoints_disabled_total", "Endpoints this process disabled (failing for delivery.disable_after, or a final answer that disables)."),
+		rateLimited:    gauge("rate_limited_endpoints", "Endpoints whose rate limit holds a backlog back (an endpoint.rate_limited episode under way), from Redis: the same in every deliver process."),
 	}
 	for _, c := range append([]prometheus.Collector{m.attempts, m.latency, m.messages, m.scheduled, m.held, m.breakersOpen, m.disabled, m.dropped,
 		m.attemptTime, m.breakersOpened, m.disabledTotal, m.rateLimited}, m.ep.collectors()...) {
