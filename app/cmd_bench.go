@@ -57,11 +57,7 @@ ETHHOOK_SECRET_KEY the run seals its endpoints' secrets with a throwaway key.
 			if err := refusePendingMigrations(ctx, rt); err != nil {
 				return err
 			}
-			pool, err := rt.Postgres(ctx)
-			if err != nil {
-				return err
-			}
-			rdb, err := rt.Redis()
+			pool, rdb, err := rt.pgRedis(ctx)
 			if err != nil {
 				return err
 			}
