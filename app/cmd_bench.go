@@ -3,6 +3,7 @@ package app
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -56,11 +57,7 @@ ETHHOOK_SECRET_KEY the run seals its endpoints' secrets with a throwaway key.
 			if err := refusePendingMigrations(ctx, rt); err != nil {
 				return err
 			}
-			pool, err := rt.Postgres(ctx)
-			if err != nil {
-				return err
-			}
-			rdb, err := rt.Redis()
+			pool, rdb, err := rt.pgRedis(ctx)
 			if err != nil {
 				return err
 			}
@@ -70,21 +67,19 @@ ETHHOOK_SECRET_KEY the run seals its endpoints' secrets with a throwaway key.
 					return err
 				}
 			}
-			if cpuProfile != "" {
-				f, err := os.Create(cpuProfile)
+			for _, p := range []struct {
+				flag, path string
+				dst        *io.Writer
+			}{{"cpuprofile", cpuProfile, &o.CPUProfile}, {"memprofile", memProfile, &o.MemProfile}} {
+				if p.path == "" {
+					continue
+				}
+				f, err := os.Create(p.path)
 				if err != nil {
-					return fmt.Errorf("--cpuprofile: %w", err)
+					return fmt.Errorf("--%s: %w", p.flag, err)
 				}
 				defer f.Close()
-				o.CPUProfile = f
-			}
-			if memProfile != "" {
-				f, err := os.Create(memProfile)
-				if err != nil {
-					return fmt.Errorf("--memprofile: %w", err)
-				}
-				defer f.Close()
-				o.MemProfile = f
+				*p.dst = f
 			}
 			o.Log = zap.NewNop()
 			if rt.Log != nil {

@@ -3,6 +3,8 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -17,10 +19,17 @@ func TestBenchRunsThePipelineAndReportsConsistentFigures(t *testing.T) {
 	cfg.Redis.URL = testenv.RedisURL()
 	rt := &Runtime{Cfg: cfg}
 	defer rt.Close()
+	dir := t.TempDir()
+	cpu, mem := filepath.Join(dir, "cpu.pprof"), filepath.Join(dir, "mem.pprof")
 	out, err := runCmd(t, newBenchCmd(rt), "--endpoints", "3", "--rate", "200", "--logs-per-block", "20",
-		"--warmup", "1s", "--duration", "3s", "--drain", "30s", "--json")
+		"--warmup", "1s", "--duration", "3s", "--drain", "30s", "--json", "--cpuprofile", cpu, "--memprofile", mem)
 	if err != nil {
 		t.Fatalf("bench: %v\n%s", err, out)
+	}
+	for _, p := range []string{cpu, mem} {
+		if fi, err := os.Stat(p); err != nil || fi.Size() == 0 {
+			t.Fatalf("profile %s not written: %v", p, err)
+		}
 	}
 	var r bench.Result
 	if err := json.Unmarshal([]byte(out), &r); err != nil {

@@ -15,11 +15,7 @@ import (
 )
 
 func messageService(rt *Runtime, cmd *cobra.Command) (*message.Service, error) {
-	pool, err := rt.Postgres(cmd.Context())
-	if err != nil {
-		return nil, err
-	}
-	rdb, err := rt.Redis()
+	pool, rdb, err := rt.pgRedis(cmd.Context())
 	if err != nil {
 		return nil, err
 	}

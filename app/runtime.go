@@ -94,14 +94,23 @@ func (rt *Runtime) SecretBox() (*seal.Box, error) {
 	return box, nil
 }
 
+// pgRedis opens the Postgres pool and the Redis client.
+func (rt *Runtime) pgRedis(ctx context.Context) (*pgxpool.Pool, rueidis.Client, error) {
+	pool, err := rt.Postgres(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	rdb, err := rt.Redis()
+	if err != nil {
+		return nil, nil, err
+	}
+	return pool, rdb, nil
+}
+
 // storage opens what the Postgres-backed modules share: the pool, the Redis
 // client and the secret box (ETHHOOK_SECRET_KEY is required by them).
 func (rt *Runtime) storage(ctx context.Context) (*pgxpool.Pool, rueidis.Client, *seal.Box, error) {
-	pool, err := rt.Postgres(ctx)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	rdb, err := rt.Redis()
+	pool, rdb, err := rt.pgRedis(ctx)
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -33,14 +33,10 @@ func Reseal(ctx context.Context, pool *pgxpool.Pool, from, to *seal.Box) (Reseal
 			return fmt.Errorf("read endpoint secrets: %w", err)
 		}
 		type row struct {
-			id       string
-			cur, old []byte
+			ID       string
+			Cur, Old []byte
 		}
-		all, err := pgx.CollectRows(rows, func(rs pgx.CollectableRow) (row, error) {
-			var r row
-			err := rs.Scan(&r.id, &r.cur, &r.old)
-			return r, err
-		})
+		all, err := pgx.CollectRows(rows, pgx.RowToStructByPos[row])
 		if err != nil {
 			return fmt.Errorf("read endpoint secrets: %w", err)
 		}
@@ -63,18 +59,18 @@ func Reseal(ctx context.Context, pool *pgxpool.Pool, from, to *seal.Box) (Reseal
 		batch := &pgx.Batch{}
 		for _, r := range all {
 			res.Endpoints++
-			cur, c1, err := reseal(r.id, "secret", r.cur)
+			cur, c1, err := reseal(r.ID, "secret", r.Cur)
 			if err != nil {
 				return err
 			}
-			old, c2 := r.old, false
-			if r.old != nil {
-				if old, c2, err = reseal(r.id, "old secret", r.old); err != nil {
+			old, c2 := r.Old, false
+			if r.Old != nil {
+				if old, c2, err = reseal(r.ID, "old secret", r.Old); err != nil {
 					return err
 				}
 			}
 			if c1 || c2 {
-				batch.Queue(`UPDATE endpoints SET secret_enc = $2, old_secret_enc = $3 WHERE id = $1`, r.id, cur, old)
+				batch.Queue(`UPDATE endpoints SET secret_enc = $2, old_secret_enc = $3 WHERE id = $1`, r.ID, cur, old)
 			}
 		}
 		// Rotated-out secrets that still sign (endpoint_old_secrets).
@@ -83,25 +79,21 @@ func Reseal(ctx context.Context, pool *pgxpool.Pool, from, to *seal.Box) (Reseal
 			return fmt.Errorf("read old endpoint secrets: %w", err)
 		}
 		type oldRow struct {
-			id       int64
-			endpoint string
-			sealed   []byte
+			ID       int64
+			Endpoint string
+			Sealed   []byte
 		}
-		olds, err := pgx.CollectRows(orows, func(rs pgx.CollectableRow) (oldRow, error) {
-			var r oldRow
-			err := rs.Scan(&r.id, &r.endpoint, &r.sealed)
-			return r, err
-		})
+		olds, err := pgx.CollectRows(orows, pgx.RowToStructByPos[oldRow])
 		if err != nil {
 			return fmt.Errorf("read old endpoint secrets: %w", err)
 		}
 		for _, r := range olds {
-			out, changed, err := reseal(r.endpoint, "old secret", r.sealed)
+			out, changed, err := reseal(r.Endpoint, "old secret", r.Sealed)
 			if err != nil {
 				return err
 			}
 			if changed {
-				batch.Queue(`UPDATE endpoint_old_secrets SET secret_enc = $2 WHERE id = $1`, r.id, out)
+				batch.Queue(`UPDATE endpoint_old_secrets SET secret_enc = $2 WHERE id = $1`, r.ID, out)
 			}
 		}
 		if batch.Len() == 0 {

@@ -148,7 +148,7 @@ func (m *Module) handleUsage(c echo.Context) error {
 	if format != "" && format != "json" && format != "csv" {
 		return fieldError("format", "must be json or csv")
 	}
-	cursor, limit, err := page(c)
+	cursor, limit, err := page(c, 0)
 	if err != nil {
 		return err
 	}

@@ -118,12 +118,9 @@ func (m *Module) chainStatus(c echo.Context, ch config.Chain) (chainView, error)
 }
 
 func (m *Module) handleListChains(c echo.Context) error {
-	cursor, limit, err := page(c)
+	cursor, limit, err := page(c, 50)
 	if err != nil {
 		return err
-	}
-	if limit == 0 {
-		limit = 50
 	}
 	var after uint64
 	if cursor != "" {
@@ -194,12 +191,9 @@ func (m *Module) handleChainEvents(c echo.Context) error {
 	if !found {
 		return errNotFound
 	}
-	cursor, limit, err := page(c)
+	cursor, limit, err := page(c, 50)
 	if err != nil {
 		return err
-	}
-	if limit == 0 {
-		limit = 50
 	}
 	if cursor != "" && !validStreamID(cursor) {
 		return fieldError("cursor", "is not a cursor returned by this API")

@@ -379,7 +379,7 @@ func (m *Module) handleListMessages(c echo.Context) error {
 	if err := m.store.Visible(c.Request().Context(), scopeOf(c), appID); err != nil {
 		return err
 	}
-	cursor, limit, err := page(c)
+	cursor, limit, err := page(c, 0)
 	if err != nil {
 		return err
 	}

@@ -123,12 +123,9 @@ func endpointEvents(f hook.Filter) []*decode.Event {
 }
 
 func (m *Module) handleEventTypes(c echo.Context) error {
-	cursor, limit, err := page(c)
+	cursor, limit, err := page(c, 50)
 	if err != nil {
 		return err
-	}
-	if limit == 0 {
-		limit = 50
 	}
 	ctx := c.Request().Context()
 	scope := scopeOf(c)

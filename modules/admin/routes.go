@@ -90,9 +90,10 @@ func onlyQuery(allowed []qparam) echo.MiddlewareFunc {
 	}
 }
 
-// page reads cursor and limit.
-func page(c echo.Context) (string, int, error) {
-	limit := 0
+// page reads cursor and limit; def is the limit when the request names
+// none (0: the service's default).
+func page(c echo.Context, def int) (string, int, error) {
+	limit := def
 	if v := c.QueryParam("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 200 {
@@ -132,7 +133,7 @@ func listOf[T any](data []T, next string) List[T] {
 // answerPage answers one page of a list: fetch gets the request's cursor
 // and limit (see page) and returns the page's items and the next cursor.
 func answerPage[T any](c echo.Context, fetch func(ctx context.Context, cursor string, limit int) ([]T, string, error)) error {
-	cursor, limit, err := page(c)
+	cursor, limit, err := page(c, 0)
 	if err != nil {
 		return err
 	}

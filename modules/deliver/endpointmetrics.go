@@ -28,22 +28,14 @@ type endpointMetrics struct {
 
 func newEndpointMetrics() *endpointMetrics {
 	em := &endpointMetrics{
-		depth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "ethhook_deliver_endpoint_messages",
-			Help: "Messages of an endpoint not yet finished, by state (pending, failed: waiting for a retry, delivering), from Postgres; only the endpoints with the largest backlog (delivery.metrics_top_endpoints) and those named in delivery.metrics_endpoints.",
-		}, []string{"endpoint", "state"}),
-		oldest: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "ethhook_deliver_endpoint_oldest_waiting_seconds",
-			Help: "Age of an endpoint's oldest message waiting (pending or failed), 0 when none; same endpoints as ethhook_deliver_endpoint_messages.",
-		}, []string{"endpoint"}),
-		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "ethhook_deliver_endpoint_in_flight",
-			Help: "Requests to an endpoint in flight in this process; same endpoints as ethhook_deliver_endpoint_messages.",
-		}, []string{"endpoint"}),
-		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ethhook_deliver_endpoint_attempts_total",
-			Help: "Delivery attempts to an endpoint by outcome (success, retry, dead), counted while the endpoint is among those with per-endpoint metrics (a series restarts from 0 when it comes back).",
-		}, []string{"endpoint", "outcome"}),
+		depth: newGaugeVec("endpoint_messages",
+			"Messages of an endpoint not yet finished, by state (pending, failed: waiting for a retry, delivering), from Postgres; only the endpoints with the largest backlog (delivery.metrics_top_endpoints) and those named in delivery.metrics_endpoints.", "endpoint", "state"),
+		oldest: newGaugeVec("endpoint_oldest_waiting_seconds",
+			"Age of an endpoint's oldest message waiting (pending or failed), 0 when none; same endpoints as ethhook_deliver_endpoint_messages.", "endpoint"),
+		inFlight: newGaugeVec("endpoint_in_flight",
+			"Requests to an endpoint in flight in this process; same endpoints as ethhook_deliver_endpoint_messages.", "endpoint"),
+		attempts: newCounterVec("endpoint_attempts_total",
+			"Delivery attempts to an endpoint by outcome (success, retry, dead), counted while the endpoint is among those with per-endpoint metrics (a series restarts from 0 when it comes back).", "endpoint", "outcome"),
 	}
 	em.tracked.Store(&map[string]bool{})
 	return em

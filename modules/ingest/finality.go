@@ -228,11 +228,7 @@ func (r *chainRunner) verifyTag(ctx context.Context, i int, tag string, h *heade
 			// Our branch disagrees with the node's tag: a reorg we have not
 			// followed yet (the next head unwinds it), or a broken node.
 			// Either way nothing is published on that block.
-			if r.fin.firstRefusal(i, h.Hash) {
-				r.mFinalityRefused.WithLabelValues("not_committed").Inc()
-				log.Warn("node's tagged block is not the one committed; not publishing it", zap.String("committed", e.Hash))
-			}
-			return cursor{}, false, nil
+			return r.notCommitted(log, i, h.Hash, "node's tagged block is not the one committed; not publishing it", zap.String("committed", e.Hash))
 		}
 		return cursor{Number: n, Hash: h.Hash, Set: true}, true, nil
 	}
@@ -247,13 +243,20 @@ func (r *chainRunner) verifyTag(ctx context.Context, i int, tag string, h *heade
 		return cursor{}, false, nil
 	}
 	if at.Hash != low.Hash {
-		if r.fin.firstRefusal(i, h.Hash) {
-			r.mFinalityRefused.WithLabelValues("not_committed").Inc()
-			log.Warn("node's chain does not hold the window's oldest block; not publishing the tag", zap.Uint64("window_start", low.Number))
-		}
-		return cursor{}, false, nil
+		return r.notCommitted(log, i, h.Hash, "node's chain does not hold the window's oldest block; not publishing the tag", zap.Uint64("window_start", low.Number))
 	}
 	return cursor{Number: n, Hash: h.Hash, Set: true}, true, nil
+}
+
+// notCommitted refuses tag i at a block that is not on the branch we
+// committed, so nothing is published: counted and logged once per tagged
+// hash.
+func (r *chainRunner) notCommitted(log *zap.Logger, i int, hash, msg string, f zap.Field) (cursor, bool, error) {
+	if r.fin.firstRefusal(i, hash) {
+		r.mFinalityRefused.WithLabelValues("not_committed").Inc()
+		log.Warn(msg, f)
+	}
+	return cursor{}, false, nil
 }
 
 // oldestWindow is the lowest block of the window.

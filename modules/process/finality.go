@@ -67,35 +67,6 @@ func finalityOf(fields map[string]string) (finalityHeads, bool, error) {
 	return out, true, nil
 }
 
-// finishFinality records a committed read's finality entries under its
-// last entry id; they count once the read is safe (settle).
-func (h *headTracker) finishFinality(last streamID, f finalityHeads) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if f.safe <= h.fin.safe && f.final <= h.fin.final {
-		return false
-	}
-	h.marks = append(h.marks, readMark{last: last, fin: f})
-	if len(h.marks) > maxMarks {
-		h.marks = mergeMarks(h.marks)
-	}
-	return true
-}
-
-// finality returns the applied safe and finalized heads.
-func (h *headTracker) finality() finalityHeads {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.fin
-}
-
-// raiseFinality applies heads stored by an earlier run.
-func (h *headTracker) raiseFinality(f finalityHeads) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.fin.raise(f)
-}
-
 // blockRemovalsOf reads a block.removed entry; ok is false for any other.
 func blockRemovalsOf(fields map[string]string) (hook.Cursor, bool, error) {
 	if fields["type"] != hook.TypeBlockRemoved {
@@ -173,17 +144,9 @@ func (m *Module) applyBlockRemovals(ctx context.Context, chainID uint64, blocks 
 				return err
 			}
 			out = append(out, batched...)
-			quota := map[string]string{}
+			state := m.quotaStates(ctx)
 			for i := range out {
-				s, ok := quota[out[i].appID]
-				if !ok {
-					s = hook.StatePending
-					if over, err := m.quota.QuotaExceeded(ctx, out[i].appID); err == nil && over {
-						s = hook.StateQuotaExceeded
-					}
-					quota[out[i].appID] = s
-				}
-				out[i].state = s
+				out[i].state = state(out[i].appID)
 			}
 			q, err := m.insertMessages(ctx, tx, out, false)
 			if err != nil {

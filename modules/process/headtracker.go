@@ -57,11 +57,29 @@ func (h *headTracker) finish(last streamID, maxBlock uint64, below hook.Cursor) 
 	if !raisesHead && !above(below, h.cursor) {
 		return false // can raise nothing
 	}
-	h.marks = append(h.marks, readMark{last: last, block: maxBlock, below: below})
+	h.mark(readMark{last: last, block: maxBlock, below: below})
+	return raisesHead
+}
+
+// finishFinality records a committed read's finality entries under its
+// last entry id; they count once the read is safe (settle).
+func (h *headTracker) finishFinality(last streamID, f finalityHeads) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if f.safe <= h.fin.safe && f.final <= h.fin.final {
+		return false
+	}
+	h.mark(readMark{last: last, fin: f})
+	return true
+}
+
+// mark keeps a finished read's mark until settle finds it safe; h.mu is
+// held.
+func (h *headTracker) mark(m readMark) {
+	h.marks = append(h.marks, m)
 	if len(h.marks) > maxMarks {
 		h.marks = mergeMarks(h.marks)
 	}
-	return raisesHead
 }
 
 // mergeMarks halves marks by merging neighbours in id order into the later
@@ -112,16 +130,26 @@ func (h *headTracker) settle(lowestPending streamID, nonePending bool) {
 	h.marks = keep
 }
 
-func (h *headTracker) safeHead() uint64 {
+// heads returns the applied safe head and the node's safe and finalized
+// heads.
+func (h *headTracker) heads() (uint64, finalityHeads) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.head
+	return h.head, h.fin
 }
 
-func (h *headTracker) raise(n uint64) {
+func (h *headTracker) safeHead() uint64 {
+	head, _ := h.heads()
+	return head
+}
+
+// raise applies heads learnt besides the marks: stored by an earlier run
+// or another process, or the ingest cursor.
+func (h *headTracker) raise(head uint64, fin finalityHeads) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.head = max(h.head, n)
+	h.head = max(h.head, head)
+	h.fin.raise(fin)
 }
 
 // settleHead asks the group for its lowest pending entry and raises the

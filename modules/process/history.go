@@ -149,18 +149,7 @@ func (m *Module) handleHistory(ctx context.Context, chainID uint64, key string, 
 		return mk
 	}
 	head := m.tracker(chainID).safeHead()
-	quota := map[string]string{}
-	state := func(appID string) string {
-		if s, ok := quota[appID]; ok {
-			return s
-		}
-		s := hook.StatePending
-		if over, err := m.quota.QuotaExceeded(ctx, appID); err == nil && over {
-			s = hook.StateQuotaExceeded
-		}
-		quota[appID] = s
-		return s
-	}
+	state := m.quotaStates(ctx)
 	m.ix.mu.RLock()
 	for _, e := range entries {
 		ids = append(ids, e.ID)

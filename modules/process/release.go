@@ -33,10 +33,9 @@ func (m *Module) releaser(ctx context.Context, chainID uint64) error {
 	// Start from the head stored by earlier runs and other processes.
 	var stored, storedSafe, storedFinal int64
 	if err := m.pool.QueryRow(ctx, `SELECT head, safe_head, finalized_head FROM process_heads WHERE chain_id = $1`, int64(chainID)).Scan(&stored, &storedSafe, &storedFinal); err == nil {
-		ht.raise(uint64(stored))
-		ht.raiseFinality(finalityHeads{safe: uint64(storedSafe), final: uint64(storedFinal)})
+		ht.raise(uint64(stored), finalityHeads{safe: uint64(storedSafe), final: uint64(storedFinal)})
 	}
-	persistedFin := ht.finality()
+	_, persistedFin := ht.heads()
 	tick := time.NewTicker(m.cfg.ReleaseInterval)
 	defer tick.Stop()
 	var persisted uint64
@@ -54,7 +53,7 @@ func (m *Module) releaser(ctx context.Context, chainID uint64) error {
 			// The ingest cursor moves on blocks without logs; it is safe to use
 			// once every entry published before it was read and acknowledged.
 			if c, ok := m.cursorHead(ctx, chainID); ok {
-				ht.raise(c.Number)
+				ht.raise(c.Number, finalityHeads{})
 				ht.raiseCursor(c)
 			}
 		case <-m.releaseCh[chainID]:
@@ -68,7 +67,7 @@ func (m *Module) releaser(ctx context.Context, chainID uint64) error {
 				lastCursor = time.Now()
 			}
 		}
-		head, fin := ht.safeHead(), ht.finality()
+		head, fin := ht.heads()
 		if head > persisted || fin != persistedFin {
 			var h, hs, hf int64
 			err := m.pool.QueryRow(ctx, `INSERT INTO process_heads (chain_id, head, safe_head, finalized_head) VALUES ($1, $2, $3, $4)
@@ -78,10 +77,9 @@ func (m *Module) releaser(ctx context.Context, chainID uint64) error {
 				RETURNING head, safe_head, finalized_head`, int64(chainID), int64(head), int64(fin.safe), int64(fin.final)).Scan(&h, &hs, &hf)
 			if err == nil {
 				persisted = uint64(h)
-				ht.raise(uint64(h))
+				ht.raise(uint64(h), finalityHeads{safe: uint64(hs), final: uint64(hf)})
 				head = max(head, uint64(h))
-				ht.raiseFinality(finalityHeads{safe: uint64(hs), final: uint64(hf)})
-				fin = ht.finality()
+				_, fin = ht.heads()
 				persistedFin = fin
 			} else if ctx.Err() == nil {
 				log.Warn("store chain head", zap.Error(err))
@@ -179,18 +177,7 @@ func (m *Module) release(ctx context.Context, chainID uint64, head uint64, fin f
 		}
 		var msgs []msgRow
 		var relEP, relEv []string
-		states := map[string]string{}
-		state := func(appID string) string {
-			if s, ok := states[appID]; ok {
-				return s
-			}
-			s := hook.StatePending
-			if over, err := m.quota.QuotaExceeded(ctx, appID); err == nil && over {
-				s = hook.StateQuotaExceeded
-			}
-			states[appID] = s
-			return s
-		}
+		state := m.quotaStates(ctx)
 		now := time.Now()
 		for start := 0; start < len(due); {
 			end := start

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ethhook/ethhook/hook"
 	"github.com/ethhook/ethhook/message"
+	"github.com/ethhook/ethhook/tenant"
 )
 
 func (u *UI) messageRoutes(a *routes) {
@@ -133,12 +134,19 @@ func (u *UI) messagesData(c echo.Context, a string) (messagesData, map[string]st
 	return d, nil, nil
 }
 
-func (u *UI) messagesPage(c echo.Context) error {
+// appMessages is the application of the request and its list of
+// messages as the query filters it (or the filter's field errors).
+func (u *UI) appMessages(c echo.Context) (*tenant.Application, messagesData, map[string]string, error) {
 	a, err := u.app(c)
 	if err != nil {
-		return u.fail(c, err)
+		return nil, messagesData{}, nil, err
 	}
 	d, fields, err := u.messagesData(c, a.ID)
+	return a, d, fields, err
+}
+
+func (u *UI) messagesPage(c echo.Context) error {
+	a, d, fields, err := u.appMessages(c)
 	if err != nil {
 		return u.fail(c, err)
 	}
@@ -154,11 +162,7 @@ func (u *UI) messagesPage(c echo.Context) error {
 // messageRows is the list body the page polls every few seconds, so new
 // deliveries and state changes appear without a reload.
 func (u *UI) messageRows(c echo.Context) error {
-	a, err := u.app(c)
-	if err != nil {
-		return u.fail(c, err)
-	}
-	d, fields, err := u.messagesData(c, a.ID)
+	a, d, fields, err := u.appMessages(c)
 	if err != nil {
 		return u.fail(c, err)
 	}
