@@ -57,3 +57,13 @@ func newPayload(ev *hook.Event, typ, endpointID string, r filter.Result, confirm
 	}
 	return p
 }
+
+// encodePayload appends the JSON body of the payload of ev for an endpoint
+// to dst.
+func encodePayload(dst []byte, ev *hook.Event, typ, endpointID string, r filter.Result, confirmations uint64) ([]byte, error) {
+	b, err := json.Marshal(newPayload(ev, typ, endpointID, r, confirmations))
+	if err != nil {
+		return dst, err
+	}
+	return append(dst, b...), nil
+}

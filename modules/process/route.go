@@ -1,7 +1,6 @@
 package process
 
 import (
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -151,7 +150,7 @@ func (m *Module) route(chainID uint64, entries []rueidis.XRangeEntry, head uint6
 			if typ == hook.TypeLog && len(removalIDs) > 0 {
 				logsRead[[2]string{t.ep.ID, ev.ID}] = true
 			}
-			body, err := json.Marshal(newPayload(ev, typ, t.ep.ID, r, conf))
+			body, err := encodePayload(nil, ev, typ, t.ep.ID, r, conf)
 			if err != nil {
 				return routed{}, fmt.Errorf("encode payload of %s for %s: %w", ev.ID, t.ep.ID, err)
 			}
