@@ -106,7 +106,7 @@ func (m *Module) route(chainID uint64, entries []rueidis.XRangeEntry, head uint6
 			}
 			continue
 		}
-		ev, err := parseEntry(e.FieldValues)
+		ev, err := hook.ParseEntry(e.FieldValues)
 		if err != nil {
 			m.met.badEntries.WithLabelValues(chain, cid).Inc()
 			m.log.Error("unreadable stream entry skipped", zap.Uint64("chain", chainID), zap.String("entry", e.ID), zap.Error(err))
