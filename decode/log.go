@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/big"
 	"reflect"
 	"strings"
 
@@ -22,20 +23,47 @@ import (
 var ErrUnknownEvent = errors.New("unknown event")
 
 // plan is what decoding a log with one abi.Event needs that is the same
-// for every log: its arguments split into indexed and unindexed ones, made
-// once per event (and per Positional variant) instead of once per log.
+// for every log, made once per event (and per Positional variant) instead
+// of once per log: the arguments split into indexed and unindexed ones,
+// and how each indexed one is read from its topic.
 type plan struct {
 	ev         *abi.Event
 	indexed    abi.Arguments
+	kinds      []topicKind   // per indexed argument
+	viaABI     abi.Arguments // the indexed arguments of kind topicABI
 	nonIndexed abi.Arguments
 }
+
+// topicKind is how an indexed argument is read from its topic: the common
+// static types directly, the rest by go-ethereum.
+type topicKind uint8
+
+const (
+	topicABI     topicKind = iota // abi.ParseTopicsIntoMap
+	topicHash                     // a dynamic value: the topic is its keccak256
+	topicAddress                  // the topic's last 20 bytes
+	topicUint256                  // the topic as a big-endian number
+)
 
 func newPlan(ev *abi.Event) *plan {
 	p := &plan{ev: ev, nonIndexed: ev.Inputs.NonIndexed()}
 	for _, in := range ev.Inputs {
-		if in.Indexed {
-			p.indexed = append(p.indexed, in)
+		if !in.Indexed {
+			continue
 		}
+		k := topicABI
+		switch {
+		case isHashedInTopic(in.Type):
+			k = topicHash
+		case in.Type.T == abi.AddressTy:
+			k = topicAddress
+		case in.Type.T == abi.UintTy && in.Type.Size == 256:
+			k = topicUint256
+		default:
+			p.viaABI = append(p.viaABI, in)
+		}
+		p.indexed = append(p.indexed, in)
+		p.kinds = append(p.kinds, k)
 	}
 	return p
 }
@@ -80,9 +108,37 @@ func (e *Event) Decode(l *hook.Log) (d *Decoded, err error) {
 	if len(topics) == 0 || topics[0] != ev.ID {
 		return nil, fmt.Errorf("decode %s: topic0 does not match", e.Signature)
 	}
-	values := make(map[string]any, len(ev.Inputs))
-	if err := abi.ParseTopicsIntoMap(values, p.indexed, topics[1:]); err != nil {
-		return nil, fmt.Errorf("decode %s: topics: %w", e.Signature, err)
+	d = &Decoded{Name: e.Name, Signature: e.Signature, Args: make(map[string]any, len(ev.Inputs)), Values: make(map[string]any, len(ev.Inputs))}
+	var viaABI [3]common.Hash
+	sub := viaABI[:0]
+	for i, in := range p.indexed {
+		h := topics[1+i]
+		switch p.kinds[i] {
+		case topicHash:
+			d.Values[in.Name] = h.Bytes()
+			d.Args[in.Name] = hexString(h[:])
+		case topicAddress:
+			a := [20]byte(h[12:])
+			d.Values[in.Name] = a
+			d.Args[in.Name] = hexString(a[:])
+		case topicUint256:
+			v := new(big.Int).SetBytes(h[:])
+			d.Values[in.Name] = v
+			d.Args[in.Name] = jsonValue(v)
+		default:
+			sub = append(sub, h)
+		}
+	}
+	if len(p.viaABI) > 0 {
+		values := make(map[string]any, len(p.viaABI))
+		if err := abi.ParseTopicsIntoMap(values, p.viaABI, sub); err != nil {
+			return nil, fmt.Errorf("decode %s: topics: %w", e.Signature, err)
+		}
+		for _, in := range p.viaABI {
+			tv := typed(reflect.ValueOf(values[in.Name]), in.Type)
+			d.Values[in.Name] = tv
+			d.Args[in.Name] = jsonValue(tv)
+		}
 	}
 	if len(p.nonIndexed) > 0 {
 		vals, err := p.nonIndexed.UnpackValues(data)
@@ -90,24 +146,12 @@ func (e *Event) Decode(l *hook.Log) (d *Decoded, err error) {
 			return nil, fmt.Errorf("decode %s: data: %w", e.Signature, err)
 		}
 		for i, in := range p.nonIndexed {
-			values[in.Name] = vals[i]
+			tv := typed(reflect.ValueOf(vals[i]), in.Type)
+			d.Values[in.Name] = tv
+			d.Args[in.Name] = jsonValue(tv)
 		}
 	} else if len(data) > 0 {
 		return nil, fmt.Errorf("decode %s: log has %d data bytes, the event has no unindexed arguments", e.Signature, len(data))
-	}
-	d = &Decoded{Name: e.Name, Signature: e.Signature, Args: make(map[string]any, len(values)), Values: make(map[string]any, len(values))}
-	for _, in := range ev.Inputs {
-		v := values[in.Name]
-		typ := in.Type
-		if in.Indexed && isHashedInTopic(typ) {
-			h := v.(common.Hash)
-			d.Values[in.Name] = h.Bytes()
-			d.Args[in.Name] = hexString(h[:])
-			continue
-		}
-		tv := typed(reflect.ValueOf(v), typ)
-		d.Values[in.Name] = tv
-		d.Args[in.Name] = jsonValue(tv)
 	}
 	return d, nil
 }
