@@ -46,9 +46,10 @@ type BatchPayload struct {
 }
 
 // encodePayload appends the JSON body of the payload of ev for an endpoint
-// to dst: byte for byte what encoding/json makes of newPayload's Payload
-// (payload_test.go checks it on many events), written by hand because
-// reflection was a fifth of process's CPU per event.
+// to dst: byte for byte what encoding/json makes of the same Payload
+// (payload_test.go builds that reference and compares on many events),
+// written by hand because reflection was a fifth of process's CPU per
+// event. Payload stays the type a stored body is read back into.
 func encodePayload(dst []byte, ev *hook.Event, typ, endpointID string, r filter.Result, confirmations uint64) ([]byte, error) {
 	dst = append(dst, `{"id":`...)
 	dst = appendJSONString(dst, ev.ID)
