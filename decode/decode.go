@@ -54,10 +54,11 @@ type Event struct {
 	Positional bool
 
 	ev   abi.Event
+	plan *plan // ev's decoding plan
 	nIdx int
 
 	mu       sync.Mutex
-	variants map[int]*abi.Event // Positional: indexed-count -> event
+	variants map[int]*plan // Positional: indexed-count -> its plan
 }
 
 // Topics is how many topics a log of this event carries (topic0 included).
@@ -136,6 +137,7 @@ func intern(e *Event) *Event {
 
 func newEvent(ev abi.Event, positional bool) *Event {
 	e := &Event{Name: ev.Name, Signature: ev.Sig, Topic0: strings.ToLower(ev.ID.Hex()), ev: ev, Positional: positional}
+	e.plan = newPlan(&e.ev)
 	for _, in := range ev.Inputs {
 		e.Args = append(e.Args, Arg{Name: in.Name, Type: in.Type, Indexed: in.Indexed})
 		if in.Indexed {

@@ -4,7 +4,6 @@ package decode
 // conditions (Decoded.Values), JSON-friendly for payloads (Decoded.Args).
 
 import (
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math/big"
@@ -22,7 +21,7 @@ func typed(v reflect.Value, t abi.Type) any {
 	case abi.IntTy, abi.UintTy:
 		switch x := v.Interface().(type) {
 		case *big.Int:
-			return new(big.Int).Set(x)
+			return x // go-ethereum makes a new one for every value it unpacks
 		case int8:
 			return big.NewInt(int64(x))
 		case int16:
@@ -78,11 +77,12 @@ func typed(v reflect.Value, t abi.Type) any {
 func jsonValue(v any) any {
 	switch x := v.(type) {
 	case *big.Int:
-		return x.String()
+		var buf [80]byte // a 256-bit value has at most 78 digits and a sign
+		return string(x.Append(buf[:0], 10))
 	case [20]byte:
-		return "0x" + hex.EncodeToString(x[:])
+		return hexString(x[:])
 	case []byte:
-		return "0x" + hex.EncodeToString(x)
+		return hexString(x)
 	case []any:
 		out := make([]any, len(x))
 		for i := range x {

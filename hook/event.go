@@ -90,15 +90,21 @@ func (e *Event) Fields() (map[string]string, error) {
 
 // ParseEntry decodes a stream entry's fields back into an Event. The `type`
 // field wins over the JSON's, so a producer can reuse one encoded body for
-// both the log and its removal.
+// both the log and its removal. A body as Fields writes it is read by a
+// strict scanner (scan.go); any other is read by encoding/json, which
+// decides what the format accepts. The Event's strings may share the
+// body's memory.
 func ParseEntry(fields map[string]string) (Event, error) {
 	var e Event
 	body, ok := fields["event"]
 	if !ok {
 		return e, fmt.Errorf("stream entry has no event field")
 	}
-	if err := json.Unmarshal([]byte(body), &e); err != nil {
-		return e, fmt.Errorf("decode event %q: %w", fields["id"], err)
+	if !scanEvent(body, &e) {
+		var err error
+		if e, err = unmarshalEvent(body); err != nil {
+			return e, fmt.Errorf("decode event %q: %w", fields["id"], err)
+		}
 	}
 	if id := fields["id"]; id != "" {
 		e.ID = id
@@ -110,4 +116,12 @@ func ParseEntry(fields map[string]string) (Event, error) {
 		return e, fmt.Errorf("stream entry %q: bad id or type %q", e.ID, e.Type)
 	}
 	return e, nil
+}
+
+// unmarshalEvent is encoding/json's reading of an event body (apart, so
+// that ParseEntry's Event stays on the stack when the scanner reads it).
+func unmarshalEvent(body string) (Event, error) {
+	var e Event
+	err := json.Unmarshal([]byte(body), &e)
+	return e, err
 }

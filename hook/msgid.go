@@ -84,14 +84,25 @@ func MessageIDWidth(w time.Duration, endpointID, eventID, typ string, blockTime,
 	if t.Before(now.Add(-back)) || t.After(now.Add(ahead)) {
 		t = PartitionStart(now, w)
 	}
-	sum := sha256.Sum256([]byte(endpointID + "\x00" + eventID + "\x00" + typ))
+	// The hash input and the id are built in stack buffers: the id string
+	// is the only allocation (one per message on process's hot path).
+	var in [256]byte
+	b := append(in[:0], endpointID...)
+	b = append(b, 0)
+	b = append(b, eventID...)
+	b = append(b, 0)
+	b = append(b, typ...)
+	sum := sha256.Sum256(b)
 	var id ulid.ULID
 	copy(id[6:], sum[:10])
 	if err := id.SetTime(ulid.Timestamp(t)); err != nil {
 		// Only times past year 10889 overflow; the window rules them out.
 		panic(err)
 	}
-	return MessageIDPrefix + id.String()
+	var out [len(MessageIDPrefix) + ulid.EncodedSize]byte
+	copy(out[:], MessageIDPrefix)
+	_ = id.MarshalTextTo(out[len(MessageIDPrefix):])
+	return string(out[:])
 }
 
 // MessageTime is the time encoded in a message id (when it was made, or

@@ -1,8 +1,12 @@
 package hook
 
 import (
+	"crypto/sha256"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/oklog/ulid/v2"
 )
 
 // The same event re-processed after midnight (a Redis loss, minutes later)
@@ -111,5 +115,42 @@ func TestMessageIDFollowsThePartitionWidth(t *testing.T) {
 	}
 	if got := PartitionStart(time.Date(2026, 12, 1, 23, 59, 0, 0, time.FixedZone("x", 3600)), 8*time.Hour); !got.Equal(time.Date(2026, 12, 1, 16, 0, 0, 0, time.UTC)) {
 		t.Errorf("PartitionStart of 22:59 UTC in 8h slots: %s, want 16:00 UTC", got)
+	}
+}
+
+// referenceMessageID is MessageIDWidth as first written (string
+// concatenation, ulid.String): the ids must not change.
+func referenceMessageID(w time.Duration, endpointID, eventID, typ string, blockTime, now time.Time) string {
+	back, ahead := msgWindow(w)
+	t := blockTime
+	if t.Before(now.Add(-back)) || t.After(now.Add(ahead)) {
+		t = PartitionStart(now, w)
+	}
+	sum := sha256.Sum256([]byte(endpointID + "\x00" + eventID + "\x00" + typ))
+	var id ulid.ULID
+	copy(id[6:], sum[:10])
+	if err := id.SetTime(ulid.Timestamp(t)); err != nil {
+		panic(err)
+	}
+	return MessageIDPrefix + id.String()
+}
+
+func TestMessageIDIsUnchangedAndAllocatesOnlyItsString(t *testing.T) {
+	now := time.Date(2026, 12, 1, 15, 4, 5, 0, time.UTC)
+	long := strings.Repeat("e", 300) // past the stack buffer
+	for i, c := range []struct{ ep, ev, typ string }{
+		{"ep_01J0000000000000000000000", "31337:0x" + strings.Repeat("ab", 32) + ":7", TypeLog},
+		{"ep_1", "1:0xab:3", TypeLogRemoved}, {"", "", ""}, {long, long, TypeLogFinalized}, {"ep_\x00", "\xff", "log"},
+	} {
+		for _, block := range []time.Time{now.Add(-time.Minute), time.Unix(1_700_000_000, 0)} {
+			got := MessageIDWidth(time.Hour, c.ep, c.ev, c.typ, block, now)
+			if want := referenceMessageID(time.Hour, c.ep, c.ev, c.typ, block, now); got != want {
+				t.Errorf("case %d: %s, want %s", i, got, want)
+			}
+		}
+	}
+	ep, ev := "ep_01J0000000000000000000000", "31337:0x"+strings.Repeat("ab", 32)+":7"
+	if n := testing.AllocsPerRun(100, func() { _ = MessageID(ep, ev, TypeLog, now, now) }); n > 1 {
+		t.Fatalf("MessageID allocates %v times, want 1 (the id)", n)
 	}
 }

@@ -3,6 +3,8 @@ package process
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
@@ -81,10 +83,19 @@ func lockSQL(exclusive bool) string {
 
 // messageRows gives rows to msgstate.Insert, which inserts them skipping
 // those that exist already and, with tombstones, those whose event was
-// removed before it was queued.
+// removed before it was queued. They go in endpoint order (stable, so each
+// endpoint's rows keep their chain order): the inserts then touch each
+// endpoint's index pages together instead of every endpoint's pages in
+// turn, as a read's rows in stream order do.
 func messageRows(rows []msgRow) *msgstate.Rows {
+	order := make([]int32, len(rows))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortStableFunc(order, func(a, b int32) int { return strings.Compare(rows[a].endpointID, rows[b].endpointID) })
 	out := msgstate.MakeRows(len(rows))
-	for i, r := range rows {
+	for i, at := range order {
+		r := &rows[at]
 		out.IDs[i], out.AppIDs[i], out.EndpointIDs[i], out.EventIDs[i], out.Types[i], out.WebhookIDs[i] =
 			r.id, r.appID, r.endpointID, r.eventID, r.typ, r.webhookID
 		out.ChainIDs[i], out.BlockNumbers[i], out.BlockHashes[i], out.TxHashes[i], out.Payloads[i], out.States[i] =

@@ -2,7 +2,6 @@ package process
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -180,7 +179,7 @@ func (m *Module) handleHistory(ctx context.Context, chainID uint64, key string, 
 		if head > ev.Block.Number {
 			conf = head - ev.Block.Number
 		}
-		body, err := json.Marshal(newPayload(ev, hook.TypeLog, t.ep.ID, r, conf))
+		body, err := encodePayload(nil, ev, hook.TypeLog, t.ep.ID, r, conf)
 		if err != nil {
 			m.ix.mu.RUnlock()
 			return fmt.Errorf("encode payload of %s for %s: %w", ev.ID, t.ep.ID, err)

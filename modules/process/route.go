@@ -1,7 +1,6 @@
 package process
 
 import (
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -87,6 +86,11 @@ func (m *Module) route(chainID uint64, entries []rueidis.XRangeEntry, head uint6
 	}
 	var matches []match
 	var events []hook.Event
+	// The read's payloads share large buffers (one allocation for many
+	// bodies instead of several growing each): a body is capped at its
+	// length, so nothing appends into its neighbour.
+	var arena []byte
+	var err error
 	removalIDs := map[string]bool{}
 	var specialErrs map[string]error
 	out.fin, out.finLast, out.blockRemovals, specialErrs = specialEntries(entries)
@@ -102,7 +106,7 @@ func (m *Module) route(chainID uint64, entries []rueidis.XRangeEntry, head uint6
 			}
 			continue
 		}
-		ev, err := parseEntry(e.FieldValues)
+		ev, err := hook.ParseEntry(e.FieldValues)
 		if err != nil {
 			m.met.badEntries.WithLabelValues(chain, cid).Inc()
 			m.log.Error("unreadable stream entry skipped", zap.Uint64("chain", chainID), zap.String("entry", e.ID), zap.Error(err))
@@ -151,10 +155,15 @@ func (m *Module) route(chainID uint64, entries []rueidis.XRangeEntry, head uint6
 			if typ == hook.TypeLog && len(removalIDs) > 0 {
 				logsRead[[2]string{t.ep.ID, ev.ID}] = true
 			}
-			body, err := json.Marshal(newPayload(ev, typ, t.ep.ID, r, conf))
+			if cap(arena)-len(arena) < 2048 {
+				arena = make([]byte, 0, 64<<10)
+			}
+			start := len(arena)
+			arena, err = encodePayload(arena, ev, typ, t.ep.ID, r, conf)
 			if err != nil {
 				return routed{}, fmt.Errorf("encode payload of %s for %s: %w", ev.ID, t.ep.ID, err)
 			}
+			body := arena[start:len(arena):len(arena)]
 			row := msgRow{
 				id: hook.MessageID(t.ep.ID, ev.ID, typ, time.Unix(int64(ev.Block.Timestamp), 0), now), appID: t.ep.AppID, endpointID: t.ep.ID, eventID: ev.ID, typ: typ,
 				webhookID: hook.WebhookID(ev.ID, typ), chainID: int64(ev.Chain.ID), blockNumber: int64(ev.Block.Number),
