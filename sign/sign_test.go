@@ -44,3 +44,29 @@ func TestVerifyAcceptsEitherRotatedSignatureAndRejectsStaleTimestamp(t *testing.
 		t.Fatal("5-byte secret accepted")
 	}
 }
+
+// BenchmarkHeaderOf: the webhook-signature header of one ~400-byte payload,
+// with one secret and during a rotation (two).
+//
+//	go test -run '^$' -bench HeaderOf -benchmem ./sign/
+func BenchmarkHeaderOf(b *testing.B) {
+	body := []byte(`{"id":"1:0x` + strings.Repeat("ab", 32) + `:12","type":"log","chain":{"id":1,"name":"eth"},"log":{"address":"0x` +
+		strings.Repeat("ef", 20) + `","topics":["0x` + strings.Repeat("12", 32) + `"],"data":"0x` + strings.Repeat("00", 64) + `","index":12}}`)
+	var signers []Signer
+	for range 2 {
+		s, _ := NewSecret()
+		sg, err := NewSigner(s)
+		if err != nil {
+			b.Fatal(err)
+		}
+		signers = append(signers, sg)
+	}
+	for _, n := range []int{1, 2} {
+		b.Run(strings.Repeat("k", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				HeaderOf(signers[:n], "1:0xabc:12", 1700000000+int64(i), body)
+			}
+		})
+	}
+}
