@@ -40,7 +40,7 @@ func benchPostModule(b *testing.B) (*Module, *endpoint, *job) {
 		b.Fatal(err)
 	}
 	ep := &endpoint{id: "ep_1", url: srv.URL + "/hook", enabled: true, key: key,
-		headers: map[string]string{"X-Tenant": "acme", "Authorization": "Bearer s3cret"}}
+		custom: customHeaders(map[string]string{"X-Tenant": "acme", "Authorization": "Bearer s3cret"})}
 	payload := `{"id":"1:0x` + strings.Repeat("ab", 32) + `:12","type":"log","chain":{"id":1,"name":"eth"},"log":{"address":"0x` +
 		strings.Repeat("ef", 20) + `","topics":["0x` + strings.Repeat("12", 32) + `"],"data":"0x` + strings.Repeat("00", 64) + `","index":12}}`
 	j := &job{id: "msg_1", endpointID: ep.id, webhookID: "1:0x" + strings.Repeat("ab", 32) + ":12", payload: []byte(payload)}

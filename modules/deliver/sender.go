@@ -8,7 +8,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/textproto"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -88,19 +90,67 @@ type attempt struct {
 	latency     time.Duration
 }
 
+// customHeader is one of an endpoint's static headers, worked out when
+// the endpoint is loaded rather than per request: the canonical name and
+// value sent, and the lower-case name and value (a credential-looking one
+// masked) the attempt log shows.
+type customHeader struct {
+	name     string
+	values   []string // one value, shared by every request: read only
+	logName  string
+	logValue string
+}
+
+// customHeaders prepares an endpoint's static headers: reserved names are
+// skipped (whatever a row written around the endpoint service holds) and of
+// two spellings of one name the last in sorted order wins.
+func customHeaders(h map[string]string) []customHeader {
+	var out []customHeader
+	for _, k := range keys(h) {
+		if endpointsvc.Reserved(k) {
+			continue
+		}
+		v := h[k]
+		c := customHeader{name: textproto.CanonicalMIMEHeaderKey(k), values: []string{v}, logName: strings.ToLower(k), logValue: v}
+		// The attempt log shows which headers went out; a value that looks
+		// like a credential (Authorization, X-Api-Key, ...) is masked there.
+		if redact.Sensitive(k) {
+			c.logValue = redact.Mask
+		}
+		if i := slices.IndexFunc(out, func(o customHeader) bool { return o.name == c.name }); i >= 0 {
+			out[i] = c
+			continue
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// The request headers every webhook carries, by their canonical names (set
+// straight into the http.Header, as Set would have canonicalized them).
+const (
+	headerContentType = "Content-Type"
+	headerUserAgent   = "User-Agent"
+	headerID          = "Webhook-Id"
+	headerTimestamp   = "Webhook-Timestamp"
+	headerSignature   = "Webhook-Signature"
+)
+
+var jsonContentType = []string{"application/json"} // shared by every request: read only
+
 // post sends one signed webhook and classifies the answer.
 func (m *Module) post(ctx context.Context, ep *endpoint, j *job) attempt {
 	now := m.now()
 	ts := now.Unix()
+	tsText := strconv.FormatInt(ts, 10)
 	sig := sign.HeaderOf(ep.keys(now), j.webhookID, ts, j.payload)
 	var a attempt
-	a.reqHeaders = map[string]string{
-		"content-type":      "application/json",
-		"user-agent":        m.userAgent,
-		"webhook-id":        j.webhookID,
-		"webhook-timestamp": strconv.FormatInt(ts, 10),
-		"webhook-signature": sig,
-	}
+	a.reqHeaders = make(map[string]string, len(ep.custom)+5)
+	a.reqHeaders["content-type"] = "application/json"
+	a.reqHeaders["user-agent"] = m.userAgent
+	a.reqHeaders["webhook-id"] = j.webhookID
+	a.reqHeaders["webhook-timestamp"] = tsText
+	a.reqHeaders["webhook-signature"] = sig
 	ctx, cancel := context.WithTimeout(ctx, m.cfg.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.url, bytes.NewReader(j.payload))
@@ -108,26 +158,20 @@ func (m *Module) post(ctx context.Context, ep *endpoint, j *job) attempt {
 		a.errClass, a.errText = "request", fmt.Sprintf("build request: %v", err)
 		return a
 	}
-	// Custom headers first, so the headers below always win; a reserved
-	// name is skipped here too, whatever a row written around the
-	// endpoint service holds.
-	for k, v := range ep.headers {
-		if endpointsvc.Reserved(k) {
-			continue
-		}
-		req.Header.Set(k, v)
-		// The attempt log shows which headers went out; a value that looks
-		// like a credential (Authorization, X-Api-Key, ...) is masked there.
-		if redact.Sensitive(k) {
-			v = redact.Mask
-		}
-		a.reqHeaders[strings.ToLower(k)] = v
+	// Custom headers first, so the headers below always win (customHeaders
+	// has skipped the reserved names already).
+	h := make(http.Header, len(ep.custom)+5)
+	for _, c := range ep.custom {
+		h[c.name] = c.values
+		a.reqHeaders[c.logName] = c.logValue
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", m.userAgent)
-	req.Header.Set("webhook-id", j.webhookID)
-	req.Header.Set("webhook-timestamp", a.reqHeaders["webhook-timestamp"])
-	req.Header.Set("webhook-signature", sig)
+	vals := []string{m.userAgent, j.webhookID, tsText, sig} // one allocation for four values
+	h[headerContentType] = jsonContentType
+	h[headerUserAgent] = vals[0:1:1]
+	h[headerID] = vals[1:2:2]
+	h[headerTimestamp] = vals[2:3:3]
+	h[headerSignature] = vals[3:4:4]
+	req.Header = h
 	client := m.client
 	if ep.allowRedirects {
 		client = m.follow
