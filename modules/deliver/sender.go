@@ -3,6 +3,7 @@ package deliver
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -172,12 +173,8 @@ func (m *Module) post(ctx context.Context, ep *endpoint, j *job) attempt {
 	h[headerTimestamp] = vals[2:3:3]
 	h[headerSignature] = vals[3:4:4]
 	req.Header = h
-	client := m.client
-	if ep.allowRedirects {
-		client = m.follow
-	}
 	start := time.Now()
-	resp, err := client.Do(req)
+	resp, err := m.do(req, ep.allowRedirects)
 	if err != nil {
 		a.latency = time.Since(start)
 		a.errClass, a.errText = classify(err)
@@ -208,6 +205,30 @@ func (m *Module) post(ctx context.Context, ep *endpoint, j *job) attempt {
 		a.retryAfter = retry.ParseRetryAfter(resp.Header.Get("Retry-After"), now)
 	}
 	return a
+}
+
+// do sends req. When no redirect is to be followed (and the URL has no
+// userinfo, which the client turns into basic auth) the request goes
+// straight to the transport: http.Client would copy its headers for
+// redirects it never follows, on every attempt. Errors are wrapped as the
+// client wraps them (a *url.Error naming the method and URL), and a plain
+// HTTP answer to an https URL is named as the client names it.
+func (m *Module) do(req *http.Request, follow bool) (*http.Response, error) {
+	if follow {
+		return m.follow.Do(req)
+	}
+	if req.URL.User != nil {
+		return m.client.Do(req)
+	}
+	resp, err := m.client.Transport.RoundTrip(req)
+	if err != nil {
+		var rh tls.RecordHeaderError
+		if errors.As(err, &rh) && string(rh.RecordHeader[:]) == "HTTP/" {
+			err = http.ErrSchemeMismatch
+		}
+		return nil, &url.Error{Op: "Post", URL: req.URL.String(), Err: err}
+	}
+	return resp, nil
 }
 
 // storedHeaders picks the headers kept with an attempt, within
