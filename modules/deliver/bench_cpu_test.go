@@ -2,7 +2,6 @@ package deliver
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -75,14 +74,16 @@ func processCPU() time.Duration {
 // BenchmarkAttemptHeaders: the request and response headers of one
 // attempt as the attempt row stores them.
 func BenchmarkAttemptHeaders(b *testing.B) {
-	req := map[string]string{"content-type": "application/json", "user-agent": "ethhook/1.2.3",
-		"webhook-id": "1:0x" + strings.Repeat("ab", 32) + ":12", "webhook-timestamp": "1700000000",
-		"webhook-signature": "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=", "x-tenant": "acme"}
-	resp := map[string]string{"content-length": "0", "server": "nginx"}
+	req := requestHeaders(customHeaders(map[string]string{"X-Tenant": "acme"}), "ethhook/1.2.3",
+		"1:0x"+strings.Repeat("ab", 32)+":12", "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=", "1700000000")
+	resp := storedHeaders(http.Header{"Content-Length": {"0"}, "Server": {"nginx"}})
 	b.ReportAllocs()
+	var buf []byte
 	for b.Loop() {
-		q, _ := json.Marshal(req)
-		r, _ := json.Marshal(resp)
+		buf = appendHeadersJSON(buf[:0], req)
+		q := string(buf)
+		buf = appendHeadersJSON(buf[:0], resp)
+		r := string(buf)
 		if len(q) == 0 || len(r) == 0 {
 			b.Fatal("empty")
 		}

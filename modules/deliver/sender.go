@@ -84,8 +84,8 @@ type attempt struct {
 	status      int
 	errClass    string
 	errText     string
-	reqHeaders  map[string]string
-	respHeaders map[string]string
+	reqHeaders  []header // sorted by name
+	respHeaders []header // sorted by name
 	excerpt     string
 	retryAfter  time.Duration
 	latency     time.Duration
@@ -124,7 +124,27 @@ func customHeaders(h map[string]string) []customHeader {
 		}
 		out = append(out, c)
 	}
+	// Sorted as the attempt log stores them (requestHeaders merges them).
+	slices.SortFunc(out, func(a, b customHeader) int { return strings.Compare(a.logName, b.logName) })
 	return out
+}
+
+// requestHeaders lists the headers of a request as the attempt log keeps
+// them, sorted by name: the endpoint's custom ones (sorted, never a
+// reserved name) merged with the five every webhook carries.
+func requestHeaders(custom []customHeader, userAgent, id, sig, ts string) []header {
+	fixed := [...]header{{"content-type", "application/json"}, {"user-agent", userAgent},
+		{"webhook-id", id}, {"webhook-signature", sig}, {"webhook-timestamp", ts}}
+	out := make([]header, 0, len(fixed)+len(custom))
+	i := 0
+	for _, c := range custom {
+		for i < len(fixed) && fixed[i].name < c.logName {
+			out = append(out, fixed[i])
+			i++
+		}
+		out = append(out, header{c.logName, c.logValue})
+	}
+	return append(out, fixed[i:]...)
 }
 
 // The request headers every webhook carries, by their canonical names (set
@@ -146,12 +166,7 @@ func (m *Module) post(ctx context.Context, ep *endpoint, j *job) attempt {
 	tsText := strconv.FormatInt(ts, 10)
 	sig := sign.HeaderOf(ep.keys(now), j.webhookID, ts, j.payload)
 	var a attempt
-	a.reqHeaders = make(map[string]string, len(ep.custom)+5)
-	a.reqHeaders["content-type"] = "application/json"
-	a.reqHeaders["user-agent"] = m.userAgent
-	a.reqHeaders["webhook-id"] = j.webhookID
-	a.reqHeaders["webhook-timestamp"] = tsText
-	a.reqHeaders["webhook-signature"] = sig
+	a.reqHeaders = requestHeaders(ep.custom, m.userAgent, j.webhookID, sig, tsText)
 	ctx, cancel := context.WithTimeout(ctx, m.cfg.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.url, bytes.NewReader(j.payload))
@@ -164,7 +179,6 @@ func (m *Module) post(ctx context.Context, ep *endpoint, j *job) attempt {
 	h := make(http.Header, len(ep.custom)+5)
 	for _, c := range ep.custom {
 		h[c.name] = c.values
-		a.reqHeaders[c.logName] = c.logValue
 	}
 	vals := []string{m.userAgent, j.webhookID, tsText, sig} // one allocation for four values
 	h[headerContentType] = jsonContentType
@@ -232,9 +246,10 @@ func (m *Module) do(req *http.Request, follow bool) (*http.Response, error) {
 }
 
 // storedHeaders picks the headers kept with an attempt, within
-// maxHeaderValue each and maxStoredHeaders in all (names included).
-func storedHeaders(h http.Header) map[string]string {
-	out := map[string]string{}
+// maxHeaderValue each and maxStoredHeaders in all (names included), sorted
+// by name.
+func storedHeaders(h http.Header) []header {
+	var out []header
 	total := 0
 	for _, name := range keptResponseHeaders {
 		v := h.Get(name)
@@ -246,9 +261,10 @@ func storedHeaders(h http.Header) map[string]string {
 		if v == "" {
 			break // no room left
 		}
-		out[key] = v
+		out = append(out, header{key, v})
 		total += len(key) + len(v)
 	}
+	slices.SortFunc(out, func(a, b header) int { return strings.Compare(a.name, b.name) })
 	return out
 }
 
