@@ -33,7 +33,7 @@ import (
 // queue depth. The producer inserts as process does (its statement, a pool
 // of its own, a tx and block hash per row). The window is ETHHOOK_BENCH_SECONDS (default 60); -benchtime
 // 1x: one run is one window. ETHHOOK_BENCH_RATE replaces the rate (events/s
-// in all).
+// in all), ETHHOOK_BENCH_ENDPOINTS the number of endpoints.
 //
 //	go test -run '^$' -bench 'Paced' -benchtime 1x -timeout 30m ./modules/deliver/
 
@@ -81,6 +81,9 @@ func pacedRun(b *testing.B, endpoints int, rate int, fifo bool) pacedResult {
 	e.cfg.Delivery.LeaseTimeout = config.DefaultDelivery().LeaseTimeout
 	if n, err := strconv.Atoi(os.Getenv("ETHHOOK_BENCH_RATE")); err == nil && n > 0 {
 		rate = n // a lower rate, to measure CPU per webhook on a machine that cannot keep up
+	}
+	if n, err := strconv.Atoi(os.Getenv("ETHHOOK_BENCH_ENDPOINTS")); err == nil && n > 0 {
+		endpoints = n // fewer endpoints with the lower rate keep each at 1 event/s
 	}
 	window := benchSeconds()
 	var mu sync.Mutex

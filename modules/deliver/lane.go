@@ -62,6 +62,12 @@ func (l *lane) poke() {
 // roomLocked is how many more messages the lane may take.
 func (l *lane) roomLocked() int { return l.depth - len(l.queue) - l.inflight - l.reserved }
 
+// quietLocked reports whether the lane has nothing to do: nothing queued,
+// in flight or reserved, no pull under way, no backlog suspected.
+func (l *lane) quietLocked() bool {
+	return len(l.queue) == 0 && l.inflight == 0 && l.reserved == 0 && !l.pulling && !l.backlogLocked()
+}
+
 // backlogLocked reports whether a backlog is suspected.
 func (l *lane) backlogLocked() bool { return l.hinted != l.cleared }
 
@@ -104,19 +110,27 @@ func (l *lane) run(ctx context.Context) {
 	defer idle.Stop()
 	// wait blocks until the lane is poked, also (when not nil) until more
 	// may be held, or at most d: a safety net, never the hot path, which
-	// runs on pokes.
+	// runs on pokes. timedOut says whether d ran out.
+	timedOut := false
 	wait := func(d time.Duration, holdRoom <-chan struct{}) bool {
 		idle.Reset(d)
 		defer idle.Stop()
+		timedOut = false
 		select {
 		case <-ctx.Done():
 			return false
 		case <-l.wake:
 		case <-holdRoom:
 		case <-idle.C:
+			timedOut = true
 		}
 		return true
 	}
+	// A lane with nothing to do lingers for laneLinger before it retires,
+	// so an endpoint sent to every second or so keeps its lane (its
+	// goroutine, timer, breaker) instead of starting and tearing one down
+	// per webhook; lingered: the last wait was such a linger, and ran out.
+	lingered := false
 	defer l.drop()
 	for ctx.Err() == nil {
 		ep, err := m.endpoints.get(ctx, l.id)
@@ -150,16 +164,31 @@ func (l *lane) run(ctx context.Context) {
 		l.mu.Lock()
 		next := l.nextLocked()
 		if next < 0 || l.inflight >= m.cfg.ConcurrencyPerEndpoint {
-			empty := len(l.queue) == 0
+			quiet := l.quietLocked()
 			l.mu.Unlock()
-			if empty && m.lanes.retire(l, false) {
-				return
+			d := l.nextPullIn(time.Minute)
+			if quiet {
+				if lingered || !m.lanes.startLinger() {
+					if m.lanes.retire(l, false) {
+						return
+					}
+				} else {
+					ok := wait(m.lanes.lingerFor(), holdRoom)
+					m.lanes.endLinger()
+					if !ok {
+						return
+					}
+					lingered = timedOut
+					continue
+				}
 			}
-			if !wait(l.nextPullIn(time.Minute), holdRoom) {
+			lingered = false
+			if !wait(d, holdRoom) {
 				return
 			}
 			continue
 		}
+		lingered = false
 		ok, d := l.br.allow(m.now())
 		l.mu.Unlock()
 		if !ok {
