@@ -63,6 +63,25 @@ func BenchmarkPost(b *testing.B) {
 	b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
 }
 
+// BenchmarkPostOnSenders: the same attempts, run as lanes run them now,
+// on senders (goroutines that wait for the next attempt).
+func BenchmarkPostOnSenders(b *testing.B) {
+	m, ep, j := benchPostModule(b)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var s senders
+	b.ReportAllocs()
+	done := make(chan attempt)
+	cpu0 := processCPU()
+	for b.Loop() {
+		s.run(ctx, func() { done <- m.post(ctx, ep, j) })
+		if a := <-done; a.status != http.StatusNoContent {
+			b.Fatalf("attempt %+v", a)
+		}
+	}
+	b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+}
+
 // processCPU is this process's user and system CPU time: a loaded machine
 // stretches ns/op, the CPU an attempt costs (receiver included) less so.
 func processCPU() time.Duration {

@@ -228,7 +228,7 @@ func (l *lane) run(ctx context.Context) {
 		l.inflight++
 		l.mu.Unlock()
 		m.sends.Add(1)
-		go m.send(ctx, l, ep, j)
+		m.lanes.senders.run(ctx, func() { m.send(ctx, l, ep, j) })
 	}
 }
 

@@ -20,6 +20,8 @@ type lanes struct {
 	by        map[string]*lane
 	lingering int          // lanes with nothing to do waiting laneLinger before they retire
 	linger    atomic.Int64 // tests: replaces laneLinger (ns) when not 0
+
+	senders senders // the goroutines lanes make their attempts on
 }
 
 // A lane with nothing to do waits laneLinger for its endpoint's next
