@@ -129,8 +129,7 @@ func (l *lane) run(ctx context.Context) {
 	// A lane with nothing to do lingers for laneLinger before it retires,
 	// so an endpoint sent to every second or so keeps its lane (its
 	// goroutine, timer, breaker) instead of starting and tearing one down
-	// per webhook; lingered: the last wait was such a linger, and ran out.
-	lingered := false
+	// per webhook.
 	defer l.drop()
 	for ctx.Err() == nil {
 		ep, err := m.endpoints.get(ctx, l.id)
@@ -166,29 +165,28 @@ func (l *lane) run(ctx context.Context) {
 		if next < 0 || l.inflight >= m.cfg.ConcurrencyPerEndpoint {
 			quiet := l.quietLocked()
 			l.mu.Unlock()
-			d := l.nextPullIn(time.Minute)
 			if quiet {
-				if lingered || !m.lanes.startLinger() {
+				if !m.lanes.startLinger() {
 					if m.lanes.retire(l, false) {
 						return
 					}
 				} else {
 					ok := wait(m.lanes.lingerFor(), holdRoom)
 					m.lanes.endLinger()
-					if !ok {
+					// Retire as soon as the linger runs out, before the
+					// loop reads the endpoint again (by then its cache entry
+					// may be stale: a query to load it for nothing).
+					if !ok || timedOut && m.lanes.retire(l, false) {
 						return
 					}
-					lingered = timedOut
 					continue
 				}
 			}
-			lingered = false
-			if !wait(d, holdRoom) {
+			if !wait(l.nextPullIn(time.Minute), holdRoom) {
 				return
 			}
 			continue
 		}
-		lingered = false
 		ok, d := l.br.allow(m.now())
 		l.mu.Unlock()
 		if !ok {
