@@ -34,7 +34,8 @@ import (
 // queue depth. The producer inserts as process does (its statement, a pool
 // of its own, a tx and block hash per row). The window is ETHHOOK_BENCH_SECONDS (default 60); -benchtime
 // 1x: one run is one window. ETHHOOK_BENCH_RATE replaces the rate (events/s
-// in all), ETHHOOK_BENCH_ENDPOINTS the number of endpoints.
+// in all), ETHHOOK_BENCH_ENDPOINTS the number of endpoints,
+// ETHHOOK_BENCH_LANE_LINGER how long idle lanes linger (e.g. 1ns, 3s).
 //
 //	go test -run '^$' -bench 'Paced' -benchtime 1x -timeout 30m ./modules/deliver/
 
@@ -111,7 +112,10 @@ func pacedRun(b *testing.B, endpoints int, rate int, fifo bool) pacedResult {
 	app := e.app(b, "unlimited")
 	eps := e.manyEndpoints(b, app, srv.URL, endpoints, fifo)
 	producer := testenv.NamedPool(b, e.pool, "producer")
-	e.start(b)
+	m, _ := e.start(b)
+	if d, err := time.ParseDuration(os.Getenv("ETHHOOK_BENCH_LANE_LINGER")); err == nil && d > 0 {
+		m.lanes.linger.Store(int64(d)) // how long idle lanes linger (1ns: they retire at once, as before lanes lingered)
+	}
 	time.Sleep(500 * time.Millisecond)
 	ctx := context.Background()
 	b.ResetTimer()
