@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -33,7 +34,8 @@ import (
 // queue depth. The producer inserts as process does (its statement, a pool
 // of its own, a tx and block hash per row). The window is ETHHOOK_BENCH_SECONDS (default 60); -benchtime
 // 1x: one run is one window. ETHHOOK_BENCH_RATE replaces the rate (events/s
-// in all).
+// in all), ETHHOOK_BENCH_ENDPOINTS the number of endpoints,
+// ETHHOOK_BENCH_LANE_LINGER how long idle lanes linger (e.g. 1ns, 3s).
 //
 //	go test -run '^$' -bench 'Paced' -benchtime 1x -timeout 30m ./modules/deliver/
 
@@ -82,6 +84,9 @@ func pacedRun(b *testing.B, endpoints int, rate int, fifo bool) pacedResult {
 	if n, err := strconv.Atoi(os.Getenv("ETHHOOK_BENCH_RATE")); err == nil && n > 0 {
 		rate = n // a lower rate, to measure CPU per webhook on a machine that cannot keep up
 	}
+	if n, err := strconv.Atoi(os.Getenv("ETHHOOK_BENCH_ENDPOINTS")); err == nil && n > 0 {
+		endpoints = n // fewer endpoints with the lower rate keep each at 1 event/s
+	}
 	window := benchSeconds()
 	var mu sync.Mutex
 	var res pacedResult
@@ -107,10 +112,14 @@ func pacedRun(b *testing.B, endpoints int, rate int, fifo bool) pacedResult {
 	app := e.app(b, "unlimited")
 	eps := e.manyEndpoints(b, app, srv.URL, endpoints, fifo)
 	producer := testenv.NamedPool(b, e.pool, "producer")
-	e.start(b)
+	m, _ := e.start(b)
+	if d, err := time.ParseDuration(os.Getenv("ETHHOOK_BENCH_LANE_LINGER")); err == nil && d > 0 {
+		m.lanes.linger.Store(int64(d)) // how long idle lanes linger (1ns: they retire at once, as before lanes lingered)
+	}
 	time.Sleep(500 * time.Millisecond)
 	ctx := context.Background()
 	b.ResetTimer()
+	cpu0 := processCPU()
 	const tickEvery = 10 * time.Millisecond
 	tick := time.NewTicker(tickEvery)
 	defer tick.Stop()
@@ -165,6 +174,7 @@ func pacedRun(b *testing.B, endpoints int, rate int, fifo bool) pacedResult {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	cpu := processCPU() - cpu0
 	b.StopTimer()
 	mu.Lock()
 	defer mu.Unlock()
@@ -181,6 +191,10 @@ func pacedRun(b *testing.B, endpoints int, rate int, fifo bool) pacedResult {
 	b.ReportMetric(float64(res.received)/res.window.Seconds(), "webhooks/s")
 	b.ReportMetric(float64(res.backlog), "backlog_after_5s")
 	b.ReportMetric(float64(produced), "produced")
+	// The CPU this process (deliver, producer and receiver) spent from the
+	// first commit to the last webhook, per 1,000 produced: on a loaded
+	// machine the wall-clock figures stretch, this much less.
+	b.ReportMetric(float64(cpu.Milliseconds())/float64(max(produced, 1))*1000, "cpu_ms/1k")
 	return res
 }
 
@@ -249,4 +263,12 @@ func BenchmarkFIFOEndpointBacklog(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/el.Seconds(), "webhooks/s")
+}
+
+// processCPU is this process's user and system CPU time: a loaded machine
+// stretches wall-clock figures, the CPU a webhook costs less so.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -21,8 +21,8 @@ type endpoint struct {
 	enabled        bool
 	rateLimit      int // events/s, 0 = unlimited
 	allowRedirects bool
-	fifo           bool              // ordering fifo: its lane pulls in chain order (fifo.go)
-	headers        map[string]string // custom static headers (validated by package endpoint)
+	fifo           bool           // ordering fifo: its lane pulls in chain order (fifo.go)
+	custom         []customHeader // custom static headers (validated by package endpoint), ready to send
 	policy         retry.Policy
 	key            sign.Signer // the current secret: whsec_ (v1) or whsk_ (v1a)
 	old            []oldKey    // rotated-out secrets, newest expiry first
@@ -195,12 +195,14 @@ func (c *endpointCache) loadMany(ctx context.Context, ids []string) (map[string]
 			epRate, planRate int
 			schedule         string
 			secret           []byte
+			headers          map[string]string
 		)
 		if err := rows.Scan(&e.id, &e.appID, &e.url, &e.enabled, &epRate, &planRate, &schedule, &e.allowRedirects,
-			&secret, &e.fifo, &e.headers); err != nil {
+			&secret, &e.fifo, &headers); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("load %d endpoints: %w", len(ids), err)
 		}
+		e.custom = customHeaders(headers)
 		e.rateLimit = epRate
 		if e.rateLimit == 0 {
 			e.rateLimit = planRate

@@ -62,6 +62,12 @@ func (l *lane) poke() {
 // roomLocked is how many more messages the lane may take.
 func (l *lane) roomLocked() int { return l.depth - len(l.queue) - l.inflight - l.reserved }
 
+// quietLocked reports whether the lane has nothing to do: nothing queued,
+// in flight or reserved, no pull under way, no backlog suspected.
+func (l *lane) quietLocked() bool {
+	return len(l.queue) == 0 && l.inflight == 0 && l.reserved == 0 && !l.pulling && !l.backlogLocked()
+}
+
 // backlogLocked reports whether a backlog is suspected.
 func (l *lane) backlogLocked() bool { return l.hinted != l.cleared }
 
@@ -104,19 +110,26 @@ func (l *lane) run(ctx context.Context) {
 	defer idle.Stop()
 	// wait blocks until the lane is poked, also (when not nil) until more
 	// may be held, or at most d: a safety net, never the hot path, which
-	// runs on pokes.
+	// runs on pokes. timedOut says whether d ran out.
+	timedOut := false
 	wait := func(d time.Duration, holdRoom <-chan struct{}) bool {
 		idle.Reset(d)
 		defer idle.Stop()
+		timedOut = false
 		select {
 		case <-ctx.Done():
 			return false
 		case <-l.wake:
 		case <-holdRoom:
 		case <-idle.C:
+			timedOut = true
 		}
 		return true
 	}
+	// A lane with nothing to do lingers for laneLinger before it retires,
+	// so an endpoint sent to every second or so keeps its lane (its
+	// goroutine, timer, breaker) instead of starting and tearing one down
+	// per webhook.
 	defer l.drop()
 	for ctx.Err() == nil {
 		ep, err := m.endpoints.get(ctx, l.id)
@@ -150,10 +163,24 @@ func (l *lane) run(ctx context.Context) {
 		l.mu.Lock()
 		next := l.nextLocked()
 		if next < 0 || l.inflight >= m.cfg.ConcurrencyPerEndpoint {
-			empty := len(l.queue) == 0
+			quiet := l.quietLocked()
 			l.mu.Unlock()
-			if empty && m.lanes.retire(l, false) {
-				return
+			if quiet {
+				if !m.lanes.startLinger() {
+					if m.lanes.retire(l, false) {
+						return
+					}
+				} else {
+					ok := wait(m.lanes.lingerFor(), holdRoom)
+					m.lanes.endLinger()
+					// Retire as soon as the linger runs out, before the
+					// loop reads the endpoint again (by then its cache entry
+					// may be stale: a query to load it for nothing).
+					if !ok || timedOut && m.lanes.retire(l, false) {
+						return
+					}
+					continue
+				}
 			}
 			if !wait(l.nextPullIn(time.Minute), holdRoom) {
 				return
@@ -199,7 +226,7 @@ func (l *lane) run(ctx context.Context) {
 		l.inflight++
 		l.mu.Unlock()
 		m.sends.Add(1)
-		go m.send(ctx, l, ep, j)
+		m.lanes.senders.run(ctx, func() { m.send(ctx, l, ep, j) })
 	}
 }
 

@@ -3,6 +3,8 @@ package deliver
 import (
 	"context"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // lanes is this process's set of lanes, one per endpoint with work here. A
@@ -14,8 +16,48 @@ type lanes struct {
 	m   *Module
 	ctx context.Context // lanes run until it ends; set by Module.Run
 
-	mu sync.Mutex
-	by map[string]*lane
+	mu        sync.Mutex
+	by        map[string]*lane
+	lingering int          // lanes with nothing to do waiting laneLinger before they retire
+	linger    atomic.Int64 // tests: replaces laneLinger (ns) when not 0
+
+	senders senders // the goroutines lanes make their attempts on
+}
+
+// A lane with nothing to do waits laneLinger for its endpoint's next
+// message before it retires, at most maxLingering lanes at a time (beyond
+// that an idle lane retires at once). A lingering lane costs a parked
+// goroutine (a few KB of stack), the lane and a timer, so they bound the
+// memory idle lanes take; 10,000 endpoints sent to once a second keep
+// their lanes rather than start one per webhook.
+const (
+	laneLinger   = time.Second
+	maxLingering = 10000
+)
+
+// lingerFor is how long an idle lane lingers.
+func (ls *lanes) lingerFor() time.Duration {
+	if d := ls.linger.Load(); d != 0 {
+		return time.Duration(d)
+	}
+	return laneLinger
+}
+
+// startLinger takes one of the maxLingering places of lingering lanes.
+func (ls *lanes) startLinger() bool {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	if ls.lingering >= maxLingering {
+		return false
+	}
+	ls.lingering++
+	return true
+}
+
+func (ls *lanes) endLinger() {
+	ls.mu.Lock()
+	ls.lingering--
+	ls.mu.Unlock()
 }
 
 // getLocked returns the endpoint's lane, starting one if needed.
@@ -60,7 +102,7 @@ func (ls *lanes) retire(l *lane, forget bool) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if len(l.queue) > 0 || l.inflight > 0 || l.reserved > 0 || l.pulling || (!forget && l.backlogLocked()) {
-		return false
+		return false // quietLocked, or with forget quiet but for the backlog
 	}
 	if ls.by[l.id] == l {
 		delete(ls.by, l.id)

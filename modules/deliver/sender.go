@@ -3,12 +3,15 @@ package deliver
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/textproto"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -81,26 +84,89 @@ type attempt struct {
 	status      int
 	errClass    string
 	errText     string
-	reqHeaders  map[string]string
-	respHeaders map[string]string
+	reqHeaders  []header // sorted by name
+	respHeaders []header // sorted by name
 	excerpt     string
 	retryAfter  time.Duration
 	latency     time.Duration
 }
 
+// customHeader is one of an endpoint's static headers, worked out when
+// the endpoint is loaded rather than per request: the canonical name and
+// value sent, and the lower-case name and value (a credential-looking one
+// masked) the attempt log shows.
+type customHeader struct {
+	name     string
+	values   []string // one value, shared by every request: read only
+	logName  string
+	logValue string
+}
+
+// customHeaders prepares an endpoint's static headers: reserved names are
+// skipped (whatever a row written around the endpoint service holds) and of
+// two spellings of one name the last in sorted order wins.
+func customHeaders(h map[string]string) []customHeader {
+	var out []customHeader
+	for _, k := range keys(h) {
+		if endpointsvc.Reserved(k) {
+			continue
+		}
+		v := h[k]
+		c := customHeader{name: textproto.CanonicalMIMEHeaderKey(k), values: []string{v}, logName: strings.ToLower(k), logValue: v}
+		// The attempt log shows which headers went out; a value that looks
+		// like a credential (Authorization, X-Api-Key, ...) is masked there.
+		if redact.Sensitive(k) {
+			c.logValue = redact.Mask
+		}
+		if i := slices.IndexFunc(out, func(o customHeader) bool { return o.name == c.name }); i >= 0 {
+			out[i] = c
+			continue
+		}
+		out = append(out, c)
+	}
+	// Sorted as the attempt log stores them (requestHeaders merges them).
+	slices.SortFunc(out, func(a, b customHeader) int { return strings.Compare(a.logName, b.logName) })
+	return out
+}
+
+// requestHeaders lists the headers of a request as the attempt log keeps
+// them, sorted by name: the endpoint's custom ones (sorted, never a
+// reserved name) merged with the five every webhook carries.
+func requestHeaders(custom []customHeader, userAgent, id, sig, ts string) []header {
+	fixed := [...]header{{"content-type", "application/json"}, {"user-agent", userAgent},
+		{"webhook-id", id}, {"webhook-signature", sig}, {"webhook-timestamp", ts}}
+	out := make([]header, 0, len(fixed)+len(custom))
+	i := 0
+	for _, c := range custom {
+		for i < len(fixed) && fixed[i].name < c.logName {
+			out = append(out, fixed[i])
+			i++
+		}
+		out = append(out, header{c.logName, c.logValue})
+	}
+	return append(out, fixed[i:]...)
+}
+
+// The request headers every webhook carries, by their canonical names (set
+// straight into the http.Header, as Set would have canonicalized them).
+const (
+	headerContentType = "Content-Type"
+	headerUserAgent   = "User-Agent"
+	headerID          = "Webhook-Id"
+	headerTimestamp   = "Webhook-Timestamp"
+	headerSignature   = "Webhook-Signature"
+)
+
+var jsonContentType = []string{"application/json"} // shared by every request: read only
+
 // post sends one signed webhook and classifies the answer.
 func (m *Module) post(ctx context.Context, ep *endpoint, j *job) attempt {
 	now := m.now()
 	ts := now.Unix()
+	tsText := strconv.FormatInt(ts, 10)
 	sig := sign.HeaderOf(ep.keys(now), j.webhookID, ts, j.payload)
 	var a attempt
-	a.reqHeaders = map[string]string{
-		"content-type":      "application/json",
-		"user-agent":        m.userAgent,
-		"webhook-id":        j.webhookID,
-		"webhook-timestamp": strconv.FormatInt(ts, 10),
-		"webhook-signature": sig,
-	}
+	a.reqHeaders = requestHeaders(ep.custom, m.userAgent, j.webhookID, sig, tsText)
 	ctx, cancel := context.WithTimeout(ctx, m.cfg.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.url, bytes.NewReader(j.payload))
@@ -108,32 +174,21 @@ func (m *Module) post(ctx context.Context, ep *endpoint, j *job) attempt {
 		a.errClass, a.errText = "request", fmt.Sprintf("build request: %v", err)
 		return a
 	}
-	// Custom headers first, so the headers below always win; a reserved
-	// name is skipped here too, whatever a row written around the
-	// endpoint service holds.
-	for k, v := range ep.headers {
-		if endpointsvc.Reserved(k) {
-			continue
-		}
-		req.Header.Set(k, v)
-		// The attempt log shows which headers went out; a value that looks
-		// like a credential (Authorization, X-Api-Key, ...) is masked there.
-		if redact.Sensitive(k) {
-			v = redact.Mask
-		}
-		a.reqHeaders[strings.ToLower(k)] = v
+	// Custom headers first, so the headers below always win (customHeaders
+	// has skipped the reserved names already).
+	h := make(http.Header, len(ep.custom)+5)
+	for _, c := range ep.custom {
+		h[c.name] = c.values
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", m.userAgent)
-	req.Header.Set("webhook-id", j.webhookID)
-	req.Header.Set("webhook-timestamp", a.reqHeaders["webhook-timestamp"])
-	req.Header.Set("webhook-signature", sig)
-	client := m.client
-	if ep.allowRedirects {
-		client = m.follow
-	}
+	vals := []string{m.userAgent, j.webhookID, tsText, sig} // one allocation for four values
+	h[headerContentType] = jsonContentType
+	h[headerUserAgent] = vals[0:1:1]
+	h[headerID] = vals[1:2:2]
+	h[headerTimestamp] = vals[2:3:3]
+	h[headerSignature] = vals[3:4:4]
+	req.Header = h
 	start := time.Now()
-	resp, err := client.Do(req)
+	resp, err := m.do(req, ep.allowRedirects)
 	if err != nil {
 		a.latency = time.Since(start)
 		a.errClass, a.errText = classify(err)
@@ -166,10 +221,35 @@ func (m *Module) post(ctx context.Context, ep *endpoint, j *job) attempt {
 	return a
 }
 
+// do sends req. When no redirect is to be followed (and the URL has no
+// userinfo, which the client turns into basic auth) the request goes
+// straight to the transport: http.Client would copy its headers for
+// redirects it never follows, on every attempt. Errors are wrapped as the
+// client wraps them (a *url.Error naming the method and URL), and a plain
+// HTTP answer to an https URL is named as the client names it.
+func (m *Module) do(req *http.Request, follow bool) (*http.Response, error) {
+	if follow {
+		return m.follow.Do(req)
+	}
+	if req.URL.User != nil {
+		return m.client.Do(req)
+	}
+	resp, err := m.client.Transport.RoundTrip(req)
+	if err != nil {
+		var rh tls.RecordHeaderError
+		if errors.As(err, &rh) && string(rh.RecordHeader[:]) == "HTTP/" {
+			err = http.ErrSchemeMismatch
+		}
+		return nil, &url.Error{Op: "Post", URL: req.URL.String(), Err: err}
+	}
+	return resp, nil
+}
+
 // storedHeaders picks the headers kept with an attempt, within
-// maxHeaderValue each and maxStoredHeaders in all (names included).
-func storedHeaders(h http.Header) map[string]string {
-	out := map[string]string{}
+// maxHeaderValue each and maxStoredHeaders in all (names included), sorted
+// by name.
+func storedHeaders(h http.Header) []header {
+	var out []header
 	total := 0
 	for _, name := range keptResponseHeaders {
 		v := h.Get(name)
@@ -181,9 +261,10 @@ func storedHeaders(h http.Header) map[string]string {
 		if v == "" {
 			break // no room left
 		}
-		out[key] = v
+		out = append(out, header{key, v})
 		total += len(key) + len(v)
 	}
+	slices.SortFunc(out, func(a, b header) int { return strings.Compare(a.name, b.name) })
 	return out
 }
 

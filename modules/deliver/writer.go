@@ -2,7 +2,6 @@ package deliver
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -233,10 +232,15 @@ func (m *Module) write(ctx context.Context, batch []result) error {
 		retries            []result
 		now                = m.now()
 	)
+	var buf []byte // the batch's attempt headers as JSON, one after the other
 	for _, r := range batch {
 		j, a := r.job, r.a
-		reqH, _ := json.Marshal(a.reqHeaders)
-		respH, _ := json.Marshal(orEmpty(a.respHeaders))
+		n := len(buf)
+		buf = appendHeadersJSON(buf, a.reqHeaders)
+		reqH := string(buf[n:])
+		n = len(buf)
+		buf = appendHeadersJSON(buf, a.respHeaders)
+		respH := string(buf[n:])
 		var status *int32
 		if a.status != 0 {
 			s := int32(a.status)
@@ -247,7 +251,7 @@ func (m *Module) write(ctx context.Context, batch []result) error {
 			errText = strings.TrimPrefix(errText+"; "+r.note, "; ")
 		}
 		hist = append(hist, []any{j.id, j.endpointID, j.appID, int32(r.attempt), status, a.errClass, errText,
-			string(reqH), string(respH), a.excerpt, int32(a.latency.Milliseconds()), r.at})
+			reqH, respH, a.excerpt, int32(a.latency.Milliseconds()), r.at})
 		res.IDs = append(res.IDs, j.id)
 		res.States = append(res.States, r.state)
 		res.Attempts = append(res.Attempts, int32(r.attempt))
@@ -385,13 +389,6 @@ func (m *Module) hintOrdered(endpoints []string) {
 	for _, id := range endpoints {
 		m.lanes.hint(id)
 	}
-}
-
-func orEmpty(h map[string]string) map[string]string {
-	if h == nil {
-		return map[string]string{}
-	}
-	return h
 }
 
 func keys[V any](m map[string]V) []string {
