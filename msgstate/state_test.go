@@ -58,7 +58,7 @@ func (f *fixture) state(id string) (string, string) {
 	f.t.Helper()
 	var st string
 	var owner *string
-	if err := f.pool.QueryRow(f.ctx, `SELECT state, lease_owner FROM messages WHERE id = $1`, id).Scan(&st, &owner); err != nil {
+	if err := f.pool.QueryRow(f.ctx, `SELECT state, lease_owner FROM message_states WHERE id = $1`, id).Scan(&st, &owner); err != nil {
 		f.t.Fatal(err)
 	}
 	if owner == nil {
@@ -134,7 +134,7 @@ func TestExpiredLeaseIsClaimedAgainAndDeadOwnerReclaimed(t *testing.T) {
 	}
 	var attempts int
 	var lastErr string
-	if err := f.pool.QueryRow(f.ctx, `SELECT attempts, last_error FROM messages WHERE id = 'msg_2'`).Scan(&attempts, &lastErr); err != nil {
+	if err := f.pool.QueryRow(f.ctx, `SELECT attempts, last_error FROM message_states WHERE id = 'msg_2'`).Scan(&attempts, &lastErr); err != nil {
 		t.Fatal(err)
 	}
 	if attempts != 1 || lastErr != "interrupted" {
@@ -156,7 +156,7 @@ func TestReleaseAndReplay(t *testing.T) {
 	if ok, err := Replay(f.ctx, f.pool, "msg_3"); err != nil || ok {
 		t.Fatalf("replay of a held message: %v, %v", ok, err)
 	}
-	f.exec(`UPDATE messages SET state = 'dead', attempts = 3 WHERE id IN ('msg_1', 'msg_2')`)
+	f.exec(`UPDATE message_states SET state = 'dead', attempts = 3 WHERE id IN ('msg_1', 'msg_2')`)
 	if ok, err := Replay(f.ctx, f.pool, "msg_1"); err != nil || !ok {
 		t.Fatalf("replay of a dead message: %v, %v", ok, err)
 	}
@@ -167,7 +167,7 @@ func TestReleaseAndReplay(t *testing.T) {
 		t.Fatalf("replay range: %v, %v", ids, err)
 	}
 	var base int
-	if err := f.pool.QueryRow(f.ctx, `SELECT retry_base FROM messages WHERE id = 'msg_2'`).Scan(&base); err != nil || base != 3 {
+	if err := f.pool.QueryRow(f.ctx, `SELECT retry_base FROM message_states WHERE id = 'msg_2'`).Scan(&base); err != nil || base != 3 {
 		t.Fatalf("retry_base %d, %v: want a fresh schedule from attempt 3", base, err)
 	}
 }
