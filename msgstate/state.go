@@ -224,7 +224,7 @@ func Claim(ctx context.Context, q Querier, ids []string, l Lease) ([]Claimed, er
 
 // Pull claims up to limit of an endpoint's waiting messages, due retries
 // first, then pending ones oldest first (served by the partial indexes
-// messages_endpoint_failed and messages_waiting). SKIP LOCKED lets
+// message_states_failed and message_states_waiting). SKIP LOCKED lets
 // several processes pull one endpoint's backlog side by side.
 func Pull(ctx context.Context, q Querier, endpointID string, limit int, l Lease) ([]Claimed, error) {
 	rows, err := q.Query(ctx, `
@@ -268,7 +268,7 @@ func PullOrdered(ctx context.Context, db Beginner, endpointID, cursor string, gr
 			return err
 		}
 		// The groups with waiting messages, one index probe each
-		// (messages_fifo), in key order from cursor.
+		// (message_states_fifo), in key order from cursor.
 		rows, err := tx.Query(ctx, `
 			WITH RECURSIVE g AS (
 			    (SELECT fifo_key, 1 AS n FROM message_states
@@ -507,4 +507,26 @@ func ReplayRange(ctx context.Context, q Querier, r Range) ([]string, error) {
 		return nil, err
 	}
 	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// ---- Forget: the states of deleted endpoints ----
+
+// Forget deletes the states still waiting (pending, delivering, failed,
+// quota_exceeded) of endpointIDs of appID, whose messages the cascade of
+// deleting the endpoints (or their application) deleted: message_states
+// has no foreign key (migration 00087), and a waiting state without its
+// message would count towards the application's quota and keep its
+// partition's messages in flight for retention. Call it in the transaction
+// that deleted them, after the delete. The finished states left behind are
+// read by nothing and go with their partition.
+func Forget(ctx context.Context, q Querier, appID string, endpointIDs []string) error {
+	if _, err := q.Exec(ctx, `DELETE FROM message_states
+		WHERE endpoint_id = ANY($2) AND state IN ('pending', 'delivering', 'failed') AND app_id = $1`, appID, endpointIDs); err != nil {
+		return fmt.Errorf("forget waiting states: %w", err)
+	}
+	if _, err := q.Exec(ctx, `DELETE FROM message_states
+		WHERE app_id = $1 AND state = 'quota_exceeded' AND endpoint_id = ANY($2)`, appID, endpointIDs); err != nil {
+		return fmt.Errorf("forget held states: %w", err)
+	}
+	return nil
 }

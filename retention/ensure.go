@@ -40,9 +40,10 @@ func Ensure(ctx context.Context, pool *pgxpool.Pool, now time.Time, l Layout) ([
 			until = min2
 		}
 		ms, err := extend(ctx, tx, "messages", true, cut, until, l.Width, func(name string, lo, hi time.Time) ([]string, error) {
-			dh := twin(name)
+			dh, st := twin(name), states(name)
 			for _, q := range []string{
 				fmt.Sprintf(`CREATE TABLE %s PARTITION OF messages FOR VALUES FROM ('%s') TO ('%s')`, name, IDBound(lo), IDBound(hi)),
+				fmt.Sprintf(`CREATE TABLE %s PARTITION OF message_states FOR VALUES FROM ('%s') TO ('%s')`, st, IDBound(lo), IDBound(hi)),
 				fmt.Sprintf(`CREATE TABLE %s PARTITION OF delivery_history FOR VALUES FROM ('%s') TO ('%s')`, dh, IDBound(lo), IDBound(hi)),
 				// Per-partition foreign key: see migration 00063.
 				fmt.Sprintf(`ALTER TABLE %s ADD CONSTRAINT %s_message_fkey FOREIGN KEY (message_id) REFERENCES %s (id) ON DELETE CASCADE`, dh, dh, name),
@@ -51,7 +52,7 @@ func Ensure(ctx context.Context, pool *pgxpool.Pool, now time.Time, l Layout) ([
 					return nil, fmt.Errorf("create partition %s: %w", name, err)
 				}
 			}
-			return []string{name, dh}, nil
+			return []string{name, st, dh}, nil
 		})
 		if err != nil {
 			return err
@@ -103,7 +104,8 @@ func extend(ctx context.Context, tx pgx.Tx, parent string, byID bool, cut, until
 // cutBack drops or narrows the newest partitions (oldest first in ps) that
 // are wider than w, end after cut and hold no rows: one starting at or after
 // cut goes, one starting before is re-attached as [lo, cut). For messages
-// the delivery_history twin goes the same way (and must be empty too). It
+// the message_states and delivery_history twins go the same way (and must
+// be empty too). It
 // stops at the first partition holding a row: new partitions start after
 // it. Emptiness is checked again under an ACCESS EXCLUSIVE lock, so no
 // insert lands in between. Returns the partitions left and what it did.
@@ -131,7 +133,7 @@ func cutBack(ctx context.Context, tx pgx.Tx, ps []partition, cut time.Time, w ti
 		}
 		tables := []string{p.name}
 		if byID {
-			tables = append(tables, twin(p.name))
+			tables = append(tables, states(p.name), twin(p.name))
 		}
 		ok := true
 		for _, name := range tables {
@@ -191,7 +193,7 @@ func cutBack(ctx context.Context, tx pgx.Tx, ps []partition, cut time.Time, w ti
 		}
 		parents := []string{parent}
 		if byID {
-			parents = append(parents, "delivery_history")
+			parents = append(parents, "message_states", "delivery_history")
 		}
 		for i, name := range tables {
 			id := pgx.Identifier{name}.Sanitize()

@@ -60,6 +60,12 @@ func twin(messagesPartition string) string {
 	return "delivery_history" + strings.TrimPrefix(messagesPartition, "messages")
 }
 
+// states is the message_states partition paired with a messages partition
+// (migration 00087): the same bounds, created and dropped with it.
+func states(messagesPartition string) string {
+	return "message_states" + strings.TrimPrefix(messagesPartition, "messages")
+}
+
 // last is the upper bound of the newest partition; with none, today.
 func last(ps []partition) time.Time {
 	if len(ps) == 0 {

@@ -46,7 +46,7 @@ func (m *Module) sweepOnce(ctx context.Context) error {
 		readUpTo = read.Add(-stale)
 	}
 	rows, err := m.pool.Query(ctx, `
-			SELECT m.id, m.endpoint_id FROM messages m JOIN endpoints e ON e.id = m.endpoint_id AND e.enabled
+			SELECT m.id, m.endpoint_id FROM message_states m JOIN endpoints e ON e.id = m.endpoint_id AND e.enabled
 			WHERE (m.state = 'delivering' AND m.lease_until < $2)
 			   OR (((m.state = 'pending' AND m.updated_at < LEAST(now() - $1::bigint * interval '1 millisecond', $5))
 			        OR (m.state = 'failed' AND m.next_attempt_at < LEAST($3, $5)))
@@ -92,7 +92,7 @@ func (m *Module) jobsReadUpTo(ctx context.Context) (time.Time, bool) {
 }
 
 func (m *Module) refreshGauges(ctx context.Context) {
-	rows, err := m.pool.Query(ctx, `SELECT state, count(*) FROM messages WHERE state IN ('pending', 'delivering', 'failed') GROUP BY state`)
+	rows, err := m.pool.Query(ctx, `SELECT state, count(*) FROM message_states WHERE state IN ('pending', 'delivering', 'failed') GROUP BY state`)
 	if err == nil {
 		counts := map[string]float64{"pending": 0, "delivering": 0, "failed": 0}
 		for rows.Next() {
