@@ -66,6 +66,16 @@ func states(messagesPartition string) string {
 	return "message_states" + strings.TrimPrefix(messagesPartition, "messages")
 }
 
+// twins are the tables paired with a messages partition (or, for
+// "messages", the parents of the pairs): its states (once migration 00087
+// made message_states) and its attempts.
+func twins(messagesPartition string, withStates bool) []string {
+	if !withStates {
+		return []string{twin(messagesPartition)}
+	}
+	return []string{states(messagesPartition), twin(messagesPartition)}
+}
+
 // last is the upper bound of the newest partition; with none, today.
 func last(ps []partition) time.Time {
 	if len(ps) == 0 {
