@@ -88,7 +88,7 @@ func BenchmarkDeliverThroughput100Endpoints(b *testing.B) {
 	recvd := time.Since(start)
 	for {
 		var n int
-		e.pool.QueryRow(context.Background(), `SELECT count(*) FROM messages WHERE state = 'succeeded'`).Scan(&n)
+		e.pool.QueryRow(context.Background(), `SELECT count(*) FROM message_states WHERE state = 'succeeded'`).Scan(&n)
 		if n >= b.N {
 			break
 		}
@@ -145,8 +145,10 @@ func BenchmarkCommittedToReceivedLatency(b *testing.B) {
 			id := "msg_" + ulid.Make().String()
 			ep := eps[(i+j)%len(eps)]
 			ev := fmt.Sprintf("1:0x%064x:%d", i+j, i+j)
-			batch.Queue(`INSERT INTO messages (id, app_id, endpoint_id, event_id, type, webhook_id, chain_id, block_number, payload, state)
-				VALUES ($1, $2, $3, $4, 'log', $4, 1, $5, $6, 'pending')`, id, app, ep, ev, i+j, fmt.Sprintf(`{"id":%q,"sent":%d}`, ev, committed))
+			batch.Queue(`WITH m AS (INSERT INTO messages (id, app_id, endpoint_id, event_id, type, webhook_id, chain_id, block_number, payload)
+				VALUES ($1, $2, $3, $4, 'log', $4, 1, $5, $6) RETURNING *)
+				INSERT INTO message_states (id, app_id, endpoint_id, state, attempts, created_at, type, block_number, log_index, fifo_key)
+				SELECT id, app_id, endpoint_id, 'pending', 0, created_at, type, block_number, log_index, fifo_key FROM m`, id, app, ep, ev, i+j, fmt.Sprintf(`{"id":%q,"sent":%d}`, ev, committed))
 			jobs = append(jobs, e.rdb.B().Xadd().Key(e.keys().DeliverJobs()).Id("*").FieldValue().
 				FieldValue("message_id", id).FieldValue("endpoint_id", ep).Build())
 		}
