@@ -1,6 +1,6 @@
-// Package msgstate writes the state transitions of the messages table: every
-// INSERT and every UPDATE that moves a message from one state to another is
-// one function of this file, and the packages that drive the transitions
+// Package msgstate writes the state transitions of messages: every INSERT
+// and every UPDATE that moves a message from one state to another is one
+// function of this file, and the packages that drive the transitions
 // (process creates, deliver claims and records results, tenant holds and
 // releases over quota, message replays, ops and admin create their own
 // messages) call it. It is a package of its own, and not a file of package
@@ -28,6 +28,11 @@
 //	|
 //	+-- Replay, ReplayRange (message): from any state but delivering and
 //	    quota_exceeded; retry_base = attempts, a fresh retry schedule
+//
+// The state lives in message_states (migration 00087), one narrow row per
+// message beside the wide messages row (ids, payload, block), which is
+// written once, by Insert or CreateOne, and only read after that (a claim
+// reads its payload). Both are partitioned alike by id.
 //
 // A delivering message whose lease ran out (its process stopped) is claimable
 // again as it is. Only the lease holder records a result or hands a message
@@ -275,10 +280,10 @@ func PullOrdered(ctx context.Context, db Beginner, endpointID, cursor string, gr
 			     WHERE endpoint_id = $1 AND fifo_key IS NOT NULL AND state IN ('pending', 'delivering', 'failed') AND fifo_key > $2
 			     ORDER BY fifo_key LIMIT 1)
 			    UNION ALL
-			    SELECT (SELECT m.fifo_key FROM message_states m
-			            WHERE m.endpoint_id = $1 AND m.fifo_key IS NOT NULL AND m.state IN ('pending', 'delivering', 'failed')
-			              AND m.fifo_key > g.fifo_key
-			            ORDER BY m.fifo_key LIMIT 1), g.n + 1
+			    SELECT (SELECT s.fifo_key FROM message_states s
+			            WHERE s.endpoint_id = $1 AND s.fifo_key IS NOT NULL AND s.state IN ('pending', 'delivering', 'failed')
+			              AND s.fifo_key > g.fifo_key
+			            ORDER BY s.fifo_key LIMIT 1), g.n + 1
 			    FROM g WHERE g.fifo_key IS NOT NULL AND g.n < $3
 			)
 			SELECT fifo_key FROM g WHERE fifo_key IS NOT NULL`, endpointID, cursor, groups)
@@ -353,8 +358,8 @@ func Renew(ctx context.Context, q Querier, owner string, ids []string, until tim
 		    SELECT id FROM message_states WHERE id = ANY($3) AND state = 'delivering' AND lease_owner = $1
 		    FOR UPDATE SKIP LOCKED
 		)
-		UPDATE message_states m SET lease_until = $2 FROM locked WHERE m.id = locked.id
-		RETURNING m.id`,
+		UPDATE message_states s SET lease_until = $2 FROM locked WHERE s.id = locked.id
+		RETURNING s.id`,
 		owner, until, ids)
 	if err != nil {
 		return nil, err
@@ -415,11 +420,11 @@ type Results struct {
 // claimed the message, that process's result wins.
 func Finish(ctx context.Context, q Querier, owner string, r *Results) error {
 	_, err := q.Exec(ctx, `
-		UPDATE message_states m SET state = u.state, attempts = u.attempts, last_status = u.status, last_error = u.err,
+		UPDATE message_states s SET state = u.state, attempts = u.attempts, last_status = u.status, last_error = u.err,
 		       next_attempt_at = u.next, lease_owner = NULL, lease_until = NULL, updated_at = now()
 		FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::text[], $6::timestamptz[])
 		     AS u(id, state, attempts, status, err, next)
-		WHERE m.id = u.id AND m.state = 'delivering' AND m.lease_owner = $7`,
+		WHERE s.id = u.id AND s.state = 'delivering' AND s.lease_owner = $7`,
 		r.IDs, r.States, r.Attempts, r.Statuses, r.Errors, r.Nexts, owner)
 	return err
 }
@@ -479,9 +484,9 @@ func ReplayRange(ctx context.Context, q Querier, r Range) ([]string, error) {
 		args = append(args, arg)
 		conds = append(conds, fmt.Sprintf(cond, len(args)))
 	}
-	where("m.endpoint_id = $%d", r.EndpointID)
+	where("endpoint_id = $%d", r.EndpointID)
 	if r.MinID != "" {
-		where("m.id >= $%d", r.MinID)
+		where("id >= $%d", r.MinID)
 	}
 	if !r.Since.IsZero() {
 		where("created_at >= $%d", r.Since)
@@ -502,7 +507,7 @@ func ReplayRange(ctx context.Context, q Querier, r Range) ([]string, error) {
 	} else {
 		conds = append(conds, "state IN ('succeeded', 'failed', 'dead')")
 	}
-	rows, err := q.Query(ctx, "UPDATE message_states m SET "+replaySet+" WHERE "+strings.Join(conds, " AND ")+" RETURNING id", args...)
+	rows, err := q.Query(ctx, "UPDATE message_states SET "+replaySet+" WHERE "+strings.Join(conds, " AND ")+" RETURNING id", args...)
 	if err != nil {
 		return nil, err
 	}

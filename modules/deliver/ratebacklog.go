@@ -239,8 +239,8 @@ func (m *Module) rateBacklogs(ctx context.Context, ids []string) (map[string]int
 	// (endpoint_id, state, ...) (00086, 00087): the cap holds per state, and
 	// neither walks the endpoint's delivered history.
 	rows, err := m.pool.Query(ctx, `SELECT e.id,
-			(SELECT count(*) FROM (SELECT 1 FROM message_states m WHERE m.endpoint_id = e.id AND m.state = 'pending' LIMIT $2) p) +
-			(SELECT count(*) FROM (SELECT 1 FROM message_states m WHERE m.endpoint_id = e.id AND m.state = 'delivering' LIMIT $2) d)
+			(SELECT count(*) FROM (SELECT 1 FROM message_states s WHERE s.endpoint_id = e.id AND s.state = 'pending' LIMIT $2) p) +
+			(SELECT count(*) FROM (SELECT 1 FROM message_states s WHERE s.endpoint_id = e.id AND s.state = 'delivering' LIMIT $2) d)
 		FROM unnest($1::text[]) AS e(id)`, ids, rateCountCap)
 	if err != nil {
 		return nil, fmt.Errorf("count backlogs of %d endpoints: %w", len(ids), err)
