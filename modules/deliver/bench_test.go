@@ -24,18 +24,25 @@ func benchMessages(b testing.TB, e *env, app string, eps []string, n int, payloa
 	b.Helper()
 	ctx := context.Background()
 	rows := make([][]any, 0, n)
+	states := make([][]any, 0, n)
 	jobs := make(rueidis.Commands, 0, n)
 	for i := 0; i < n; i++ {
 		id := "msg_" + ulid.Make().String()
 		ep := eps[i%len(eps)]
 		ev := fmt.Sprintf("1:0x%064x:%d", i, i)
-		rows = append(rows, []any{id, app, ep, ev, "log", ev, int64(1), int64(i), payload(i), "pending"})
+		rows = append(rows, []any{id, app, ep, ev, "log", ev, int64(1), int64(i), payload(i)})
+		states = append(states, []any{id, app, ep, "pending", "log", int64(i)})
 		jobs = append(jobs, e.rdb.B().Xadd().Key(e.keys().DeliverJobs()).Id("*").FieldValue().
 			FieldValue("message_id", id).FieldValue("endpoint_id", ep).Build())
 	}
 	if _, err := e.pool.CopyFrom(ctx, pgx.Identifier{"messages"},
-		[]string{"id", "app_id", "endpoint_id", "event_id", "type", "webhook_id", "chain_id", "block_number", "payload", "state"},
+		[]string{"id", "app_id", "endpoint_id", "event_id", "type", "webhook_id", "chain_id", "block_number", "payload"},
 		pgx.CopyFromRows(rows)); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := e.pool.CopyFrom(ctx, pgx.Identifier{"message_states"},
+		[]string{"id", "app_id", "endpoint_id", "state", "type", "block_number"},
+		pgx.CopyFromRows(states)); err != nil {
 		b.Fatal(err)
 	}
 	for len(jobs) > 0 {
