@@ -36,13 +36,73 @@ import (
 // of this package's. ETHHOOK_BENCH_DDL runs statements after that
 // (what-ifs: 'DROP INDEX messages_block').
 func BenchmarkLifecycle(b *testing.B) {
+	down, _ := strconv.Atoi(os.Getenv("ETHHOOK_BENCH_DOWN"))
+	round, backend := lifecycle(b, down, os.Getenv("ETHHOOK_BENCH_DDL"))
+	for range 3 { // warm the caches and the statement cache
+		round()
+	}
+	before := backendTicks(b, backend)
+	b.ResetTimer()
+	for range b.N {
+		round()
+	}
+	b.StopTimer()
+	ms := float64(backendTicks(b, backend)-before) * 10 // USER_HZ 100
+	b.ReportMetric(ms/float64(b.N), "pg_cpu_ms/1000")
+}
+
+// BenchmarkLifecyclePaired is BenchmarkLifecycle on two databases at once,
+// one rolled back ETHHOOK_BENCH_DOWN migrations (default 1: the schema of
+// 00086), the other on the newest schema, a round of each in turn, so both
+// figures share every moment of a noisy machine (checkpoints, other
+// sessions' load):
+//
+//	go test -run '^$' -bench LifecyclePaired -benchtime 20x ./msgstate/
+//
+// It reports before_pg_cpu_ms/1000 and pg_cpu_ms/1000.
+func BenchmarkLifecyclePaired(b *testing.B) {
+	down := 1
+	if n, err := strconv.Atoi(os.Getenv("ETHHOOK_BENCH_DOWN")); err == nil && n > 0 {
+		down = n
+	}
+	oldRound, oldBackend := lifecycle(b, down, "")
+	newRound, newBackend := lifecycle(b, 0, "")
+	for range 3 {
+		oldRound()
+		newRound()
+	}
+	var oldTicks, newTicks int64
+	timed := func(round func(), backend int) int64 {
+		t := backendTicks(b, backend)
+		round()
+		return backendTicks(b, backend) - t
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		if i%2 == 0 { // which goes first alternates too
+			oldTicks += timed(oldRound, oldBackend)
+			newTicks += timed(newRound, newBackend)
+		} else {
+			newTicks += timed(newRound, newBackend)
+			oldTicks += timed(oldRound, oldBackend)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(oldTicks)*10/float64(b.N), "before_pg_cpu_ms/1000")
+	b.ReportMetric(float64(newTicks)*10/float64(b.N), "pg_cpu_ms/1000")
+}
+
+// lifecycle makes a test database rolled back down migrations (then ddl
+// run on it) and returns one round of 1,000 webhooks on one connection to
+// it, and the pid of the backend serving that connection.
+func lifecycle(b *testing.B, down int, ddl string) (func(), int) {
 	ctx := context.Background()
 	base := testenv.PG(b)
 	legacy := false
-	if n, _ := strconv.Atoi(os.Getenv("ETHHOOK_BENCH_DOWN")); n > 0 {
-		legacy = rollBack(b, base, n)
+	if down > 0 {
+		legacy = rollBack(b, base, down)
 	}
-	if ddl := os.Getenv("ETHHOOK_BENCH_DDL"); ddl != "" {
+	if ddl != "" {
 		if _, err := base.Exec(ctx, ddl); err != nil {
 			b.Fatalf("ETHHOOK_BENCH_DDL: %v", err)
 		}
@@ -53,7 +113,7 @@ func BenchmarkLifecycle(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer pool.Close()
+	b.Cleanup(pool.Close)
 	var backend int
 	if err := pool.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&backend); err != nil {
 		b.Fatal(err)
@@ -106,17 +166,7 @@ func BenchmarkLifecycle(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	for range 3 { // warm the caches and the statement cache
-		round()
-	}
-	before := backendTicks(b, backend)
-	b.ResetTimer()
-	for range b.N {
-		round()
-	}
-	b.StopTimer()
-	ms := float64(backendTicks(b, backend)-before) * 10 // USER_HZ 100
-	b.ReportMetric(ms/float64(b.N), "pg_cpu_ms/1000")
+	return round, backend
 }
 
 // rollBack undoes the newest n migrations of pool's database, as
