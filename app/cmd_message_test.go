@@ -28,9 +28,11 @@ func TestMessageCommandsListShowAndReplay(t *testing.T) {
 	for _, q := range []string{
 		`INSERT INTO applications (id, name) VALUES ('app_1', 'a')`,
 		`INSERT INTO endpoints (id, app_id, url, secret_enc) VALUES ('ep_1', 'app_1', 'https://x.example', '\x00')`,
-		`INSERT INTO messages (id, app_id, endpoint_id, event_id, type, webhook_id, chain_id, block_number, payload, state, attempts)
-		 VALUES ('msg_1', 'app_1', 'ep_1', '1:0xa:0', 'log', '1:0xa:0', 1, 7, '{"k": 1}', 'dead', 8),
-		        ('msg_2', 'app_1', 'ep_1', '1:0xa:1', 'log', '1:0xa:1', 1, 9, '{"k": 2}', 'succeeded', 1)`,
+		`INSERT INTO messages (id, app_id, endpoint_id, event_id, type, webhook_id, chain_id, block_number, payload)
+		 VALUES ('msg_1', 'app_1', 'ep_1', '1:0xa:0', 'log', '1:0xa:0', 1, 7, '{"k": 1}'),
+		        ('msg_2', 'app_1', 'ep_1', '1:0xa:1', 'log', '1:0xa:1', 1, 9, '{"k": 2}')`,
+		`INSERT INTO message_states (id, app_id, endpoint_id, state, attempts, type, block_number)
+		 VALUES ('msg_1', 'app_1', 'ep_1', 'dead', 8, 'log', 7), ('msg_2', 'app_1', 'ep_1', 'succeeded', 1, 'log', 9)`,
 		`INSERT INTO delivery_history (message_id, endpoint_id, app_id, attempt, status_code, error_class, error)
 		 VALUES ('msg_1', 'ep_1', 'app_1', 8, 503, 'http_5xx', 'HTTP 503')`,
 	} {
@@ -44,7 +46,10 @@ func TestMessageCommandsListShowAndReplay(t *testing.T) {
 		t.Fatalf("list: %v\n%s", err, out)
 	}
 	// Search by decoded argument and by last status.
-	if _, err := pool.Exec(context.Background(), `UPDATE messages SET payload = '{"decoded":{"args":{"to":"0xab"}}}', last_status = 201 WHERE id = 'msg_2'`); err != nil {
+	if _, err := pool.Exec(context.Background(), `UPDATE messages SET payload = '{"decoded":{"args":{"to":"0xab"}}}' WHERE id = 'msg_2'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(context.Background(), `UPDATE message_states SET last_status = 201 WHERE id = 'msg_2'`); err != nil {
 		t.Fatal(err)
 	}
 	for _, args := range [][]string{{"--arg", "to:0xAB"}, {"--status-code", "201"}} {

@@ -17,7 +17,7 @@ import (
 )
 
 func messageStates(ctx context.Context, pool *pgxpool.Pool, appID string) (map[string]int64, error) {
-	rows, err := pool.Query(ctx, `SELECT state, count(*) FROM messages WHERE app_id = $1 GROUP BY state`, appID)
+	rows, err := pool.Query(ctx, `SELECT state, count(*) FROM message_states WHERE app_id = $1 GROUP BY state`, appID)
 	if err != nil {
 		return nil, fmt.Errorf("count messages: %w", err)
 	}

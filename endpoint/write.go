@@ -15,6 +15,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/msgstate"
 	"github.com/ethhook/ethhook/sign"
 	"github.com/ethhook/ethhook/tenant"
 )
@@ -265,6 +266,9 @@ func (s *Service) Delete(ctx context.Context, scope hook.Scope, appID, id string
 		}
 		if tag.RowsAffected() == 0 {
 			return hook.NotFound("endpoint", id)
+		}
+		if err := msgstate.Forget(ctx, tx, appID, []string{id}); err != nil {
+			return fmt.Errorf("delete endpoint %s: %w", id, err)
 		}
 		return notify(ctx, tx, id)
 	})

@@ -177,7 +177,7 @@ func (c *cluster) account(tr truth, faultEnd time.Time) tally {
 		}
 		if e.deletedAt.IsZero() && !e.goes410 {
 			var n int
-			c.pool.QueryRow(ctx, `SELECT count(*) FROM messages WHERE endpoint_id = $1
+			c.pool.QueryRow(ctx, `SELECT count(*) FROM message_states WHERE endpoint_id = $1
 				AND state IN ('pending', 'delivering', 'failed', 'quota_exceeded')`, e.id).Scan(&n)
 			t.pending += n
 			if n > 0 {

@@ -377,7 +377,7 @@ func (r *demoRecorder) take(elapsed time.Duration) demoSample {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := r.pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE state IN ('pending', 'delivering', 'failed')),
-		count(*) FILTER (WHERE state = 'quota_exceeded') FROM messages
+		count(*) FILTER (WHERE state = 'quota_exceeded') FROM message_states
 		WHERE state IN ('pending', 'delivering', 'failed', 'quota_exceeded')`).Scan(&s.backlog, &s.quotaExceeded); err != nil {
 		fmt.Printf("demo-soak: backlog: %v\n", err)
 		s.backlog = -1

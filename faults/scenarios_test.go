@@ -343,8 +343,8 @@ func (c *cluster) diagMessage(endpointID, eventID string) {
 	var id, state string
 	var created, updated time.Time
 	var attempts int
-	if err := c.pool.QueryRow(ctx, `SELECT id, state, attempts, created_at, updated_at FROM messages
-		WHERE endpoint_id = $1 AND event_id = $2`, endpointID, eventID).Scan(&id, &state, &attempts, &created, &updated); err != nil {
+	if err := c.pool.QueryRow(ctx, `SELECT m.id, s.state, s.attempts, m.created_at, s.updated_at FROM messages m JOIN message_states s ON s.id = m.id
+		WHERE m.endpoint_id = $1 AND m.event_id = $2`, endpointID, eventID).Scan(&id, &state, &attempts, &created, &updated); err != nil {
 		fmt.Printf("diag: message of %s: %v\n", eventID, err)
 		return
 	}

@@ -130,7 +130,7 @@ func (s *soakRecorder) take(serve *proc, elapsed time.Duration) soakSample {
 	}
 	smp.dbSize = float64(db)
 	var backlog int64
-	if err := s.c.pool.QueryRow(ctx, `SELECT count(*) FROM messages WHERE state IN ('pending', 'delivering', 'failed')`).Scan(&backlog); err != nil {
+	if err := s.c.pool.QueryRow(ctx, `SELECT count(*) FROM message_states WHERE state IN ('pending', 'delivering', 'failed')`).Scan(&backlog); err != nil {
 		s.c.t.Logf("soak: backlog: %v", err)
 	}
 	smp.backlog = float64(backlog)

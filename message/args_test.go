@@ -27,13 +27,19 @@ func TestSearchByDecodedArgumentAndStatusCode(t *testing.T) {
 			dst = strings.ToLower(to)
 		}
 		payload := fmt.Sprintf(`{"type":"log","decoded":{"name":"Transfer","args":{"from":"0x01","to":%q,"value":"%d"}}}`, dst, 1000*i)
-		if _, err := f.svc.pool.Exec(ctx, `UPDATE messages SET payload = $2, last_status = $3 WHERE id = $1`, id, payload, 200+100*(i%4)); err != nil {
+		if _, err := f.svc.pool.Exec(ctx, `UPDATE messages SET payload = $2 WHERE id = $1`, id, payload); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.svc.pool.Exec(ctx, `UPDATE message_states SET last_status = $2 WHERE id = $1`, id, 200+100*(i%4)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// app B has the same recipient: never in A's results.
-	if _, err := f.svc.pool.Exec(ctx, `UPDATE messages SET payload = $1, last_status = 200 WHERE app_id = 'app_B'`,
+	if _, err := f.svc.pool.Exec(ctx, `UPDATE messages SET payload = $1 WHERE app_id = 'app_B'`,
 		fmt.Sprintf(`{"decoded":{"args":{"to":%q}}}`, strings.ToLower(to))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.pool.Exec(ctx, `UPDATE message_states SET last_status = 200 WHERE app_id = 'app_B'`); err != nil {
 		t.Fatal(err)
 	}
 	window := func(fl Filter) Filter {

@@ -165,8 +165,14 @@ func (q *query) sql() string {
 	return strings.Join(q.conds, " AND ")
 }
 
+// listColumns are read from a message (m) and its state (s, joined by
+// fromMessages).
 const listColumns = `m.id, m.app_id, m.endpoint_id, m.event_id, m.type, m.webhook_id, m.chain_id, m.block_number,
-	m.block_hash, m.tx_hash, m.state, m.attempts, m.next_attempt_at, m.last_status, m.last_error, m.created_at, m.updated_at`
+	m.block_hash, m.tx_hash, s.state, s.attempts, s.next_attempt_at, s.last_status, s.last_error, m.created_at, s.updated_at`
+
+// fromMessages joins every message with its state row (migration 00087),
+// within its application.
+const fromMessages = ` FROM messages m JOIN message_states s ON s.id = m.id AND s.app_id = m.app_id`
 
 func scanMessage(row pgx.Row, withPayload bool) (Message, error) {
 	var m Message
@@ -206,7 +212,7 @@ func (s *Service) List(ctx context.Context, sc hook.Scope, f Filter) (Page, erro
 		if !states[f.State] {
 			return Page{}, hook.Invalid("state", fmt.Sprintf("%q is not one of pending, delivering, succeeded, failed, dead, quota_exceeded", f.State))
 		}
-		q.where("m.state = %s", f.State)
+		q.where("s.state = %s", f.State)
 	}
 	if f.EventID != "" {
 		q.where("m.event_id = %s", f.EventID)
@@ -240,7 +246,7 @@ func (s *Service) List(ctx context.Context, sc hook.Scope, f Filter) (Page, erro
 		if f.StatusCode < 100 || f.StatusCode > 599 {
 			return Page{}, hook.Invalid("status_code", fmt.Sprintf("%d is not an HTTP status (100..599)", f.StatusCode))
 		}
-		q.where("m.last_status = %s", f.StatusCode)
+		q.where("s.last_status = %s", f.StatusCode)
 	}
 	if err := argsWhere(&q, &f, time.Now()); err != nil {
 		return Page{}, err
@@ -252,7 +258,7 @@ func (s *Service) List(ctx context.Context, sc hook.Scope, f Filter) (Page, erro
 		}
 		q.where("(m.created_at, m.id) < (%s, %s)", at, id)
 	}
-	sqlText := "SELECT " + listColumns + " FROM messages m WHERE " + q.sql() +
+	sqlText := "SELECT " + listColumns + fromMessages + " WHERE " + q.sql() +
 		" ORDER BY m.created_at DESC, m.id DESC LIMIT " + q.arg(limit+1)
 	rows, err := s.pool.Query(ctx, sqlText, q.args...)
 	if err != nil {
@@ -296,7 +302,7 @@ func (s *Service) Get(ctx context.Context, sc hook.Scope, id string) (Message, [
 	var q query
 	q.where("m.id = %s", id)
 	q.scope(sc, "m.app_id")
-	m, err := scanMessage(s.pool.QueryRow(ctx, "SELECT "+listColumns+", m.payload FROM messages m WHERE "+q.sql(), q.args...), true)
+	m, err := scanMessage(s.pool.QueryRow(ctx, "SELECT "+listColumns+", m.payload"+fromMessages+" WHERE "+q.sql(), q.args...), true)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Message{}, nil, s.goneIfPast(ctx, id)
 	}
@@ -330,11 +336,11 @@ func (s *Service) Get(ctx context.Context, sc hook.Scope, id string) (Message, [
 // Replay sends one message again (any state but delivering or quota_exceeded).
 func (s *Service) Replay(ctx context.Context, sc hook.Scope, id string) (Message, error) {
 	var q query
-	q.where("id = %s", id)
-	q.scope(sc, "app_id")
+	q.where("s.id = %s", id)
+	q.scope(sc, "s.app_id")
 	var endpointID, state, appID string
 	var createdAt time.Time
-	err := s.pool.QueryRow(ctx, "SELECT endpoint_id, state, app_id, created_at FROM messages WHERE "+q.sql(), q.args...).
+	err := s.pool.QueryRow(ctx, "SELECT s.endpoint_id, s.state, s.app_id, s.created_at"+fromMessages+" WHERE "+q.sql(), q.args...).
 		Scan(&endpointID, &state, &appID, &createdAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Message{}, s.goneIfPast(ctx, id)

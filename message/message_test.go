@@ -44,13 +44,17 @@ func newFixture(t *testing.T) *fixture {
 	for i, st := range statesA {
 		id := fmt.Sprintf("msg_A%02d", i)
 		f.ids = append(f.ids, id)
-		exec(`INSERT INTO messages (id, app_id, endpoint_id, event_id, type, webhook_id, chain_id, block_number, tx_hash, payload, state, attempts, created_at)
-			VALUES ($1, 'app_A', 'ep_A', $2, 'log', $2, 1, $3, $4, '{"n": 1}', $5, 2, $6)`,
+		exec(`WITH m AS (INSERT INTO messages (id, app_id, endpoint_id, event_id, type, webhook_id, chain_id, block_number, tx_hash, payload, created_at)
+			VALUES ($1, 'app_A', 'ep_A', $2, 'log', $2, 1, $3, $4, '{"n": 1}', $6) RETURNING *)
+			INSERT INTO message_states (id, app_id, endpoint_id, state, attempts, created_at, type, block_number, log_index, fifo_key)
+			SELECT id, app_id, endpoint_id, $5, 2, created_at, type, block_number, log_index, fifo_key FROM m`,
 			id, fmt.Sprintf("1:0xa:%d", i), 100+i, fmt.Sprintf("0xt%d", i%3), st, f.base.Add(time.Duration(i)*time.Minute))
 	}
 	for i := 0; i < 3; i++ {
-		exec(`INSERT INTO messages (id, app_id, endpoint_id, event_id, type, webhook_id, chain_id, block_number, payload, state, created_at)
-			VALUES ($1, 'app_B', 'ep_B', $2, 'log', $2, 1, $3, '{}', 'dead', $4)`,
+		exec(`WITH m AS (INSERT INTO messages (id, app_id, endpoint_id, event_id, type, webhook_id, chain_id, block_number, payload, created_at)
+			VALUES ($1, 'app_B', 'ep_B', $2, 'log', $2, 1, $3, '{}', $4) RETURNING *)
+			INSERT INTO message_states (id, app_id, endpoint_id, state, attempts, created_at, type, block_number, log_index, fifo_key)
+			SELECT id, app_id, endpoint_id, 'dead', 0, created_at, type, block_number, log_index, fifo_key FROM m`,
 			fmt.Sprintf("msg_B%02d", i), fmt.Sprintf("1:0xb:%d", i), 100+i, f.base.Add(time.Duration(i)*time.Minute))
 	}
 	exec(`INSERT INTO delivery_history (message_id, endpoint_id, app_id, attempt, status_code, error_class, error, response_excerpt, latency_ms)

@@ -50,11 +50,11 @@ type Failure struct {
 // applications scope sees, newest first.
 func RecentFailures(ctx context.Context, pool *pgxpool.Pool, scope hook.Scope, limit int) ([]Failure, error) {
 	var q query
-	q.where("m.state IN (%s, %s)", hook.StateFailed, hook.StateDead)
-	q.scope(scope, "m.app_id")
-	rows, err := pool.Query(ctx, `SELECT m.app_id, a.name, m.endpoint_id, e.url, m.id, m.state, m.last_error, m.last_status, m.updated_at
-		FROM messages m JOIN endpoints e ON e.id = m.endpoint_id JOIN applications a ON a.id = m.app_id
-		WHERE `+q.sql()+` ORDER BY m.updated_at DESC LIMIT `+q.arg(limit), q.args...)
+	q.where("s.state IN (%s, %s)", hook.StateFailed, hook.StateDead)
+	q.scope(scope, "s.app_id")
+	rows, err := pool.Query(ctx, `SELECT s.app_id, a.name, s.endpoint_id, e.url, s.id, s.state, s.last_error, s.last_status, s.updated_at
+		FROM message_states s JOIN endpoints e ON e.id = s.endpoint_id AND e.app_id = s.app_id JOIN applications a ON a.id = s.app_id
+		WHERE `+q.sql()+` ORDER BY s.updated_at DESC LIMIT `+q.arg(limit), q.args...)
 	if err != nil {
 		return nil, fmt.Errorf("recent failures: %w", err)
 	}

@@ -32,8 +32,10 @@ func TestGetAndReplayPastRetentionSayRetention(t *testing.T) {
 	insert := func(ep, app string, at time.Time) string {
 		ev := "1:0xa:" + at.Format(time.RFC3339Nano)
 		id := hook.MessageID(ep, ev, hook.TypeLog, at, at)
-		if _, err := pool.Exec(ctx, `INSERT INTO messages (id, app_id, endpoint_id, event_id, type, webhook_id, chain_id, block_number, payload, state)
-			VALUES ($1, $2, $3, $4, 'log', $4, 1, 1, '{}', 'dead')`, id, app, ep, ev); err != nil {
+		if _, err := pool.Exec(ctx, `WITH m AS (INSERT INTO messages (id, app_id, endpoint_id, event_id, type, webhook_id, chain_id, block_number, payload)
+			VALUES ($1, $2, $3, $4, 'log', $4, 1, 1, '{}') RETURNING *)
+			INSERT INTO message_states (id, app_id, endpoint_id, state, attempts, created_at, type, block_number, log_index, fifo_key)
+			SELECT id, app_id, endpoint_id, 'dead', 0, created_at, type, block_number, log_index, fifo_key FROM m`, id, app, ep, ev); err != nil {
 			t.Fatal(err)
 		}
 		return id

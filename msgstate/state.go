@@ -1,6 +1,6 @@
-// Package msgstate writes the state transitions of the messages table: every
-// INSERT and every UPDATE that moves a message from one state to another is
-// one function of this file, and the packages that drive the transitions
+// Package msgstate writes the state transitions of messages: every INSERT
+// and every UPDATE that moves a message from one state to another is one
+// function of this file, and the packages that drive the transitions
 // (process creates, deliver claims and records results, tenant holds and
 // releases over quota, message replays, ops and admin create their own
 // messages) call it. It is a package of its own, and not a file of package
@@ -28,6 +28,11 @@
 //	|
 //	+-- Replay, ReplayRange (message): from any state but delivering and
 //	    quota_exceeded; retry_base = attempts, a fresh retry schedule
+//
+// The state lives in message_states (migration 00087), one narrow row per
+// message beside the wide messages row (ids, payload, block), which is
+// written once, by Insert or CreateOne, and only read after that (a claim
+// reads its payload). Both are partitioned alike by id.
 //
 // A delivering message whose lease ran out (its process stopped) is claimable
 // again as it is. Only the lease holder records a result or hands a message
@@ -91,17 +96,26 @@ func MakeRows(n int) Rows {
 // endpoint is gone, and, with tombstones ($13), those whose event was
 // removed before it was queued (process_holds state removed). It returns
 // the ids it inserted.
-const insertSQL = `INSERT INTO messages (id, app_id, endpoint_id, event_id, type, webhook_id, chain_id, block_number,
-		block_hash, tx_hash, payload, state, log_index, fifo_key)
-	SELECT t.id, t.app_id, t.endpoint_id, t.event_id, t.type, t.webhook_id, t.chain_id, t.block_number,
-		t.block_hash, t.tx_hash, t.payload::json, t.state, t.log_index, NULLIF(t.fifo_key, '')
-	FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[], $8::int8[],
-		$9::text[], $10::text[], $11::text[], $12::text[], $14::int4[], $15::text[])
-		AS t(id, app_id, endpoint_id, event_id, type, webhook_id, chain_id, block_number, block_hash, tx_hash, payload, state,
-			log_index, fifo_key)
-	WHERE EXISTS (SELECT 1 FROM endpoints e WHERE e.id = t.endpoint_id)
-	  AND (NOT $13 OR NOT EXISTS (SELECT 1 FROM process_holds h
-			WHERE h.endpoint_id = t.endpoint_id AND h.event_id = t.event_id AND h.state = 'removed'))
+const insertSQL = `WITH t AS (
+	    SELECT t.* FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[], $8::int8[],
+			$9::text[], $10::text[], $11::text[], $12::text[], $14::int4[], $15::text[])
+			AS t(id, app_id, endpoint_id, event_id, type, webhook_id, chain_id, block_number, block_hash, tx_hash, payload, state,
+				log_index, fifo_key)
+	), m AS (
+	    INSERT INTO messages (id, app_id, endpoint_id, event_id, type, webhook_id, chain_id, block_number,
+			block_hash, tx_hash, payload, log_index, fifo_key)
+		SELECT t.id, t.app_id, t.endpoint_id, t.event_id, t.type, t.webhook_id, t.chain_id, t.block_number,
+			t.block_hash, t.tx_hash, t.payload::json, t.log_index, NULLIF(t.fifo_key, '')
+		FROM t
+		WHERE EXISTS (SELECT 1 FROM endpoints e WHERE e.id = t.endpoint_id)
+		  AND (NOT $13 OR NOT EXISTS (SELECT 1 FROM process_holds h
+				WHERE h.endpoint_id = t.endpoint_id AND h.event_id = t.event_id AND h.state = 'removed'))
+		ON CONFLICT DO NOTHING
+		RETURNING id, created_at
+	)
+	INSERT INTO message_states (id, app_id, endpoint_id, state, created_at, fifo_key, block_number, log_index, type)
+	SELECT t.id, t.app_id, t.endpoint_id, t.state, m.created_at, NULLIF(t.fifo_key, ''), t.block_number, t.log_index, t.type
+	FROM m JOIN t ON t.id = m.id
 	ON CONFLICT DO NOTHING
 	RETURNING id`
 
@@ -134,8 +148,13 @@ type One struct {
 // unless one exists already (the same id, or in the legacy partition the
 // same endpoint, event and type), and reports whether it did.
 func CreateOne(ctx context.Context, q Querier, m One) (bool, error) {
-	tag, err := q.Exec(ctx, `INSERT INTO messages (id, app_id, endpoint_id, event_id, type, webhook_id, chain_id, block_number, payload, state)
-		VALUES ($1, $2, $3, $4, $5, $4, $6, 0, $7, $8) ON CONFLICT DO NOTHING`,
+	tag, err := q.Exec(ctx, `WITH m AS (
+		    INSERT INTO messages (id, app_id, endpoint_id, event_id, type, webhook_id, chain_id, block_number, payload)
+		    VALUES ($1, $2, $3, $4, $5, $4, $6, 0, $7) ON CONFLICT DO NOTHING
+		    RETURNING id, app_id, endpoint_id, created_at, type
+		)
+		INSERT INTO message_states (id, app_id, endpoint_id, state, created_at, type)
+		SELECT id, app_id, endpoint_id, $8, created_at, type FROM m`,
 		m.ID, m.AppID, m.EndpointID, m.EventID, m.Type, m.ChainID, m.Payload, hook.StatePending)
 	if err != nil {
 		return false, err
@@ -168,7 +187,13 @@ type Claimed struct {
 	Type     string
 }
 
-const claimedColumns = `m.id, m.endpoint_id, m.app_id, m.webhook_id, m.payload, m.attempts, m.retry_base, m.created_at, m.lease_until`
+// claimedState is what a claim returns of the states it updated (as c),
+// claimedColumns what it reads of them and of their messages (m): the
+// messages row is read, never written.
+const (
+	claimedState   = `s.id, s.endpoint_id, s.app_id, s.attempts, s.retry_base, s.created_at, s.lease_until`
+	claimedColumns = `c.id, c.endpoint_id, c.app_id, m.webhook_id, m.payload, c.attempts, c.retry_base, c.created_at, c.lease_until`
+)
 
 func collectClaimed(rows pgx.Rows) ([]Claimed, error) {
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Claimed, error) {
@@ -185,13 +210,16 @@ func collectClaimed(rows pgx.Rows) ([]Claimed, error) {
 // order of the result is not that of ids.
 func Claim(ctx context.Context, q Querier, ids []string, l Lease) ([]Claimed, error) {
 	rows, err := q.Query(ctx, `
-		UPDATE messages m SET state = 'delivering', lease_owner = $2, lease_until = $3, updated_at = now()
-		FROM endpoints e
-		WHERE m.id = ANY($1) AND e.id = m.endpoint_id AND e.enabled AND (m.fifo_key IS NULL OR e.ordering <> 'fifo')
-		  AND (m.state = 'pending'
-		       OR (m.state = 'failed' AND m.next_attempt_at <= $4)
-		       OR (m.state = 'delivering' AND m.lease_until < $4))
-		RETURNING `+claimedColumns,
+		WITH c AS (
+		    UPDATE message_states s SET state = 'delivering', lease_owner = $2, lease_until = $3, updated_at = now()
+		    FROM endpoints e
+		    WHERE s.id = ANY($1) AND e.id = s.endpoint_id AND e.enabled AND (s.fifo_key IS NULL OR e.ordering <> 'fifo')
+		      AND (s.state = 'pending'
+		           OR (s.state = 'failed' AND s.next_attempt_at <= $4)
+		           OR (s.state = 'delivering' AND s.lease_until < $4))
+		    RETURNING `+claimedState+`
+		)
+		SELECT `+claimedColumns+` FROM c JOIN messages m ON m.id = c.id`,
 		ids, l.Owner, l.Until, l.Now)
 	if err != nil {
 		return nil, err
@@ -201,23 +229,25 @@ func Claim(ctx context.Context, q Querier, ids []string, l Lease) ([]Claimed, er
 
 // Pull claims up to limit of an endpoint's waiting messages, due retries
 // first, then pending ones oldest first (served by the partial indexes
-// messages_endpoint_failed and messages_waiting). SKIP LOCKED lets
+// message_states_failed and message_states_waiting). SKIP LOCKED lets
 // several processes pull one endpoint's backlog side by side.
 func Pull(ctx context.Context, q Querier, endpointID string, limit int, l Lease) ([]Claimed, error) {
 	rows, err := q.Query(ctx, `
 		WITH due AS (
-		    SELECT id FROM messages WHERE endpoint_id = $1 AND state = 'failed' AND next_attempt_at <= $4
+		    SELECT id FROM message_states WHERE endpoint_id = $1 AND state = 'failed' AND next_attempt_at <= $4
 		    ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED
 		), waiting AS (
-		    SELECT id FROM messages WHERE endpoint_id = $1 AND state = 'pending'
+		    SELECT id FROM message_states WHERE endpoint_id = $1 AND state = 'pending'
 		    ORDER BY created_at, id LIMIT $2 FOR UPDATE SKIP LOCKED
 		), next AS (
 		    (SELECT id FROM due) UNION ALL (SELECT id FROM waiting) LIMIT $2
+		), c AS (
+		    UPDATE message_states s SET state = 'delivering', lease_owner = $3, lease_until = $5, updated_at = now()
+		    FROM next, endpoints e
+		    WHERE s.id = next.id AND e.id = s.endpoint_id AND e.enabled
+		    RETURNING `+claimedState+`
 		)
-		UPDATE messages m SET state = 'delivering', lease_owner = $3, lease_until = $5, updated_at = now()
-		FROM next, endpoints e
-		WHERE m.id = next.id AND e.id = m.endpoint_id AND e.enabled
-		RETURNING `+claimedColumns,
+		SELECT `+claimedColumns+` FROM c JOIN messages m ON m.id = c.id`,
 		endpointID, limit, l.Owner, l.Now, l.Until)
 	if err != nil {
 		return nil, err
@@ -243,17 +273,17 @@ func PullOrdered(ctx context.Context, db Beginner, endpointID, cursor string, gr
 			return err
 		}
 		// The groups with waiting messages, one index probe each
-		// (messages_fifo), in key order from cursor.
+		// (message_states_fifo), in key order from cursor.
 		rows, err := tx.Query(ctx, `
 			WITH RECURSIVE g AS (
-			    (SELECT fifo_key, 1 AS n FROM messages
+			    (SELECT fifo_key, 1 AS n FROM message_states
 			     WHERE endpoint_id = $1 AND fifo_key IS NOT NULL AND state IN ('pending', 'delivering', 'failed') AND fifo_key > $2
 			     ORDER BY fifo_key LIMIT 1)
 			    UNION ALL
-			    SELECT (SELECT m.fifo_key FROM messages m
-			            WHERE m.endpoint_id = $1 AND m.fifo_key IS NOT NULL AND m.state IN ('pending', 'delivering', 'failed')
-			              AND m.fifo_key > g.fifo_key
-			            ORDER BY m.fifo_key LIMIT 1), g.n + 1
+			    SELECT (SELECT s.fifo_key FROM message_states s
+			            WHERE s.endpoint_id = $1 AND s.fifo_key IS NOT NULL AND s.state IN ('pending', 'delivering', 'failed')
+			              AND s.fifo_key > g.fifo_key
+			            ORDER BY s.fifo_key LIMIT 1), g.n + 1
 			    FROM g WHERE g.fifo_key IS NOT NULL AND g.n < $3
 			)
 			SELECT fifo_key FROM g WHERE fifo_key IS NOT NULL`, endpointID, cursor, groups)
@@ -275,19 +305,21 @@ func PullOrdered(ctx context.Context, db Beginner, endpointID, cursor string, gr
 			        SELECT w.id, row_number() OVER o AS pos,
 			               bool_and(w.state = 'pending' OR (w.state = 'failed' AND w.next_attempt_at <= $4)
 			                        OR (w.state = 'delivering' AND w.lease_until < $4)) OVER o AS ok
-			        FROM (SELECT id, state, next_attempt_at, lease_until, block_number, log_index, type FROM messages
+			        FROM (SELECT id, state, next_attempt_at, lease_until, block_number, log_index, type FROM message_states
 			              WHERE endpoint_id = $1 AND fifo_key = g.k AND state IN ('pending', 'delivering', 'failed')
 			              ORDER BY block_number, log_index, type, id LIMIT $3) w
 			        WINDOW o AS (ORDER BY w.block_number, w.log_index, w.type, w.id)
 			    ) h WHERE h.ok
 			), pick AS (
 			    SELECT id FROM head ORDER BY pos, k LIMIT $3
+			), c AS (
+			    UPDATE message_states s SET state = 'delivering', lease_owner = $5, lease_until = $6, updated_at = now()
+			    FROM pick, endpoints e
+			    WHERE s.id = pick.id AND e.id = s.endpoint_id AND e.enabled
+			      AND NOT EXISTS (SELECT 1 FROM endpoint_history eh WHERE eh.endpoint_id = s.endpoint_id AND eh.state IN ('pending', 'running'))
+			    RETURNING `+claimedState+`, s.fifo_key, s.block_number, s.log_index, s.type
 			)
-			UPDATE messages m SET state = 'delivering', lease_owner = $5, lease_until = $6, updated_at = now()
-			FROM pick, endpoints e
-			WHERE m.id = pick.id AND e.id = m.endpoint_id AND e.enabled
-			  AND NOT EXISTS (SELECT 1 FROM endpoint_history eh WHERE eh.endpoint_id = m.endpoint_id AND eh.state IN ('pending', 'running'))
-			RETURNING `+claimedColumns+`, m.fifo_key, m.block_number, m.log_index, m.type`,
+			SELECT `+claimedColumns+`, c.fifo_key, c.block_number, c.log_index, c.type FROM c JOIN messages m ON m.id = c.id`,
 			endpointID, keys, limit, l.Now, l.Owner, l.Until)
 		if err != nil {
 			return err
@@ -323,11 +355,11 @@ func fifoLockKey(endpointID string) int64 {
 func Renew(ctx context.Context, q Querier, owner string, ids []string, until time.Time) ([]string, error) {
 	rows, err := q.Query(ctx, `
 		WITH locked AS (
-		    SELECT id FROM messages WHERE id = ANY($3) AND state = 'delivering' AND lease_owner = $1
+		    SELECT id FROM message_states WHERE id = ANY($3) AND state = 'delivering' AND lease_owner = $1
 		    FOR UPDATE SKIP LOCKED
 		)
-		UPDATE messages m SET lease_until = $2 FROM locked WHERE m.id = locked.id
-		RETURNING m.id`,
+		UPDATE message_states s SET lease_until = $2 FROM locked WHERE s.id = locked.id
+		RETURNING s.id`,
 		owner, until, ids)
 	if err != nil {
 		return nil, err
@@ -341,7 +373,7 @@ func Renew(ctx context.Context, q Querier, owner string, ids []string, until tim
 // when ids is nil) and returns their jobs to offer again.
 func HandBack(ctx context.Context, q Querier, owner string, ids []string) ([]hook.Job, error) {
 	rows, err := q.Query(ctx, `
-		UPDATE messages SET state = 'pending', lease_owner = NULL, lease_until = NULL, updated_at = now()
+		UPDATE message_states SET state = 'pending', lease_owner = NULL, lease_until = NULL, updated_at = now()
 		WHERE state = 'delivering' AND lease_owner = $1 AND ($2::text[] IS NULL OR id = ANY($2))
 		RETURNING id, endpoint_id`, owner, ids)
 	if err != nil {
@@ -357,7 +389,7 @@ func HandBack(ctx context.Context, q Querier, owner string, ids []string) ([]hoo
 // each message is reclaimed by one.
 func Reclaim(ctx context.Context, q Querier, owner string, interrupted []string, errText string) ([]hook.Job, error) {
 	rows, err := q.Query(ctx, `
-		UPDATE messages SET state = 'pending', lease_owner = NULL, lease_until = NULL, updated_at = now(),
+		UPDATE message_states SET state = 'pending', lease_owner = NULL, lease_until = NULL, updated_at = now(),
 		       attempts = attempts + CASE WHEN id = ANY($2) THEN 1 ELSE 0 END,
 		       last_status = CASE WHEN id = ANY($2) THEN NULL ELSE last_status END,
 		       last_error = CASE WHEN id = ANY($2) THEN $3 ELSE last_error END
@@ -388,11 +420,11 @@ type Results struct {
 // claimed the message, that process's result wins.
 func Finish(ctx context.Context, q Querier, owner string, r *Results) error {
 	_, err := q.Exec(ctx, `
-		UPDATE messages m SET state = u.state, attempts = u.attempts, last_status = u.status, last_error = u.err,
+		UPDATE message_states s SET state = u.state, attempts = u.attempts, last_status = u.status, last_error = u.err,
 		       next_attempt_at = u.next, lease_owner = NULL, lease_until = NULL, updated_at = now()
 		FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::text[], $6::timestamptz[])
 		     AS u(id, state, attempts, status, err, next)
-		WHERE m.id = u.id AND m.state = 'delivering' AND m.lease_owner = $7`,
+		WHERE s.id = u.id AND s.state = 'delivering' AND s.lease_owner = $7`,
 		r.IDs, r.States, r.Attempts, r.Statuses, r.Errors, r.Nexts, owner)
 	return err
 }
@@ -403,8 +435,8 @@ func Finish(ctx context.Context, q Querier, owner string, r *Results) error {
 // oldest first, due at once, and returns their jobs. The caller decides n
 // from the quota left and serialises releases of one application.
 func Release(ctx context.Context, q Querier, appID string, n int64) ([]hook.Job, error) {
-	rows, err := q.Query(ctx, `UPDATE messages SET state = $2, next_attempt_at = now(), updated_at = now()
-		WHERE id IN (SELECT id FROM messages WHERE app_id = $1 AND state = $3
+	rows, err := q.Query(ctx, `UPDATE message_states SET state = $2, next_attempt_at = now(), updated_at = now()
+		WHERE id IN (SELECT id FROM message_states WHERE app_id = $1 AND state = $3
 			ORDER BY created_at, id LIMIT $4 FOR UPDATE SKIP LOCKED)
 		RETURNING id, endpoint_id`, appID, hook.StatePending, hook.StateQuotaExceeded, n)
 	if err != nil {
@@ -424,7 +456,7 @@ const replaySet = `state = 'pending', retry_base = attempts, next_attempt_at = N
 // Replay resets message id for a fresh delivery unless it is delivering or
 // quota_exceeded, and reports whether it did.
 func Replay(ctx context.Context, q Querier, id string) (bool, error) {
-	tag, err := q.Exec(ctx, "UPDATE messages SET "+replaySet+" WHERE id = $1 AND state NOT IN ('delivering', 'quota_exceeded')", id)
+	tag, err := q.Exec(ctx, "UPDATE message_states SET "+replaySet+" WHERE id = $1 AND state NOT IN ('delivering', 'quota_exceeded')", id)
 	if err != nil {
 		return false, err
 	}
@@ -452,9 +484,9 @@ func ReplayRange(ctx context.Context, q Querier, r Range) ([]string, error) {
 		args = append(args, arg)
 		conds = append(conds, fmt.Sprintf(cond, len(args)))
 	}
-	where("m.endpoint_id = $%d", r.EndpointID)
+	where("endpoint_id = $%d", r.EndpointID)
 	if r.MinID != "" {
-		where("m.id >= $%d", r.MinID)
+		where("id >= $%d", r.MinID)
 	}
 	if !r.Since.IsZero() {
 		where("created_at >= $%d", r.Since)
@@ -475,9 +507,31 @@ func ReplayRange(ctx context.Context, q Querier, r Range) ([]string, error) {
 	} else {
 		conds = append(conds, "state IN ('succeeded', 'failed', 'dead')")
 	}
-	rows, err := q.Query(ctx, "UPDATE messages m SET "+replaySet+" WHERE "+strings.Join(conds, " AND ")+" RETURNING id", args...)
+	rows, err := q.Query(ctx, "UPDATE message_states SET "+replaySet+" WHERE "+strings.Join(conds, " AND ")+" RETURNING id", args...)
 	if err != nil {
 		return nil, err
 	}
 	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// ---- Forget: the states of deleted endpoints ----
+
+// Forget deletes the states still waiting (pending, delivering, failed,
+// quota_exceeded) of endpointIDs of appID, whose messages the cascade of
+// deleting the endpoints (or their application) deleted: message_states
+// has no foreign key (migration 00087), and a waiting state without its
+// message would count towards the application's quota and keep its
+// partition's messages in flight for retention. Call it in the transaction
+// that deleted them, after the delete. The finished states left behind are
+// read by nothing and go with their partition.
+func Forget(ctx context.Context, q Querier, appID string, endpointIDs []string) error {
+	if _, err := q.Exec(ctx, `DELETE FROM message_states
+		WHERE endpoint_id = ANY($2) AND state IN ('pending', 'delivering', 'failed') AND app_id = $1`, appID, endpointIDs); err != nil {
+		return fmt.Errorf("forget waiting states: %w", err)
+	}
+	if _, err := q.Exec(ctx, `DELETE FROM message_states
+		WHERE app_id = $1 AND state = 'quota_exceeded' AND endpoint_id = ANY($2)`, appID, endpointIDs); err != nil {
+		return fmt.Errorf("forget held states: %w", err)
+	}
+	return nil
 }

@@ -58,7 +58,7 @@ func (f *fixture) state(id string) (string, string) {
 	f.t.Helper()
 	var st string
 	var owner *string
-	if err := f.pool.QueryRow(f.ctx, `SELECT state, lease_owner FROM messages WHERE id = $1`, id).Scan(&st, &owner); err != nil {
+	if err := f.pool.QueryRow(f.ctx, `SELECT state, lease_owner FROM message_states WHERE id = $1`, id).Scan(&st, &owner); err != nil {
 		f.t.Fatal(err)
 	}
 	if owner == nil {
@@ -134,7 +134,7 @@ func TestExpiredLeaseIsClaimedAgainAndDeadOwnerReclaimed(t *testing.T) {
 	}
 	var attempts int
 	var lastErr string
-	if err := f.pool.QueryRow(f.ctx, `SELECT attempts, last_error FROM messages WHERE id = 'msg_2'`).Scan(&attempts, &lastErr); err != nil {
+	if err := f.pool.QueryRow(f.ctx, `SELECT attempts, last_error FROM message_states WHERE id = 'msg_2'`).Scan(&attempts, &lastErr); err != nil {
 		t.Fatal(err)
 	}
 	if attempts != 1 || lastErr != "interrupted" {
@@ -156,7 +156,7 @@ func TestReleaseAndReplay(t *testing.T) {
 	if ok, err := Replay(f.ctx, f.pool, "msg_3"); err != nil || ok {
 		t.Fatalf("replay of a held message: %v, %v", ok, err)
 	}
-	f.exec(`UPDATE messages SET state = 'dead', attempts = 3 WHERE id IN ('msg_1', 'msg_2')`)
+	f.exec(`UPDATE message_states SET state = 'dead', attempts = 3 WHERE id IN ('msg_1', 'msg_2')`)
 	if ok, err := Replay(f.ctx, f.pool, "msg_1"); err != nil || !ok {
 		t.Fatalf("replay of a dead message: %v, %v", ok, err)
 	}
@@ -167,7 +167,77 @@ func TestReleaseAndReplay(t *testing.T) {
 		t.Fatalf("replay range: %v, %v", ids, err)
 	}
 	var base int
-	if err := f.pool.QueryRow(f.ctx, `SELECT retry_base FROM messages WHERE id = 'msg_2'`).Scan(&base); err != nil || base != 3 {
+	if err := f.pool.QueryRow(f.ctx, `SELECT retry_base FROM message_states WHERE id = 'msg_2'`).Scan(&base); err != nil || base != 3 {
 		t.Fatalf("retry_base %d, %v: want a fresh schedule from attempt 3", base, err)
+	}
+}
+
+// Inserting writes the message once and its state beside it; a duplicate
+// in one batch or an existing id is skipped in both tables.
+func TestInsertWritesMessageAndStateOnce(t *testing.T) {
+	f := newFixture(t)
+	f.insert(hook.StatePending, "msg_1")
+	rows := MakeRows(2)
+	for i := range 2 { // msg_1 again, and msg_2 twice in one batch
+		id := []string{"msg_1", "msg_2"}[i]
+		rows.IDs[i], rows.AppIDs[i], rows.EndpointIDs[i], rows.EventIDs[i] = id, "app_A", "ep_A", "1:0xb:"+id
+		rows.Types[i], rows.WebhookIDs[i], rows.ChainIDs[i], rows.Payloads[i], rows.States[i] = "log", id, 1, `{}`, hook.StatePending
+	}
+	rows.IDs = append(rows.IDs, "msg_2")
+	for _, a := range []*[]string{&rows.AppIDs, &rows.EndpointIDs, &rows.EventIDs, &rows.Types, &rows.WebhookIDs, &rows.BlockHashes,
+		&rows.TxHashes, &rows.Payloads, &rows.States, &rows.FIFOKeys} {
+		*a = append(*a, (*a)[1])
+	}
+	rows.ChainIDs, rows.BlockNumbers, rows.LogIndexes = append(rows.ChainIDs, 1), append(rows.BlockNumbers, 0), append(rows.LogIndexes, 0)
+	got, err := Insert(f.ctx, f.pool, &rows, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for got.Next() {
+		n++
+	}
+	if got.Close(); got.Err() != nil || n != 1 {
+		t.Fatalf("inserted %d (%v), want 1 (msg_2)", n, got.Err())
+	}
+	var ms, ss int
+	if err := f.pool.QueryRow(f.ctx, `SELECT (SELECT count(*) FROM messages), (SELECT count(*) FROM message_states)`).Scan(&ms, &ss); err != nil || ms != 2 || ss != 2 {
+		t.Fatalf("%d messages, %d states (%v), want 2 and 2", ms, ss, err)
+	}
+}
+
+// Deleting an endpoint deletes its messages by cascade; Forget then
+// deletes its waiting and held states (message_states has no foreign key),
+// and leaves other endpoints' states alone.
+func TestForgetDeletesWaitingStatesOfADeletedEndpoint(t *testing.T) {
+	f := newFixture(t)
+	f.exec(`INSERT INTO endpoints (id, app_id, url, secret_enc) VALUES ('ep_B', 'app_A', 'https://b.example', '\x00')`)
+	f.insert(hook.StatePending, "msg_1")
+	f.insert(hook.StateQuotaExceeded, "msg_2")
+	f.insert(hook.StateFailed, "msg_3")
+	rows := MakeRows(1)
+	rows.IDs[0], rows.AppIDs[0], rows.EndpointIDs[0], rows.EventIDs[0] = "msg_9", "app_A", "ep_B", "1:0xb:9"
+	rows.Types[0], rows.WebhookIDs[0], rows.ChainIDs[0], rows.Payloads[0], rows.States[0] = "log", "w", 1, `{}`, hook.StatePending
+	got, err := Insert(f.ctx, f.pool, &rows, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got.Close()
+	f.exec(`DELETE FROM endpoints WHERE id = 'ep_A'`)
+	if err := Forget(f.ctx, f.pool, "app_A", []string{"ep_A"}); err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	r, err := f.pool.Query(f.ctx, `SELECT id FROM message_states ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for r.Next() {
+		var id string
+		r.Scan(&id)
+		left = append(left, id)
+	}
+	if len(left) != 1 || left[0] != "msg_9" {
+		t.Fatalf("states left %v, want [msg_9]", left)
 	}
 }

@@ -48,22 +48,23 @@ type Dropped struct {
 //
 // Retention never loses an undelivered message. A messages partition past
 // retention that holds messages in flight (pending, delivering, failed
-// awaiting a retry) still goes, but those rows and their attempts are
-// copied out first and inserted again once it is gone: no partition covers
-// their ids any more, so they land in messages_default and
-// delivery_history_default (migration 00063), where deliver finds them by
+// awaiting a retry) still goes, but those rows, their states and their
+// attempts are copied out first and inserted again once it is gone: no
+// partition covers their ids any more, so they land in messages_default,
+// message_states_default and delivery_history_default (migrations 00063,
+// 00087), where deliver finds them by
 // id as before. Only they outlive retention, not their whole partition (a
 // failing endpoint does not hold every tenant's rows for its retry
 // schedule). Once finished (delivered, dead) and past retention they are
 // DELETEd from the default partition by a later round: a few rows, not a
 // scan. All of it runs under ACCESS EXCLUSIVE locks on the partition and
-// its twin taken before looking, so no message turns in flight (a replay)
+// its twins taken before looking, so no message turns in flight (a replay)
 // or finishes between the copy and the drop.
 //
 // A delivery_history partition past retention.attempts whose messages
 // partition is not past retention is kept while that partition holds a
 // message in flight (its next attempt is written there); the check holds a
-// SHARE lock on the messages partition.
+// SHARE lock on the message_states twin of the messages partition.
 func Drop(ctx context.Context, pool *pgxpool.Pool, h Horizons) (Dropped, error) {
 	if h.Attempts.Before(h.Messages) {
 		h.Attempts = h.Messages
@@ -87,9 +88,11 @@ func Drop(ctx context.Context, pool *pgxpool.Pool, h Horizons) (Dropped, error) 
 		lock := func(name, mode string) error {
 			return exec("lock partition "+name, `LOCK TABLE `+pgx.Identifier{name}.Sanitize()+` IN `+mode+` MODE`)
 		}
+		// busy counts the messages in flight of a messages partition, in
+		// its message_states twin.
 		busy := func(name string) (int, error) {
 			var n int
-			err := tx.QueryRow(ctx, `SELECT count(*) FROM `+pgx.Identifier{name}.Sanitize()+` WHERE state = ANY($1)`, inFlight).Scan(&n)
+			err := tx.QueryRow(ctx, `SELECT count(*) FROM `+pgx.Identifier{states(name)}.Sanitize()+` WHERE state = ANY($1)`, inFlight).Scan(&n)
 			if err != nil {
 				return 0, fmt.Errorf("count messages in flight in %s: %w", name, err)
 			}
@@ -112,8 +115,11 @@ func Drop(ctx context.Context, pool *pgxpool.Pool, h Horizons) (Dropped, error) 
 			if p.hi.After(h.Messages) || i == len(ms)-1 {
 				continue
 			}
-			tw := twin(p.name)
+			tw, st := twin(p.name), states(p.name)
 			if err := lock(p.name, "ACCESS EXCLUSIVE"); err != nil {
+				return err
+			}
+			if err := lock(st, "ACCESS EXCLUSIVE"); err != nil {
 				return err
 			}
 			if hasDH[tw] {
@@ -126,9 +132,13 @@ func Drop(ctx context.Context, pool *pgxpool.Pool, h Horizons) (Dropped, error) 
 				return err
 			}
 			if n > 0 {
-				m, hist := pgx.Identifier{p.name}.Sanitize(), pgx.Identifier{tw}.Sanitize()
+				m, hist, sts := pgx.Identifier{p.name}.Sanitize(), pgx.Identifier{tw}.Sanitize(), pgx.Identifier{st}.Sanitize()
+				if err := exec("copy states in flight out of "+st, `CREATE TEMP TABLE retention_moving_states ON COMMIT DROP AS
+					SELECT * FROM `+sts+` WHERE state = ANY($1)`, inFlight); err != nil {
+					return err
+				}
 				if err := exec("copy messages in flight out of "+p.name, `CREATE TEMP TABLE retention_moving ON COMMIT DROP AS
-					SELECT * FROM `+m+` WHERE state = ANY($1)`, inFlight); err != nil {
+					SELECT * FROM `+m+` WHERE id IN (SELECT id FROM retention_moving_states)`); err != nil {
 					return err
 				}
 				attempts := `SELECT * FROM delivery_history WHERE false`
@@ -143,13 +153,17 @@ func Drop(ctx context.Context, pool *pgxpool.Pool, h Horizons) (Dropped, error) 
 						return err
 					}
 				}
+				if err := drop(st); err != nil {
+					return err
+				}
 				if err := drop(p.name); err != nil {
 					return err
 				}
 				for _, q := range []string{
 					`INSERT INTO messages SELECT * FROM retention_moving`,
+					`INSERT INTO message_states SELECT * FROM retention_moving_states`,
 					`INSERT INTO delivery_history SELECT * FROM retention_moving_attempts`,
-					`DROP TABLE retention_moving, retention_moving_attempts`,
+					`DROP TABLE retention_moving, retention_moving_states, retention_moving_attempts`,
 				} {
 					if err := exec("move messages in flight of "+p.name+" to the default partition", q); err != nil {
 						return err
@@ -165,6 +179,9 @@ func Drop(ctx context.Context, pool *pgxpool.Pool, h Horizons) (Dropped, error) 
 				}
 				hasDH[tw] = false
 			}
+			if err := drop(st); err != nil {
+				return err
+			}
 			if err := drop(p.name); err != nil {
 				return err
 			}
@@ -179,7 +196,7 @@ func Drop(ctx context.Context, pool *pgxpool.Pool, h Horizons) (Dropped, error) 
 			}
 			if m := "messages" + strings.TrimPrefix(p.name, "delivery_history"); byName[m].name != "" && byName[m].hi.After(h.Messages) {
 				// Its messages stay: keep the attempts of those in flight.
-				if err := lock(m, "SHARE"); err != nil {
+				if err := lock(states(m), "SHARE"); err != nil {
 					return err
 				}
 				n, err := busy(m)
@@ -195,8 +212,12 @@ func Drop(ctx context.Context, pool *pgxpool.Pool, h Horizons) (Dropped, error) 
 				return err
 			}
 		}
-		// Stragglers moved earlier, finished since and past retention.
-		tag, err := tx.Exec(ctx, `DELETE FROM messages_default WHERE id ~ '`+ulidID+`' AND id < $1 AND state <> ALL($2)`,
+		// Stragglers moved earlier, finished since and past retention: the
+		// states, then their messages (and by cascade their attempts).
+		tag, err := tx.Exec(ctx, `WITH s AS (
+				DELETE FROM message_states_default WHERE id ~ '`+ulidID+`' AND id < $1 AND state <> ALL($2) RETURNING id
+			)
+			DELETE FROM messages_default WHERE id IN (SELECT id FROM s)`,
 			IDBound(h.Messages), inFlight)
 		if err != nil {
 			return fmt.Errorf("delete finished messages past retention from messages_default: %w", err)

@@ -39,19 +39,29 @@ func Ensure(ctx context.Context, pool *pgxpool.Pool, now time.Time, l Layout) ([
 		if min2 := hook.PartitionStart(now.Add(2*l.Width), l.Width); until.Before(min2) {
 			until = min2
 		}
+		withStates, err := hasStates(ctx, tx)
+		if err != nil {
+			return err
+		}
 		ms, err := extend(ctx, tx, "messages", true, cut, until, l.Width, func(name string, lo, hi time.Time) ([]string, error) {
-			dh := twin(name)
-			for _, q := range []string{
-				fmt.Sprintf(`CREATE TABLE %s PARTITION OF messages FOR VALUES FROM ('%s') TO ('%s')`, name, IDBound(lo), IDBound(hi)),
+			dh, st := twin(name), states(name)
+			qs := []string{fmt.Sprintf(`CREATE TABLE %s PARTITION OF messages FOR VALUES FROM ('%s') TO ('%s')`, name, IDBound(lo), IDBound(hi))}
+			if withStates {
+				qs = append(qs, fmt.Sprintf(`CREATE TABLE %s PARTITION OF message_states FOR VALUES FROM ('%s') TO ('%s')`, st, IDBound(lo), IDBound(hi)))
+			}
+			for _, q := range append(qs,
 				fmt.Sprintf(`CREATE TABLE %s PARTITION OF delivery_history FOR VALUES FROM ('%s') TO ('%s')`, dh, IDBound(lo), IDBound(hi)),
 				// Per-partition foreign key: see migration 00063.
 				fmt.Sprintf(`ALTER TABLE %s ADD CONSTRAINT %s_message_fkey FOREIGN KEY (message_id) REFERENCES %s (id) ON DELETE CASCADE`, dh, dh, name),
-			} {
+			) {
 				if _, err := tx.Exec(ctx, q); err != nil {
 					return nil, fmt.Errorf("create partition %s: %w", name, err)
 				}
 			}
-			return []string{name, dh}, nil
+			if !withStates {
+				return []string{name, dh}, nil
+			}
+			return []string{name, st, dh}, nil
 		})
 		if err != nil {
 			return err
@@ -103,7 +113,8 @@ func extend(ctx context.Context, tx pgx.Tx, parent string, byID bool, cut, until
 // cutBack drops or narrows the newest partitions (oldest first in ps) that
 // are wider than w, end after cut and hold no rows: one starting at or after
 // cut goes, one starting before is re-attached as [lo, cut). For messages
-// the delivery_history twin goes the same way (and must be empty too). It
+// the message_states and delivery_history twins go the same way (and must
+// be empty too). It
 // stops at the first partition holding a row: new partitions start after
 // it. Emptiness is checked again under an ACCESS EXCLUSIVE lock, so no
 // insert lands in between. Returns the partitions left and what it did.
@@ -119,6 +130,13 @@ func cutBack(ctx context.Context, tx pgx.Tx, ps []partition, cut time.Time, w ti
 		}
 		return t.Format(time.RFC3339)
 	}
+	withStates := false
+	if byID {
+		var err error
+		if withStates, err = hasStates(ctx, tx); err != nil {
+			return nil, nil, err
+		}
+	}
 	empty := func(name string) (bool, error) {
 		var any bool
 		err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+pgx.Identifier{name}.Sanitize()+`)`).Scan(&any)
@@ -131,7 +149,7 @@ func cutBack(ctx context.Context, tx pgx.Tx, ps []partition, cut time.Time, w ti
 		}
 		tables := []string{p.name}
 		if byID {
-			tables = append(tables, twin(p.name))
+			tables = append(tables, twins(p.name, withStates)...)
 		}
 		ok := true
 		for _, name := range tables {
@@ -191,7 +209,7 @@ func cutBack(ctx context.Context, tx pgx.Tx, ps []partition, cut time.Time, w ti
 		}
 		parents := []string{parent}
 		if byID {
-			parents = append(parents, "delivery_history")
+			parents = append(parents, twins("messages", withStates)...)
 		}
 		for i, name := range tables {
 			id := pgx.Identifier{name}.Sanitize()

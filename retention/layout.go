@@ -60,6 +60,22 @@ func twin(messagesPartition string) string {
 	return "delivery_history" + strings.TrimPrefix(messagesPartition, "messages")
 }
 
+// states is the message_states partition paired with a messages partition
+// (migration 00087): the same bounds, created and dropped with it.
+func states(messagesPartition string) string {
+	return "message_states" + strings.TrimPrefix(messagesPartition, "messages")
+}
+
+// twins are the tables paired with a messages partition (or, for
+// "messages", the parents of the pairs): its states (once migration 00087
+// made message_states) and its attempts.
+func twins(messagesPartition string, withStates bool) []string {
+	if !withStates {
+		return []string{twin(messagesPartition)}
+	}
+	return []string{states(messagesPartition), twin(messagesPartition)}
+}
+
 // last is the upper bound of the newest partition; with none, today.
 func last(ps []partition) time.Time {
 	if len(ps) == 0 {

@@ -49,6 +49,18 @@ func locked(ctx context.Context, pool *pgxpool.Pool, f func(tx pgx.Tx) error) er
 	})
 }
 
+// hasStates reports whether message_states exists (migration 00087): Ensure
+// also runs on the schema before it (`migrate up` to an older version, the
+// migration tests), where a messages partition has no states twin; 00087
+// pairs the partitions it finds.
+func hasStates(ctx context.Context, tx pgx.Tx) (bool, error) {
+	var ok bool
+	if err := tx.QueryRow(ctx, `SELECT to_regclass('message_states') IS NOT NULL`).Scan(&ok); err != nil {
+		return false, fmt.Errorf("look for message_states: %w", err)
+	}
+	return ok, nil
+}
+
 // partition is one partition of a parent table and its range [lo, hi) in
 // time; a MINVALUE lower bound is the zero time.
 type partition struct {

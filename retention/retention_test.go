@@ -55,8 +55,12 @@ func insert(t *testing.T, pool *pgxpool.Pool, at time.Time, n int) string {
 	t.Helper()
 	id := hook.MessageID("ep_r", fmt.Sprintf("1:0xb:%d", n), hook.TypeLog, at, at)
 	ctx := context.Background()
-	if _, err := pool.Exec(ctx, `INSERT INTO messages (id, app_id, endpoint_id, event_id, type, webhook_id, chain_id, block_number, payload, state)
-		VALUES ($1, 'app_r', 'ep_r', $2, 'log', $2, 1, $3, '{}', 'succeeded')`, id, fmt.Sprintf("1:0xb:%d", n), n); err != nil {
+	if _, err := pool.Exec(ctx, `WITH m AS (
+			INSERT INTO messages (id, app_id, endpoint_id, event_id, type, webhook_id, chain_id, block_number, payload)
+			VALUES ($1, 'app_r', 'ep_r', $2, 'log', $2, 1, $3, '{}') RETURNING *
+		)
+		INSERT INTO message_states (id, app_id, endpoint_id, state, type, block_number, created_at)
+		SELECT id, app_id, endpoint_id, 'succeeded', type, block_number, created_at FROM m`, id, fmt.Sprintf("1:0xb:%d", n), n); err != nil {
 		t.Fatalf("insert message at %s: %v", at, err)
 	}
 	if _, err := pool.Exec(ctx, `INSERT INTO delivery_history (message_id, endpoint_id, app_id, attempt) VALUES ($1, 'ep_r', 'app_r', 1)`, id); err != nil {

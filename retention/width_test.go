@@ -86,7 +86,7 @@ func TestEnsureNarrowWidthCutsEmptyWidePartitionsBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	cut := hook.PartitionStart(now, w).Add(w)
-	for _, parent := range []string{"messages", "delivery_history"} {
+	for _, parent := range []string{"messages", "message_states", "delivery_history"} {
 		bs := bounds(t, pool, parent)
 		contiguous(t, bs)
 		var n5 int
@@ -201,15 +201,18 @@ func TestEnsureNarrowWidthUnderConcurrentProcesses(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ms, dh := bounds(t, pool, "messages"), bounds(t, pool, "delivery_history")
+	ms := bounds(t, pool, "messages")
 	contiguous(t, ms)
-	contiguous(t, dh)
-	if len(ms) != len(dh) {
-		t.Fatalf("%d messages partitions, %d delivery_history", len(ms), len(dh))
-	}
-	for i := range ms {
-		if !ms[i].lo.Equal(dh[i].lo) || !ms[i].hi.Equal(dh[i].hi) {
-			t.Errorf("messages %s [%s, %s) and delivery_history %s [%s, %s) differ", ms[i].name, ms[i].lo, ms[i].hi, dh[i].name, dh[i].lo, dh[i].hi)
+	for _, twin := range []string{"message_states", "delivery_history"} {
+		dh := bounds(t, pool, twin)
+		contiguous(t, dh)
+		if len(ms) != len(dh) {
+			t.Fatalf("%d messages partitions, %d %s", len(ms), len(dh), twin)
+		}
+		for i := range ms {
+			if !ms[i].lo.Equal(dh[i].lo) || !ms[i].hi.Equal(dh[i].hi) {
+				t.Errorf("messages %s [%s, %s) and %s %s [%s, %s) differ", ms[i].name, ms[i].lo, ms[i].hi, twin, dh[i].name, dh[i].lo, dh[i].hi)
+			}
 		}
 	}
 }
@@ -223,7 +226,7 @@ func shortRetention() config.Retention {
 
 func setState(t *testing.T, pool *pgxpool.Pool, id, state string) {
 	t.Helper()
-	if _, err := pool.Exec(context.Background(), `UPDATE messages SET state = $2 WHERE id = $1`, id, state); err != nil {
+	if _, err := pool.Exec(context.Background(), `UPDATE message_states SET state = $2 WHERE id = $1`, id, state); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -266,8 +269,9 @@ func TestDropMovesMessagesInFlightOutOfPartitionsPastRetention(t *testing.T) {
 	}
 	for _, id := range inFlight {
 		if count(t, pool, `SELECT count(*) FROM messages WHERE id = $1`, id) != 1 ||
+			count(t, pool, `SELECT count(*) FROM message_states WHERE id = $1`, id) != 1 ||
 			count(t, pool, `SELECT count(*) FROM delivery_history WHERE message_id = $1`, id) != 1 {
-			t.Errorf("message %s in flight (or its attempt) lost when its partition was dropped", id)
+			t.Errorf("message %s in flight (or its state or its attempt) lost when its partition was dropped", id)
 		}
 		// Its next attempt can be written, and it can finish.
 		if _, err := pool.Exec(ctx, `INSERT INTO delivery_history (message_id, endpoint_id, app_id, attempt) VALUES ($1, 'ep_r', 'app_r', 2)`, id); err != nil {
@@ -277,8 +281,11 @@ func TestDropMovesMessagesInFlightOutOfPartitionsPastRetention(t *testing.T) {
 	if n := count(t, pool, `SELECT count(*) FROM messages_default WHERE id = ANY($1)`, inFlight); n != len(inFlight) {
 		t.Errorf("%d of %d messages in flight in messages_default", n, len(inFlight))
 	}
+	if n := count(t, pool, `SELECT count(*) FROM message_states_default WHERE id = ANY($1)`, inFlight); n != len(inFlight) {
+		t.Errorf("%d of %d states in flight in message_states_default", n, len(inFlight))
+	}
 	for _, id := range []string{done, quiet, quota} {
-		if n := count(t, pool, `SELECT count(*) FROM messages WHERE id = $1`, id); n != 0 {
+		if n := count(t, pool, `SELECT count(*) FROM messages WHERE id = $1`, id) + count(t, pool, `SELECT count(*) FROM message_states WHERE id = $1`, id); n != 0 {
 			t.Errorf("finished message %s past retention not dropped", id)
 		}
 	}
@@ -298,7 +305,8 @@ func TestDropMovesMessagesInFlightOutOfPartitionsPastRetention(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, id := range inFlight {
-		if count(t, pool, `SELECT count(*) FROM messages WHERE id = $1`, id) != 0 || count(t, pool, `SELECT count(*) FROM delivery_history WHERE message_id = $1`, id) != 0 {
+		if count(t, pool, `SELECT count(*) FROM messages WHERE id = $1`, id) != 0 || count(t, pool, `SELECT count(*) FROM message_states WHERE id = $1`, id) != 0 ||
+			count(t, pool, `SELECT count(*) FROM delivery_history WHERE message_id = $1`, id) != 0 {
 			t.Errorf("message %s (or its attempts) still there once finished and past retention", id)
 		}
 	}
@@ -344,9 +352,9 @@ func TestRetentionWhileDeliveriesRunLosesNothingInFlight(t *testing.T) {
 				tag, err := pool.Exec(ctx, q, id)
 				return err == nil && tag.RowsAffected() == 1
 			}
-			if !step(`UPDATE messages SET state = 'delivering' WHERE id = $1 AND state = 'pending'`) ||
+			if !step(`UPDATE message_states SET state = 'delivering' WHERE id = $1 AND state = 'pending'`) ||
 				!step(`INSERT INTO delivery_history (message_id, endpoint_id, app_id, attempt) VALUES ($1, 'ep_r', 'app_r', 2)`) ||
-				!step(`UPDATE messages SET state = 'succeeded' WHERE id = $1 AND state = 'delivering'`) {
+				!step(`UPDATE message_states SET state = 'succeeded' WHERE id = $1 AND state = 'delivering'`) {
 				lost = append(lost, id)
 				continue
 			}
@@ -373,7 +381,7 @@ func TestRetentionWhileDeliveriesRunLosesNothingInFlight(t *testing.T) {
 	if err := m.Round(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if n := count(t, pool, `SELECT count(*) FROM messages WHERE id = ANY($1)`, ids); n != 0 {
-		t.Errorf("%d finished messages past retention still there after the last round", n)
+	if n := count(t, pool, `SELECT count(*) FROM messages WHERE id = ANY($1)`, ids) + count(t, pool, `SELECT count(*) FROM message_states WHERE id = ANY($1)`, ids); n != 0 {
+		t.Errorf("%d finished messages (or states) past retention still there after the last round", n)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/msgstate"
 )
 
 // DefaultPlanID is the plan a new application gets when none is named and
@@ -257,8 +258,23 @@ func (s *Store) DeleteApplication(ctx context.Context, scope hook.Scope, id stri
 	if !scope.Admin && scope.UserID == "" {
 		return fmt.Errorf("delete application %s: %w", id, ErrKeyCannotManageApps)
 	}
-	tag, err := s.pool.Exec(ctx, `DELETE FROM applications WHERE id = $1`, id)
-	if err := oneChanged(tag, err, "delete application", "application", id); err != nil {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT id FROM endpoints WHERE app_id = $1`, id)
+		if err != nil {
+			return fmt.Errorf("delete application %s: %w", id, err)
+		}
+		eps, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return fmt.Errorf("delete application %s: %w", id, err)
+		}
+		tag, err := tx.Exec(ctx, `DELETE FROM applications WHERE id = $1`, id)
+		if err := oneChanged(tag, err, "delete application", "application", id); err != nil {
+			return err
+		}
+		// The cascade deleted the messages; their waiting states go too.
+		return msgstate.Forget(ctx, tx, id, eps)
+	})
+	if err != nil {
 		return err
 	}
 	s.quota.forget(id)

@@ -117,7 +117,8 @@ func (s *Store) quotaNow(ctx context.Context, q Querier, appID string, now time.
 		st.Exceeded = st.StorageFull
 		return st, nil // no monthly quota: nothing more to count
 	}
-	if err := q.QueryRow(ctx, `SELECT count(*) FROM messages WHERE app_id = $1 AND state IN ($2, $3, $4)`,
+	if err := q.QueryRow(ctx, `SELECT count(*) FROM message_states
+		WHERE endpoint_id IN (SELECT id FROM endpoints WHERE app_id = $1) AND app_id = $1 AND state IN ($2, $3, $4)`,
 		appID, hook.StatePending, hook.StateDelivering, hook.StateFailed).Scan(&st.InFlight); err != nil {
 		return st, fmt.Errorf("count messages on their way of %s: %w", appID, err)
 	}

@@ -27,7 +27,7 @@ func TestStorageLimitHoldsNewMessagesAndIsNotedOnce(t *testing.T) {
 	}
 	// Each dead message was tried twice: 3 messages + 6 attempts, then one
 	// more message reaches 10.
-	if _, err := s.pool.Exec(ctx, `UPDATE messages SET attempts = 2 WHERE app_id = $1`, app.ID); err != nil {
+	if _, err := s.pool.Exec(ctx, `UPDATE message_states SET attempts = 2 WHERE app_id = $1`, app.ID); err != nil {
 		t.Fatal(err)
 	}
 	seedMessages(t, s, app.ID, hook.StateQuotaExceeded, 1)
@@ -50,7 +50,8 @@ func TestStorageLimitHoldsNewMessagesAndIsNotedOnce(t *testing.T) {
 		t.Fatalf("noted again %+v %v", again, err)
 	}
 	// Retention frees room: noted again only when it fills up again.
-	if _, err := s.pool.Exec(ctx, `DELETE FROM messages WHERE app_id = $1 AND state = 'dead'`, app.ID); err != nil {
+	if _, err := s.pool.Exec(ctx, `WITH s AS (DELETE FROM message_states WHERE app_id = $1 AND state = 'dead' RETURNING id)
+		DELETE FROM messages WHERE id IN (SELECT id FROM s)`, app.ID); err != nil {
 		t.Fatal(err)
 	}
 	if again, err := s.NoteStorageFull(ctx); err != nil || len(again) != 0 {

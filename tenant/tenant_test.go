@@ -174,8 +174,10 @@ func seedMessages(t *testing.T, s *Store, appID, state string, n int) string {
 		t.Fatal(err)
 	}
 	for i := 0; i < n; i++ {
-		if _, err := s.pool.Exec(ctx, `INSERT INTO messages (id, app_id, endpoint_id, event_id, type, webhook_id, chain_id, block_number, payload, state)
-			VALUES ($1, $2, $3, $4, 'log', $4, 31337, $5, '{}', $6)`, NewID("msg"), appID, ep, NewID("evt"), i, state); err != nil {
+		if _, err := s.pool.Exec(ctx, `WITH m AS (INSERT INTO messages (id, app_id, endpoint_id, event_id, type, webhook_id, chain_id, block_number, payload)
+			VALUES ($1, $2, $3, $4, 'log', $4, 31337, $5, '{}') RETURNING *)
+			INSERT INTO message_states (id, app_id, endpoint_id, state, attempts, created_at, type, block_number, log_index, fifo_key)
+			SELECT id, app_id, endpoint_id, $6, 0, created_at, type, block_number, log_index, fifo_key FROM m`, NewID("msg"), appID, ep, NewID("evt"), i, state); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -234,7 +236,7 @@ func TestHeldMessagesAreReleasedWhenThePlanIsRaised(t *testing.T) {
 	}
 	for _, e := range entries {
 		var state string
-		if err := s.pool.QueryRow(ctx, `SELECT state FROM messages WHERE id = $1 AND endpoint_id = $2`,
+		if err := s.pool.QueryRow(ctx, `SELECT state FROM message_states WHERE id = $1 AND endpoint_id = $2`,
 			e.FieldValues["message_id"], e.FieldValues["endpoint_id"]).Scan(&state); err != nil || state != hook.StatePending {
 			t.Fatalf("job %v: state %q err %v", e.FieldValues, state, err)
 		}

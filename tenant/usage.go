@@ -44,7 +44,7 @@ func (s *Store) Usage(ctx context.Context, scope hook.Scope, appID string) (Quot
 	if err != nil {
 		return QuotaStatus{}, err
 	}
-	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM messages WHERE app_id = $1 AND state = $2`,
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM message_states WHERE app_id = $1 AND state = $2`,
 		appID, hook.StateQuotaExceeded).Scan(&st.Held); err != nil {
 		return QuotaStatus{}, fmt.Errorf("count held messages of %s: %w", appID, err)
 	}
@@ -139,7 +139,7 @@ func (s *Store) ReleaseHeld(ctx context.Context, rdb rueidis.Client, keys hook.K
 // ReleaseAll runs ReleaseHeld (batch messages at a time) for every
 // application that has held messages, and returns how many it released.
 func (s *Store) ReleaseAll(ctx context.Context, rdb rueidis.Client, keys hook.Keys, batch int) (int, error) {
-	rows, err := s.pool.Query(ctx, `SELECT DISTINCT app_id FROM messages WHERE state = $1`, hook.StateQuotaExceeded)
+	rows, err := s.pool.Query(ctx, `SELECT DISTINCT app_id FROM message_states WHERE state = $1`, hook.StateQuotaExceeded)
 	if err != nil {
 		return 0, fmt.Errorf("find applications with held messages: %w", err)
 	}
@@ -161,7 +161,7 @@ func (s *Store) ReleaseAll(ctx context.Context, rdb rueidis.Client, keys hook.Ke
 // HeldMessages counts messages in state quota_exceeded, for metrics.
 func (s *Store) HeldMessages(ctx context.Context) (int64, error) {
 	var n int64
-	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM messages WHERE state = $1`, hook.StateQuotaExceeded).Scan(&n); err != nil {
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM message_states WHERE state = $1`, hook.StateQuotaExceeded).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count held messages: %w", err)
 	}
 	return n, nil
@@ -218,7 +218,7 @@ func (s *Store) NoteQuotaReached(ctx context.Context) ([]QuotaReached, error) {
 			LEFT JOIN usage u ON u.app_id = a.id AND u.month = $1
 			WHERE p.monthly_quota > 0 AND u.quota_reached_at IS NULL
 				AND (COALESCE(u.deliveries, 0) >= p.monthly_quota
-					OR a.id IN (SELECT app_id FROM messages WHERE state = $2))
+					OR a.id IN (SELECT app_id FROM message_states WHERE state = $2))
 		), noted AS (
 			INSERT INTO usage AS u (app_id, month, deliveries, quota_reached_at)
 			SELECT app_id, $1, 0, now() FROM reached

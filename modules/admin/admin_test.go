@@ -476,14 +476,16 @@ func TestQuotaHoldsMessagesAndRaisingThePlanReleasesThem(t *testing.T) {
 			state = hook.StateQuotaExceeded
 		}
 		id := tenant.NewID("msg")
-		if _, err := pool.Exec(ctx, `INSERT INTO messages (id, app_id, endpoint_id, event_id, type, webhook_id, chain_id, block_number, payload, state)
-			VALUES ($1, $2, $3, $1, 'log', $1, 31337, $4, '{}', $5)`, id, app.ID, ep, i, state); err != nil {
+		if _, err := pool.Exec(ctx, `WITH m AS (INSERT INTO messages (id, app_id, endpoint_id, event_id, type, webhook_id, chain_id, block_number, payload)
+			VALUES ($1, $2, $3, $1, 'log', $1, 31337, $4, '{}') RETURNING *)
+			INSERT INTO message_states (id, app_id, endpoint_id, state, attempts, created_at, type, block_number, log_index, fifo_key)
+			SELECT id, app_id, endpoint_id, $5, 0, created_at, type, block_number, log_index, fifo_key FROM m`, id, app.ID, ep, i, state); err != nil {
 			t.Fatal(err)
 		}
 		return state
 	}
 	deliver := func() {
-		if _, err := pool.Exec(ctx, `WITH d AS (UPDATE messages SET state = 'succeeded' WHERE app_id = $1 AND state = 'pending' RETURNING 1)
+		if _, err := pool.Exec(ctx, `WITH d AS (UPDATE message_states SET state = 'succeeded' WHERE app_id = $1 AND state = 'pending' RETURNING 1)
 			INSERT INTO usage (app_id, month, deliveries) SELECT $1, date_trunc('month', now() AT TIME ZONE 'UTC')::date, count(*) FROM d
 			ON CONFLICT (app_id, month) DO UPDATE SET deliveries = usage.deliveries + EXCLUDED.deliveries`, app.ID); err != nil {
 			t.Fatal(err)
@@ -543,7 +545,7 @@ func TestQuotaHoldsMessagesAndRaisingThePlanReleasesThem(t *testing.T) {
 
 func (h *harness) heldCount(t *testing.T, appID string) int {
 	var n int
-	if err := h.store.Pool().QueryRow(context.Background(), `SELECT count(*) FROM messages WHERE app_id = $1 AND state = 'quota_exceeded'`, appID).Scan(&n); err != nil {
+	if err := h.store.Pool().QueryRow(context.Background(), `SELECT count(*) FROM message_states WHERE app_id = $1 AND state = 'quota_exceeded'`, appID).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n
@@ -693,7 +695,7 @@ func (h *harness) endpointsAndMessages(t *testing.T, appID, tok string) {
 	var sent testSent
 	h.must(202, "POST", base+"/"+ep.ID+"/test", tok, nil).json(t, &sent)
 	// Pretend deliver answered the test message, so it can be replayed.
-	if _, err := h.store.Pool().Exec(ctx, `UPDATE messages SET state = 'succeeded' WHERE id = $1`, sent.MessageID); err != nil {
+	if _, err := h.store.Pool().Exec(ctx, `UPDATE message_states SET state = 'succeeded' WHERE id = $1`, sent.MessageID); err != nil {
 		t.Fatal(err)
 	}
 	var msgs List[messageView]
@@ -707,7 +709,7 @@ func (h *harness) endpointsAndMessages(t *testing.T, appID, tok string) {
 		t.Fatalf("detail %+v", detail)
 	}
 	h.must(202, "POST", "/api/v1/applications/"+appID+"/messages/"+sent.MessageID+"/replay", tok, nil)
-	if _, err := h.store.Pool().Exec(ctx, `UPDATE messages SET state = 'dead' WHERE id = $1`, sent.MessageID); err != nil {
+	if _, err := h.store.Pool().Exec(ctx, `UPDATE message_states SET state = 'dead' WHERE id = $1`, sent.MessageID); err != nil {
 		t.Fatal(err)
 	}
 	var rep replayed

@@ -130,11 +130,11 @@ func TestEveryOperationAnswersAsDocumented(t *testing.T) {
 	h.must(204, "DELETE", base+"/"+edEP.ID, key, nil)
 	var sent testSent
 	h.must(202, "POST", base+"/"+ep.ID+"/test", key, nil).json(t, &sent)
-	if _, err := h.store.Pool().Exec(ctx, `UPDATE messages SET state = 'delivering' WHERE id = $1`, sent.MessageID); err != nil {
+	if _, err := h.store.Pool().Exec(ctx, `UPDATE message_states SET state = 'delivering' WHERE id = $1`, sent.MessageID); err != nil {
 		t.Fatal(err)
 	}
 	h.must(409, "POST", "/api/v1/applications/"+appID+"/messages/"+sent.MessageID+"/replay", key, nil) // being delivered
-	if _, err := h.store.Pool().Exec(ctx, `UPDATE messages SET state = 'succeeded' WHERE id = $1`, sent.MessageID); err != nil {
+	if _, err := h.store.Pool().Exec(ctx, `UPDATE message_states SET state = 'succeeded' WHERE id = $1`, sent.MessageID); err != nil {
 		t.Fatal(err)
 	}
 	h.must(200, "GET", "/api/v1/applications/"+appID+"/messages?state=succeeded&since=2000-01-01T00:00:00Z", key, nil)

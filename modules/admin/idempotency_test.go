@@ -94,7 +94,7 @@ func TestReplayOnADisabledEndpointIsRefused(t *testing.T) {
 	h.must(201, "POST", base, key, map[string]any{"url": "https://example.com/h", "filter": map[string]any{"chains": []int{1}}}).json(t, &ep)
 	var sent testSent
 	h.must(202, "POST", base+"/"+ep.ID+"/test", key, nil).json(t, &sent)
-	if _, err := h.store.Pool().Exec(t.Context(), `UPDATE messages SET state = 'dead' WHERE id = $1`, sent.MessageID); err != nil {
+	if _, err := h.store.Pool().Exec(t.Context(), `UPDATE message_states SET state = 'dead' WHERE id = $1`, sent.MessageID); err != nil {
 		t.Fatal(err)
 	}
 	h.must(200, "PATCH", base+"/"+ep.ID, key, map[string]any{"enabled": false, "disabled_reason": "maintenance"})

@@ -39,7 +39,7 @@ func BenchmarkHotEndpointBacklog(b *testing.B) {
 	ctx := context.Background()
 	for {
 		var n int
-		e.pool.QueryRow(ctx, `SELECT count(*) FROM messages WHERE state = 'succeeded'`).Scan(&n)
+		e.pool.QueryRow(ctx, `SELECT count(*) FROM message_states WHERE state = 'succeeded'`).Scan(&n)
 		if n >= b.N {
 			break
 		}

@@ -24,18 +24,25 @@ func benchMessages(b testing.TB, e *env, app string, eps []string, n int, payloa
 	b.Helper()
 	ctx := context.Background()
 	rows := make([][]any, 0, n)
+	states := make([][]any, 0, n)
 	jobs := make(rueidis.Commands, 0, n)
 	for i := 0; i < n; i++ {
 		id := "msg_" + ulid.Make().String()
 		ep := eps[i%len(eps)]
 		ev := fmt.Sprintf("1:0x%064x:%d", i, i)
-		rows = append(rows, []any{id, app, ep, ev, "log", ev, int64(1), int64(i), payload(i), "pending"})
+		rows = append(rows, []any{id, app, ep, ev, "log", ev, int64(1), int64(i), payload(i)})
+		states = append(states, []any{id, app, ep, "pending", "log", int64(i)})
 		jobs = append(jobs, e.rdb.B().Xadd().Key(e.keys().DeliverJobs()).Id("*").FieldValue().
 			FieldValue("message_id", id).FieldValue("endpoint_id", ep).Build())
 	}
 	if _, err := e.pool.CopyFrom(ctx, pgx.Identifier{"messages"},
-		[]string{"id", "app_id", "endpoint_id", "event_id", "type", "webhook_id", "chain_id", "block_number", "payload", "state"},
+		[]string{"id", "app_id", "endpoint_id", "event_id", "type", "webhook_id", "chain_id", "block_number", "payload"},
 		pgx.CopyFromRows(rows)); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := e.pool.CopyFrom(ctx, pgx.Identifier{"message_states"},
+		[]string{"id", "app_id", "endpoint_id", "state", "type", "block_number"},
+		pgx.CopyFromRows(states)); err != nil {
 		b.Fatal(err)
 	}
 	for len(jobs) > 0 {
@@ -88,7 +95,7 @@ func BenchmarkDeliverThroughput100Endpoints(b *testing.B) {
 	recvd := time.Since(start)
 	for {
 		var n int
-		e.pool.QueryRow(context.Background(), `SELECT count(*) FROM messages WHERE state = 'succeeded'`).Scan(&n)
+		e.pool.QueryRow(context.Background(), `SELECT count(*) FROM message_states WHERE state = 'succeeded'`).Scan(&n)
 		if n >= b.N {
 			break
 		}
@@ -145,8 +152,10 @@ func BenchmarkCommittedToReceivedLatency(b *testing.B) {
 			id := "msg_" + ulid.Make().String()
 			ep := eps[(i+j)%len(eps)]
 			ev := fmt.Sprintf("1:0x%064x:%d", i+j, i+j)
-			batch.Queue(`INSERT INTO messages (id, app_id, endpoint_id, event_id, type, webhook_id, chain_id, block_number, payload, state)
-				VALUES ($1, $2, $3, $4, 'log', $4, 1, $5, $6, 'pending')`, id, app, ep, ev, i+j, fmt.Sprintf(`{"id":%q,"sent":%d}`, ev, committed))
+			batch.Queue(`WITH m AS (INSERT INTO messages (id, app_id, endpoint_id, event_id, type, webhook_id, chain_id, block_number, payload)
+				VALUES ($1, $2, $3, $4, 'log', $4, 1, $5, $6) RETURNING *)
+				INSERT INTO message_states (id, app_id, endpoint_id, state, attempts, created_at, type, block_number, log_index, fifo_key)
+				SELECT id, app_id, endpoint_id, 'pending', 0, created_at, type, block_number, log_index, fifo_key FROM m`, id, app, ep, ev, i+j, fmt.Sprintf(`{"id":%q,"sent":%d}`, ev, committed))
 			jobs = append(jobs, e.rdb.B().Xadd().Key(e.keys().DeliverJobs()).Id("*").FieldValue().
 				FieldValue("message_id", id).FieldValue("endpoint_id", ep).Build())
 		}

@@ -134,7 +134,7 @@ func TestCrashMidDeliveryLosesNothingAndKeepsWebhookID(t *testing.T) {
 	cmd.Wait()
 
 	var delivering int
-	pool.QueryRow(context.Background(), `SELECT count(*) FROM messages WHERE state = 'delivering'`).Scan(&delivering)
+	pool.QueryRow(context.Background(), `SELECT count(*) FROM message_states WHERE state = 'delivering'`).Scan(&delivering)
 	if delivering == 0 {
 		t.Fatalf("the crash did not happen mid-delivery (no message was delivering)")
 	}

@@ -74,7 +74,7 @@ func (m *Module) metricsLoop(ctx context.Context) error {
 
 // refreshEndpointMetrics picks the endpoints to track (largest backlog
 // first, then the named ones) and sets their gauges. The query reads the
-// unfinished messages only (the messages_waiting partial index) and returns
+// unfinished messages only (the message_states_waiting partial index) and returns
 // at most top + named rows.
 func (m *Module) refreshEndpointMetrics(ctx context.Context) {
 	top, named := m.cfg.MetricsTopEndpoints, m.cfg.MetricsEndpoints
@@ -88,7 +88,7 @@ func (m *Module) refreshEndpointMetrics(ctx context.Context) {
 		           count(*) FILTER (WHERE state = 'failed') AS failed,
 		           count(*) FILTER (WHERE state = 'delivering') AS delivering,
 		           COALESCE(EXTRACT(EPOCH FROM now() - min(created_at) FILTER (WHERE state IN ('pending', 'failed'))), 0)::float8 AS oldest
-		    FROM messages WHERE state IN ('pending', 'delivering', 'failed')
+		    FROM message_states WHERE state IN ('pending', 'delivering', 'failed')
 		    GROUP BY endpoint_id
 		)
 		(SELECT * FROM b ORDER BY pending + failed DESC, oldest DESC LIMIT $1)

@@ -80,14 +80,14 @@ func (e *env) runThroughFaults(t *testing.T, useOwn, useTest func(), drop func()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var n int
-		if err := e.pool.QueryRow(ctx, `SELECT count(*) FROM messages WHERE state = 'succeeded'`).Scan(&n); err != nil {
+		if err := e.pool.QueryRow(ctx, `SELECT count(*) FROM message_states WHERE state = 'succeeded'`).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		if n == len(ids) {
 			break
 		}
 		if time.Now().After(deadline) {
-			rows, _ := e.pool.Query(ctx, `SELECT id, state, coalesce(lease_owner, ''), lease_until, attempts FROM messages WHERE state <> 'succeeded' LIMIT 10`)
+			rows, _ := e.pool.Query(ctx, `SELECT id, state, coalesce(lease_owner, ''), lease_until, attempts FROM message_states WHERE state <> 'succeeded' LIMIT 10`)
 			for rows.Next() {
 				var id, state, owner string
 				var until *time.Time
@@ -125,7 +125,7 @@ func TestLeaseOfAClaimWhoseAnswerWasLostRunsOut(t *testing.T) {
 	ep, _ := e.endpoint(t, app, rc.URL, epOpt{})
 	id, _ := e.insertMessage(t, app, ep, "", 0) // no job: only the sweeper can find it
 	m, _ := e.start(t)
-	if _, err := e.pool.Exec(ctx, `UPDATE messages SET state = 'delivering', lease_owner = $2, lease_until = now() + $3::interval
+	if _, err := e.pool.Exec(ctx, `UPDATE message_states SET state = 'delivering', lease_owner = $2, lease_until = now() + $3::interval
 		WHERE id = $1`, id, m.owner, e.cfg.Delivery.LeaseTimeout.String()); err != nil {
 		t.Fatal(err)
 	}

@@ -44,9 +44,11 @@ func (e *env) insertOrdered(t testing.TB, app, ep string, o ordered) string {
 	}
 	body, _ := json.Marshal(map[string]any{"id": eventID, "type": o.typ, "block": o.block, "index": o.index, "group": o.group})
 	_, err := e.pool.Exec(context.Background(), `
-		INSERT INTO messages (id, app_id, endpoint_id, event_id, type, webhook_id, chain_id, block_number, block_hash, payload, state,
+		WITH m AS (INSERT INTO messages (id, app_id, endpoint_id, event_id, type, webhook_id, chain_id, block_number, block_hash, payload,
 			log_index, fifo_key)
-		VALUES ($1, $2, $3, $4, $5, $6, 1, $7, '0xb', $8, 'pending', $9, $10)`,
+		VALUES ($1, $2, $3, $4, $5, $6, 1, $7, '0xb', $8, $9, $10) RETURNING *)
+		INSERT INTO message_states (id, app_id, endpoint_id, state, attempts, created_at, type, block_number, log_index, fifo_key)
+		SELECT id, app_id, endpoint_id, 'pending', 0, created_at, type, block_number, log_index, fifo_key FROM m`,
 		id, app, ep, eventID, o.typ, wid, o.block, string(body), o.index, o.group)
 	if err != nil {
 		t.Fatal(err)
@@ -234,7 +236,7 @@ func TestFIFOKeyStalledKeyDoesNotHoldBackOthers(t *testing.T) {
 	if bad != 1 {
 		t.Fatalf("stalled key got %d requests, want 1 (its later messages wait behind the failed one)", bad)
 	}
-	if n := e.countRows(t, `SELECT count(*) FROM messages WHERE state = 'pending' AND fifo_key = '1/0xbad'`); n != len(stalled)-1 {
+	if n := e.countRows(t, `SELECT count(*) FROM message_states WHERE state = 'pending' AND fifo_key = '1/0xbad'`); n != len(stalled)-1 {
 		t.Fatalf("%d of the stalled key's messages pending, want %d", n, len(stalled)-1)
 	}
 }
@@ -332,7 +334,7 @@ func TestFIFOPullsGoRoundMoreGroupsThanOnePullLooksAt(t *testing.T) {
 	// away); none of the groups' later messages is tried. The last stalled
 	// groups may be tried after the free ones drained.
 	failed := func() int {
-		return e.countRows(t, `SELECT count(*) FROM messages WHERE state = 'failed'`)
+		return e.countRows(t, `SELECT count(*) FROM message_states WHERE state = 'failed'`)
 	}
 	eventually(t, "every stalled group tried", func() bool { return failed() >= stalled })
 	if n := failed(); n != stalled {

@@ -148,8 +148,10 @@ func (e *env) insertMessage(t testing.TB, app, ep, payload string, block int64) 
 		payload = fmt.Sprintf(`{"id":%q,"type":"log","n":%d}`, eventID, n)
 	}
 	_, err := e.pool.Exec(context.Background(), `
-		INSERT INTO messages (id, app_id, endpoint_id, event_id, type, webhook_id, chain_id, block_number, block_hash, tx_hash, payload, state)
-		VALUES ($1, $2, $3, $4, 'log', $5, 1, $6, '0xb', $7, $8, 'pending')`,
+		WITH m AS (INSERT INTO messages (id, app_id, endpoint_id, event_id, type, webhook_id, chain_id, block_number, block_hash, tx_hash, payload)
+		VALUES ($1, $2, $3, $4, 'log', $5, 1, $6, '0xb', $7, $8) RETURNING *)
+		INSERT INTO message_states (id, app_id, endpoint_id, state, attempts, created_at, type, block_number, log_index, fifo_key)
+		SELECT id, app_id, endpoint_id, 'pending', 0, created_at, type, block_number, log_index, fifo_key FROM m`,
 		id, app, ep, eventID, wid, block, fmt.Sprintf("0x%064x", n), payload)
 	if err != nil {
 		t.Fatal(err)
@@ -210,7 +212,7 @@ type msgRow struct {
 func (e *env) msg(t testing.TB, id string) msgRow {
 	t.Helper()
 	var r msgRow
-	if err := e.pool.QueryRow(context.Background(), `SELECT state, attempts, last_status, last_error, next_attempt_at FROM messages WHERE id = $1`, id).
+	if err := e.pool.QueryRow(context.Background(), `SELECT state, attempts, last_status, last_error, next_attempt_at FROM message_states WHERE id = $1`, id).
 		Scan(&r.State, &r.Attempts, &r.LastStatus, &r.LastError, &r.Next); err != nil {
 		t.Fatal(err)
 	}

@@ -88,7 +88,7 @@ func TestEndpointDeletedMidFlightDoesNotJamDelivery(t *testing.T) {
 		t.Errorf("%d attempts recorded for the other endpoint, want %d", n, len(ids))
 	}
 	stop() // fails the test if Run does not return
-	if n := e.countRows(t, `SELECT count(*) FROM messages WHERE state = 'delivering'`); n != 0 {
+	if n := e.countRows(t, `SELECT count(*) FROM message_states WHERE state = 'delivering'`); n != 0 {
 		t.Errorf("%d messages left delivering after the drain", n)
 	}
 }
@@ -123,11 +123,11 @@ func TestEndpointDisabledMidFlightFinishesInFlightAndKeepsQueued(t *testing.T) {
 	}
 	setEnabled(false)
 	eventually(t, "queued messages handed back pending", func() bool {
-		return e.countRows(t, `SELECT count(*) FROM messages WHERE endpoint_id = $1 AND state = 'pending'`, ep) == total-slots
+		return e.countRows(t, `SELECT count(*) FROM message_states WHERE endpoint_id = $1 AND state = 'pending'`, ep) == total-slots
 	})
 	g.open()
 	eventually(t, "the attempts in flight recorded", func() bool {
-		return e.countRows(t, `SELECT count(*) FROM messages WHERE endpoint_id = $1 AND state = 'succeeded'`, ep) == slots
+		return e.countRows(t, `SELECT count(*) FROM message_states WHERE endpoint_id = $1 AND state = 'succeeded'`, ep) == slots
 	})
 	time.Sleep(time.Second) // room for a wrong send to show
 	if n := rc.count(); n != slots {

@@ -163,7 +163,7 @@ func (m *Module) reclaim(ctx context.Context, owner string) error {
 		tag, err := tx.Exec(ctx, `
 			INSERT INTO delivery_history (message_id, endpoint_id, app_id, attempt, error_class, error, created_at)
 			SELECT id, endpoint_id, app_id, attempts, 'interrupted', $3, now()
-			FROM messages WHERE id = ANY($1) AND id = ANY($2)`, back, interrupted, interruptedError)
+			FROM message_states WHERE id = ANY($1) AND id = ANY($2)`, back, interrupted, interruptedError)
 		if err != nil {
 			return fmt.Errorf("record interrupted attempts of %s: %w", owner, err)
 		}

@@ -15,7 +15,7 @@ func (e *env) drained(t testing.TB, want int) {
 	t.Helper()
 	last, since := -1, time.Now()
 	for {
-		n := e.countRows(t, `SELECT count(*) FROM messages WHERE state = 'succeeded'`)
+		n := e.countRows(t, `SELECT count(*) FROM message_states WHERE state = 'succeeded'`)
 		if n >= want {
 			return
 		}
@@ -127,7 +127,7 @@ func TestDisabledEndpointBacklogWaitsAndResumesOnEnable(t *testing.T) {
 	if got := rc.count(); got != 0 {
 		t.Fatalf("disabled endpoint got %d requests", got)
 	}
-	if p := e.countRows(t, `SELECT count(*) FROM messages WHERE state = 'pending'`); p != n {
+	if p := e.countRows(t, `SELECT count(*) FROM message_states WHERE state = 'pending'`); p != n {
 		t.Fatalf("%d messages pending, want %d", p, n)
 	}
 	if h := m.hold.count(); h != 0 {

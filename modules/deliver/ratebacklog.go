@@ -235,12 +235,12 @@ func (m *Module) rateEpisode(ctx context.Context, st rateCheck, r rateRule) {
 // (a huge backlog costs a bounded scan every check, and "at least
 // 100,000" says enough).
 func (m *Module) rateBacklogs(ctx context.Context, ids []string) (map[string]int64, error) {
-	// Two capped counts, each a range of messages_waiting (endpoint_id,
-	// state, ...) (00086): the cap holds per state, and neither walks the
-	// endpoint's delivered history.
+	// Two capped counts, each a range of message_states_waiting
+	// (endpoint_id, state, ...) (00086, 00087): the cap holds per state, and
+	// neither walks the endpoint's delivered history.
 	rows, err := m.pool.Query(ctx, `SELECT e.id,
-			(SELECT count(*) FROM (SELECT 1 FROM messages m WHERE m.endpoint_id = e.id AND m.state = 'pending' LIMIT $2) p) +
-			(SELECT count(*) FROM (SELECT 1 FROM messages m WHERE m.endpoint_id = e.id AND m.state = 'delivering' LIMIT $2) d)
+			(SELECT count(*) FROM (SELECT 1 FROM message_states s WHERE s.endpoint_id = e.id AND s.state = 'pending' LIMIT $2) p) +
+			(SELECT count(*) FROM (SELECT 1 FROM message_states s WHERE s.endpoint_id = e.id AND s.state = 'delivering' LIMIT $2) d)
 		FROM unnest($1::text[]) AS e(id)`, ids, rateCountCap)
 	if err != nil {
 		return nil, fmt.Errorf("count backlogs of %d endpoints: %w", len(ids), err)

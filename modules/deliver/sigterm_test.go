@@ -59,7 +59,7 @@ func TestDeleteAndDisableWith100InFlightThenSIGTERMDrains(t *testing.T) {
 	}
 	g.open()
 	eventually(t, "the disabled endpoint's answers recorded", func() bool {
-		return e.countRows(t, `SELECT count(*) FROM messages WHERE endpoint_id = $1 AND state = 'succeeded'`, paused) == inFlight
+		return e.countRows(t, `SELECT count(*) FROM message_states WHERE endpoint_id = $1 AND state = 'succeeded'`, paused) == inFlight
 	})
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -72,7 +72,7 @@ func TestDeleteAndDisableWith100InFlightThenSIGTERMDrains(t *testing.T) {
 	case <-time.After(60 * time.Second): // a hang, not a timing bound
 		t.Fatal("child did not exit within 60 s of SIGTERM")
 	}
-	if n := e.countRows(t, `SELECT count(*) FROM messages WHERE state = 'delivering'`); n != 0 {
+	if n := e.countRows(t, `SELECT count(*) FROM message_states WHERE state = 'delivering'`); n != 0 {
 		t.Errorf("%d messages left delivering after the drain", n)
 	}
 	if n := e.countRows(t, `SELECT count(*) FROM delivery_history WHERE endpoint_id = $1`, doomed); n != 0 {

@@ -24,7 +24,7 @@ func TestSweeperLeavesMessagesWhoseJobsAreStillUnread(t *testing.T) {
 		t.Fatal(err)
 	}
 	id, _ := e.message(t, app, ep, "") // its job waits unread
-	if _, err := e.pool.Exec(ctx, `UPDATE messages SET updated_at = now() - interval '1 hour' WHERE id = $1`, id); err != nil {
+	if _, err := e.pool.Exec(ctx, `UPDATE message_states SET updated_at = now() - interval '1 hour' WHERE id = $1`, id); err != nil {
 		t.Fatal(err)
 	}
 	jobs := func() int64 {
@@ -73,10 +73,10 @@ func TestSweeperOffersExpiredLeasesOfABusyEndpoint(t *testing.T) {
 	m.lanes.by[ep] = &lane{id: ep, m: m, depth: 10, hinted: 1} // busy: a backlog is suspected (no goroutine runs it)
 	waiting, _ := e.insertMessage(t, app, ep, "", 0)
 	leased, _ := e.insertMessage(t, app, ep, "", 0)
-	if _, err := e.pool.Exec(ctx, `UPDATE messages SET updated_at = now() - interval '1 hour' WHERE id = $1`, waiting); err != nil {
+	if _, err := e.pool.Exec(ctx, `UPDATE message_states SET updated_at = now() - interval '1 hour' WHERE id = $1`, waiting); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.pool.Exec(ctx, `UPDATE messages SET state = 'delivering', lease_owner = 'gone', lease_until = now() - interval '1 minute'
+	if _, err := e.pool.Exec(ctx, `UPDATE message_states SET state = 'delivering', lease_owner = 'gone', lease_until = now() - interval '1 minute'
 		WHERE id = $1`, leased); err != nil {
 		t.Fatal(err)
 	}

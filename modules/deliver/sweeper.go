@@ -46,12 +46,12 @@ func (m *Module) sweepOnce(ctx context.Context) error {
 		readUpTo = read.Add(-stale)
 	}
 	rows, err := m.pool.Query(ctx, `
-			SELECT m.id, m.endpoint_id FROM messages m JOIN endpoints e ON e.id = m.endpoint_id AND e.enabled
-			WHERE (m.state = 'delivering' AND m.lease_until < $2)
-			   OR (((m.state = 'pending' AND m.updated_at < LEAST(now() - $1::bigint * interval '1 millisecond', $5))
-			        OR (m.state = 'failed' AND m.next_attempt_at < LEAST($3, $5)))
-			       AND m.endpoint_id <> ALL($4))
-			ORDER BY m.created_at LIMIT 5000`, stale.Milliseconds(), now, now.Add(-stale), busy, readUpTo)
+			SELECT s.id, s.endpoint_id FROM message_states s JOIN endpoints e ON e.id = s.endpoint_id AND e.enabled
+			WHERE (s.state = 'delivering' AND s.lease_until < $2)
+			   OR (((s.state = 'pending' AND s.updated_at < LEAST(now() - $1::bigint * interval '1 millisecond', $5))
+			        OR (s.state = 'failed' AND s.next_attempt_at < LEAST($3, $5)))
+			       AND s.endpoint_id <> ALL($4))
+			ORDER BY s.created_at LIMIT 5000`, stale.Milliseconds(), now, now.Add(-stale), busy, readUpTo)
 	var pairs []hook.Job
 	if err == nil {
 		pairs, err = pgx.CollectRows(rows, pgx.RowToStructByPos[hook.Job])
@@ -92,7 +92,7 @@ func (m *Module) jobsReadUpTo(ctx context.Context) (time.Time, bool) {
 }
 
 func (m *Module) refreshGauges(ctx context.Context) {
-	rows, err := m.pool.Query(ctx, `SELECT state, count(*) FROM messages WHERE state IN ('pending', 'delivering', 'failed') GROUP BY state`)
+	rows, err := m.pool.Query(ctx, `SELECT state, count(*) FROM message_states WHERE state IN ('pending', 'delivering', 'failed') GROUP BY state`)
 	if err == nil {
 		counts := map[string]float64{"pending": 0, "delivering": 0, "failed": 0}
 		for rows.Next() {

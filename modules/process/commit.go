@@ -161,10 +161,11 @@ func (m *Module) toQueue(ctx context.Context, q querier, rows []msgRow, inserted
 	}
 	// By endpoint and block (messages_block), not by id: a row of the
 	// legacy partition (migration 00063) has another id than hook.MessageID.
-	pend, err := q.Query(ctx, `SELECT m.id, m.endpoint_id, m.state FROM messages m
+	pend, err := q.Query(ctx, `SELECT m.id, m.endpoint_id, s.state FROM messages m
 		JOIN unnest($1::text[], $2::text[], $3::text[], $4::int8[]) AS t(endpoint_id, event_id, type, block_number)
 		  ON m.endpoint_id = t.endpoint_id AND m.block_number = t.block_number AND m.event_id = t.event_id AND m.type = t.type
-		WHERE m.state = 'pending'`, missEP, missEv, missTyp, missBlock)
+		JOIN message_states s ON s.id = m.id AND s.app_id = m.app_id
+		WHERE s.state = 'pending'`, missEP, missEv, missTyp, missBlock)
 	if err != nil {
 		return nil, fmt.Errorf("find pending messages to re-enqueue: %w", err)
 	}

@@ -205,8 +205,9 @@ type message struct {
 
 func (e *env) messages(endpointID string) []message {
 	e.t.Helper()
-	rows, err := e.pool.Query(context.Background(), `SELECT id, endpoint_id, event_id, type, webhook_id, state, payload::text
-		FROM messages WHERE endpoint_id = $1 OR $1 = '' ORDER BY block_number, event_id, type`, endpointID)
+	rows, err := e.pool.Query(context.Background(), `SELECT m.id, m.endpoint_id, m.event_id, m.type, m.webhook_id, s.state, m.payload::text
+		FROM messages m JOIN message_states s ON s.id = m.id
+		WHERE m.endpoint_id = $1 OR $1 = '' ORDER BY m.block_number, m.event_id, m.type`, endpointID)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -21,8 +21,10 @@ func TestMessagesOverTheStorageLimitAreHeld(t *testing.T) {
 		t.Fatal(err)
 	}
 	fast := e.endpoint(endpoint.Input{Filter: hook.Filter{Addresses: []string{token}}})
-	if _, err := e.pool.Exec(ctx, `INSERT INTO messages (id, app_id, endpoint_id, event_id, type, webhook_id, chain_id, block_number, payload, state, attempts)
-		VALUES ('msg_old', $1, $2, 'old', 'log', 'old', 1, 1, '{}', 'dead', 4)`, e.app, fast.ID); err != nil {
+	if _, err := e.pool.Exec(ctx, `WITH m AS (INSERT INTO messages (id, app_id, endpoint_id, event_id, type, webhook_id, chain_id, block_number, payload)
+		VALUES ('msg_old', $1, $2, 'old', 'log', 'old', 1, 1, '{}') RETURNING *)
+		INSERT INTO message_states (id, app_id, endpoint_id, state, attempts, created_at, type, block_number, log_index, fifo_key)
+		SELECT id, app_id, endpoint_id, 'dead', 4, created_at, type, block_number, log_index, fifo_key FROM m`, e.app, fast.ID); err != nil {
 		t.Fatal(err)
 	}
 	e.start()

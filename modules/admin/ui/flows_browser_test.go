@@ -176,7 +176,7 @@ func TestBrowserAdminCreatesEndpointSeesDeliveriesArriveLiveAndReplaysOne(t *tes
 		t.Fatal(err)
 	}
 	from = (from + block + 1) / 2 // from the middle of the delivered blocks
-	if err := st.pool.QueryRow(context.Background(), `SELECT count(*) FROM messages WHERE endpoint_id = $1 AND block_number >= $2
+	if err := st.pool.QueryRow(context.Background(), `SELECT count(*) FROM message_states WHERE endpoint_id = $1 AND block_number >= $2
 		AND state IN ('succeeded', 'failed', 'dead')`, epID, from).Scan(&want); err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +200,7 @@ func TestBrowserAdminCreatesEndpointSeesDeliveriesArriveLiveAndReplaysOne(t *tes
 		t.Fatalf("receiver got %d webhooks from the range replay, want %d", n-before, want)
 	}
 	var replayed int
-	if err := st.pool.QueryRow(context.Background(), `SELECT count(*) FROM messages WHERE endpoint_id = $1 AND block_number >= $2
+	if err := st.pool.QueryRow(context.Background(), `SELECT count(*) FROM message_states WHERE endpoint_id = $1 AND block_number >= $2
 		AND attempts >= 2 AND state = 'succeeded'`, epID, from).Scan(&replayed); err != nil || replayed != want {
 		t.Fatalf("%d messages from block %d delivered twice, want %d (%v)", replayed, from, want, err)
 	}

@@ -78,8 +78,10 @@ func (s *services) message(t *testing.T, appID, epID, state string, block int64,
 	t.Helper()
 	id := "msg_" + ulid.Make().String()
 	evID := fmt.Sprintf("evt_%d_%s", block, id)
-	if _, err := s.pool.Exec(context.Background(), `INSERT INTO messages (id, app_id, endpoint_id, event_id, type, webhook_id, chain_id,
-		block_number, payload, state) VALUES ($1, $2, $3, $4, 'log', $4, 31337, $5, $6, $7)`,
+	if _, err := s.pool.Exec(context.Background(), `WITH m AS (INSERT INTO messages (id, app_id, endpoint_id, event_id, type, webhook_id, chain_id,
+		block_number, payload) VALUES ($1, $2, $3, $4, 'log', $4, 31337, $5, $6) RETURNING *)
+		INSERT INTO message_states (id, app_id, endpoint_id, state, attempts, created_at, type, block_number, log_index, fifo_key)
+		SELECT id, app_id, endpoint_id, $7, 0, created_at, type, block_number, log_index, fifo_key FROM m`,
 		id, appID, epID, evID, block, fmt.Sprintf(`{"marker": %q}`, marker), state); err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +100,7 @@ func (s *services) attempt(t *testing.T, msgID, appID, epID string, n, status in
 func (s *services) state(t *testing.T, id string) string {
 	t.Helper()
 	var st string
-	if err := s.pool.QueryRow(context.Background(), `SELECT state FROM messages WHERE id = $1`, id).Scan(&st); err != nil {
+	if err := s.pool.QueryRow(context.Background(), `SELECT state FROM message_states WHERE id = $1`, id).Scan(&st); err != nil {
 		t.Fatal(err)
 	}
 	return st
@@ -270,7 +272,7 @@ func TestSendTestEventButtonQueuesATestMessageForTheEndpoint(t *testing.T) {
 		t.Fatalf("test result:\n%s", body)
 	}
 	var id, typ, state, appID string
-	if err := s.pool.QueryRow(context.Background(), `SELECT id, type, state, app_id FROM messages WHERE endpoint_id = $1`, ep.ID).
+	if err := s.pool.QueryRow(context.Background(), `SELECT id, type, state, app_id FROM message_states WHERE endpoint_id = $1`, ep.ID).
 		Scan(&id, &typ, &state, &appID); err != nil {
 		t.Fatal(err)
 	}

@@ -318,7 +318,7 @@ func (s *stack) settle(epID string) {
 	last, stableSince := -1, time.Now()
 	for {
 		var open int
-		if err := s.pool.QueryRow(context.Background(), `SELECT count(*) FROM messages WHERE endpoint_id = $1 AND state IN ('pending', 'delivering')`,
+		if err := s.pool.QueryRow(context.Background(), `SELECT count(*) FROM message_states WHERE endpoint_id = $1 AND state IN ('pending', 'delivering')`,
 			epID).Scan(&open); err != nil {
 			s.t.Fatal(err)
 		}
@@ -339,7 +339,7 @@ func (s *stack) settle(epID string) {
 // messageCounts counts the endpoint's messages by state.
 func (s *stack) messageCounts(epID string) map[string]int {
 	s.t.Helper()
-	rows, err := s.pool.Query(context.Background(), `SELECT state, count(*) FROM messages WHERE endpoint_id = $1 GROUP BY state`, epID)
+	rows, err := s.pool.Query(context.Background(), `SELECT state, count(*) FROM message_states WHERE endpoint_id = $1 GROUP BY state`, epID)
 	if err != nil {
 		s.t.Fatal(err)
 	}

@@ -278,8 +278,10 @@ func TestAppPagesSayQuotaReachedWhenMessagesOnTheirWayFillIt(t *testing.T) {
 	}
 	for i := 0; i < 2; i++ {
 		id := tenant.NewID("msg")
-		if _, err := pool.Exec(ctx, `INSERT INTO messages (id, app_id, endpoint_id, event_id, type, webhook_id, chain_id, block_number, payload, state)
-			VALUES ($1, $2, $3, $1, 'log', $1, 31337, $4, '{}', 'pending')`, id, a.ID, ep, i); err != nil {
+		if _, err := pool.Exec(ctx, `WITH m AS (INSERT INTO messages (id, app_id, endpoint_id, event_id, type, webhook_id, chain_id, block_number, payload)
+			VALUES ($1, $2, $3, $1, 'log', $1, 31337, $4, '{}') RETURNING *)
+			INSERT INTO message_states (id, app_id, endpoint_id, state, attempts, created_at, type, block_number, log_index, fifo_key)
+			SELECT id, app_id, endpoint_id, 'pending', 0, created_at, type, block_number, log_index, fifo_key FROM m`, id, a.ID, ep, i); err != nil {
 			t.Fatal(err)
 		}
 	}
