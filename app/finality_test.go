@@ -17,10 +17,10 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/ethhook/ethhook/chaincursor"
 	"github.com/ethhook/ethhook/config"
 	"github.com/ethhook/ethhook/endpoint"
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/module"
 	"github.com/ethhook/ethhook/internal/testenv"
 	"github.com/ethhook/ethhook/modules/devnet"
 	"github.com/ethhook/ethhook/modules/ingest"
@@ -125,11 +125,11 @@ func newFinPipeline(t *testing.T, dcfg devnet.Config, reorgDepth, maxReorgDepth 
 	if testing.Verbose() {
 		log = zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel))
 	}
-	ing, err := ingest.New(cfg, chains, rdb, chaincursor.New(p.pool), log.With(zap.String("module", "ingest")), p.reg)
+	ing, err := ingest.New(module.Deps{Config: cfg, Pool: p.pool, Redis: rdb, Log: log.With(zap.String("module", "ingest")), Registerer: p.reg}, ingest.Options{Chains: chains})
 	if err != nil {
 		t.Fatal(err)
 	}
-	proc, err := process.New(cfg, p.pool, rdb, chains, log.With(zap.String("module", "process")), prometheus.NewRegistry())
+	proc, err := process.New(module.Deps{Config: cfg, Pool: p.pool, Redis: rdb, Log: log.With(zap.String("module", "process")), Registerer: prometheus.NewRegistry()}, process.Options{Chains: chains})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,10 +17,10 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/ethhook/ethhook/chaincursor"
 	"github.com/ethhook/ethhook/config"
 	"github.com/ethhook/ethhook/endpoint"
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/module"
 	"github.com/ethhook/ethhook/internal/testenv"
 	"github.com/ethhook/ethhook/modules/devnet"
 	"github.com/ethhook/ethhook/modules/ingest"
@@ -106,15 +106,15 @@ func newHistEnv(t testing.TB, dc devnet.Config, premine int) *histEnv {
 		return stop
 	}
 	e.startIngest = func() func() {
-		ing, err := ingest.New(cfg, chains, rdb, chaincursor.New(e.pool), log.With(zap.String("module", "ingest")), prometheus.NewRegistry())
+		ing, err := ingest.New(module.Deps{Config: cfg, Pool: e.pool, Redis: rdb, Log: log.With(zap.String("module", "ingest")), Registerer: prometheus.NewRegistry()},
+			ingest.Options{Chains: chains, History: &e.histOpt})
 		if err != nil {
 			t.Fatal(err)
 		}
-		ing.EnableHistory(e.pool, e.histOpt)
 		return run(ing)
 	}
 	e.startProcess = func() func() {
-		proc, err := process.New(cfg, e.pool, rdb, chains, log.With(zap.String("module", "process")), prometheus.NewRegistry())
+		proc, err := process.New(module.Deps{Config: cfg, Pool: e.pool, Redis: rdb, Log: log.With(zap.String("module", "process")), Registerer: prometheus.NewRegistry()}, process.Options{Chains: chains})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -23,6 +23,7 @@ import (
 	"github.com/ethhook/ethhook/config"
 	"github.com/ethhook/ethhook/endpoint"
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/module"
 	"github.com/ethhook/ethhook/internal/testenv"
 	"github.com/ethhook/ethhook/modules/devnet"
 	"github.com/ethhook/ethhook/modules/ingest"
@@ -202,7 +203,7 @@ func newPipeline(t *testing.T) *pipeline {
 		log = zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel))
 	}
 	p.startIngest = func() {
-		ing, err := ingest.New(cfg, chains, rdb, chaincursor.New(p.pool), log.With(zap.String("module", "ingest")), prometheus.NewRegistry())
+		ing, err := ingest.New(module.Deps{Config: cfg, Pool: p.pool, Redis: rdb, Log: log.With(zap.String("module", "ingest")), Registerer: prometheus.NewRegistry()}, ingest.Options{Chains: chains})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -210,7 +211,7 @@ func newPipeline(t *testing.T) *pipeline {
 	}
 	p.startIngest()
 	p.startProcess = func() {
-		proc, err := process.New(cfg, p.pool, rdb, chains, log.With(zap.String("module", "process")), prometheus.NewRegistry())
+		proc, err := process.New(module.Deps{Config: cfg, Pool: p.pool, Redis: rdb, Log: log.With(zap.String("module", "process")), Registerer: prometheus.NewRegistry()}, process.Options{Chains: chains})
 		if err != nil {
 			t.Fatal(err)
 		}
