@@ -15,7 +15,7 @@ import (
 
 	"github.com/ethhook/ethhook/chaincursor"
 	"github.com/ethhook/ethhook/config"
-	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/chainstatus"
 	"github.com/ethhook/ethhook/modules/admin"
 	"github.com/ethhook/ethhook/modules/deliver"
 	"github.com/ethhook/ethhook/modules/devnet"
@@ -43,10 +43,8 @@ const maxDevnetFastForward = 200_000
 func resumeDevnet(ctx context.Context, rt *Runtime, m *devnet.Module) {
 	var n uint64
 	if rdb, err := rt.Redis(); err == nil {
-		if raw, err := rdb.Do(ctx, rdb.B().Get().Key(rt.Keys().Chain(rt.Cfg.Devnet.ChainID, "cursor")).Build()).ToString(); err == nil {
-			if c, err := hook.ParseCursor(raw); err == nil {
-				n = c.Number
-			}
+		if c, err := chainstatus.New(rdb, rt.Keys()).Cursor(ctx, rt.Cfg.Devnet.ChainID); err == nil {
+			n = c.Number // 0 when unset
 		}
 	}
 	if pool, err := rt.Postgres(ctx); err == nil {

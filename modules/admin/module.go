@@ -25,6 +25,7 @@ import (
 	"github.com/ethhook/ethhook/config"
 	"github.com/ethhook/ethhook/endpoint"
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/chainstatus"
 	"github.com/ethhook/ethhook/internal/module"
 	"github.com/ethhook/ethhook/internal/signin"
 	"github.com/ethhook/ethhook/message"
@@ -63,7 +64,8 @@ type Module struct {
 	openapi   map[string]any
 	ready     atomic.Bool
 	ops       *ops.Emitter // operational webhooks: quota.reached, ingest.stalled
-	stalls    stallWatch   // Run's goroutine only
+	status    *chainstatus.Reader
+	stalls    stallWatch // Run's goroutine only
 }
 
 // New builds the module and its router on d: Postgres and Redis are
@@ -88,6 +90,7 @@ func New(d module.Deps, _ Options) (*Module, error) {
 		store:   tenant.New(d.Pool).LimitAppsPerUser(cfg.MaxAppsPerUser).WithDefaultPlan(cfg.DefaultPlan),
 		limiter: newLimiter(d.Redis, keys.Prefix),
 		ops:     ops.New(d.Pool, d.Redis, keys),
+		status:  chainstatus.New(d.Redis, keys),
 	}
 	// Validate has checked them.
 	m.trusted, _ = cfg.TrustedProxyPrefixes()

@@ -27,6 +27,7 @@ import (
 	"github.com/ethhook/ethhook/config"
 	"github.com/ethhook/ethhook/endpoint"
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/chainstatus"
 	"github.com/ethhook/ethhook/internal/module"
 	"github.com/ethhook/ethhook/internal/signin"
 	"github.com/ethhook/ethhook/message"
@@ -75,6 +76,7 @@ type UI struct {
 	signin  *signin.Guard
 	trusted []netip.Prefix
 	rates   rates // events/s per chain, between dashboard reads
+	status  *chainstatus.Reader
 
 	pages map[string]*template.Template
 }
@@ -95,6 +97,7 @@ func New(d module.Deps, o Options) (*UI, error) {
 		endpoints: o.Endpoints, messages: o.Messages, testSender: o.SendTest, overlap: o.RotateOverlap,
 		ttl: ac.JWTTTL, secure: o.SecureCookies, log: d.Logger(), trusted: trusted,
 	}
+	u.status = chainstatus.New(d.Redis, u.keys)
 	if u.ttl <= 0 {
 		u.ttl = 12 * time.Hour
 	}
