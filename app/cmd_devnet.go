@@ -90,7 +90,7 @@ With --http-addr, /healthz and /readyz are served on that address too.
 		if err := d.Validate(); err != nil {
 			return err
 		}
-		m := devnet.NewModule(*d, logFor(rt, "devnet"))
+		m := devnet.NewModule(rt.deps("devnet"), devnet.Options{}) // rt.Cfg.Devnet is *d, flags applied
 		if f := cmd.Flags().Lookup("http-addr"); f == nil || !f.Changed {
 			return m.Run(cmd.Context())
 		}

@@ -87,10 +87,9 @@ func keyFragment(pattern string) *regexp.Regexp {
 	return regexp.MustCompile(`"` + regexp.QuoteMeta(fixed))
 }
 
-// TestContributorMapKeysAreBuiltInCode: every Redis key pattern the map
-// names is built somewhere in the (non-test) Go source.
-func TestContributorMapKeysAreBuiltInCode(t *testing.T) {
-	patterns := mapTable(t, readContributing(t), "Redis")
+// goSource is every non-test Go file of the repository, concatenated.
+func goSource(t *testing.T) string {
+	t.Helper()
 	var src strings.Builder
 	err := filepath.WalkDir("..", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -113,7 +112,14 @@ func TestContributorMapKeysAreBuiltInCode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	code := src.String()
+	return src.String()
+}
+
+// TestContributorMapKeysAreBuiltInCode: every Redis key pattern the map
+// names is built somewhere in the (non-test) Go source.
+func TestContributorMapKeysAreBuiltInCode(t *testing.T) {
+	patterns := mapTable(t, readContributing(t), "Redis")
+	code := goSource(t)
 	for _, p := range patterns {
 		if re := keyFragment(p); !re.MatchString(code) {
 			t.Errorf("CONTRIBUTING.md names Redis key %s, but no code builds it (looked for %s)", p, re)
@@ -122,5 +128,98 @@ func TestContributorMapKeysAreBuiltInCode(t *testing.T) {
 	// The check itself must be able to fail.
 	if keyFragment("{<chain>}:nosuchkey").MatchString(code) || keyFragment("nosuch:key:<x>").MatchString(code) {
 		t.Fatal("the key check matches keys no code builds")
+	}
+}
+
+// Where the code builds Redis keys (all under the configured prefix):
+// hook.Keys.Chain(id, "name") for a per-chain key, and for any other key a
+// string literal or a string constant right after the prefix
+// (`k.Prefix + "{deliver}:retries"`, `k.Prefix + DeliverJobsName`) or given
+// to hook.Keys.Key (`keys.Key("login:" + ...)`, `keys.Key(sessionKeyPrefix + ...)`).
+var (
+	chainKeyRe     = regexp.MustCompile(`Chain\([^()]*, "([^"]+)"`)
+	prefixLitRe    = regexp.MustCompile(`\b(?:[A-Za-z_]\w*\.)+[pP]refix\s*\+\s*"([^"]+)"`)
+	prefixConstRe  = regexp.MustCompile(`\b(?:[A-Za-z_]\w*\.)+[pP]refix\s*\+\s*([A-Za-z_]\w*)\b`)
+	keyCallLitRe   = regexp.MustCompile(`\bkeys?\.Key\("([^"]+)"`)
+	keyCallConstRe = regexp.MustCompile(`\bkeys?\.Key\(([A-Za-z_]\w*)\b`)
+)
+
+// keysBuilt returns the start of every Redis key the code builds, each as
+// a map pattern's beginning: "{<chain>}:name" for a per-chain key, else the
+// literal the key starts with ("deliver:rate:{", "{deliver}:jobs").
+func keysBuilt(code string) []string {
+	constant := func(name string) (string, bool) {
+		// A declaration: `const Name = "..."` or a line of a const block.
+		m := regexp.MustCompile(`(?m)^\s*(?:const\s+)?` + regexp.QuoteMeta(name) + `(?:\s+string)?\s*=\s*"([^"]+)"`).FindStringSubmatch(code)
+		if m == nil {
+			return "", false
+		}
+		return m[1], true
+	}
+	var out []string
+	add := func(k string) {
+		if !slices.Contains(out, k) {
+			out = append(out, k)
+		}
+	}
+	for _, m := range chainKeyRe.FindAllStringSubmatch(code, -1) {
+		add("{<chain>}:" + strings.TrimSuffix(m[1], ":"))
+	}
+	for _, re := range []*regexp.Regexp{prefixLitRe, keyCallLitRe} {
+		for _, m := range re.FindAllStringSubmatch(code, -1) {
+			add(m[1])
+		}
+	}
+	for _, re := range []*regexp.Regexp{prefixConstRe, keyCallConstRe} {
+		for _, m := range re.FindAllStringSubmatch(code, -1) {
+			if v, ok := constant(m[1]); ok {
+				add(v)
+			}
+		}
+	}
+	return out
+}
+
+// unmapped returns the built keys no map pattern starts with (a per-chain
+// key matches its pattern's first segment: "{<chain>}:blk" is
+// "{<chain>}:blk:<hash>").
+func unmapped(built, patterns []string) []string {
+	var out []string
+	for _, k := range built {
+		if !slices.ContainsFunc(patterns, func(p string) bool {
+			if rest, ok := strings.CutPrefix(k, "{<chain>}:"); ok {
+				pr, isChain := strings.CutPrefix(p, "{<chain>}:")
+				name, _, _ := strings.Cut(pr, ":")
+				return isChain && name == rest
+			}
+			return strings.HasPrefix(p, k)
+		}) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// TestEveryRedisKeyTheCodeBuildsIsInTheContributorMap: the other way
+// round, every Redis key the (non-test) code builds is named in the map,
+// so a new key cannot land without saying who writes it.
+func TestEveryRedisKeyTheCodeBuildsIsInTheContributorMap(t *testing.T) {
+	patterns := mapTable(t, readContributing(t), "Redis")
+	built := keysBuilt(goSource(t))
+	// Today's code builds over twenty keys; far fewer means the patterns
+	// above stopped finding them.
+	if len(built) < 20 {
+		t.Fatalf("found only %d Redis keys built in code (%v): the key finder is broken", len(built), built)
+	}
+	for _, k := range unmapped(built, patterns) {
+		t.Errorf("the code builds Redis key %s..., which CONTRIBUTING.md's Redis map does not name: add a row (writer, readers, what)", k)
+	}
+	// The check must be able to fail: without any one row of the map,
+	// some key the code builds is reported.
+	for i, p := range patterns {
+		less := slices.Delete(slices.Clone(patterns), i, i+1)
+		if len(unmapped(built, less)) == 0 {
+			t.Errorf("removing %s from the map is not noticed: no key the code builds needs it", p)
+		}
 	}
 }

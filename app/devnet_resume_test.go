@@ -11,6 +11,7 @@ import (
 	"github.com/ethhook/ethhook/chaincursor"
 	"github.com/ethhook/ethhook/config"
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/module"
 	"github.com/ethhook/ethhook/internal/testenv"
 	"github.com/ethhook/ethhook/modules/devnet"
 )
@@ -28,7 +29,7 @@ func TestRestartedDevnetResumesAtIngestsCursor(t *testing.T) {
 	defer rt.Close()
 
 	// What an earlier run left: ingest's cursor at block 25 of the same chain.
-	earlier := devnet.NewModule(cfg.Devnet, nil)
+	earlier := devnet.NewModule(module.Deps{Config: cfg}, devnet.Options{})
 	earlier.FastForward(25)
 	b25, _ := earlier.Node().BlockByNumber(25)
 	cursor := fmt.Sprintf("25:%s", strings.ToLower(b25.Hash.Hex()))
@@ -36,7 +37,7 @@ func TestRestartedDevnetResumesAtIngestsCursor(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	m := devnet.NewModule(cfg.Devnet, nil)
+	m := devnet.NewModule(module.Deps{Config: cfg}, devnet.Options{})
 	resumeDevnet(context.Background(), rt, m)
 	head := m.Node().Head()
 	if head.Number != 25 || head.Hash != b25.Hash {
@@ -44,7 +45,7 @@ func TestRestartedDevnetResumesAtIngestsCursor(t *testing.T) {
 	}
 
 	// No cursor (a first run): nothing is mined.
-	fresh := devnet.NewModule(cfg.Devnet, nil)
+	fresh := devnet.NewModule(module.Deps{Config: cfg}, devnet.Options{})
 	rt2 := &Runtime{Cfg: cfg, Log: zap.NewNop()}
 	rt2.Cfg.Redis.Prefix = prefix + "other:"
 	defer rt2.Close()
@@ -62,7 +63,7 @@ func TestRestartedDevnetResumesAtIngestsCursor(t *testing.T) {
 	if _, err := chaincursor.New(pool).Advance(context.Background(), cfg.Devnet.ChainID, hook.Cursor{Number: 25, Hash: strings.ToLower(b25.Hash.Hex()), Set: true}); err != nil {
 		t.Fatal(err)
 	}
-	afterLoss := devnet.NewModule(cfg.Devnet, nil)
+	afterLoss := devnet.NewModule(module.Deps{Config: cfg}, devnet.Options{})
 	resumeDevnet(context.Background(), rt2, afterLoss)
 	if n := afterLoss.Node().Head().Number; n != 25 {
 		t.Fatalf("devnet at block %d with only the durable cursor at 25, want 25", n)

@@ -3,9 +3,7 @@ package app
 import (
 	"context"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,19 +12,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/redis/rueidis"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest"
 
-	"github.com/ethhook/ethhook/chaincursor"
 	"github.com/ethhook/ethhook/config"
 	"github.com/ethhook/ethhook/endpoint"
 	"github.com/ethhook/ethhook/hook"
-	"github.com/ethhook/ethhook/internal/testenv"
 	"github.com/ethhook/ethhook/modules/devnet"
 	"github.com/ethhook/ethhook/modules/ingest"
-	"github.com/ethhook/ethhook/modules/process"
-	"github.com/ethhook/ethhook/seal"
-	"github.com/ethhook/ethhook/tenant"
 )
 
 // Finality tests: ingest and process against a devnet over real sockets,
@@ -62,55 +53,27 @@ type finPipeline struct {
 
 func newFinPipeline(t *testing.T, dcfg devnet.Config, reorgDepth, maxReorgDepth int) *finPipeline {
 	t.Helper()
-	rdb, prefix := testenv.Redis(t)
-	p := &finPipeline{t: t, rdb: rdb, keys: hook.Keys{Prefix: prefix}, pool: testenv.PG(t), reg: prometheus.NewRegistry(),
-		sw: &switchable{}, eps: map[string]string{}}
+	p := &finPipeline{t: t, reg: prometheus.NewRegistry(), sw: &switchable{}, eps: map[string]string{}}
 	dcfg.ChainID = config.DevnetChainID
 	p.node = devnet.New(dcfg)
 	p.sw.set(p.node)
-	srv := httptest.NewServer(p.sw)
-	t.Cleanup(srv.Close)
-
-	cfg := config.Defaults()
-	cfg.Redis.Prefix = prefix
-	cfg.Ingest.ReconnectMin = 50 * time.Millisecond
-	cfg.Ingest.ReconnectMax = 300 * time.Millisecond
-	cfg.Ingest.CallTimeout = 2 * time.Second
-	cfg.Ingest.HeadPollInterval = 100 * time.Millisecond
-	cfg.Ingest.FinalityPollInterval = 50 * time.Millisecond
-	cfg.Ingest.LeaseTTL = time.Second
-	cfg.Process.Consumer = "finality"
-	cfg.Process.ClaimIdle = time.Second
-	cfg.Process.BlockTimeout = 100 * time.Millisecond
-	cfg.Process.ReleaseInterval = 50 * time.Millisecond
 	zero := uint64(0)
-	chains := []config.Chain{{
-		Name: "devnet", ID: config.DevnetChainID, WSURLs: []string{"ws" + strings.TrimPrefix(srv.URL, "http") + "/"},
-		ReorgDepth: reorgDepth, MaxReorgDepth: maxReorgDepth, BlockTime: 50 * time.Millisecond, StartBlock: &zero,
-	}}
+	s := newDevnetStack(t, p.node, stackConfig{name: "finality", handler: p.sw,
+		chain: config.Chain{ReorgDepth: reorgDepth, MaxReorgDepth: maxReorgDepth, StartBlock: &zero},
+		tune: func(c *config.Config) {
+			c.Ingest.ReconnectMax = 300 * time.Millisecond
+			c.Ingest.HeadPollInterval = 100 * time.Millisecond
+			c.Ingest.FinalityPollInterval = 50 * time.Millisecond
+		}})
+	p.rdb, p.keys, p.pool = s.rdb, s.keys, s.pool
 
 	ctx := context.Background()
-	a, err := tenant.New(p.pool).CreateApplication(ctx, hook.Operator, "finality", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.pool.Exec(ctx, `INSERT INTO plans (id, name, monthly_quota, max_endpoints) VALUES ('unlimited-fin', 'U', 0, 0)`); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.pool.Exec(ctx, `UPDATE applications SET plan_id = 'unlimited-fin' WHERE id = $1`, a.ID); err != nil {
-		t.Fatal(err)
-	}
-	box, err := seal.New([]byte(strings.Repeat("k", 32)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc := endpoint.New(p.pool, box, rdb, p.keys, nil)
 	for _, c := range []struct {
 		name, finality string
 		twoPhase       bool
 	}{{"latest", "latest", false}, {"safe", "safe", false}, {"finalized", "finalized", false}, {"twophase", "finalized", true}} {
 		fin := c.finality
-		ep, _, err := svc.Create(ctx, hook.Operator, a.ID, endpoint.Input{URL: "https://receiver.example/hook",
+		ep, _, err := s.svc.Create(ctx, hook.Operator, s.appID, endpoint.Input{URL: "https://receiver.example/hook",
 			Filter: hook.Filter{Chains: []uint64{config.DevnetChainID}}, Finality: &fin, TwoPhase: c.twoPhase})
 		if err != nil {
 			t.Fatal(err)
@@ -120,31 +83,8 @@ func newFinPipeline(t *testing.T, dcfg devnet.Config, reorgDepth, maxReorgDepth 
 		}
 		p.eps[c.name] = ep.ID
 	}
-
-	log := zap.NewNop()
-	if testing.Verbose() {
-		log = zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel))
-	}
-	ing, err := ingest.New(cfg, chains, rdb, chaincursor.New(p.pool), log.With(zap.String("module", "ingest")), p.reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proc, err := process.New(cfg, p.pool, rdb, chains, log.With(zap.String("module", "process")), prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range []Module{ing, proc} {
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			if err := m.Run(ctx); err != nil {
-				t.Errorf("%s: %v", m.Name(), err)
-			}
-		}()
-		var once sync.Once
-		t.Cleanup(func() { once.Do(func() { cancel(); <-done }) })
-	}
+	s.run(s.newIngest(p.reg, ingest.Options{}))
+	s.run(s.newProcess())
 	return p
 }
 

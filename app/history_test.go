@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"encoding/json"
-	"net/http/httptest"
 	"reflect"
 	"sort"
 	"strings"
@@ -12,21 +11,13 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/rueidis"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest"
 
-	"github.com/ethhook/ethhook/chaincursor"
 	"github.com/ethhook/ethhook/config"
 	"github.com/ethhook/ethhook/endpoint"
 	"github.com/ethhook/ethhook/hook"
-	"github.com/ethhook/ethhook/internal/testenv"
 	"github.com/ethhook/ethhook/modules/devnet"
 	"github.com/ethhook/ethhook/modules/ingest"
-	"github.com/ethhook/ethhook/modules/process"
-	"github.com/ethhook/ethhook/seal"
-	"github.com/ethhook/ethhook/tenant"
 )
 
 // histEnv is ingest (with its historian) and process against a devnet
@@ -48,87 +39,19 @@ type histEnv struct {
 
 func newHistEnv(t testing.TB, dc devnet.Config, premine int) *histEnv {
 	t.Helper()
-	rdb, prefix := testenv.Redis(t)
-	e := &histEnv{t: t, rdb: rdb, keys: hook.Keys{Prefix: prefix}, pool: testenv.PG(t),
-		histOpt: ingest.HistoryOptions{Grace: 300 * time.Millisecond, Poll: 100 * time.Millisecond}}
+	e := &histEnv{t: t, histOpt: ingest.HistoryOptions{Grace: 300 * time.Millisecond, Poll: 100 * time.Millisecond}}
 	dc.ChainID = config.DevnetChainID
 	e.node = devnet.New(dc)
 	e.node.Mine(premine)
-	srv := newDevnetServer(t, e.node)
-
-	cfg := config.Defaults()
-	cfg.Redis.Prefix = prefix
-	cfg.Ingest.ReconnectMin = 50 * time.Millisecond
-	cfg.Ingest.ReconnectMax = 500 * time.Millisecond
-	cfg.Ingest.CallTimeout = 2 * time.Second
-	cfg.Ingest.HeadPollInterval = 300 * time.Millisecond
-	cfg.Ingest.LeaseTTL = time.Second
-	cfg.Process.Consumer = "history"
-	cfg.Process.ClaimIdle = time.Second
-	cfg.Process.BlockTimeout = 100 * time.Millisecond
-	cfg.Process.ReleaseInterval = 50 * time.Millisecond
-	chains := []config.Chain{{Name: "devnet", ID: config.DevnetChainID, WSURLs: []string{srv}, ReorgDepth: 16, BlockTime: 50 * time.Millisecond}}
-
-	ctx := context.Background()
-	a, err := tenant.New(e.pool).CreateApplication(ctx, hook.Operator, "history", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.pool.Exec(ctx, `INSERT INTO plans (id, name, monthly_quota, max_endpoints) VALUES ('unlimited-h', 'U', 0, 0)`); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.pool.Exec(ctx, `UPDATE applications SET plan_id = 'unlimited-h' WHERE id = $1`, a.ID); err != nil {
-		t.Fatal(err)
-	}
-	e.appID = a.ID
-	box, err := seal.New([]byte(strings.Repeat("k", 32)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.svc = endpoint.New(e.pool, box, rdb, e.keys, nil)
-
-	log := zap.NewNop()
-	if testing.Verbose() {
-		log = zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel))
-	}
-	run := func(m Module) func() {
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			if err := m.Run(ctx); err != nil {
-				t.Errorf("%s: %v", m.Name(), err)
-			}
-		}()
-		var once sync.Once
-		stop := func() { once.Do(func() { cancel(); <-done }) }
-		t.Cleanup(stop)
-		return stop
-	}
-	e.startIngest = func() func() {
-		ing, err := ingest.New(cfg, chains, rdb, chaincursor.New(e.pool), log.With(zap.String("module", "ingest")), prometheus.NewRegistry())
-		if err != nil {
-			t.Fatal(err)
-		}
-		ing.EnableHistory(e.pool, e.histOpt)
-		return run(ing)
-	}
+	s := newDevnetStack(t, e.node, stackConfig{name: "history", chain: config.Chain{ReorgDepth: 16}})
+	e.rdb, e.keys, e.pool, e.svc, e.appID = s.rdb, s.keys, s.pool, s.svc, s.appID
+	e.startIngest = func() func() { return s.run(s.newIngest(nil, ingest.Options{History: &e.histOpt})) }
 	e.startProcess = func() func() {
-		proc, err := process.New(cfg, e.pool, rdb, chains, log.With(zap.String("module", "process")), prometheus.NewRegistry())
-		if err != nil {
-			t.Fatal(err)
-		}
+		proc := s.newProcess()
 		proc.SetHistoryRate(e.rate)
-		return run(proc)
+		return s.run(proc)
 	}
 	return e
-}
-
-func newDevnetServer(t testing.TB, n *devnet.Node) string {
-	t.Helper()
-	srv := httptest.NewServer(n.Handler())
-	t.Cleanup(srv.Close)
-	return "ws" + strings.TrimPrefix(srv.URL, "http") + "/"
 }
 
 // mine mines a block every 40ms until stopMining.

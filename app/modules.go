@@ -15,7 +15,7 @@ import (
 
 	"github.com/ethhook/ethhook/chaincursor"
 	"github.com/ethhook/ethhook/config"
-	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/chainstatus"
 	"github.com/ethhook/ethhook/modules/admin"
 	"github.com/ethhook/ethhook/modules/deliver"
 	"github.com/ethhook/ethhook/modules/devnet"
@@ -43,10 +43,8 @@ const maxDevnetFastForward = 200_000
 func resumeDevnet(ctx context.Context, rt *Runtime, m *devnet.Module) {
 	var n uint64
 	if rdb, err := rt.Redis(); err == nil {
-		if raw, err := rdb.Do(ctx, rdb.B().Get().Key(rt.Keys().Chain(rt.Cfg.Devnet.ChainID, "cursor")).Build()).ToString(); err == nil {
-			if c, err := hook.ParseCursor(raw); err == nil {
-				n = c.Number
-			}
+		if c, err := chainstatus.New(rdb, rt.Keys()).Cursor(ctx, rt.Cfg.Devnet.ChainID); err == nil {
+			n = c.Number // 0 when unset
 		}
 	}
 	if pool, err := rt.Postgres(ctx); err == nil {
@@ -78,7 +76,7 @@ type runOptions struct {
 // moduleSpecs lists the modules compiled into this binary.
 var moduleSpecs = []moduleSpec{
 	{name: "devnet", build: func(ctx context.Context, rt *Runtime, o runOptions) (Module, error) {
-		m := devnet.NewModule(rt.Cfg.Devnet, logFor(rt, "devnet"))
+		m := devnet.NewModule(rt.deps("devnet"), devnet.Options{})
 		resumeDevnet(ctx, rt, m)
 		return m, nil
 	}},
@@ -89,53 +87,47 @@ var moduleSpecs = []moduleSpec{
 		if err != nil {
 			return nil, err
 		}
-		pool, err := rt.Postgres(ctx)
-		if err != nil {
+		d := rt.deps("ingest")
+		if d.Pool, err = rt.Postgres(ctx); err != nil {
 			return nil, err
 		}
-		rdb, err := rt.Redis()
-		if err != nil {
+		if d.Redis, err = rt.Redis(); err != nil {
 			return nil, err
 		}
-		im, err := ingest.New(rt.Cfg, chains, rdb, chaincursor.New(pool), logFor(rt, "ingest"), rt.Registry)
-		if err != nil {
-			return nil, err
-		}
-		im.EnableHistory(pool, ingest.HistoryOptions{}) // endpoints created with from_block
-		return im, nil
+		// History: the endpoints created with from_block.
+		return ingest.New(d, ingest.Options{Chains: chains, History: &ingest.HistoryOptions{}})
 	}},
 	{name: "process", needsPG: true, build: func(ctx context.Context, rt *Runtime, o runOptions) (Module, error) {
-		pool, err := rt.Postgres(ctx)
-		if err != nil {
+		d := rt.deps("process")
+		var err error
+		if d.Pool, err = rt.Postgres(ctx); err != nil {
 			return nil, err
 		}
-		rdb, err := rt.Redis()
-		if err != nil {
+		if d.Redis, err = rt.Redis(); err != nil {
 			return nil, err
 		}
-		return process.New(rt.Cfg, pool, rdb, rt.Cfg.Chains, logFor(rt, "process"), rt.Registry)
+		return process.New(d, process.Options{})
 	}},
 	{name: "deliver", needsPG: true, build: func(ctx context.Context, rt *Runtime, o runOptions) (Module, error) {
-		pool, rdb, box, err := rt.storage(ctx)
-		if err != nil {
+		d := rt.deps("deliver")
+		var err error
+		if d.Pool, d.Redis, d.Box, err = rt.storage(ctx); err != nil {
 			return nil, err
 		}
-		return deliver.New(rt.Cfg, pool, rdb, box, Version, logFor(rt, "deliver"), rt.Registry)
+		return deliver.New(d, deliver.Options{})
 	}},
 	{name: "admin", needsPG: true, build: func(ctx context.Context, rt *Runtime, o runOptions) (Module, error) {
-		pool, rdb, box, err := rt.storage(ctx)
-		if err != nil {
+		d := rt.deps("admin")
+		var err error
+		if d.Pool, d.Redis, d.Box, err = rt.storage(ctx); err != nil {
 			return nil, err
 		}
-		am, err := admin.New(admin.Options{
-			Config: rt.Cfg.Admin, Pool: pool, Redis: rdb, Keys: rt.Keys(), Chains: rt.Cfg.Chains,
-			Log: logFor(rt, "admin"), Registerer: rt.Registry, Box: box, Retention: rt.Cfg.Retention.Messages,
-		})
+		am, err := admin.New(d, admin.Options{})
 		if err != nil {
 			return nil, err
 		}
 		// The web UI shares the admin module's router, auth and tenancy.
-		if err := mountUI(rt, am, pool, rdb); err != nil {
+		if err := mountUI(rt, am, d.Pool, d.Redis); err != nil {
 			return nil, err
 		}
 		return am, nil
@@ -143,11 +135,12 @@ var moduleSpecs = []moduleSpec{
 	// retention creates the traffic tables' partitions ahead and drops
 	// those past retention; safe in every process (an advisory lock).
 	{name: "retention", needsPG: true, build: func(ctx context.Context, rt *Runtime, o runOptions) (Module, error) {
-		pool, err := rt.Postgres(ctx)
-		if err != nil {
+		d := rt.deps("retention")
+		var err error
+		if d.Pool, err = rt.Postgres(ctx); err != nil {
 			return nil, err
 		}
-		return retention.New(rt.Cfg.Retention, pool, logFor(rt, "retention")), nil
+		return retention.New(d, retention.Options{}), nil
 	}},
 }
 

@@ -3,32 +3,23 @@ package app
 import (
 	"context"
 	"fmt"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/rueidis"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest"
 
 	"github.com/ethhook/ethhook/chaincursor"
 	"github.com/ethhook/ethhook/config"
 	"github.com/ethhook/ethhook/endpoint"
 	"github.com/ethhook/ethhook/hook"
-	"github.com/ethhook/ethhook/internal/testenv"
 	"github.com/ethhook/ethhook/modules/devnet"
 	"github.com/ethhook/ethhook/modules/ingest"
-	"github.com/ethhook/ethhook/modules/process"
-	"github.com/ethhook/ethhook/seal"
-	"github.com/ethhook/ethhook/tenant"
 )
 
 // privateRedis is a redis-server of the test's own (never the shared one:
@@ -108,40 +99,16 @@ type pipeline struct {
 	// startIngest starts an ingest module (a new process: nothing in
 	// memory); stopIngest stops it.
 	startIngest, stopIngest func()
-}
-
-// run runs m until the test ends or the returned stop is called.
-func (p *pipeline) run(m Module) (stop func()) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := m.Run(ctx); err != nil {
-			p.t.Errorf("%s: %v", m.Name(), err)
-		}
-	}()
-	var once sync.Once
-	stop = func() { once.Do(func() { cancel(); <-done }) }
-	p.t.Cleanup(stop)
-	return stop
+	stack                   *devnetStack
 }
 
 // cursor is ingest's cursor in Redis (unset while it has none).
-func (p *pipeline) cursor() hook.Cursor {
-	raw, err := p.rdb.Do(context.Background(), p.rdb.B().Get().Key(hook.Keys{Prefix: "ethhook:"}.Chain(config.DevnetChainID, "cursor")).Build()).ToString()
-	if err != nil {
-		return hook.Cursor{}
-	}
-	c, _ := hook.ParseCursor(raw)
-	return c
-}
+func (p *pipeline) cursor() hook.Cursor { return p.stack.cursor() }
 
 func newPipeline(t *testing.T) *pipeline {
 	t.Helper()
-	p := &pipeline{t: t, redis: startPrivateRedis(t), pool: testenv.PG(t), confirms: 3}
+	p := &pipeline{t: t, redis: startPrivateRedis(t), confirms: 3}
 	node := devnet.New(devnet.Config{ChainID: config.DevnetChainID, Seed: 14, LogsPerBlock: 4})
-	srv := httptest.NewServer(node.Handler())
-	t.Cleanup(srv.Close)
 	p.node = node
 	rdb, err := openRedis(p.redis.url())
 	if err != nil {
@@ -149,47 +116,18 @@ func newPipeline(t *testing.T) *pipeline {
 	}
 	t.Cleanup(rdb.Close)
 	p.rdb = rdb
-
-	cfg := config.Defaults()
-	cfg.Redis.Prefix = "ethhook:"
-	cfg.Ingest.ReconnectMin = 50 * time.Millisecond
-	cfg.Ingest.ReconnectMax = 500 * time.Millisecond
-	cfg.Ingest.CallTimeout = 2 * time.Second
-	cfg.Ingest.HeadPollInterval = 300 * time.Millisecond
-	cfg.Ingest.LeaseTTL = time.Second
-	cfg.Process.Consumer = "redisloss"
-	cfg.Process.ClaimIdle = time.Second
-	cfg.Process.BlockTimeout = 100 * time.Millisecond
-	cfg.Process.ReleaseInterval = 50 * time.Millisecond
 	// No start_block, as for a real chain: with no cursor ingest starts
 	// at the head (what made an emptied Redis skip blocks).
-	chains := []config.Chain{{
-		Name: "devnet", ID: config.DevnetChainID, WSURLs: []string{"ws" + strings.TrimPrefix(srv.URL, "http") + "/"},
-		ReorgDepth: 16, BlockTime: 50 * time.Millisecond,
-	}}
+	s := newDevnetStack(t, node, stackConfig{name: "redisloss", redis: rdb, prefix: "ethhook:", chain: config.Chain{ReorgDepth: 16}})
+	p.pool, p.stack = s.pool, s
 
 	ctx := context.Background()
-	a, err := tenant.New(p.pool).CreateApplication(ctx, hook.Operator, "redisloss", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.pool.Exec(ctx, `INSERT INTO plans (id, name, monthly_quota, max_endpoints) VALUES ('unlimited-rl', 'U', 0, 0)`); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.pool.Exec(ctx, `UPDATE applications SET plan_id = 'unlimited-rl' WHERE id = $1`, a.ID); err != nil {
-		t.Fatal(err)
-	}
-	box, err := seal.New([]byte(strings.Repeat("k", 32)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc := endpoint.New(p.pool, box, rdb, hook.Keys{Prefix: cfg.Redis.Prefix}, nil)
 	for _, c := range []struct {
 		id    *string
 		confs int
 	}{{&p.direct, 0}, {&p.confirmed, int(p.confirms)}} {
 		confs := c.confs
-		ep, _, err := svc.Create(ctx, hook.Operator, a.ID, endpoint.Input{URL: "https://receiver.example/hook",
+		ep, _, err := s.svc.Create(ctx, hook.Operator, s.appID, endpoint.Input{URL: "https://receiver.example/hook",
 			Filter: hook.Filter{Chains: []uint64{config.DevnetChainID}}, Confirmations: &confs})
 		if err != nil {
 			t.Fatal(err)
@@ -197,37 +135,16 @@ func newPipeline(t *testing.T) *pipeline {
 		*c.id = ep.ID
 	}
 
-	log := zap.NewNop()
-	if testing.Verbose() {
-		log = zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel))
-	}
-	p.startIngest = func() {
-		ing, err := ingest.New(cfg, chains, rdb, chaincursor.New(p.pool), log.With(zap.String("module", "ingest")), prometheus.NewRegistry())
-		if err != nil {
-			t.Fatal(err)
-		}
-		p.stopIngest = p.run(ing)
-	}
+	p.startIngest = func() { p.stopIngest = s.run(s.newIngest(nil, ingest.Options{})) }
 	p.startIngest()
-	p.startProcess = func() {
-		proc, err := process.New(cfg, p.pool, rdb, chains, log.With(zap.String("module", "process")), prometheus.NewRegistry())
-		if err != nil {
-			t.Fatal(err)
-		}
-		p.stopProcess = p.run(proc)
-	}
+	p.startProcess = func() { p.stopProcess = s.run(s.newProcess()) }
 	p.startProcess()
 
 	// Mining starts once ingest committed its first block (the head): the
 	// logs from there on must all arrive.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		raw, err := rdb.Do(ctx, rdb.B().Get().Key(hook.Keys{Prefix: cfg.Redis.Prefix}.Chain(config.DevnetChainID, "cursor")).Build()).ToString()
-		if err == nil {
-			c, err := hook.ParseCursor(raw)
-			if err != nil {
-				t.Fatal(err)
-			}
+		if c := s.cursor(); c.Set {
 			p.from = c.Number
 			break
 		}

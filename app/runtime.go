@@ -12,6 +12,7 @@ import (
 
 	"github.com/ethhook/ethhook/config"
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/module"
 	"github.com/ethhook/ethhook/seal"
 )
 
@@ -105,6 +106,14 @@ func (rt *Runtime) pgRedis(ctx context.Context) (*pgxpool.Pool, rueidis.Client, 
 		return nil, nil, err
 	}
 	return pool, rdb, nil
+}
+
+// deps is what the module named name is built on: the config, the
+// registry, the version and the logger tagged module=<name> (logFor). The
+// build functions add the connections the module needs (rt.Postgres,
+// rt.Redis, rt.storage), so a role opens only those.
+func (rt *Runtime) deps(name string) module.Deps {
+	return module.Deps{Config: rt.Cfg, Log: logFor(rt, name), Registerer: rt.Registry, Version: Version}
 }
 
 // storage opens what the Postgres-backed modules share: the pool, the Redis

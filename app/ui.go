@@ -20,28 +20,18 @@ func mountUI(rt *Runtime, am *admin.Module, pool *pgxpool.Pool, rdb rueidis.Clie
 	if am == nil || pool == nil || rdb == nil || am.Endpoints() == nil {
 		return fmt.Errorf("web UI: needs the admin module with its endpoint service (a secret key), Postgres and Redis")
 	}
-	trusted, err := rt.Cfg.Admin.TrustedProxyPrefixes()
-	if err != nil {
-		return fmt.Errorf("web UI: admin.trusted_proxies: %w", err)
-	}
-	u, err := ui.New(ui.Deps{
-		Pool:           pool,
-		Redis:          rdb,
-		Keys:           rt.Keys(),
-		Tenant:         am.Store(),
-		Endpoints:      am.Endpoints(),
-		Messages:       am.Messages(),
-		SendTest:       am.SendTest,
-		RotateOverlap:  admin.DefaultRotateOverlap,
-		Chains:         rt.Cfg.Chains,
-		SessionTTL:     rt.Cfg.Admin.JWTTTL,
-		SecureCookies:  secureCookies(rt.Cfg.HTTPAddr),
-		LoginRateLimit: rt.Cfg.Admin.LoginRateLimit,
-		// The same limits as the API's login; the client address comes
-		// from the admin router's extractor (admin.trusted_proxies).
-		LoginAccountRateLimit: rt.Cfg.Admin.LoginAccountRateLimit,
-		TrustedProxies:        trusted,
-		Log:                   logFor(rt, "ui"),
+	d := rt.deps("ui")
+	d.Pool, d.Redis = pool, rdb
+	// Sessions last admin.jwt_ttl; the sign-in limits are the API's login
+	// ones, the client address from the admin router's extractor
+	// (admin.trusted_proxies).
+	u, err := ui.New(d, ui.Options{
+		Tenant:        am.Store(),
+		Endpoints:     am.Endpoints(),
+		Messages:      am.Messages(),
+		SendTest:      am.SendTest,
+		RotateOverlap: admin.DefaultRotateOverlap,
+		SecureCookies: secureCookies(rt.Cfg.HTTPAddr),
 	})
 	if err != nil {
 		return fmt.Errorf("web UI: %w", err)

@@ -35,10 +35,10 @@ import (
 	"github.com/redis/rueidis"
 	"go.uber.org/zap"
 
-	"github.com/ethhook/ethhook/chaincursor"
 	"github.com/ethhook/ethhook/config"
 	"github.com/ethhook/ethhook/endpoint"
 	"github.com/ethhook/ethhook/hook"
+	mod "github.com/ethhook/ethhook/internal/module"
 	"github.com/ethhook/ethhook/modules/deliver"
 	"github.com/ethhook/ethhook/modules/devnet"
 	"github.com/ethhook/ethhook/modules/ingest"
@@ -254,15 +254,19 @@ func Run(ctx context.Context, d Deps, o Options) (res Result, err error) {
 	// The pipeline.
 	reg := prometheus.NewRegistry()
 	mlog := log.WithOptions(zap.IncreaseLevel(zap.WarnLevel))
-	ing, err := ingest.New(cfg, cfg.Chains, d.Redis, chaincursor.New(d.Pool), mlog.With(zap.String("module", "ingest")), reg)
+	deps := func(name string) mod.Deps {
+		return mod.Deps{Config: cfg, Pool: d.Pool, Redis: d.Redis, Box: box, Version: "bench",
+			Log: mlog.With(zap.String("module", name)), Registerer: reg}
+	}
+	ing, err := ingest.New(deps("ingest"), ingest.Options{})
 	if err != nil {
 		return res, err
 	}
-	proc, err := process.New(cfg, d.Pool, d.Redis, cfg.Chains, mlog.With(zap.String("module", "process")), reg)
+	proc, err := process.New(deps("process"), process.Options{})
 	if err != nil {
 		return res, err
 	}
-	del, err := deliver.New(cfg, d.Pool, d.Redis, box, "bench", mlog.With(zap.String("module", "deliver")), reg)
+	del, err := deliver.New(deps("deliver"), deliver.Options{})
 	if err != nil {
 		return res, err
 	}

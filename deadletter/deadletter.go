@@ -148,9 +148,6 @@ func List(ctx context.Context, rdb rueidis.Client, k hook.Keys, chains []uint64,
 	return out, nil
 }
 
-// ErrNotFound: no such dead letter (never was, or replayed already).
-var ErrNotFound = errors.New("no such dead letter")
-
 // ErrBadID: the id is not "<chain id>-<ms>-<seq>".
 var ErrBadID = errors.New(`dead letter id must be "<chain id>-<ms>-<seq>"`)
 
@@ -166,7 +163,8 @@ func ParseID(id string) (uint64, string, error) {
 }
 
 // Replay puts the letter's original entry back on its chain's events
-// stream (process handles it like any new entry) and removes the letter.
+// stream (process handles it like any new entry) and removes the letter. A
+// letter that never was, or was replayed already, is hook.ErrNotFound.
 func Replay(ctx context.Context, rdb rueidis.Client, k hook.Keys, id string) (Letter, error) {
 	chain, entry, err := ParseID(id)
 	if err != nil {
@@ -177,14 +175,14 @@ func Replay(ctx context.Context, rdb rueidis.Client, k hook.Keys, id string) (Le
 		return Letter{}, fmt.Errorf("read dead letter %s: %w", id, err)
 	}
 	if len(es) == 0 {
-		return Letter{}, fmt.Errorf("%w: %s", ErrNotFound, id)
+		return Letter{}, hook.NotFound("dead letter", id) // never was, or replayed already
 	}
 	n, err := replayScript.Exec(ctx, rdb, []string{Key(k, chain), k.Events(chain)}, []string{entry}).AsInt64()
 	if err != nil {
 		return Letter{}, fmt.Errorf("replay dead letter %s: %w", id, err)
 	}
 	if n == 0 {
-		return Letter{}, fmt.Errorf("%w: %s", ErrNotFound, id)
+		return Letter{}, hook.NotFound("dead letter", id) // never was, or replayed already
 	}
 	return parse(chain, es[0]), nil
 }

@@ -1,9 +1,13 @@
 package deadletter
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/testenv"
 )
 
 // TestParseIDRefusesWhatIsNotAChainAndAnEntryID covers the ids the API
@@ -17,5 +21,15 @@ func TestParseIDRefusesWhatIsNotAChainAndAnEntryID(t *testing.T) {
 		if _, _, err := ParseID(bad); !errors.Is(err, ErrBadID) {
 			t.Errorf("ParseID(%q) = %v, want ErrBadID", bad, err)
 		}
+	}
+}
+
+// TestReplayOfALetterThatIsNotThereIsNotFound: the API and the UI answer
+// 404 on hook.ErrNotFound, the one not-found of every service package.
+func TestReplayOfALetterThatIsNotThereIsNotFound(t *testing.T) {
+	rdb, prefix := testenv.Redis(t)
+	_, err := Replay(context.Background(), rdb, hook.Keys{Prefix: prefix}, "31337-1700000000000-3")
+	if !errors.Is(err, hook.ErrNotFound) {
+		t.Fatalf("replay of a missing letter: %v, want hook.ErrNotFound", err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/chainstatus"
 )
 
 // Bounds on an endpoint's history (from_block). A history fetches every
@@ -47,12 +48,8 @@ func (s *Service) committedHead(ctx context.Context, chainID uint64) (uint64, bo
 	if s.rdb == nil {
 		return 0, false
 	}
-	v, err := s.rdb.Do(ctx, s.rdb.B().Get().Key(s.keys.Chain(chainID, "cursor")).Build()).ToString()
-	if err != nil {
-		return 0, false
-	}
-	c, err := hook.ParseCursor(v)
-	if err != nil {
+	c, err := chainstatus.New(s.rdb, s.keys).Cursor(ctx, chainID)
+	if err != nil || !c.Set {
 		return 0, false
 	}
 	return c.Number, true

@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ethhook/ethhook/config"
+	"github.com/ethhook/ethhook/internal/module"
 	"github.com/ethhook/ethhook/internal/sleep"
 )
 
@@ -22,9 +23,13 @@ type Module struct {
 	now  func() time.Time
 }
 
-// New returns the retention module.
-func New(cfg config.Retention, pool *pgxpool.Pool, log *zap.Logger) *Module {
-	return &Module{cfg: cfg, pool: pool, log: log, now: time.Now}
+// Options are the retention module's own settings beyond module.Deps; it
+// has none today (its settings are d.Config.Retention).
+type Options struct{}
+
+// New returns the retention module on d.Pool.
+func New(d module.Deps, _ Options) *Module {
+	return &Module{cfg: d.Config.Retention, pool: d.Pool, log: d.Logger(), now: time.Now}
 }
 
 // Name implements the supervisor's Module.

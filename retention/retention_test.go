@@ -12,6 +12,7 @@ import (
 
 	"github.com/ethhook/ethhook/config"
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/module"
 	"github.com/ethhook/ethhook/internal/testenv"
 	"github.com/ethhook/ethhook/retention"
 )
@@ -101,7 +102,7 @@ func TestRoundDropsWholePartitionsPastRetentionAndKeepsTheRest(t *testing.T) {
 	}
 	cfg := config.DefaultRetention()
 	cfg.Attempts, cfg.Audit = 10*day, 20*day
-	m := retention.New(cfg, pool, zaptest.NewLogger(t))
+	m := retention.New(module.Deps{Config: config.Config{Retention: cfg}, Pool: pool, Log: zaptest.NewLogger(t)}, retention.Options{})
 	m.SetClock(func() time.Time { return later })
 	if err := m.Round(ctx); err != nil {
 		t.Fatal(err)

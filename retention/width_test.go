@@ -15,6 +15,7 @@ import (
 
 	"github.com/ethhook/ethhook/config"
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/module"
 	"github.com/ethhook/ethhook/retention"
 )
 
@@ -242,7 +243,7 @@ func TestDropMovesMessagesInFlightOutOfPartitionsPastRetention(t *testing.T) {
 	ctx := context.Background()
 	cfg := shortRetention()
 	start := time.Now().UTC()
-	m := retention.New(cfg, pool, zaptest.NewLogger(t))
+	m := retention.New(module.Deps{Config: config.Config{Retention: cfg}, Pool: pool, Log: zaptest.NewLogger(t)}, retention.Options{})
 	m.SetClock(func() time.Time { return start })
 	if err := m.Round(ctx); err != nil {
 		t.Fatal(err)
@@ -323,7 +324,7 @@ func TestRetentionWhileDeliveriesRunLosesNothingInFlight(t *testing.T) {
 	ctx := context.Background()
 	cfg := shortRetention()
 	start := time.Now().UTC()
-	m := retention.New(cfg, pool, zaptest.NewLogger(t))
+	m := retention.New(module.Deps{Config: config.Config{Retention: cfg}, Pool: pool, Log: zaptest.NewLogger(t)}, retention.Options{})
 	m.SetClock(func() time.Time { return start })
 	if err := m.Round(ctx); err != nil {
 		t.Fatal(err)

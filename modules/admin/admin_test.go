@@ -13,6 +13,7 @@ import (
 
 	"github.com/ethhook/ethhook/config"
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/module"
 	"github.com/ethhook/ethhook/tenant"
 )
 
@@ -408,7 +409,7 @@ func TestLoginRejectsBadCredentialsWithoutSayingWhich(t *testing.T) {
 func TestRateLimitAnswers429WithRetryAfterAcrossProcesses(t *testing.T) {
 	h := newHarness(t, func(c *config.Admin) { c.RateLimit = 3 })
 	// A second module on the same Postgres and Redis is another process.
-	other, err := New(Options{Config: h.m.cfg, Pool: h.m.pool, Redis: h.m.rdb, Keys: h.keys})
+	other, err := New(module.Deps{Config: config.Config{Admin: h.m.cfg, Redis: config.Redis{Prefix: h.keys.Prefix}}, Pool: h.m.pool, Redis: h.m.rdb}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,8 +13,8 @@ import (
 	"github.com/ethhook/ethhook/hook"
 )
 
-// chainView is a chain's ingest status, read from the keys the ingest
-// module writes: `<prefix>{<id>}:cursor` ("<number>:<hash>" of the last
+// chainView is a chain's ingest status, read (internal/chainstatus) from
+// the keys the ingest module writes: `<prefix>{<id>}:cursor` ("<number>:<hash>" of the last
 // committed block), `:lease` (the writer's holder id) and `:head` (the
 // newest block number seen, when the ingestor publishes it). Who holds the
 // lease (the ingester's host and pid) is shown to admins only; everyone
@@ -48,70 +48,29 @@ type eventView struct {
 
 func (m *Module) chainStatus(c echo.Context, ch config.Chain) (chainView, error) {
 	v := chainView{ID: ch.ID, Name: ch.Name}
-	ctx := c.Request().Context()
-	b := m.rdb.B()
-	res := m.rdb.DoMulti(ctx,
-		b.Get().Key(m.keys.Chain(ch.ID, "cursor")).Build(),
-		b.Get().Key(m.keys.Chain(ch.ID, "lease")).Build(),
-		b.Get().Key(m.keys.Chain(ch.ID, "head")).Build(),
-		b.Xlen().Key(m.keys.Events(ch.ID)).Build(),
-		b.Get().Key(m.keys.Chain(ch.ID, "providers")).Build(),
-		b.Get().Key(m.keys.Chain(ch.ID, "finality")).Build(),
-	)
-	str := func(r rueidis.RedisResult) (string, error) {
-		s, err := r.ToString()
-		if rueidis.IsRedisNil(err) {
-			return "", nil
-		}
-		return s, err
-	}
-	cursor, err := str(res[0])
+	st, err := m.status.Read(c.Request().Context(), ch.ID)
 	if err != nil {
 		return v, err
 	}
-	if c, err := hook.ParseCursor(cursor); err == nil {
-		v.CommittedBlock, v.CommittedHash = &c.Number, c.Hash
+	if st.Cursor.Set {
+		v.CommittedBlock, v.CommittedHash = &st.Cursor.Number, st.Cursor.Hash
 	}
-	holder, err := str(res[1])
-	if err != nil {
-		return v, err
-	}
-	v.ActiveWriter = holder != ""
+	v.ActiveWriter = st.Lease != ""
 	if scopeOf(c).Admin {
-		v.LeaseHolder = holder
+		v.LeaseHolder = st.Lease
+		v.Providers = st.Providers
 	}
-	head, err := str(res[2])
-	if err != nil {
-		return v, err
+	if st.HasHead {
+		v.Head = &st.Head
 	}
-	if n, err := strconv.ParseUint(head, 10, 64); err == nil {
-		v.Head = &n // a decimal block number
+	v.StreamLength = st.StreamLength
+	if st.Finality.Safe.Set {
+		v.Safe = &st.Finality.Safe.Number
 	}
-	if v.StreamLength, err = res[3].AsInt64(); err != nil && !rueidis.IsRedisNil(err) {
-		return v, err
+	if st.Finality.Finalized.Set {
+		v.Finalized = &st.Finality.Finalized.Number
 	}
-	if providers, err := str(res[4]); err != nil {
-		return v, err
-	} else if providers != "" && scopeOf(c).Admin {
-		v.Providers, _ = hook.ParseProviders(providers) // unreadable: not shown
-	}
-	fin, err := str(res[5])
-	if err != nil {
-		return v, err
-	}
-	if f, err := hook.ParseFinalityRecord(fin); err == nil { // unreadable: not shown
-		if f.Safe.Set {
-			v.Safe = &f.Safe.Number
-		}
-		if f.Finalized.Set {
-			v.Finalized = &f.Finalized.Number
-		}
-	}
-	if v.Head != nil && v.CommittedBlock != nil {
-		lag := uint64(0)
-		if *v.Head > *v.CommittedBlock {
-			lag = *v.Head - *v.CommittedBlock
-		}
+	if lag, ok := st.Lag(); ok {
 		v.Lag = &lag
 	}
 	return v, nil

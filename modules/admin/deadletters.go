@@ -92,10 +92,8 @@ func (m *Module) handleReplayDeadLetter(c echo.Context) error {
 	switch {
 	case errors.Is(err, deadletter.ErrBadID):
 		return fieldError("dead_letter_id", err.Error())
-	case errors.Is(err, deadletter.ErrNotFound):
-		return &apiError{Status: http.StatusNotFound, Code: "not_found", Message: err.Error()}
 	case err != nil:
-		return err
+		return err // hook.ErrNotFound: 404, mapped with every other
 	}
 	m.audit(c, "dead_letter.replay", "", id, map[string]any{"entry": l.EntryID, "event": l.Fields["id"]})
 	return c.JSON(http.StatusAccepted, l)

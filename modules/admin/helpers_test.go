@@ -17,6 +17,7 @@ import (
 	"github.com/ethhook/ethhook/config"
 	"github.com/ethhook/ethhook/hook"
 	"github.com/ethhook/ethhook/internal/contract"
+	"github.com/ethhook/ethhook/internal/module"
 	"github.com/ethhook/ethhook/internal/testenv"
 	"github.com/ethhook/ethhook/seal"
 	"github.com/ethhook/ethhook/tenant"
@@ -56,8 +57,9 @@ func newHarness(t testing.TB, mod ...func(*config.Admin)) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := New(Options{Config: cfg, Pool: pool, Redis: rdb, Keys: keys, Log: nil, Registerer: reg, Box: box,
-		Chains: []config.Chain{{Name: "devnet", ID: config.DevnetChainID}, {Name: "eth", ID: 1}}})
+	m, err := New(module.Deps{Config: config.Config{Admin: cfg, Redis: config.Redis{Prefix: prefix},
+		Chains: []config.Chain{{Name: "devnet", ID: config.DevnetChainID}, {Name: "eth", ID: 1}}},
+		Pool: pool, Redis: rdb, Log: nil, Registerer: reg, Box: box}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,39 +19,27 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/rueidis"
 	"go.uber.org/zap"
 
 	"github.com/ethhook/ethhook/config"
 	"github.com/ethhook/ethhook/endpoint"
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/chainstatus"
+	"github.com/ethhook/ethhook/internal/module"
 	"github.com/ethhook/ethhook/internal/signin"
 	"github.com/ethhook/ethhook/message"
 	"github.com/ethhook/ethhook/ops"
-	"github.com/ethhook/ethhook/seal"
 	"github.com/ethhook/ethhook/tenant"
 )
 
 // Prefix is where the API lives.
 const Prefix = "/api/v1"
 
-// Options is what New needs.
-type Options struct {
-	Config     config.Admin
-	Pool       *pgxpool.Pool
-	Redis      rueidis.Client
-	Keys       hook.Keys
-	Chains     []config.Chain // chains shown by /chains
-	Log        *zap.Logger
-	Registerer prometheus.Registerer
-	// Box opens endpoint signing secrets (ETHHOOK_SECRET_KEY). Without it
-	// the endpoints and messages routes are left out of the API (and of
-	// its OpenAPI document).
-	Box *seal.Box
-	// Retention is retention.messages: older messages answer 410 Gone.
-	Retention time.Duration
-}
+// Options are the admin module's own settings beyond module.Deps; it has
+// none today (its settings are d.Config.Admin, the chains it shows
+// d.Config.Chains, and retention.messages bounds what messages it serves).
+type Options struct{}
 
 // Module serves the admin API and runs its background work (first-run
 // bootstrap, releasing messages held at quota).
@@ -76,52 +64,52 @@ type Module struct {
 	openapi   map[string]any
 	ready     atomic.Bool
 	ops       *ops.Emitter // operational webhooks: quota.reached, ingest.stalled
-	stalls    stallWatch   // Run's goroutine only
+	status    *chainstatus.Reader
+	stalls    stallWatch // Run's goroutine only
 }
 
-// New builds the module and its router.
-func New(o Options) (*Module, error) {
-	if o.Pool == nil || o.Redis == nil {
+// New builds the module and its router on d: Postgres and Redis are
+// required; without d.Box (ETHHOOK_SECRET_KEY) the endpoints and messages
+// routes are left out of the API (and of its OpenAPI document). Messages
+// older than d.Config.Retention.Messages answer 410 Gone.
+func New(d module.Deps, _ Options) (*Module, error) {
+	if d.Pool == nil || d.Redis == nil {
 		return nil, errors.New("admin: Pool and Redis are required")
 	}
-	if err := o.Config.Validate(); err != nil {
+	cfg, keys, log := d.Config.Admin, d.Keys(), d.Logger()
+	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("admin: %w", err)
 	}
-	if o.Log == nil {
-		o.Log = zap.NewNop()
-	}
-	if o.Registerer == nil {
-		o.Registerer = prometheus.NewRegistry()
-	}
 	m := &Module{
-		cfg:     o.Config,
-		pool:    o.Pool,
-		rdb:     o.Redis,
-		keys:    o.Keys,
-		chains:  o.Chains,
-		log:     o.Log,
-		store:   tenant.New(o.Pool).LimitAppsPerUser(o.Config.MaxAppsPerUser).WithDefaultPlan(o.Config.DefaultPlan),
-		limiter: newLimiter(o.Redis, o.Keys.Prefix),
-		ops:     ops.New(o.Pool, o.Redis, o.Keys),
+		cfg:     cfg,
+		pool:    d.Pool,
+		rdb:     d.Redis,
+		keys:    keys,
+		chains:  d.Config.Chains,
+		log:     log,
+		store:   tenant.New(d.Pool).LimitAppsPerUser(cfg.MaxAppsPerUser).WithDefaultPlan(cfg.DefaultPlan),
+		limiter: newLimiter(d.Redis, keys.Prefix),
+		ops:     ops.New(d.Pool, d.Redis, keys),
+		status:  chainstatus.New(d.Redis, keys),
 	}
 	// Validate has checked them.
-	m.trusted, _ = o.Config.TrustedProxyPrefixes()
-	m.store.LimitPasswordHashing(o.Config.MaxConcurrentLogins)
-	m.signin = signin.New(m.store, o.Redis, o.Keys,
-		signin.Config{IPLimit: o.Config.LoginRateLimit, AccountLimit: o.Config.LoginAccountRateLimit}, o.Log.Named("signin"))
-	if o.Box != nil {
-		m.endpoints = endpoint.New(o.Pool, o.Box, o.Redis, o.Keys, o.Chains)
-		m.messages = message.New(o.Pool, o.Redis, o.Keys).WithRetention(o.Retention)
+	m.trusted, _ = cfg.TrustedProxyPrefixes()
+	m.store.LimitPasswordHashing(cfg.MaxConcurrentLogins)
+	m.signin = signin.New(m.store, d.Redis, keys,
+		signin.Config{IPLimit: cfg.LoginRateLimit, AccountLimit: cfg.LoginAccountRateLimit}, log.Named("signin"))
+	if d.Box != nil {
+		m.endpoints = endpoint.New(d.Pool, d.Box, d.Redis, keys, d.Config.Chains)
+		m.messages = message.New(d.Pool, d.Redis, keys).WithRetention(d.Config.Retention.Messages)
 	} else {
 		m.log.Warn("no secret key (ETHHOOK_SECRET_KEY): the endpoints and messages API routes are off")
 	}
-	if o.Config.JWTSecret != "" {
-		m.jwtKey = []byte(o.Config.JWTSecret)
+	if cfg.JWTSecret != "" {
+		m.jwtKey = []byte(cfg.JWTSecret)
 	} else {
 		m.jwtKey = randomKey()
 		m.log.Warn("admin.jwt_secret (ETHHOOK_JWT_SECRET) is not set: using a random secret, so login tokens end with this process and other replicas reject them")
 	}
-	met, err := newMetrics(o.Registerer, m.store)
+	met, err := newMetrics(d.Metrics(), m.store)
 	if err != nil {
 		return nil, err
 	}

@@ -6,10 +6,9 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/redis/rueidis"
 	"go.uber.org/zap"
 
-	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/chainstatus"
 	"github.com/ethhook/ethhook/ops"
 	"github.com/ethhook/ethhook/tenant"
 )
@@ -48,13 +47,14 @@ func (m *Module) checkStalls(ctx context.Context, now time.Time) {
 		w.cursor, w.since, w.reported = map[uint64]string{}, map[uint64]time.Time{}, map[uint64]bool{}
 	}
 	for _, ch := range m.chains {
-		cur, err := m.rdb.Do(ctx, m.rdb.B().Get().Key(m.keys.Chain(ch.ID, "cursor")).Build()).ToString()
-		if err != nil && !rueidis.IsRedisNil(err) {
+		c, err := m.status.Cursor(ctx, ch.ID)
+		if err != nil && !errors.Is(err, chainstatus.ErrBadCursor) {
 			if ctx.Err() == nil && !errors.Is(err, context.Canceled) {
 				m.log.Debug("read chain cursor", zap.String("chain", ch.Name), zap.Error(err))
 			}
 			continue // Redis trouble is not a stalled chain
 		}
+		cur := c.String() // "" before the first commit
 		if prev, seen := w.cursor[ch.ID]; !seen || prev != cur {
 			w.cursor[ch.ID], w.since[ch.ID], w.reported[ch.ID] = cur, now, false
 			continue
@@ -66,7 +66,7 @@ func (m *Module) checkStalls(ctx context.Context, now time.Time) {
 		data := map[string]any{"chain": ch.Name, "chain_id": ch.ID, "since": w.since[ch.ID].UTC().Format(time.RFC3339),
 			"stalled_seconds": int64(now.Sub(w.since[ch.ID]).Seconds())}
 		key := strconv.FormatUint(ch.ID, 10) + ":none"
-		if c, err := hook.ParseCursor(cur); err == nil {
+		if c.Set {
 			data["block_number"], data["block_hash"] = c.Number, c.Hash
 			key = strconv.FormatUint(ch.ID, 10) + ":" + c.String()
 		}

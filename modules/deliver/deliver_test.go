@@ -189,7 +189,7 @@ func TestRetriesFollowScheduleOnControlledClockThenDie(t *testing.T) {
 	ep, _ := e.endpoint(t, app, rc.URL, epOpt{schedule: "0s,1m,1h"})
 	clock := &fakeClock{}
 	id, _ := e.message(t, app, ep, "")
-	e.start(t, WithClock(clock.Now), WithRand(func() float64 { return 0.5 }))
+	e.start(t, Options{Now: clock.Now, Rand: func() float64 { return 0.5 }})
 
 	m := e.waitState(t, id, hook.StateFailed)
 	if m.Attempts != 1 || m.Next == nil || *m.LastStatus != 503 {
@@ -265,7 +265,7 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 	ep, _ := e.endpoint(t, app, rc.URL, epOpt{schedule: "0s,5s,1h"})
 	clock := &fakeClock{}
 	id, wid := e.message(t, app, ep, "")
-	e.start(t, WithClock(clock.Now))
+	e.start(t, Options{Now: clock.Now})
 	m := e.waitState(t, id, hook.StateFailed)
 	if d := m.Next.Sub(clock.Now()); d < 110*time.Second || d > 120*time.Second {
 		t.Fatalf("retry due in %v, want Retry-After 120s instead of the scheduled 5s", d)

@@ -25,6 +25,7 @@ import (
 
 	"github.com/ethhook/ethhook/config"
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/module"
 	"github.com/ethhook/ethhook/internal/testenv"
 	"github.com/ethhook/ethhook/seal"
 )
@@ -62,7 +63,7 @@ func TestHelperDeliverProcess(t *testing.T) {
 	}
 	key, _ := hex.DecodeString(os.Getenv("ETHHOOK_DELIVER_CHILD_KEY"))
 	box, _ := seal.New(key)
-	m, err := New(cfg, pool, rdb, box, "child", zap.NewNop(), prometheus.NewRegistry())
+	m, err := New(module.Deps{Config: cfg, Pool: pool, Redis: rdb, Box: box, Version: "child", Log: zap.NewNop(), Registerer: prometheus.NewRegistry()}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +170,7 @@ func TestRateLimitHoldsAcrossTwoDeliverProcesses(t *testing.T) {
 	app := e.app(t, "unlimited")
 	ep, _ := e.endpoint(t, app, rc.URL, epOpt{rateLimit: 5})
 	for _, v := range []string{"a", "b"} {
-		m, err := New(e.cfg, e.pool, e.rdb, e.box, v, testLogger(t), prometheus.NewRegistry())
+		m, err := New(e.deps(t, e.cfg, v, prometheus.NewRegistry()), Options{})
 		if err != nil {
 			t.Fatal(err)
 		}

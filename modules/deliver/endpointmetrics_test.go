@@ -76,7 +76,7 @@ func TestPerEndpointMetricsShowTheHotEndpointAndNamedOnesOnly(t *testing.T) {
 		e.message(t, app, small, "")
 	}
 	reg := prometheus.NewRegistry()
-	m, err := New(e.cfg, e.pool, e.rdb, e.box, "t", testLogger(t), reg)
+	m, err := New(e.deps(t, e.cfg, "t", reg), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

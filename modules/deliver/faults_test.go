@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/ethhook/ethhook/internal/module"
 	"github.com/ethhook/ethhook/internal/testenv"
 )
 
@@ -148,7 +149,7 @@ func TestRedisOutageLogsWhenItStartsAndEndsNotPerAttempt(t *testing.T) {
 	testRedis := e.rdb
 	e.rdb = testenv.NamedRedis(t, name)
 	core, logs := observer.New(zapcore.InfoLevel)
-	m, err := New(e.cfg, e.pool, e.rdb, e.box, "t", zap.New(core), prometheus.NewRegistry())
+	m, err := New(module.Deps{Config: e.cfg, Pool: e.pool, Redis: e.rdb, Box: e.box, Version: "t", Log: zap.New(core), Registerer: prometheus.NewRegistry()}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +211,7 @@ func TestPostgresOutageLogsWhenItStartsAndEndsNotPerAttempt(t *testing.T) {
 	ep, _ := e.endpoint(t, app, rc.URL, epOpt{})
 	testPool := e.pool
 	core, logs := observer.New(zapcore.InfoLevel)
-	m, err := New(e.cfg, testenv.NamedPool(t, testPool, name), e.rdb, e.box, "t", zap.New(core), prometheus.NewRegistry())
+	m, err := New(module.Deps{Config: e.cfg, Pool: testenv.NamedPool(t, testPool, name), Redis: e.rdb, Box: e.box, Version: "t", Log: zap.New(core), Registerer: prometheus.NewRegistry()}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

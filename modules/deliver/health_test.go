@@ -30,7 +30,7 @@ func TestBreakerOpensAfterConsecutiveFailuresThenProbesAndCloses(t *testing.T) {
 		id, _ := e.message(t, app, ep, "")
 		ids = append(ids, id)
 	}
-	e.start(t, WithClock(clock.Now))
+	e.start(t, Options{Now: clock.Now})
 	eventually(t, "3 failures", func() bool { return rc.count() >= 3 })
 	time.Sleep(1500 * time.Millisecond)
 	if n := rc.count(); n != 3 {

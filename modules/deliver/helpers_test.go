@@ -20,6 +20,7 @@ import (
 
 	"github.com/ethhook/ethhook/config"
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/module"
 	"github.com/ethhook/ethhook/internal/testenv"
 	"github.com/ethhook/ethhook/seal"
 	"github.com/ethhook/ethhook/sign"
@@ -169,14 +170,14 @@ func (e *env) offer(t testing.TB, id, ep string) {
 }
 
 // start runs a module until the test ends (or stop is called).
-func (e *env) start(t testing.TB, opts ...Option) (*Module, func()) {
+func (e *env) start(t testing.TB, o ...Options) (*Module, func()) {
 	t.Helper()
-	return e.startWith(t, e.cfg, opts...)
+	return e.startWith(t, e.cfg, o...)
 }
 
-func (e *env) startWith(t testing.TB, cfg config.Config, opts ...Option) (*Module, func()) {
+func (e *env) startWith(t testing.TB, cfg config.Config, o ...Options) (*Module, func()) {
 	t.Helper()
-	m, err := New(cfg, e.pool, e.rdb, e.box, "1.2.3", testLogger(t), prometheus.NewRegistry(), opts...)
+	m, err := New(e.deps(t, cfg, "1.2.3", prometheus.NewRegistry()), options(o))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,6 +296,20 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	c.off += d
 	c.mu.Unlock()
+}
+
+// deps is what New takes in these tests: the env's Postgres, Redis and box
+// under cfg, logging to testLogger.
+func (e *env) deps(t testing.TB, cfg config.Config, version string, reg prometheus.Registerer) module.Deps {
+	return module.Deps{Config: cfg, Pool: e.pool, Redis: e.rdb, Box: e.box, Version: version, Log: testLogger(t), Registerer: reg}
+}
+
+// options is the one Options a test start helper was given, or the zero value.
+func options(o []Options) Options {
+	if len(o) == 0 {
+		return Options{}
+	}
+	return o[0]
 }
 
 func testLogger(t testing.TB) *zap.Logger {

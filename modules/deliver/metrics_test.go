@@ -21,7 +21,7 @@ func TestMetricsCountAttemptsLatencyAndQueueDepth(t *testing.T) {
 	id1, _ := e.message(t, app, epOK, "")
 	id2, _ := e.message(t, app, epBad, "")
 	reg := prometheus.NewRegistry()
-	m, err := New(e.cfg, e.pool, e.rdb, e.box, "t", testLogger(t), reg)
+	m, err := New(e.deps(t, e.cfg, "t", reg), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

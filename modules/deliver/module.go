@@ -41,7 +41,6 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/oklog/ulid/v2"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/rueidis"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
@@ -49,6 +48,7 @@ import (
 
 	"github.com/ethhook/ethhook/config"
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/module"
 	"github.com/ethhook/ethhook/internal/streams"
 	"github.com/ethhook/ethhook/modules/deliver/ssrf"
 	"github.com/ethhook/ethhook/ops"
@@ -79,15 +79,17 @@ const (
 // drainTimeout bounds how long Run waits for the writers on the way out.
 const drainTimeout = 10 * time.Second
 
-// Option adjusts a Module (tests inject a clock and jitter source).
-type Option func(*Module)
+// Options are the deliver module's own settings beyond module.Deps (tests
+// inject a clock and a jitter source); the zero value is production.
+type Options struct {
+	// Now replaces time.Now for every scheduling decision: retry due
+	// times, leases, breaker cooldowns, signature timestamps, disable-after.
+	Now func() time.Time
+	// Rand replaces the jitter source (values in [0,1); 0.5 = no jitter).
+	Rand func() float64
 
-// WithClock replaces time.Now for every scheduling decision: retry due
-// times, leases, breaker cooldowns, signature timestamps, disable-after.
-func WithClock(now func() time.Time) Option { return func(m *Module) { m.now = now } }
-
-// WithRand replaces the jitter source (values in [0,1); 0.5 = no jitter).
-func WithRand(r func() float64) Option { return func(m *Module) { m.rand = r } }
+	rateRule rateRule // the rate-limit backlog's timing (tests shorten it)
+}
 
 // Module is the deliver module.
 type Module struct {
@@ -125,34 +127,35 @@ type Module struct {
 	rateRule rateRule // rate-limit backlog timing (ratebacklog.go); zero = the defaults
 }
 
-// New builds the deliver module.
-func New(cfg config.Config, pool *pgxpool.Pool, rdb rueidis.Client, box *seal.Box, version string, log *zap.Logger, reg prometheus.Registerer, opts ...Option) (*Module, error) {
-	dc := cfg.Delivery
+// New builds the deliver module on d (Postgres, Redis and the secret box are
+// required; d.Config.Delivery are its settings).
+func New(d module.Deps, o Options) (*Module, error) {
+	dc := d.Config.Delivery
 	if err := dc.Validate(); err != nil {
 		return nil, err
 	}
-	if box == nil {
+	if d.Pool == nil || d.Redis == nil {
+		return nil, errors.New("deliver: needs Postgres and Redis")
+	}
+	if d.Box == nil {
 		return nil, fmt.Errorf("deliver: %w", seal.ErrNoKey)
 	}
 	sched, _ := dc.Schedule()
 	allow, exact, _ := dc.Allowed()
-	met, err := newMetrics(reg)
+	met, err := newMetrics(d.Metrics())
 	if err != nil {
 		return nil, fmt.Errorf("deliver metrics: %w", err)
 	}
 	host, _ := os.Hostname()
-	if version == "" {
-		version = "dev"
-	}
 	m := &Module{
 		cfg:       dc,
-		pool:      pool,
-		rdb:       rdb,
-		keys:      hook.Keys{Prefix: cfg.Redis.Prefix},
-		box:       box,
-		log:       log,
+		pool:      d.Pool,
+		rdb:       d.Redis,
+		keys:      d.Keys(),
+		box:       d.Box,
+		log:       d.Logger(),
 		met:       met,
-		userAgent: "ethhook/" + version,
+		userAgent: "ethhook/" + d.AppVersion(),
 		owner:     fmt.Sprintf("%s-%d-%s", host, os.Getpid(), ulid.Make().String()),
 		now:       time.Now,
 		schedule:  sched,
@@ -161,13 +164,17 @@ func New(cfg config.Config, pool *pgxpool.Pool, rdb rueidis.Client, box *seal.Bo
 		results:   newResultQueue(),
 		sending:   &sendingSet{ids: map[string]struct{}{}},
 	}
-	m.ops = ops.New(pool, rdb, m.keys)
+	m.ops = ops.New(m.pool, m.rdb, m.keys)
 	m.lanes = &lanes{m: m, by: map[string]*lane{}}
 	m.redisOut, m.pgOut = newOutage(m.log, "redis"), newOutage(m.log, "postgres")
 	m.endpoints = endpointCache{m: m, by: map[string]*endpoint{}, loading: map[string]*endpointLoad{}}
-	for _, o := range opts {
-		o(m)
+	if o.Now != nil {
+		m.now = o.Now
 	}
+	if o.Rand != nil {
+		m.rand = o.Rand
+	}
+	m.rateRule = o.rateRule
 	m.client, m.follow = newClients(ssrf.New(allow, exact...), dc.ConnectTimeout, dc.MaxInFlight)
 	return m, nil
 }

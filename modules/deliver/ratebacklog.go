@@ -60,7 +60,7 @@ var (
 )
 
 // rateRule is the rule's timing; the zero value is the constants above
-// (tests shorten it with withRateRule).
+// (tests shorten it with Options.rateRule).
 type rateRule struct {
 	check, holdGap, holdFor, startAfter, quiet time.Duration
 }
@@ -71,9 +71,6 @@ func (r rateRule) orDefault() rateRule {
 	}
 	return r
 }
-
-// withRateRule replaces the rule's timing (tests).
-func withRateRule(r rateRule) Option { return func(m *Module) { m.rateRule = r } }
 
 // startAt is the backlog that starts an episode at rate events/s: what
 // the limit lets out in startAfter.

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/module"
 	"github.com/ethhook/ethhook/ops"
 )
 
@@ -23,9 +24,9 @@ var testRateRule = rateRule{check: 200 * time.Millisecond, holdGap: time.Second,
 	startAfter: time.Second, quiet: time.Second}
 
 // startLogged runs a deliver module whose log goes to core.
-func (e *env) startLogged(t *testing.T, core zapcore.Core, opts ...Option) {
+func (e *env) startLogged(t *testing.T, core zapcore.Core, o ...Options) {
 	t.Helper()
-	m, err := New(e.cfg, e.pool, e.rdb, e.box, "1.2.3", zap.New(core), prometheus.NewRegistry(), opts...)
+	m, err := New(module.Deps{Config: e.cfg, Pool: e.pool, Redis: e.rdb, Box: e.box, Version: "1.2.3", Log: zap.New(core), Registerer: prometheus.NewRegistry()}, options(o))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,8 +103,8 @@ func TestRateLimitBacklogIsReportedOnceAndClearedOnceWhenItDrains(t *testing.T) 
 	}
 	app := e.slowPlan(t, 5)
 	ep, _ := e.endpoint(t, app, customer.URL, epOpt{})
-	e.startLogged(t, core, withRateRule(testRateRule))
-	e.startLogged(t, core, withRateRule(testRateRule))
+	e.startLogged(t, core, Options{rateRule: testRateRule})
+	e.startLogged(t, core, Options{rateRule: testRateRule})
 
 	var ids []string
 	for range 50 {
@@ -175,7 +176,7 @@ func TestRateLimitEpisodeEndsWhenTheEndpointIsDisabled(t *testing.T) {
 	for range 60 {
 		e.message(t, app, ep, "")
 	}
-	e.startLogged(t, core, withRateRule(testRateRule))
+	e.startLogged(t, core, Options{rateRule: testRateRule})
 	episode := func() bool {
 		n, _ := e.rdb.Do(context.Background(), e.rdb.B().Hexists().Key(e.keys().RateLimited()).Field(ep).Build()).AsBool()
 		return n

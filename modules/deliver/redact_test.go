@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/module"
 )
 
 func TestFailedDeliveryLogsAndRecordsTheURLWithoutItsQueryToken(t *testing.T) {
@@ -24,7 +25,7 @@ func TestFailedDeliveryLogsAndRecordsTheURLWithoutItsQueryToken(t *testing.T) {
 	id, _ := e.message(t, app, ep, "")
 
 	core, logs := observer.New(zapcore.DebugLevel)
-	m, err := New(e.cfg, e.pool, e.rdb, e.box, "1.2.3", zap.New(core), prometheus.NewRegistry())
+	m, err := New(module.Deps{Config: e.cfg, Pool: e.pool, Redis: e.rdb, Box: e.box, Version: "1.2.3", Log: zap.New(core), Registerer: prometheus.NewRegistry()}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,7 @@ func TestSweeperLeavesMessagesWhoseJobsAreStillUnread(t *testing.T) {
 	ctx := context.Background()
 	app := e.app(t, "")
 	ep, _ := e.endpoint(t, app, "http://127.0.0.1:9/hook", epOpt{})
-	m, err := New(e.cfg, e.pool, e.rdb, e.box, "1.2.3", testLogger(t), prometheus.NewRegistry())
+	m, err := New(e.deps(t, e.cfg, "1.2.3", prometheus.NewRegistry()), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func TestSweeperOffersExpiredLeasesOfABusyEndpoint(t *testing.T) {
 	ctx := context.Background()
 	app := e.app(t, "")
 	ep, _ := e.endpoint(t, app, "http://127.0.0.1:9/hook", epOpt{})
-	m, err := New(e.cfg, e.pool, e.rdb, e.box, "1.2.3", testLogger(t), prometheus.NewRegistry())
+	m, err := New(e.deps(t, e.cfg, "1.2.3", prometheus.NewRegistry()), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ethhook/ethhook/config"
+	"github.com/ethhook/ethhook/internal/module"
 )
 
 // Module runs a Node as a supervised module: it listens on the configured
@@ -54,13 +55,16 @@ func ConfigFrom(c config.Devnet) Config {
 	}
 }
 
-// NewModule builds the devnet module; nothing listens until Run. log is
-// used as given (the app tags it with module=devnet).
-func NewModule(cfg config.Devnet, log *zap.Logger) *Module {
-	if log == nil {
-		log = zap.NewNop()
-	}
-	return &Module{cfg: cfg, log: log, node: New(ConfigFrom(cfg)), addr: cfg.Addr}
+// Options are the devnet module's own settings beyond module.Deps; it has
+// none today (its settings are d.Config.Devnet).
+type Options struct{}
+
+// NewModule builds the devnet module on d.Config.Devnet; nothing listens
+// until Run. d.Log is used as given (the app tags it with module=devnet).
+// (New is the Node's constructor, hence the name.)
+func NewModule(d module.Deps, _ Options) *Module {
+	cfg := d.Config.Devnet
+	return &Module{cfg: cfg, log: d.Logger(), node: New(ConfigFrom(cfg)), addr: cfg.Addr}
 }
 
 // FastForward mines at once up to block n, before Run serves anything, and

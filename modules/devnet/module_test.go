@@ -12,13 +12,14 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/ethhook/ethhook/config"
+	"github.com/ethhook/ethhook/internal/module"
 )
 
 func TestModuleServesUntilCancelledAndClosesClients(t *testing.T) {
 	cfg := config.DefaultDevnet()
 	cfg.Addr = "127.0.0.1:0"
 	cfg.BlockTime = 5 * time.Millisecond
-	m := NewModule(cfg, nil)
+	m := NewModule(module.Deps{Config: config.Config{Devnet: cfg}}, Options{})
 	if m.Name() != "devnet" || m.Ready() {
 		t.Fatalf("name %q ready %v before Run", m.Name(), m.Ready())
 	}

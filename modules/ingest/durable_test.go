@@ -9,7 +9,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/ethhook/ethhook/chaincursor"
 	"github.com/ethhook/ethhook/hook"
 	"github.com/ethhook/ethhook/internal/testenv"
 	"github.com/ethhook/ethhook/modules/devnet"
@@ -51,7 +50,7 @@ func redisLost(r *runner, found string) float64 {
 // head, so the blocks after the durable cursor are all published again.
 func TestRedisLosingItsStateResumesFromTheDurableCursor(t *testing.T) {
 	e := newEnv(t, devnet.Config{Seed: 61, LogsPerBlock: 3})
-	e.cursors = chaincursor.New(testenv.PG(t))
+	e.usePostgres(testenv.PG(t))
 	e.chain.StartBlock = nil // a fresh chain starts at the head
 	ctx := context.Background()
 	r := e.start(nil)
@@ -75,7 +74,7 @@ func TestRedisLosingItsStateResumesFromTheDurableCursor(t *testing.T) {
 // from a canonical block below it, not from a hash the node abandoned.
 func TestRedisLosingItsStateOnAReorgedCursorResumesBelowIt(t *testing.T) {
 	e := newEnv(t, devnet.Config{Seed: 62, LogsPerBlock: 3})
-	e.cursors = chaincursor.New(testenv.PG(t))
+	e.usePostgres(testenv.PG(t))
 	e.chain.StartBlock = nil
 	ctx := context.Background()
 	e.node.Mine(30)
@@ -98,7 +97,7 @@ func TestRedisLosingItsStateOnAReorgedCursorResumesBelowIt(t *testing.T) {
 // between again, and says Redis lost state.
 func TestRedisBehindTheDurableCursorResumesFromRedis(t *testing.T) {
 	e := newEnv(t, devnet.Config{Seed: 63, LogsPerBlock: 3})
-	e.cursors = chaincursor.New(testenv.PG(t))
+	e.usePostgres(testenv.PG(t))
 	ctx := context.Background()
 	e.node.Mine(10)
 	first := e.start(nil)
@@ -188,7 +187,7 @@ func TestPostgresDownDoesNotStopIngestWhileRedisHasTheCursor(t *testing.T) {
 	e.waitCaughtUp()
 	first.stop()
 	pool := testenv.PG(t)
-	e.cursors = chaincursor.New(pool)
+	e.usePostgres(pool)
 	pool.Close() // Postgres unreachable
 	e.start(nil)
 	e.node.Mine(5)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/rueidis"
@@ -18,6 +19,7 @@ import (
 	"github.com/ethhook/ethhook/chaincursor"
 	"github.com/ethhook/ethhook/config"
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/module"
 	"github.com/ethhook/ethhook/internal/testenv"
 	"github.com/ethhook/ethhook/modules/devnet"
 )
@@ -32,8 +34,16 @@ type env struct {
 	prefix string
 	cfg    config.Config
 	chain  config.Chain
-	// cursors, when set, is the durable cursor store the ingester is given.
+	// pool, when set (usePostgres), is the ingester's Postgres: cursors
+	// is the durable cursor store on it.
+	pool    *pgxpool.Pool
 	cursors *chaincursor.Store
+}
+
+// usePostgres gives the ingesters started next pool, so they keep durable
+// cursors there.
+func (e *env) usePostgres(pool *pgxpool.Pool) {
+	e.pool, e.cursors = pool, chaincursor.New(pool)
 }
 
 func newEnv(t testing.TB, dcfg devnet.Config) *env {
@@ -79,7 +89,7 @@ func (e *env) start(chains []config.Chain, opts ...func(*Module)) *runner {
 	if testing.Verbose() {
 		log = zaptest.NewLogger(e.t, zaptest.Level(zap.InfoLevel))
 	}
-	m, err := New(e.cfg, chains, e.rdb, e.cursors, log, prometheus.NewRegistry())
+	m, err := New(module.Deps{Config: e.cfg, Pool: e.pool, Redis: e.rdb, Log: log, Registerer: prometheus.NewRegistry()}, Options{Chains: chains})
 	if err != nil {
 		e.t.Fatalf("New: %v", err)
 	}

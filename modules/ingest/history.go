@@ -68,11 +68,6 @@ func (o HistoryOptions) withDefaults() HistoryOptions {
 	return o
 }
 
-// EnableHistory makes the module run a historian per chain on pool.
-func (m *Module) EnableHistory(pool *pgxpool.Pool, opt HistoryOptions) {
-	m.histPool, m.histOpt = pool, opt.withDefaults()
-}
-
 // historyFailures is how many failed fetches in a row fail a history.
 const historyFailures = 8
 

@@ -20,12 +20,12 @@ import (
 	"sync/atomic"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/rueidis"
 	"go.uber.org/zap"
 
 	"github.com/ethhook/ethhook/chaincursor"
 	"github.com/ethhook/ethhook/config"
+	"github.com/ethhook/ethhook/internal/module"
 )
 
 // Module is the ingest role: one isolated goroutine tree per chain.
@@ -38,7 +38,7 @@ type Module struct {
 	runners []*chainRunner
 	started atomic.Bool
 
-	// histPool, when set (EnableHistory), runs a historian per chain.
+	// histPool, when set (Options.History), runs a historian per chain.
 	histPool *pgxpool.Pool
 	histOpt  HistoryOptions
 
@@ -55,14 +55,28 @@ func (m *Module) step(chain, name string) {
 	}
 }
 
-// New builds the ingest module for chains (usually cfg.Chains, or the
-// subset named by `ethhook ingest --chains=`). cfg supplies Redis.Prefix,
-// DedupTTL() and the Ingest settings. cursors is the durable copy of the
-// chain cursors that a session resumes from when Redis lost its state
-// (see durable.go); nil leaves Redis the only record, and a Redis that
-// comes back empty makes ingest start again at the head. reg may be nil
-// (no metrics export).
-func New(cfg config.Config, chains []config.Chain, rdb rueidis.Client, cursors *chaincursor.Store, log *zap.Logger, reg prometheus.Registerer) (*Module, error) {
+// Options are the ingest module's own settings beyond module.Deps.
+type Options struct {
+	// Chains are the chains to watch: the subset named by `ethhook ingest
+	// --chains=`; empty means every configured chain (d.Config.Chains).
+	Chains []config.Chain
+	// History, when set, runs a historian per chain for the endpoints
+	// created with from_block (needs d.Pool).
+	History *HistoryOptions
+}
+
+// New builds the ingest module. d.Config supplies Redis.Prefix, DedupTTL()
+// and the Ingest settings; d.Redis is required. d.Pool, when set, holds
+// the durable copy of the chain cursors that a session resumes from when
+// Redis lost its state (see durable.go); without it Redis is the only
+// record, and a Redis that comes back empty makes ingest start again at the
+// head.
+func New(d module.Deps, o Options) (*Module, error) {
+	cfg, rdb := d.Config, d.Redis
+	chains := o.Chains
+	if len(chains) == 0 {
+		chains = cfg.Chains
+	}
 	if rdb == nil {
 		return nil, errors.New("ingest: nil redis client")
 	}
@@ -75,17 +89,21 @@ func New(cfg config.Config, chains []config.Chain, rdb rueidis.Client, cursors *
 	if cfg.DedupTTL() <= 0 {
 		return nil, fmt.Errorf("ingest: dedup_ttl_seconds must be positive, got %d", cfg.DedupTTLSeconds)
 	}
-	if log == nil {
-		log = zap.NewNop()
+	if o.History != nil && d.Pool == nil {
+		return nil, errors.New("ingest: history needs Postgres")
 	}
-	if reg == nil {
-		reg = prometheus.NewRegistry()
+	var cursors *chaincursor.Store
+	if d.Pool != nil {
+		cursors = chaincursor.New(d.Pool)
 	}
-	met, err := newMetrics(reg)
+	met, err := newMetrics(d.Metrics())
 	if err != nil {
 		return nil, fmt.Errorf("ingest: register metrics: %w", err)
 	}
-	m := &Module{cfg: cfg, rdb: rdb, cursors: cursors, log: log.Named("ingest"), met: met}
+	m := &Module{cfg: cfg, rdb: rdb, cursors: cursors, log: d.Logger(), met: met}
+	if o.History != nil {
+		m.histPool, m.histOpt = d.Pool, o.History.withDefaults()
+	}
 	seen := map[uint64]string{}
 	for i, ch := range chains {
 		switch {

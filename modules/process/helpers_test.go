@@ -21,6 +21,7 @@ import (
 	"github.com/ethhook/ethhook/decode"
 	"github.com/ethhook/ethhook/endpoint"
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/module"
 	"github.com/ethhook/ethhook/internal/testenv"
 	"github.com/ethhook/ethhook/seal"
 	"github.com/ethhook/ethhook/tenant"
@@ -99,7 +100,7 @@ func (e *env) start(mut ...func(*Module)) *running {
 	if os.Getenv("PROCESS_DEBUG") != "" {
 		lg, _ = zap.NewDevelopment()
 	}
-	m, err := New(e.cfg, e.pool, e.rdb, e.chains, lg, prometheus.NewRegistry())
+	m, err := New(module.Deps{Config: e.cfg, Pool: e.pool, Redis: e.rdb, Log: lg, Registerer: prometheus.NewRegistry()}, Options{Chains: e.chains})
 	if err != nil {
 		e.t.Fatal(err)
 	}

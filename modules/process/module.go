@@ -31,7 +31,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/rueidis"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
@@ -42,6 +41,7 @@ import (
 	"github.com/ethhook/ethhook/filter"
 	"github.com/ethhook/ethhook/hook"
 	"github.com/ethhook/ethhook/internal/backpressure"
+	"github.com/ethhook/ethhook/internal/module"
 	"github.com/ethhook/ethhook/internal/sleep"
 	"github.com/ethhook/ethhook/internal/streams"
 	"github.com/ethhook/ethhook/tenant"
@@ -99,10 +99,23 @@ type Module struct {
 	afterLoad func()
 }
 
-// New builds the module for chains (each chain's stream is read).
-func New(cfg config.Config, pool *pgxpool.Pool, rdb rueidis.Client, chains []config.Chain, log *zap.Logger, reg prometheus.Registerer) (*Module, error) {
+// Options are the process module's own settings beyond module.Deps.
+type Options struct {
+	// Chains are the chains whose streams are read; empty means every
+	// configured chain (d.Config.Chains), or the embedded devnet when none is.
+	Chains []config.Chain
+}
+
+// New builds the module on d (Postgres and Redis are required;
+// d.Config.Process are its settings).
+func New(d module.Deps, o Options) (*Module, error) {
+	cfg, pool, rdb := d.Config, d.Pool, d.Redis
 	if pool == nil || rdb == nil {
 		return nil, errors.New("process: needs Postgres and Redis")
+	}
+	chains := o.Chains
+	if len(chains) == 0 {
+		chains = cfg.Chains
 	}
 	if len(chains) == 0 {
 		// As serve does with no chain configured: the embedded devnet.
@@ -111,6 +124,7 @@ func New(cfg config.Config, pool *pgxpool.Pool, rdb rueidis.Client, chains []con
 	if err := cfg.Process.Validate(); err != nil {
 		return nil, fmt.Errorf("process: %w", err)
 	}
+	reg := d.Metrics()
 	met, err := newMetrics(reg)
 	if err != nil {
 		return nil, fmt.Errorf("process: register metrics: %w", err)
@@ -118,8 +132,8 @@ func New(cfg config.Config, pool *pgxpool.Pool, rdb rueidis.Client, chains []con
 	pcfg := cfg.Process
 	pcfg.HoldRetention = holdRetention(cfg)
 	m := &Module{
-		cfg: pcfg, pool: pool, rdb: rdb, keys: hook.Keys{Prefix: cfg.Redis.Prefix}, chains: chains,
-		log: log, met: met, quota: tenant.New(pool), cursors: chaincursor.New(pool),
+		cfg: pcfg, pool: pool, rdb: rdb, keys: d.Keys(), chains: chains,
+		log: d.Logger(), met: met, quota: tenant.New(pool), cursors: chaincursor.New(pool),
 		ix: newIndex(), changed: make(chan string, 1024), releaseCh: map[uint64]chan struct{}{},
 	}
 	for _, c := range chains {

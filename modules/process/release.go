@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/chainstatus"
 	"github.com/ethhook/ethhook/internal/streams"
 )
 
@@ -116,12 +117,8 @@ func (m *Module) releaser(ctx context.Context, chainID uint64) error {
 // of its blocks was added before, so a group found caught up after has
 // handled them all.
 func (m *Module) cursorHead(ctx context.Context, chainID uint64) (hook.Cursor, bool) {
-	raw, err := m.rdb.Do(ctx, m.rdb.B().Get().Key(m.keys.Chain(chainID, "cursor")).Build()).ToString()
-	if err != nil {
-		return hook.Cursor{}, false
-	}
-	c, err := hook.ParseCursor(raw)
-	if err != nil {
+	c, err := chainstatus.New(m.rdb, m.keys).Cursor(ctx, chainID)
+	if err != nil || !c.Set {
 		return hook.Cursor{}, false
 	}
 	g, found, err := streams.Info(ctx, m.rdb, m.keys.Events(chainID), Group)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/module"
 	"github.com/ethhook/ethhook/tenant"
 )
 
@@ -220,7 +221,7 @@ func (c *client) loginCSRF() string {
 }
 
 func TestUISignInLimitIgnoresForwardedForAndIsAudited(t *testing.T) {
-	h := newHarnessWith(t, func(d *Deps) { d.LoginRateLimit = 5 })
+	h := newHarnessWith(t, func(d *module.Deps, _ *Options) { d.Config.Admin.LoginRateLimit = 5 })
 	h.user("admin@example.com", tenant.RoleAdmin)
 	c := h.client()
 	c.get("/login")

@@ -4,22 +4,18 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"github.com/redis/rueidis"
 
 	"github.com/ethhook/ethhook/endpoint"
-	"github.com/ethhook/ethhook/hook"
-	"github.com/ethhook/ethhook/internal/streams"
 	"github.com/ethhook/ethhook/message"
 )
 
-// chainStatus is one chain's row on the dashboard, read from the keys the
-// ingest module writes under `<prefix>{<chain_id>}:`: the cursor
+// chainStatus is one chain's row on the dashboard, read (internal/chainstatus)
+// from the keys the ingest module writes under `<prefix>{<chain_id>}:`: the cursor
 // ("<number>:<hash>" of the last committed block), the lease and the events
 // stream. Ingest does not publish the chain's head, so the lag behind the
 // head is shown when the `:head` key exists (ingest writes it, best effort,
@@ -93,54 +89,20 @@ func (u *UI) chainStatuses(ctx context.Context) []chainStatus {
 	out := make([]chainStatus, 0, len(u.chains))
 	for _, ch := range u.chains {
 		st := chainStatus{ID: ch.ID, Name: ch.Name}
-		res := u.redis.DoMulti(ctx,
-			u.redis.B().Get().Key(u.keys.Chain(ch.ID, "cursor")).Build(),
-			u.redis.B().Get().Key(u.keys.Chain(ch.ID, "head")).Build(),
-			u.redis.B().Get().Key(u.keys.Chain(ch.ID, "lease")).Build(),
-			u.redis.B().XinfoStream().Key(u.keys.Events(ch.ID)).Build(),
-			u.redis.B().Xrevrange().Key(u.keys.Events(ch.ID)).End("+").Start("-").Count(1).Build(),
-			u.redis.B().Get().Key(u.keys.Chain(ch.ID, "finality")).Build(),
-		)
-		if f, err := res[5].ToString(); err == nil {
-			if fin, err := hook.ParseFinalityRecord(f); err == nil {
-				st.Safe, st.HasSafe = fin.Safe.Number, fin.Safe.Set
-				st.Finalized, st.HasFinalized = fin.Finalized.Number, fin.Finalized.Set
-			}
-		}
-		if cur, err := res[0].ToString(); err == nil {
-			if c, err := hook.ParseCursor(cur); err == nil {
-				st.Committed, st.HasCursor = c.Number, true
-			}
-		} else if !rueidis.IsRedisNil(err) {
+		cs, err := u.status.Read(ctx, ch.ID)
+		if err != nil {
 			st.Err = "Redis: " + err.Error()
 		}
-		if h, err := res[1].ToString(); err == nil {
-			if n, err := strconv.ParseUint(h, 10, 64); err == nil {
-				st.Head, st.HasHead = n, true
-			}
+		st.Committed, st.HasCursor = cs.Cursor.Number, cs.Cursor.Set
+		st.Head, st.HasHead = cs.Head, cs.HasHead
+		st.Lag, _ = cs.Lag()
+		st.Safe, st.HasSafe = cs.Finality.Safe.Number, cs.Finality.Safe.Set
+		st.Finalized, st.HasFinalized = cs.Finality.Finalized.Number, cs.Finality.Finalized.Set
+		st.Holder = cs.Lease
+		if cs.HasAdded {
+			st.Rate, st.HasRate = u.rates.observe(ch.ID, cs.Added, time.Now())
 		}
-		if st.HasHead && st.HasCursor && st.Head > st.Committed {
-			st.Lag = st.Head - st.Committed
-		}
-		if l, err := res[2].ToString(); err == nil {
-			st.Holder = l
-		}
-		if info, err := res[3].AsMap(); err == nil {
-			if v, ok := info["entries-added"]; ok {
-				if n, err := v.AsInt64(); err == nil {
-					st.Rate, st.HasRate = u.rates.observe(ch.ID, uint64(n), time.Now())
-				}
-			}
-		}
-		if entries, err := res[4].AsXRange(); err == nil && len(entries) > 0 {
-			if ev, err := hook.ParseEntry(entries[0].FieldValues); err == nil {
-				st.LastBlock, st.HasLast = ev.Block.Number, true
-				// Ingest appends with XADD *: the entry id is its time in ms.
-				if id, err := streams.ParseID(entries[0].ID); err == nil && id.MS > 0 {
-					st.LastAt = id.Time()
-				}
-			}
-		}
+		st.LastBlock, st.LastAt, st.HasLast = cs.LastBlock, cs.LastAt, cs.HasLast
 		out = append(out, st)
 	}
 	return out

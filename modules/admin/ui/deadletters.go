@@ -7,6 +7,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/ethhook/ethhook/deadletter"
+	"github.com/ethhook/ethhook/hook"
 )
 
 // deadLettersData is the dead-letters page (admins only): stream entries
@@ -50,7 +51,7 @@ func (u *UI) replayDeadLetter(c echo.Context) error {
 	id := c.Param("id")
 	_, err := deadletter.Replay(c.Request().Context(), u.redis, u.keys, id)
 	switch {
-	case errors.Is(err, deadletter.ErrBadID), errors.Is(err, deadletter.ErrNotFound):
+	case errors.Is(err, deadletter.ErrBadID), errors.Is(err, hook.ErrNotFound):
 		return u.errorPage(c, http.StatusNotFound, "No such dead letter (replayed already?): "+id)
 	case err != nil:
 		return u.fail(c, err)

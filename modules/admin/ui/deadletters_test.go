@@ -53,4 +53,11 @@ func TestDeadLettersPageListsAndReplaysForAdminsOnly(t *testing.T) {
 	if strings.Contains(body, "31337:0xfeed:7") {
 		t.Fatal("replayed letter still listed")
 	}
+	// Replayed already: the letter is not found (hook.ErrNotFound), a 404
+	// page saying so, not an error.
+	resp, body = a.post(act[1], nil)
+	wantStatus(t, resp, body, http.StatusNotFound)
+	if !strings.Contains(body, "No such dead letter") {
+		t.Fatalf("second replay's page does not say the letter is gone:\n%s", body)
+	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ethhook/ethhook/config"
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/module"
 	"github.com/ethhook/ethhook/internal/testenv"
 	"github.com/ethhook/ethhook/tenant"
 	"go.uber.org/zap/zaptest"
@@ -32,21 +33,23 @@ const testPassword = "correct horse battery"
 
 func newHarness(t *testing.T) *harness { return newHarnessWith(t, nil) }
 
-// newHarnessWith lets more sets Deps (endpoint and message services) before
-// the UI is built; it gets the harness's pool, Redis client and keys.
-func newHarnessWith(t *testing.T, more func(d *Deps)) *harness {
+// newHarnessWith lets more set Deps and Options (endpoint and message
+// services) before the UI is built; d has the harness's pool, Redis client
+// and key prefix.
+func newHarnessWith(t *testing.T, more func(d *module.Deps, o *Options)) *harness {
 	t.Helper()
 	pool := testenv.PG(t)
 	rdb, prefix := testenv.Redis(t)
 	store := tenant.New(pool)
 	keys := hook.Keys{Prefix: prefix}
 	ch, _ := config.Builtin("devnet")
-	d := Deps{Pool: pool, Redis: rdb, Keys: keys, Tenant: store, Chains: []config.Chain{ch},
-		Log: zaptest.NewLogger(t), LoginRateLimit: 1000}
+	d := module.Deps{Config: config.Config{Redis: config.Redis{Prefix: prefix}, Chains: []config.Chain{ch},
+		Admin: config.Admin{LoginRateLimit: 1000}}, Pool: pool, Redis: rdb, Log: zaptest.NewLogger(t)}
+	o := Options{Tenant: store}
 	if more != nil {
-		more(&d)
+		more(&d, &o)
 	}
-	u, err := New(d)
+	u, err := New(d, o)
 	if err != nil {
 		t.Fatal(err)
 	}

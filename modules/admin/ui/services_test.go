@@ -20,6 +20,7 @@ import (
 	"github.com/ethhook/ethhook/config"
 	"github.com/ethhook/ethhook/endpoint"
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/module"
 	"github.com/ethhook/ethhook/message"
 	"github.com/ethhook/ethhook/modules/admin"
 	"github.com/ethhook/ethhook/seal"
@@ -39,7 +40,7 @@ type services struct {
 func newServicesHarness(t *testing.T) (*harness, *services) {
 	t.Helper()
 	s := &services{}
-	h := newHarnessWith(t, func(d *Deps) {
+	h := newHarnessWith(t, func(d *module.Deps, o *Options) {
 		key := make([]byte, 32)
 		if _, err := rand.Read(key); err != nil {
 			t.Fatal(err)
@@ -48,17 +49,17 @@ func newServicesHarness(t *testing.T) (*harness, *services) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s.pool, s.rdb, s.keys = d.Pool, d.Redis, d.Keys
+		s.pool, s.rdb, s.keys = d.Pool, d.Redis, d.Keys()
 		ac := config.DefaultAdmin()
 		ac.JWTSecret = strings.Repeat("j", 40)
-		am, err := admin.New(admin.Options{Config: ac, Pool: d.Pool, Redis: d.Redis, Keys: d.Keys, Chains: d.Chains,
-			Box: box, Log: zaptest.NewLogger(t), Registerer: prometheus.NewRegistry()})
+		am, err := admin.New(module.Deps{Config: config.Config{Admin: ac, Redis: d.Config.Redis, Chains: d.Config.Chains},
+			Pool: d.Pool, Redis: d.Redis, Box: box, Log: zaptest.NewLogger(t), Registerer: prometheus.NewRegistry()}, admin.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		// The UI runs on the admin module's own services, as in app/ui.go.
-		d.Tenant, s.eps, s.msgs = am.Store(), am.Endpoints(), am.Messages()
-		d.Endpoints, d.Messages, d.SendTest, d.RotateOverlap = s.eps, s.msgs, am.SendTest, time.Hour
+		o.Tenant, s.eps, s.msgs = am.Store(), am.Endpoints(), am.Messages()
+		o.Endpoints, o.Messages, o.SendTest, o.RotateOverlap = s.eps, s.msgs, am.SendTest, time.Hour
 	})
 	return h, s
 }

@@ -22,10 +22,10 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/ethhook/ethhook/chaincursor"
 	"github.com/ethhook/ethhook/config"
 	"github.com/ethhook/ethhook/endpoint"
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/module"
 	"github.com/ethhook/ethhook/internal/testenv"
 	"github.com/ethhook/ethhook/modules/admin"
 	"github.com/ethhook/ethhook/modules/deliver"
@@ -172,15 +172,14 @@ func newStack(t *testing.T) *stack {
 	// The admin module with the UI on its router, as app/ui.go mounts it.
 	ac := config.DefaultAdmin()
 	ac.JWTSecret = strings.Repeat("s", 40)
-	am, err := admin.New(admin.Options{Config: ac, Pool: s.pool, Redis: s.rdb, Keys: s.keys, Chains: chains, Box: box,
-		Log: log, Registerer: prometheus.NewRegistry()})
+	am, err := admin.New(module.Deps{Config: config.Config{Admin: ac, Redis: cfg.Redis, Chains: chains}, Pool: s.pool, Redis: s.rdb, Box: box,
+		Log: log, Registerer: prometheus.NewRegistry()}, admin.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.store, s.eps = am.Store(), am.Endpoints()
-	u, err := New(Deps{
-		Pool: s.pool, Redis: s.rdb, Keys: s.keys, Tenant: am.Store(), Chains: chains, Log: log,
-		Endpoints: am.Endpoints(), Messages: am.Messages(), SendTest: am.SendTest, RotateOverlap: time.Hour,
+	u, err := New(module.Deps{Config: config.Config{Redis: cfg.Redis, Chains: chains}, Pool: s.pool, Redis: s.rdb, Log: log}, Options{
+		Tenant: am.Store(), Endpoints: am.Endpoints(), Messages: am.Messages(), SendTest: am.SendTest, RotateOverlap: time.Hour,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -191,15 +190,15 @@ func newStack(t *testing.T) *stack {
 
 	// The pipeline.
 	reg := prometheus.NewRegistry()
-	ing, err := ingest.New(cfg, chains, s.rdb, chaincursor.New(s.pool), log.With(zap.String("module", "ingest")), reg)
+	ing, err := ingest.New(module.Deps{Config: cfg, Pool: s.pool, Redis: s.rdb, Log: log.With(zap.String("module", "ingest")), Registerer: reg}, ingest.Options{Chains: chains})
 	if err != nil {
 		t.Fatal(err)
 	}
-	proc, err := process.New(cfg, s.pool, s.rdb, chains, log.With(zap.String("module", "process")), reg)
+	proc, err := process.New(module.Deps{Config: cfg, Pool: s.pool, Redis: s.rdb, Log: log.With(zap.String("module", "process")), Registerer: reg}, process.Options{Chains: chains})
 	if err != nil {
 		t.Fatal(err)
 	}
-	del, err := deliver.New(cfg, s.pool, s.rdb, box, "browser-test", log.With(zap.String("module", "deliver")), reg)
+	del, err := deliver.New(module.Deps{Config: cfg, Pool: s.pool, Redis: s.rdb, Box: box, Version: "browser-test", Log: log.With(zap.String("module", "deliver")), Registerer: reg}, deliver.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,17 +27,22 @@ import (
 	"github.com/ethhook/ethhook/config"
 	"github.com/ethhook/ethhook/endpoint"
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/chainstatus"
+	"github.com/ethhook/ethhook/internal/module"
 	"github.com/ethhook/ethhook/internal/signin"
 	"github.com/ethhook/ethhook/message"
 	"github.com/ethhook/ethhook/tenant"
 	"github.com/ethhook/ethhook/web"
 )
 
-// Deps is what the UI runs on.
-type Deps struct {
-	Pool   *pgxpool.Pool
-	Redis  rueidis.Client
-	Keys   hook.Keys
+// Options are the UI's own settings beyond module.Deps: the admin module's
+// services it calls (the same ones the API calls) and what the app decides
+// about cookies. Its other settings come from d.Config.Admin: the session
+// length (jwt_ttl, default 12h), the sign-in limits (login_rate_limit and
+// login_account_rate_limit per minute, 0 = off, counters shared with the
+// API's POST /auth/login) and trusted_proxies (for Handler's own router
+// only: mounted with Routes, the router's IPExtractor decides).
+type Options struct {
 	Tenant *tenant.Store
 	// Endpoints and Messages are the endpoint and message services, the
 	// same ones the admin API calls; the endpoint and delivery pages are
@@ -49,23 +54,8 @@ type Deps struct {
 	SendTest func(ctx context.Context, scope hook.Scope, appID, endpointID string) (string, error)
 	// RotateOverlap is how long a rotated-out secret keeps signing (0 = 24h).
 	RotateOverlap time.Duration
-	// Chains are the configured chains, shown on the dashboard.
-	Chains []config.Chain
-	// SessionTTL bounds a session (default 12h; the API's JWT TTL is a good value).
-	SessionTTL time.Duration
 	// SecureCookies marks cookies Secure (set it when served over HTTPS).
 	SecureCookies bool
-	// LoginRateLimit is sign-in attempts per minute per client IP (0 = off).
-	LoginRateLimit int
-	// LoginAccountRateLimit is failed sign-in attempts per minute per
-	// account (0 = off). Both limits share their counters with the API's
-	// POST /auth/login.
-	LoginAccountRateLimit int
-	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
-	// the client (admin.trusted_proxies); for Handler's own router only:
-	// mounted with Routes, the router's IPExtractor decides.
-	TrustedProxies []netip.Prefix
-	Log            *zap.Logger
 }
 
 // UI serves the HTML pages.
@@ -86,30 +76,35 @@ type UI struct {
 	signin  *signin.Guard
 	trusted []netip.Prefix
 	rates   rates // events/s per chain, between dashboard reads
+	status  *chainstatus.Reader
 
 	pages map[string]*template.Template
 }
 
-// New parses the embedded templates and returns the UI.
-func New(d Deps) (*UI, error) {
-	if d.Pool == nil || d.Redis == nil || d.Tenant == nil {
+// New parses the embedded templates and returns the UI on d (Postgres and
+// Redis) and o (Tenant is required).
+func New(d module.Deps, o Options) (*UI, error) {
+	if d.Pool == nil || d.Redis == nil || o.Tenant == nil {
 		return nil, errors.New("ui: Pool, Redis and Tenant are required")
 	}
-	u := &UI{
-		pool: d.Pool, redis: d.Redis, keys: d.Keys, tenant: d.Tenant, chains: d.Chains,
-		endpoints: d.Endpoints, messages: d.Messages, testSender: d.SendTest, overlap: d.RotateOverlap,
-		ttl: d.SessionTTL, secure: d.SecureCookies, log: d.Log, trusted: d.TrustedProxies,
+	ac := d.Config.Admin
+	trusted, err := ac.TrustedProxyPrefixes()
+	if err != nil {
+		return nil, fmt.Errorf("ui: admin.trusted_proxies: %w", err)
 	}
+	u := &UI{
+		pool: d.Pool, redis: d.Redis, keys: d.Keys(), tenant: o.Tenant, chains: d.Config.Chains,
+		endpoints: o.Endpoints, messages: o.Messages, testSender: o.SendTest, overlap: o.RotateOverlap,
+		ttl: ac.JWTTTL, secure: o.SecureCookies, log: d.Logger(), trusted: trusted,
+	}
+	u.status = chainstatus.New(d.Redis, u.keys)
 	if u.ttl <= 0 {
 		u.ttl = 12 * time.Hour
 	}
 	if u.overlap <= 0 {
 		u.overlap = 24 * time.Hour
 	}
-	if u.log == nil {
-		u.log = zap.NewNop()
-	}
-	u.signin = signin.New(d.Tenant, d.Redis, d.Keys, signin.Config{IPLimit: d.LoginRateLimit, AccountLimit: d.LoginAccountRateLimit}, u.log)
+	u.signin = signin.New(o.Tenant, d.Redis, u.keys, signin.Config{IPLimit: ac.LoginRateLimit, AccountLimit: ac.LoginAccountRateLimit}, u.log)
 	pages, err := parsePages(web.Templates())
 	if err != nil {
 		return nil, err

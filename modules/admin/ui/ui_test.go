@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/module"
 	"github.com/ethhook/ethhook/message"
 	"github.com/ethhook/ethhook/tenant"
 )
@@ -369,7 +370,7 @@ func TestDashboardRendersChainStatusFromIngestKeys(t *testing.T) {
 }
 
 func TestLoginPageWarnsWhenSecureCookiesMeetPlainHTTPFromAnotherHost(t *testing.T) {
-	h := newHarnessWith(t, func(d *Deps) { d.SecureCookies = true })
+	h := newHarnessWith(t, func(_ *module.Deps, o *Options) { o.SecureCookies = true })
 	page := func(host, proto string) string {
 		req, _ := http.NewRequest(http.MethodGet, h.srv.URL+"/login", nil)
 		req.Host = host
