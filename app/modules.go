@@ -88,10 +88,7 @@ var moduleSpecs = []moduleSpec{
 			return nil, err
 		}
 		d := rt.deps("ingest")
-		if d.Pool, err = rt.Postgres(ctx); err != nil {
-			return nil, err
-		}
-		if d.Redis, err = rt.Redis(); err != nil {
+		if d.Pool, d.Redis, err = rt.pgRedis(ctx); err != nil {
 			return nil, err
 		}
 		// History: the endpoints created with from_block.
@@ -100,10 +97,7 @@ var moduleSpecs = []moduleSpec{
 	{name: "process", needsPG: true, build: func(ctx context.Context, rt *Runtime, o runOptions) (Module, error) {
 		d := rt.deps("process")
 		var err error
-		if d.Pool, err = rt.Postgres(ctx); err != nil {
-			return nil, err
-		}
-		if d.Redis, err = rt.Redis(); err != nil {
+		if d.Pool, d.Redis, err = rt.pgRedis(ctx); err != nil {
 			return nil, err
 		}
 		return process.New(d, process.Options{})
