@@ -4,11 +4,11 @@ import (
 	"encoding/json"
 	"slices"
 	"strconv"
-	"unicode/utf8"
 
 	"github.com/ethhook/ethhook/decode"
 	"github.com/ethhook/ethhook/filter"
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/jsonw"
 )
 
 // APIVersion is the webhook payload version.
@@ -52,42 +52,42 @@ type BatchPayload struct {
 // event. Payload stays the type a stored body is read back into.
 func encodePayload(dst []byte, ev *hook.Event, typ, endpointID string, r filter.Result, confirmations uint64) ([]byte, error) {
 	dst = append(dst, `{"id":`...)
-	dst = appendJSONString(dst, ev.ID)
+	dst = jsonw.AppendString(dst, ev.ID)
 	dst = append(dst, `,"type":`...)
-	dst = appendJSONString(dst, typ)
+	dst = jsonw.AppendString(dst, typ)
 	dst = append(dst, `,"api_version":"`+APIVersion+`","chain":{"id":`...)
 	dst = strconv.AppendUint(dst, ev.Chain.ID, 10)
 	dst = append(dst, `,"name":`...)
-	dst = appendJSONString(dst, ev.Chain.Name)
+	dst = jsonw.AppendString(dst, ev.Chain.Name)
 	dst = append(dst, `},"block":{"number":`...)
 	dst = strconv.AppendUint(dst, ev.Block.Number, 10)
 	dst = append(dst, `,"hash":`...)
-	dst = appendJSONString(dst, ev.Block.Hash)
+	dst = jsonw.AppendString(dst, ev.Block.Hash)
 	dst = append(dst, `,"timestamp":`...)
 	dst = strconv.AppendUint(dst, ev.Block.Timestamp, 10)
 	dst = append(dst, `},"transaction":{"hash":`...)
-	dst = appendJSONString(dst, ev.Transaction.Hash)
+	dst = jsonw.AppendString(dst, ev.Transaction.Hash)
 	dst = append(dst, `,"index":`...)
 	dst = strconv.AppendUint(dst, uint64(ev.Transaction.Index), 10)
 	dst = append(dst, `},"log":{"address":`...)
-	dst = appendJSONString(dst, ev.Log.Address)
+	dst = jsonw.AppendString(dst, ev.Log.Address)
 	dst = append(dst, `,"topics":[`...)
 	for i, t := range ev.Log.Topics {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendJSONString(dst, t)
+		dst = jsonw.AppendString(dst, t)
 	}
 	dst = append(dst, `],"data":`...)
-	dst = appendJSONString(dst, ev.Log.Data)
+	dst = jsonw.AppendString(dst, ev.Log.Data)
 	dst = append(dst, `,"index":`...)
 	dst = strconv.AppendUint(dst, uint64(ev.Log.Index), 10)
 	dst = append(dst, '}')
 	if d := r.Decoded; d != nil {
 		dst = append(dst, `,"decoded":{"name":`...)
-		dst = appendJSONString(dst, d.Name)
+		dst = jsonw.AppendString(dst, d.Name)
 		dst = append(dst, `,"signature":`...)
-		dst = appendJSONString(dst, d.Signature)
+		dst = jsonw.AppendString(dst, d.Signature)
 		dst = append(dst, `,"args":`...)
 		var err error
 		if dst, err = appendJSONValue(dst, d.Args); err != nil {
@@ -98,13 +98,13 @@ func encodePayload(dst []byte, ev *hook.Event, typ, endpointID string, r filter.
 	if r.DecodeErr != nil {
 		if msg := r.DecodeErr.Error(); msg != "" {
 			dst = append(dst, `,"decode_error":`...)
-			dst = appendJSONString(dst, msg)
+			dst = jsonw.AppendString(dst, msg)
 		}
 	}
 	dst = append(dst, `,"confirmations":`...)
 	dst = strconv.AppendUint(dst, confirmations, 10)
 	dst = append(dst, `,"endpoint_id":`...)
-	dst = appendJSONString(dst, endpointID)
+	dst = jsonw.AppendString(dst, endpointID)
 	return append(dst, '}'), nil
 }
 
@@ -115,7 +115,7 @@ func encodePayload(dst []byte, ev *hook.Event, typ, endpointID string, r filter.
 func appendJSONValue(dst []byte, v any) ([]byte, error) {
 	switch x := v.(type) {
 	case string:
-		return appendJSONString(dst, x), nil
+		return jsonw.AppendString(dst, x), nil
 	case bool:
 		return strconv.AppendBool(dst, x), nil
 	case nil:
@@ -150,7 +150,7 @@ func appendJSONValue(dst []byte, v any) ([]byte, error) {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			dst = appendJSONString(dst, k)
+			dst = jsonw.AppendString(dst, k)
 			dst = append(dst, ':')
 			var err error
 			if dst, err = appendJSONValue(dst, x[k]); err != nil {
@@ -164,59 +164,4 @@ func appendJSONValue(dst []byte, v any) ([]byte, error) {
 		return dst, err
 	}
 	return append(dst, b...), nil
-}
-
-// appendJSONString appends s as a JSON string the way encoding/json does:
-// ", \\ and control characters escaped, <, > and & as \u003c..., invalid
-// UTF-8 as \ufffd, U+2028 and U+2029 escaped.
-func appendJSONString(dst []byte, s string) []byte {
-	const hexDigits = "0123456789abcdef"
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if b := s[i]; b < utf8.RuneSelf {
-			if b >= 0x20 && b != '"' && b != '\\' && b != '<' && b != '>' && b != '&' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch b {
-			case '\\', '"':
-				dst = append(dst, '\\', b)
-			case '\b':
-				dst = append(dst, '\\', 'b')
-			case '\f':
-				dst = append(dst, '\\', 'f')
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		c, size := utf8.DecodeRuneInString(s[i:])
-		if c == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if c == '\u2028' || c == '\u2029' {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[c&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }
