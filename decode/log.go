@@ -219,7 +219,7 @@ func fromHexChar(c byte) (byte, bool) {
 // hexString is "0x" + lower-case hex of b, in one allocation.
 func hexString(b []byte) string {
 	var buf [2 + 2*64]byte
-	out := buf[:]
+	var out []byte
 	if n := 2 + 2*len(b); n > len(buf) {
 		out = make([]byte, n)
 	} else {
