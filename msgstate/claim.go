@@ -1,0 +1,250 @@
+package msgstate
+
+import (
+	"context"
+	"hash/fnv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/ethhook/ethhook/hook"
+)
+
+// ---- Claim: pending | due failed | expired delivering -> delivering ----
+
+// Lease is who takes messages and until when; Now decides which retries
+// are due and which leases ran out.
+type Lease struct {
+	Owner string
+	Until time.Time
+	Now   time.Time
+}
+
+// Claimed is a message taken by a claim, with what sending it needs.
+type Claimed struct {
+	ID, EndpointID, AppID, WebhookID string
+	Payload                          []byte
+	Attempts, RetryBase              int
+	CreatedAt                        time.Time
+	LeaseUntil                       time.Time
+
+	// Set by PullOrdered only: the ordering group and the chain order.
+	FIFOKey  string
+	Block    int64
+	LogIndex int32
+	Type     string
+}
+
+// claimedState is what a claim returns of the states it updated (as c),
+// claimedColumns what it reads of them and of their messages (m): the
+// messages row is read, never written.
+const (
+	claimedState   = `s.id, s.endpoint_id, s.app_id, s.attempts, s.retry_base, s.created_at, s.lease_until`
+	claimedColumns = `c.id, c.endpoint_id, c.app_id, m.webhook_id, m.payload, c.attempts, c.retry_base, c.created_at, c.lease_until`
+)
+
+func collectClaimed(rows pgx.Rows) ([]Claimed, error) {
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Claimed, error) {
+		var c Claimed
+		err := r.Scan(&c.ID, &c.EndpointID, &c.AppID, &c.WebhookID, &c.Payload, &c.Attempts, &c.RetryBase, &c.CreatedAt, &c.LeaseUntil)
+		return c, err
+	})
+}
+
+// Claim takes the messages of ids that are pending, due for retry, or held
+// by a process whose lease ran out, for enabled endpoints only. A message
+// already claimed is not returned, nor is an ordered message of a FIFO
+// endpoint (only PullOrdered takes those). RETURNING follows the plan: the
+// order of the result is not that of ids.
+func Claim(ctx context.Context, q Querier, ids []string, l Lease) ([]Claimed, error) {
+	rows, err := q.Query(ctx, `
+		WITH c AS (
+		    UPDATE message_states s SET state = 'delivering', lease_owner = $2, lease_until = $3, updated_at = now()
+		    FROM endpoints e
+		    WHERE s.id = ANY($1) AND e.id = s.endpoint_id AND e.enabled AND (s.fifo_key IS NULL OR e.ordering <> 'fifo')
+		      AND (s.state = 'pending'
+		           OR (s.state = 'failed' AND s.next_attempt_at <= $4)
+		           OR (s.state = 'delivering' AND s.lease_until < $4))
+		    RETURNING `+claimedState+`
+		)
+		SELECT `+claimedColumns+` FROM c JOIN messages m ON m.id = c.id`,
+		ids, l.Owner, l.Until, l.Now)
+	if err != nil {
+		return nil, err
+	}
+	return collectClaimed(rows)
+}
+
+// Pull claims up to limit of an endpoint's waiting messages, due retries
+// first, then pending ones oldest first (served by the partial indexes
+// message_states_failed and message_states_waiting). SKIP LOCKED lets
+// several processes pull one endpoint's backlog side by side.
+func Pull(ctx context.Context, q Querier, endpointID string, limit int, l Lease) ([]Claimed, error) {
+	rows, err := q.Query(ctx, `
+		WITH due AS (
+		    SELECT id FROM message_states WHERE endpoint_id = $1 AND state = 'failed' AND next_attempt_at <= $4
+		    ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED
+		), waiting AS (
+		    SELECT id FROM message_states WHERE endpoint_id = $1 AND state = 'pending'
+		    ORDER BY created_at, id LIMIT $2 FOR UPDATE SKIP LOCKED
+		), next AS (
+		    (SELECT id FROM due) UNION ALL (SELECT id FROM waiting) LIMIT $2
+		), c AS (
+		    UPDATE message_states s SET state = 'delivering', lease_owner = $3, lease_until = $5, updated_at = now()
+		    FROM next, endpoints e
+		    WHERE s.id = next.id AND e.id = s.endpoint_id AND e.enabled
+		    RETURNING `+claimedState+`
+		)
+		SELECT `+claimedColumns+` FROM c JOIN messages m ON m.id = c.id`,
+		endpointID, limit, l.Owner, l.Now, l.Until)
+	if err != nil {
+		return nil, err
+	}
+	return collectClaimed(rows)
+}
+
+// PullOrdered claims up to limit messages of a FIFO endpoint: for each of
+// up to groups ordering groups (messages.fifo_key) after cursor, the run of
+// claimable messages at the head of the group in chain order (block, log
+// index, type, id). A group whose first waiting message is in flight, or
+// failed and not yet due, is skipped, so processes never interleave a
+// group; pulls of one endpoint take an advisory lock so two cannot split a
+// group between them. An endpoint whose history backfill is pending or
+// running is not pulled. It returns the claimed messages (unordered) and
+// the cursor for the next pull: "" to start again from the first group.
+func PullOrdered(ctx context.Context, db Beginner, endpointID, cursor string, groups, limit int, l Lease) ([]Claimed, string, error) {
+	var claimed []Claimed
+	next := ""
+	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		claimed, next = nil, ""
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, fifoLockKey(endpointID)); err != nil {
+			return err
+		}
+		// The groups with waiting messages, one index probe each
+		// (message_states_fifo), in key order from cursor.
+		rows, err := tx.Query(ctx, `
+			WITH RECURSIVE g AS (
+			    (SELECT fifo_key, 1 AS n FROM message_states
+			     WHERE endpoint_id = $1 AND fifo_key IS NOT NULL AND state IN ('pending', 'delivering', 'failed') AND fifo_key > $2
+			     ORDER BY fifo_key LIMIT 1)
+			    UNION ALL
+			    SELECT (SELECT s.fifo_key FROM message_states s
+			            WHERE s.endpoint_id = $1 AND s.fifo_key IS NOT NULL AND s.state IN ('pending', 'delivering', 'failed')
+			              AND s.fifo_key > g.fifo_key
+			            ORDER BY s.fifo_key LIMIT 1), g.n + 1
+			    FROM g WHERE g.fifo_key IS NOT NULL AND g.n < $3
+			)
+			SELECT fifo_key FROM g WHERE fifo_key IS NOT NULL`, endpointID, cursor, groups)
+		if err != nil {
+			return err
+		}
+		keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil || len(keys) == 0 {
+			return err
+		}
+		if len(keys) == groups {
+			next = keys[len(keys)-1]
+		}
+		// Per group, its first limit waiting messages in chain order; a
+		// message is taken when it and every one before it may be claimed.
+		rows, err = tx.Query(ctx, `
+			WITH head AS (
+			    SELECT h.id, h.pos, g.k FROM unnest($2::text[]) AS g(k) CROSS JOIN LATERAL (
+			        SELECT w.id, row_number() OVER o AS pos,
+			               bool_and(w.state = 'pending' OR (w.state = 'failed' AND w.next_attempt_at <= $4)
+			                        OR (w.state = 'delivering' AND w.lease_until < $4)) OVER o AS ok
+			        FROM (SELECT id, state, next_attempt_at, lease_until, block_number, log_index, type FROM message_states
+			              WHERE endpoint_id = $1 AND fifo_key = g.k AND state IN ('pending', 'delivering', 'failed')
+			              ORDER BY block_number, log_index, type, id LIMIT $3) w
+			        WINDOW o AS (ORDER BY w.block_number, w.log_index, w.type, w.id)
+			    ) h WHERE h.ok
+			), pick AS (
+			    SELECT id FROM head ORDER BY pos, k LIMIT $3
+			), c AS (
+			    UPDATE message_states s SET state = 'delivering', lease_owner = $5, lease_until = $6, updated_at = now()
+			    FROM pick, endpoints e
+			    WHERE s.id = pick.id AND e.id = s.endpoint_id AND e.enabled
+			      AND NOT EXISTS (SELECT 1 FROM endpoint_history eh WHERE eh.endpoint_id = s.endpoint_id AND eh.state IN ('pending', 'running'))
+			    RETURNING `+claimedState+`, s.fifo_key, s.block_number, s.log_index, s.type
+			)
+			SELECT `+claimedColumns+`, c.fifo_key, c.block_number, c.log_index, c.type FROM c JOIN messages m ON m.id = c.id`,
+			endpointID, keys, limit, l.Now, l.Owner, l.Until)
+		if err != nil {
+			return err
+		}
+		claimed, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Claimed, error) {
+			var c Claimed
+			err := r.Scan(&c.ID, &c.EndpointID, &c.AppID, &c.WebhookID, &c.Payload, &c.Attempts, &c.RetryBase, &c.CreatedAt, &c.LeaseUntil,
+				&c.FIFOKey, &c.Block, &c.LogIndex, &c.Type)
+			return c, err
+		})
+		return err
+	})
+	if err != nil {
+		return nil, cursor, err
+	}
+	return claimed, next, nil
+}
+
+// fifoLockKey is the advisory lock of an endpoint's ordered pulls.
+func fifoLockKey(endpointID string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte("ethhook:deliver:fifo:"))
+	h.Write([]byte(endpointID))
+	return int64(h.Sum64())
+}
+
+// ---- Renew: delivering -> delivering, a later lease ----
+
+// Renew extends to until the leases owner holds on ids and returns the ids
+// renewed. SKIP LOCKED: a renewal never waits on a row a result write holds
+// (that row is being finished anyway), so the two cannot deadlock; a
+// skipped row is renewed on the next beat.
+func Renew(ctx context.Context, q Querier, owner string, ids []string, until time.Time) ([]string, error) {
+	rows, err := q.Query(ctx, `
+		WITH locked AS (
+		    SELECT id FROM message_states WHERE id = ANY($3) AND state = 'delivering' AND lease_owner = $1
+		    FOR UPDATE SKIP LOCKED
+		)
+		UPDATE message_states s SET lease_until = $2 FROM locked WHERE s.id = locked.id
+		RETURNING s.id`,
+		owner, until, ids)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// ---- HandBack, Reclaim: delivering -> pending ----
+
+// HandBack returns to pending the messages owner holds (ids, or all of them
+// when ids is nil) and returns their jobs to offer again.
+func HandBack(ctx context.Context, q Querier, owner string, ids []string) ([]hook.Job, error) {
+	rows, err := q.Query(ctx, `
+		UPDATE message_states SET state = 'pending', lease_owner = NULL, lease_until = NULL, updated_at = now()
+		WHERE state = 'delivering' AND lease_owner = $1 AND ($2::text[] IS NULL OR id = ANY($2))
+		RETURNING id, endpoint_id`, owner, ids)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowToStructByPos[hook.Job])
+}
+
+// Reclaim returns to pending every message a dead owner held and returns
+// their jobs. Those of interrupted (the attempts it was making) count one
+// attempt more, with errText as their last error and no status. It is
+// conditional on the owner, so of several processes reclaiming at once
+// each message is reclaimed by one.
+func Reclaim(ctx context.Context, q Querier, owner string, interrupted []string, errText string) ([]hook.Job, error) {
+	rows, err := q.Query(ctx, `
+		UPDATE message_states SET state = 'pending', lease_owner = NULL, lease_until = NULL, updated_at = now(),
+		       attempts = attempts + CASE WHEN id = ANY($2) THEN 1 ELSE 0 END,
+		       last_status = CASE WHEN id = ANY($2) THEN NULL ELSE last_status END,
+		       last_error = CASE WHEN id = ANY($2) THEN $3 ELSE last_error END
+		WHERE state = 'delivering' AND lease_owner = $1
+		RETURNING id, endpoint_id`, owner, interrupted, errText)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowToStructByPos[hook.Job])
+}

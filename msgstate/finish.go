@@ -1,0 +1,147 @@
+package msgstate
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/ethhook/ethhook/hook"
+)
+
+// ---- Finish: delivering -> succeeded | failed | dead ----
+
+// Results are attempt outcomes as parallel arrays (one element per
+// message): the new state (succeeded, failed or dead), the attempt count,
+// the HTTP status (nil: none), the error text, and for failed the due time
+// of the next attempt (nil otherwise).
+type Results struct {
+	IDs, States []string
+	Attempts    []int32
+	Statuses    []*int32
+	Errors      []string
+	Nexts       []*time.Time
+}
+
+// Finish records results in one statement and clears their leases. Only
+// the lease holder writes: if owner's lease ran out and another process
+// claimed the message, that process's result wins.
+func Finish(ctx context.Context, q Querier, owner string, r *Results) error {
+	_, err := q.Exec(ctx, `
+		UPDATE message_states s SET state = u.state, attempts = u.attempts, last_status = u.status, last_error = u.err,
+		       next_attempt_at = u.next, lease_owner = NULL, lease_until = NULL, updated_at = now()
+		FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::text[], $6::timestamptz[])
+		     AS u(id, state, attempts, status, err, next)
+		WHERE s.id = u.id AND s.state = 'delivering' AND s.lease_owner = $7`,
+		r.IDs, r.States, r.Attempts, r.Statuses, r.Errors, r.Nexts, owner)
+	return err
+}
+
+// ---- Release: quota_exceeded -> pending ----
+
+// Release moves up to n of appID's quota_exceeded messages to pending,
+// oldest first, due at once, and returns their jobs. The caller decides n
+// from the quota left and serialises releases of one application.
+func Release(ctx context.Context, q Querier, appID string, n int64) ([]hook.Job, error) {
+	rows, err := q.Query(ctx, `UPDATE message_states SET state = $2, next_attempt_at = now(), updated_at = now()
+		WHERE id IN (SELECT id FROM message_states WHERE app_id = $1 AND state = $3
+			ORDER BY created_at, id LIMIT $4 FOR UPDATE SKIP LOCKED)
+		RETURNING id, endpoint_id`, appID, hook.StatePending, hook.StateQuotaExceeded, n)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowToStructByPos[hook.Job])
+}
+
+// ---- Replay: succeeded | failed | dead | pending -> pending ----
+
+// replaySet resets a message for a fresh delivery with a fresh retry
+// schedule (retry_base = attempts); the webhook-id is kept, so receivers
+// deduplicate.
+const replaySet = `state = 'pending', retry_base = attempts, next_attempt_at = NULL, lease_owner = NULL,
+	lease_until = NULL, updated_at = now()`
+
+// Replay resets message id for a fresh delivery unless it is delivering or
+// quota_exceeded, and reports whether it did.
+func Replay(ctx context.Context, q Querier, id string) (bool, error) {
+	tag, err := q.Exec(ctx, "UPDATE message_states SET "+replaySet+" WHERE id = $1 AND state NOT IN ('delivering', 'quota_exceeded')", id)
+	if err != nil {
+		return false, err
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// Range selects an endpoint's messages to replay. Zero bounds are open.
+type Range struct {
+	EndpointID string
+	MinID      string    // ids from this one (retention: ids sort by time); "" for none
+	Since      time.Time // created_at >= Since
+	Until      time.Time // created_at < Until
+	FromBlock  *int64
+	ToBlock    *int64
+	OnlyFailed bool // only failed and dead messages, not succeeded ones
+}
+
+// ReplayRange resets for a fresh delivery every finished message of r
+// (succeeded, failed, dead; or only failed and dead) and returns their ids.
+// Pending and in-flight messages are left alone.
+func ReplayRange(ctx context.Context, q Querier, r Range) ([]string, error) {
+	var conds []string
+	var args []any
+	where := func(cond string, arg any) {
+		args = append(args, arg)
+		conds = append(conds, fmt.Sprintf(cond, len(args)))
+	}
+	where("endpoint_id = $%d", r.EndpointID)
+	if r.MinID != "" {
+		where("id >= $%d", r.MinID)
+	}
+	if !r.Since.IsZero() {
+		where("created_at >= $%d", r.Since)
+	}
+	if !r.Until.IsZero() {
+		where("created_at < $%d", r.Until)
+	}
+	if r.FromBlock != nil {
+		where("block_number >= $%d", *r.FromBlock)
+	}
+	if r.ToBlock != nil {
+		where("block_number <= $%d", *r.ToBlock)
+	}
+	// Literal states, as a partial index's predicate can only be matched
+	// against constants.
+	if r.OnlyFailed {
+		conds = append(conds, "state IN ('failed', 'dead')")
+	} else {
+		conds = append(conds, "state IN ('succeeded', 'failed', 'dead')")
+	}
+	rows, err := q.Query(ctx, "UPDATE message_states SET "+replaySet+" WHERE "+strings.Join(conds, " AND ")+" RETURNING id", args...)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// ---- Forget: the states of deleted endpoints ----
+
+// Forget deletes the states still waiting (pending, delivering, failed,
+// quota_exceeded) of endpointIDs of appID, whose messages the cascade of
+// deleting the endpoints (or their application) deleted: message_states
+// has no foreign key (migration 00087), and a waiting state without its
+// message would count towards the application's quota and keep its
+// partition's messages in flight for retention. Call it in the transaction
+// that deleted them, after the delete. The finished states left behind are
+// read by nothing and go with their partition.
+func Forget(ctx context.Context, q Querier, appID string, endpointIDs []string) error {
+	if _, err := q.Exec(ctx, `DELETE FROM message_states
+		WHERE endpoint_id = ANY($2) AND state IN ('pending', 'delivering', 'failed') AND app_id = $1`, appID, endpointIDs); err != nil {
+		return fmt.Errorf("forget waiting states: %w", err)
+	}
+	if _, err := q.Exec(ctx, `DELETE FROM message_states
+		WHERE app_id = $1 AND state = 'quota_exceeded' AND endpoint_id = ANY($2)`, appID, endpointIDs); err != nil {
+		return fmt.Errorf("forget held states: %w", err)
+	}
+	return nil
+}
