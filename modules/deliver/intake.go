@@ -43,9 +43,12 @@ func (m *Module) intake(ctx context.Context, consumer string) error {
 				return ctx.Err()
 			}
 			if streams.IsNoGroup(err) {
+				// Redis lost the jobs stream (restarted empty, or failed over
+				// to a replica without it): the jobs it held are gone.
 				if err := m.ensureGroup(ctx); err != nil {
 					m.log.Warn("recreate consumer group", zap.Error(err))
 				}
+				m.sweepLostJobs()
 				continue
 			}
 			m.redisOut.fail("read delivery jobs", err)

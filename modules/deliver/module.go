@@ -125,6 +125,10 @@ type Module struct {
 	sending *sendingSet // attempts under way, listed for the liveness check
 
 	rateRule rateRule // rate-limit backlog timing (ratebacklog.go); zero = the defaults
+
+	// lostJobs asks the sweeper for a sweep now: intake found the jobs
+	// stream's group gone, so Redis lost its data (sweeper.go).
+	lostJobs chan struct{}
 }
 
 // New builds the deliver module on d (Postgres, Redis and the secret box are
@@ -166,6 +170,7 @@ func New(d module.Deps, o Options) (*Module, error) {
 	}
 	m.ops = ops.New(m.pool, m.rdb, m.keys)
 	m.lanes = &lanes{m: m, by: map[string]*lane{}}
+	m.lostJobs = make(chan struct{}, 1)
 	m.redisOut, m.pgOut = newOutage(m.log, "redis"), newOutage(m.log, "postgres")
 	m.endpoints = endpointCache{m: m, by: map[string]*endpoint{}, loading: map[string]*endpointLoad{}}
 	if o.Now != nil {

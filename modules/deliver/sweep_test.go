@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ethhook/ethhook/hook"
 )
 
 // The sweeper re-offers a pending message only once the group has read past
@@ -34,7 +36,7 @@ func TestSweeperLeavesMessagesWhoseJobsAreStillUnread(t *testing.T) {
 		}
 		return n
 	}
-	if err := m.sweepOnce(ctx); err != nil {
+	if err := m.sweepOnce(ctx, 3*m.cfg.SweepInterval); err != nil {
 		t.Fatal(err)
 	}
 	if n := jobs(); n != 1 {
@@ -46,7 +48,7 @@ func TestSweeperLeavesMessagesWhoseJobsAreStillUnread(t *testing.T) {
 	if err := e.rdb.Do(ctx, e.rdb.B().Xreadgroup().Group(consumerGroup, "gone").Count(10).Streams().Key(e.keys().DeliverJobs()).Id(">").Build()).Error(); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.sweepOnce(ctx); err != nil {
+	if err := m.sweepOnce(ctx, 3*m.cfg.SweepInterval); err != nil {
 		t.Fatal(err)
 	}
 	if n := jobs(); n != 2 {
@@ -80,7 +82,7 @@ func TestSweeperOffersExpiredLeasesOfABusyEndpoint(t *testing.T) {
 		WHERE id = $1`, leased); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.sweepOnce(ctx); err != nil {
+	if err := m.sweepOnce(ctx, 3*m.cfg.SweepInterval); err != nil {
 		t.Fatal(err)
 	}
 	entries, err := e.rdb.Do(ctx, e.rdb.B().Xrange().Key(e.keys().DeliverJobs()).Start("-").End("+").Build()).AsXRange()
@@ -89,5 +91,32 @@ func TestSweeperOffersExpiredLeasesOfABusyEndpoint(t *testing.T) {
 	}
 	if len(entries) != 1 || entries[0].FieldValues["message_id"] != leased {
 		t.Fatalf("offered %v, want only the expired lease %s", entries, leased)
+	}
+}
+
+// Redis back empty (restarted without its data, or a failover to a replica
+// that lacked it) takes the jobs of waiting messages with it. Intake finds
+// the jobs group gone and the sweeper offers the waiting messages at once,
+// instead of after three sweep intervals (30 s as shipped, 3 h here), which
+// made each such message that late (the faults suite's redis-restart-empty).
+func TestJobsRedisLostAreSweptAtOnce(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	rc := newReceiver(t, nil)
+	app := e.app(t, "")
+	ep, _ := e.endpoint(t, app, rc.URL+"/hook", epOpt{})
+	cfg := e.cfg
+	cfg.Delivery.SweepInterval = time.Hour
+	e.startWith(t, cfg)
+	first, _ := e.message(t, app, ep, "")
+	e.waitState(t, first, hook.StateSucceeded) // intake is reading
+
+	lost, _ := e.insertMessage(t, app, ep, "", 0) // its job was in the Redis that was lost
+	if err := e.rdb.Do(ctx, e.rdb.B().Del().Key(e.keys().DeliverJobs()).Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	e.waitState(t, lost, hook.StateSucceeded)
+	if n := rc.count(); n != 2 {
+		t.Fatalf("receiver got %d webhooks, want 2", n)
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ethhook/ethhook/hook"
-	"github.com/ethhook/ethhook/internal/sleep"
 	"github.com/ethhook/ethhook/internal/streams"
 )
 
@@ -19,20 +18,45 @@ import (
 // any, does not know of them), delivering ones whose lease ran out (their
 // process died), failed ones overdue (their scheduled retry was lost).
 // (The queue gauges are refreshed by metricsLoop.)
+//
+// A message counts as overlooked once it has waited three sweep intervals
+// without a change: a job younger than that may still be in the stream.
+// When Redis lost its data, though (intake found the jobs group gone), the
+// jobs of every waiting message may be gone, and waiting 30 s for them to
+// age would make each one as late: then the sweeper sweeps at once with no
+// age bound (sweepLostJobs). An offer of a message whose job survived is
+// harmless: a claim takes a message once.
 func (m *Module) sweeper(ctx context.Context) error {
 	for {
 		jitter := time.Duration(rand.Int64N(int64(m.cfg.SweepInterval)/5 + 1))
-		if !sleep.For(ctx, m.cfg.SweepInterval-m.cfg.SweepInterval/10+jitter) {
+		t := time.NewTimer(m.cfg.SweepInterval - m.cfg.SweepInterval/10 + jitter)
+		stale := 3 * m.cfg.SweepInterval
+		select {
+		case <-ctx.Done():
+			t.Stop()
 			return ctx.Err()
+		case <-t.C:
+		case <-m.lostJobs:
+			t.Stop()
+			stale = 0
+			m.log.Info("redis lost the delivery jobs: sweeping postgres for waiting messages now")
 		}
-		_ = m.sweepOnce(ctx) // reported to the outages
+		_ = m.sweepOnce(ctx, stale) // reported to the outages
 	}
 }
 
-// sweepOnce offers overlooked messages: see sweeper.
-func (m *Module) sweepOnce(ctx context.Context) error {
+// sweepLostJobs asks the sweeper for a sweep with no age bound (see
+// sweeper); asks while one is queued are one.
+func (m *Module) sweepLostJobs() {
+	select {
+	case m.lostJobs <- struct{}{}:
+	default:
+	}
+}
+
+// sweepOnce offers the messages overlooked for stale or longer: see sweeper.
+func (m *Module) sweepOnce(ctx context.Context, stale time.Duration) error {
 	now := m.now()
-	stale := 3 * m.cfg.SweepInterval
 	// A lane that suspects a backlog, or is half full, pulls its endpoint's
 	// waiting messages itself: offering them would only add jobs. Expired
 	// leases are offered whatever the lane: a pull does not take them.
