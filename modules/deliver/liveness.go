@@ -182,6 +182,11 @@ func (m *Module) reclaim(ctx context.Context, owner string) error {
 		b.Del().Key(m.sendingKey(owner)).Build())
 	m.log.Info("reclaimed messages of a dead deliver process", zap.String("owner", owner),
 		zap.Int("messages", len(pairs)), zap.Int("interrupted", recorded))
+	// What it had read and not claimed died with it too: jobs read from
+	// the stream, and the backlog its lanes were to pull. Those messages
+	// are pending with no job; sweep for them now, not after three sweep
+	// intervals (faults: kill-deliver-1 was once 30 s late).
+	m.sweepLostJobs()
 	return nil
 }
 

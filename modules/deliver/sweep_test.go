@@ -120,3 +120,26 @@ func TestJobsRedisLostAreSweptAtOnce(t *testing.T) {
 		t.Fatalf("receiver got %d webhooks, want 2", n)
 	}
 }
+
+// A deliver process killed after acknowledging jobs it left to its lanes
+// (the backlog they were to pull) leaves their messages pending with no
+// job. Once its liveness key is gone and its messages are reclaimed, the
+// sweeper offers those at once too.
+func TestJobsOfADeadProcessAreSweptAtOnce(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	rc := newReceiver(t, nil)
+	app := e.app(t, "")
+	ep, _ := e.endpoint(t, app, rc.URL+"/hook", epOpt{})
+	cfg := e.cfg
+	cfg.Delivery.SweepInterval = time.Hour
+	m, _ := e.startWith(t, cfg)
+	first, _ := e.message(t, app, ep, "")
+	e.waitState(t, first, hook.StateSucceeded)
+
+	lost, _ := e.insertMessage(t, app, ep, "", 0) // its job was acknowledged by the dead process
+	if err := e.rdb.Do(ctx, e.rdb.B().Sadd().Key(m.ownersKey()).Member("dead-1").Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	e.waitState(t, lost, hook.StateSucceeded)
+}

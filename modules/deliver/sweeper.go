@@ -21,10 +21,11 @@ import (
 //
 // A message counts as overlooked once it has waited three sweep intervals
 // without a change: a job younger than that may still be in the stream.
-// When Redis lost its data, though (intake found the jobs group gone), the
-// jobs of every waiting message may be gone, and waiting 30 s for them to
-// age would make each one as late: then the sweeper sweeps at once with no
-// age bound (sweepLostJobs). An offer of a message whose job survived is
+// When Redis lost its data, though (intake found the jobs group gone), or
+// a dead deliver process was reclaimed (what it had read and not claimed
+// died with it), the jobs of waiting messages may be gone, and waiting 30 s
+// for them to age would make each one as late: then the sweeper sweeps at
+// once with no age bound (sweepLostJobs). An offer of a message whose job survived is
 // harmless: a claim takes a message once.
 func (m *Module) sweeper(ctx context.Context) error {
 	for {
