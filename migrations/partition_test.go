@@ -36,6 +36,26 @@ func checksums(t *testing.T, pool *pgxpool.Pool) map[string]string {
 	return out
 }
 
+// migratedTo is an empty database of its own migrated up to version, to
+// fill with the schema of that version before the migration under test.
+func migratedTo(t *testing.T, version int64) (*pgxpool.Pool, *migrations.Migrator) {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(), testenv.EmptyPGURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	m, err := migrations.New(pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	if _, err := m.UpTo(context.Background(), version); err != nil {
+		t.Fatal(err)
+	}
+	return pool, m
+}
+
 func exec(t *testing.T, pool *pgxpool.Pool, q string, args ...any) pgconn.CommandTag {
 	t.Helper()
 	tag, err := pool.Exec(context.Background(), q, args...)
@@ -59,19 +79,7 @@ func sqlState(err error) string {
 // messages, and dedup holds both for old rows and new ones.
 func TestUpgradeToPartitionedTablesKeepsEveryRow(t *testing.T) {
 	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, testenv.EmptyPGURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	m, err := migrations.New(pool)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	if _, err := m.UpTo(ctx, 62); err != nil {
-		t.Fatal(err)
-	}
+	pool, m := migratedTo(t, 62)
 
 	// Today's schema, filled: messages made over the last 40 days (random
 	// ULID ids, as before), two attempts each, audit rows.
@@ -154,7 +162,7 @@ func TestUpgradeToPartitionedTablesKeepsEveryRow(t *testing.T) {
 	// Attempts of a message that does not exist are refused as before
 	// (deliver drops those results) with 23503, in a day's partition and
 	// in the default one (ids of no day).
-	_, err = pool.Exec(ctx, `INSERT INTO delivery_history (message_id, endpoint_id, app_id, attempt) VALUES ($1, 'ep_a', 'app_a', 1)`,
+	_, err := pool.Exec(ctx, `INSERT INTO delivery_history (message_id, endpoint_id, app_id, attempt) VALUES ($1, 'ep_a', 'app_a', 1)`,
 		hook.MessageID("ep_a", "nope", hook.TypeLog, ahead, ahead))
 	if sqlState(err) != "23503" {
 		t.Errorf("attempt of a missing message: %v, want 23503", err)

@@ -10,8 +10,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/ethhook/ethhook/hook"
-	"github.com/ethhook/ethhook/internal/testenv"
-	"github.com/ethhook/ethhook/migrations"
 	"github.com/ethhook/ethhook/msgstate"
 	"github.com/ethhook/ethhook/retention"
 )
@@ -41,19 +39,7 @@ func messageDigest(t *testing.T, pool *pgxpool.Pool, from string) string {
 // msgstate; rolling back gives the same rows.
 func TestUpgradeToMessageStatesKeepsEveryRow(t *testing.T) {
 	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, testenv.EmptyPGURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	m, err := migrations.New(pool)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	if _, err := m.UpTo(ctx, 62); err != nil {
-		t.Fatal(err)
-	}
+	pool, m := migratedTo(t, 62)
 	exec(t, pool, `INSERT INTO applications (id, name, plan_id) VALUES ('app_a', 'a', 'unlimited'), ('app_b', 'b', 'unlimited')`)
 	exec(t, pool, `INSERT INTO endpoints (id, app_id, url, secret_enc) VALUES ('ep_a', 'app_a', 'http://x.test/', '\x00'),
 		('ep_b', 'app_b', 'http://y.test/', '\x00')`)

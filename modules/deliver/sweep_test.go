@@ -100,16 +100,8 @@ func TestSweeperOffersExpiredLeasesOfABusyEndpoint(t *testing.T) {
 // instead of after three sweep intervals (30 s as shipped, 3 h here), which
 // made each such message that late (the faults suite's redis-restart-empty).
 func TestJobsRedisLostAreSweptAtOnce(t *testing.T) {
-	e := newEnv(t)
+	e, _, rc, app, ep := startWithSweepAnHourAway(t)
 	ctx := context.Background()
-	rc := newReceiver(t, nil)
-	app := e.app(t, "")
-	ep, _ := e.endpoint(t, app, rc.URL+"/hook", epOpt{})
-	cfg := e.cfg
-	cfg.Delivery.SweepInterval = time.Hour
-	e.startWith(t, cfg)
-	first, _ := e.message(t, app, ep, "")
-	e.waitState(t, first, hook.StateSucceeded) // intake is reading
 
 	lost, _ := e.insertMessage(t, app, ep, "", 0) // its job was in the Redis that was lost
 	if err := e.rdb.Do(ctx, e.rdb.B().Del().Key(e.keys().DeliverJobs()).Build()).Error(); err != nil {
@@ -126,8 +118,22 @@ func TestJobsRedisLostAreSweptAtOnce(t *testing.T) {
 // job. Once its liveness key is gone and its messages are reclaimed, the
 // sweeper offers those at once too.
 func TestJobsOfADeadProcessAreSweptAtOnce(t *testing.T) {
-	e := newEnv(t)
+	e, m, _, app, ep := startWithSweepAnHourAway(t)
 	ctx := context.Background()
+
+	lost, _ := e.insertMessage(t, app, ep, "", 0) // its job was acknowledged by the dead process
+	if err := e.rdb.Do(ctx, e.rdb.B().Sadd().Key(m.ownersKey()).Member("dead-1").Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	e.waitState(t, lost, hook.StateSucceeded)
+}
+
+// startWithSweepAnHourAway runs a module whose regular sweep is an hour
+// away, with one endpoint that has had a webhook delivered (so intake is
+// reading): a message it then gets can only come from a prompt sweep.
+func startWithSweepAnHourAway(t *testing.T) (*env, *Module, *receiver, string, string) {
+	t.Helper()
+	e := newEnv(t)
 	rc := newReceiver(t, nil)
 	app := e.app(t, "")
 	ep, _ := e.endpoint(t, app, rc.URL+"/hook", epOpt{})
@@ -136,10 +142,5 @@ func TestJobsOfADeadProcessAreSweptAtOnce(t *testing.T) {
 	m, _ := e.startWith(t, cfg)
 	first, _ := e.message(t, app, ep, "")
 	e.waitState(t, first, hook.StateSucceeded)
-
-	lost, _ := e.insertMessage(t, app, ep, "", 0) // its job was acknowledged by the dead process
-	if err := e.rdb.Do(ctx, e.rdb.B().Sadd().Key(m.ownersKey()).Member("dead-1").Build()).Error(); err != nil {
-		t.Fatal(err)
-	}
-	e.waitState(t, lost, hook.StateSucceeded)
+	return e, m, rc, app, ep
 }
