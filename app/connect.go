@@ -9,10 +9,11 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/ethhook/ethhook/config"
+	"github.com/ethhook/ethhook/internal/pgpool"
 )
 
 func openPostgres(ctx context.Context, dbURL string) (*pgxpool.Pool, error) {
-	pc, err := pgxpool.ParseConfig(dbURL)
+	pc, err := pgpool.ParseConfig(dbURL)
 	if err != nil {
 		return nil, fmt.Errorf("database_url: %w", err)
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/rueidis"
 
+	"github.com/ethhook/ethhook/internal/pgpool"
 	"github.com/ethhook/ethhook/migrations"
 	"github.com/ethhook/ethhook/retention"
 )
@@ -101,7 +102,7 @@ func PGURL(t testing.TB) string {
 }
 
 func ensurePartitions(ctx context.Context, dbURL string) error {
-	pool, err := pgxpool.New(ctx, dbURL)
+	pool, err := pgpool.New(ctx, dbURL)
 	if err != nil {
 		return err
 	}
@@ -115,7 +116,7 @@ func ensurePartitions(ctx context.Context, dbURL string) error {
 func PG(t testing.TB) *pgxpool.Pool {
 	t.Helper()
 	u := PGURL(t)
-	pool, err := pgxpool.New(context.Background(), u)
+	pool, err := pgpool.New(context.Background(), u)
 	if err != nil {
 		t.Fatalf("testenv: open pool: %v", err)
 	}
@@ -226,7 +227,7 @@ func ensureTemplate() (string, error) {
 }
 
 func migrate(ctx context.Context, dbURL string) error {
-	pool, err := pgxpool.New(ctx, dbURL)
+	pool, err := pgpool.New(ctx, dbURL)
 	if err != nil {
 		return err
 	}
