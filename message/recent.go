@@ -49,12 +49,8 @@ type Failure struct {
 // RecentFailures lists the last limit failed or dead messages of the
 // applications scope sees, newest first.
 func RecentFailures(ctx context.Context, pool *pgxpool.Pool, scope hook.Scope, limit int) ([]Failure, error) {
-	var q query
-	q.where("s.state IN (%s, %s)", hook.StateFailed, hook.StateDead)
-	q.scope(scope, "s.app_id")
-	rows, err := pool.Query(ctx, `SELECT s.app_id, a.name, s.endpoint_id, e.url, s.id, s.state, s.last_error, s.last_status, s.updated_at
-		FROM message_states s JOIN endpoints e ON e.id = s.endpoint_id AND e.app_id = s.app_id JOIN applications a ON a.id = s.app_id
-		WHERE `+q.sql()+` ORDER BY s.updated_at DESC LIMIT `+q.arg(limit), q.args...)
+	sql, args := recentFailuresQuery(scope, limit)
+	rows, err := pool.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, fmt.Errorf("recent failures: %w", err)
 	}
@@ -63,6 +59,19 @@ func RecentFailures(ctx context.Context, pool *pgxpool.Pool, scope hook.Scope, l
 		err := r.Scan(&f.AppID, &f.AppName, &f.EndpointID, &f.URL, &f.MessageID, &f.State, &f.Error, &f.Status, &f.At)
 		return f, err
 	})
+}
+
+// recentFailuresQuery is RecentFailures' statement: read newest first from
+// message_states_failures (migration 00088), so the dashboard never sorts
+// every failure kept.
+func recentFailuresQuery(scope hook.Scope, limit int) (string, []any) {
+	var q query
+	q.where("s.state IN (%s, %s)", hook.StateFailed, hook.StateDead)
+	q.scope(scope, "s.app_id")
+	sql := `SELECT s.app_id, a.name, s.endpoint_id, e.url, s.id, s.state, s.last_error, s.last_status, s.updated_at
+		FROM message_states s JOIN endpoints e ON e.id = s.endpoint_id AND e.app_id = s.app_id JOIN applications a ON a.id = s.app_id
+		WHERE ` + q.sql() + ` ORDER BY s.updated_at DESC LIMIT ` + q.arg(limit)
+	return sql, q.args
 }
 
 // GetIn is Get for a message of application appID, as the admin API's and

@@ -1,0 +1,91 @@
+package message
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/ethhook/ethhook/hook"
+)
+
+// The fixture's failed and dead states, moved to distinct times: app A's
+// at their created_at (A02 dead, A03 failed, A05 dead, A08 dead at +2, +3,
+// +5, +8 minutes), app B's three dead ones 30 s before theirs.
+func failuresFixture(t *testing.T) *fixture {
+	f := newFixture(t)
+	ctx := context.Background()
+	if _, err := f.svc.pool.Exec(ctx, `UPDATE message_states SET updated_at = created_at - CASE WHEN app_id = 'app_B' THEN interval '30 seconds' ELSE interval '0' END`); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func TestRecentFailuresAreNewestFirstAndScoped(t *testing.T) {
+	f := failuresFixture(t)
+	ctx := context.Background()
+	cases := []struct {
+		name  string
+		scope hook.Scope
+		limit int
+		want  []string
+	}{
+		{"admin", hook.Scope{Admin: true}, 10, []string{"msg_A08", "msg_A05", "msg_A03", "msg_A02", "msg_B02", "msg_B01", "msg_B00"}},
+		{"admin, limit", hook.Scope{Admin: true}, 3, []string{"msg_A08", "msg_A05", "msg_A03"}},
+		{"member", hook.Scope{UserID: "usr_1"}, 10, []string{"msg_A08", "msg_A05", "msg_A03", "msg_A02"}},
+		{"api key", hook.Scope{AppID: "app_B"}, 10, []string{"msg_B02", "msg_B01", "msg_B00"}},
+		{"non-member", hook.Scope{UserID: "usr_2"}, 10, nil},
+	}
+	for _, c := range cases {
+		got, err := RecentFailures(ctx, f.svc.pool, c.scope, c.limit)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		var ids []string
+		for _, x := range got {
+			ids = append(ids, x.MessageID)
+			if x.State != hook.StateFailed && x.State != hook.StateDead {
+				t.Errorf("%s: %s is %s", c.name, x.MessageID, x.State)
+			}
+		}
+		if !slices.Equal(ids, c.want) {
+			t.Errorf("%s: %v, want %v", c.name, ids, c.want)
+		}
+	}
+}
+
+// The dashboard asks for the ten newest failures on every load; over 30
+// days of states that must be an index read in updated_at order
+// (message_states_failures, migration 00088), not a sort of all of them.
+// Sequential scans and sorts are priced out so the small test tables do
+// not hide which index serves the order.
+func TestRecentFailuresReadTheirIndexInOrder(t *testing.T) {
+	f := failuresFixture(t)
+	ctx := context.Background()
+	for _, scope := range []hook.Scope{{Admin: true}, {AppID: "app_B"}} {
+		sql, args := recentFailuresQuery(scope, 10)
+		var plan []string
+		err := pgx.BeginFunc(ctx, f.svc.pool, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, `SET LOCAL enable_seqscan = off; SET LOCAL enable_sort = off`); err != nil {
+				return err
+			}
+			rows, err := tx.Query(ctx, "EXPLAIN "+sql, args...)
+			if err != nil {
+				return err
+			}
+			plan, err = pgx.CollectRows(rows, pgx.RowTo[string])
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := strings.Join(plan, "\n")
+		// Each partition's copy of the index is named after its column.
+		if !strings.Contains(text, "Index Scan Backward using message_states_") || !strings.Contains(text, "_updated_at_idx") ||
+			strings.Contains(text, "Sort  (") {
+			t.Errorf("scope %+v: the recent failures are not read from message_states_failures in order:\n%s", scope, text)
+		}
+	}
+}
