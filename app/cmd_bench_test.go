@@ -42,6 +42,11 @@ func TestBenchRunsThePipelineAndReportsConsistentFigures(t *testing.T) {
 		r.MinedToReceived.P99 < r.MinedToReceived.P50 || r.StreamToQueued.N <= 0 || r.PeakRSSMB <= 0 || r.Window.CPUSeconds <= 0 {
 		t.Fatalf("latency, memory or CPU missing: %s", out)
 	}
+	// From the stream entry is from mined less a block's time to the stream
+	// (1 ms of slack: stream ids are whole milliseconds of Redis's clock).
+	if s, m := r.StreamToReceived, r.MinedToReceived; s.N != m.N || s.P50 > m.P50+1 || s.P99 > m.P99+1 || s.P99 < s.P50 {
+		t.Fatalf("stream entry -> received inconsistent with mined -> received: %+v vs %+v", s, m)
+	}
 	// Every log matched every endpoint; every received webhook was valid and
 	// nothing was delivered that was not queued.
 	if r.Rejected != 0 || r.Verified != r.Received || r.Succeeded > r.MessagesQueuedTotal || r.DeliveredInWindow > r.MessagesQueuedTotal ||

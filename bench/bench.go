@@ -377,6 +377,7 @@ func Run(ctx context.Context, d Deps, o Options) (res Result, err error) {
 	res.EventsPerSec = float64(stream.inWindow) / win
 	res.MinedToStream = summarize(stream.lat)
 	res.MinedToStream.Missing = res.Mined - int64(len(stream.lat))
+	res.StreamToReceived = summarize(rcv.streamLatencies(stream.first))
 	res.StreamToQueued = histQuantiles(before.queueHist, after.queueHist)
 	if res.Window.Events > 0 {
 		res.ShareMeasured = float64(res.Window.Messages) / float64(res.Window.Events) / float64(o.Endpoints)

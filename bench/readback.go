@@ -36,14 +36,15 @@ func messageStates(ctx context.Context, pool *pgxpool.Pool, appID string) (map[s
 
 // streamFigures is what the events stream says about the window.
 type streamFigures struct {
-	inWindow int64     // entries whose id time falls in the window
-	lat      []float64 // ms, mined -> entry, for events of blocks mined in the window
+	inWindow int64             // entries whose id time falls in the window
+	lat      []float64         // ms, mined -> entry, for events of blocks mined in the window
+	first    map[int32]float64 // ms, mined -> first entry, by minedBlock.seq
 }
 
 // readStream reads the run's events stream back and times every entry by
 // its id (Redis's clock, milliseconds).
 func readStream(ctx context.Context, rdb rueidis.Client, key string, rcv *receiver, ws, we time.Time) (streamFigures, error) {
-	var out streamFigures
+	out := streamFigures{first: map[int32]float64{}}
 	start := "-"
 	wsMs, weMs := ws.UnixMilli(), we.UnixMilli()
 	for {
@@ -62,8 +63,12 @@ func readStream(ctx context.Context, rdb rueidis.Client, key string, rcv *receiv
 			if e.FieldValues["type"] != hook.TypeLog {
 				continue
 			}
-			if mined, ok := rcv.minedAt(blockHashOf(e.FieldValues["id"])); ok && rcv.inWindow(mined) {
-				out.lat = append(out.lat, float64(ms-mined.UnixMilli()))
+			if b, ok := rcv.minedAt(blockHashOf(e.FieldValues["id"])); ok && rcv.inWindow(b.at) {
+				d := float64(ms - b.at.UnixMilli())
+				out.lat = append(out.lat, d)
+				if f, seen := out.first[b.seq]; !seen || d < f {
+					out.first[b.seq] = d
+				}
 			}
 		}
 		if len(entries) < 5000 {

@@ -26,15 +26,23 @@ type receiver struct {
 	ws, we time.Time // measured window; set before mining starts
 
 	mu        sync.Mutex
-	blocks    map[string]time.Time // block hash -> mined
-	minedWin  int64                // logs of blocks mined in the window
-	latencyMS []float64            // mined -> received, valid webhooks of blocks mined in the window
+	blocks    map[string]minedBlock // block hash -> when mined, which block
+	minedWin  int64                 // logs of blocks mined in the window
+	latencyMS []float64             // mined -> received, valid webhooks of blocks mined in the window
+	latBlock  []int32               // minedBlock.seq of each latencyMS sample (4 bytes a webhook)
 
 	total, ok, bad, okInWindow atomic.Int64
 }
 
+// minedBlock is a block the pipeline mined: when, and its number in the
+// run (0, 1, ...), which samples name their block by.
+type minedBlock struct {
+	at  time.Time
+	seq int32
+}
+
 func newReceiver() *receiver {
-	return &receiver{blocks: map[string]time.Time{}}
+	return &receiver{blocks: map[string]minedBlock{}}
 }
 
 func (r *receiver) setWindow(ws, we time.Time) { r.ws, r.we = ws, we }
@@ -44,17 +52,17 @@ func (r *receiver) inWindow(t time.Time) bool { return !t.Before(r.ws) && t.Befo
 func (r *receiver) mined(hash string, at time.Time, logs int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.blocks[hash] = at
+	r.blocks[hash] = minedBlock{at: at, seq: int32(len(r.blocks))}
 	if r.inWindow(at) {
 		r.minedWin += int64(logs)
 	}
 }
 
-func (r *receiver) minedAt(hash string) (time.Time, bool) {
+func (r *receiver) minedAt(hash string) (minedBlock, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	t, ok := r.blocks[hash]
-	return t, ok
+	b, ok := r.blocks[hash]
+	return b, ok
 }
 
 func (r *receiver) minedInWindow() int64 {
@@ -67,6 +75,23 @@ func (r *receiver) latencies() []float64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]float64(nil), r.latencyMS...)
+}
+
+// streamLatencies is the latencies from the stream entry: each sample less
+// the time its block took from mined to its first stream entry
+// (toStream[seq], ms; a block with none is left out). The first entry of a
+// block is its earliest, so a later entry's latency is over-stated by the
+// few milliseconds ingest takes to write a block, never under-stated.
+func (r *receiver) streamLatencies(toStream map[int32]float64) []float64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]float64, 0, len(r.latencyMS))
+	for i, ms := range r.latencyMS {
+		if d, ok := toStream[r.latBlock[i]]; ok {
+			out = append(out, ms-d)
+		}
+	}
+	return out
 }
 
 func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
@@ -91,8 +116,9 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		r.okInWindow.Add(1)
 	}
 	r.mu.Lock()
-	if mined, found := r.blocks[blockHashOf(id)]; found && r.inWindow(mined) {
-		r.latencyMS = append(r.latencyMS, float64(now.Sub(mined))/float64(time.Millisecond))
+	if b, found := r.blocks[blockHashOf(id)]; found && r.inWindow(b.at) {
+		r.latencyMS = append(r.latencyMS, float64(now.Sub(b.at))/float64(time.Millisecond))
+		r.latBlock = append(r.latBlock, b.seq)
 	}
 	r.mu.Unlock()
 }

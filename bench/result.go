@@ -110,6 +110,9 @@ type Result struct {
 	MinedToStream   Dist     `json:"mined_to_stream"`   // ms resolution (stream ids)
 	StreamToQueued  HistDist `json:"stream_to_queued"`  // process's histogram, window only
 	MinedToReceived Dist     `json:"mined_to_received"` // valid webhooks only
+	// StreamToReceived is MinedToReceived less each block's mined -> first
+	// stream entry: what process and deliver add (issue 13's latency).
+	StreamToReceived Dist `json:"stream_to_received"`
 
 	// Totals at the end of the run (warmup and drain included).
 	EventsProcessedTotal int64            `json:"events_processed_total"`
@@ -157,6 +160,7 @@ func (r Result) WriteText(w io.Writer) {
 	h := r.StreamToQueued
 	p("  %-40s %10d %9s %9s %9s %9s", "stream entry -> queued (histogram)", h.N, le(h.P50), le(h.P95), le(h.P99), "")
 	dist("block mined -> webhook received", r.MinedToReceived)
+	dist("stream entry -> webhook received", r.StreamToReceived)
 	if len(h.Buckets) > 0 {
 		var parts []string
 		for _, b := range h.Buckets {
