@@ -9,11 +9,12 @@ import (
 	"github.com/ethhook/ethhook/tenant"
 )
 
-// Deleting an endpoint deletes its messages (by cascade) and the states of
+// Deleting an endpoint deletes its messages (by cascade), the states of
 // those still waiting (message_states has no foreign key, migration
 // 00087), so none counts towards its application's quota or holds a
-// partition in flight; another endpoint's states stay. Deleting the
-// application does the same for all of its endpoints.
+// partition in flight, and its attempts (nor has delivery_history, 00089);
+// another endpoint's states and attempts stay. Deleting the application
+// does the same for all of its endpoints.
 func TestDeleteEndpointForgetsItsWaitingStates(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
@@ -38,10 +39,19 @@ func TestDeleteEndpointForgetsItsWaitingStates(t *testing.T) {
 		t.Fatal(err)
 	}
 	got.Close()
+	// One attempt each (delivery_history has no foreign key either, 00089).
+	if _, err := e.pool.Exec(ctx, `INSERT INTO delivery_history (message_id, endpoint_id, app_id, attempt)
+		SELECT id, endpoint_id, app_id, 1 FROM message_states WHERE app_id = $1`, app); err != nil {
+		t.Fatal(err)
+	}
 	count := func(ep string) int {
-		var n int
-		if err := e.pool.QueryRow(ctx, `SELECT count(*) FROM message_states WHERE endpoint_id = $1`, ep).Scan(&n); err != nil {
+		var n, a int
+		if err := e.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM message_states WHERE endpoint_id = $1),
+			(SELECT count(*) FROM delivery_history WHERE endpoint_id = $1)`, ep).Scan(&n, &a); err != nil {
 			t.Fatal(err)
+		}
+		if a != n {
+			t.Errorf("endpoint %s: %d states and %d attempts, want as many", ep, n, a)
 		}
 		return n
 	}

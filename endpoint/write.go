@@ -254,7 +254,8 @@ func (s *Service) Disable(ctx context.Context, scope hook.Scope, appID, id, reas
 	})
 }
 
-// Delete removes the endpoint (and, by cascade, its messages).
+// Delete removes the endpoint (and, by cascade, its messages; their
+// waiting states and attempts by msgstate.Forget).
 func (s *Service) Delete(ctx context.Context, scope hook.Scope, appID, id string) error {
 	if err := tenant.Visible(ctx, s.pool, scope, appID); err != nil {
 		return err

@@ -163,8 +163,8 @@ func TestUpgradeToMessageStatesKeepsEveryRow(t *testing.T) {
 		res.IDs, res.States, res.Attempts = append(res.IDs, c.ID), append(res.States, hook.StateSucceeded), append(res.Attempts, int32(c.Attempts+1))
 		res.Statuses, res.Errors, res.Nexts = append(res.Statuses, nil), append(res.Errors, ""), append(res.Nexts, nil)
 	}
-	if err := msgstate.Finish(ctx, pool, "d1", &res); err != nil {
-		t.Fatal(err)
+	if n, err := msgstate.Finish(ctx, pool, "d1", &res); err != nil || n != int64(len(res.IDs)) {
+		t.Fatalf("finish: %d of %d recorded, %v", n, len(res.IDs), err)
 	}
 	var left int
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM message_states WHERE id = ANY($1) AND state <> 'succeeded'`, pending).Scan(&left); err != nil || left != 0 {

@@ -168,13 +168,14 @@ func lifecycle(b *testing.B, down int, ddl string) (func(), int) {
 			hist = append(hist, []any{c.ID, c.EndpointID, c.AppID, int32(1), &status, "", "",
 				fmt.Sprintf(benchRequestHeaders, c.WebhookID), benchResponseHeaders, "", int32(1), now})
 		}
-		// The result as deliver's writer records it: the attempt rows by
-		// COPY and the state update in one transaction.
+		// The result as deliver's writer records it: the state update and
+		// the attempt rows by COPY, in one transaction.
 		err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"delivery_history"}, benchHistoryColumns, pgx.CopyFromRows(hist)); err != nil {
+			if _, err := finish(ctx, tx, "bench", &res); err != nil {
 				return err
 			}
-			return finish(ctx, tx, "bench", &res)
+			_, err := tx.CopyFrom(ctx, pgx.Identifier{"delivery_history"}, benchHistoryColumns, pgx.CopyFromRows(hist))
+			return err
 		})
 		if err != nil {
 			b.Fatal(err)
@@ -256,15 +257,15 @@ func legacyClaim(ctx context.Context, q Querier, ids []string, l Lease) ([]Claim
 	return collectClaimed(rows)
 }
 
-func legacyFinish(ctx context.Context, q Querier, owner string, r *Results) error {
-	_, err := q.Exec(ctx, `
+func legacyFinish(ctx context.Context, q Querier, owner string, r *Results) (int64, error) {
+	tag, err := q.Exec(ctx, `
 		UPDATE messages m SET state = u.state, attempts = u.attempts, last_status = u.status, last_error = u.err,
 		       next_attempt_at = u.next, lease_owner = NULL, lease_until = NULL, updated_at = now()
 		FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::text[], $6::timestamptz[])
 		     AS u(id, state, attempts, status, err, next)
 		WHERE m.id = u.id AND m.state = 'delivering' AND m.lease_owner = $7`,
 		r.IDs, r.States, r.Attempts, r.Statuses, r.Errors, r.Nexts, owner)
-	return err
+	return tag.RowsAffected(), err
 }
 
 // downSQL is the Down part of migration version (plain statements only).

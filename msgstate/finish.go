@@ -25,18 +25,20 @@ type Results struct {
 	Nexts       []*time.Time
 }
 
-// Finish records results in one statement and clears their leases. Only
-// the lease holder writes: if owner's lease ran out and another process
-// claimed the message, that process's result wins.
-func Finish(ctx context.Context, q Querier, owner string, r *Results) error {
-	_, err := q.Exec(ctx, `
+// Finish records results in one statement and clears their leases, and
+// returns how many it recorded. Only the lease holder writes: if owner's
+// lease ran out and another process claimed the message, that process's
+// result wins. A result it did not record is of such a message, or of one
+// whose endpoint was deleted meanwhile (Forget deleted its state).
+func Finish(ctx context.Context, q Querier, owner string, r *Results) (int64, error) {
+	tag, err := q.Exec(ctx, `
 		UPDATE message_states s SET state = u.state, attempts = u.attempts, last_status = u.status, last_error = u.err,
 		       next_attempt_at = u.next, lease_owner = NULL, lease_until = NULL, updated_at = now()
 		FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::text[], $6::timestamptz[])
 		     AS u(id, state, attempts, status, err, next)
 		WHERE s.id = u.id AND s.state = 'delivering' AND s.lease_owner = $7`,
 		r.IDs, r.States, r.Attempts, r.Statuses, r.Errors, r.Nexts, owner)
-	return err
+	return tag.RowsAffected(), err
 }
 
 // ---- Release: quota_exceeded -> pending ----
@@ -124,16 +126,21 @@ func ReplayRange(ctx context.Context, q Querier, r Range) ([]string, error) {
 	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
 
-// ---- Forget: the states of deleted endpoints ----
+// ---- Forget: the states and attempts of deleted endpoints ----
 
 // Forget deletes the states still waiting (pending, delivering, failed,
 // quota_exceeded) of endpointIDs of appID, whose messages the cascade of
-// deleting the endpoints (or their application) deleted: message_states
-// has no foreign key (migration 00087), and a waiting state without its
+// deleting the endpoints (or their application) deleted, and then their
+// attempts: neither message_states (migration 00087) nor delivery_history
+// (00089) has a foreign key to messages. A waiting state without its
 // message would count towards the application's quota and keep its
-// partition's messages in flight for retention. Call it in the transaction
-// that deleted them, after the delete. The finished states left behind are
-// read by nothing and go with their partition.
+// partition's messages in flight for retention; its absence is also how
+// deliver's writer knows the result of an attempt in flight has no message
+// left (it drops it). Call it in the transaction that deleted them, after
+// the delete. The attempts go last: deleting the states waits for a writer
+// holding them, so attempts it commits meanwhile are seen and deleted. The
+// finished states left behind are read by nothing and go with their
+// partition.
 func Forget(ctx context.Context, q Querier, appID string, endpointIDs []string) error {
 	if _, err := q.Exec(ctx, `DELETE FROM message_states
 		WHERE endpoint_id = ANY($2) AND state IN ('pending', 'delivering', 'failed') AND app_id = $1`, appID, endpointIDs); err != nil {
@@ -142,6 +149,9 @@ func Forget(ctx context.Context, q Querier, appID string, endpointIDs []string) 
 	if _, err := q.Exec(ctx, `DELETE FROM message_states
 		WHERE app_id = $1 AND state = 'quota_exceeded' AND endpoint_id = ANY($2)`, appID, endpointIDs); err != nil {
 		return fmt.Errorf("forget held states: %w", err)
+	}
+	if _, err := q.Exec(ctx, `DELETE FROM delivery_history WHERE endpoint_id = ANY($2) AND app_id = $1`, appID, endpointIDs); err != nil {
+		return fmt.Errorf("forget attempts: %w", err)
 	}
 	return nil
 }

@@ -95,12 +95,12 @@ func TestLeaseHolderFinishesAndOthersCannot(t *testing.T) {
 	status := int32(200)
 	done := &Results{IDs: []string{"msg_1"}, States: []string{hook.StateSucceeded}, Attempts: []int32{1},
 		Statuses: []*int32{&status}, Errors: []string{""}, Nexts: []*time.Time{nil}}
-	if err := Finish(f.ctx, f.pool, "b", done); err != nil {
-		t.Fatal(err)
+	if n, err := Finish(f.ctx, f.pool, "b", done); err != nil || n != 0 {
+		t.Fatalf("finish by b: %d recorded, %v", n, err)
 	}
 	f.want("msg_1", hook.StateDelivering, "a")
-	if err := Finish(f.ctx, f.pool, "a", done); err != nil {
-		t.Fatal(err)
+	if n, err := Finish(f.ctx, f.pool, "a", done); err != nil || n != 1 {
+		t.Fatalf("finish by a: %d recorded, %v", n, err)
 	}
 	f.want("msg_1", hook.StateSucceeded, "")
 	// msg_2 goes back to pending when a hands it back.

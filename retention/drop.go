@@ -213,16 +213,20 @@ func Drop(ctx context.Context, pool *pgxpool.Pool, h Horizons) (Dropped, error) 
 			}
 		}
 		// Stragglers moved earlier, finished since and past retention: the
-		// states, then their messages (and by cascade their attempts).
-		tag, err := tx.Exec(ctx, `WITH s AS (
+		// states, their messages and their attempts (no foreign key deletes
+		// those, migration 00089).
+		err = tx.QueryRow(ctx, `WITH s AS (
 				DELETE FROM message_states_default WHERE id ~ '`+ulidID+`' AND id < $1 AND state <> ALL($2) RETURNING id
+			), m AS (
+				DELETE FROM messages_default WHERE id IN (SELECT id FROM s) RETURNING id
+			), a AS (
+				DELETE FROM delivery_history_default WHERE message_id IN (SELECT id FROM s)
 			)
-			DELETE FROM messages_default WHERE id IN (SELECT id FROM s)`,
-			IDBound(h.Messages), inFlight)
+			SELECT count(*) FROM m`,
+			IDBound(h.Messages), inFlight).Scan(&out.Deleted)
 		if err != nil {
 			return fmt.Errorf("delete finished messages past retention from messages_default: %w", err)
 		}
-		out.Deleted = tag.RowsAffected()
 		as, err := partitions(ctx, tx, "audit_log", false)
 		if err != nil {
 			return err

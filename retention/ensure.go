@@ -49,10 +49,9 @@ func Ensure(ctx context.Context, pool *pgxpool.Pool, now time.Time, l Layout) ([
 			if withStates {
 				qs = append(qs, fmt.Sprintf(`CREATE TABLE %s PARTITION OF message_states FOR VALUES FROM ('%s') TO ('%s')`, st, IDBound(lo), IDBound(hi)))
 			}
+			// No foreign key to the messages twin (migration 00089).
 			for _, q := range append(qs,
 				fmt.Sprintf(`CREATE TABLE %s PARTITION OF delivery_history FOR VALUES FROM ('%s') TO ('%s')`, dh, IDBound(lo), IDBound(hi)),
-				// Per-partition foreign key: see migration 00063.
-				fmt.Sprintf(`ALTER TABLE %s ADD CONSTRAINT %s_message_fkey FOREIGN KEY (message_id) REFERENCES %s (id) ON DELETE CASCADE`, dh, dh, name),
 			) {
 				if _, err := tx.Exec(ctx, q); err != nil {
 					return nil, fmt.Errorf("create partition %s: %w", name, err)
@@ -177,7 +176,8 @@ func cutBack(ctx context.Context, tx pgx.Tx, ps []partition, cut time.Time, w ti
 			break
 		}
 		if !p.lo.Before(cut) {
-			// The attempts twin first: its foreign key references the other.
+			// The attempts twin first: on a database before 00089 its
+			// foreign key references the other.
 			for i := len(tables) - 1; i >= 0; i-- {
 				name := tables[i]
 				if _, err := tx.Exec(ctx, `DROP TABLE `+pgx.Identifier{name}.Sanitize()); err != nil {

@@ -7,9 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/msgstate"
 )
 
 // gate is a receiver handler that holds every request until opened.
@@ -44,7 +46,8 @@ func (e *env) countRows(t testing.TB, query string, args ...any) int {
 // are dropped and counted; deliveries to another endpoint go on and are
 // recorded, nothing is recorded for the deleted one, and the module stops
 // (drains) when asked. Before, the writer retried the batch forever on
-// delivery_history's foreign key, recording nothing after it.
+// delivery_history's foreign key (dropped since, migration 00089),
+// recording nothing after it.
 func TestEndpointDeletedMidFlightDoesNotJamDelivery(t *testing.T) {
 	e := newEnv(t)
 	const inFlight = 100
@@ -64,7 +67,15 @@ func TestEndpointDeletedMidFlightDoesNotJamDelivery(t *testing.T) {
 	eventually(t, "100 requests held by the slow receiver", func() bool { return slow.count() == inFlight })
 
 	ctx := context.Background()
-	if _, err := e.pool.Exec(ctx, `DELETE FROM endpoints WHERE id = $1`, doomed); err != nil {
+	// Deleted as the API deletes it (endpoint.Service.Delete): the row, by
+	// cascade its messages, then their states and attempts.
+	err := pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM endpoints WHERE id = $1`, doomed); err != nil {
+			return err
+		}
+		return msgstate.Forget(ctx, tx, app, []string{doomed})
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	e.rdb.Do(ctx, e.rdb.B().Publish().Channel(e.keys().EndpointsChanged()).Message(doomed).Build())

@@ -146,9 +146,9 @@ func (m *Module) writer(ctx context.Context) error {
 
 // writeAll writes a batch, retrying failures until ctx ends. Results for
 // messages that no longer exist (their endpoint or app was deleted while the
-// attempt was in flight) cannot be written, as delivery_history references
-// messages: they are dropped, counted and logged once for the batch, and the
-// rest is written. Anything else (Postgres away) is retried as it is.
+// attempt was in flight) are not written (write finds them, errMessageGone):
+// they are dropped, counted and logged once for the batch, and the rest is
+// written. Anything else (Postgres away) is retried as it is.
 func (m *Module) writeAll(ctx context.Context, batch []result) error {
 	for {
 		err := m.write(ctx, batch)
@@ -156,7 +156,7 @@ func (m *Module) writeAll(ctx context.Context, batch []result) error {
 			m.pgOut.ok()
 			return nil
 		}
-		if isForeignKeyViolation(err) {
+		if errors.Is(err, errMessageGone) || isPartitionGone(err) {
 			kept, ferr := m.dropVanished(ctx, batch)
 			if ferr == nil {
 				batch = kept
@@ -213,13 +213,16 @@ func (m *Module) dropVanished(ctx context.Context, batch []result) ([]result, er
 	return kept, nil
 }
 
-// isForeignKeyViolation: the message of a result is gone. 23503: deleted
-// (each delivery_history partition references its messages partition);
-// 23514 "no partition": its whole day was dropped by retention.
-func isForeignKeyViolation(err error) bool {
+// errMessageGone: a result of the batch is of a message deleted while its
+// attempt was in flight.
+var errMessageGone = errors.New("a message of the batch is gone")
+
+// isPartitionGone: 23514 "no partition": the attempts partition of a
+// result's message was dropped by retention (only without a default
+// partition to take it).
+func isPartitionGone(err error) bool {
 	var pe *pgconn.PgError
-	return errors.As(err, &pe) && (pe.Code == "23503" || // foreign_key_violation
-		pe.Code == "23514" && strings.HasPrefix(pe.Message, "no partition")) // check_violation
+	return errors.As(err, &pe) && pe.Code == "23514" && strings.HasPrefix(pe.Message, "no partition") // check_violation
 }
 
 func (m *Module) write(ctx context.Context, batch []result) error {
@@ -278,16 +281,29 @@ func (m *Module) write(ctx context.Context, batch []result) error {
 	}
 	var disabled []string
 	err := pgx.BeginFunc(ctx, m.pool, func(tx pgx.Tx) error {
+		// Only the lease holder updates (msgstate.Finish): if our lease ran
+		// out and another process claimed the message, its result wins.
+		recorded, err := msgstate.Finish(ctx, tx, m.owner, &res)
+		if err != nil {
+			return fmt.Errorf("update messages: %w", err)
+		}
+		if recorded < int64(len(res.IDs)) {
+			// A lease lost (the attempt is still logged) or a message
+			// deleted with its endpoint, whose state went with it
+			// (msgstate.Forget): that one is dropped, not logged.
+			var live int
+			if err := tx.QueryRow(ctx, `SELECT count(*) FROM messages WHERE id = ANY($1)`, res.IDs).Scan(&live); err != nil {
+				return fmt.Errorf("find messages of %d results: %w", len(res.IDs), err)
+			}
+			if live < len(res.IDs) {
+				return errMessageGone
+			}
+		}
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"delivery_history"},
 			[]string{"message_id", "endpoint_id", "app_id", "attempt", "status_code", "error_class", "error",
 				"request_headers", "response_headers", "response_excerpt", "latency_ms", "created_at"},
 			pgx.CopyFromRows(hist)); err != nil {
 			return fmt.Errorf("insert attempts: %w", err)
-		}
-		// Only the lease holder updates (msgstate.Finish): if our lease ran
-		// out and another process claimed the message, its result wins.
-		if err := msgstate.Finish(ctx, tx, m.owner, &res); err != nil {
-			return fmt.Errorf("update messages: %w", err)
 		}
 		if len(usage) > 0 {
 			// Sorted, so concurrent writers lock usage rows in one order.
