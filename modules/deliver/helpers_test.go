@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,6 +23,7 @@ import (
 	"github.com/ethhook/ethhook/hook"
 	"github.com/ethhook/ethhook/internal/module"
 	"github.com/ethhook/ethhook/internal/testenv"
+	"github.com/ethhook/ethhook/msgstate"
 	"github.com/ethhook/ethhook/seal"
 	"github.com/ethhook/ethhook/sign"
 )
@@ -318,4 +320,21 @@ func testLogger(t testing.TB) *zap.Logger {
 		return l
 	}
 	return zap.NewNop()
+}
+
+// deleteEndpoint deletes an endpoint as the API does (endpoint.Service.Delete):
+// the row, by cascade its messages, then their states and attempts
+// (msgstate.Forget; neither has a foreign key to messages).
+func (e *env) deleteEndpoint(t testing.TB, app, id string) {
+	t.Helper()
+	ctx := context.Background()
+	err := pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM endpoints WHERE id = $1`, id); err != nil {
+			return err
+		}
+		return msgstate.Forget(ctx, tx, app, []string{id})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }

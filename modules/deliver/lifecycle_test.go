@@ -7,11 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/ethhook/ethhook/hook"
-	"github.com/ethhook/ethhook/msgstate"
 )
 
 // gate is a receiver handler that holds every request until opened.
@@ -67,17 +65,7 @@ func TestEndpointDeletedMidFlightDoesNotJamDelivery(t *testing.T) {
 	eventually(t, "100 requests held by the slow receiver", func() bool { return slow.count() == inFlight })
 
 	ctx := context.Background()
-	// Deleted as the API deletes it (endpoint.Service.Delete): the row, by
-	// cascade its messages, then their states and attempts.
-	err := pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `DELETE FROM endpoints WHERE id = $1`, doomed); err != nil {
-			return err
-		}
-		return msgstate.Forget(ctx, tx, app, []string{doomed})
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e.deleteEndpoint(t, app, doomed)
 	e.rdb.Do(ctx, e.rdb.B().Publish().Channel(e.keys().EndpointsChanged()).Message(doomed).Build())
 	g.open() // the 100 answers arrive for deleted messages
 

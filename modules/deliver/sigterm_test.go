@@ -40,9 +40,7 @@ func TestDeleteAndDisableWith100InFlightThenSIGTERMDrains(t *testing.T) {
 	eventually(t, "200 requests held by the slow receiver", func() bool { return slow.count() == 2*inFlight })
 
 	ctx := context.Background()
-	if _, err := e.pool.Exec(ctx, `DELETE FROM endpoints WHERE id = $1`, doomed); err != nil {
-		t.Fatal(err)
-	}
+	e.deleteEndpoint(t, app, doomed)
 	if _, err := e.pool.Exec(ctx, `UPDATE endpoints SET enabled = false WHERE id = $1`, paused); err != nil {
 		t.Fatal(err)
 	}
