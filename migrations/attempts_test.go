@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/ethhook/ethhook/hook"
 	"github.com/ethhook/ethhook/retention"
 )
@@ -57,17 +59,13 @@ func TestAttemptsLoseTheirMessageKeyAndGetItBack(t *testing.T) {
 	if n, parts := keys(); n != parts {
 		t.Errorf("rolled back to 00088: %d foreign keys on %d partitions, want one each", n, parts)
 	}
-	var left []string
 	rows, err := pool.Query(ctx, `SELECT message_id FROM delivery_history ORDER BY message_id`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			t.Fatal(err)
-		}
-		left = append(left, id)
+	left, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
 	}
 	if len(left) != 2 || left[0] != dayID || left[1] != "msg_handmade" {
 		t.Errorf("attempts after the rollback: %v, want those of %s and msg_handmade", left, dayID)
