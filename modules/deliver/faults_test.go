@@ -136,6 +136,70 @@ func TestLeaseOfAClaimWhoseAnswerWasLostRunsOut(t *testing.T) {
 	}
 }
 
+// A read of jobs that Redis carried out but whose answer never reached
+// intake (here: taken as intake's consumer by another connection, then
+// intake's connection dropped; in a cluster, a master dying after its
+// replica had the read) leaves the jobs in intake's own pending list, where
+// a read of new entries never finds them. Intake reads its own pending
+// entries after a failed read, so the message is delivered at once, not
+// after the sweeper (an hour here) or the dead-consumer reclaim (a minute).
+func TestJobsReadWhoseAnswerWasLostAreDelivered(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.cfg.Delivery.SweepInterval = time.Hour
+	e.cfg.Delivery.LeaseTimeout = time.Minute
+	rc := newReceiver(t, nil)
+	app := e.app(t, "unlimited")
+	ep, _ := e.endpoint(t, app, rc.URL, epOpt{})
+	name := "deliver-under-test-" + e.prefix
+	testRedis := e.rdb
+	e.rdb = testenv.NamedRedis(t, name)
+	m, _ := e.start(t)
+	e.rdb = testRedis
+	consumer := m.owner + "-0"
+	first, _ := e.message(t, app, ep, "") // intake is reading
+	e.waitState(t, first, "succeeded")
+
+	id, _ := e.insertMessage(t, app, ep, "", 0)
+	// The job added and read as intake's consumer in one transaction:
+	// intake's own blocked read is woken only after it, with nothing left.
+	key := e.keys().DeliverJobs()
+	b := e.rdb.B()
+	res := e.rdb.DoMulti(ctx,
+		b.Multi().Build(),
+		b.Xadd().Key(key).Id("*").FieldValue().FieldValue("message_id", id).FieldValue("endpoint_id", ep).Build(),
+		b.Xreadgroup().Group(consumerGroup, consumer).Count(10).Streams().Key(key).Id(">").Build(),
+		b.Exec().Build())
+	for _, r := range res {
+		if err := r.Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if p, err := e.rdb.Do(ctx, b.Xpending().Key(key).Group(consumerGroup).Build()).ToArray(); err != nil || len(p) == 0 {
+		t.Fatalf("XPENDING: %v %v", p, err)
+	} else if n, _ := p[0].AsInt64(); n != 1 {
+		t.Fatalf("%d jobs pending, want the 1 read as intake", n)
+	}
+	// Dropped until intake's read fails (it may be between two reads at
+	// the first drop).
+	deadline := time.Now().Add(15 * time.Second)
+	killed := int64(0)
+	for e.msg(t, id).State != "succeeded" {
+		if time.Now().After(deadline) {
+			t.Fatalf("message %s is %s 15 s after its job was read with the answer lost (%d connections dropped)",
+				id, e.msg(t, id).State, killed)
+		}
+		killed += testenv.DropRedis(t, testRedis, name)
+		time.Sleep(500 * time.Millisecond)
+	}
+	if killed == 0 {
+		t.Fatal("no connection of the module was dropped: the test proves nothing")
+	}
+	if rc.count() != 2 {
+		t.Fatalf("%d requests, want 2", rc.count())
+	}
+}
+
 // Redis connections dropped again and again while deliver works (promoter,
 // intake, a rate-limited endpoint): the outage is logged when it starts and
 // when it ends, with a count of the failures meanwhile, not a line per

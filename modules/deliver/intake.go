@@ -20,9 +20,21 @@ const readBatch = 1000
 // room for is acknowledged and left to the lane, which pulls it from
 // Postgres when it has room. Intake reads no more jobs than the process may
 // hold messages (MaxHeld, MaxHeldMiB): at the cap the jobs wait in the stream.
+//
+// A read Redis carried out but whose answer never arrived (the connection
+// dropped, the client timed out, or in a cluster the master died after its
+// replica had the read) leaves jobs in this consumer's pending list that
+// intake never saw: a read of new entries (">") never returns them again.
+// So after a failed read or acknowledgement intake reads its own pending
+// entries ("0") until there are none, then new ones again. Intake handles
+// one read at a time and acknowledges it before the next, so whatever its
+// own list holds then is such an orphan, never a job it is handling.
+// (Without this the sweeper found them after three sweep intervals: 25 s
+// late in cluster-deliver-master.)
 func (m *Module) intake(ctx context.Context, consumer string) error {
 	key := m.keys.DeliverJobs()
 	lastReclaim := time.Now()
+	own := false // read this consumer's own pending entries next
 	for {
 		count, ok := m.hold.waitRoom(ctx, readBatch)
 		if !ok {
@@ -33,15 +45,20 @@ func (m *Module) intake(ctx context.Context, consumer string) error {
 			lastReclaim = time.Now()
 			entries, _, err := streams.Autoclaim(ctx, m.rdb, key, consumerGroup, consumer, m.cfg.LeaseTimeout, "0-0", int64(count))
 			if err == nil && len(entries) > 0 {
-				m.handleEntries(ctx, entries)
+				own = !m.handleEntries(ctx, entries) || own
 			}
 			continue
 		}
-		entries, err := streams.Read(ctx, m.rdb, key, consumerGroup, consumer, ">", int64(count), time.Second)
+		id, block := ">", time.Second
+		if own {
+			id, block = "0", 0
+		}
+		entries, err := streams.Read(ctx, m.rdb, key, consumerGroup, consumer, id, int64(count), block)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
+			own = true
 			if streams.IsNoGroup(err) {
 				// Redis lost the jobs stream (restarted empty, or failed over
 				// to a replica without it): the jobs it held are gone.
@@ -56,8 +73,15 @@ func (m *Module) intake(ctx context.Context, consumer string) error {
 			continue
 		}
 		m.redisOut.ok()
-		if len(entries) > 0 {
-			m.handleEntries(ctx, entries)
+		if own && len(entries) == 0 {
+			own = false
+			continue
+		}
+		if len(entries) > 0 && !m.handleEntries(ctx, entries) {
+			own = true
+			if ctx.Err() == nil {
+				sleep.For(ctx, time.Second) // Redis failing: not a loop of claims
+			}
 		}
 	}
 }
@@ -65,8 +89,9 @@ func (m *Module) intake(ctx context.Context, consumer string) error {
 // handleEntries claims the messages of a batch of jobs for their lanes, as
 // far as the lanes and the process-wide caps have room; the rest become
 // backlog hints. Then the jobs are acknowledged: every one of them is either
-// claimed, or its lane knows to pull.
-func (m *Module) handleEntries(ctx context.Context, entries []rueidis.XRangeEntry) {
+// claimed, or its lane knows to pull. It reports whether the acknowledgement
+// went through.
+func (m *Module) handleEntries(ctx context.Context, entries []rueidis.XRangeEntry) bool {
 	ids := make([]string, 0, len(entries))
 	byEndpoint := map[string][]string{}
 	var order []string
@@ -143,7 +168,11 @@ func (m *Module) handleEntries(ctx context.Context, entries []rueidis.XRangeEntr
 		}
 	}
 	if ctx.Err() != nil {
-		return
+		return false
 	}
-	_ = streams.AckDelete(ctx, m.rdb, m.keys.DeliverJobs(), consumerGroup, ids...)
+	err := streams.AckDelete(ctx, m.rdb, m.keys.DeliverJobs(), consumerGroup, ids...)
+	if ctx.Err() == nil {
+		m.redisOut.report("acknowledge delivery jobs", err)
+	}
+	return err == nil
 }
