@@ -181,7 +181,7 @@ func (c *cluster) account(tr truth, faultEnd time.Time) tally {
 				AND state IN ('pending', 'delivering', 'failed', 'quota_exceeded')`, e.id).Scan(&n)
 			t.pending += n
 			if n > 0 {
-				note("%s: %d messages not final", e.name, n)
+				note("%s: %d messages not final; oldest: %s", e.name, n, c.oldestWaiting(ctx, e.id))
 			}
 		}
 	}
@@ -201,4 +201,27 @@ func (c *cluster) drain(tr truth, faultEnd time.Time, deadline time.Duration) ta
 		}
 		time.Sleep(time.Second)
 	}
+}
+
+// oldestWaiting describes an endpoint's oldest message not in a final
+// state, for a failure message: what it waits for.
+func (c *cluster) oldestWaiting(ctx context.Context, endpointID string) string {
+	var id, state, owner string
+	var attempts int
+	var created, updated time.Time
+	var next, lease *time.Time
+	err := c.pool.QueryRow(ctx, `SELECT id, state, attempts, coalesce(lease_owner, ''), lease_until, next_attempt_at, created_at, updated_at
+		FROM message_states WHERE endpoint_id = $1 AND state IN ('pending', 'delivering', 'failed', 'quota_exceeded')
+		ORDER BY created_at LIMIT 1`, endpointID).Scan(&id, &state, &attempts, &owner, &lease, &next, &created, &updated)
+	if err != nil {
+		return err.Error()
+	}
+	at := func(t *time.Time) string {
+		if t == nil {
+			return "-"
+		}
+		return t.UTC().Format("15:04:05.000")
+	}
+	return fmt.Sprintf("%s %s attempts=%d owner=%q lease_until=%s next_attempt_at=%s created=%s updated=%s",
+		id, state, attempts, owner, at(lease), at(next), at(&created), at(&updated))
 }
