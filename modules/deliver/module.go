@@ -126,8 +126,8 @@ type Module struct {
 
 	rateRule rateRule // rate-limit backlog timing (ratebacklog.go); zero = the defaults
 
-	// lostJobs asks the sweeper for a sweep now: intake found the jobs
-	// stream's group gone, so Redis lost its data (sweeper.go).
+	// lostJobs asks the sweeper for a sweep now: Redis may have lost jobs
+	// (sweeper.go).
 	lostJobs chan struct{}
 }
 
@@ -172,6 +172,12 @@ func New(d module.Deps, o Options) (*Module, error) {
 	m.lanes = &lanes{m: m, by: map[string]*lane{}}
 	m.lostJobs = make(chan struct{}, 1)
 	m.redisOut, m.pgOut = newOutage(m.log, "redis"), newOutage(m.log, "postgres")
+	// A Redis that went away may come back without the last jobs it
+	// acknowledged: a failover to a replica that had not had them yet
+	// (replication is asynchronous), a restart from a snapshot. Their
+	// messages wait with no job; sweep for them once intake has read again
+	// (lostJobsSettle), not after three sweep intervals.
+	m.redisOut.ended = func() { time.AfterFunc(lostJobsSettle, m.sweepLostJobs) }
 	m.endpoints = endpointCache{m: m, by: map[string]*endpoint{}, loading: map[string]*endpointLoad{}}
 	if o.Now != nil {
 		m.now = o.Now

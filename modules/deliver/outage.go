@@ -25,6 +25,10 @@ type outage struct {
 	calm time.Duration
 	now  func() time.Time // wall time, not the module's injectable clock
 
+	// ended, when set, is called (under mu: it must not block) when an
+	// outage ends.
+	ended func()
+
 	mu       sync.Mutex
 	down     bool
 	since    time.Time
@@ -76,6 +80,9 @@ func (o *outage) ok() {
 	}
 	o.log.Info(o.dep+" available again", fields...)
 	o.down, o.failures = false, nil
+	if o.ended != nil {
+		o.ended()
+	}
 }
 
 // report is ok or fail by err.

@@ -6,8 +6,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/rueidis"
 
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/testenv"
 )
 
 // The sweeper re-offers a pending message only once the group has read past
@@ -113,6 +115,24 @@ func TestJobsRedisLostAreSweptAtOnce(t *testing.T) {
 	}
 }
 
+// A Redis outage may end with the last jobs Redis acknowledged lost (a
+// failover to a replica that had not had them yet, a restart from a
+// snapshot): their messages wait with no job. Once the outage is over the
+// sweeper offers them (lostJobsSettle later), not three sweep intervals
+// later (cluster-deliver-master: 25 s late under load).
+func TestJobsLostWithARedisOutageAreSweptSoonAfter(t *testing.T) {
+	e := newEnv(t)
+	name := "deliver-under-test-" + e.prefix
+	e, m, _, app, ep := startOnWithSweepAnHourAway(t, e, testenv.NamedRedis(t, name))
+
+	lost, _ := e.insertMessage(t, app, ep, "", 0) // its job went with the master
+	eventually(t, "the module to notice its connections dropped", func() bool {
+		testenv.DropRedis(t, e.rdb, name)
+		return m.redisOut.isDown()
+	})
+	e.waitState(t, lost, hook.StateSucceeded)
+}
+
 // A deliver process killed after acknowledging jobs it left to its lanes
 // (the backlog they were to pull) leaves their messages pending with no
 // job. Once its liveness key is gone and its messages are reclaimed, the
@@ -133,12 +153,23 @@ func TestJobsOfADeadProcessAreSweptAtOnce(t *testing.T) {
 // reading): a message it then gets can only come from a prompt sweep.
 func startWithSweepAnHourAway(t *testing.T) (*env, *Module, *receiver, string, string) {
 	t.Helper()
-	e := newEnv(t)
+	return startOnWithSweepAnHourAway(t, newEnv(t), nil)
+}
+
+// startOnWithSweepAnHourAway is startWithSweepAnHourAway on e, the module
+// on its own Redis client own when not nil.
+func startOnWithSweepAnHourAway(t *testing.T, e *env, own rueidis.Client) (*env, *Module, *receiver, string, string) {
+	t.Helper()
 	rc := newReceiver(t, nil)
 	app := e.app(t, "")
 	ep, _ := e.endpoint(t, app, rc.URL+"/hook", epOpt{})
 	cfg := e.cfg
 	cfg.Delivery.SweepInterval = time.Hour
+	if own != nil {
+		test := e.rdb
+		e.rdb = own
+		defer func() { e.rdb = test }()
+	}
 	m, _ := e.startWith(t, cfg)
 	first, _ := e.message(t, app, ep, "")
 	e.waitState(t, first, hook.StateSucceeded)

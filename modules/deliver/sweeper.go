@@ -21,11 +21,12 @@ import (
 //
 // A message counts as overlooked once it has waited three sweep intervals
 // without a change: a job younger than that may still be in the stream.
-// When Redis lost its data, though (intake found the jobs group gone), or
-// a dead deliver process was reclaimed (what it had read and not claimed
-// died with it), the jobs of waiting messages may be gone, and waiting 30 s
-// for them to age would make each one as late: then the sweeper sweeps at
-// once with no age bound (sweepLostJobs). An offer of a message whose job survived is
+// When Redis lost its data, though (intake found the jobs group gone), may
+// have lost its last writes (an outage ended: a failover, a restart), or a
+// dead deliver process was reclaimed (what it had read and not claimed died
+// with it), the jobs of waiting messages may be gone, and waiting 30 s for
+// them to age would make each one as late: then the sweeper sweeps at once
+// with no age bound (sweepLostJobs). An offer of a message whose job survived is
 // harmless: a claim takes a message once.
 func (m *Module) sweeper(ctx context.Context) error {
 	for {
@@ -40,11 +41,17 @@ func (m *Module) sweeper(ctx context.Context) error {
 		case <-m.lostJobs:
 			t.Stop()
 			stale = 0
-			m.log.Info("redis lost the delivery jobs: sweeping postgres for waiting messages now")
+			m.log.Info("redis may have lost delivery jobs: sweeping postgres for waiting messages now")
 		}
 		_ = m.sweepOnce(ctx, stale) // reported to the outages
 	}
 }
+
+// lostJobsSettle is how long after a Redis outage ends the sweep for jobs
+// it lost waits: long enough for intake to read what the stream kept (the
+// sweep leaves messages younger than the group's last read to it) and for
+// process to add the jobs it was retrying.
+const lostJobsSettle = 2 * time.Second
 
 // sweepLostJobs asks the sweeper for a sweep with no age bound (see
 // sweeper); asks while one is queued are one.
