@@ -31,11 +31,18 @@ import (
 //
 // A process whose Redis is away for longer than livenessTTL looks dead to
 // the others: its messages are sent again by them (at least once, as with
-// an expired lease). A process that never wrote a liveness key (an older
-// version) is not in the owners set and is left to its lease.
+// an expired lease). An outage every process sees (a Redis restart, a
+// cluster failover, which takes 15 s and more with the default
+// cluster-node-timeout) lets every liveness key run out at once; so a
+// process whose own renewal failed reclaims nobody until it has renewed for
+// livenessGrace, time for the others to renew too. Otherwise every process
+// would take the others' messages and send them all again. A process that
+// never wrote a liveness key (an older version) is not in the owners set
+// and is left to its lease.
 const (
 	livenessEvery = time.Second
 	livenessTTL   = 5 * time.Second
+	livenessGrace = livenessTTL
 )
 
 func (m *Module) ownersKey() string              { return m.keys.Prefix + "{deliver}:owners" }
@@ -68,16 +75,35 @@ func (s *sendingSet) list() []string {
 // liveness renews this process's liveness key and reclaims the messages of
 // owners whose key is gone.
 func (m *Module) liveness(ctx context.Context) error {
+	var g renewals
 	for {
-		m.renewLiveness(ctx)
-		m.reclaimDead(ctx)
+		now := time.Now()
+		if g.note(m.renewLiveness(ctx), now) {
+			m.reclaimDead(ctx)
+		}
 		if !sleep.For(ctx, livenessEvery) {
 			return ctx.Err()
 		}
 	}
 }
 
-func (m *Module) renewLiveness(ctx context.Context) {
+// renewals remembers when this process last failed to renew its liveness
+// key (wall time).
+type renewals struct{ failed time.Time }
+
+// note records a renewal's outcome at now and reports whether others may
+// be judged dead: not until livenessGrace after this process's own last
+// failure, since the others may have been cut off by the same outage.
+func (g *renewals) note(ok bool, now time.Time) bool {
+	if !ok {
+		g.failed = now
+		return false
+	}
+	return g.failed.IsZero() || now.Sub(g.failed) >= livenessGrace
+}
+
+// renewLiveness renews the liveness key and reports whether it did.
+func (m *Module) renewLiveness(ctx context.Context) bool {
 	b := m.rdb.B()
 	// The key before the set entry: an owner listed without its key is
 	// taken for dead.
@@ -90,10 +116,11 @@ func (m *Module) renewLiveness(ctx context.Context) {
 			if ctx.Err() == nil {
 				m.redisOut.fail("renew liveness", err)
 			}
-			return
+			return false
 		}
 	}
 	m.redisOut.ok()
+	return true
 }
 
 // endLiveness removes this process's keys on a clean stop (after it handed

@@ -90,3 +90,29 @@ func TestKilledProcessMessagesAreRetriedByAnotherBeforeTheirLeasesRunOut(t *test
 		}
 	}
 }
+
+// After its own liveness renewal failed, a process judges nobody dead
+// until it has renewed for livenessGrace: the others' keys may have run
+// out in the same outage (a failover longer than livenessTTL), and judging
+// them dead would send all their messages again.
+func TestNoOwnerIsJudgedDeadRightAfterThisProcessCouldNotRenew(t *testing.T) {
+	var g renewals
+	t0 := time.Now()
+	steps := []struct {
+		ok   bool
+		at   time.Duration
+		want bool
+	}{
+		{true, 0, true}, // no failure yet
+		{false, time.Second, false},
+		{true, 2 * time.Second, false},
+		{true, time.Second + livenessGrace - time.Millisecond, false},
+		{true, time.Second + livenessGrace, true},
+		{true, time.Second + livenessGrace + livenessEvery, true},
+	}
+	for i, s := range steps {
+		if got := g.note(s.ok, t0.Add(s.at)); got != s.want {
+			t.Fatalf("step %d (renewed=%v at +%s): may judge others dead = %v, want %v", i, s.ok, s.at, got, s.want)
+		}
+	}
+}
