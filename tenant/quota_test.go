@@ -3,10 +3,16 @@ package tenant
 import (
 	"context"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/testenv"
 )
 
 // The demo sends ~12 webhooks/s; at that rate 24 hours are 1,036,800
@@ -134,3 +140,74 @@ func TestQuotaReachedIsNotedOnceAMonth(t *testing.T) {
 		}
 	}
 }
+
+// The count of messages on their way reads the application's backlog, so
+// process's workers missing the cache at one moment share one count rather
+// than each making their own (the 2,000 events/s soak: two Postgres
+// backends counting a 300,000-message backlog at once, 300 ms each).
+func TestQuotaChecksMissingTheCacheAtOnceShareOneCount(t *testing.T) {
+	ctx := context.Background()
+	cfg, err := pgxpool.ParseConfig(testenv.PGURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var counts atomic.Int64
+	cfg.ConnConfig.Tracer = countTracer{sql: "count(*) FROM message_states", n: &counts}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	s := New(pool)
+	if _, err := s.CreatePlan(ctx, hook.Operator, Plan{ID: "big", Name: "Big", MonthlyQuota: 1_000_000_000}); err != nil {
+		t.Fatal(err)
+	}
+	app, err := s.CreateApplication(ctx, hook.Operator, "A", "big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep := seedMessages(t, s, app.ID, hook.StatePending, 1)
+	// A backlog big enough that the count takes a while.
+	if _, err := pool.Exec(ctx, `WITH m AS (INSERT INTO messages (id, app_id, endpoint_id, event_id, type, webhook_id, chain_id, block_number, payload)
+		SELECT 'msg_' || lpad(i::text, 26, '0'), $1, $2, 'evt_' || i, 'log', 'evt_' || i, 31337, i, '{}' FROM generate_series(1, 50000) i RETURNING *)
+		INSERT INTO message_states (id, app_id, endpoint_id, state, created_at, type, block_number, log_index)
+		SELECT id, app_id, endpoint_id, 'pending', created_at, type, block_number, log_index FROM m`, app.ID, ep); err != nil {
+		t.Fatal(err)
+	}
+	for round := range 3 {
+		s.quota.reset()
+		counts.Store(0)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				if over, err := s.QuotaExceeded(ctx, app.ID); err != nil || over {
+					t.Errorf("exceeded=%v err=%v", over, err)
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		if n := counts.Load(); n != 1 {
+			t.Fatalf("round %d: 8 checks at once made %d counts, want 1", round, n)
+		}
+	}
+}
+
+// countTracer counts the queries whose text contains sql.
+type countTracer struct {
+	sql string
+	n   *atomic.Int64
+}
+
+func (c countTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	if strings.Contains(d.SQL, c.sql) {
+		c.n.Add(1)
+	}
+	return ctx
+}
+
+func (countTracer) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
