@@ -5,6 +5,7 @@ package faults
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -21,8 +22,16 @@ type redisCluster struct {
 }
 
 // clusterNodeTimeout is cluster-node-timeout: a master unreachable this long
-// is marked failed and its replica starts an election.
-const clusterNodeTimeout = 2 * time.Second
+// is marked failed and its replica starts an election. FAULTS_NODE_TIMEOUT
+// sets another (a real cluster's default is 15s): a failover longer than
+// deliver's liveness TTL (5 s) makes every deliver process look dead to the
+// others.
+var clusterNodeTimeout = func() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("FAULTS_NODE_TIMEOUT")); err == nil && d > 0 {
+		return d
+	}
+	return 2 * time.Second
+}()
 
 func startRedisCluster(t testing.TB, dir string) *redisCluster {
 	t.Helper()
