@@ -79,28 +79,67 @@ func Claim(ctx context.Context, q Querier, ids []string, l Lease) ([]Claimed, er
 // first, then pending ones oldest first (served by the partial indexes
 // message_states_failed and message_states_waiting). SKIP LOCKED lets
 // several processes pull one endpoint's backlog side by side.
-func Pull(ctx context.Context, q Querier, endpointID string, limit int, l Lease) ([]Claimed, error) {
+//
+// Pending messages are taken after the cursor after (the zero cursor: from
+// the oldest), and next is where the pending ones taken end. A backlog
+// drained oldest first leaves the dead row versions of what it claimed at
+// the head of the waiting index, until vacuum (or a scan, once no snapshot
+// can see them) removes them; while a snapshot holds them (a long
+// transaction, a count over the backlog), every pull from the oldest steps
+// over all of them: pulls of 50 took 3 ms at the start of a 100,000
+// message drain and 26 ms at its end. A pull from the cursor starts where
+// the last one stopped. What it does not see (a message handed back or
+// released behind the cursor, one committed late with an older created_at)
+// the caller finds by starting from the oldest again now and then.
+func Pull(ctx context.Context, q Querier, endpointID string, limit int, l Lease, after PullCursor) (claimed []Claimed, next PullCursor, err error) {
+	if after.CreatedAt.IsZero() {
+		after.CreatedAt = time.Unix(0, 0)
+	}
 	rows, err := q.Query(ctx, `
 		WITH due AS (
 		    SELECT id FROM message_states WHERE endpoint_id = $1 AND state = 'failed' AND next_attempt_at <= $4
 		    ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED
 		), waiting AS (
-		    SELECT id FROM message_states WHERE endpoint_id = $1 AND state = 'pending'
+		    SELECT id FROM message_states WHERE endpoint_id = $1 AND state = 'pending' AND (created_at, id) > ($6, $7)
 		    ORDER BY created_at, id LIMIT $2 FOR UPDATE SKIP LOCKED
 		), next AS (
-		    (SELECT id FROM due) UNION ALL (SELECT id FROM waiting) LIMIT $2
+		    (SELECT id, true AS retry FROM due) UNION ALL (SELECT id, false FROM waiting) LIMIT $2
 		), c AS (
 		    UPDATE message_states s SET state = 'delivering', lease_owner = $3, lease_until = $5, updated_at = now()
 		    FROM next, endpoints e
 		    WHERE s.id = next.id AND e.id = s.endpoint_id AND e.enabled
-		    RETURNING `+claimedState+`
+		    RETURNING `+claimedState+`, next.retry
 		)
-		SELECT `+claimedColumns+` FROM c JOIN messages m ON m.id = c.id`,
-		endpointID, limit, l.Owner, l.Now, l.Until)
+		SELECT `+claimedColumns+`, c.retry FROM c JOIN messages m ON m.id = c.id`,
+		endpointID, limit, l.Owner, l.Now, l.Until, after.CreatedAt, after.ID)
 	if err != nil {
-		return nil, err
+		return nil, after, err
 	}
-	return collectClaimed(rows)
+	next = after
+	claimed, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Claimed, error) {
+		var c Claimed
+		var retry bool
+		err := r.Scan(&c.ID, &c.EndpointID, &c.AppID, &c.WebhookID, &c.Payload, &c.Attempts, &c.RetryBase, &c.CreatedAt, &c.LeaseUntil, &retry)
+		if err == nil && !retry && next.before(c.CreatedAt, c.ID) {
+			next = PullCursor{CreatedAt: c.CreatedAt, ID: c.ID}
+		}
+		return c, err
+	})
+	return claimed, next, err
+}
+
+// PullCursor is where a Pull's pending messages end (created_at, id).
+type PullCursor struct {
+	CreatedAt time.Time
+	ID        string
+}
+
+// IsZero reports whether the cursor is the zero one: from the oldest.
+func (p PullCursor) IsZero() bool { return p.CreatedAt.IsZero() && p.ID == "" }
+
+// before reports whether the cursor comes before (at, id).
+func (p PullCursor) before(at time.Time, id string) bool {
+	return p.CreatedAt.Before(at) || (p.CreatedAt.Equal(at) && p.ID < id)
 }
 
 // PullOrdered claims up to limit messages of a FIFO endpoint: for each of

@@ -2,6 +2,7 @@ package msgstate
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -12,12 +13,12 @@ import (
 )
 
 type fixture struct {
-	t    *testing.T
+	t    testing.TB
 	pool *pgxpool.Pool
 	ctx  context.Context
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	f := &fixture{t: t, pool: testenv.PG(t), ctx: context.Background()}
 	f.exec(`INSERT INTO applications (id, name) VALUES ('app_A', 'A')`)
 	f.exec(`INSERT INTO endpoints (id, app_id, url, secret_enc) VALUES ('ep_A', 'app_A', 'https://a.example', '\x00')`)
@@ -118,7 +119,7 @@ func TestExpiredLeaseIsClaimedAgainAndDeadOwnerReclaimed(t *testing.T) {
 		t.Fatal(err)
 	}
 	later := now.Add(time.Minute)
-	got, err := Pull(f.ctx, f.pool, "ep_A", 10, Lease{Owner: "b", Until: later.Add(time.Minute), Now: later})
+	got, _, err := Pull(f.ctx, f.pool, "ep_A", 10, Lease{Owner: "b", Until: later.Add(time.Minute), Now: later}, PullCursor{})
 	if err != nil || len(got) != 0 {
 		t.Fatalf("pull takes pending and due messages only: %v, %v", got, err)
 	}
@@ -239,5 +240,47 @@ func TestForgetDeletesWaitingStatesOfADeletedEndpoint(t *testing.T) {
 	}
 	if len(left) != 1 || left[0] != "msg_9" {
 		t.Fatalf("states left %v, want [msg_9]", left)
+	}
+}
+
+// A pull from a cursor takes pending messages after it, oldest first, and
+// says where they end; a due retry is taken whatever the cursor and does
+// not move it; a message made pending again behind the cursor waits for a
+// pull from the oldest.
+func TestPullGoesOnFromItsCursor(t *testing.T) {
+	f := newFixture(t)
+	f.insert(hook.StatePending, "msg_1", "msg_2", "msg_3", "msg_4", "msg_5") // one created_at: ordered by id
+	now := time.Now()
+	l := Lease{Owner: "a", Until: now.Add(time.Minute), Now: now}
+	ids := func(cs []Claimed) []string {
+		var out []string
+		for _, c := range cs {
+			out = append(out, c.ID)
+		}
+		slices.Sort(out)
+		return out
+	}
+	got, at, err := Pull(f.ctx, f.pool, "ep_A", 2, l, PullCursor{})
+	if err != nil || !slices.Equal(ids(got), []string{"msg_1", "msg_2"}) || at.ID != "msg_2" {
+		t.Fatalf("first pull: %v, cursor %+v, %v", ids(got), at, err)
+	}
+	// msg_1 fails with its retry due, msg_2 goes back to pending (handed back).
+	f.exec(`UPDATE message_states SET state = 'failed', next_attempt_at = now() - interval '1 second', lease_owner = NULL WHERE id = 'msg_1'`)
+	f.exec(`UPDATE message_states SET state = 'pending', lease_owner = NULL WHERE id = 'msg_2'`)
+	got, at, err = Pull(f.ctx, f.pool, "ep_A", 3, l, at)
+	if err != nil || !slices.Equal(ids(got), []string{"msg_1", "msg_3", "msg_4"}) || at.ID != "msg_4" {
+		t.Fatalf("pull from the cursor: %v, cursor %+v, %v", ids(got), at, err)
+	}
+	got, at2, err := Pull(f.ctx, f.pool, "ep_A", 3, l, at)
+	if err != nil || !slices.Equal(ids(got), []string{"msg_5"}) || at2.ID != "msg_5" {
+		t.Fatalf("pull to the end: %v, cursor %+v, %v", ids(got), at2, err)
+	}
+	got, at3, err := Pull(f.ctx, f.pool, "ep_A", 3, l, PullCursor{})
+	if err != nil || !slices.Equal(ids(got), []string{"msg_2"}) || at3.ID != "msg_2" {
+		t.Fatalf("pull from the oldest: %v, cursor %+v, %v", ids(got), at3, err)
+	}
+	got, at4, err := Pull(f.ctx, f.pool, "ep_A", 3, l, at3)
+	if err != nil || len(got) != 0 || at4 != at3 {
+		t.Fatalf("nothing left: %v, cursor %+v, %v", ids(got), at4, err)
 	}
 }

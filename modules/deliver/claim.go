@@ -52,14 +52,15 @@ func (m *Module) claim(ctx context.Context, ids []string) ([]*job, error) {
 }
 
 // pull claims up to limit of an endpoint's waiting messages, due retries
-// first, then pending ones oldest first (msgstate.Pull): this is how a lane
-// takes its backlog from Postgres when it has room.
-func (m *Module) pull(ctx context.Context, endpointID string, limit int) ([]*job, error) {
-	claimed, err := msgstate.Pull(ctx, m.pool, endpointID, limit, m.lease())
+// first, then pending ones oldest first after cursor (msgstate.Pull): this
+// is how a lane takes its backlog from Postgres when it has room. next is
+// where the pending ones it took end.
+func (m *Module) pull(ctx context.Context, endpointID string, limit int, cursor msgstate.PullCursor) ([]*job, msgstate.PullCursor, error) {
+	claimed, next, err := msgstate.Pull(ctx, m.pool, endpointID, limit, m.lease(), cursor)
 	if err != nil {
-		return nil, fmt.Errorf("pull messages of endpoint %s: %w", endpointID, err)
+		return nil, cursor, fmt.Errorf("pull messages of endpoint %s: %w", endpointID, err)
 	}
-	return toJobs(claimed, false), nil
+	return toJobs(claimed, false), next, nil
 }
 
 // toJobs makes jobs of claimed messages. RETURNING follows the plan, not

@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ethhook/ethhook/internal/sleep"
+	"github.com/ethhook/ethhook/msgstate"
 )
 
 // lane is one endpoint's delivery in this process. It holds the messages
@@ -47,10 +48,23 @@ type lane struct {
 	sendingGroups map[string]bool
 	fifoCursor    string
 
+	// Parallel pulls go on from where the last one stopped (msgstate.Pull:
+	// the head of a drained backlog is dead row versions), and start from
+	// the oldest again after a short pull or once cursorFrom is
+	// pullRestart old, to find what came back behind the cursor.
+	cursor     msgstate.PullCursor
+	cursorFrom time.Time
+
 	// When the rate limiter last held the lane back, and since when it has
 	// without a break (unix ms; ratebacklog.go reads them).
 	heldAt, heldSince atomic.Int64
 }
+
+// pullRestart is how long parallel pulls go on from their cursor before
+// one starts from the oldest waiting message again (see lane.cursor): how
+// late, at most, a message handed back or released behind the cursor is
+// found while the endpoint's backlog lasts.
+const pullRestart = 10 * time.Second
 
 func (l *lane) poke() {
 	select {
@@ -248,11 +262,14 @@ func (l *lane) maybePull(ctx context.Context) <-chan struct{} {
 	}
 	l.pulling = true
 	l.reserved += n
-	gen, fifo, cursor := l.hinted, l.fifo, l.fifoCursor
+	if !l.cursorFrom.IsZero() && m.now().Sub(l.cursorFrom) >= m.lanes.restartAfter() {
+		l.cursor, l.cursorFrom = msgstate.PullCursor{}, time.Time{}
+	}
+	gen, fifo, fifoCursor, cursor := l.hinted, l.fifo, l.fifoCursor, l.cursor
 	m.sends.Add(1)
 	go func() {
 		defer m.sends.Done()
-		l.pull(ctx, n, gen, fifo, cursor)
+		l.pull(ctx, n, gen, fifo, fifoCursor, cursor)
 	}()
 	return nil
 }
@@ -278,15 +295,15 @@ func (l *lane) nextPullIn(d time.Duration) time.Duration {
 // back short clears the hint it answered (gen), unless a newer hint came in
 // meanwhile: that one may be for a message committed after the pull's
 // snapshot.
-func (l *lane) pull(ctx context.Context, n int, gen uint64, fifo bool, cursor string) {
+func (l *lane) pull(ctx context.Context, n int, gen uint64, fifo bool, fifoCursor string, cursor msgstate.PullCursor) {
 	m := l.m
 	var jobs []*job
 	var err error
-	next := cursor
+	next, nextCursor := fifoCursor, cursor
 	if fifo {
-		jobs, next, err = m.pullFIFO(ctx, l.id, cursor, n)
+		jobs, next, err = m.pullFIFO(ctx, l.id, fifoCursor, n)
 	} else {
-		jobs, err = m.pull(ctx, l.id, n)
+		jobs, nextCursor, err = m.pull(ctx, l.id, n, cursor)
 	}
 	if ctx.Err() == nil {
 		m.pgOut.report("pull messages", err)
@@ -301,6 +318,15 @@ func (l *lane) pull(ctx context.Context, n int, gen uint64, fifo bool, cursor st
 	l.queue = append(l.queue, jobs...)
 	if fifo {
 		l.fifoCursor = next
+	} else if err == nil {
+		switch {
+		case len(jobs) < n: // nothing more after the cursor: from the oldest next time
+			l.cursor, l.cursorFrom = msgstate.PullCursor{}, time.Time{}
+		case l.cursorFrom.IsZero():
+			l.cursor, l.cursorFrom = nextCursor, m.now()
+		default:
+			l.cursor = nextCursor
+		}
 	}
 	switch {
 	case err != nil:
@@ -313,7 +339,9 @@ func (l *lane) pull(ctx context.Context, n int, gen uint64, fifo bool, cursor st
 		if len(jobs) == 0 {
 			l.pullAfter = m.now().Add(250 * time.Millisecond)
 		}
-	case len(jobs) < n && l.hinted == gen:
+	case len(jobs) < n && l.hinted == gen && (fifo || cursor.IsZero()):
+		// Short from the oldest: nothing left. (Short from a cursor, the
+		// next pull starts from the oldest: something may wait behind it.)
 		l.cleared = gen
 	}
 	l.mu.Unlock()

@@ -20,6 +20,7 @@ type lanes struct {
 	by        map[string]*lane
 	lingering int          // lanes with nothing to do waiting laneLinger before they retire
 	linger    atomic.Int64 // tests: replaces laneLinger (ns) when not 0
+	restart   atomic.Int64 // tests: replaces pullRestart (ns) when not 0
 
 	senders senders // the goroutines lanes make their attempts on
 }
@@ -41,6 +42,14 @@ func (ls *lanes) lingerFor() time.Duration {
 		return time.Duration(d)
 	}
 	return laneLinger
+}
+
+// restartAfter is how long a lane's pulls go on from their cursor.
+func (ls *lanes) restartAfter() time.Duration {
+	if d := ls.restart.Load(); d != 0 {
+		return time.Duration(d)
+	}
+	return pullRestart
 }
 
 // startLinger takes one of the maxLingering places of lingering lanes.

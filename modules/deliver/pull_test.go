@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/oklog/ulid/v2"
 )
 
 // drained waits until no message is waiting or delivering, failing when
@@ -160,4 +162,62 @@ func TestLaneRetriesAFailedPullAtItsRetryTimeNotAfterAMinute(t *testing.T) {
 	if d := l.nextPullIn(time.Minute); d != time.Minute {
 		t.Fatalf("backlog, retry time past (lane full): waits %s, want the minute (an attempt's end pokes it)", d)
 	}
+}
+
+// A message that becomes pending behind a hot lane's pull cursor (handed
+// back by a stopping process, released from a quota hold) is found while
+// the backlog lasts: the lane's pulls go on from where the last one stopped
+// (msgstate.Pull), and start from the oldest again every pullRestart, not
+// only once the backlog has drained.
+func TestMessageBehindTheLanesPullCursorIsFoundWhileTheBacklogLasts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("20,000 deliveries")
+	}
+	const n = 20000
+	e, late, succeeded := behindTheCursor(t, n, 200*time.Millisecond)
+	e.waitState(t, late, "succeeded")
+	if left := n + 1 - succeeded(); left == 0 {
+		t.Fatal("the message behind the cursor was found only once the backlog had drained")
+	} else {
+		t.Logf("found with %d messages of the backlog left", left)
+	}
+	e.drained(t, n+1)
+}
+
+// With no restart before the backlog drains, the message behind the cursor
+// is found by the pull that follows the last short one: a pull from a
+// cursor that comes back short does not clear the lane's backlog hint.
+func TestMessageBehindTheLanesPullCursorIsFoundWhenTheBacklogDrains(t *testing.T) {
+	e, late, _ := behindTheCursor(t, 5000, time.Hour)
+	e.waitState(t, late, "succeeded")
+	e.drained(t, 5001)
+}
+
+// behindTheCursor starts a module on one endpoint with a backlog of n
+// (its lane's pulls restarting from the oldest every restart) and, once
+// 2,000 are delivered, adds a pending message an hour older than the
+// backlog with no job, which only a pull from the oldest finds. It returns
+// the message and a count of the succeeded ones.
+func behindTheCursor(t *testing.T, n int, restart time.Duration) (*env, string, func() int) {
+	t.Helper()
+	e := newEnv(t)
+	e.cfg.Delivery.SweepInterval = time.Hour
+	c := &countingReceiver{seen: map[string]int{}}
+	rc := newReceiver(t, c.handle)
+	app := e.app(t, "unlimited")
+	ep, _ := e.endpoint(t, app, rc.URL, epOpt{})
+	benchMessages(t, e, app, []string{ep}, n, func(i int) string { return fmt.Sprintf(`{"id":"1:0xabc:%d","type":"log"}`, i) })
+	m, _ := e.start(t)
+	m.lanes.restart.Store(int64(restart))
+	succeeded := func() int { return e.countRows(t, `SELECT count(*) FROM message_states WHERE state = 'succeeded'`) }
+	eventually(t, "the lane to pull past its first messages", func() bool { return succeeded() >= 2000 })
+	late := "msg_" + ulid.Make().String()
+	if _, err := e.pool.Exec(context.Background(), `
+		WITH m AS (INSERT INTO messages (id, app_id, endpoint_id, event_id, type, webhook_id, chain_id, block_number, payload)
+		VALUES ($1, $2, $3, '1:0xlate:0', 'log', '1:0xlate:0', 1, 0, '{}') RETURNING *)
+		INSERT INTO message_states (id, app_id, endpoint_id, state, created_at, type, block_number)
+		SELECT id, app_id, endpoint_id, 'pending', now() - interval '1 hour', type, block_number FROM m`, late, app, ep); err != nil {
+		t.Fatal(err)
+	}
+	return e, late, succeeded
 }
