@@ -67,15 +67,8 @@ func TestHotEndpointDrainsItsBacklogWithoutTheSweeper(t *testing.T) {
 	if testing.Short() {
 		t.Skip("20,000 deliveries")
 	}
-	e := newEnv(t)
-	e.cfg.Delivery.SweepInterval = time.Hour
 	const n = 20000
-	c := &countingReceiver{seen: map[string]int{}}
-	rc := newReceiver(t, c.handle)
-	app := e.app(t, "unlimited")
-	ep, _ := e.endpoint(t, app, rc.URL, epOpt{})
-	benchMessages(t, e, app, []string{ep}, n, func(i int) string { return fmt.Sprintf(`{"id":"1:0xabc:%d","type":"log"}`, i) })
-	m, _ := e.start(t)
+	e, m, c, _, _ := startHotBacklog(t, n)
 	e.drained(t, n)
 	c.check(t, n)
 	eventually(t, "nothing held", func() bool { return m.hold.count() == 0 })
@@ -200,14 +193,7 @@ func TestMessageBehindTheLanesPullCursorIsFoundWhenTheBacklogDrains(t *testing.T
 // the message and a count of the succeeded ones.
 func behindTheCursor(t *testing.T, n int, restart time.Duration) (*env, string, func() int) {
 	t.Helper()
-	e := newEnv(t)
-	e.cfg.Delivery.SweepInterval = time.Hour
-	c := &countingReceiver{seen: map[string]int{}}
-	rc := newReceiver(t, c.handle)
-	app := e.app(t, "unlimited")
-	ep, _ := e.endpoint(t, app, rc.URL, epOpt{})
-	benchMessages(t, e, app, []string{ep}, n, func(i int) string { return fmt.Sprintf(`{"id":"1:0xabc:%d","type":"log"}`, i) })
-	m, _ := e.start(t)
+	e, m, _, app, ep := startHotBacklog(t, n)
 	m.lanes.restart.Store(int64(restart))
 	succeeded := func() int { return e.countRows(t, `SELECT count(*) FROM message_states WHERE state = 'succeeded'`) }
 	eventually(t, "the lane to pull past its first messages", func() bool { return succeeded() >= 2000 })
@@ -220,4 +206,20 @@ func behindTheCursor(t *testing.T, n int, restart time.Duration) (*env, string, 
 		t.Fatal(err)
 	}
 	return e, late, succeeded
+}
+
+// startHotBacklog runs a module, its sweep an hour away, on one endpoint
+// with a backlog of n messages (their jobs in the stream), and returns its
+// receiver, application and endpoint.
+func startHotBacklog(t *testing.T, n int) (*env, *Module, *countingReceiver, string, string) {
+	t.Helper()
+	e := newEnv(t)
+	e.cfg.Delivery.SweepInterval = time.Hour
+	c := &countingReceiver{seen: map[string]int{}}
+	rc := newReceiver(t, c.handle)
+	app := e.app(t, "unlimited")
+	ep, _ := e.endpoint(t, app, rc.URL, epOpt{})
+	benchMessages(t, e, app, []string{ep}, n, func(i int) string { return fmt.Sprintf(`{"id":"1:0xabc:%d","type":"log"}`, i) })
+	m, _ := e.start(t)
+	return e, m, c, app, ep
 }
