@@ -45,6 +45,7 @@ func TestRealWebhookBodiesMatchTheDocumentsWebhooksSection(t *testing.T) {
 
 	const password = "contract-admin-password"
 	httpPort := freePort(t)
+	clearMetricsEnv(t) // METRICS_PORT below, not make run's exported port
 	for k, v := range map[string]string{
 		"ETHHOOK_LOG_LEVEL":            "error",
 		"ETHHOOK_DATABASE_URL":         testenv.PGURL(t),

@@ -362,6 +362,7 @@ func TestMetricsAddrSetsTheListener(t *testing.T) {
 	probe := &testModule{name: "probe", rec: &recorder{}}
 	moduleSpecs = append(moduleSpecs, moduleSpec{name: "probe", build: func(ctx context.Context, rt *Runtime, o runOptions) (Module, error) { return probe, nil }})
 	t.Cleanup(func() { moduleSpecs = moduleSpecs[:len(moduleSpecs)-1] })
+	clearMetricsEnv(t)
 	httpPort, metricsPort := freePort(t), freePort(t)
 	t.Setenv("ETHHOOK_LOG_LEVEL", "error")
 	t.Setenv("ETHHOOK_HTTP_ADDR", fmt.Sprintf("127.0.0.1:%d", httpPort))

@@ -17,10 +17,6 @@ import (
 // checks it returns nil within 30 s.
 func startServe(t *testing.T, httpPort int, args ...string) {
 	t.Helper()
-	// The caller's METRICS_PORT (0 in most tests), not a port exported for
-	// make run, which every serve of the suite would bind (fresh-check:
-	// "address already in use" with ETHHOOK_METRICS_PORT=59090).
-	clearMetricsEnv(t)
 	root := NewRoot()
 	root.SetOut(io.Discard)
 	root.SetErr(io.Discard)

@@ -321,6 +321,7 @@ func TestReadmeCLIExamplesRunAgainstALiveServer(t *testing.T) {
 	}))
 	t.Cleanup(receiver.Close)
 	httpPort := freePort(t)
+	clearMetricsEnv(t) // METRICS_PORT below, not make run's exported port
 	env := map[string]string{
 		"ETHHOOK_LOG_LEVEL":            "error",
 		"ETHHOOK_DATABASE_URL":         testenv.PGURL(t),

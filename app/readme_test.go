@@ -254,6 +254,7 @@ func TestReadmeAPIExamplesRunAgainstALiveServer(t *testing.T) {
 
 	// A live server: migrate, create the admin the README logs in as, serve.
 	url := testenv.PGURL(t)
+	clearMetricsEnv(t) // METRICS_PORT below, not make run's exported port
 	env := map[string]string{
 		"ETHHOOK_LOG_LEVEL":            "error",
 		"ETHHOOK_DATABASE_URL":         url,

@@ -16,6 +16,7 @@ import (
 // anonymous visitor to the sign-in page, which is HTML.
 func TestServeAdminServesTheWebUI(t *testing.T) {
 	httpPort := freePort(t)
+	clearMetricsEnv(t) // METRICS_PORT below, not make run's exported port
 	for k, v := range map[string]string{
 		"ETHHOOK_LOG_LEVEL":    "error",
 		"ETHHOOK_DATABASE_URL": testenv.PGURL(t),
