@@ -76,6 +76,41 @@ func Autoclaim(ctx context.Context, rdb rueidis.Client, key, group, consumer str
 	return entries, next, nil
 }
 
+// PendingIdle lists the ids of consumer's entries in group's pending list
+// that were idle at least minIdle (XPENDING with IDLE), at most count, from
+// start: "-" for the first, "(" + the last id returned to go on after it.
+func PendingIdle(ctx context.Context, rdb rueidis.Client, key, group, consumer string, minIdle time.Duration, start string, count int64) ([]string, error) {
+	arr, err := rdb.Do(ctx, rdb.B().Xpending().Key(key).Group(group).Idle(minIdle.Milliseconds()).
+		Start(start).End("+").Count(count).Consumer(consumer).Build()).ToArray()
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, 0, len(arr))
+	for _, e := range arr {
+		f, err := e.ToArray() // id, consumer, idle ms, deliveries
+		if err != nil || len(f) == 0 {
+			return nil, fmt.Errorf("XPENDING: unexpected entry of %d elements: %v", len(f), err)
+		}
+		id, err := f[0].ToString()
+		if err != nil {
+			return nil, fmt.Errorf("XPENDING: entry id: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
+
+// Claim is XCLAIM: consumer takes over those of ids that are still pending
+// in group and were idle at least minIdle. A claim resets the idle time, so
+// of two claimers with the same minIdle only the first gets an entry.
+func Claim(ctx context.Context, rdb rueidis.Client, key, group, consumer string, minIdle time.Duration, ids ...string) ([]rueidis.XRangeEntry, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	return rdb.Do(ctx, rdb.B().Xclaim().Key(key).Group(group).Consumer(consumer).
+		MinIdleTime(strconv.FormatInt(minIdle.Milliseconds(), 10)).Id(ids...).Build()).AsXRange()
+}
+
 // Ack acknowledges ids of group.
 func Ack(ctx context.Context, rdb rueidis.Client, key, group string, ids ...string) error {
 	if len(ids) == 0 {

@@ -91,3 +91,46 @@ func TestGroupPlumbingOfferReadClaimInfoAck(t *testing.T) {
 		t.Fatalf("reading a missing group: %v; want NOGROUP", err)
 	}
 }
+
+// PendingIdle lists one consumer's entries idle long enough, page by page;
+// Claim takes only entries idle long enough, so a second claim right after
+// the first gets nothing.
+func TestPendingIdleAndClaimHonourTheConsumerAndTheIdleTime(t *testing.T) {
+	rdb, prefix := testenv.Redis(t)
+	ctx := context.Background()
+	keys := hook.Keys{Prefix: prefix}
+	key := keys.DeliverJobs()
+	if err := EnsureGroup(ctx, rdb, key, "g"); err != nil {
+		t.Fatal(err)
+	}
+	if err := Offer(ctx, rdb, keys, hook.Job{MessageID: "msg_1", EndpointID: "ep_1"}, hook.Job{MessageID: "msg_2", EndpointID: "ep_1"}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Read(ctx, rdb, key, "g", "a", ">", 10, 0)
+	if err != nil || len(got) != 2 {
+		t.Fatalf("Read = %d entries, %v", len(got), err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	if ids, err := PendingIdle(ctx, rdb, key, "g", "b", 0, "-", 10); err != nil || len(ids) != 0 {
+		t.Fatalf("b's pending = %v, %v; want none (a's entries are a's)", ids, err)
+	}
+	if ids, err := PendingIdle(ctx, rdb, key, "g", "a", time.Hour, "-", 10); err != nil || len(ids) != 0 {
+		t.Fatalf("a's pending idle an hour = %v, %v; want none", ids, err)
+	}
+	page, err := PendingIdle(ctx, rdb, key, "g", "a", 10*time.Millisecond, "-", 1)
+	if err != nil || len(page) != 1 || page[0] != got[0].ID {
+		t.Fatalf("first page = %v, %v; want [%s]", page, err, got[0].ID)
+	}
+	if page, err = PendingIdle(ctx, rdb, key, "g", "a", 10*time.Millisecond, "("+page[0], 1); err != nil || len(page) != 1 || page[0] != got[1].ID {
+		t.Fatalf("second page = %v, %v; want [%s]", page, err, got[1].ID)
+	}
+	if c, err := Claim(ctx, rdb, key, "g", "a", time.Hour, got[0].ID, got[1].ID); err != nil || len(c) != 0 {
+		t.Fatalf("Claim of entries idle less than an hour = %d entries, %v; want none", len(c), err)
+	}
+	if c, err := Claim(ctx, rdb, key, "g", "a", 10*time.Millisecond, got[0].ID, got[1].ID); err != nil || len(c) != 2 || c[0].FieldValues["message_id"] != "msg_1" {
+		t.Fatalf("Claim = %+v, %v; want both entries", c, err)
+	}
+	if c, err := Claim(ctx, rdb, key, "g", "a", 10*time.Millisecond, got[0].ID, got[1].ID); err != nil || len(c) != 0 {
+		t.Fatalf("a second Claim at once = %d entries, %v; want none (the first reset their idle time)", len(c), err)
+	}
+}

@@ -73,6 +73,7 @@ type Module struct {
 	releaseMu sync.Mutex
 	releaseCh map[uint64]chan struct{}
 	heads     map[uint64]*headTracker
+	hands     map[uint64]*inHand // per chain, the reads the workers are handling
 
 	// liveBusy is when a live read last took a full batch (history waits).
 	liveBusy atomic.Int64
@@ -135,9 +136,11 @@ func New(d module.Deps, o Options) (*Module, error) {
 		cfg: pcfg, pool: pool, rdb: rdb, keys: d.Keys(), chains: chains,
 		log: d.Logger(), met: met, quota: tenant.New(pool), cursors: chaincursor.New(pool),
 		ix: newIndex(), changed: make(chan string, 1024), releaseCh: map[uint64]chan struct{}{},
+		hands: map[uint64]*inHand{},
 	}
 	for _, c := range chains {
 		m.releaseCh[c.ID] = make(chan struct{}, 1)
+		m.hands[c.ID] = newInHand()
 	}
 	m.delivery = m.newDeliveryGate()
 	if m.xmet, err = newExtraMetrics(reg); err != nil {

@@ -3,6 +3,7 @@ package process
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -15,8 +16,9 @@ import (
 )
 
 // Reading a chain's events stream: the consumer loop, its backpressure,
-// reclaiming a dead consumer's entries, and handle, which takes one read
-// through route (route.go) and commit (commit.go) and acknowledges it.
+// reclaiming a dead consumer's entries and a lost read's, and handle, which
+// takes one read through route (route.go) and commit (commit.go) and
+// acknowledges it.
 
 // streamID is a Redis stream entry id, "<ms>-<seq>".
 type streamID = streams.ID
@@ -24,14 +26,31 @@ type streamID = streams.ID
 func parseStreamID(s string) (streamID, error) { return streams.ParseID(s) }
 
 // consume is one reader of a chain's stream.
+//
+// A read Redis carried out but whose answer never arrived (the connection
+// dropped after the command ran; in a cluster, the master died after its
+// replica had the read) leaves entries in this consumer's pending list that
+// no worker saw, and a read of new entries (">") never returns them again:
+// worker 0's reclaim of idle entries would find them only after ClaimIdle
+// (events up to 45 s late, and every release of the chain held back, since
+// the safe head stays below a pending entry). So after a failed read (or
+// claim) the worker, once lostReadIdle has passed, claims what claimLost
+// finds until it finds nothing. Unlike deliver's intake it cannot read its
+// own pending entries ("0"): the workers share the consumer name, so that
+// would return the reads its siblings are handling. Per-worker consumer
+// names would allow it, but the startup pass and the idle-consumer cleanup
+// would then have to know every name this process ever used (Workers may
+// change between runs).
 func (m *Module) consume(ctx context.Context, chainID uint64, worker int) error {
 	key := m.keys.Events(chainID)
 	ht := m.tracker(chainID)
+	hands := m.hands[chainID]
 	log := m.log.With(zap.Uint64("chain", chainID), zap.Int("worker", worker))
 	// Worker 0 also reclaims the entries of dead consumers.
 	ownPending := worker < 0 // the startup pass: this consumer's own unacknowledged entries
 	lastClaim := time.Time{}
 	claimStart := "0-0"
+	lostCheck := time.Time{} // when to look for a lost read's entries; zero: no read failed
 	for attempt := 0; ctx.Err() == nil; {
 		var entries []rueidis.XRangeEntry
 		var err error
@@ -40,6 +59,11 @@ func (m *Module) consume(ctx context.Context, chainID uint64, worker int) error 
 			entries, err = m.read(ctx, key, "0", 0)
 			if err == nil && len(entries) == 0 {
 				return nil // drained: the readers take over
+			}
+		case !lostCheck.IsZero() && !time.Now().Before(lostCheck):
+			entries, err = m.claimLost(ctx, key, hands)
+			if err == nil && len(entries) == 0 {
+				lostCheck = time.Time{}
 			}
 		case worker == 0 && time.Since(lastClaim) >= m.cfg.ClaimIdle/2:
 			var next string
@@ -65,6 +89,9 @@ func (m *Module) consume(ctx context.Context, chainID uint64, worker int) error 
 			if streams.IsNoGroup(err) {
 				_ = m.ensureGroup(ctx, chainID)
 			}
+			// Redis may have carried out what failed: its entries have
+			// been idle lostReadIdle by then.
+			lostCheck = time.Now().Add(lostReadIdle)
 			log.Warn("read events stream", zap.Error(err))
 			sleep.For(ctx, backoff(attempt))
 			attempt++
@@ -75,6 +102,7 @@ func (m *Module) consume(ctx context.Context, chainID uint64, worker int) error 
 		if len(entries) == 0 {
 			continue
 		}
+		hands.set(worker, entries)
 		// A history handed over since the index was loaded: load it first.
 		if !m.syncIndex(ctx, chainID) {
 			return nil
@@ -90,6 +118,7 @@ func (m *Module) consume(ctx context.Context, chainID uint64, worker int) error 
 		if !ok {
 			return nil
 		}
+		hands.set(worker, nil) // acknowledged
 		// The releaser has work only when the head may rise or a hold was
 		// added; its ticker covers batch timers.
 		if ht.finish(last, maxBlock, below) || held {
@@ -137,6 +166,83 @@ func (m *Module) autoclaim(ctx context.Context, key, start string) ([]rueidis.XR
 		m.log.Info("reclaimed stream entries of an idle consumer", zap.String("stream", key), zap.Int("entries", len(entries)))
 	}
 	return entries, next, nil
+}
+
+// lostReadIdle is how long an entry of this consumer's pending list must
+// have been idle for claimLost to take it: far longer than an answer takes
+// to arrive, so a read whose answer is on its way to a sibling worker (not
+// yet in its hands) is not taken as well.
+const lostReadIdle = 2 * time.Second
+
+// claimLost claims (XCLAIM) up to ReadCount entries of this consumer's
+// pending list that were idle lostReadIdle and that no worker of this
+// process has in hand: those of a read whose answer was lost. A sibling's
+// read is not taken however long its handling takes (a Postgres outage), so
+// nothing is handled twice unless an answer took lostReadIdle to arrive,
+// and then only that read (handling is idempotent: deterministic message
+// ids, inserts that skip existing rows). XCLAIM checks the idle time again,
+// so of two workers claiming at once only one gets an entry. Another
+// process's entries are left to worker 0's reclaim after ClaimIdle.
+func (m *Module) claimLost(ctx context.Context, key string, hands *inHand) ([]rueidis.XRangeEntry, error) {
+	var ids []string
+	// The siblings hold at most a read each: a few pages at most.
+	for start := "-"; int64(len(ids)) < m.cfg.ReadCount; {
+		page, err := streams.PendingIdle(ctx, m.rdb, key, Group, m.cfg.Consumer, lostReadIdle, start, m.cfg.ReadCount)
+		if err != nil {
+			return nil, err
+		}
+		// Taken after XPENDING: a read handled and acknowledged meanwhile
+		// is no longer pending, and XCLAIM skips it.
+		held := hands.ids()
+		for _, id := range page {
+			if !held[id] {
+				ids = append(ids, id)
+			}
+		}
+		if int64(len(page)) < m.cfg.ReadCount {
+			break
+		}
+		start = "(" + page[len(page)-1]
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	entries, err := streams.Claim(ctx, m.rdb, key, Group, m.cfg.Consumer, lostReadIdle, ids[:min(int64(len(ids)), m.cfg.ReadCount)]...)
+	if err != nil {
+		return nil, err
+	}
+	if len(entries) > 0 {
+		m.log.Info("claimed stream entries of a read whose answer was lost", zap.String("stream", key), zap.Int("entries", len(entries)))
+	}
+	return entries, nil
+}
+
+// inHand is the read each worker of a chain is handling, from the read to
+// its acknowledgement (see claimLost).
+type inHand struct {
+	mu    sync.Mutex
+	reads map[int][]rueidis.XRangeEntry
+}
+
+func newInHand() *inHand { return &inHand{reads: map[int][]rueidis.XRangeEntry{}} }
+
+func (h *inHand) set(worker int, entries []rueidis.XRangeEntry) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.reads[worker] = entries
+}
+
+// ids returns the ids of every entry in hand.
+func (h *inHand) ids() map[string]bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := map[string]bool{}
+	for _, entries := range h.reads {
+		for _, e := range entries {
+			out[e.ID] = true
+		}
+	}
+	return out
 }
 
 // msgRow is a messages row to insert.
