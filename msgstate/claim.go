@@ -240,19 +240,21 @@ func fifoLockKey(endpointID string) int64 {
 // (that row is being finished anyway), so the two cannot deadlock; a
 // skipped row is renewed on the next beat.
 func Renew(ctx context.Context, q Querier, owner string, ids []string, until time.Time) ([]string, error) {
-	rows, err := q.Query(ctx, `
-		WITH locked AS (
-		    SELECT id FROM message_states WHERE id = ANY($3) AND state = 'delivering' AND lease_owner = $1
-		    FOR UPDATE SKIP LOCKED
-		)
-		UPDATE message_states s SET lease_until = $2 FROM locked WHERE s.id = locked.id
-		RETURNING s.id`,
-		owner, until, ids)
+	rows, err := q.Query(ctx, renewSQL, owner, until, ids)
 	if err != nil {
 		return nil, err
 	}
 	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
+
+// renewSQL finds its rows by id only (IS TRUE: see finishSQL).
+const renewSQL = `
+	WITH locked AS (
+	    SELECT id FROM message_states WHERE id = ANY($3) AND (state = 'delivering') IS TRUE AND lease_owner = $1
+	    FOR UPDATE SKIP LOCKED
+	)
+	UPDATE message_states s SET lease_until = $2 FROM locked WHERE s.id = locked.id
+	RETURNING s.id`
 
 // ---- HandBack, Reclaim: delivering -> pending ----
 

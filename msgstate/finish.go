@@ -31,14 +31,26 @@ type Results struct {
 // result wins. A result it did not record is of such a message, or of one
 // whose endpoint was deleted meanwhile (Forget deleted its state).
 func Finish(ctx context.Context, q Querier, owner string, r *Results) (int64, error) {
-	tag, err := q.Exec(ctx, `
-		UPDATE message_states s SET state = u.state, attempts = u.attempts, last_status = u.status, last_error = u.err,
-		       next_attempt_at = u.next, lease_owner = NULL, lease_until = NULL, updated_at = now()
-		FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::text[], $6::timestamptz[])
-		     AS u(id, state, attempts, status, err, next)
-		WHERE s.id = u.id AND s.state = 'delivering' AND s.lease_owner = $7`,
-		r.IDs, r.States, r.Attempts, r.Statuses, r.Errors, r.Nexts, owner)
+	tag, err := q.Exec(ctx, finishSQL, finishArgs(owner, r)...)
 	return tag.RowsAffected(), err
+}
+
+// finishSQL finds its rows by id only: the state is tested as
+// (state = 'delivering') IS TRUE (state is NOT NULL, so the same), which the
+// planner cannot match to the predicate of the partial waiting index. With a
+// plain state = 'delivering' it may read every delivering entry of that
+// index (the whole index: state is its second column, after endpoint_id),
+// dead ones and all endpoints' backlogs included, for a batch of results
+// (TestWritesOfMessagesByIDUseThePrimaryKey).
+const finishSQL = `
+	UPDATE message_states s SET state = u.state, attempts = u.attempts, last_status = u.status, last_error = u.err,
+	       next_attempt_at = u.next, lease_owner = NULL, lease_until = NULL, updated_at = now()
+	FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::text[], $6::timestamptz[])
+	     AS u(id, state, attempts, status, err, next)
+	WHERE s.id = u.id AND (s.state = 'delivering') IS TRUE AND s.lease_owner = $7`
+
+func finishArgs(owner string, r *Results) []any {
+	return []any{r.IDs, r.States, r.Attempts, r.Statuses, r.Errors, r.Nexts, owner}
 }
 
 // ---- Release: quota_exceeded -> pending ----
