@@ -57,23 +57,27 @@ func collectClaimed(rows pgx.Rows) ([]Claimed, error) {
 // endpoint (only PullOrdered takes those). RETURNING follows the plan: the
 // order of the result is not that of ids.
 func Claim(ctx context.Context, q Querier, ids []string, l Lease) ([]Claimed, error) {
-	rows, err := q.Query(ctx, `
-		WITH c AS (
-		    UPDATE message_states s SET state = 'delivering', lease_owner = $2, lease_until = $3, updated_at = now()
-		    FROM endpoints e
-		    WHERE s.id = ANY($1) AND e.id = s.endpoint_id AND e.enabled AND (s.fifo_key IS NULL OR e.ordering <> 'fifo')
-		      AND (s.state = 'pending'
-		           OR (s.state = 'failed' AND s.next_attempt_at <= $4)
-		           OR (s.state = 'delivering' AND s.lease_until < $4))
-		    RETURNING `+claimedState+`
-		)
-		SELECT `+claimedColumns+` FROM c JOIN messages m ON m.id = c.id`,
-		ids, l.Owner, l.Until, l.Now)
+	rows, err := q.Query(ctx, claimSQL, ids, l.Owner, l.Until, l.Now)
 	if err != nil {
 		return nil, err
 	}
 	return collectClaimed(rows)
 }
+
+// claimSQL finds its rows by id only (IS TRUE: see finishSQL; without it
+// the planner may scan the whole waiting index for the ids, its last
+// column).
+const claimSQL = `
+	WITH c AS (
+	    UPDATE message_states s SET state = 'delivering', lease_owner = $2, lease_until = $3, updated_at = now()
+	    FROM endpoints e
+	    WHERE s.id = ANY($1) AND e.id = s.endpoint_id AND e.enabled AND (s.fifo_key IS NULL OR e.ordering <> 'fifo')
+	      AND (s.state = 'pending'
+	           OR (s.state = 'failed' AND s.next_attempt_at <= $4)
+	           OR (s.state = 'delivering' AND s.lease_until < $4)) IS TRUE
+	    RETURNING ` + claimedState + `
+	)
+	SELECT ` + claimedColumns + ` FROM c JOIN messages m ON m.id = c.id`
 
 // Pull claims up to limit of an endpoint's waiting messages, due retries
 // first, then pending ones oldest first (served by the partial indexes

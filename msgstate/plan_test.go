@@ -11,7 +11,7 @@ import (
 	"github.com/ethhook/ethhook/hook"
 )
 
-// The writes that name their messages by id (Finish, Renew) must find them
+// The writes that name their messages by id (Claim, Finish, Renew) must find them
 // by the primary key, not through the waiting index, whatever the planner
 // believes of that index.
 // Every message goes through message_states_waiting twice (pending, then
@@ -61,6 +61,8 @@ func TestWritesOfMessagesByIDUseThePrimaryKey(t *testing.T) {
 	f.exec(`ANALYZE message_states`)
 	live := newIDs(100)
 	deliver(live)
+	fresh := newIDs(100)
+	f.insert(hook.StatePending, fresh...)
 	var part string
 	if err := f.pool.QueryRow(f.ctx, `SELECT tableoid::regclass::text FROM message_states WHERE id = $1`, live[0]).Scan(&part); err != nil {
 		t.Fatal(err)
@@ -78,6 +80,7 @@ func TestWritesOfMessagesByIDUseThePrimaryKey(t *testing.T) {
 	}{
 		{"Finish", finishSQL, finishArgs("p", r)},
 		{"Renew", renewSQL, []any{"p", time.Now().Add(time.Minute), live}},
+		{"Claim", claimSQL, []any{fresh, "p", time.Now().Add(time.Minute), time.Now()}},
 	}
 	conn, err := f.pool.Acquire(f.ctx)
 	if err != nil {
