@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/ethhook/ethhook/config"
 )
 
 // tally is the accounting of one scenario (summed over its endpoints)
@@ -224,4 +226,69 @@ func (c *cluster) oldestWaiting(ctx context.Context, endpointID string) string {
 	}
 	return fmt.Sprintf("%s %s attempts=%d owner=%q lease_until=%s next_attempt_at=%s created=%s updated=%s",
 		id, state, attempts, owner, at(lease), at(next), at(&created), at(&updated))
+}
+
+// overdue is the retry that started longest after it was due.
+type overdue struct {
+	by    time.Duration
+	about string // endpoint, event id, attempt, when due and when started
+}
+
+// retryOverdue finds, over every attempt that followed a failed one, how
+// long after its latest due time it started: the previous attempt's end
+// plus the suite's retry delay for it with deliver's +20% jitter. Retries
+// run on the schedule itself, not on a timer of the lane, so anything
+// beyond a few tenths of a second is a retry left to the sweeper or
+// scheduled late; a breaker's cooldown or a disabled window would show here
+// too (receivers-flaky opens no breaker, and its disabled endpoint never
+// fails). max_lateness mixes that with what the schedule rightly costs a
+// message failing a few times in a row (each failed attempt of the hanging
+// receiver adds the 2 s timeout and its retry delay).
+func (c *cluster) retryOverdue() overdue {
+	ctx := context.Background()
+	raw := baseSettings["ETHHOOK_DELIVERY_RETRY_SCHEDULE"]
+	if v, ok := c.opt.env["ETHHOOK_DELIVERY_RETRY_SCHEDULE"]; ok {
+		raw = v
+	}
+	sched, err := config.ParseSchedule(strings.Split(raw, ","))
+	if err != nil {
+		return overdue{about: err.Error()}
+	}
+	names := map[string]string{}
+	for _, e := range c.eps {
+		names[e.id] = e.name
+	}
+	// An attempt's row is written when it ends (created_at); it started
+	// latency_ms before.
+	rows, err := c.pool.Query(ctx, `SELECT h.endpoint_id, m.event_id, h.attempt, h.prev_attempt, h.prev_end, h.started FROM (
+		SELECT message_id, endpoint_id, attempt, created_at - latency_ms * interval '1 millisecond' AS started,
+		       lag(attempt) OVER w AS prev_attempt, lag(created_at) OVER w AS prev_end
+		FROM delivery_history WINDOW w AS (PARTITION BY message_id ORDER BY attempt, created_at)) h
+		JOIN messages m ON m.id = h.message_id WHERE h.prev_end IS NOT NULL`)
+	if err != nil {
+		return overdue{about: err.Error()}
+	}
+	defer rows.Close()
+	var worst overdue
+	for rows.Next() {
+		var ep, event string
+		var attempt, prev int
+		var prevEnd, started time.Time
+		if err := rows.Scan(&ep, &event, &attempt, &prev, &prevEnd, &started); err != nil {
+			return overdue{about: err.Error()}
+		}
+		if prev < 1 || prev >= len(sched) {
+			continue
+		}
+		due := prevEnd.Add(sched[prev] * 6 / 5)
+		if d := started.Sub(due); d > worst.by {
+			worst = overdue{by: d, about: fmt.Sprintf("%s %s attempt %d started %s, due by %s (attempt %d ended %s)",
+				names[ep], event, attempt, started.UTC().Format("15:04:05.000"), due.UTC().Format("15:04:05.000"),
+				prev, prevEnd.UTC().Format("15:04:05.000"))}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return overdue{about: err.Error()}
+	}
+	return worst
 }

@@ -318,14 +318,18 @@ func runScenario(t *testing.T, sc scenario) {
 	}
 	tl := c.drain(tr, faultEnd, drain)
 
+	od := c.retryOverdue()
 	bound := int(math.Ceil(float64(tl.delivered) / loadTime.Seconds() * sc.dupWindow.Seconds()))
-	line := fmt.Sprintf("faults: %-22s %s dup_bound=%d blocks=%d exits=%d took=%s", sc.name, tl, bound, tr.head, c.exits(),
-		time.Since(began).Round(time.Second))
+	line := fmt.Sprintf("faults: %-22s %s retry_overdue=%.1fs dup_bound=%d blocks=%d exits=%d took=%s", sc.name, tl, od.by.Seconds(),
+		bound, tr.head, c.exits(), time.Since(began).Round(time.Second))
 	if sc.knownGap != "" {
 		line += " (known gap: " + sc.knownGap + ")"
 	}
 	fmt.Println(line)
 	t.Logf("latest: %s", tl.lateOf)
+	if od.about != "" {
+		t.Logf("most overdue retry: %s", od.about)
+	}
 	if os.Getenv("FAULTS_DIAG") != "" && tl.lateID != "" {
 		c.diagMessage(tl.lateEP, tl.lateID)
 	}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -230,6 +231,63 @@ func TestRetriesFollowScheduleOnControlledClockThenDie(t *testing.T) {
 	if n, _ := e.rdb.Do(context.Background(), e.rdb.B().Zcard().Key(e.prefix+"{deliver}:retries").Build()).AsInt64(); n != 0 {
 		t.Fatalf("%d retries left scheduled", n)
 	}
+}
+
+// frozenClock is a clock that stands still where the test puts it.
+type frozenClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *frozenClock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *frozenClock) Set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
+
+// A retry is offered only once it is due, to the microsecond Postgres keeps
+// next_attempt_at in. The schedule's scores are milliseconds: rounded down,
+// the promoter moved a retry up to 1 ms early, the claim (rightly) found it
+// not yet due, and the job was acknowledged with nothing done: the retry
+// waited for the sweeper (three sweep intervals, 30-40 s late in the fault
+// suite's receivers-flaky). Here the clock stands in the millisecond of the
+// due time but before it, long enough for the promoter to look ten times,
+// then just past it: the retry must be sent then, with the sweeper (which
+// would find it only once it is overdue by three sweep intervals) out of
+// the picture.
+func TestRetryPromotedInItsDueMillisecondIsNotLost(t *testing.T) {
+	e := newEnv(t)
+	rc := newReceiver(t, func(n int, _ *http.Request) (int, http.Header) {
+		if n == 1 {
+			return 500, nil
+		}
+		return 200, nil
+	})
+	app := e.app(t, "")
+	ep, _ := e.endpoint(t, app, rc.URL, epOpt{schedule: "0s,1m"})
+	// Half a millisecond into a millisecond: the retry is due there too.
+	t0 := time.Now().Truncate(time.Millisecond).Add(500 * time.Microsecond)
+	clock := &frozenClock{t: t0}
+	id, _ := e.message(t, app, ep, "")
+	e.start(t, Options{Now: clock.Now, Rand: func() float64 { return 0.5 }})
+
+	m := e.waitState(t, id, hook.StateFailed)
+	due := t0.Add(time.Minute)
+	if m.Attempts != 1 || m.Next == nil || !m.Next.Equal(due) {
+		t.Fatalf("after attempt 1: %+v, want the retry due at %s", m, due.Format(time.RFC3339Nano))
+	}
+	clock.Set(due.Add(-200 * time.Microsecond)) // the due millisecond, before the due time
+	time.Sleep(time.Second)
+	if n := rc.count(); n != 1 {
+		t.Fatalf("retry sent before it was due: %d requests", n)
+	}
+	clock.Set(due.Add(time.Millisecond))
+	deadline := time.Now().Add(5 * time.Second)
+	for rc.count() < 2 {
+		if time.Now().After(deadline) {
+			n, _ := e.rdb.Do(context.Background(), e.rdb.B().Zcard().Key(e.prefix+"{deliver}:retries").Build()).AsInt64()
+			t.Fatalf("retry not sent 5 s after it was due: %+v, %d retries scheduled", e.msg(t, id), n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	e.waitState(t, id, hook.StateSucceeded)
 }
 
 func TestGlobalScheduleAppliesWithJitterBounds(t *testing.T) {

@@ -38,6 +38,21 @@ func (m *Module) promoter(ctx context.Context) error {
 	}
 }
 
+// dueScore is the schedule's score of a retry due at t: t in unix
+// milliseconds, rounded up. The promoter moves an entry once its score is
+// at most the time in whole milliseconds, and the claim compares the time
+// with next_attempt_at to the microsecond: rounded down, a retry could be
+// moved in its due millisecond but before it, not be claimed (not yet due),
+// and its job be acknowledged with nothing done, leaving the retry to the
+// sweeper (three sweep intervals later).
+func dueScore(t time.Time) int64 {
+	ms := t.UnixMilli()
+	if t.After(time.UnixMilli(ms)) {
+		ms++
+	}
+	return ms
+}
+
 // heartbeat renews the leases of the messages this process holds (not of
 // every message leased to it: see holdings), those with less than five
 // sixths of LeaseTimeout left: beating every third of it, a lease never

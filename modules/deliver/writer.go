@@ -372,7 +372,7 @@ func (m *Module) write(ctx context.Context, batch []result) error {
 	if len(retries) > 0 {
 		cmd := m.rdb.B().Zadd().Key(m.retriesKey()).ScoreMember()
 		for _, r := range retries {
-			cmd = cmd.ScoreMember(float64(r.next.UnixMilli()), r.job.id+" "+r.job.endpointID)
+			cmd = cmd.ScoreMember(float64(dueScore(r.next)), r.job.id+" "+r.job.endpointID)
 		}
 		// A lost ZADD is recovered by the sweeper (the message is failed
 		// and overdue in Postgres).
