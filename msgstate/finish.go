@@ -34,7 +34,7 @@ type Results struct {
 // Call it in a transaction: it turns sequential scans off for the rest of
 // it (SET LOCAL; outside a transaction Postgres only warns), see finishSQL.
 func Finish(ctx context.Context, q Querier, owner string, r *Results) (int64, error) {
-	if _, err := q.Exec(ctx, `SET LOCAL enable_seqscan = off`); err != nil {
+	if _, err := q.Exec(ctx, seqScansOff); err != nil {
 		return 0, err
 	}
 	tag, err := q.Exec(ctx, finishSQL, finishArgs(owner, r)...)
@@ -61,6 +61,9 @@ const finishSQL = `
 	FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::text[], $6::timestamptz[])
 	     AS u(id, state, attempts, status, err, next)
 	WHERE s.id = u.id AND (s.state = 'delivering') IS TRUE AND s.lease_owner = $7`
+
+// seqScansOff is Finish's pin against sequential scans (see finishSQL).
+const seqScansOff = `SET LOCAL enable_seqscan = off`
 
 func finishArgs(owner string, r *Results) []any {
 	return []any{r.IDs, r.States, r.Attempts, r.Statuses, r.Errors, r.Nexts, owner}

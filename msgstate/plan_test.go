@@ -127,3 +127,75 @@ func (n planNode) all() []planNode {
 	}
 	return out
 }
+
+// Finish's pin against sequential scans (seqScansOff): a partition analyzed
+// while nearly empty and filled since (a new one taking thousands a second
+// before autovacuum analyzes it again) made the by-id plan a nested loop
+// over sequential scans, one scan of the partition per result. The test
+// makes that shape, checks it reproduces without the pin, and that with
+// the pin the plan keeps to the primary key.
+func TestFinishKeepsToThePrimaryKeyOnStaleStatistics(t *testing.T) {
+	f := newFixture(t)
+	newIDs := func(n int) []string {
+		ids := make([]string, n)
+		for i := range ids {
+			ids[i] = "msg_" + ulid.Make().String()
+		}
+		return ids
+	}
+	f.insert(hook.StatePending, newIDs(10)...)
+	f.exec(`ANALYZE message_states`)
+	for range 20 {
+		f.insert(hook.StatePending, newIDs(1000)...)
+	}
+	live := newIDs(100)
+	f.insert(hook.StatePending, live...)
+	now := time.Now()
+	if _, err := Claim(f.ctx, f.pool, live, Lease{Owner: "p", Until: now.Add(time.Minute), Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	var part string
+	if err := f.pool.QueryRow(f.ctx, `SELECT tableoid::regclass::text FROM message_states WHERE id = $1`, live[0]).Scan(&part); err != nil {
+		t.Fatal(err)
+	}
+	r := &Results{}
+	for _, id := range live {
+		r.IDs, r.States, r.Attempts = append(r.IDs, id), append(r.States, hook.StateSucceeded), append(r.Attempts, 1)
+		r.Statuses, r.Errors, r.Nexts = append(r.Statuses, nil), append(r.Errors, ""), append(r.Nexts, nil)
+	}
+	seqScans := func(pin bool) (bool, string) {
+		tx, err := f.pool.Begin(f.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = tx.Rollback(f.ctx) }()
+		if _, err := tx.Exec(f.ctx, "SET LOCAL plan_cache_mode = force_generic_plan"); err != nil {
+			t.Fatal(err)
+		}
+		if pin {
+			if _, err := tx.Exec(f.ctx, seqScansOff); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var out []byte
+		if err := tx.QueryRow(f.ctx, "EXPLAIN (FORMAT JSON) "+finishSQL, finishArgs("p", r)...).Scan(&out); err != nil {
+			t.Fatal(err)
+		}
+		var plans []struct{ Plan planNode }
+		if err := json.Unmarshal(out, &plans); err != nil || len(plans) != 1 {
+			t.Fatalf("plan %s: %v", out, err)
+		}
+		for _, n := range plans[0].Plan.all() {
+			if n.Relation == part && strings.HasPrefix(n.Type, "Seq Scan") {
+				return true, string(out)
+			}
+		}
+		return false, string(out)
+	}
+	if seq, out := seqScans(false); !seq {
+		t.Fatalf("the stale statistics did not make Finish scan %s without the pin: the test proves nothing\n%s", part, out)
+	}
+	if seq, out := seqScans(true); seq {
+		t.Errorf("with sequential scans off, Finish still scans %s:\n%s", part, out)
+	}
+}

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -232,15 +231,6 @@ func TestRetriesFollowScheduleOnControlledClockThenDie(t *testing.T) {
 		t.Fatalf("%d retries left scheduled", n)
 	}
 }
-
-// frozenClock is a clock that stands still where the test puts it.
-type frozenClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *frozenClock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *frozenClock) Set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
 
 // A retry is offered only once it is due, to the microsecond Postgres keeps
 // next_attempt_at in. The schedule's scores are milliseconds: rounded down,

@@ -300,6 +300,16 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
+// frozenClock is a clock that stands still where the test puts it (to
+// the microsecond, which fakeClock, moving with real time, cannot hold).
+type frozenClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *frozenClock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *frozenClock) Set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
+
 // deps is what New takes in these tests: the env's Postgres, Redis and box
 // under cfg, logging to testLogger.
 func (e *env) deps(t testing.TB, cfg config.Config, version string, reg prometheus.Registerer) module.Deps {
