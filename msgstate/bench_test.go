@@ -241,8 +241,10 @@ func legacyInsert(ctx context.Context, q Querier, rows *Rows, tombstones bool) (
 	return q.Query(ctx, legacyInsertSQL, rows.args(tombstones)...)
 }
 
-func legacyClaim(ctx context.Context, q Querier, ids []string, l Lease) ([]Claimed, error) {
-	rows, err := q.Query(ctx, `
+// legacyClaim is the claim of the old schema, as it ran then: one statement
+// (q is the pool, which is also a Querier).
+func legacyClaim(ctx context.Context, q Batcher, ids []string, l Lease) ([]Claimed, error) {
+	rows, err := q.(Querier).Query(ctx, `
 		UPDATE messages m SET state = 'delivering', lease_owner = $2, lease_until = $3, updated_at = now()
 		FROM endpoints e
 		WHERE m.id = ANY($1) AND e.id = m.endpoint_id AND e.enabled AND (m.fifo_key IS NULL OR e.ordering <> 'fifo')
@@ -254,7 +256,7 @@ func legacyClaim(ctx context.Context, q Querier, ids []string, l Lease) ([]Claim
 	if err != nil {
 		return nil, err
 	}
-	return collectClaimed(rows)
+	return pgx.CollectRows(rows, scanClaimed)
 }
 
 func legacyFinish(ctx context.Context, q Querier, owner string, r *Results) (int64, error) {

@@ -43,12 +43,10 @@ const (
 	claimedColumns = `c.id, c.endpoint_id, c.app_id, m.webhook_id, m.payload, c.attempts, c.retry_base, c.created_at, c.lease_until`
 )
 
-func collectClaimed(rows pgx.Rows) ([]Claimed, error) {
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Claimed, error) {
-		var c Claimed
-		err := r.Scan(&c.ID, &c.EndpointID, &c.AppID, &c.WebhookID, &c.Payload, &c.Attempts, &c.RetryBase, &c.CreatedAt, &c.LeaseUntil)
-		return c, err
-	})
+func scanClaimed(r pgx.CollectableRow) (Claimed, error) {
+	var c Claimed
+	err := r.Scan(&c.ID, &c.EndpointID, &c.AppID, &c.WebhookID, &c.Payload, &c.Attempts, &c.RetryBase, &c.CreatedAt, &c.LeaseUntil)
+	return c, err
 }
 
 // Claim takes the messages of ids that are pending, due for retry, or held
@@ -56,12 +54,60 @@ func collectClaimed(rows pgx.Rows) ([]Claimed, error) {
 // already claimed is not returned, nor is an ordered message of a FIFO
 // endpoint (only PullOrdered takes those). RETURNING follows the plan: the
 // order of the result is not that of ids.
-func Claim(ctx context.Context, q Querier, ids []string, l Lease) ([]Claimed, error) {
-	rows, err := q.Query(ctx, claimSQL, ids, l.Owner, l.Until, l.Now)
+func Claim(ctx context.Context, q Batcher, ids []string, l Lease) ([]Claimed, error) {
+	return leaseQuery(ctx, q, claimSQL, []any{ids, l.Owner, l.Until, l.Now}, scanClaimed)
+}
+
+// Batcher sends batches: a pool, a connection or a transaction.
+type Batcher interface {
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+}
+
+// leasePin is run first in the transaction of each lease write (Claim,
+// Pull, Renew), in the same round trip. It does two things:
+//   - Sequential scans off, as Finish has them, for the same reason (see
+//     finishSQL): with a partition analyzed while nearly empty and filled
+//     since, Pull's plan scanned it sequentially for each message; Claim's
+//     and Renew's scanned the other, empty, partitions that way, harmless
+//     only while they stay empty
+//     (TestStateWritesKeepToThePrimaryKeyOnStaleStatistics).
+//   - An asynchronous commit. A lease is bookkeeping whose loss costs only a
+//     repeat: if Postgres itself crashes before the commit's WAL is flushed
+//     (the WAL writer flushes within 3 x wal_writer_delay, 600 ms by
+//     default), the claim or renewal is undone, the message is waiting as it
+//     was, the result write finds no lease of its sender and records
+//     nothing, and the message is sent again with the same webhook-id: what a
+//     deliver crash already gives. A hot endpoint's lane claims in small
+//     batches, each a commit, and without this each waited for its own WAL
+//     flush. Results (Finish), the attempt log and the messages' inserts
+//     commit synchronously: those are what must survive.
+const leasePin = `SELECT set_config('enable_seqscan', 'off', true), set_config('synchronous_commit', 'off', true)`
+
+// leaseQuery runs leasePin and then sql in one batch (one implicit
+// transaction, unless q is a transaction) and scans the rows of sql.
+func leaseQuery[T any](ctx context.Context, q Batcher, sql string, args []any, scan pgx.RowToFunc[T]) ([]T, error) {
+	b := &pgx.Batch{}
+	b.Queue(leasePin)
+	b.Queue(sql, args...)
+	br := q.SendBatch(ctx, b)
+	out, err := func() ([]T, error) {
+		if _, err := br.Exec(); err != nil {
+			return nil, err
+		}
+		rows, err := br.Query()
+		if err != nil {
+			return nil, err
+		}
+		return pgx.CollectRows(rows, scan)
+	}()
+	// Close reads to the end of the batch: its error is the commit's.
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
 	if err != nil {
 		return nil, err
 	}
-	return collectClaimed(rows)
+	return out, nil
 }
 
 // claimSQL finds its rows by id only (IS TRUE: see finishSQL; without it
@@ -95,42 +141,53 @@ const claimSQL = `
 // the last one stopped. What it does not see (a message handed back or
 // released behind the cursor, one committed late with an older created_at)
 // the caller finds by starting from the oldest again now and then.
-func Pull(ctx context.Context, q Querier, endpointID string, limit int, l Lease, after PullCursor) (claimed []Claimed, next PullCursor, err error) {
+func Pull(ctx context.Context, q Batcher, endpointID string, limit int, l Lease, after PullCursor) ([]Claimed, PullCursor, error) {
 	if after.CreatedAt.IsZero() {
 		after.CreatedAt = time.Unix(0, 0)
 	}
-	rows, err := q.Query(ctx, `
-		WITH due AS (
-		    SELECT id FROM message_states WHERE endpoint_id = $1 AND state = 'failed' AND next_attempt_at <= $4
-		    ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED
-		), waiting AS (
-		    SELECT id FROM message_states WHERE endpoint_id = $1 AND state = 'pending' AND (created_at, id) > ($6, $7)
-		    ORDER BY created_at, id LIMIT $2 FOR UPDATE SKIP LOCKED
-		), next AS (
-		    (SELECT id, true AS retry FROM due) UNION ALL (SELECT id, false FROM waiting) LIMIT $2
-		), c AS (
-		    UPDATE message_states s SET state = 'delivering', lease_owner = $3, lease_until = $5, updated_at = now()
-		    FROM next, endpoints e
-		    WHERE s.id = next.id AND e.id = s.endpoint_id AND e.enabled
-		    RETURNING `+claimedState+`, next.retry
-		)
-		SELECT `+claimedColumns+`, c.retry FROM c JOIN messages m ON m.id = c.id`,
-		endpointID, limit, l.Owner, l.Now, l.Until, after.CreatedAt, after.ID)
+	type pulled struct {
+		Claimed
+		retry bool
+	}
+	rows, err := leaseQuery(ctx, q, pullSQL, []any{endpointID, limit, l.Owner, l.Now, l.Until, after.CreatedAt, after.ID},
+		func(r pgx.CollectableRow) (pulled, error) {
+			var p pulled
+			c := &p.Claimed
+			err := r.Scan(&c.ID, &c.EndpointID, &c.AppID, &c.WebhookID, &c.Payload, &c.Attempts, &c.RetryBase, &c.CreatedAt, &c.LeaseUntil, &p.retry)
+			return p, err
+		})
 	if err != nil {
 		return nil, after, err
 	}
-	next = after
-	claimed, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Claimed, error) {
-		var c Claimed
-		var retry bool
-		err := r.Scan(&c.ID, &c.EndpointID, &c.AppID, &c.WebhookID, &c.Payload, &c.Attempts, &c.RetryBase, &c.CreatedAt, &c.LeaseUntil, &retry)
-		if err == nil && !retry && next.before(c.CreatedAt, c.ID) {
-			next = PullCursor{CreatedAt: c.CreatedAt, ID: c.ID}
+	next := after
+	claimed := make([]Claimed, len(rows))
+	for i, p := range rows {
+		claimed[i] = p.Claimed
+		if !p.retry && next.before(p.CreatedAt, p.ID) {
+			next = PullCursor{CreatedAt: p.CreatedAt, ID: p.ID}
 		}
-		return c, err
-	})
-	return claimed, next, err
+	}
+	return claimed, next, nil
 }
+
+// pullSQL is Pull's statement: $1 endpoint, $2 limit, $3 owner, $4 now,
+// $5 lease until, ($6, $7) the cursor.
+const pullSQL = `
+	WITH due AS (
+	    SELECT id FROM message_states WHERE endpoint_id = $1 AND state = 'failed' AND next_attempt_at <= $4
+	    ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED
+	), waiting AS (
+	    SELECT id FROM message_states WHERE endpoint_id = $1 AND state = 'pending' AND (created_at, id) > ($6, $7)
+	    ORDER BY created_at, id LIMIT $2 FOR UPDATE SKIP LOCKED
+	), next AS (
+	    (SELECT id, true AS retry FROM due) UNION ALL (SELECT id, false FROM waiting) LIMIT $2
+	), c AS (
+	    UPDATE message_states s SET state = 'delivering', lease_owner = $3, lease_until = $5, updated_at = now()
+	    FROM next, endpoints e
+	    WHERE s.id = next.id AND e.id = s.endpoint_id AND e.enabled
+	    RETURNING ` + claimedState + `, next.retry
+	)
+	SELECT ` + claimedColumns + `, c.retry FROM c JOIN messages m ON m.id = c.id`
 
 // PullCursor is where a Pull's pending messages end (created_at, id).
 type PullCursor struct {
@@ -243,12 +300,8 @@ func fifoLockKey(endpointID string) int64 {
 // renewed. SKIP LOCKED: a renewal never waits on a row a result write holds
 // (that row is being finished anyway), so the two cannot deadlock; a
 // skipped row is renewed on the next beat.
-func Renew(ctx context.Context, q Querier, owner string, ids []string, until time.Time) ([]string, error) {
-	rows, err := q.Query(ctx, renewSQL, owner, until, ids)
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, pgx.RowTo[string])
+func Renew(ctx context.Context, q Batcher, owner string, ids []string, until time.Time) ([]string, error) {
+	return leaseQuery(ctx, q, renewSQL, []any{owner, until, ids}, pgx.RowTo[string])
 }
 
 // renewSQL finds its rows by id only (IS TRUE: see finishSQL).
