@@ -55,8 +55,23 @@ func scanClaimed(r pgx.CollectableRow) (Claimed, error) {
 // endpoint (only PullOrdered takes those). RETURNING follows the plan: the
 // order of the result is not that of ids.
 func Claim(ctx context.Context, q Batcher, ids []string, l Lease) ([]Claimed, error) {
-	return leaseQuery(ctx, q, claimSQL, []any{ids, l.Owner, l.Until, l.Now}, scanClaimed)
+	return leaseQuery(ctx, q, claimSQL, claimArgs(ids, l), scanClaimed)
 }
+
+func claimArgs(ids []string, l Lease) []any {
+	return []any{ids, l.Owner, l.Until, l.Now, l.Now.Add(OfferSkew)}
+}
+
+// OfferSkew is how early, by the claimer's clock, Claim takes a retry it is
+// offered. The promoter that offers a retry once it is due runs in
+// whichever deliver process has the schedule's turn, on that process's
+// clock; one running ahead of the claimer's offered retries that the claim
+// found not yet due, and nothing offered them again until the sweeper
+// found them overdue, tens of seconds later. A retry taken up to this much
+// early, and only when offered, costs the receiver nothing. Clocks further
+// apart than this between deliver processes still wait for the sweeper.
+// Pull, a lane looking for due retries itself, keeps to its own clock.
+const OfferSkew = 2 * time.Second
 
 // Batcher sends batches: a pool, a connection or a transaction.
 type Batcher interface {
@@ -119,7 +134,7 @@ const claimSQL = `
 	    FROM endpoints e
 	    WHERE s.id = ANY($1) AND e.id = s.endpoint_id AND e.enabled AND (s.fifo_key IS NULL OR e.ordering <> 'fifo')
 	      AND (s.state = 'pending'
-	           OR (s.state = 'failed' AND s.next_attempt_at <= $4)
+	           OR (s.state = 'failed' AND s.next_attempt_at <= $5)
 	           OR (s.state = 'delivering' AND s.lease_until < $4)) IS TRUE
 	    RETURNING ` + claimedState + `
 	)

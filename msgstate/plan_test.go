@@ -81,7 +81,7 @@ func TestWritesOfMessagesByIDUseThePrimaryKey(t *testing.T) {
 	}{
 		{"Finish", finishSQL, finishArgs("p", r)},
 		{"Renew", renewSQL, []any{"p", time.Now().Add(time.Minute), live}},
-		{"Claim", claimSQL, []any{fresh, "p", time.Now().Add(time.Minute), time.Now()}},
+		{"Claim", claimSQL, claimArgs(fresh, Lease{Owner: "p", Until: time.Now().Add(time.Minute), Now: time.Now()})},
 	}
 	conn, err := f.pool.Acquire(f.ctx)
 	if err != nil {
@@ -184,7 +184,7 @@ func TestStateWritesKeepToThePrimaryKeyOnStaleStatistics(t *testing.T) {
 	}{
 		{"Finish", finishSQL, finishArgs("p", r), false, true},
 		{"Pull", pullSQL, []any{"ep_A", 100, l.Owner, l.Now, l.Until, time.Unix(0, 0), ""}, true, true},
-		{"Claim", claimSQL, []any{claimable, l.Owner, l.Until, l.Now}, true, false},
+		{"Claim", claimSQL, claimArgs(claimable, l), true, false},
 		{"Renew", renewSQL, []any{"p", now.Add(2 * time.Minute), delivering}, true, false},
 	}
 	for _, w := range writes {

@@ -280,6 +280,46 @@ func TestRetryPromotedInItsDueMillisecondIsNotLost(t *testing.T) {
 	e.waitState(t, id, hook.StateSucceeded)
 }
 
+// A retry offered early by a promoter whose clock runs ahead of this
+// process's (another deliver process had the schedule's turn) is taken
+// (msgstate.OfferSkew), not acknowledged with nothing done and left to the
+// sweeper (an hour here).
+func TestRetryOfferedByAFastClockIsNotLeftToTheSweeper(t *testing.T) {
+	e := newEnv(t)
+	e.cfg.Delivery.SweepInterval = time.Hour
+	rc := newReceiver(t, func(n int, _ *http.Request) (int, http.Header) {
+		if n == 1 {
+			return 500, nil
+		}
+		return 200, nil
+	})
+	app := e.app(t, "")
+	ep, _ := e.endpoint(t, app, rc.URL, epOpt{schedule: "0s,1m"})
+	clock := &frozenClock{t: time.Now()}
+	id, _ := e.message(t, app, ep, "")
+	mod, _ := e.start(t, Options{Now: clock.Now, Rand: func() float64 { return 0.5 }})
+	m := e.waitState(t, id, hook.StateFailed)
+	if m.Next == nil {
+		t.Fatalf("after attempt 1: %+v, want a retry scheduled", m)
+	}
+	// The other process's promoter, a second ahead: the retry is due by
+	// its clock and moves to the jobs stream (promote.lua's two steps).
+	clock.Set(m.Next.Add(-time.Second))
+	ctx := context.Background()
+	if err := e.rdb.Do(ctx, e.rdb.B().Zrem().Key(mod.retriesKey()).Member(id+" "+ep).Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	e.offer(t, id, ep)
+	deadline := time.Now().Add(5 * time.Second)
+	for rc.count() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("retry offered a second early not sent within 5 s: %+v", e.msg(t, id))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	e.waitState(t, id, hook.StateSucceeded)
+}
+
 func TestGlobalScheduleAppliesWithJitterBounds(t *testing.T) {
 	e := newEnv(t)
 	rc := newReceiver(t, func(int, *http.Request) (int, http.Header) { return 500, nil })
