@@ -61,12 +61,19 @@ func TestSweeperLeavesMessagesWhoseJobsAreStillUnread(t *testing.T) {
 // A lane that suspects a backlog pulls its endpoint's waiting messages
 // itself, so the sweeper does not offer them; but a pull never takes an
 // expired lease (a process died holding it), so that one is offered even
-// while the endpoint's lane is busy.
+// while the endpoint's lane is busy. The overlooked messages of the
+// endpoints whose ids sort before and after the busy one are offered (the
+// sweep steps over the busy endpoint's ids: sweepSQL).
 func TestSweeperOffersExpiredLeasesOfABusyEndpoint(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	app := e.app(t, "")
+	before, _ := e.endpoint(t, app, "http://127.0.0.1:9/hook", epOpt{})
 	ep, _ := e.endpoint(t, app, "http://127.0.0.1:9/hook", epOpt{})
+	after, _ := e.endpoint(t, app, "http://127.0.0.1:9/hook", epOpt{})
+	if !(before < ep && ep < after) {
+		t.Fatalf("endpoint ids out of order: %s %s %s", before, ep, after)
+	}
 	m, err := New(e.deps(t, e.cfg, "1.2.3", prometheus.NewRegistry()), Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -77,7 +84,10 @@ func TestSweeperOffersExpiredLeasesOfABusyEndpoint(t *testing.T) {
 	m.lanes.by[ep] = &lane{id: ep, m: m, depth: 10, hinted: 1} // busy: a backlog is suspected (no goroutine runs it)
 	waiting, _ := e.insertMessage(t, app, ep, "", 0)
 	leased, _ := e.insertMessage(t, app, ep, "", 0)
-	if _, err := e.pool.Exec(ctx, `UPDATE message_states SET updated_at = now() - interval '1 hour' WHERE id = $1`, waiting); err != nil {
+	lostBefore, _ := e.insertMessage(t, app, before, "", 0)
+	lostAfter, _ := e.insertMessage(t, app, after, "", 0)
+	if _, err := e.pool.Exec(ctx, `UPDATE message_states SET updated_at = now() - interval '1 hour' WHERE id = ANY($1)`,
+		[]string{waiting, lostBefore, lostAfter}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.pool.Exec(ctx, `UPDATE message_states SET state = 'delivering', lease_owner = 'gone', lease_until = now() - interval '1 minute'
@@ -91,8 +101,12 @@ func TestSweeperOffersExpiredLeasesOfABusyEndpoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(entries) != 1 || entries[0].FieldValues["message_id"] != leased {
-		t.Fatalf("offered %v, want only the expired lease %s", entries, leased)
+	offered := map[string]bool{}
+	for _, en := range entries {
+		offered[en.FieldValues["message_id"]] = true
+	}
+	if len(entries) != 3 || !offered[leased] || !offered[lostBefore] || !offered[lostAfter] {
+		t.Fatalf("offered %v, want the expired lease %s and the other endpoints' %s and %s", entries, leased, lostBefore, lostAfter)
 	}
 }
 
@@ -174,4 +188,44 @@ func startOnWithSweepAnHourAway(t *testing.T, e *env, own rueidis.Client) (*env,
 	first, _ := e.message(t, app, ep, "")
 	e.waitState(t, first, hook.StateSucceeded)
 	return e, m, rc, app, ep
+}
+
+// A disabled endpoint keeps its waiting messages; the sweep skips them
+// before its limit, so an older backlog of one (more than a sweep takes)
+// does not keep another endpoint's overlooked message from being offered.
+func TestSweeperIsNotFilledByADisabledEndpointsBacklog(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	app := e.app(t, "")
+	off, _ := e.endpoint(t, app, "http://127.0.0.1:9/hook", epOpt{})
+	on, _ := e.endpoint(t, app, "http://127.0.0.1:9/hook", epOpt{})
+	m, err := New(e.deps(t, e.cfg, "1.2.3", prometheus.NewRegistry()), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.ensureGroup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.pool.Exec(ctx, `UPDATE endpoints SET enabled = false WHERE id = $1`, off); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.pool.Exec(ctx, `INSERT INTO message_states (id, app_id, endpoint_id, state, created_at, updated_at, type)
+		SELECT 'msg_off_' || lpad(i::text, 8, '0'), $1, $2, 'pending', now() - interval '2 hours', now() - interval '2 hours', 'log'
+		FROM generate_series(1, $3) i`, app, off, sweepBatch+1); err != nil {
+		t.Fatal(err)
+	}
+	lost, _ := e.insertMessage(t, app, on, "", 0)
+	if _, err := e.pool.Exec(ctx, `UPDATE message_states SET updated_at = now() - interval '1 hour' WHERE id = $1`, lost); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.sweepOnce(ctx, 3*m.cfg.SweepInterval); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := e.rdb.Do(ctx, e.rdb.B().Xrange().Key(e.keys().DeliverJobs()).Start("-").End("+").Build()).AsXRange()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 || entries[0].FieldValues["message_id"] != lost {
+		t.Fatalf("offered %d entries, want only %s", len(entries), lost)
+	}
 }
