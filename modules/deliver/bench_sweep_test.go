@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ethhook/ethhook/hook"
 )
@@ -22,15 +23,11 @@ const legacySweepSQL = `
 	  AND cardinality($7::text[]) >= 0 AND cardinality($8::text[]) >= 0 -- the new query's parameters, unused
 	ORDER BY s.created_at LIMIT $6`
 
-// BenchmarkSweep: one sweep's query with a backlog of 300,000 pending
-// messages on one endpoint (an hour old) and 1,000 other endpoints with two
-// overlooked messages each, three delivering ones with expired leases and
-// one overdue retry on the hot endpoint. The hot endpoint's lane is busy in
-// this process (busy) or not (another process drains it: idle); legacy is
-// the query before sweepSQL. Sub-benchmarks alternate legacy and new.
-//
-//	go test -run '^$' -bench Sweep -benchtime 20x -count 3 ./modules/deliver/
-func BenchmarkSweep(b *testing.B) {
+// backlogFixture makes BenchmarkSweep's database: 300,000 pending
+// messages an hour old on one endpoint (hot), 1,000 other endpoints with
+// two each, three delivering ones with expired leases and one overdue
+// retry on hot.
+func backlogFixture(b *testing.B) (*env, string) {
 	e := newEnv(b)
 	ctx := context.Background()
 	app := e.app(b, "unlimited")
@@ -54,6 +51,17 @@ func BenchmarkSweep(b *testing.B) {
 	exec(`ANALYZE message_states`)
 	exec(`ANALYZE endpoints`)
 
+	return e, hot
+}
+
+// BenchmarkSweep: one sweep's query on backlogFixture's database. The hot
+// endpoint's lane is busy in this process (busy) or not (another process
+// drains it: idle); legacy is the query before sweepSQL.
+//
+//	go test -run '^$' -bench Sweep -benchtime 20x -count 2 ./modules/deliver/
+func BenchmarkSweep(b *testing.B) {
+	e, hot := backlogFixture(b)
+	ctx := context.Background()
 	stale := 30 * time.Second
 	now := time.Now()
 	far := time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -78,4 +86,30 @@ func BenchmarkSweep(b *testing.B) {
 			})
 		}
 	}
+}
+
+// BenchmarkQueueGauges: one refresh of the queue gauges and the
+// per-endpoint metrics on backlogFixture's database: two scans of the
+// waiting states as before (legacy: the count by state, then the
+// per-endpoint scan) or one (new: the totals from the per-endpoint scan).
+//
+//	go test -run '^$' -bench QueueGauges -benchtime 20x -count 2 ./modules/deliver/
+func BenchmarkQueueGauges(b *testing.B) {
+	e, _ := backlogFixture(b)
+	ctx := context.Background()
+	m, err := New(e.deps(b, e.cfg, "b", prometheus.NewRegistry()), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("legacy", func(b *testing.B) {
+		for range b.N {
+			m.refreshGauges(ctx, nil)
+			m.refreshEndpointMetrics(ctx)
+		}
+	})
+	b.Run("new", func(b *testing.B) {
+		for range b.N {
+			m.refreshGauges(ctx, m.refreshEndpointMetrics(ctx))
+		}
+	})
 }

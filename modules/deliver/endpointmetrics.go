@@ -64,8 +64,7 @@ func (b endpointBacklog) waiting() int64 { return b.pending + b.failed }
 // metricsLoop refreshes the queue gauges every MetricsInterval.
 func (m *Module) metricsLoop(ctx context.Context) error {
 	for {
-		m.refreshGauges(ctx)
-		m.refreshEndpointMetrics(ctx)
+		m.refreshGauges(ctx, m.refreshEndpointMetrics(ctx))
 		if !sleep.For(ctx, m.cfg.MetricsInterval) {
 			return ctx.Err()
 		}
@@ -73,14 +72,18 @@ func (m *Module) metricsLoop(ctx context.Context) error {
 }
 
 // refreshEndpointMetrics picks the endpoints to track (largest backlog
-// first, then the named ones) and sets their gauges. The query reads the
-// unfinished messages only (the message_states_waiting partial index) and returns
-// at most top + named rows.
-func (m *Module) refreshEndpointMetrics(ctx context.Context) {
+// first, then the named ones) and sets their gauges, and returns the
+// unfinished messages of all endpoints by state (nil when per-endpoint
+// metrics are off or the query failed): both come from one scan of the
+// waiting states (the message_states_waiting partial index), which takes
+// the size of the backlog, so it is made once per refresh, not once for
+// each set of gauges. At most top + named + 1 rows come back.
+func (m *Module) refreshEndpointMetrics(ctx context.Context) map[string]int64 {
 	top, named := m.cfg.MetricsTopEndpoints, m.cfg.MetricsEndpoints
 	if top == 0 && len(named) == 0 {
-		return
+		return nil
 	}
+	// The totals row has endpoint_id NULL.
 	rows, err := m.pool.Query(ctx, `
 		WITH b AS (
 		    SELECT endpoint_id,
@@ -91,27 +94,37 @@ func (m *Module) refreshEndpointMetrics(ctx context.Context) {
 		    FROM message_states WHERE state IN ('pending', 'delivering', 'failed')
 		    GROUP BY endpoint_id
 		)
-		(SELECT * FROM b ORDER BY pending + failed DESC, oldest DESC LIMIT $1)
-		UNION
-		(SELECT * FROM b WHERE endpoint_id = ANY($2))`, top, named)
+		(SELECT NULL::text, COALESCE(sum(pending), 0)::int8, COALESCE(sum(failed), 0)::int8,
+		        COALESCE(sum(delivering), 0)::int8, 0::float8 FROM b)
+		UNION ALL
+		((SELECT * FROM b ORDER BY pending + failed DESC, oldest DESC LIMIT $1)
+		 UNION
+		 (SELECT * FROM b WHERE endpoint_id = ANY($2)))`, top, named)
 	if err != nil {
 		if ctx.Err() == nil {
 			m.pgOut.report("read per-endpoint metrics", err)
 		}
-		return
+		return nil
 	}
 	var list []endpointBacklog
+	var totals map[string]int64
 	for rows.Next() {
+		var id *string
 		var b endpointBacklog
-		if err := rows.Scan(&b.id, &b.pending, &b.failed, &b.delivering, &b.oldest); err != nil {
+		if err := rows.Scan(&id, &b.pending, &b.failed, &b.delivering, &b.oldest); err != nil {
 			rows.Close()
-			return
+			return nil
 		}
+		if id == nil {
+			totals = map[string]int64{"pending": b.pending, "failed": b.failed, "delivering": b.delivering}
+			continue
+		}
+		b.id = *id
 		list = append(list, b)
 	}
 	rows.Close()
 	if rows.Err() != nil {
-		return
+		return nil
 	}
 	sort.Slice(list, func(i, j int) bool { return list[i].waiting() > list[j].waiting() })
 	now := map[string]endpointBacklog{}
@@ -150,6 +163,7 @@ func (m *Module) refreshEndpointMetrics(ctx context.Context) {
 		em.oldest.WithLabelValues(id).Set(b.oldest)
 		em.inFlight.WithLabelValues(id).Set(float64(m.lanes.inFlight(id)))
 	}
+	return totals
 }
 
 // inFlight is the endpoint's requests in flight in this process.

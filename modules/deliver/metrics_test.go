@@ -2,6 +2,7 @@ package deliver
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"testing"
 
@@ -11,8 +12,18 @@ import (
 	"github.com/ethhook/ethhook/hook"
 )
 
+// The queue depth by state comes from the per-endpoint metrics' scan when
+// those are on (the default), from a count of its own when they are off:
+// both are checked.
 func TestMetricsCountAttemptsLatencyAndQueueDepth(t *testing.T) {
+	for _, top := range []int{20, 0} {
+		t.Run(fmt.Sprintf("top_endpoints=%d", top), func(t *testing.T) { testMetrics(t, top) })
+	}
+}
+
+func testMetrics(t *testing.T, top int) {
 	e := newEnv(t)
+	e.cfg.Delivery.MetricsTopEndpoints = top
 	ok := newReceiver(t, nil)
 	bad := newReceiver(t, func(int, *http.Request) (int, http.Header) { return 502, nil })
 	app := e.app(t, "")

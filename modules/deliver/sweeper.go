@@ -170,21 +170,29 @@ func (m *Module) jobsReadUpTo(ctx context.Context) (time.Time, bool) {
 	return last.Time(), true
 }
 
-func (m *Module) refreshGauges(ctx context.Context) {
-	rows, err := m.pool.Query(ctx, `SELECT state, count(*) FROM message_states WHERE state IN ('pending', 'delivering', 'failed') GROUP BY state`)
-	if err == nil {
-		counts := map[string]float64{"pending": 0, "delivering": 0, "failed": 0}
-		for rows.Next() {
-			var s string
-			var n int64
-			if rows.Scan(&s, &n) == nil {
-				counts[s] = float64(n)
+// refreshGauges sets the queue gauges: the unfinished messages by state
+// (counts, from refreshEndpointMetrics's scan; counted here when that gave
+// none), the disabled endpoints and the scheduled retries.
+func (m *Module) refreshGauges(ctx context.Context, counts map[string]int64) {
+	if counts == nil {
+		rows, err := m.pool.Query(ctx, `SELECT state, count(*) FROM message_states WHERE state IN ('pending', 'delivering', 'failed') GROUP BY state`)
+		if err == nil {
+			counts = map[string]int64{"pending": 0, "delivering": 0, "failed": 0}
+			for rows.Next() {
+				var s string
+				var n int64
+				if rows.Scan(&s, &n) == nil {
+					counts[s] = n
+				}
+			}
+			rows.Close()
+			if rows.Err() != nil {
+				counts = nil
 			}
 		}
-		rows.Close()
-		for s, n := range counts {
-			m.met.messages.WithLabelValues(s).Set(n)
-		}
+	}
+	for s, n := range counts {
+		m.met.messages.WithLabelValues(s).Set(float64(n))
 	}
 	var disabled int64
 	if m.pool.QueryRow(ctx, `SELECT count(*) FROM endpoints WHERE NOT enabled`).Scan(&disabled) == nil {
