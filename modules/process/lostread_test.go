@@ -6,10 +6,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/rueidis"
+	"go.uber.org/zap"
 
 	"github.com/ethhook/ethhook/endpoint"
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/module"
 	"github.com/ethhook/ethhook/internal/testenv"
 )
 
@@ -178,4 +181,40 @@ func (e *env) hasMessage(endpointID, eventID string) bool {
 		}
 	}
 	return false
+}
+
+// Worker 0's reclaim of entries idle past ClaimIdle (a dead consumer's)
+// leaves alone a read a sibling worker has in hand however long its
+// handling takes: the workers share the consumer name, so XAUTOCLAIM
+// returns it too.
+func TestIdleReclaimLeavesSiblingsReadsAlone(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	m, err := New(module.Deps{Config: e.cfg, Pool: e.pool, Redis: e.rdb, Log: zap.NewNop(), Registerer: prometheus.NewRegistry()},
+		Options{Chains: e.chains})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.ensureGroup(ctx, testChain); err != nil {
+		t.Fatal(err)
+	}
+	e.loseRead(transfer("ir", 1, 0, token, alice, bob, 1)) // pending with this process's consumer
+	key := e.keys.Events(testChain)
+	entries, err := m.read(ctx, key, "0", 0)
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("own pending entries %v: %v", entries, err)
+	}
+	hands := m.hands[testChain]
+	hands.set(1, entries) // a sibling is handling it
+	time.Sleep(e.cfg.Process.ClaimIdle + 100*time.Millisecond)
+	got, _, err := m.reclaimIdle(ctx, key, "0-0", hands)
+	if err != nil || len(got) != 0 {
+		t.Fatalf("reclaimed %v (%v), want nothing: a sibling has it in hand", got, err)
+	}
+	hands.set(1, nil) // the sibling is gone without acknowledging it
+	time.Sleep(e.cfg.Process.ClaimIdle + 100*time.Millisecond)
+	got, _, err = m.reclaimIdle(ctx, key, "0-0", hands)
+	if err != nil || len(got) != 1 || got[0].ID != entries[0].ID {
+		t.Fatalf("reclaimed %v (%v), want the idle entry %s", got, err, entries[0].ID)
+	}
 }

@@ -67,7 +67,7 @@ func (m *Module) consume(ctx context.Context, chainID uint64, worker int) error 
 			}
 		case worker == 0 && time.Since(lastClaim) >= m.cfg.ClaimIdle/2:
 			var next string
-			entries, next, err = m.autoclaim(ctx, key, claimStart)
+			entries, next, err = m.reclaimIdle(ctx, key, claimStart, hands)
 			if err == nil {
 				claimStart = next
 				if next == "0-0" {
@@ -156,12 +156,27 @@ func (m *Module) read(ctx context.Context, key, id string, block time.Duration) 
 	return streams.Read(ctx, m.rdb, key, Group, m.cfg.Consumer, id, m.cfg.ReadCount, block)
 }
 
-// autoclaim takes over entries idle longer than ClaimIdle (a dead consumer's).
-func (m *Module) autoclaim(ctx context.Context, key, start string) ([]rueidis.XRangeEntry, string, error) {
+// reclaimIdle takes over entries idle longer than ClaimIdle (a dead
+// consumer's), from start, and returns those no worker of this process has
+// in hand. The workers share this process's consumer name, so XAUTOCLAIM
+// also returns a sibling's read whose handling has taken longer than
+// ClaimIdle (Postgres down, the same entries retried): handling it here
+// too would only do the work twice, so it is left to its worker. The
+// sibling's reads are taken before the claim: one read after it has been
+// idle for no time, so XAUTOCLAIM does not return it.
+func (m *Module) reclaimIdle(ctx context.Context, key, start string, hands *inHand) ([]rueidis.XRangeEntry, string, error) {
+	held := hands.ids()
 	entries, next, err := streams.Autoclaim(ctx, m.rdb, key, Group, m.cfg.Consumer, m.cfg.ClaimIdle, start, m.cfg.ReadCount)
 	if err != nil {
 		return nil, next, err
 	}
+	kept := entries[:0]
+	for _, en := range entries {
+		if !held[en.ID] {
+			kept = append(kept, en)
+		}
+	}
+	entries = kept
 	if len(entries) > 0 {
 		m.log.Info("reclaimed stream entries of an idle consumer", zap.String("stream", key), zap.Int("entries", len(entries)))
 	}
