@@ -244,12 +244,7 @@ func TestRetriesFollowScheduleOnControlledClockThenDie(t *testing.T) {
 // the picture.
 func TestRetryPromotedInItsDueMillisecondIsNotLost(t *testing.T) {
 	e := newEnv(t)
-	rc := newReceiver(t, func(n int, _ *http.Request) (int, http.Header) {
-		if n == 1 {
-			return 500, nil
-		}
-		return 200, nil
-	})
+	rc := newReceiver(t, failFirst)
 	app := e.app(t, "")
 	ep, _ := e.endpoint(t, app, rc.URL, epOpt{schedule: "0s,1m"})
 	// Half a millisecond into a millisecond: the retry is due there too.
@@ -280,6 +275,14 @@ func TestRetryPromotedInItsDueMillisecondIsNotLost(t *testing.T) {
 	e.waitState(t, id, hook.StateSucceeded)
 }
 
+// failFirst is a receiver that answers 500 to the first request, 200 after.
+func failFirst(n int, _ *http.Request) (int, http.Header) {
+	if n == 1 {
+		return 500, nil
+	}
+	return 200, nil
+}
+
 // A retry offered early by a promoter whose clock runs ahead of this
 // process's (another deliver process had the schedule's turn) is taken
 // (msgstate.OfferSkew), not acknowledged with nothing done and left to the
@@ -287,12 +290,7 @@ func TestRetryPromotedInItsDueMillisecondIsNotLost(t *testing.T) {
 func TestRetryOfferedByAFastClockIsNotLeftToTheSweeper(t *testing.T) {
 	e := newEnv(t)
 	e.cfg.Delivery.SweepInterval = time.Hour
-	rc := newReceiver(t, func(n int, _ *http.Request) (int, http.Header) {
-		if n == 1 {
-			return 500, nil
-		}
-		return 200, nil
-	})
+	rc := newReceiver(t, failFirst)
 	app := e.app(t, "")
 	ep, _ := e.endpoint(t, app, rc.URL, epOpt{schedule: "0s,1m"})
 	clock := &frozenClock{t: time.Now()}

@@ -20,13 +20,7 @@ func TestSweeperLeavesMessagesWhoseJobsAreStillUnread(t *testing.T) {
 	ctx := context.Background()
 	app := e.app(t, "")
 	ep, _ := e.endpoint(t, app, "http://127.0.0.1:9/hook", epOpt{})
-	m, err := New(e.deps(t, e.cfg, "1.2.3", prometheus.NewRegistry()), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.ensureGroup(ctx); err != nil {
-		t.Fatal(err)
-	}
+	m := e.idleModule(t)
 	id, _ := e.message(t, app, ep, "") // its job waits unread
 	if _, err := e.pool.Exec(ctx, `UPDATE message_states SET updated_at = now() - interval '1 hour' WHERE id = $1`, id); err != nil {
 		t.Fatal(err)
@@ -74,13 +68,7 @@ func TestSweeperOffersExpiredLeasesOfABusyEndpoint(t *testing.T) {
 	if !(before < ep && ep < after) {
 		t.Fatalf("endpoint ids out of order: %s %s %s", before, ep, after)
 	}
-	m, err := New(e.deps(t, e.cfg, "1.2.3", prometheus.NewRegistry()), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.ensureGroup(ctx); err != nil {
-		t.Fatal(err)
-	}
+	m := e.idleModule(t)
 	m.lanes.by[ep] = &lane{id: ep, m: m, depth: 10, hinted: 1} // busy: a backlog is suspected (no goroutine runs it)
 	waiting, _ := e.insertMessage(t, app, ep, "", 0)
 	leased, _ := e.insertMessage(t, app, ep, "", 0)
@@ -94,13 +82,7 @@ func TestSweeperOffersExpiredLeasesOfABusyEndpoint(t *testing.T) {
 		WHERE id = $1`, leased); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.sweepOnce(ctx, 3*m.cfg.SweepInterval); err != nil {
-		t.Fatal(err)
-	}
-	entries, err := e.rdb.Do(ctx, e.rdb.B().Xrange().Key(e.keys().DeliverJobs()).Start("-").End("+").Build()).AsXRange()
-	if err != nil {
-		t.Fatal(err)
-	}
+	entries := e.sweepOffers(t, m)
 	offered := map[string]bool{}
 	for _, en := range entries {
 		offered[en.FieldValues["message_id"]] = true
@@ -199,13 +181,7 @@ func TestSweeperIsNotFilledByADisabledEndpointsBacklog(t *testing.T) {
 	app := e.app(t, "")
 	off, _ := e.endpoint(t, app, "http://127.0.0.1:9/hook", epOpt{})
 	on, _ := e.endpoint(t, app, "http://127.0.0.1:9/hook", epOpt{})
-	m, err := New(e.deps(t, e.cfg, "1.2.3", prometheus.NewRegistry()), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.ensureGroup(ctx); err != nil {
-		t.Fatal(err)
-	}
+	m := e.idleModule(t)
 	if _, err := e.pool.Exec(ctx, `UPDATE endpoints SET enabled = false WHERE id = $1`, off); err != nil {
 		t.Fatal(err)
 	}
@@ -218,6 +194,29 @@ func TestSweeperIsNotFilledByADisabledEndpointsBacklog(t *testing.T) {
 	if _, err := e.pool.Exec(ctx, `UPDATE message_states SET updated_at = now() - interval '1 hour' WHERE id = $1`, lost); err != nil {
 		t.Fatal(err)
 	}
+	entries := e.sweepOffers(t, m)
+	if len(entries) != 1 || entries[0].FieldValues["message_id"] != lost {
+		t.Fatalf("offered %d entries, want only %s", len(entries), lost)
+	}
+}
+
+// idleModule is a deliver module that is not running, with its jobs group.
+func (e *env) idleModule(t *testing.T) *Module {
+	t.Helper()
+	m, err := New(e.deps(t, e.cfg, "1.2.3", prometheus.NewRegistry()), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.ensureGroup(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// sweepOffers runs one sweep of m and returns the jobs stream's entries.
+func (e *env) sweepOffers(t *testing.T, m *Module) []rueidis.XRangeEntry {
+	t.Helper()
+	ctx := context.Background()
 	if err := m.sweepOnce(ctx, 3*m.cfg.SweepInterval); err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +224,5 @@ func TestSweeperIsNotFilledByADisabledEndpointsBacklog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(entries) != 1 || entries[0].FieldValues["message_id"] != lost {
-		t.Fatalf("offered %d entries, want only %s", len(entries), lost)
-	}
+	return entries
 }
