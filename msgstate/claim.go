@@ -90,9 +90,9 @@ type Batcher interface {
 //     repeat: if Postgres itself crashes before the commit's WAL is flushed
 //     (the WAL writer flushes within 3 x wal_writer_delay, 600 ms by
 //     default), the claim or renewal is undone, the message is waiting as it
-//     was, the result write finds no lease of its sender and records
-//     nothing, and the message is sent again with the same webhook-id: what a
-//     deliver crash already gives. A hot endpoint's lane claims in small
+//     was, the result write finds no lease of its sender and leaves the
+//     state alone (the attempt is still logged), and the message is sent
+//     again with the same webhook-id: what a deliver crash already gives. A hot endpoint's lane claims in small
 //     batches, each a commit, and without this each waited for its own WAL
 //     flush. Results (Finish), the attempt log and the messages' inserts
 //     commit synchronously: those are what must survive.
