@@ -43,9 +43,15 @@ const (
 	claimedColumns = `c.id, c.endpoint_id, c.app_id, m.webhook_id, m.payload, c.attempts, c.retry_base, c.created_at, c.lease_until`
 )
 
+// dest is where a row of claimedColumns scans to, then extra.
+func (c *Claimed) dest(extra ...any) []any {
+	return append([]any{&c.ID, &c.EndpointID, &c.AppID, &c.WebhookID, &c.Payload, &c.Attempts, &c.RetryBase, &c.CreatedAt, &c.LeaseUntil},
+		extra...)
+}
+
 func scanClaimed(r pgx.CollectableRow) (Claimed, error) {
 	var c Claimed
-	err := r.Scan(&c.ID, &c.EndpointID, &c.AppID, &c.WebhookID, &c.Payload, &c.Attempts, &c.RetryBase, &c.CreatedAt, &c.LeaseUntil)
+	err := r.Scan(c.dest()...)
 	return c, err
 }
 
@@ -92,10 +98,11 @@ type Batcher interface {
 //     default), the claim or renewal is undone, the message is waiting as it
 //     was, the result write finds no lease of its sender and leaves the
 //     state alone (the attempt is still logged), and the message is sent
-//     again with the same webhook-id: what a deliver crash already gives. A hot endpoint's lane claims in small
-//     batches, each a commit, and without this each waited for its own WAL
-//     flush. Results (Finish), the attempt log and the messages' inserts
-//     commit synchronously: those are what must survive.
+//     again with the same webhook-id: what a deliver crash already gives.
+//     A hot endpoint's lane claims in small batches, each a commit, and
+//     without this each waited for its own WAL flush. Results (Finish), the
+//     attempt log and the messages' inserts commit synchronously: those are
+//     what must survive.
 const leasePin = `SELECT set_config('enable_seqscan', 'off', true), set_config('synchronous_commit', 'off', true)`
 
 // leaseQuery runs leasePin and then sql in one batch (one implicit
@@ -167,8 +174,7 @@ func Pull(ctx context.Context, q Batcher, endpointID string, limit int, l Lease,
 	rows, err := leaseQuery(ctx, q, pullSQL, []any{endpointID, limit, l.Owner, l.Now, l.Until, after.CreatedAt, after.ID},
 		func(r pgx.CollectableRow) (pulled, error) {
 			var p pulled
-			c := &p.Claimed
-			err := r.Scan(&c.ID, &c.EndpointID, &c.AppID, &c.WebhookID, &c.Payload, &c.Attempts, &c.RetryBase, &c.CreatedAt, &c.LeaseUntil, &p.retry)
+			err := r.Scan(p.dest(&p.retry)...)
 			return p, err
 		})
 	if err != nil {
@@ -289,8 +295,7 @@ func PullOrdered(ctx context.Context, db Beginner, endpointID, cursor string, gr
 		}
 		claimed, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Claimed, error) {
 			var c Claimed
-			err := r.Scan(&c.ID, &c.EndpointID, &c.AppID, &c.WebhookID, &c.Payload, &c.Attempts, &c.RetryBase, &c.CreatedAt, &c.LeaseUntil,
-				&c.FIFOKey, &c.Block, &c.LogIndex, &c.Type)
+			err := r.Scan(c.dest(&c.FIFOKey, &c.Block, &c.LogIndex, &c.Type)...)
 			return c, err
 		})
 		return err

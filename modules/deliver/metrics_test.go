@@ -48,6 +48,11 @@ func testMetrics(t *testing.T, top int) {
 			testutil.ToFloat64(m.met.messages.WithLabelValues("failed")) == 1 &&
 			testutil.ToFloat64(m.met.scheduled) == 1
 	})
+	// With per-endpoint metrics on, their scan gives the totals (no count
+	// of its own).
+	if totals := m.refreshEndpointMetrics(ctx); top > 0 && (totals == nil || totals["failed"] != 1) {
+		t.Errorf("totals from the per-endpoint scan: %v, want failed 1", totals)
+	}
 	if n := testutil.CollectAndCount(m.met.latency); n != 1 {
 		t.Fatalf("latency histogram series %d", n)
 	}

@@ -114,15 +114,15 @@ const sweepBatch = 5000
 // all, where a filter would read each one (with its row, for the other
 // conditions) to drop it (BenchmarkSweep, 300,000 waiting on one busy
 // endpoint: 68 ms as one filtered scan, 3.7 ms this way). Their expired
-// leases are looked up by endpoint and state. Driving the sweep from the endpoints instead would cost a
-// probe of every partition per endpoint: far worse with thousands of
-// endpoints and a month of daily partitions.
+// leases are looked up by endpoint and state. Driving the sweep from the
+// endpoints instead would cost a probe of every partition per endpoint:
+// far worse with thousands of endpoints and a month of daily partitions.
 //
 // Each range takes the oldest sweepBatch of enabled endpoints (joined
 // before the limit: a disabled endpoint's backlog must not fill it).
 const sweepSQL = `
 	SELECT w.id, w.endpoint_id FROM (
-	    SELECT s.id, s.endpoint_id, s.created_at
+	    SELECT x.id, x.endpoint_id, x.created_at
 	    FROM unnest($7::text[], $8::text[]) AS r(lo, hi) CROSS JOIN LATERAL (
 	        SELECT s.id, s.endpoint_id, s.created_at FROM message_states s JOIN endpoints e ON e.id = s.endpoint_id AND e.enabled
 	        WHERE s.endpoint_id > r.lo AND s.endpoint_id < r.hi AND s.state IN ('pending', 'delivering', 'failed')
@@ -130,7 +130,7 @@ const sweepSQL = `
 	               OR (s.state = 'pending' AND s.updated_at < LEAST(now() - $1::bigint * interval '1 millisecond', $5))
 	               OR (s.state = 'failed' AND s.next_attempt_at < LEAST($3, $5)))
 	        ORDER BY s.created_at LIMIT $6
-	    ) s
+	    ) x
 	    UNION ALL
 	    SELECT s.id, s.endpoint_id, s.created_at FROM message_states s JOIN endpoints e ON e.id = s.endpoint_id AND e.enabled
 	    WHERE s.endpoint_id = ANY($4) AND s.state = 'delivering' AND s.lease_until < $2
