@@ -35,6 +35,23 @@ type Claimed struct {
 	Type     string
 }
 
+// endpointOf is the condition by which a subquery on endpoints e finds
+// the endpoint of message state s by the endpoints' primary key. Claim
+// checks each message's endpoint with it, in a scalar subquery, never by
+// a join; Pull and PullOrdered read their one endpoint once, by its id.
+// The ids in message_states are in the "C" collation and endpoints.id in
+// the database's: compared as they are, no index of endpoints serves the
+// comparison, so a join read every endpoint, once per statement (a hash),
+// or, when the statistics said endpoints was empty (analyzed after
+// endpoints were deleted), as the outer side of a loop that read the
+// statement's whole batch once per endpoint: claims of 9 s in a benchmark
+// run after the previous run's endpoints were deleted
+// (TestLeaseWritesLookUpEndpointsByKey). The sweep keeps its join: it
+// reads thousands of messages a statement, for which one hash of the
+// endpoints is cheaper than a lookup each (BenchmarkSweep, idle: 120 ms
+// joined, 430-530 ms by lookups).
+const endpointOf = `e.id = s.endpoint_id COLLATE "default"`
+
 // claimedState is what a claim returns of the states it updated (as c),
 // claimedColumns what it reads of them and of their messages (m): the
 // messages row is read, never written.
@@ -85,7 +102,7 @@ type Batcher interface {
 }
 
 // leasePin is run first in the transaction of each lease write (Claim,
-// Pull, Renew), in the same round trip. It does two things:
+// Pull, PullOrdered, Renew), in the same round trip. It does two things:
 //   - Sequential scans off, as Finish has them, for the same reason (see
 //     finishSQL): with a partition analyzed while nearly empty and filled
 //     since, Pull's plan scanned it sequentially for each message; Claim's
@@ -134,12 +151,12 @@ func leaseQuery[T any](ctx context.Context, q Batcher, sql string, args []any, s
 
 // claimSQL finds its rows by id only (IS TRUE: see finishSQL; without it
 // the planner may scan the whole waiting index for the ids, its last
-// column).
+// column), and each one's endpoint by endpointOf.
 const claimSQL = `
 	WITH c AS (
 	    UPDATE message_states s SET state = 'delivering', lease_owner = $2, lease_until = $3, updated_at = now()
-	    FROM endpoints e
-	    WHERE s.id = ANY($1) AND e.id = s.endpoint_id AND e.enabled AND (s.fifo_key IS NULL OR e.ordering <> 'fifo')
+	    WHERE s.id = ANY($1)
+	      AND (SELECT e.enabled AND (s.fifo_key IS NULL OR e.ordering <> 'fifo') FROM endpoints e WHERE ` + endpointOf + `) IS TRUE
 	      AND (s.state = 'pending'
 	           OR (s.state = 'failed' AND s.next_attempt_at <= $5)
 	           OR (s.state = 'delivering' AND s.lease_until < $4)) IS TRUE
@@ -204,8 +221,8 @@ const pullSQL = `
 	    (SELECT id, true AS retry FROM due) UNION ALL (SELECT id, false FROM waiting) LIMIT $2
 	), c AS (
 	    UPDATE message_states s SET state = 'delivering', lease_owner = $3, lease_until = $5, updated_at = now()
-	    FROM next, endpoints e
-	    WHERE s.id = next.id AND e.id = s.endpoint_id AND e.enabled
+	    FROM next
+	    WHERE s.id = next.id AND (SELECT e.enabled FROM endpoints e WHERE e.id = $1)
 	    RETURNING ` + claimedState + `, next.retry
 	)
 	SELECT ` + claimedColumns + `, c.retry FROM c JOIN messages m ON m.id = c.id`
@@ -224,6 +241,31 @@ func (p PullCursor) before(at time.Time, id string) bool {
 	return p.CreatedAt.Before(at) || (p.CreatedAt.Equal(at) && p.ID < id)
 }
 
+// pullOrderedSQL claims, per group ($2 the keys), its first $3 waiting
+// messages in chain order; a message is taken when it and every one
+// before it may be claimed. $1 endpoint, $4 now, $5 owner, $6 lease until.
+const pullOrderedSQL = `
+	WITH head AS (
+	    SELECT h.id, h.pos, g.k FROM unnest($2::text[]) AS g(k) CROSS JOIN LATERAL (
+	        SELECT w.id, row_number() OVER o AS pos,
+	               bool_and(w.state = 'pending' OR (w.state = 'failed' AND w.next_attempt_at <= $4)
+	                        OR (w.state = 'delivering' AND w.lease_until < $4)) OVER o AS ok
+	        FROM (SELECT id, state, next_attempt_at, lease_until, block_number, log_index, type FROM message_states
+	              WHERE endpoint_id = $1 AND fifo_key = g.k AND state IN ('pending', 'delivering', 'failed')
+	              ORDER BY block_number, log_index, type, id LIMIT $3) w
+	        WINDOW o AS (ORDER BY w.block_number, w.log_index, w.type, w.id)
+	    ) h WHERE h.ok
+	), pick AS (
+	    SELECT id FROM head ORDER BY pos, k LIMIT $3
+	), c AS (
+	    UPDATE message_states s SET state = 'delivering', lease_owner = $5, lease_until = $6, updated_at = now()
+	    FROM pick
+	    WHERE s.id = pick.id AND (SELECT e.enabled FROM endpoints e WHERE e.id = $1)
+	      AND NOT EXISTS (SELECT 1 FROM endpoint_history eh WHERE eh.endpoint_id = $1 AND eh.state IN ('pending', 'running'))
+	    RETURNING ` + claimedState + `, s.fifo_key, s.block_number, s.log_index, s.type
+	)
+	SELECT ` + claimedColumns + `, c.fifo_key, c.block_number, c.log_index, c.type FROM c JOIN messages m ON m.id = c.id`
+
 // PullOrdered claims up to limit messages of a FIFO endpoint: for each of
 // up to groups ordering groups (messages.fifo_key) after cursor, the run of
 // claimable messages at the head of the group in chain order (block, log
@@ -238,7 +280,11 @@ func PullOrdered(ctx context.Context, db Beginner, endpointID, cursor string, gr
 	next := ""
 	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
 		claimed, next = nil, ""
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, fifoLockKey(endpointID)); err != nil {
+		// The pin of the lease writes, for this transaction, and the lock.
+		b := &pgx.Batch{}
+		b.Queue(leasePin)
+		b.Queue(`SELECT pg_advisory_xact_lock($1)`, fifoLockKey(endpointID))
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			return err
 		}
 		// The groups with waiting messages, one index probe each
@@ -268,28 +314,7 @@ func PullOrdered(ctx context.Context, db Beginner, endpointID, cursor string, gr
 		}
 		// Per group, its first limit waiting messages in chain order; a
 		// message is taken when it and every one before it may be claimed.
-		rows, err = tx.Query(ctx, `
-			WITH head AS (
-			    SELECT h.id, h.pos, g.k FROM unnest($2::text[]) AS g(k) CROSS JOIN LATERAL (
-			        SELECT w.id, row_number() OVER o AS pos,
-			               bool_and(w.state = 'pending' OR (w.state = 'failed' AND w.next_attempt_at <= $4)
-			                        OR (w.state = 'delivering' AND w.lease_until < $4)) OVER o AS ok
-			        FROM (SELECT id, state, next_attempt_at, lease_until, block_number, log_index, type FROM message_states
-			              WHERE endpoint_id = $1 AND fifo_key = g.k AND state IN ('pending', 'delivering', 'failed')
-			              ORDER BY block_number, log_index, type, id LIMIT $3) w
-			        WINDOW o AS (ORDER BY w.block_number, w.log_index, w.type, w.id)
-			    ) h WHERE h.ok
-			), pick AS (
-			    SELECT id FROM head ORDER BY pos, k LIMIT $3
-			), c AS (
-			    UPDATE message_states s SET state = 'delivering', lease_owner = $5, lease_until = $6, updated_at = now()
-			    FROM pick, endpoints e
-			    WHERE s.id = pick.id AND e.id = s.endpoint_id AND e.enabled
-			      AND NOT EXISTS (SELECT 1 FROM endpoint_history eh WHERE eh.endpoint_id = s.endpoint_id AND eh.state IN ('pending', 'running'))
-			    RETURNING `+claimedState+`, s.fifo_key, s.block_number, s.log_index, s.type
-			)
-			SELECT `+claimedColumns+`, c.fifo_key, c.block_number, c.log_index, c.type FROM c JOIN messages m ON m.id = c.id`,
-			endpointID, keys, limit, l.Now, l.Owner, l.Until)
+		rows, err = tx.Query(ctx, pullOrderedSQL, endpointID, keys, limit, l.Now, l.Owner, l.Until)
 		if err != nil {
 			return err
 		}

@@ -1,7 +1,7 @@
 package msgstate
 
 import (
-	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +10,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/testenv"
 )
 
 // The writes that name their messages by id (Claim, Finish, Renew) must find them
@@ -97,36 +98,16 @@ func TestWritesOfMessagesByIDUseThePrimaryKey(t *testing.T) {
 			if err := conn.QueryRow(f.ctx, "EXPLAIN (FORMAT JSON) "+w.sql, w.args...).Scan(&out); err != nil {
 				t.Fatalf("%s: %v", w.name, err)
 			}
-			var plans []struct{ Plan planNode }
-			if err := json.Unmarshal(out, &plans); err != nil || len(plans) != 1 {
-				t.Fatalf("%s: plan %s: %v", w.name, out, err)
-			}
 			// A sequential scan of this small partition is fair: the
 			// planner knows a partition's size, not the waiting index's
 			// live share.
-			for _, n := range plans[0].Plan.all() {
+			for _, n := range testenv.ParsePlan(t, out).All() {
 				if strings.HasPrefix(n.Index, part+"_") && !strings.HasSuffix(n.Index, "_pkey") {
 					t.Errorf("%s (%s) reads %s by %s %s, not by its primary key:\n%s", w.name, mode, part, n.Type, n.Index, out)
 				}
 			}
 		}
 	}
-}
-
-// planNode is a node of EXPLAIN (FORMAT JSON), with what the test reads.
-type planNode struct {
-	Type     string     `json:"Node Type"`
-	Relation string     `json:"Relation Name"`
-	Index    string     `json:"Index Name"`
-	Plans    []planNode `json:"Plans"`
-}
-
-func (n planNode) all() []planNode {
-	out := []planNode{n}
-	for _, c := range n.Plans {
-		out = append(out, c.all()...)
-	}
-	return out
 }
 
 // The pins against sequential scans (Finish's seqScansOff, the lease
@@ -223,12 +204,8 @@ func TestStateWritesKeepToThePrimaryKeyOnStaleStatistics(t *testing.T) {
 					t.Fatalf("%s: explain: %v", w.name, err)
 				}
 			}
-			var plans []struct{ Plan planNode }
-			if err := json.Unmarshal(out, &plans); err != nil || len(plans) != 1 {
-				t.Fatalf("%s: plan %s: %v", w.name, out, err)
-			}
 			var seq []string
-			for _, n := range plans[0].Plan.all() {
+			for _, n := range testenv.ParsePlan(t, out).All() {
 				if strings.HasPrefix(n.Type, "Seq Scan") && (n.Relation == parts[0] || n.Relation == parts[1]) {
 					seq = append(seq, n.Relation)
 				}
@@ -240,6 +217,82 @@ func TestStateWritesKeepToThePrimaryKeyOnStaleStatistics(t *testing.T) {
 		}
 		if seq, out := scanned(true); len(seq) > 0 {
 			t.Errorf("%s: with its pin it still scans %v:\n%s", w.name, seq, out)
+		}
+	}
+}
+
+// The lease writes look up endpoints by key (endpointOf) whatever the
+// statistics of endpoints say. The shape that stalled a benchmark: the
+// previous run's endpoints deleted and endpoints analyzed empty, then 100
+// endpoints made, each with a backlog. A join with endpoints then read
+// them in a loop around the statement's batch (a pull of 100 did 10,000
+// lookups, 24 ms instead of 3) or hashed every endpoint.
+func TestLeaseWritesLookUpEndpointsByKey(t *testing.T) {
+	f := newFixture(t)
+	f.exec(`DELETE FROM endpoints`)
+	f.exec(`ANALYZE endpoints`)
+	f.exec(`INSERT INTO endpoints (id, app_id, url, secret_enc, ordering)
+		SELECT 'ep_' || i, 'app_A', 'https://a.example', '\x00', CASE WHEN i = 1 THEN 'fifo' ELSE 'parallel' END
+		FROM generate_series(1, 100) i`)
+	var ids []string
+	for b := range 20 {
+		rows := MakeRows(1000)
+		for i := range 1000 {
+			id := "msg_" + ulid.Make().String()
+			ids = append(ids, id)
+			ep := i%100 + 1
+			rows.IDs[i], rows.AppIDs[i], rows.EndpointIDs[i], rows.EventIDs[i] = id, "app_A", fmt.Sprintf("ep_%d", ep), "1:0xb:"+id
+			rows.Types[i], rows.WebhookIDs[i], rows.ChainIDs[i], rows.BlockNumbers[i] = "log", "1:0xb:"+id, 1, int64(b*1000+i)
+			rows.Payloads[i], rows.States[i] = `{"n":1}`, hook.StatePending
+			if ep == 1 {
+				rows.FIFOKeys[i] = fmt.Sprintf("k%d", i%10)
+			}
+		}
+		got, err := Insert(f.ctx, f.pool, &rows, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got.Close()
+		if b == 0 {
+			f.exec(`ANALYZE message_states`)
+		}
+	}
+	now := time.Now()
+	l := Lease{Owner: "p", Until: now.Add(time.Minute), Now: now}
+	var parallel []string // a claim's batch: 100 messages of 99 endpoints
+	for i := len(ids) - 100; i < len(ids); i++ {
+		if i%100 != 0 {
+			parallel = append(parallel, ids[i])
+		}
+	}
+	writes := []struct {
+		name, sql string
+		args      []any
+	}{
+		{"Claim", claimSQL, claimArgs(parallel, l)},
+		{"Pull", pullSQL, []any{"ep_7", 100, l.Owner, l.Now, l.Until, time.Unix(0, 0), ""}},
+		{"PullOrdered", pullOrderedSQL, []any{"ep_1", []string{"k0", "k1", "k2"}, 100, l.Now, l.Owner, l.Until}},
+	}
+	for _, mode := range []string{"force_custom_plan", "force_generic_plan"} {
+		for _, w := range writes {
+			tx, err := f.pool.Begin(f.ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tx.Exec(f.ctx, "SET LOCAL plan_cache_mode = "+mode); err != nil {
+				t.Fatal(err)
+			}
+			explain := "EXPLAIN (ANALYZE, FORMAT JSON) " + w.sql
+			got, err := leaseQuery(f.ctx, tx, explain, w.args, pgx.RowTo[[]byte])
+			if err != nil || len(got) != 1 {
+				t.Fatalf("%s: %v", w.name, err)
+			}
+			out := got[0]
+			_ = tx.Rollback(f.ctx)
+			plan := testenv.ParsePlan(t, out)
+			if bad, lookups := plan.ReadsNotByKey("endpoints", "endpoints_pkey"); len(bad) > 0 || lookups > 100 {
+				t.Errorf("%s (%s) reads endpoints %d times, %d of them not by key:\n%s", w.name, mode, int(lookups), len(bad), out)
+			}
 		}
 	}
 }
