@@ -275,23 +275,9 @@ func TestLeaseWritesLookUpEndpointsByKey(t *testing.T) {
 	}
 	for _, mode := range []string{"force_custom_plan", "force_generic_plan"} {
 		for _, w := range writes {
-			tx, err := f.pool.Begin(f.ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := tx.Exec(f.ctx, "SET LOCAL plan_cache_mode = "+mode); err != nil {
-				t.Fatal(err)
-			}
-			explain := "EXPLAIN (ANALYZE, FORMAT JSON) " + w.sql
-			got, err := leaseQuery(f.ctx, tx, explain, w.args, pgx.RowTo[[]byte])
-			if err != nil || len(got) != 1 {
-				t.Fatalf("%s: %v", w.name, err)
-			}
-			out := got[0]
-			_ = tx.Rollback(f.ctx)
-			plan := testenv.ParsePlan(t, out)
-			if bad, lookups := plan.ReadsNotByKey("endpoints", "endpoints_pkey"); len(bad) > 0 || lookups > 100 {
-				t.Errorf("%s (%s) reads endpoints %d times, %d of them not by key:\n%s", w.name, mode, int(lookups), len(bad), out)
+			bad, lookups := f.explainLease(mode, w.sql, w.args).ReadsNotByKey("endpoints", "endpoints_pkey")
+			if len(bad) > 0 || lookups > 100 {
+				t.Errorf("%s (%s) reads endpoints %d times, %d of them not by key", w.name, mode, int(lookups), len(bad))
 			}
 		}
 	}
@@ -355,22 +341,29 @@ func TestLeaseWritesReadTheirMessagesByKey(t *testing.T) {
 	}
 	for _, mode := range []string{"force_custom_plan", "force_generic_plan"} {
 		for _, w := range writes {
-			tx, err := f.pool.Begin(f.ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := tx.Exec(f.ctx, "SET LOCAL plan_cache_mode = "+mode); err != nil {
-				t.Fatal(err)
-			}
-			got, err := leaseQuery(f.ctx, tx, "EXPLAIN (ANALYZE, FORMAT JSON) "+w.sql, w.args, pgx.RowTo[[]byte])
-			if err != nil || len(got) != 1 {
-				t.Fatalf("%s: %v", w.name, err)
-			}
-			_ = tx.Rollback(f.ctx)
-			bad, lookups := testenv.ParsePlan(t, got[0]).ReadsNotByKey(part, part+"_pkey")
+			bad, lookups := f.explainLease(mode, w.sql, w.args).ReadsNotByKey(part, part+"_pkey")
 			if len(bad) > 0 || lookups > float64(w.rows) {
 				t.Errorf("%s (%s) reads %s %d times, %d of them not by key", w.name, mode, part, int(lookups), len(bad))
 			}
 		}
 	}
+}
+
+// explainLease runs lease write sql as it runs (after leasePin) under
+// EXPLAIN ANALYZE, in plan_cache_mode mode, rolled back, and returns its plan.
+func (f *fixture) explainLease(mode, sql string, args []any) testenv.PlanNode {
+	f.t.Helper()
+	tx, err := f.pool.Begin(f.ctx)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(f.ctx) }()
+	if _, err := tx.Exec(f.ctx, "SET LOCAL plan_cache_mode = "+mode); err != nil {
+		f.t.Fatal(err)
+	}
+	got, err := leaseQuery(f.ctx, tx, "EXPLAIN (ANALYZE, FORMAT JSON) "+sql, args, pgx.RowTo[[]byte])
+	if err != nil || len(got) != 1 {
+		f.t.Fatalf("explain: %v", err)
+	}
+	return testenv.ParsePlan(f.t, got[0])
 }
