@@ -44,8 +44,8 @@ type Claimed struct {
 // comparison, so a join read every endpoint, once per statement (a hash),
 // or, when the statistics said endpoints was empty (analyzed after
 // endpoints were deleted), as the outer side of a loop that read the
-// statement's whole batch once per endpoint: claims of 9 s in a benchmark
-// run after the previous run's endpoints were deleted
+// statement's whole batch once per endpoint: a pull of 100 messages with
+// 100 endpoints made 10,000 lookups, 24 ms instead of 3
 // (TestLeaseWritesLookUpEndpointsByKey). The sweep keeps its join: it
 // reads thousands of messages a statement, for which one hash of the
 // endpoints is cheaper than a lookup each (BenchmarkSweep, idle: 120 ms
