@@ -35,11 +35,19 @@ func (f *fixture) exec(sql string, args ...any) {
 // insert makes messages msg_1.. of ep_A in state.
 func (f *fixture) insert(state string, ids ...string) {
 	f.t.Helper()
+	f.insertOf(state, ids, func(int) (string, string) { return "ep_A", "" })
+}
+
+// insertOf makes messages ids in state, message i of endpoint and FIFO key
+// (or "") of(i).
+func (f *fixture) insertOf(state string, ids []string, of func(i int) (endpoint, fifoKey string)) {
+	f.t.Helper()
 	rows := MakeRows(len(ids))
 	for i, id := range ids {
-		rows.IDs[i], rows.AppIDs[i], rows.EndpointIDs[i], rows.EventIDs[i] = id, "app_A", "ep_A", "1:0xb:"+id
+		ep, key := of(i)
+		rows.IDs[i], rows.AppIDs[i], rows.EndpointIDs[i], rows.EventIDs[i] = id, "app_A", ep, "1:0xb:"+id
 		rows.Types[i], rows.WebhookIDs[i], rows.ChainIDs[i], rows.BlockNumbers[i] = "log", "1:0xb:"+id, 1, int64(i)
-		rows.Payloads[i], rows.States[i] = `{"n":1}`, state
+		rows.Payloads[i], rows.States[i], rows.FIFOKeys[i] = `{"n":1}`, state, key
 	}
 	got, err := Insert(f.ctx, f.pool, &rows, true)
 	if err != nil {
