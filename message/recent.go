@@ -63,13 +63,17 @@ func RecentFailures(ctx context.Context, pool *pgxpool.Pool, scope hook.Scope, l
 
 // recentFailuresQuery is RecentFailures' statement: read newest first from
 // message_states_failures (migration 00088), so the dashboard never sorts
-// every failure kept.
+// every failure kept. message_states' ids are in the "C" collation and
+// those of endpoints and applications in the database's: the joins name the
+// collation of their keys so each failure's endpoint and application are
+// looked up by primary key, not read whole for ten rows.
 func recentFailuresQuery(scope hook.Scope, limit int) (string, []any) {
 	var q query
 	q.where("s.state IN (%s, %s)", hook.StateFailed, hook.StateDead)
 	q.scope(scope, "s.app_id")
 	sql := `SELECT s.app_id, a.name, s.endpoint_id, e.url, s.id, s.state, s.last_error, s.last_status, s.updated_at
-		FROM message_states s JOIN endpoints e ON e.id = s.endpoint_id AND e.app_id = s.app_id JOIN applications a ON a.id = s.app_id
+		FROM message_states s JOIN endpoints e ON e.id = s.endpoint_id COLLATE "default" AND e.app_id = s.app_id
+		JOIN applications a ON a.id = s.app_id COLLATE "default"
 		WHERE ` + q.sql() + ` ORDER BY s.updated_at DESC LIMIT ` + q.arg(limit)
 	return sql, q.args
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/testenv"
 )
 
 // The fixture's failed and dead states, moved to distinct times: app A's
@@ -67,6 +68,7 @@ func TestRecentFailuresReadTheirIndexInOrder(t *testing.T) {
 	for _, scope := range []hook.Scope{{Admin: true}, {AppID: "app_B"}} {
 		sql, args := recentFailuresQuery(scope, 10)
 		var plan []string
+		var tree []byte
 		err := pgx.BeginFunc(ctx, f.svc.pool, func(tx pgx.Tx) error {
 			if _, err := tx.Exec(ctx, `SET LOCAL enable_seqscan = off; SET LOCAL enable_sort = off`); err != nil {
 				return err
@@ -75,8 +77,10 @@ func TestRecentFailuresReadTheirIndexInOrder(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			plan, err = pgx.CollectRows(rows, pgx.RowTo[string])
-			return err
+			if plan, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+				return err
+			}
+			return tx.QueryRow(ctx, "EXPLAIN (FORMAT JSON) "+sql, args...).Scan(&tree)
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -86,6 +90,15 @@ func TestRecentFailuresReadTheirIndexInOrder(t *testing.T) {
 		if !strings.Contains(text, "Index Scan Backward using message_states_") || !strings.Contains(text, "_updated_at_idx") ||
 			strings.Contains(text, "Sort  (") {
 			t.Errorf("scope %+v: the recent failures are not read from message_states_failures in order:\n%s", scope, text)
+		}
+		// Each failure's endpoint and application are looked up by key: message_states'
+		// ids are in the "C" collation and theirs in the database's,
+		// so a plain join could use neither primary key and read every
+		// endpoint and application for ten rows.
+		for _, table := range []string{"endpoints", "applications"} {
+			if bad, _ := testenv.ParsePlan(t, tree).ReadsNotByKey(table, table+"_pkey"); len(bad) > 0 {
+				t.Errorf("scope %+v: %s read other than by key (%+v):\n%s", scope, table, bad, text)
+			}
 		}
 	}
 }
