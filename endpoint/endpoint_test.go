@@ -37,6 +37,20 @@ func newEnv(t *testing.T) *env {
 	return &env{pool: pool, rdb: rdb, keys: keys, box: box, svc: New(pool, box, rdb, keys, nil)}
 }
 
+// endpoints creates n endpoints of app (transferInput) and returns their ids.
+func (e *env) endpoints(t *testing.T, app string, n int) []string {
+	t.Helper()
+	ids := make([]string, n)
+	for i := range ids {
+		ep, _, err := e.svc.Create(context.Background(), hook.Operator, app, transferInput)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[i] = ep.ID
+	}
+	return ids
+}
+
 func (e *env) app(t *testing.T, name string) string {
 	t.Helper()
 	a, err := tenant.New(e.pool).CreateApplication(context.Background(), hook.Operator, name, "")
@@ -265,14 +279,7 @@ func TestListPaginatesWithCursor(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	app := e.app(t, "a")
-	var ids []string
-	for range 5 {
-		ep, _, err := e.svc.Create(ctx, hook.Operator, app, transferInput)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, ep.ID)
-	}
+	ids := e.endpoints(t, app, 5)
 	var got []string
 	cursor := ""
 	for pages := 0; ; pages++ {

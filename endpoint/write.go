@@ -254,8 +254,9 @@ func (s *Service) Disable(ctx context.Context, scope hook.Scope, appID, id, reas
 	})
 }
 
-// Delete removes the endpoint (and, by cascade, its messages; their
-// waiting states and attempts by msgstate.Forget).
+// Delete removes the endpoint and its waiting states, and queues the rest
+// of its history (messages, states, attempts) for the retention role's
+// purge (msgstate.Forget).
 func (s *Service) Delete(ctx context.Context, scope hook.Scope, appID, id string) error {
 	if err := tenant.Visible(ctx, s.pool, scope, appID); err != nil {
 		return err

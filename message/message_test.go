@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -237,4 +238,33 @@ func TestReplayRangeByTimeAndBlockOptionallyOnlyFailed(t *testing.T) {
 func isField(err error, field string) bool {
 	var fe hook.FieldErrors
 	return errors.As(err, &fe) && fe[field] != ""
+}
+
+// A deleted endpoint's messages are gone for readers at once, though the
+// retention role's purge deletes them later (migration 00090): listing,
+// getting and replaying one finds nothing, and the application's other
+// endpoints' messages still show.
+func TestMessagesOfADeletedEndpointAreGoneBeforeTheirPurge(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	if _, err := f.svc.pool.Exec(ctx, `INSERT INTO endpoints (id, app_id, url, secret_enc) VALUES ('ep_A2', 'app_A', 'https://a.example', '\x00');
+		UPDATE messages SET endpoint_id = 'ep_A2' WHERE id = 'msg_A09';
+		UPDATE message_states SET endpoint_id = 'ep_A2' WHERE id = 'msg_A09';
+		DELETE FROM endpoints WHERE id = 'ep_A'`); err != nil {
+		t.Fatal(err)
+	}
+	var kept int
+	if err := f.svc.pool.QueryRow(ctx, `SELECT count(*) FROM messages WHERE endpoint_id = 'ep_A'`).Scan(&kept); err != nil || kept != 9 {
+		t.Fatalf("%d messages of ep_A kept (%v), want its 9 (until the purge)", kept, err)
+	}
+	p, err := f.svc.List(ctx, hook.Operator, Filter{AppID: "app_A", Limit: 100})
+	if err != nil || !slices.Equal(ids(p), []string{"msg_A09"}) {
+		t.Errorf("list of app_A: %v, %v; want only msg_A09 of the endpoint left", ids(p), err)
+	}
+	if _, _, err := f.svc.Get(ctx, hook.Operator, "msg_A00"); !errors.Is(err, hook.ErrNotFound) {
+		t.Errorf("get a message of the deleted endpoint: %v, want ErrNotFound", err)
+	}
+	if _, err := f.svc.Replay(ctx, hook.Operator, "msg_A02"); !errors.Is(err, hook.ErrNotFound) {
+		t.Errorf("replay a message of the deleted endpoint: %v, want ErrNotFound", err)
+	}
 }

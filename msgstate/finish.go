@@ -153,33 +153,3 @@ func ReplayRange(ctx context.Context, q Querier, r Range) ([]string, error) {
 	}
 	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
-
-// ---- Forget: the states and attempts of deleted endpoints ----
-
-// Forget deletes the states still waiting (pending, delivering, failed,
-// quota_exceeded) of endpointIDs of appID, whose messages the cascade of
-// deleting the endpoints (or their application) deleted, and then their
-// attempts: neither message_states (migration 00087) nor delivery_history
-// (00089) has a foreign key to messages. A waiting state without its
-// message would count towards the application's quota and keep its
-// partition's messages in flight for retention; its absence is also how
-// deliver's writer knows the result of an attempt in flight has no message
-// left (it drops it). Call it in the transaction that deleted them, after
-// the delete. The attempts go last: deleting the states waits for a writer
-// holding them, so attempts it commits meanwhile are seen and deleted. The
-// finished states left behind are read by nothing and go with their
-// partition.
-func Forget(ctx context.Context, q Querier, appID string, endpointIDs []string) error {
-	if _, err := q.Exec(ctx, `DELETE FROM message_states
-		WHERE endpoint_id = ANY($2) AND state IN ('pending', 'delivering', 'failed') AND app_id = $1`, appID, endpointIDs); err != nil {
-		return fmt.Errorf("forget waiting states: %w", err)
-	}
-	if _, err := q.Exec(ctx, `DELETE FROM message_states
-		WHERE app_id = $1 AND state = 'quota_exceeded' AND endpoint_id = ANY($2)`, appID, endpointIDs); err != nil {
-		return fmt.Errorf("forget held states: %w", err)
-	}
-	if _, err := q.Exec(ctx, `DELETE FROM delivery_history WHERE endpoint_id = ANY($2) AND app_id = $1`, appID, endpointIDs); err != nil {
-		return fmt.Errorf("forget attempts: %w", err)
-	}
-	return nil
-}

@@ -14,8 +14,9 @@ import (
 )
 
 // Module creates partitions ahead and drops expired ones every
-// cfg.Interval. Any number may run (one per process of the role that runs
-// it); the advisory lock serializes them.
+// cfg.Interval, and purges what deleted endpoints left (purgeLoop). Any
+// number may run (one per process of the role that runs it); advisory
+// locks serialize them.
 type Module struct {
 	cfg  config.Retention
 	pool *pgxpool.Pool
@@ -39,6 +40,12 @@ func (m *Module) Name() string { return "retention" }
 // is logged and retried next round: partitions are created ahead_days
 // partitions (at least two) ahead, so a missed round costs nothing.
 func (m *Module) Run(ctx context.Context) error {
+	purged := make(chan struct{})
+	go func() {
+		defer close(purged)
+		m.purgeLoop(ctx)
+	}()
+	defer func() { <-purged }()
 	for {
 		if err := m.Round(ctx); err != nil && ctx.Err() == nil {
 			m.log.Warn("partition maintenance failed; retrying next round", zap.Error(err), zap.Duration("interval", m.cfg.Interval))

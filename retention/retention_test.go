@@ -38,7 +38,7 @@ func names(t *testing.T, pool *pgxpool.Pool, parent string) []string {
 	return out
 }
 
-func setup(t *testing.T) *pgxpool.Pool {
+func setup(t testing.TB) *pgxpool.Pool {
 	pool := testenv.PG(t)
 	for _, q := range []string{
 		`INSERT INTO applications (id, name, plan_id) VALUES ('app_r', 'r', 'unlimited')`,
@@ -73,7 +73,7 @@ func insert(t *testing.T, pool *pgxpool.Pool, at time.Time, n int) string {
 	return id
 }
 
-func count(t *testing.T, pool *pgxpool.Pool, q string, args ...any) int {
+func count(t testing.TB, pool *pgxpool.Pool, q string, args ...any) int {
 	t.Helper()
 	var n int
 	if err := pool.QueryRow(context.Background(), q, args...).Scan(&n); err != nil {

@@ -271,7 +271,8 @@ func (s *Store) DeleteApplication(ctx context.Context, scope hook.Scope, id stri
 		if err := oneChanged(tag, err, "delete application", "application", id); err != nil {
 			return err
 		}
-		// The cascade deleted the messages; their waiting states go too.
+		// The cascade deleted the endpoints: their waiting states go now,
+		// their history later (msgstate.Forget).
 		return msgstate.Forget(ctx, tx, id, eps)
 	})
 	if err != nil {

@@ -333,8 +333,8 @@ func testLogger(t testing.TB) *zap.Logger {
 }
 
 // deleteEndpoint deletes an endpoint as the API does (endpoint.Service.Delete):
-// the row, by cascade its messages, then their states and attempts
-// (msgstate.Forget; neither has a foreign key to messages).
+// the row, then its waiting states (msgstate.Forget); the rest of its
+// history waits for the retention role's purge.
 func (e *env) deleteEndpoint(t testing.TB, app, id string) {
 	t.Helper()
 	ctx := context.Background()

@@ -175,14 +175,16 @@ func (m *Module) writeAll(ctx context.Context, batch []result) error {
 	}
 }
 
-// dropVanished returns the results of batch whose messages still exist
-// (reusing batch's array), counting the others as dropped.
+// dropVanished returns the results of batch whose messages still have
+// their state (reusing batch's array), counting the others as dropped.
 func (m *Module) dropVanished(ctx context.Context, batch []result) ([]result, error) {
 	ids := make([]string, len(batch))
 	for i, r := range batch {
 		ids[i] = r.job.id
 	}
-	rows, err := m.pool.Query(ctx, `SELECT id FROM messages WHERE id = ANY($1)`, ids)
+	// By the state, as write finds them (a deleted endpoint's messages stay
+	// until the purge).
+	rows, err := m.pool.Query(ctx, `SELECT id FROM message_states WHERE id = ANY($1)`, ids)
 	if err != nil {
 		return nil, fmt.Errorf("find messages of %d results: %w", len(batch), err)
 	}
@@ -289,10 +291,11 @@ func (m *Module) write(ctx context.Context, batch []result) error {
 		}
 		if recorded < int64(len(res.IDs)) {
 			// A lease lost (the attempt is still logged) or a message
-			// deleted with its endpoint, whose state went with it
-			// (msgstate.Forget): that one is dropped, not logged.
+			// whose endpoint was deleted: its state went at once
+			// (msgstate.Forget), the message itself goes later with the
+			// purge, so the state says. That one is dropped, not logged.
 			var live int
-			if err := tx.QueryRow(ctx, `SELECT count(*) FROM messages WHERE id = ANY($1)`, res.IDs).Scan(&live); err != nil {
+			if err := tx.QueryRow(ctx, `SELECT count(*) FROM message_states WHERE id = ANY($1)`, res.IDs).Scan(&live); err != nil {
 				return fmt.Errorf("find messages of %d results: %w", len(res.IDs), err)
 			}
 			if live < len(res.IDs) {
