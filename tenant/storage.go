@@ -11,13 +11,16 @@ import (
 // delivery attempts (message_states.attempts counts each attempt row, so one
 // read of the application's messages counts both; attempts dropped earlier by
 // a shorter retention.attempts are still counted, which errs on the safe
-// side). It reads every message of the application (messages_app_created)
-// and its state, so it runs only for plans with a limit, and QuotaExceeded
-// caches the answer.
+// side). The history of a deleted endpoint, kept until the retention
+// role's purge deletes it (migration 00090), no longer counts: deleting an
+// endpoint frees its room at once. It reads every message of the
+// application (messages_app_created) and its state, so it runs only for
+// plans with a limit, and QuotaExceeded caches the answer.
 func storedRows(ctx context.Context, q Querier, appID string) (int64, error) {
 	var n int64
 	if err := q.QueryRow(ctx, `SELECT count(*) + COALESCE(sum(s.attempts), 0)
-		FROM messages m JOIN message_states s ON s.id = m.id AND s.app_id = m.app_id WHERE m.app_id = $1`, appID).Scan(&n); err != nil {
+		FROM messages m JOIN message_states s ON s.id = m.id AND s.app_id = m.app_id WHERE m.app_id = $1
+		  AND NOT EXISTS (SELECT 1 FROM endpoint_purges p WHERE p.endpoint_id = m.endpoint_id COLLATE "default")`, appID).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count stored rows of %s: %w", appID, err)
 	}
 	return n, nil

@@ -4,7 +4,10 @@ import (
 	"context"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/msgstate"
 )
 
 // An always-failing endpoint: dead messages never count toward the
@@ -60,5 +63,39 @@ func TestStorageLimitHoldsNewMessagesAndIsNotedOnce(t *testing.T) {
 	var at *string
 	if err := s.pool.QueryRow(ctx, `SELECT storage_full_at::text FROM applications WHERE id = $1`, app.ID).Scan(&at); err != nil || at != nil {
 		t.Fatalf("storage_full_at %v (%v), want cleared", at, err)
+	}
+}
+
+// Deleting an endpoint frees its room under the storage limit at once,
+// though its history is deleted later by the retention role's purge
+// (migration 00090).
+func TestDeletingAnEndpointFreesItsStorageAtOnce(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	if _, err := s.pool.Exec(ctx, `INSERT INTO plans (id, name, monthly_quota, max_endpoints, max_stored) VALUES ('small', 'Small', 0, 0, 10)`); err != nil {
+		t.Fatal(err)
+	}
+	app, err := s.CreateApplication(ctx, hook.Operator, "full", "small")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doomed := seedMessages(t, s, app.ID, hook.StateDead, 6)
+	seedMessages(t, s, app.ID, hook.StateDead, 4)
+	if over, err := s.QuotaExceeded(ctx, app.ID); err != nil || !over {
+		t.Fatalf("10 rows of 10: exceeded=%v %v, want held", over, err)
+	}
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM endpoints WHERE id = $1`, doomed); err != nil {
+			return err
+		}
+		return msgstate.Forget(ctx, tx, app.ID, []string{doomed})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.quota.reset()
+	st, err := s.Usage(ctx, hook.Operator, app.ID)
+	if err != nil || st.StorageFull || st.StoredRows != 4 {
+		t.Fatalf("usage after deleting the endpoint of 6 rows: %+v %v, want 4 rows stored and room", st, err)
 	}
 }
