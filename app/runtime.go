@@ -60,6 +60,13 @@ func (rt *Runtime) Redis() (rueidis.Client, error) {
 	return c, nil
 }
 
+// openedRedis is the shared client if something opened it, else nil.
+func (rt *Runtime) openedRedis() rueidis.Client {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	return rt.redis
+}
+
 // Keys is the Redis key layout under the configured prefix.
 func (rt *Runtime) Keys() hook.Keys { return hook.Keys{Prefix: rt.Cfg.Redis.Prefix} }
 

@@ -143,6 +143,11 @@ func runModules(ctx context.Context, rt *Runtime, names []string, o runOptions) 
 		}
 		built = append(built, m)
 	}
+	// The modules opened what they use; a Redis that may evict their keys
+	// loses events without an error, so say so at start.
+	if rdb := rt.openedRedis(); rdb != nil {
+		warnIfRedisEvicts(ctx, rdb, rt.Log)
+	}
 	// The health server starts first and stops last, so /readyz reports
 	// every module while it starts and drains.
 	sup.Add(&httpServer{name: "http", addr: rt.Cfg.HTTPAddr, handler: healthHandler(sup, handler), limits: rt.Cfg.Admin, log: logFor(rt, "http")})

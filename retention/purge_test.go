@@ -53,10 +53,10 @@ func rowsOf(t testing.TB, pool *pgxpool.Pool, ep string) [3]int {
 // A deleted endpoint's history goes a batch of PurgeBatch messages at a
 // time, with their states and attempts, including a message inserted after
 // the delete (an insert whose snapshot came before it), then its holds and
-// an attempt whose message was already gone; another endpoint's stays. The purge
-// entry outlives the delete by PurgeGrace, then a pass that finds nothing
-// drops it. While another process holds the purge lock, a pass does
-// nothing.
+// an attempt whose message was already gone; another endpoint's stays. The
+// purge entry outlives the delete by PurgeGrace, then a pass that finds
+// nothing drops it. While another process holds the purge lock, a pass
+// does nothing.
 func TestPurgeDeletesADeletedEndpointsHistoryInBatches(t *testing.T) {
 	pool := setup(t)
 	ctx := context.Background()
@@ -136,8 +136,9 @@ func TestPurgeDeletesADeletedEndpointsHistoryInBatches(t *testing.T) {
 // purge a batch at a time). It reports how long each delete's transaction
 // ran, how long an insert of a block with a message for that endpoint and
 // one for another, started 10 ms into the delete, took and whether it
-// failed, and, for the purge, the time to delete everything (its batches back to back,
-// without the module's pause between them) and its longest batch:
+// failed, and, for the purge, the time to delete everything (its batches
+// back to back, without the module's pause between them) and its longest
+// batch:
 //
 //	go test -run '^$' -bench DeleteEndpointWithHistory -benchtime 1x ./retention/
 func BenchmarkDeleteEndpointWithHistory(b *testing.B) {
@@ -205,7 +206,7 @@ func BenchmarkDeleteEndpointWithHistory(b *testing.B) {
 				cascade += took
 				continue
 			}
-			forget += time.Since(start)
+			forget += took
 			start = time.Now()
 			for {
 				t0 := time.Now()
