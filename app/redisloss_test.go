@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -329,6 +330,32 @@ func TestRedisEmptyUnderARestartedIngestLosesNoBlock(t *testing.T) {
 	time.Sleep(500 * time.Millisecond) // blocks go on being mined meanwhile
 	p.redis.start()
 	p.startIngest()
+	at := p.node.Head().Number
+	p.waitBlocks(at + 20)
+	p.checkExactlyOnce()
+}
+
+// TestRedisFullLosesNoBlock: Redis reaches its maxmemory with the
+// noeviction policy (set to 1 byte here, so every write is refused with
+// OOM) for two seconds while blocks are mined; once memory is freed every
+// canonical log ends up as exactly one message per endpoint.
+func TestRedisFullLosesNoBlock(t *testing.T) {
+	p := newPipeline(t)
+	p.waitBlocks(20)
+	ctx := context.Background()
+	setMax := func(v string) {
+		t.Helper()
+		if err := p.rdb.Do(ctx, p.rdb.B().ConfigSet().ParameterValue().ParameterValue("maxmemory", v).Build()).Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setMax("1")
+	err := p.rdb.Do(ctx, p.rdb.B().Set().Key("ethhook:probe").Value("x").Build()).Error()
+	if err == nil || !strings.Contains(err.Error(), "OOM") {
+		t.Fatalf("a write to the full Redis: %v, want OOM", err)
+	}
+	time.Sleep(2 * time.Second) // blocks go on being mined meanwhile
+	setMax("0")
 	at := p.node.Head().Number
 	p.waitBlocks(at + 20)
 	p.checkExactlyOnce()
