@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/rueidis"
 
 	"github.com/ethhook/ethhook/chaincursor"
@@ -100,7 +101,26 @@ type pipeline struct {
 	// startIngest starts an ingest module (a new process: nothing in
 	// memory); stopIngest stops it.
 	startIngest, stopIngest func()
+	ingestMetrics           *prometheus.Registry // the running ingest's
 	stack                   *devnetStack
+}
+
+// reconnects is ethhook_ingest_reconnects_total of the running ingest.
+func (p *pipeline) reconnects() float64 {
+	p.t.Helper()
+	mfs, err := p.ingestMetrics.Gather()
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	n := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() == "ethhook_ingest_reconnects_total" {
+			for _, m := range mf.GetMetric() {
+				n += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return n
 }
 
 // cursor is ingest's cursor in Redis (unset while it has none).
@@ -136,7 +156,10 @@ func newPipeline(t *testing.T) *pipeline {
 		*c.id = ep.ID
 	}
 
-	p.startIngest = func() { p.stopIngest = s.run(s.newIngest(nil, ingest.Options{})) }
+	p.startIngest = func() {
+		p.ingestMetrics = prometheus.NewRegistry()
+		p.stopIngest = s.run(s.newIngest(p.ingestMetrics, ingest.Options{}))
+	}
 	p.startIngest()
 	p.startProcess = func() { p.stopProcess = s.run(s.newProcess()) }
 	p.startProcess()
@@ -338,11 +361,14 @@ func TestRedisEmptyUnderARestartedIngestLosesNoBlock(t *testing.T) {
 // TestRedisFullLosesNoBlock: Redis reaches its maxmemory with the
 // noeviction policy (set to 1 byte here, so every write is refused with
 // OOM) for two seconds while blocks are mined; once memory is freed every
-// canonical log ends up as exactly one message per endpoint.
+// canonical log ends up as exactly one message per endpoint. Ingest keeps
+// its node session meanwhile and tries the commit again (commitRetrying):
+// no reconnect, whose backoff would hold it back after a long outage.
 func TestRedisFullLosesNoBlock(t *testing.T) {
 	p := newPipeline(t)
 	p.waitBlocks(20)
 	ctx := context.Background()
+	before := p.reconnects()
 	setMax := func(v string) {
 		t.Helper()
 		if err := p.rdb.Do(ctx, p.rdb.B().ConfigSet().ParameterValue().ParameterValue("maxmemory", v).Build()).Error(); err != nil {
@@ -359,4 +385,7 @@ func TestRedisFullLosesNoBlock(t *testing.T) {
 	at := p.node.Head().Number
 	p.waitBlocks(at + 20)
 	p.checkExactlyOnce()
+	if n := p.reconnects() - before; n != 0 {
+		t.Errorf("ingest reconnected to the node %v times while Redis was full, want 0", n)
+	}
 }

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync/atomic"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/ethhook/ethhook/hook"
 	"github.com/ethhook/ethhook/internal/backpressure"
+	"github.com/ethhook/ethhook/internal/sleep"
 )
 
 func (r *chainRunner) noteHead(n uint64) {
@@ -156,7 +158,7 @@ func (r *chainRunner) commitBlocks(ctx context.Context, blocks []*block, storeFr
 		return ctx.Err()
 	}
 	r.m.step(r.ch.Name, "commit")
-	pub, skipped, err := r.st.commit(ctx, commitReq{
+	pub, skipped, err := r.commitRetrying(ctx, commitReq{
 		token: r.token, expect: r.cur, blocks: blocks, storeFrom: storeFrom, trim: trim, trimWindow: trimWindow, chainName: r.ch.Name,
 	})
 	if err != nil {
@@ -183,6 +185,38 @@ func (r *chainRunner) commitBlocks(ctx context.Context, blocks []*block, storeFr
 		r.log.Info("blocks already published (dedup key present); cursor advanced", zap.Int64("skipped", skipped), zap.Uint64("block", r.cur.Number))
 	}
 	return nil
+}
+
+// commitRetrying runs the commit script, and runs it again while Redis
+// refuses it (down, full with noeviction: OOM, failing over) instead of
+// ending the node's session: the node is not at fault, and a new session
+// would reconnect, subscribe and fetch the same blocks again, backing off
+// up to ingest.reconnect_max (a minute), so ingest would sit idle for up to
+// that long after a long Redis outage ended. Commits are fenced, so trying
+// again is safe; an answer that our view is stale (fenced, the cursor
+// moved) ends the session as before, and so does losing the lease (it
+// cancels ctx). It logs once when Redis starts refusing and once when it
+// takes commits again.
+func (r *chainRunner) commitRetrying(ctx context.Context, req commitReq) (published, skipped int64, err error) {
+	for tries := 0; ; tries++ {
+		published, skipped, err = r.st.commit(ctx, req)
+		if err == nil || errors.Is(err, errFenced) || errors.Is(err, errCursorMoved) || ctx.Err() != nil {
+			break
+		}
+		if r.refused == 0 {
+			r.log.Warn("redis did not take a commit; trying it again (the node's session goes on)",
+				zap.Uint64("block", uint64(req.blocks[0].Number)), zap.Error(err))
+		}
+		r.refused++
+		if !sleep.For(ctx, callPause.After(tries)) {
+			return 0, 0, ctx.Err()
+		}
+	}
+	if err == nil && r.refused > 0 {
+		r.log.Info("redis takes commits again", zap.Int("refused", r.refused))
+		r.refused = 0
+	}
+	return published, skipped, err
 }
 
 // newProcessGate holds commits back while process has
