@@ -22,8 +22,9 @@ const (
 )
 
 // purgeLoop deletes the history deleted endpoints left (PurgeDeleted)
-// until ctx ends, batch after batch while there is work. It logs once when a purge finishes (with how many rows went) and
-// once when purging starts failing and when it works again, not every try.
+// until ctx ends, batch after batch while there is work. It logs once when
+// a purge finishes (with how many rows went), and once when purging starts
+// failing and when it works again, not every try.
 func (m *Module) purgeLoop(ctx context.Context) {
 	var purged, failures int64
 	for {
