@@ -170,14 +170,9 @@ func (q *query) sql() string {
 const listColumns = `m.id, m.app_id, m.endpoint_id, m.event_id, m.type, m.webhook_id, m.chain_id, m.block_number,
 	m.block_hash, m.tx_hash, s.state, s.attempts, s.next_attempt_at, s.last_status, s.last_error, m.created_at, s.updated_at`
 
-// fromMessages joins every message with its state row (migration 00087),
-// within its application, and with its endpoint: a deleted endpoint's
-// messages are gone for readers at once, though the retention role's purge
-// deletes them later (migration 00090). The endpoint is looked up by key:
-// messages' ids are in the "C" collation and endpoints.id in the
-// database's.
-const fromMessages = ` FROM messages m JOIN message_states s ON s.id = m.id AND s.app_id = m.app_id
-	JOIN endpoints e ON e.id = m.endpoint_id COLLATE "default"`
+// fromMessages is msgstate.FromLive: messages with their states, of
+// endpoints that exist.
+const fromMessages = msgstate.FromLive
 
 func scanMessage(row pgx.Row, withPayload bool) (Message, error) {
 	var m Message

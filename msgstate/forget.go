@@ -32,3 +32,13 @@ func Forget(ctx context.Context, q Querier, appID string, endpointIDs []string) 
 	}
 	return nil
 }
+
+// FromLive is the FROM clause of readers of stored messages (the API's
+// listings, the storage count): every message (m) with its state row (s,
+// migration 00087), within its application, whose endpoint (e) still
+// exists. A deleted endpoint's history stays until retention.PurgeDeleted
+// deletes it, and is gone for readers at once. The endpoint is looked up
+// by key: messages' ids are in the "C" collation and endpoints.id in the
+// database's.
+const FromLive = ` FROM messages m JOIN message_states s ON s.id = m.id AND s.app_id = m.app_id
+	JOIN endpoints e ON e.id = m.endpoint_id COLLATE "default"`

@@ -77,15 +77,11 @@ const purgeLock = int64(0x70726765)
 // the purge lock, so a caller calls again until 0. An endpoint with
 // nothing left, deleted more than PurgeGrace before now, leaves the queue.
 func PurgeDeleted(ctx context.Context, db *pgxpool.Pool, now time.Time) (int64, error) {
-	var queued []string
-	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT endpoint_id FROM endpoint_purges ORDER BY deleted_at, endpoint_id LIMIT 100`)
-		if err != nil {
-			return err
-		}
-		queued, err = pgx.CollectRows(rows, pgx.RowTo[string])
-		return err
-	})
+	rows, err := db.Query(ctx, `SELECT endpoint_id FROM endpoint_purges ORDER BY deleted_at, endpoint_id LIMIT 100`)
+	if err != nil {
+		return 0, fmt.Errorf("read the endpoints to purge: %w", err)
+	}
+	queued, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
 		return 0, fmt.Errorf("read the endpoints to purge: %w", err)
 	}

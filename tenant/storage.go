@@ -5,22 +5,23 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/ethhook/ethhook/msgstate"
 )
 
 // storedRows is what an application stores: its messages plus their
 // delivery attempts (message_states.attempts counts each attempt row, so one
 // read of the application's messages counts both; attempts dropped earlier by
 // a shorter retention.attempts are still counted, which errs on the safe
-// side). The history of a deleted endpoint, kept until the retention
-// role's purge deletes it (migration 00090), no longer counts: deleting an
-// endpoint frees its room at once. It reads every message of the
+// side). Only messages of endpoints that exist count (msgstate.FromLive):
+// deleting an endpoint frees its room at once, though the retention role's
+// purge deletes its history later (migration 00090). It reads every message of the
 // application (messages_app_created) and its state, so it runs only for
 // plans with a limit, and QuotaExceeded caches the answer.
 func storedRows(ctx context.Context, q Querier, appID string) (int64, error) {
 	var n int64
-	if err := q.QueryRow(ctx, `SELECT count(*) + COALESCE(sum(s.attempts), 0)
-		FROM messages m JOIN message_states s ON s.id = m.id AND s.app_id = m.app_id WHERE m.app_id = $1
-		  AND NOT EXISTS (SELECT 1 FROM endpoint_purges p WHERE p.endpoint_id = m.endpoint_id COLLATE "default")`, appID).Scan(&n); err != nil {
+	if err := q.QueryRow(ctx, `SELECT count(*) + COALESCE(sum(s.attempts), 0)`+msgstate.FromLive+` WHERE m.app_id = $1`,
+		appID).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count stored rows of %s: %w", appID, err)
 	}
 	return n, nil
