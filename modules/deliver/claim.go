@@ -107,7 +107,7 @@ func (m *Module) unschedule(ctx context.Context, jobs []*job) {
 	// A failure is harmless: the promoter offers the entry once more and
 	// its claim finds nothing to do.
 	if err := m.rdb.Do(ctx, m.rdb.B().Zrem().Key(m.retriesKey()).Member(members...).Build()).Error(); ctx.Err() == nil {
-		m.redisOut.report("remove stale scheduled retries", err)
+		m.redisOut.Report("remove stale scheduled retries", err)
 	}
 }
 

@@ -102,7 +102,7 @@ func (m *Module) refreshEndpointMetrics(ctx context.Context) map[string]int64 {
 		 (SELECT * FROM b WHERE endpoint_id = ANY($2)))`, top, named)
 	if err != nil {
 		if ctx.Err() == nil {
-			m.pgOut.report("read per-endpoint metrics", err)
+			m.pgOut.Report("read per-endpoint metrics", err)
 		}
 		return nil
 	}

@@ -241,7 +241,7 @@ func TestRedisOutageLogsWhenItStartsAndEndsNotPerAttempt(t *testing.T) {
 	for _, id := range ids {
 		e.waitState(t, id, "succeeded")
 	}
-	eventually(t, "the outage to be logged as over", func() bool { return !m.redisOut.isDown() })
+	eventually(t, "the outage to be logged as over", func() bool { return !m.redisOut.Down() })
 	starts, ends, failures := 0, 0, int64(0)
 	for _, l := range logs.All() {
 		switch {
@@ -302,7 +302,7 @@ func TestPostgresOutageLogsWhenItStartsAndEndsNotPerAttempt(t *testing.T) {
 	for _, id := range ids {
 		e.waitState(t, id, "succeeded")
 	}
-	eventually(t, "the outage to be logged as over", func() bool { return !m.pgOut.isDown() })
+	eventually(t, "the outage to be logged as over", func() bool { return !m.pgOut.Down() })
 	starts, ends, failures := 0, 0, int64(0)
 	for _, l := range logs.All() {
 		switch {

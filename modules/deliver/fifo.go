@@ -138,6 +138,6 @@ func (m *Module) holdBack(ctx context.Context, jobs []*job) {
 	// A failure leaves them leased: the lease runs out and the group's
 	// next pull takes them in order.
 	if _, err := m.handBack(ctx, ids, false); ctx.Err() == nil {
-		m.pgOut.report("hand back ordered messages", err)
+		m.pgOut.Report("hand back ordered messages", err)
 	}
 }

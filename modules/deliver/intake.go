@@ -68,11 +68,11 @@ func (m *Module) intake(ctx context.Context, consumer string) error {
 				m.sweepLostJobs()
 				continue
 			}
-			m.redisOut.fail("read delivery jobs", err)
+			m.redisOut.Fail("read delivery jobs", err)
 			sleep.For(ctx, time.Second)
 			continue
 		}
-		m.redisOut.ok()
+		m.redisOut.OK()
 		if own && len(entries) == 0 {
 			own = false
 			continue
@@ -141,14 +141,14 @@ func (m *Module) handleEntries(ctx context.Context, entries []rueidis.XRangeEntr
 		var err error
 		jobs, err = m.claim(ctx, want)
 		if err == nil {
-			m.pgOut.ok()
+			m.pgOut.OK()
 			m.unschedule(ctx, jobs)
 			break
 		}
 		if ctx.Err() != nil {
 			break // not acknowledged: read again by XAUTOCLAIM, and the sweeper has the messages anyway
 		}
-		m.pgOut.fail("claim messages", err)
+		m.pgOut.Fail("claim messages", err)
 		sleep.For(ctx, time.Second)
 	}
 	m.hold.settle(held, jobs)
@@ -172,7 +172,7 @@ func (m *Module) handleEntries(ctx context.Context, entries []rueidis.XRangeEntr
 	}
 	err := streams.AckDelete(ctx, m.rdb, m.keys.DeliverJobs(), consumerGroup, ids...)
 	if ctx.Err() == nil {
-		m.redisOut.report("acknowledge delivery jobs", err)
+		m.redisOut.Report("acknowledge delivery jobs", err)
 	}
 	return err == nil
 }

@@ -149,7 +149,7 @@ func (l *lane) run(ctx context.Context) {
 		ep, err := m.endpoints.get(ctx, l.id)
 		if err != nil {
 			if ctx.Err() == nil {
-				m.pgOut.fail("load endpoint", err)
+				m.pgOut.Fail("load endpoint", err)
 			}
 			if !wait(time.Second, nil) {
 				return
@@ -306,7 +306,7 @@ func (l *lane) pull(ctx context.Context, n int, gen uint64, fifo bool, fifoCurso
 		jobs, nextCursor, err = m.pull(ctx, l.id, n, cursor)
 	}
 	if ctx.Err() == nil {
-		m.pgOut.report("pull messages", err)
+		m.pgOut.Report("pull messages", err)
 	}
 	if err == nil {
 		m.unschedule(ctx, jobs)
@@ -407,7 +407,7 @@ func (l *lane) handBackQueue(ctx context.Context) {
 	// A failure leaves them leased, not held: the lease runs out and the
 	// sweeper offers them again.
 	if _, err := l.m.handBack(ctx, ids, false); ctx.Err() == nil {
-		l.m.pgOut.report("hand back messages", err)
+		l.m.pgOut.Report("hand back messages", err)
 	}
 }
 

@@ -114,12 +114,12 @@ func (m *Module) renewLiveness(ctx context.Context) bool {
 	) {
 		if err := r.Error(); err != nil {
 			if ctx.Err() == nil {
-				m.redisOut.fail("renew liveness", err)
+				m.redisOut.Fail("renew liveness", err)
 			}
 			return false
 		}
 	}
-	m.redisOut.ok()
+	m.redisOut.OK()
 	return true
 }
 

@@ -26,11 +26,11 @@ func (m *Module) promoter(ctx context.Context) error {
 			n, err := promoteScript.Exec(ctx, m.rdb, keys, []string{fmt.Sprint(m.now().UnixMilli()), "1000"}).AsInt64()
 			if err != nil {
 				if ctx.Err() == nil {
-					m.redisOut.fail("promote due retries", err)
+					m.redisOut.Fail("promote due retries", err)
 				}
 				break
 			}
-			m.redisOut.ok()
+			m.redisOut.OK()
 			if n < 1000 {
 				break
 			}
@@ -77,7 +77,7 @@ func (m *Module) heartbeat(ctx context.Context) error {
 		// those are being finished anyway, and the two cannot deadlock.
 		renewed, err := msgstate.Renew(ctx, m.pool, m.owner, ids, until)
 		if ctx.Err() == nil {
-			m.pgOut.report("renew leases", err)
+			m.pgOut.Report("renew leases", err)
 		}
 		m.hold.renewed(renewed, until)
 	}
@@ -99,7 +99,7 @@ func (m *Module) listenChanges(ctx context.Context) error {
 			break
 		}
 		if err != nil {
-			m.redisOut.fail("endpoint change subscription", err)
+			m.redisOut.Fail("endpoint change subscription", err)
 		}
 		sleep.For(ctx, time.Second)
 	}

@@ -49,6 +49,7 @@ import (
 	"github.com/ethhook/ethhook/config"
 	"github.com/ethhook/ethhook/hook"
 	"github.com/ethhook/ethhook/internal/module"
+	"github.com/ethhook/ethhook/internal/outage"
 	"github.com/ethhook/ethhook/internal/streams"
 	"github.com/ethhook/ethhook/modules/deliver/ssrf"
 	"github.com/ethhook/ethhook/ops"
@@ -120,7 +121,7 @@ type Module struct {
 
 	// Outages of Redis and Postgres, as every loop sees them: two log
 	// lines per outage, not one per failed attempt.
-	redisOut, pgOut *outage
+	redisOut, pgOut *outage.Tracker
 
 	sending *sendingSet // attempts under way, listed for the liveness check
 
@@ -171,13 +172,13 @@ func New(d module.Deps, o Options) (*Module, error) {
 	m.ops = ops.New(m.pool, m.rdb, m.keys)
 	m.lanes = &lanes{m: m, by: map[string]*lane{}}
 	m.lostJobs = make(chan struct{}, 1)
-	m.redisOut, m.pgOut = newOutage(m.log, "redis"), newOutage(m.log, "postgres")
+	m.redisOut, m.pgOut = outage.New(m.log, "redis"), outage.New(m.log, "postgres")
 	// A Redis that went away may come back without the last jobs it
 	// acknowledged: a failover to a replica that had not had them yet
 	// (replication is asynchronous), a restart from a snapshot. Their
 	// messages wait with no job; sweep for them once intake has read again
 	// (lostJobsSettle), not after three sweep intervals.
-	m.redisOut.ended = func() { time.AfterFunc(lostJobsSettle, m.sweepLostJobs) }
+	m.redisOut.OnEnd(func() { time.AfterFunc(lostJobsSettle, m.sweepLostJobs) })
 	m.endpoints = endpointCache{m: m, by: map[string]*endpoint{}, loading: map[string]*endpointLoad{}}
 	if o.Now != nil {
 		m.now = o.Now

@@ -123,7 +123,7 @@ func (m *Module) checkRateBacklogs(ctx context.Context, r rateRule) {
 	episodes, err := m.rdb.Do(ctx, m.rdb.B().Hgetall().Key(m.keys.RateLimited()).Build()).AsStrMap()
 	if err != nil {
 		if ctx.Err() == nil {
-			m.redisOut.fail("read rate-limit backlogs", err)
+			m.redisOut.Fail("read rate-limit backlogs", err)
 		}
 		return
 	}
@@ -150,7 +150,7 @@ func (m *Module) checkRateBacklogs(ctx context.Context, r rateRule) {
 	backlogs, err := m.rateBacklogs(ctx, ids)
 	if err != nil {
 		if ctx.Err() == nil {
-			m.pgOut.fail("count rate-limit backlogs", err)
+			m.pgOut.Fail("count rate-limit backlogs", err)
 		}
 		return
 	}
@@ -199,11 +199,11 @@ func (m *Module) rateEpisode(ctx context.Context, st rateCheck, r rateRule) {
 	}).AsStrSlice()
 	if err != nil || len(res) != 2 {
 		if ctx.Err() == nil {
-			m.redisOut.fail("note rate-limit backlog", fmt.Errorf("endpoint %s: %v (%d answers)", st.id, err, len(res)))
+			m.redisOut.Fail("note rate-limit backlog", fmt.Errorf("endpoint %s: %v (%d answers)", st.id, err, len(res)))
 		}
 		return
 	}
-	m.redisOut.ok()
+	m.redisOut.OK()
 	outcome := res[0]
 	if outcome != "started" && outcome != ops.ClearedDrained && outcome != ops.ClearedNotHeld {
 		return
@@ -255,6 +255,6 @@ func (m *Module) rateBacklogs(ctx context.Context, ids []string) (map[string]int
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("count backlogs of %d endpoints: %w", len(ids), err)
 	}
-	m.pgOut.ok()
+	m.pgOut.OK()
 	return out, nil
 }

@@ -18,10 +18,10 @@ func (m *Module) rateWait(ctx context.Context, ep *endpoint) time.Duration {
 	us, err := gcraScript.Exec(ctx, m.rdb, []string{m.rateKey(ep.id)}, []string{fmt.Sprint(interval), "0"}).AsInt64()
 	if err != nil {
 		if ctx.Err() == nil {
-			m.redisOut.fail("rate limit", err)
+			m.redisOut.Fail("rate limit", err)
 		}
 		return 100 * time.Millisecond // fail closed but keep going
 	}
-	m.redisOut.ok()
+	m.redisOut.OK()
 	return time.Duration(us) * time.Microsecond
 }

@@ -124,7 +124,7 @@ func TestJobsLostWithARedisOutageAreSweptSoonAfter(t *testing.T) {
 	lost, _ := e.insertMessage(t, app, ep, "", 0) // its job went with the master
 	eventually(t, "the module to notice its connections dropped", func() bool {
 		testenv.DropRedis(t, e.rdb, name)
-		return m.redisOut.isDown()
+		return m.redisOut.Down()
 	})
 	e.waitState(t, lost, hook.StateSucceeded)
 }

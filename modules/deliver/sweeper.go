@@ -85,7 +85,7 @@ func (m *Module) sweepOnce(ctx context.Context, stale time.Duration) error {
 		pairs, err = pgx.CollectRows(rows, pgx.RowToStructByPos[hook.Job])
 	}
 	if ctx.Err() == nil {
-		m.pgOut.report("sweep messages", err)
+		m.pgOut.Report("sweep messages", err)
 	}
 	if err != nil {
 		return fmt.Errorf("find overlooked messages: %w", err)
@@ -95,7 +95,7 @@ func (m *Module) sweepOnce(ctx context.Context, stale time.Duration) error {
 	}
 	err = streams.Offer(ctx, m.rdb, m.keys, pairs...)
 	if ctx.Err() == nil && len(pairs) > 0 {
-		m.redisOut.report("re-offer messages", err)
+		m.redisOut.Report("re-offer messages", err)
 	}
 	return err
 }

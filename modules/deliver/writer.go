@@ -153,7 +153,7 @@ func (m *Module) writeAll(ctx context.Context, batch []result) error {
 	for {
 		err := m.write(ctx, batch)
 		if err == nil {
-			m.pgOut.ok()
+			m.pgOut.OK()
 			return nil
 		}
 		if errors.Is(err, errMessageGone) || isPartitionGone(err) {
@@ -170,7 +170,7 @@ func (m *Module) writeAll(ctx context.Context, batch []result) error {
 		if ctx.Err() != nil {
 			return fmt.Errorf("write %d delivery results: %w", len(batch), err)
 		}
-		m.pgOut.fail("write delivery results", err)
+		m.pgOut.Fail("write delivery results", err)
 		sleep.For(ctx, time.Second)
 	}
 }
@@ -379,7 +379,7 @@ func (m *Module) write(ctx context.Context, batch []result) error {
 		}
 		// A lost ZADD is recovered by the sweeper (the message is failed
 		// and overdue in Postgres).
-		m.redisOut.report("schedule retries", m.rdb.Do(ctx, cmd.Build()).Error())
+		m.redisOut.Report("schedule retries", m.rdb.Do(ctx, cmd.Build()).Error())
 	}
 	for _, id := range disabled {
 		m.markDisabled(id)

@@ -1,4 +1,4 @@
-package deliver
+package outage
 
 import (
 	"errors"
@@ -12,30 +12,30 @@ import (
 
 func TestOutageLogsOnceWhenItStartsAndOnceWhenItEnds(t *testing.T) {
 	core, logs := observer.New(zapcore.DebugLevel)
-	o := newOutage(zap.New(core), "redis")
+	o := New(zap.New(core), "redis")
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	o.now = func() time.Time { return now }
 	boom := errors.New("connection refused")
 
-	o.ok() // healthy: nothing to say
+	o.OK() // healthy: nothing to say
 	for i := range 50 {
 		op := "promote"
 		if i%5 == 0 {
 			op = "rate limit"
 		}
-		o.fail(op, boom)
+		o.Fail(op, boom)
 		now = now.Add(100 * time.Millisecond)
 		if i%10 == 0 {
-			o.ok() // a success between failures (a reconnect) does not end it
+			o.OK() // a success between failures (a reconnect) does not end it
 		}
 	}
-	if !o.isDown() {
+	if !o.Down() {
 		t.Fatal("outage ended by a success within calm of a failure")
 	}
 	now = now.Add(o.calm)
-	o.ok()
-	o.ok()
-	if o.isDown() {
+	o.OK()
+	o.OK()
+	if o.Down() {
 		t.Fatal("outage did not end after calm")
 	}
 	all := logs.All()
@@ -53,7 +53,7 @@ func TestOutageLogsOnceWhenItStartsAndOnceWhenItEnds(t *testing.T) {
 	}
 
 	// The next outage is logged again.
-	o.fail("promote", boom)
+	o.Fail("promote", boom)
 	if n := logs.Len(); n != 3 {
 		t.Fatalf("second outage: %d lines, want 3", n)
 	}
