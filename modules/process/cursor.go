@@ -4,8 +4,6 @@ import (
 	"context"
 	"time"
 
-	"go.uber.org/zap"
-
 	"github.com/ethhook/ethhook/hook"
 )
 
@@ -47,16 +45,16 @@ func (h *headTracker) handledCursor() hook.Cursor {
 // storeCursor advances the chain's durable cursor to the tracker's, when it
 // is above stored (the one stored last); it returns the cursor now stored
 // and whether it wrote.
-func (m *Module) storeCursor(ctx context.Context, log *zap.Logger, chainID uint64, ht *headTracker, stored hook.Cursor) (hook.Cursor, bool) {
+func (m *Module) storeCursor(ctx context.Context, chainID uint64, ht *headTracker, stored hook.Cursor) (hook.Cursor, bool) {
 	c := ht.handledCursor()
 	if !above(c, stored) {
 		return stored, false
 	}
 	got, err := m.cursors.Advance(ctx, chainID, c)
+	if ctx.Err() == nil {
+		m.out.Postgres.Report("store durable chain cursor", err)
+	}
 	if err != nil {
-		if ctx.Err() == nil {
-			log.Warn("store durable chain cursor", zap.Error(err))
-		}
 		return stored, false
 	}
 	return got, true

@@ -91,11 +91,12 @@ func (m *Module) consumeHistory(ctx context.Context, chainID uint64) error {
 			if streams.IsNoGroup(err) {
 				_ = ensure()
 			}
-			log.Warn("read history stream", zap.Error(err))
+			m.out.Redis.Fail("read history stream", err)
 			sleep.For(ctx, backoff(attempt))
 			attempt++
 			continue
 		}
+		m.out.Redis.OK()
 		attempt = 0
 		if len(entries) == 0 {
 			continue

@@ -42,6 +42,7 @@ import (
 	"github.com/ethhook/ethhook/hook"
 	"github.com/ethhook/ethhook/internal/backpressure"
 	"github.com/ethhook/ethhook/internal/module"
+	"github.com/ethhook/ethhook/internal/outage"
 	"github.com/ethhook/ethhook/internal/sleep"
 	"github.com/ethhook/ethhook/internal/streams"
 	"github.com/ethhook/ethhook/tenant"
@@ -69,6 +70,10 @@ type Module struct {
 	changed chan string // endpoint ids announced as changed
 
 	delivery *backpressure.Gate // holds reading back while deliver is far behind
+
+	// out turns Postgres and Redis outages into two log lines each, not
+	// one per loop per failed try.
+	out outage.Deps
 
 	releaseMu sync.Mutex
 	releaseCh map[uint64]chan struct{}
@@ -136,7 +141,7 @@ func New(d module.Deps, o Options) (*Module, error) {
 		cfg: pcfg, pool: pool, rdb: rdb, keys: d.Keys(), chains: chains,
 		log: d.Logger(), met: met, quota: tenant.New(pool), cursors: chaincursor.New(pool),
 		ix: newIndex(), changed: make(chan string, 1024), releaseCh: map[uint64]chan struct{}{},
-		hands: map[uint64]*inHand{},
+		hands: map[uint64]*inHand{}, out: outage.NewDeps(d.Logger()),
 	}
 	for _, c := range chains {
 		m.releaseCh[c.ID] = make(chan struct{}, 1)

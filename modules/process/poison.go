@@ -55,6 +55,7 @@ func (m *Module) handleRead(ctx context.Context, chainID uint64, entries []rueid
 	for try := 0; ; try++ {
 		mb, b, h, err := m.handle(ctx, chainID, entries)
 		if err == nil {
+			m.out.OK()
 			if counted {
 				if err := deadletter.Forget(ctx, m.rdb, m.keys, chainID, ids); err != nil {
 					log.Warn("forget try counts (they expire)", zap.Error(err))
@@ -62,8 +63,8 @@ func (m *Module) handleRead(ctx context.Context, chainID uint64, entries []rueid
 			}
 			return mb, b, h, true
 		}
-		failed := 0
-		if entryError(err) {
+		failed, ofData := 0, entryError(err)
+		if ofData {
 			// Counted even when ctx ended meanwhile: the try was made.
 			n, ferr := deadletter.Fail(context.WithoutCancel(ctx), m.rdb, m.keys, chainID, ids)
 			if ferr != nil {
@@ -74,7 +75,11 @@ func (m *Module) handleRead(ctx context.Context, chainID uint64, entries []rueid
 		if ctx.Err() != nil {
 			return 0, hook.Cursor{}, false, false
 		}
-		log.Warn("handle stream entries; retrying", zap.Int("entries", len(entries)), zap.Int("try", try), zap.Int("tries", failed), zap.Error(err))
+		if ofData {
+			log.Warn("handle stream entries; retrying", zap.Int("entries", len(entries)), zap.Int("try", try), zap.Int("tries", failed), zap.Error(err))
+		} else {
+			m.out.Fail("handle stream entries", err) // an outage: logged once
+		}
 		if failed >= tries {
 			if len(entries) > 1 {
 				return m.isolate(ctx, chainID, entries, log)

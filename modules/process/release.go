@@ -59,12 +59,13 @@ func (m *Module) releaser(ctx context.Context, chainID uint64) error {
 			}
 		case <-m.releaseCh[chainID]:
 		}
-		if err := m.settleHead(ctx, chainID, ht); err != nil && ctx.Err() == nil {
-			log.Warn("settle chain head", zap.Error(err))
+		err := m.settleHead(ctx, chainID, ht)
+		if ctx.Err() == nil {
+			m.out.Redis.Report("settle chain head", err)
 		}
 		if time.Since(lastCursor) >= cursorEvery {
 			var wrote bool
-			if durable, wrote = m.storeCursor(ctx, log, chainID, ht, durable); wrote {
+			if durable, wrote = m.storeCursor(ctx, chainID, ht, durable); wrote {
 				lastCursor = time.Now()
 			}
 		}
@@ -82,8 +83,9 @@ func (m *Module) releaser(ctx context.Context, chainID uint64) error {
 				head = max(head, uint64(h))
 				_, fin = ht.heads()
 				persistedFin = fin
-			} else if ctx.Err() == nil {
-				log.Warn("store chain head", zap.Error(err))
+			}
+			if ctx.Err() == nil {
+				m.out.Postgres.Report("store chain head", err)
 			}
 		}
 		for {
@@ -92,10 +94,10 @@ func (m *Module) releaser(ctx context.Context, chainID uint64) error {
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 			n, err := m.release(rctx, chainID, head, fin)
 			cancel()
+			if ctx.Err() == nil {
+				m.out.Report("release held events", err)
+			}
 			if err != nil {
-				if ctx.Err() == nil {
-					log.Warn("release held events", zap.Error(err))
-				}
 				break
 			}
 			if n < releaseLimit {

@@ -92,11 +92,12 @@ func (m *Module) consume(ctx context.Context, chainID uint64, worker int) error 
 			// Redis may have carried out what failed: its entries have
 			// been idle lostReadIdle by then.
 			lostCheck = time.Now().Add(lostReadIdle)
-			log.Warn("read events stream", zap.Error(err))
+			m.out.Redis.Fail("read events stream", err)
 			sleep.For(ctx, backoff(attempt))
 			attempt++
 			continue
 		}
+		m.out.Redis.OK()
 		attempt = 0
 		m.noteLiveRead(len(entries))
 		if len(entries) == 0 {
