@@ -12,6 +12,7 @@ import (
 
 	"github.com/ethhook/ethhook/config"
 	"github.com/ethhook/ethhook/internal/backpressure"
+	"github.com/ethhook/ethhook/internal/outage"
 	"github.com/ethhook/ethhook/internal/sleep"
 	"github.com/ethhook/ethhook/modules/ingest/rpc"
 )
@@ -61,6 +62,10 @@ type chainRunner struct {
 	q       *quorum            // cross-checks with the other providers when the chain's quorum is set (quorum.go)
 
 	chainMetrics // this chain's series (metrics.go)
+
+	// out turns a Postgres or Redis outage into two log lines, not one
+	// per failed try of each loop.
+	out outage.Deps
 }
 
 func newChainRunner(m *Module, ch config.Chain) *chainRunner {
@@ -86,6 +91,7 @@ func newChainRunner(m *Module, ch config.Chain) *chainRunner {
 		r.eps = append(r.eps, &endpoint{url: u, redacted: config.RedactURL(u)})
 	}
 	r.chainMetrics = newChainMetrics(m.met, ch)
+	r.out = outage.NewDeps(r.log)
 	r.process = r.newProcessGate()
 	r.q = r.newQuorum()
 	return r

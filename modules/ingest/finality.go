@@ -278,9 +278,10 @@ func (r *chainRunner) publishFinality(ctx context.Context, f hook.Finality) erro
 		if errors.Is(err, errFenced) {
 			return err
 		}
-		r.log.Warn("publish finality", zap.Error(err))
+		r.out.Redis.Fail("publish finality", err)
 		return nil
 	}
+	r.out.Redis.OK()
 	old := r.fin.published
 	r.fin.published = f
 	if f.Safe.Set {
@@ -289,8 +290,9 @@ func (r *chainRunner) publishFinality(ctx context.Context, f hook.Finality) erro
 	if f.Finalized.Set {
 		r.mFinality.WithLabelValues(hook.StageFinalized).Set(float64(f.Finalized.Number))
 		if r.m.cursors != nil && f.Finalized != old.Finalized {
-			if err := r.m.cursors.RecordFinalized(ctx, r.ch.ID, f.Finalized); err != nil {
-				r.log.Warn("record finalized block in Postgres", zap.Error(err))
+			err := r.m.cursors.RecordFinalized(ctx, r.ch.ID, f.Finalized)
+			if ctx.Err() == nil {
+				r.out.Postgres.Report("record finalized block", err)
 			}
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	epsvc "github.com/ethhook/ethhook/endpoint"
 	"github.com/ethhook/ethhook/filter"
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/outage"
 	"github.com/ethhook/ethhook/internal/sleep"
 	"github.com/ethhook/ethhook/modules/ingest/rpc"
 )
@@ -107,7 +108,12 @@ func (h *historian) run(ctx context.Context) {
 		if ctx.Err() != nil {
 			break
 		}
-		if err != nil {
+		switch {
+		case err == nil:
+			h.r.out.Postgres.OK()
+		case outage.FromPostgres(err):
+			h.r.out.Postgres.Fail("run histories", err) // an outage: logged once
+		default:
 			h.log.Warn("historian stopped; starting again", zap.Error(err))
 		}
 		sleep.For(ctx, h.opt.Poll)

@@ -16,14 +16,23 @@ import (
 func (r *chainRunner) runLeased(ctx context.Context) error {
 	ttl := r.ing.LeaseTTL
 	standbyLogged := false
+	// Redis unreachable: wait for it here, logged once, rather than
+	// returning to supervise, which logs an error per try.
+	bo := sleep.Backoff{Min: r.ing.ReconnectMin, Max: r.ing.ReconnectMax, Jitter: true}
 	for {
 		token, err := r.st.acquire(ctx, r.holder, ttl)
+		if ctx.Err() != nil {
+			return nil
+		}
 		if err != nil {
-			if ctx.Err() != nil {
+			r.out.Redis.Fail("acquire lease", err)
+			if !sleep.For(ctx, bo.Next()) {
 				return nil
 			}
-			return err
+			continue
 		}
+		r.out.Redis.OK()
+		bo.Reset()
 		if token == 0 {
 			if !standbyLogged {
 				r.log.Info("standby: another ingester holds the chain's lease")
