@@ -57,6 +57,10 @@ type scenario struct {
 	// what was in flight; nothing else may deliver twice).
 	dupWindow time.Duration
 	drain     time.Duration // how long the pipeline may take to drain after the load
+	// warnBound, when set, bounds the warning and error lines of the role
+	// that wrote most (an outage logs its start and its end, not every
+	// failed call; logvolume.go).
+	warnBound int
 }
 
 // sleepUntil waits until start+d.
@@ -148,6 +152,35 @@ var scenarios = []scenario{
 		fault: func(c *cluster, start time.Time) time.Time {
 			sleepUntil(start, 7*time.Second)
 			c.redis.restart(false)
+			return time.Now()
+		}},
+	// Redis down for 15 s (a slow failover, a restart for an upgrade), back
+	// with its data: longer than ingest's lease and deliver's heartbeat,
+	// so every role must ride out an outage, not a blip.
+	{name: "redis-down-15s", opt: options{durableRedis: true}, load: 30 * time.Second, dupWindow: 3 * time.Second, warnBound: 10,
+		fault: func(c *cluster, start time.Time) time.Time {
+			sleepUntil(start, 7*time.Second)
+			c.redis.kill()
+			time.Sleep(15 * time.Second)
+			c.redis.start()
+			c.redis.waitUp()
+			return time.Now()
+		}},
+	// Redis full for 10 s (maxmemory reached with noeviction, as README
+	// asks): every write fails with OOM while reads still work.
+	{name: "redis-full", load: 25 * time.Second, dupWindow: 3 * time.Second, warnBound: 10,
+		fault: func(c *cluster, start time.Time) time.Time {
+			sleepUntil(start, 7*time.Second)
+			c.redis.configSet("maxmemory", "1")
+			time.Sleep(10 * time.Second)
+			c.redis.configSet("maxmemory", "0")
+			return time.Now()
+		}},
+	// Postgres down for 15 s, not a quick crash and restart.
+	{name: "postgres-down-15s", opt: options{privatePG: true}, load: 30 * time.Second, dupWindow: 3 * time.Second, warnBound: 10,
+		fault: func(c *cluster, start time.Time) time.Time {
+			sleepUntil(start, 7*time.Second)
+			c.pg.crashRestart(15 * time.Second)
 			return time.Now()
 		}},
 	{name: "postgres-restart", opt: options{privatePG: true}, load: 20 * time.Second, dupWindow: 3 * time.Second,
@@ -320,8 +353,9 @@ func runScenario(t *testing.T, sc scenario) {
 
 	od := c.retryOverdue()
 	bound := int(math.Ceil(float64(tl.delivered) / loadTime.Seconds() * sc.dupWindow.Seconds()))
-	line := fmt.Sprintf("faults: %-22s %s retry_overdue=%.1fs dup_bound=%d blocks=%d exits=%d took=%s", sc.name, tl, od.by.Seconds(),
-		bound, tr.head, c.exits(), time.Since(began).Round(time.Second))
+	lv := c.countWarnings()
+	line := fmt.Sprintf("faults: %-22s %s retry_overdue=%.1fs dup_bound=%d blocks=%d exits=%d %s took=%s", sc.name, tl, od.by.Seconds(),
+		bound, tr.head, c.exits(), lv, time.Since(began).Round(time.Second))
 	if sc.knownGap != "" {
 		line += " (known gap: " + sc.knownGap + ")"
 	}
@@ -333,8 +367,13 @@ func runScenario(t *testing.T, sc scenario) {
 	if os.Getenv("FAULTS_DIAG") != "" && tl.lateID != "" {
 		c.diagMessage(tl.lateEP, tl.lateID)
 	}
+	t.Logf("warning and error lines per role:\n%s", lv.detail())
 	if tl.violations() > 0 || tl.dup > bound {
 		t.Errorf("%s\n  e.g.:\n    %s", line, strings.Join(tl.examples, "\n    "))
+	}
+	if r, n := lv.maxRole(); sc.warnBound > 0 && n > sc.warnBound {
+		t.Errorf("%s: %s wrote %d warning and error lines, more than %d: a fault logs its start and its end, not each failed call\n%s",
+			sc.name, r, n, sc.warnBound, lv.detail())
 	}
 	if tl.expected == 0 {
 		t.Errorf("%s: nothing expected: the scenario proves nothing", sc.name)

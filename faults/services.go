@@ -82,6 +82,21 @@ func (r *redisServer) waitUp() {
 	}
 }
 
+// configSet runs CONFIG SET param value on the server.
+func (r *redisServer) configSet(param, value string) {
+	r.t.Helper()
+	c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(r.port), time.Second)
+	if err != nil {
+		r.t.Fatalf("redis config set %s: %v", param, err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(c, "*4\r\n$6\r\nCONFIG\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n", len(param), param, len(value), value)
+	if l, _ := bufio.NewReader(c).ReadString('\n'); l != "+OK\r\n" {
+		r.t.Fatalf("redis config set %s %s: %q", param, value, l)
+	}
+}
+
 // restart kills redis-server with SIGKILL and starts it again on the same
 // port; empty removes its data first.
 func (r *redisServer) restart(empty bool) {

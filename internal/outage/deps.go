@@ -41,12 +41,29 @@ func (d Deps) Report(op string, err error) {
 	d.OK()
 }
 
-// FromPostgres reports whether err is one of pgx's: an error the server
-// sent, a failed connect, or a failed exchange on an open connection (pgconn's
-// errors of that kind say whether they are safe to retry).
+// FromPostgres reports whether err is one of pgx's (an error the server
+// sent, a failed connect, or a failed exchange on an open connection:
+// pgconn's errors of that kind say whether they are safe to retry) or was
+// marked by Postgres.
 func FromPostgres(err error) bool {
 	var pe *pgconn.PgError
 	var ce *pgconn.ConnectError
 	var retry interface{ SafeToRetry() bool }
-	return errors.As(err, &pe) || errors.As(err, &ce) || errors.As(err, &retry)
+	var marked postgresError
+	return errors.As(err, &pe) || errors.As(err, &ce) || errors.As(err, &retry) || errors.As(err, &marked)
 }
+
+// Postgres marks err as Postgres's, for a caller that knows where it came
+// from: pgx returns the read error of a connection cut mid-statement
+// (unexpected EOF) as it is, with nothing saying whose it was, and Deps
+// would blame Redis. Nil stays nil.
+func Postgres(err error) error {
+	if err == nil {
+		return nil
+	}
+	return postgresError{err}
+}
+
+type postgresError struct{ error }
+
+func (e postgresError) Unwrap() error { return e.error }

@@ -2,7 +2,9 @@ package outage_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -100,5 +102,25 @@ func TestDepsBlameTheDependencyAnErrorCameFrom(t *testing.T) {
 	}
 	if !d.Postgres.Down() || !d.Redis.Down() {
 		t.Fatal("both should be down")
+	}
+}
+
+// pgx returns a connection cut mid-statement as the bare read error (the
+// fault suite's postgres-down-15s: "lock chain 31337: unexpected EOF"), so
+// callers that know an error is Postgres's mark it.
+func TestPostgresMarksAnErrorAsPostgres(t *testing.T) {
+	bare := fmt.Errorf("lock chain 31337: %w", io.ErrUnexpectedEOF)
+	if outage.FromPostgres(bare) {
+		t.Fatal("a bare EOF is taken for Postgres's: the marker would prove nothing")
+	}
+	marked := fmt.Errorf("handle: %w", outage.Postgres(bare))
+	if !outage.FromPostgres(marked) {
+		t.Fatal("a marked error is not Postgres's")
+	}
+	if !errors.Is(marked, io.ErrUnexpectedEOF) {
+		t.Fatal("the mark hides the error it wraps")
+	}
+	if outage.Postgres(nil) != nil {
+		t.Fatal("Postgres(nil) is not nil")
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
-	"go.uber.org/zap"
 
 	"github.com/ethhook/ethhook/hook"
 	"github.com/ethhook/ethhook/internal/streams"
@@ -28,7 +27,11 @@ func (m *Module) setStates(ctx context.Context, rt *routed) {
 		}
 		s := hook.StatePending
 		if over, err := m.quota.QuotaExceeded(ctx, appID); err != nil {
-			m.log.Warn("quota check failed; message stays pending", zap.String("app", appID), zap.Error(err))
+			// An outage, logged once with the read's other failures; the
+			// message stays pending rather than being held back.
+			if ctx.Err() == nil {
+				m.out.Postgres.Fail("quota check", err)
+			}
 		} else if over {
 			s = hook.StateQuotaExceeded
 		}

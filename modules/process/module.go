@@ -346,6 +346,7 @@ func (m *Module) listenPostgres(ctx context.Context) error {
 			if _, err := conn.Exec(ctx, "LISTEN "+endpoint.NotifyChannel); err != nil {
 				return err
 			}
+			m.out.Postgres.OK()
 			// Changes committed while not listening: catch up. Also on the
 			// first LISTEN: Run's load came before it, and a change committed
 			// in between (the demo seeds its endpoint as process starts)
@@ -366,7 +367,7 @@ func (m *Module) listenPostgres(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		m.log.Warn("listen for endpoint changes on postgres", zap.Error(err))
+		m.out.Postgres.Fail("listen for endpoint changes", err)
 		sleep.For(ctx, backoff(attempt))
 	}
 	return nil
@@ -381,7 +382,7 @@ func (m *Module) listenRedis(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		m.log.Warn("subscribe to endpoint changes on redis", zap.Error(err))
+		m.out.Redis.Fail("subscribe to endpoint changes", err)
 		sleep.For(ctx, backoff(attempt))
 	}
 	return nil

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ethhook/ethhook/hook"
 	"github.com/ethhook/ethhook/internal/backpressure"
+	"github.com/ethhook/ethhook/internal/outage"
 	"github.com/ethhook/ethhook/internal/sleep"
 	"github.com/ethhook/ethhook/internal/streams"
 )
@@ -277,7 +278,7 @@ func (m *Module) handle(ctx context.Context, chainID uint64, entries []rueidis.X
 	m.setStates(ctx, &rt)
 	queued, err := m.commit(ctx, chainID, &rt)
 	if err != nil {
-		return 0, hook.Cursor{}, false, err
+		return 0, hook.Cursor{}, false, outage.Postgres(err) // all of commit is Postgres's
 	}
 	if m.afterCommit != nil && len(rt.direct)+len(rt.holds)+len(rt.removals) > 0 {
 		m.afterCommit(ctx)
