@@ -54,7 +54,6 @@ type chainRunner struct {
 	head  uint64
 
 	commits uint64 // successful commits, ever
-	refused int    // commits Redis refused in a row (commitRetrying)
 
 	fin finality // the node's safe and finalized blocks (finality.go)
 

@@ -9,6 +9,8 @@ import (
 
 	"github.com/redis/rueidis"
 	"go.uber.org/zap"
+
+	"github.com/ethhook/ethhook/internal/outage"
 )
 
 // Redis losing its state (a restart without persistence, FLUSHALL, a
@@ -53,13 +55,14 @@ func (r *chainRunner) resume(ctx context.Context, prev cursor) error {
 			if !r.cur.Set {
 				// Without either cursor, starting anywhere could skip
 				// blocks: wait for Postgres (the session is retried).
-				return fmt.Errorf("no cursor for the chain in Redis, and none readable in Postgres: %w", err)
+				return storeError{"read the durable cursor (Redis has no cursor for the chain)", outage.Postgres(err)}
 			}
 			// Postgres is only needed when Redis lost state: an outage of
 			// it must not stop ingest.
-			r.log.Warn("cannot read the durable cursor; going on from Redis's", zap.Error(err))
+			r.out.Postgres.Fail("read the durable cursor (going on from Redis's)", outage.Postgres(err))
 			return nil
 		}
+		r.out.Postgres.OK()
 	}
 	switch {
 	case !r.cur.Set && durable.Set:

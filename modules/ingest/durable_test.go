@@ -8,8 +8,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/ethhook/ethhook/hook"
+	"github.com/ethhook/ethhook/internal/outage"
 	"github.com/ethhook/ethhook/internal/testenv"
 	"github.com/ethhook/ethhook/modules/devnet"
 )
@@ -214,4 +218,44 @@ func TestRedisLosingItsStateWithoutADurableCursorGoesOnFromItsOwn(t *testing.T) 
 	if got := redisLost(r, "empty"); got != 1 {
 		t.Fatalf("redis_state_lost_total{found=empty} = %v, want 1", got)
 	}
+}
+
+// TestRedisFailingAtSessionStartIsNotTheNodes: a session that cannot load
+// the committed chain from Redis (here a WRONGTYPE at the cursor key, as
+// every call fails in an outage) is EthHook's storage failing, not the
+// node: it is logged once as a Redis outage, not as an RPC session ending
+// per try, and ingest goes on when Redis answers again.
+func TestRedisFailingAtSessionStartIsNotTheNodes(t *testing.T) {
+	e := newEnv(t, devnet.Config{Seed: 69, LogsPerBlock: 3})
+	e.chain.WSURLs = append(e.chain.WSURLs, e.chain.WSURLs[0]) // a second URL to fail over to
+	ctx := context.Background()
+	key := hook.Keys{Prefix: e.prefix}.Chain(testChainID, "cursor")
+	if err := e.rdb.Do(ctx, e.rdb.B().Hset().Key(key).FieldValue().FieldValue("not", "a cursor").Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	core, logs := observer.New(zapcore.InfoLevel)
+	e.log = zap.New(core)
+	r := e.start(nil)
+	e.node.Mine(5)
+	reconnects := r.m.met.reconnects.With(chainLabelValues(e.chain.Name, e.chain.ID))
+	eventually(t, 20*time.Second, "three sessions to fail", func() bool { return testutil.ToFloat64(reconnects) >= 3 })
+	if n := logs.FilterMessage("rpc session ended; reconnecting").Len(); n > 0 {
+		t.Fatalf("%d sessions that Redis failed were logged as the node's", n)
+	}
+	if n := logs.FilterMessage("redis unavailable").Len(); n != 1 {
+		t.Fatalf("%d 'redis unavailable' lines, want 1", n)
+	}
+	if err := e.rdb.Do(ctx, e.rdb.B().Del().Key(key).Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	e.waitCaughtUp()
+	// The outage ends at the first success once outage.Calm has passed
+	// without a failure: the next block's commit.
+	time.Sleep(outage.Calm)
+	e.node.Mine(1)
+	e.waitCaughtUp()
+	e.verify()
+	eventually(t, 10*time.Second, "the outage's end to be logged", func() bool {
+		return logs.FilterMessage("redis available again").Len() == 1
+	})
 }

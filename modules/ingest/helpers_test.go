@@ -38,6 +38,7 @@ type env struct {
 	// is the durable cursor store on it.
 	pool    *pgxpool.Pool
 	cursors *chaincursor.Store
+	log     *zap.Logger // when set, the logger of the ingesters started next
 }
 
 // usePostgres gives the ingesters started next pool, so they keep durable
@@ -86,7 +87,10 @@ func (e *env) start(chains []config.Chain, opts ...func(*Module)) *runner {
 		chains = []config.Chain{e.chain}
 	}
 	log := zap.NewNop()
-	if testing.Verbose() {
+	switch {
+	case e.log != nil:
+		log = e.log
+	case testing.Verbose():
 		log = zaptest.NewLogger(e.t, zaptest.Level(zap.InfoLevel))
 	}
 	m, err := New(module.Deps{Config: e.cfg, Pool: e.pool, Redis: e.rdb, Log: log, Registerer: prometheus.NewRegistry()}, Options{Chains: chains})

@@ -36,6 +36,16 @@ func (r *chainRunner) active(ctx context.Context) error {
 		if errors.Is(err, errFenced) {
 			return err
 		}
+		var se storeError
+		if errors.As(err, &se) {
+			// EthHook's own storage failed, not the node: the URL keeps
+			// its health and its turn, and the outage is logged once.
+			r.out.Fail(se.op, se.err)
+			if !sleep.For(ctx, bo.Next()) {
+				return nil
+			}
+			continue
+		}
 		if errors.Is(err, errQuorum) {
 			// The others outvoted or outran this provider (quorum.go).
 			ep.failure(time.Now())
@@ -76,6 +86,16 @@ func (r *chainRunner) checkChainID(ctx context.Context, c caller, redacted strin
 	return nil
 }
 
+// storeError ends a session on a failure of EthHook's own storage (Redis's
+// committed chain, Postgres's durable cursor) rather than of the node.
+type storeError struct {
+	op  string
+	err error // marked outage.Postgres when it is Postgres's
+}
+
+func (e storeError) Error() string { return e.op + ": " + e.err.Error() }
+func (e storeError) Unwrap() error { return e.err }
+
 // session runs one connection: verify, load state, subscribe, catch up,
 // then follow heads. healthy is true once it caught up with the head.
 func (r *chainRunner) session(ctx context.Context, ep *endpoint) (healthy bool, err error) {
@@ -102,8 +122,9 @@ func (r *chainRunner) session(ctx context.Context, ep *endpoint) (healthy bool, 
 	}
 	prev := r.cur
 	if r.cur, r.win, err = r.st.load(ctx); err != nil {
-		return false, err
+		return false, storeError{"load the committed chain", err}
 	}
+	r.out.Redis.OK()
 	if err := r.resume(ctx, prev); err != nil {
 		return false, err
 	}

@@ -195,28 +195,24 @@ func (r *chainRunner) commitBlocks(ctx context.Context, blocks []*block, storeFr
 // that long after a long Redis outage ended. Commits are fenced, so trying
 // again is safe; an answer that our view is stale (fenced, the cursor
 // moved) ends the session as before, and so does losing the lease (it
-// cancels ctx). It logs once when Redis starts refusing and once when it
-// takes commits again.
+// cancels ctx). Refusals are reported to the chain's Redis outage
+// tracker: one line when Redis starts refusing, one when it takes commits
+// again.
 func (r *chainRunner) commitRetrying(ctx context.Context, req commitReq) (published, skipped int64, err error) {
 	for tries := 0; ; tries++ {
 		published, skipped, err = r.st.commit(ctx, req)
-		if err == nil || errors.Is(err, errFenced) || errors.Is(err, errCursorMoved) || ctx.Err() != nil {
-			break
+		if err == nil {
+			r.out.Redis.OK()
+			return published, skipped, nil
 		}
-		if r.refused == 0 {
-			r.log.Warn("redis did not take a commit; trying it again (the node's session goes on)",
-				zap.Uint64("block", uint64(req.blocks[0].Number)), zap.Error(err))
+		if errors.Is(err, errFenced) || errors.Is(err, errCursorMoved) || ctx.Err() != nil {
+			return published, skipped, err
 		}
-		r.refused++
+		r.out.Redis.Fail("commit blocks (the node's session goes on)", err)
 		if !sleep.For(ctx, callPause.After(tries)) {
 			return 0, 0, ctx.Err()
 		}
 	}
-	if err == nil && r.refused > 0 {
-		r.log.Info("redis takes commits again", zap.Int("refused", r.refused))
-		r.refused = 0
-	}
-	return published, skipped, err
 }
 
 // newProcessGate holds commits back while process has
