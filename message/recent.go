@@ -20,14 +20,18 @@ type Minute struct {
 }
 
 // AttemptsPerMinute counts the delivery attempts of the applications scope
-// sees, per minute since since (the web UI's dashboard chart).
+// sees, per minute since since (the web UI's dashboard chart), to
+// endpoints that still exist: a deleted endpoint's history is gone for
+// readers at once, as its messages are (msgstate.FromLive), though
+// retention.PurgeDeleted deletes it later.
 func AttemptsPerMinute(ctx context.Context, pool *pgxpool.Pool, scope hook.Scope, since time.Time) ([]Minute, error) {
 	var q query
 	q.where("h.created_at > %s", since)
 	q.scope(scope, "h.app_id")
 	rows, err := pool.Query(ctx, `SELECT date_trunc('minute', h.created_at), count(*),
 			count(*) FILTER (WHERE h.status_code BETWEEN 200 AND 299)
-		FROM delivery_history h WHERE `+q.sql()+` GROUP BY 1 ORDER BY 1`, q.args...)
+		FROM delivery_history h JOIN endpoints e ON e.id = h.endpoint_id AND e.app_id = h.app_id
+		WHERE `+q.sql()+` GROUP BY 1 ORDER BY 1`, q.args...)
 	if err != nil {
 		return nil, fmt.Errorf("deliveries per minute: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -100,5 +101,47 @@ func TestRecentFailuresReadTheirIndexInOrder(t *testing.T) {
 				t.Errorf("scope %+v: %s read other than by key (%+v):\n%s", scope, table, bad, text)
 			}
 		}
+	}
+}
+
+// TestAttemptsPerMinuteLeaveOutDeletedEndpoints: the dashboard's chart
+// counts the attempts of endpoints that exist, in the caller's scope; a
+// deleted endpoint's attempts are gone from it at once, not when
+// retention purges them.
+func TestAttemptsPerMinuteLeaveOutDeletedEndpoints(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Minute)
+	if _, err := f.svc.pool.Exec(ctx, `DELETE FROM delivery_history;
+		INSERT INTO endpoints (id, app_id, url, secret_enc) VALUES ('ep_A2', 'app_A', 'https://a2.example', '\x00')`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.pool.Exec(ctx, `INSERT INTO delivery_history (message_id, endpoint_id, app_id, attempt, status_code, created_at) VALUES
+			('msg_A00', 'ep_A', 'app_A', 1, 200, $1), ('msg_A01', 'ep_A', 'app_A', 1, 500, $1),
+			('msg_A02', 'ep_A2', 'app_A', 1, 200, $1), ('msg_B00', 'ep_B', 'app_B', 1, 200, $1)`, now.Add(-5*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	total := func(scope hook.Scope) (n, ok int64) {
+		t.Helper()
+		mins, err := AttemptsPerMinute(ctx, f.svc.pool, scope, now.Add(-time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range mins {
+			n, ok = n+m.Total, ok+m.Succeeded
+		}
+		return n, ok
+	}
+	if n, ok := total(hook.Operator); n != 4 || ok != 3 {
+		t.Fatalf("operator: %d attempts, %d succeeded; want 4, 3", n, ok)
+	}
+	if n, _ := total(hook.Scope{AppID: "app_B"}); n != 1 {
+		t.Fatalf("app_B's key: %d attempts, want its 1", n)
+	}
+	if _, err := f.svc.pool.Exec(ctx, `DELETE FROM endpoints WHERE id = 'ep_A'`); err != nil {
+		t.Fatal(err)
+	}
+	if n, ok := total(hook.Operator); n != 2 || ok != 2 {
+		t.Fatalf("after deleting ep_A: %d attempts, %d succeeded; want ep_A2's and ep_B's 2, 2", n, ok)
 	}
 }
