@@ -69,7 +69,7 @@ test/browser: services ## the web UI in a real headless Chromium
 	@$(MAKE) --no-print-directory test/clean
 
 test/faults: services ## kill, restart and cut every part of the pipeline under load; account every webhook against the chain
-	$(GO) test -tags faults -count=1 -p 1 -timeout 20m -v -run '^TestFaults$$' ./faults/ | grep --line-buffered -v "^=== "; exit $${PIPESTATUS[0]}
+	$(GO) test -tags faults -count=1 -p 1 -timeout 25m -v -run '^TestFaults$$' ./faults/ | grep --line-buffered -v "^=== "; exit $${PIPESTATUS[0]}
 
 test/cluster: services ## the pipeline split by roles on a 3-master, 3-replica Redis Cluster; kill -9 a master mid-load, account every webhook
 	$(GO) test -tags faults -count=1 -p 1 -timeout 15m -v -run '^TestCluster$$' ./faults/ | grep --line-buffered -v "^=== "; exit $${PIPESTATUS[0]}

@@ -36,8 +36,12 @@ type Tracker struct {
 }
 
 // Calm is how long a dependency must go without a failure before a
-// success ends its outage.
-const Calm = time.Second
+// success ends its outage. It is longer than the period of the most
+// frequent write that keeps failing while other calls succeed (deliver
+// renews its liveness key every second; a full Redis refuses writes and
+// answers reads): at one second, a 10 s "Redis full" was logged as up to
+// five outages.
+const Calm = 2 * time.Second
 
 // New returns the Tracker of dependency dep ("redis", "postgres"); its
 // lines read "<dep> unavailable" and "<dep> available again".
