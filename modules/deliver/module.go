@@ -176,9 +176,13 @@ func New(d module.Deps, o Options) (*Module, error) {
 	// A Redis that went away may come back without the last jobs it
 	// acknowledged: a failover to a replica that had not had them yet
 	// (replication is asynchronous), a restart from a snapshot. Their
-	// messages wait with no job; sweep for them once intake has read again
-	// (lostJobsSettle), not after three sweep intervals.
-	m.redisOut.OnEnd(func() { time.AfterFunc(lostJobsSettle, m.sweepLostJobs) })
+	// messages wait with no job; sweep for them as soon as the outage is
+	// over, not after three sweep intervals. An outage ends after
+	// outage.Calm without a failure, so intake has been reading again for
+	// that long (and the sweep leaves what the group has not read yet to
+	// it); a job process is still re-adding only makes a second offer,
+	// which a claim makes harmless.
+	m.redisOut.OnEnd(m.sweepLostJobs)
 	m.endpoints = endpointCache{m: m, by: map[string]*endpoint{}, loading: map[string]*endpointLoad{}}
 	if o.Now != nil {
 		m.now = o.Now

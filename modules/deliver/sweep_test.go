@@ -114,7 +114,7 @@ func TestJobsRedisLostAreSweptAtOnce(t *testing.T) {
 // A Redis outage may end with the last jobs Redis acknowledged lost (a
 // failover to a replica that had not had them yet, a restart from a
 // snapshot): their messages wait with no job. Once the outage is over the
-// sweeper offers them (lostJobsSettle later), not three sweep intervals
+// sweeper offers them at once, not three sweep intervals
 // later (cluster-deliver-master: 25 s late under load).
 func TestJobsLostWithARedisOutageAreSweptSoonAfter(t *testing.T) {
 	e := newEnv(t)

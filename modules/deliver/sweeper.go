@@ -48,12 +48,6 @@ func (m *Module) sweeper(ctx context.Context) error {
 	}
 }
 
-// lostJobsSettle is how long after a Redis outage ends the sweep for jobs
-// it lost waits: long enough for intake to read what the stream kept (the
-// sweep leaves messages younger than the group's last read to it) and for
-// process to add the jobs it was retrying.
-const lostJobsSettle = 2 * time.Second
-
 // sweepLostJobs asks the sweeper for a sweep with no age bound (see
 // sweeper); asks while one is queued are one.
 func (m *Module) sweepLostJobs() {
