@@ -120,7 +120,7 @@ func TestQuotaReachedIsNotedOnceAMonth(t *testing.T) {
 	setUsage(t, s, used.ID, time.Now(), 3)
 	seedMessages(t, s, held.ID, hook.StateQuotaExceeded, 2) // no usage row yet this month
 	setUsage(t, s, under.ID, time.Now(), 2)
-	setUsage(t, s, under.ID, time.Now().AddDate(0, -1, 0), 3) // last month does not count
+	setUsage(t, s, under.ID, monthStart(time.Now()).AddDate(0, -1, 0), 3) // last month does not count (from the month's start: Mar 31 less a month is Mar 3)
 
 	reached, err := s.NoteQuotaReached(ctx)
 	if err != nil {

@@ -252,7 +252,7 @@ func TestHeldMessagesAreReleasedWhenTheMonthTurns(t *testing.T) {
 	ctx := context.Background()
 	app, _ := s.CreateApplication(ctx, hook.Operator, "A", "")
 	// Last month used the whole free quota; this month nothing yet.
-	setUsage(t, s, app.ID, time.Now().AddDate(0, -1, 0), 10000)
+	setUsage(t, s, app.ID, monthStart(time.Now()).AddDate(0, -1, 0), 10000) // from the month's start: Mar 31 less a month is Mar 3
 	seedMessages(t, s, app.ID, hook.StateQuotaExceeded, 4)
 	if ex, err := s.QuotaExceeded(ctx, app.ID); err != nil || ex {
 		t.Fatalf("new month still exceeded: %v %v", ex, err)
